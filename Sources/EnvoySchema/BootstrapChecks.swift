@@ -1,0 +1,197 @@
+// Static cross-reference checks Envoy runs when it loads a bootstrap's
+// static_resources (the part of `envoy --mode validate` beyond the schema):
+// unique listener and cluster names and listener addresses, routes naming
+// defined clusters, unique virtual-host domains, the HTTP filter chain ending
+// in its terminal filter.
+
+/// Read access by field name to a DynamicMessage.
+struct MessageView {
+    let pool: DescriptorPool
+    let message: DynamicMessage
+    let path: String
+
+    var descriptor: MessageDescriptor { pool.message(message.type) }
+    var location: SourceLocation? { message.location }
+
+    func value(_ name: String) -> ProtoValue? { message.value(named: name, in: pool) }
+
+    func location(of name: String) -> SourceLocation? {
+        descriptor.fieldIndex(named: name).flatMap { message.value(at: $0)?.location } ?? message.location
+    }
+
+    func string(_ name: String) -> String? { value(name)?.stringValue }
+
+    func child(_ name: String) -> MessageView? {
+        value(name)?.messageValue.map { MessageView(pool: pool, message: $0, path: join(name)) }
+    }
+
+    func children(_ name: String) -> [MessageView] {
+        (value(name)?.listValue ?? []).enumerated().compactMap { i, element in
+            element.value.messageValue.map { MessageView(pool: pool, message: $0, path: join(name) + "[\(i)]") }
+        }
+    }
+
+    func strings(_ name: String) -> [(String, SourceLocation?)] {
+        (value(name)?.listValue ?? []).compactMap { element in element.value.stringValue.map { ($0, element.location) } }
+    }
+
+    /// The message packed in an Any field, with its full type name.
+    func unpacked(_ name: String) -> (type: String, view: MessageView)? {
+        guard let any = value(name)?.messageValue else { return nil }
+        let url = any.value(at: 0)?.value.stringValue ?? ""
+        var payload: DynamicMessage?
+        switch any.value(at: 1)?.value {
+        case .message(let m)?: payload = m
+        case .bytes(let b)?: payload = pool.messageID(typeURL: url).flatMap { try? DynamicMessage(serialized: b, type: $0, pool: pool) }
+        default: break
+        }
+        guard let payload else { return nil }
+        return (pool.message(payload.type).fullName, MessageView(pool: pool, message: payload, path: join(name)))
+    }
+
+    func join(_ name: String) -> String { path.isEmpty ? name : path + "." + name }
+}
+
+public enum TypeNames {
+    public static let bootstrap = "envoy.config.bootstrap.v3.Bootstrap"
+    public static let listener = "envoy.config.listener.v3.Listener"
+    public static let cluster = "envoy.config.cluster.v3.Cluster"
+    public static let routeConfiguration = "envoy.config.route.v3.RouteConfiguration"
+    public static let clusterLoadAssignment = "envoy.config.endpoint.v3.ClusterLoadAssignment"
+    public static let httpConnectionManager = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    public static let router = "envoy.extensions.filters.http.router.v3.Router"
+}
+
+/// Cross-reference checks over a bootstrap's static resources.
+public struct BootstrapChecks {
+    public let pool: DescriptorPool
+    public let file: String?
+    public private(set) var diagnostics: [Diagnostic] = []
+
+    public init(pool: DescriptorPool, file: String?) {
+        self.pool = pool
+        self.file = file
+    }
+
+    mutating func report(_ rule: String, _ message: String, path: String, at location: SourceLocation?) {
+        diagnostics.append(Diagnostic(.error, rule: rule, message: message, path: path, file: file, location: location))
+    }
+
+    public mutating func check(bootstrap: DynamicMessage) {
+        let root = MessageView(pool: pool, message: bootstrap, path: "")
+        guard let resources = root.child("static_resources") else { return }
+        let clusters = resources.children("clusters")
+        var clusterNames: [String: String] = [:]
+        for cluster in clusters {
+            guard let name = cluster.string("name"), !name.isEmpty else { continue }
+            if let first = clusterNames[name] {
+                report("xref.duplicate-cluster", "cluster name '\(name)' is already used by \(first); cluster names must be unique", path: cluster.path + ".name", at: cluster.location(of: "name"))
+            } else {
+                clusterNames[name] = cluster.path
+            }
+            checkClusterEndpoints(cluster)
+        }
+        var listenerNames: [String: String] = [:]
+        var listenerAddresses: [String: String] = [:]
+        for listener in resources.children("listeners") {
+            if let name = listener.string("name"), !name.isEmpty {
+                if let first = listenerNames[name] {
+                    report("xref.duplicate-listener", "listener name '\(name)' is already used by \(first); listener names must be unique", path: listener.path + ".name", at: listener.location(of: "name"))
+                } else {
+                    listenerNames[name] = listener.path
+                }
+            }
+            if let address = socketAddress(listener.child("address")), address.port != 0 {
+                if let first = listenerAddresses[address.key] {
+                    report("xref.duplicate-address", "listener address \(address.key) is already used by \(first); give each listener its own address and port", path: listener.path + ".address", at: listener.location(of: "address"))
+                } else {
+                    listenerAddresses[address.key] = listener.path
+                }
+            }
+            var chains = listener.children("filter_chains")
+            if let defaultChain = listener.child("default_filter_chain") { chains.append(defaultChain) }
+            for chain in chains {
+                for filter in chain.children("filters") {
+                    guard let (type, hcm) = filter.unpacked("typed_config"), type == TypeNames.httpConnectionManager else { continue }
+                    checkHTTPConnectionManager(hcm, clusters: Set(clusterNames.keys))
+                }
+            }
+        }
+    }
+
+    func socketAddress(_ address: MessageView?) -> (key: String, port: UInt64)? {
+        guard let socket = address?.child("socket_address"), let host = socket.string("address") else { return nil }
+        var port: UInt64 = 0
+        if case .uint(let p)? = socket.value("port_value") { port = p }
+        return ("\(host):\(port)", port)
+    }
+
+    /// STATIC clusters take IP addresses only: Envoy does not resolve names for them.
+    mutating func checkClusterEndpoints(_ cluster: MessageView) {
+        guard case .enumNumber(let type)? = cluster.value("type") ?? .enumNumber(0), type == 0 else { return }  // STATIC
+        guard let assignment = cluster.child("load_assignment") else { return }
+        for locality in assignment.children("endpoints") {
+            for endpoint in locality.children("lb_endpoints") {
+                guard let socket = endpoint.child("endpoint")?.child("address")?.child("socket_address"),
+                      let host = socket.string("address") else { continue }
+                if case .string(let resolver)? = socket.value("resolver_name"), !resolver.isEmpty { continue }
+                if !WellKnownFormats.isIPv4(host) && !WellKnownFormats.isIPv6(host) {
+                    report("xref.static-cluster-hostname", "STATIC cluster endpoint '\(host)' is not an IP address; use an IP, or make the cluster STRICT_DNS or LOGICAL_DNS to resolve names", path: socket.path + ".address", at: socket.location(of: "address"))
+                }
+            }
+        }
+    }
+
+    mutating func checkHTTPConnectionManager(_ hcm: MessageView, clusters: Set<String>) {
+        let filters = hcm.children("http_filters")
+        for (i, filter) in filters.enumerated() {
+            let isTerminal = filter.unpacked("typed_config")?.type == TypeNames.router
+            let name = filter.string("name") ?? "?"
+            if isTerminal && i != filters.count - 1 {
+                report("xref.http-filter-order", "terminal filter '\(name)' (router) must be the last HTTP filter; move it to the end", path: filter.path, at: filter.location)
+            }
+            if !isTerminal && i == filters.count - 1, filter.unpacked("typed_config") != nil {
+                report("xref.http-filter-order", "the last HTTP filter '\(name)' is not a terminal filter; end http_filters with envoy.filters.http.router", path: filter.path, at: filter.location)
+            }
+        }
+        guard let routes = hcm.child("route_config") else { return }
+        var validateClusters = true
+        if case .message(let flag)? = routes.value("validate_clusters"), case .bool(false)? = flag.value(at: 0)?.value ?? .bool(false) {
+            validateClusters = false
+        }
+        checkRouteConfiguration(routes, clusters: validateClusters ? clusters : nil)
+    }
+
+    /// Duplicate domains always; unknown clusters when `clusters` is given (Envoy's validate_clusters).
+    mutating func checkRouteConfiguration(_ routes: MessageView, clusters: Set<String>?) {
+        let routeName = routes.string("name") ?? ""
+        var domains: [String: String] = [:]
+        for vhost in routes.children("virtual_hosts") {
+            for (i, (domain, location)) in vhost.strings("domains").enumerated() {
+                let key = domain.lowercased()
+                if let first = domains[key] {
+                    report("xref.duplicate-domain", "domain '\(domain)' is already served by \(first) of route configuration '\(routeName)'; each domain may appear in one virtual host only", path: vhost.path + ".domains[\(i)]", at: location)
+                } else {
+                    domains[key] = vhost.string("name").map { "virtual host '\($0)'" } ?? vhost.path
+                }
+            }
+            guard let clusters else { continue }
+            for route in vhost.children("routes") {
+                guard let action = route.child("route") else { continue }
+                if let cluster = action.string("cluster"), !clusters.contains(cluster) {
+                    report("xref.route-cluster", "route points at cluster '\(cluster)', which is not defined in static_resources.clusters; define it or fix the name", path: action.path + ".cluster", at: action.location(of: "cluster"))
+                }
+                for weighted in action.child("weighted_clusters")?.children("clusters") ?? [] {
+                    if let cluster = weighted.string("name"), !clusters.contains(cluster) {
+                        report("xref.route-cluster", "weighted cluster '\(cluster)' is not defined in static_resources.clusters; define it or fix the name", path: weighted.path + ".name", at: weighted.location(of: "name"))
+                    }
+                }
+                for mirror in action.children("request_mirror_policies") {
+                    if let cluster = mirror.string("cluster"), !cluster.isEmpty, !clusters.contains(cluster) {
+                        report("xref.route-cluster", "mirror cluster '\(cluster)' is not defined in static_resources.clusters; define it or fix the name", path: mirror.path + ".cluster", at: mirror.location(of: "cluster"))
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,403 @@
+// Checks a DynamicMessage against the protoc-gen-validate rules carried in the
+// descriptors, with protoc-gen-validate's semantics: proto3 scalar fields are
+// checked even when unset (their value is the default), message rules only when
+// the field is set (except `required`). Also compiles every RegexMatcher with
+// RE2 and applies Envoy's program-size limit, as Envoy does at config load.
+import Foundation
+
+public struct ConstraintValidator {
+    public let pool: DescriptorPool
+    public let file: String?
+    public private(set) var diagnostics: [Diagnostic] = []
+    var path = FieldPath()
+    private let regexMatcherTypes: Set<MessageID>
+
+    /// Envoy's default `re2.max_program_size.error_level`.
+    public static let defaultMaxRegexProgramSize = 100
+
+    public init(pool: DescriptorPool, file: String?) {
+        self.pool = pool
+        self.file = file
+        regexMatcherTypes = Set(["envoy.type.matcher.v3.RegexMatcher", "xds.type.matcher.v3.RegexMatcher"].compactMap(pool.messageID(named:)))
+    }
+
+    public mutating func validate(_ message: DynamicMessage) {
+        validateMessage(message)
+    }
+
+    mutating func report(_ rule: String, _ message: String, at location: SourceLocation?) {
+        diagnostics.append(Diagnostic(.error, rule: rule, message: message, path: path.rendered, file: file, location: location))
+    }
+
+    mutating func validateMessage(_ message: DynamicMessage) {
+        let descriptor = pool.message(message.type)
+        if regexMatcherTypes.contains(message.type) { checkRegexMatcher(message, descriptor: descriptor) }
+        if descriptor.wellKnownType != nil {
+            if case .any? = descriptor.wellKnownType { validateAnyPayload(message) }
+            else if case .struct? = descriptor.wellKnownType {} // no rules inside Struct/Value
+            return
+        }
+        if descriptor.isValidationDisabled || descriptor.isValidationIgnored { return }
+        for (oneofIndex, oneof) in descriptor.oneofs.enumerated() where oneof.isRequired {
+            if !oneof.memberFields.contains(where: { message.value(at: $0) != nil }) {
+                let names = oneof.memberFields.map { descriptor.fields[$0].name }
+                _ = oneofIndex
+                report("pgv.oneof.required", "one of \(names.joined(separator: ", ")) must be set (oneof '\(oneof.name)' is required)", at: message.location)
+            }
+        }
+        for (index, field) in descriptor.fields.enumerated() {
+            let entry = message.value(at: index)
+            // Members of a oneof (and proto3 `optional` fields) are checked only when set.
+            if entry == nil && field.oneofIndex != nil { continue }
+            guard field.rules != nil || (entry != nil && (field.kind == .message)) else { continue }
+            path.push(.field(field.name))
+            validateField(field, entry: entry, owner: message)
+            path.pop()
+        }
+    }
+
+    mutating func validateAnyPayload(_ any: DynamicMessage) {
+        guard let payload = any.value(at: 1)?.value.messageValue else { return }
+        let typeURL = any.value(at: 0)?.value.stringValue ?? ""
+        path.push(.anyType(typeURL))
+        validateMessage(payload)
+        path.pop()
+    }
+
+    mutating func validateField(_ field: FieldDescriptor, entry: FieldValue?, owner: DynamicMessage) {
+        let rules = field.rules
+        let location = entry?.location ?? owner.location
+        if field.isRepeated {
+            let elements = entry?.value.listValue ?? []
+            let isMap = field.messageType.map { pool.message($0).isMapEntry } ?? false
+            if case .repeated(let r)? = rules?.type { checkRepeated(r, field: field, elements: elements, location: location) }
+            if case .map(let m)? = rules?.type { checkMap(m, field: field, elements: elements, location: location) }
+            for (i, element) in elements.enumerated() {
+                if isMap {
+                    guard case .message(let entryMessage) = element.value else { continue }
+                    let key = entryMessage.value(at: 0)?.value
+                    path.push(.key(key.map(describeKey) ?? "?"))
+                    if let value = entryMessage.value(at: 1), case .message(let v) = value.value { validateMessage(v) }
+                    path.pop()
+                } else if case .message(let child) = element.value {
+                    path.push(.index(i))
+                    var skip = false
+                    if case .repeated(let r)? = rules?.type, r.items?.skip == true { skip = true }
+                    if !skip { validateMessage(child) }
+                    path.pop()
+                }
+            }
+            return
+        }
+        if field.kind == .message {
+            if rules?.required == true && entry == nil {
+                report("pgv.message.required", "value is required: set '\(field.name)'", at: location)
+                return
+            }
+            guard let entry, case .message(let child) = entry.value else { return }
+            if let category = Self.extensionCategories[pool.message(owner.type).fullName + "." + field.name] {
+                checkExtensionCategory(child, category: category, location: location)
+            }
+            if let type = rules?.type { checkMessageRules(type, field: field, child: child, location: location) }
+            if rules?.skip != true { validateMessage(child) }
+            return
+        }
+        if let type = rules?.type {
+            checkScalar(type, value: entry?.value ?? defaultValue(of: field), field: field, isSet: entry != nil, location: location)
+        }
+    }
+
+    // MARK: Extension points
+
+    /// `typed_config` fields whose extension must come from one category. Envoy looks the type
+    /// up in that category's factory registry and refuses a message of another kind.
+    static let extensionCategories: [String: (prefix: String, what: String)] = [
+        "envoy.config.listener.v3.Filter.typed_config": ("envoy.extensions.filters.network.", "network filter"),
+        "envoy.config.listener.v3.ListenerFilter.typed_config": ("envoy.extensions.filters.listener.", "listener filter"),
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.typed_config": ("envoy.extensions.filters.http.", "HTTP filter"),
+        "envoy.config.core.v3.TransportSocket.typed_config": ("envoy.extensions.transport_sockets.", "transport socket"),
+        "envoy.config.accesslog.v3.AccessLog.typed_config": ("envoy.extensions.access_loggers.", "access logger"),
+    ]
+
+    /// Typed structs carry another extension's config by name; Envoy converts them itself.
+    static let typedStructTypes: Set<String> = ["udpa.type.v1.TypedStruct", "xds.type.v3.TypedStruct"]
+
+    mutating func checkExtensionCategory(_ any: DynamicMessage, category: (prefix: String, what: String), location: SourceLocation?) {
+        guard let url = any.value(at: 0)?.value.stringValue, let type = pool.messageID(typeURL: url) else { return }
+        let name = pool.message(type).fullName
+        if Self.typedStructTypes.contains(name) || name.hasPrefix(category.prefix) { return }
+        report("schema.extension-category", "\(name) is not a \(category.what); this typed_config takes a type from \(category.prefix)*", at: location)
+    }
+
+    // MARK: Messages with type rules (Any, Duration, Timestamp, wrappers)
+
+    mutating func checkMessageRules(_ rules: FieldRules.TypeRules, field: FieldDescriptor, child: DynamicMessage, location: SourceLocation?) {
+        let descriptor = pool.message(child.type)
+        switch (rules, descriptor.wellKnownType) {
+        case (.any(let r), .any?):
+            let url = child.value(at: 0)?.value.stringValue ?? ""
+            if !r.in_.isEmpty && !r.in_.contains(url) { report("pgv.any.in", "type URL must be one of \(r.in_)", at: location) }
+            if r.notIn.contains(url) { report("pgv.any.not_in", "type URL must not be \(url)", at: location) }
+        case (.duration(let r), .duration?):
+            let nanos = totalNanoseconds(child)
+            checkNumeric(r.bounds, nanos, rule: "duration", render: { TimeText.formatDuration(seconds: Int64($0 / 1_000_000_000), nanos: Int32($0 % 1_000_000_000)) }, location: location)
+        case (.timestamp(let r), .timestamp?):
+            let nanos = totalNanoseconds(child)
+            checkNumeric(r.bounds, nanos, rule: "timestamp", render: { TimeText.formatTimestamp(seconds: Int64($0 / 1_000_000_000), nanos: Int32($0 % 1_000_000_000)) }, location: location)
+            let now = Int128(Date().timeIntervalSince1970 * 1e9)
+            if r.ltNow && nanos >= now { report("pgv.timestamp.lt_now", "timestamp must be in the past", at: location) }
+            if r.gtNow && nanos <= now { report("pgv.timestamp.gt_now", "timestamp must be in the future", at: location) }
+            if let within = r.within, abs(nanos - now) > within { report("pgv.timestamp.within", "timestamp must be within \(within / 1_000_000_000)s of now", at: location) }
+        case (_, .wrapper(let kind)?):
+            // Rules on a wrapper field apply to the wrapped value, when the wrapper is set.
+            let inner = child.value(at: 0)?.value ?? defaultValue(of: FieldDescriptor.scalar(kind))
+            checkScalar(rules, value: inner, field: FieldDescriptor.scalar(kind), isSet: true, location: location)
+        default:
+            break
+        }
+    }
+
+    /// A Duration or Timestamp (seconds, nanos) as nanoseconds.
+    func totalNanoseconds(_ message: DynamicMessage) -> Int128 {
+        var seconds: Int64 = 0
+        var nanos: Int64 = 0
+        if case .int(let v)? = message.value(at: 0)?.value { seconds = v }
+        if case .int(let v)? = message.value(at: 1)?.value { nanos = v }
+        return Int128(seconds) * 1_000_000_000 + Int128(nanos)
+    }
+
+    // MARK: Scalars
+
+    mutating func checkScalar(_ rules: FieldRules.TypeRules, value: ProtoValue, field: FieldDescriptor, isSet: Bool, location: SourceLocation?) {
+        switch (rules, value) {
+        case (.integer(let r), _):
+            let n: Int128
+            switch value {
+            case .int(let v): n = Int128(v)
+            case .uint(let v): n = Int128(v)
+            default: return
+            }
+            if r.ignoreEmpty && n == 0 { return }
+            checkNumeric(r, n, rule: field.kind.ruleName, render: { "\($0)" }, location: location)
+        case (.float(let r), _):
+            let d: Double
+            switch value {
+            case .double(let v): d = v
+            case .float(let v): d = Double(v)
+            default: return
+            }
+            if r.ignoreEmpty && d == 0 { return }
+            checkNumeric(r, d, rule: field.kind.ruleName, render: { "\($0)" }, location: location)
+        case (.bool(let c), .bool(let b)):
+            if let c, c != b { report("pgv.bool.const", "value must equal \(c)", at: location) }
+        case (.string(let r), .string(let s)):
+            checkString(r, s, location: location)
+        case (.bytes(let r), .bytes(let b)):
+            checkBytes(r, b, location: location)
+        case (.enum(let r), .enumNumber(let n)):
+            if let c = r.const_, c != n { report("pgv.enum.const", "value must equal \(enumName(field, c))", at: location) }
+            if r.definedOnly, let enumType = field.enumType, pool.enumType(enumType).name(of: n) == nil {
+                let names = pool.enumType(enumType).values.map(\.name)
+                report("pgv.enum.defined_only", "\(n) is not a defined value of \(pool.enumType(enumType).fullName); use one of \(names.prefix(10).joined(separator: ", "))\(names.count > 10 ? ", …" : "")", at: location)
+            }
+            if !r.in_.isEmpty && !r.in_.contains(n) { report("pgv.enum.in", "value must be one of \(r.in_.map { enumName(field, $0) })", at: location) }
+            if r.notIn.contains(n) { report("pgv.enum.not_in", "value must not be \(enumName(field, n))", at: location) }
+        default:
+            break
+        }
+    }
+
+    func enumName(_ field: FieldDescriptor, _ n: Int32) -> String {
+        field.enumType.flatMap { pool.enumType($0).name(of: n) } ?? "\(n)"
+    }
+
+    mutating func checkNumeric<T: Comparable>(_ r: NumericRules<T>, _ v: T, rule: String, render: (T) -> String, location: SourceLocation?) {
+        if let c = r.const_, v != c { report("pgv.\(rule).const", "value must equal \(render(c))", at: location) }
+        if !r.in_.isEmpty && !r.in_.contains(v) { report("pgv.\(rule).in", "value must be one of [\(r.in_.map(render).joined(separator: ", "))]", at: location) }
+        if r.notIn.contains(v) { report("pgv.\(rule).not_in", "value must not be \(render(v))", at: location) }
+        let lower: (T, Bool)? = r.gt.map { ($0, true) } ?? r.gte.map { ($0, false) }
+        let upper: (T, Bool)? = r.lt.map { ($0, true) } ?? r.lte.map { ($0, false) }
+        func above(_ b: (T, Bool)) -> Bool { b.1 ? v > b.0 : v >= b.0 }
+        func below(_ b: (T, Bool)) -> Bool { b.1 ? v < b.0 : v <= b.0 }
+        func words(_ b: (T, Bool), _ greater: Bool) -> String {
+            (greater ? "greater than" : "less than") + (b.1 ? "" : " or equal to") + " \(render(b.0))"
+        }
+        let got = "; got \(render(v))"
+        switch (lower, upper) {
+        case let (l?, u?) where l.0 < u.0 || (l.0 == u.0 && !(l.1 || u.1)):
+            if !(above(l) && below(u)) { report("pgv.\(rule).range", "value must be \(words(l, true)) and \(words(u, false))\(got)", at: location) }
+        case let (l?, u?):
+            // lower above upper: an exclusive range, the value must lie outside [upper, lower].
+            if !(above(l) || below(u)) { report("pgv.\(rule).range", "value must be \(words(l, true)) or \(words(u, false))\(got)", at: location) }
+        case let (l?, nil):
+            if !above(l) { report("pgv.\(rule).\(l.1 ? "gt" : "gte")", "value must be \(words(l, true))\(got)", at: location) }
+        case let (nil, u?):
+            if !below(u) { report("pgv.\(rule).\(u.1 ? "lt" : "lte")", "value must be \(words(u, false))\(got)", at: location) }
+        case (nil, nil):
+            break
+        }
+    }
+
+    mutating func checkString(_ r: StringRules, _ s: String, location: SourceLocation?) {
+        if r.ignoreEmpty && s.isEmpty { return }
+        let shown = s.count > 60 ? "\"\(s.prefix(60))…\"" : "\"\(s)\""
+        let characters = UInt64(s.unicodeScalars.count)
+        let bytes = UInt64(s.utf8.count)
+        if let c = r.const_, s != c { report("pgv.string.const", "value must equal \"\(c)\"", at: location) }
+        if let n = r.len, characters != n { report("pgv.string.len", "value length must be \(n) characters", at: location) }
+        if let n = r.minLen, characters < n {
+            report("pgv.string.min_len", n == 1 ? "value must not be empty" : "value length must be at least \(n) characters; got \(characters)", at: location)
+        }
+        if let n = r.maxLen, characters > n { report("pgv.string.max_len", "value length must be at most \(n) characters; got \(characters)", at: location) }
+        if let n = r.lenBytes, bytes != n { report("pgv.string.len_bytes", "value must be \(n) bytes long", at: location) }
+        if let n = r.minBytes, bytes < n { report("pgv.string.min_bytes", "value must be at least \(n) bytes long", at: location) }
+        if let n = r.maxBytes, bytes > n { report("pgv.string.max_bytes", "value must be at most \(n) bytes long; got \(bytes)", at: location) }
+        if let p = r.pattern, !p.containsMatch(in: s) { report("pgv.string.pattern", "value \(shown) does not match the pattern \(p.pattern)", at: location) }
+        if let p = r.prefix, !s.hasPrefix(p) { report("pgv.string.prefix", "value must start with \"\(p)\"", at: location) }
+        if let p = r.suffix, !s.hasSuffix(p) { report("pgv.string.suffix", "value must end with \"\(p)\"", at: location) }
+        if let p = r.contains, !s.contains(p) { report("pgv.string.contains", "value must contain \"\(p)\"", at: location) }
+        if let p = r.notContains, s.contains(p) { report("pgv.string.not_contains", "value must not contain \"\(p)\"", at: location) }
+        if !r.in_.isEmpty && !r.in_.contains(s) { report("pgv.string.in", "value must be one of \(r.in_)", at: location) }
+        if r.notIn.contains(s) { report("pgv.string.not_in", "value must not be \(shown)", at: location) }
+        if let wk = r.wellKnown, !WellKnownFormats.matches(wk, s, strict: r.strict) {
+            report("pgv.string.well_known", "value \(shown) must be \(WellKnownFormats.describe(wk, strict: r.strict))", at: location)
+        }
+    }
+
+    mutating func checkBytes(_ r: BytesRules, _ b: [UInt8], location: SourceLocation?) {
+        if r.ignoreEmpty && b.isEmpty { return }
+        let n = UInt64(b.count)
+        if let c = r.const_, b != c { report("pgv.bytes.const", "value must equal the configured constant", at: location) }
+        if let l = r.len, n != l { report("pgv.bytes.len", "value must be \(l) bytes long", at: location) }
+        if let l = r.minLen, n < l { report("pgv.bytes.min_len", "value must be at least \(l) bytes long", at: location) }
+        if let l = r.maxLen, n > l { report("pgv.bytes.max_len", "value must be at most \(l) bytes long; got \(n)", at: location) }
+        if let p = r.prefix, !b.starts(with: p) { report("pgv.bytes.prefix", "value must start with the configured prefix", at: location) }
+        if let p = r.suffix, !b.reversed().starts(with: p.reversed()) { report("pgv.bytes.suffix", "value must end with the configured suffix", at: location) }
+        if let p = r.contains, !p.isEmpty, !(0...max(0, b.count - p.count)).contains(where: { b.count >= p.count && Array(b[$0..<$0 + p.count]) == p }) {
+            report("pgv.bytes.contains", "value must contain the configured bytes", at: location)
+        }
+        if !r.in_.isEmpty && !r.in_.contains(b) { report("pgv.bytes.in", "value must be one of the allowed values", at: location) }
+        if r.notIn.contains(b) { report("pgv.bytes.not_in", "value is not allowed", at: location) }
+        if let p = r.pattern, let s = String(validating: b, as: UTF8.self), !p.containsMatch(in: s) { report("pgv.bytes.pattern", "value does not match the pattern \(p.pattern)", at: location) }
+        switch r.wellKnown {
+        case .ip? where !(b.count == 4 || b.count == 16): report("pgv.bytes.ip", "value must be 4 or 16 bytes (an IP address)", at: location)
+        case .ipv4? where b.count != 4: report("pgv.bytes.ipv4", "value must be 4 bytes (an IPv4 address)", at: location)
+        case .ipv6? where b.count != 16: report("pgv.bytes.ipv6", "value must be 16 bytes (an IPv6 address)", at: location)
+        default: break
+        }
+    }
+
+    // MARK: Repeated and maps
+
+    mutating func checkRepeated(_ r: RepeatedRules, field: FieldDescriptor, elements: [ListElement], location: SourceLocation?) {
+        if r.ignoreEmpty && elements.isEmpty { return }
+        let count = UInt64(elements.count)
+        if let n = r.minItems, count < n {
+            report("pgv.repeated.min_items", "must contain at least \(n) item\(n == 1 ? "" : "s"); got \(count)", at: location)
+        }
+        if let n = r.maxItems, count > n { report("pgv.repeated.max_items", "must contain at most \(n) item\(n == 1 ? "" : "s"); got \(count)", at: location) }
+        if r.unique {
+            var seen = Set<String>()
+            for (i, element) in elements.enumerated() {
+                let key = uniquenessKey(element.value)
+                if !seen.insert(key).inserted {
+                    path.push(.index(i))
+                    report("pgv.repeated.unique", "items must be unique; \(key) appears more than once", at: element.location ?? location)
+                    path.pop()
+                }
+            }
+        }
+        if let items = r.items, let type = items.type, field.kind != .message || isWellKnownWithRules(field) {
+            for (i, element) in elements.enumerated() {
+                path.push(.index(i))
+                if field.kind == .message, case .message(let child) = element.value {
+                    checkMessageRules(type, field: field, child: child, location: element.location ?? location)
+                } else {
+                    checkScalar(type, value: element.value, field: field, isSet: true, location: element.location ?? location)
+                }
+                path.pop()
+            }
+        }
+    }
+
+    func isWellKnownWithRules(_ field: FieldDescriptor) -> Bool {
+        field.messageType.map { pool.message($0).wellKnownType != nil } ?? false
+    }
+
+    mutating func checkMap(_ r: MapRules, field: FieldDescriptor, elements: [ListElement], location: SourceLocation?) {
+        if r.ignoreEmpty && elements.isEmpty { return }
+        let count = UInt64(elements.count)
+        if let n = r.minPairs, count < n { report("pgv.map.min_pairs", "map must have at least \(n) entr\(n == 1 ? "y" : "ies"); got \(count)", at: location) }
+        if let n = r.maxPairs, count > n { report("pgv.map.max_pairs", "map must have at most \(n) entr\(n == 1 ? "y" : "ies"); got \(count)", at: location) }
+        guard let entryType = field.messageType else { return }
+        let entry = pool.message(entryType)
+        for element in elements {
+            guard case .message(let pair) = element.value else { continue }
+            let key = pair.value(at: 0)?.value ?? defaultValue(of: entry.fields[0])
+            path.push(.key(describeKey(key)))
+            if let keys = r.keys?.type { checkScalar(keys, value: key, field: entry.fields[0], isSet: true, location: element.location ?? location) }
+            if let values = r.values?.type {
+                let value = pair.value(at: 1)?.value ?? defaultValue(of: entry.fields[1])
+                if case .message(let child) = value {
+                    checkMessageRules(values, field: entry.fields[1], child: child, location: element.location ?? location)
+                } else {
+                    checkScalar(values, value: value, field: entry.fields[1], isSet: true, location: element.location ?? location)
+                }
+            }
+            path.pop()
+        }
+    }
+
+    func describeKey(_ key: ProtoValue) -> String {
+        switch key {
+        case .string(let s): return s
+        case .int(let v): return "\(v)"
+        case .uint(let v): return "\(v)"
+        case .bool(let b): return "\(b)"
+        default: return "?"
+        }
+    }
+
+    func uniquenessKey(_ value: ProtoValue) -> String {
+        switch value {
+        case .string(let s): return "\"\(s)\""
+        case .bytes(let b): return Base64.encode(b)
+        case .message(let m): return "message " + Base64.encode(m.serialized(pool: pool))
+        default: return describeKey(value) == "?" ? "\(value)" : describeKey(value)
+        }
+    }
+
+    // MARK: Regexes
+
+    mutating func checkRegexMatcher(_ message: DynamicMessage, descriptor: MessageDescriptor) {
+        guard let regexIndex = descriptor.fieldIndex(named: "regex"), let entry = message.value(at: regexIndex),
+              case .string(let regex) = entry.value else { return }
+        path.push(.field("regex"))
+        defer { path.pop() }
+        switch CompiledRegex.compile(regex) {
+        case .failure(let error):
+            report("regex.syntax", "invalid RE2 regex \"\(regex)\": \(error.message) (Envoy compiles safe_regex with RE2: no lookaround or backreferences)", at: entry.location)
+        case .success(let compiled):
+            var limit = Self.defaultMaxRegexProgramSize
+            if let engineIndex = descriptor.fieldIndex(named: "google_re2"), case .message(let engine)? = message.value(at: engineIndex)?.value,
+               case .message(let maxSize)? = engine.value(named: "max_program_size", in: pool), case .uint(let v)? = maxSize.value(at: 0)?.value {
+                limit = Int(v)
+            }
+            if compiled.programSize > limit {
+                report("regex.program-size", "regex \"\(regex)\" compiles to an RE2 program of size \(compiled.programSize), over Envoy's maximum of \(limit); simplify it", at: entry.location)
+            }
+        }
+    }
+}
+
+extension FieldKind {
+    var ruleName: String { "\(self)" }
+}
+
+extension FieldDescriptor {
+    /// A stand-in descriptor for the `value` of a wrapper type.
+    static func scalar(_ kind: FieldKind) -> FieldDescriptor {
+        FieldDescriptor(name: "value", jsonName: "value", number: 1, kind: kind, isRepeated: false, isPacked: false, hasPresence: false,
+                        oneofIndex: nil, messageType: nil, enumType: nil, rules: nil, isDeprecated: false, isDisallowedByDefault: false, isSensitive: false)
+    }
+}

@@ -1,0 +1,185 @@
+// The Envoy v3 API as data: every message, field and enum of the pinned
+// xds-protos descriptor set, with the validation rules (protoc-gen-validate) and
+// Envoy annotations each field carries. Immutable once built, shared by all threads.
+
+/// How a field is encoded on the wire and represented in JSON.
+public enum FieldKind: Int, Sendable {
+    case double = 1, float, int64, uint64, int32, fixed64, fixed32, bool, string, group, message, bytes, uint32, `enum`, sfixed32, sfixed64, sint32, sint64
+
+    /// Wire type of one (unpacked) value of this kind.
+    var wireType: WireType {
+        switch self {
+        case .double, .fixed64, .sfixed64: return .fixed64
+        case .float, .fixed32, .sfixed32: return .fixed32
+        case .string, .bytes, .message: return .lengthDelimited
+        case .group: return .startGroup
+        default: return .varint
+        }
+    }
+
+    /// Kinds that proto3 packs when repeated.
+    var isPackable: Bool { wireType != .lengthDelimited && wireType != .startGroup }
+
+    var isSignedInteger: Bool { self == .int32 || self == .int64 || self == .sint32 || self == .sint64 || self == .sfixed32 || self == .sfixed64 }
+    var isUnsignedInteger: Bool { self == .uint32 || self == .uint64 || self == .fixed32 || self == .fixed64 }
+    var is32Bit: Bool { self == .int32 || self == .sint32 || self == .sfixed32 || self == .uint32 || self == .fixed32 }
+}
+
+/// Index of a message type in `DescriptorPool.messages`.
+public typealias MessageID = Int32
+/// Index of an enum type in `DescriptorPool.enums`.
+public typealias EnumID = Int32
+
+/// One field of a message type.
+public struct FieldDescriptor: Sendable {
+    public let name: String
+    public let jsonName: String
+    public let number: Int32
+    public let kind: FieldKind
+    public let isRepeated: Bool
+    /// Packed encoding when repeated (proto3 default for scalar kinds).
+    public let isPacked: Bool
+    /// Explicit presence: a default value that was set is still written.
+    public let hasPresence: Bool
+    /// Index into the owning message's `oneofs`.
+    public let oneofIndex: Int?
+    /// For `.message` fields, the message type.
+    public let messageType: MessageID?
+    /// For `.enum` fields, the enum type.
+    public let enumType: EnumID?
+    /// protoc-gen-validate rules from `(validate.rules)`.
+    public internal(set) var rules: FieldRules?
+    /// `[deprecated = true]`.
+    public let isDeprecated: Bool
+    /// `(envoy.annotations.disallowed_by_default)`: Envoy refuses the field unless a runtime flag re-enables it.
+    public internal(set) var isDisallowedByDefault: Bool
+    /// `(udpa.annotations.sensitive)`: the value is a secret and must never be printed.
+    public internal(set) var isSensitive: Bool
+}
+
+/// A oneof group of a message type.
+public struct OneofDescriptor: Sendable {
+    public let name: String
+    /// Field indexes (into the owning message's `fields`) of the members.
+    public internal(set) var memberFields: [Int]
+    /// `(validate.required)`: exactly one member must be set.
+    public internal(set) var isRequired: Bool
+    /// A proto3 `optional` field's synthetic oneof, not a user-visible group.
+    public let isSynthetic: Bool
+}
+
+/// Message types whose JSON form is not an object of fields (the proto3 JSON mapping's special cases).
+public enum WellKnownType: Sendable {
+    case any, duration, timestamp, fieldMask, `struct`, value, listValue, nullValue, empty
+    case wrapper(FieldKind)
+}
+
+/// A message type.
+public struct MessageDescriptor: Sendable {
+    public let fullName: String
+    /// Fields, sorted by field number.
+    public internal(set) var fields: [FieldDescriptor]
+    public internal(set) var oneofs: [OneofDescriptor]
+    public let isMapEntry: Bool
+    public let wellKnownType: WellKnownType?
+    /// `(validate.disabled)`: no rule of this message is checked.
+    public internal(set) var isValidationDisabled: Bool
+    /// `(validate.ignored)`: same effect for our purposes.
+    public internal(set) var isValidationIgnored: Bool
+    public let isDeprecated: Bool
+    let fieldIndexByName: [String: Int]
+    let fieldIndexByNumber: [Int32: Int]
+
+    /// The field named `name` (proto name or lowerCamelCase JSON name).
+    public func field(named name: String) -> FieldDescriptor? {
+        fieldIndexByName[name].map { fields[$0] }
+    }
+
+    /// Index into `fields` of the field with this proto or JSON name.
+    public func fieldIndex(named name: String) -> Int? { fieldIndexByName[name] }
+
+    /// Index into `fields` of the field with this number.
+    public func fieldIndex(number: Int32) -> Int? { fieldIndexByNumber[number] }
+
+    /// The short name (last component of the full name).
+    public var name: Substring { fullName[(fullName.lastIndex(of: ".").map { fullName.index(after: $0) } ?? fullName.startIndex)...] }
+}
+
+/// An enum type.
+public struct EnumDescriptor: Sendable {
+    public let fullName: String
+    /// Values in declaration order.
+    public let values: [(name: String, number: Int32)]
+    /// proto2 enums are closed: unknown numbers are not values of the field.
+    public let isClosed: Bool
+    let numberByName: [String: Int32]
+    let nameByNumber: [Int32: String]
+
+    public func number(named name: String) -> Int32? { numberByName[name] }
+    public func name(of number: Int32) -> String? { nameByNumber[number] }
+}
+
+/// An extension field (`extend google.protobuf.FieldOptions { ... }` and the like).
+public struct ExtensionDescriptor: Sendable {
+    public let fullName: String
+    public let extendee: String
+    public let number: Int32
+    public let kind: FieldKind
+    public let typeName: String?
+}
+
+/// The whole schema: every message and enum type of a descriptor set, by index and by name.
+public final class DescriptorPool: Sendable {
+    public let messages: [MessageDescriptor]
+    public let enums: [EnumDescriptor]
+    public let extensions: [String: ExtensionDescriptor]
+    /// Names of all files in the set, in dependency order.
+    public let fileNames: [String]
+    let messageIDByName: [String: MessageID]
+    let enumIDByName: [String: EnumID]
+
+    init(messages: [MessageDescriptor], enums: [EnumDescriptor], extensions: [String: ExtensionDescriptor], fileNames: [String],
+         messageIDByName: [String: MessageID], enumIDByName: [String: EnumID]) {
+        self.messages = messages
+        self.enums = enums
+        self.extensions = extensions
+        self.fileNames = fileNames
+        self.messageIDByName = messageIDByName
+        self.enumIDByName = enumIDByName
+    }
+
+    /// The message type with this full name (no leading dot), e.g. `envoy.config.cluster.v3.Cluster`.
+    public func messageID(named fullName: String) -> MessageID? { messageIDByName[fullName] }
+
+    public func message(_ id: MessageID) -> MessageDescriptor { messages[Int(id)] }
+
+    public func message(named fullName: String) -> MessageDescriptor? { messageID(named: fullName).map { message($0) } }
+
+    public func enumType(_ id: EnumID) -> EnumDescriptor { enums[Int(id)] }
+
+    public func enumID(named fullName: String) -> EnumID? { enumIDByName[fullName] }
+
+    /// All message type names, sorted.
+    public var messageNames: [String] { messageIDByName.keys.sorted() }
+
+    /// The message type named by an `Any` type URL (`type.googleapis.com/envoy.config.cluster.v3.Cluster`):
+    /// everything after the last `/`, as protobuf resolves it.
+    public func messageID(typeURL: String) -> MessageID? {
+        guard let slash = typeURL.lastIndex(of: "/") else { return nil }
+        return messageID(named: String(typeURL[typeURL.index(after: slash)...]))
+    }
+
+    /// The Envoy v3 API embedded in this binary (pinned xds-protos). Loaded on first use.
+    public static var envoy: DescriptorPool {
+        get throws(SchemaLoadError) { try embeddedPool.get() }
+    }
+
+    private static let embeddedPool: Result<DescriptorPool, SchemaLoadError> = Result { () throws(SchemaLoadError) in
+        try DescriptorSetLoader.loadEmbedded()
+    }
+}
+
+/// The embedded descriptor set could not be turned into a pool: a build problem, never user error.
+public struct SchemaLoadError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}

@@ -1,0 +1,518 @@
+// YAML/JSON text → DynamicMessage, following the proto3 JSON mapping the way
+// Envoy applies it to its own YAML: Envoy turns YAML into JSON first (plain
+// scalars that read as booleans or integers become JSON booleans and numbers,
+// everything else a string) and then parses that JSON into the proto. Every
+// problem is collected with its field path and position; reading goes on
+// after an error so that one run reports them all.
+import Foundation
+import Yams
+
+/// The syntax of a configuration file.
+public enum InputSyntax: Sendable {
+    case yaml, json
+
+    /// JSON for `.json` files, YAML for everything else (as Envoy decides).
+    public init(fileName: String) {
+        self = fileName.lowercased().hasSuffix(".json") ? .json : .yaml
+    }
+}
+
+/// What a scalar is once Envoy's YAML-to-JSON step has read it.
+enum JSONScalar {
+    case null
+    case bool(Bool)
+    /// An integer literal, as decimal text.
+    case integer(String)
+    /// A non-integer JSON number literal (JSON input only: in YAML it stays a string).
+    case number(String)
+    case string(String)
+
+    var describe: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return "the boolean \(b)"
+        case .integer(let t), .number(let t): return "the number \(t)"
+        case .string(let s): return "the string \"\(s.count > 40 ? String(s.prefix(40)) + "…" : s)\""
+        }
+    }
+}
+
+/// Reads one document of text into a message of a given type.
+public struct TextReader {
+    public let pool: DescriptorPool
+    public let syntax: InputSyntax
+    public let file: String?
+    public private(set) var diagnostics: [Diagnostic] = []
+    var path = FieldPath()
+
+    public init(pool: DescriptorPool, syntax: InputSyntax, file: String?) {
+        self.pool = pool
+        self.syntax = syntax
+        self.file = file
+    }
+
+    // MARK: Diagnostics
+
+    mutating func report(_ rule: String, _ message: String, at node: Node?, severity: Diagnostic.Severity = .error) {
+        diagnostics.append(Diagnostic(severity, rule: rule, message: message, path: path.rendered, file: file, location: node.flatMap(location)))
+    }
+
+    func location(_ node: Node) -> SourceLocation? {
+        node.mark.map { SourceLocation(line: $0.line, column: $0.column) }
+    }
+
+    // MARK: Scalars
+
+    /// Envoy's reading of a YAML scalar (yaml-cpp conversions), or JSON's.
+    func classify(_ scalar: Node.Scalar) -> JSONScalar {
+        let text = scalar.string
+        switch syntax {
+        case .json:
+            if scalar.style != .plain { return .string(text) }
+            switch text {
+            case "null": return .null
+            case "true": return .bool(true)
+            case "false": return .bool(false)
+            default:
+                if text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "-") }) { return .integer(text) }
+                return .number(text)
+            }
+        case .yaml:
+            let explicitTag = scalar.tag.description
+            if scalar.style != .plain || explicitTag == "!" || explicitTag == "tag:yaml.org,2002:str" { return .string(text) }
+            switch text {
+            case "", "~", "null", "Null", "NULL": return .null
+            default: break
+            }
+            if let b = Self.yamlBool(text) { return .bool(b) }
+            if let i = Self.yamlInteger(text) { return .integer(String(i)) }
+            return .string(text)
+        }
+    }
+
+    /// yaml-cpp's boolean spellings, in lower, UPPER or Capitalized case.
+    static func yamlBool(_ text: String) -> Bool? {
+        guard text.count <= 5 else { return nil }
+        let flexible = text == text.lowercased() || text == text.uppercased() || text == text.prefix(1).uppercased() + text.dropFirst().lowercased()
+        guard flexible else { return nil }
+        switch text.lowercased() {
+        case "y", "yes", "true", "on": return true
+        case "n", "no", "false", "off": return false
+        default: return nil
+        }
+    }
+
+    /// yaml-cpp's integer reading (a C++ stream with base detection): decimal,
+    /// 0x hexadecimal, leading-0 octal; out-of-range values do not count as integers.
+    static func yamlInteger(_ text: String) -> Int64? {
+        var body = Substring(text)
+        while body.last == " " || body.last == "\t" { body.removeLast() }
+        var negative = false
+        if body.first == "-" || body.first == "+" {
+            negative = body.first == "-"
+            body.removeFirst()
+        }
+        guard let first = body.first, first.isASCII, first.isNumber else { return nil }
+        var radix = 10
+        if body.hasPrefix("0x") || body.hasPrefix("0X") {
+            radix = 16
+            body = body.dropFirst(2)
+        } else if body.count > 1 && first == "0" {
+            radix = 8
+            body = body.dropFirst()
+        }
+        guard !body.isEmpty, let magnitude = UInt64(body, radix: radix) else { return nil }
+        if negative {
+            guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
+            return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
+        }
+        guard magnitude <= UInt64(Int64.max) else { return nil }
+        return Int64(magnitude)
+    }
+
+    // MARK: Messages
+
+    /// Reads `node` as a message of type `type`. Returns nil only when nothing usable was read.
+    public mutating func readMessage(_ node: Node, type: MessageID) -> DynamicMessage? {
+        readMessage(node, type: type, depth: 0)
+    }
+
+    mutating func readMessage(_ node: Node, type: MessageID, depth: Int) -> DynamicMessage? {
+        guard depth < maximumMessageDepth else {
+            report("schema.too-deep", "messages are nested more than \(maximumMessageDepth) levels deep; flatten the configuration", at: node)
+            return nil
+        }
+        let descriptor = pool.message(type)
+        if let wellKnown = descriptor.wellKnownType {
+            return readWellKnown(node, type: type, kind: wellKnown, depth: depth)
+        }
+        guard case .mapping(let mapping) = node else {
+            if case .scalar(let s) = node, case .null = classify(s) { return nil }
+            report("schema.type-mismatch", "expected an object (\(descriptor.fullName)), got \(describe(node))", at: node)
+            return nil
+        }
+        var message = DynamicMessage(type: type, location: location(node))
+        readFields(mapping, into: &message, descriptor: descriptor, skipping: nil, depth: depth)
+        return message
+    }
+
+    /// Key/value pairs of a mapping with YAML merge keys (`<<: *anchor`) applied; explicit keys win.
+    func pairs(_ mapping: Node.Mapping) -> [(key: Node, value: Node)] {
+        guard syntax == .yaml, mapping.contains(where: { $0.key.scalar?.string == "<<" && $0.key.scalar?.style == .plain }) else {
+            return Array(mapping)
+        }
+        var result: [(key: Node, value: Node)] = []
+        var explicit = Set<String>()
+        for pair in mapping where !(pair.key.scalar?.string == "<<" && pair.key.scalar?.style == .plain) {
+            result.append(pair)
+            if let k = pair.key.scalar?.string { explicit.insert(k) }
+        }
+        for pair in mapping where pair.key.scalar?.string == "<<" && pair.key.scalar?.style == .plain {
+            let sources: [Node]
+            switch pair.value {
+            case .mapping: sources = [pair.value]
+            case .sequence(let s): sources = Array(s)
+            default: sources = []
+            }
+            for source in sources {
+                guard case .mapping(let m) = source else { continue }
+                for merged in pairs(m) {
+                    guard let k = merged.key.scalar?.string, !explicit.contains(k) else { continue }
+                    explicit.insert(k)
+                    result.append(merged)
+                }
+            }
+        }
+        return result
+    }
+
+    mutating func readFields(_ mapping: Node.Mapping, into message: inout DynamicMessage, descriptor: MessageDescriptor, skipping skippedKey: String?, depth: Int) {
+        var seenFields: [Int: String] = [:]
+        var setOneofs: [Int: String] = [:]
+        for (keyNode, valueNode) in pairs(mapping) {
+            guard case .scalar(let keyScalar) = keyNode else {
+                report("schema.type-mismatch", "object keys must be field names, got \(describe(keyNode))", at: keyNode)
+                continue
+            }
+            let key = keyScalar.string
+            if key == skippedKey { continue }
+            guard let index = descriptor.fieldIndex(named: key) else {
+                path.push(.field(key))
+                report("schema.unknown-field", unknownFieldMessage(key, in: descriptor), at: keyNode)
+                path.pop()
+                continue
+            }
+            let field = descriptor.fields[index]
+            path.push(.field(field.name))
+            defer { path.pop() }
+            if let earlier = seenFields[index] {
+                report("schema.duplicate-field", "field set twice (as '\(earlier)' and as '\(key)'); keep one", at: keyNode)
+                continue
+            }
+            seenFields[index] = key
+            if isNull(valueNode) && !(field.messageType.map { pool.message($0).wellKnownType.map(isValueType) ?? false } ?? false) {
+                continue  // null means "not set" (proto3 JSON), except for google.protobuf.Value
+            }
+            if let oneof = field.oneofIndex, !descriptor.oneofs[oneof].isSynthetic {
+                if let other = setOneofs[oneof] {
+                    report("schema.oneof-conflict", "'\(field.name)' and '\(other)' are both set, but only one member of oneof '\(descriptor.oneofs[oneof].name)' may be; remove one of them", at: keyNode)
+                    continue
+                }
+                setOneofs[oneof] = field.name
+            }
+            if field.isDisallowedByDefault {
+                report("schema.disallowed-field", "'\(field.name)' is deprecated and disallowed by default in Envoy; use its replacement (see the field's documentation)", at: keyNode)
+            } else if field.isDeprecated {
+                report("schema.deprecated-field", "'\(field.name)' is deprecated in the Envoy API and may be removed; move to its replacement", at: keyNode, severity: .warning)
+            }
+            if let value = readFieldValue(valueNode, field: field, depth: depth) {
+                message.fields.append(FieldValue(fieldIndex: index, value: value, location: location(keyNode)))
+            }
+        }
+    }
+
+    private func isValueType(_ kind: WellKnownType) -> Bool {
+        if case .value = kind { return true }
+        return false
+    }
+
+    func isNull(_ node: Node) -> Bool {
+        if case .scalar(let s) = node, case .null = classify(s) { return true }
+        return false
+    }
+
+    mutating func readFieldValue(_ node: Node, field: FieldDescriptor, depth: Int) -> ProtoValue? {
+        if field.isRepeated {
+            if let entryType = field.messageType, pool.message(entryType).isMapEntry {
+                return readMap(node, entryType: entryType, depth: depth)
+            }
+            guard case .sequence(let sequence) = node else {
+                report("schema.type-mismatch", "expected a list, got \(describe(node)); write it as a YAML list (one '- ' item per element)", at: node)
+                return nil
+            }
+            var elements: [ListElement] = []
+            elements.reserveCapacity(sequence.count)
+            for (i, element) in sequence.enumerated() {
+                path.push(.index(i))
+                if case .sequence = element, field.kind != .message {
+                    report("schema.type-mismatch", "lists of lists are not allowed here; expected \(describeKind(field))", at: element)
+                } else if isNull(element) && field.kind != .message {
+                    report("schema.type-mismatch", "null is not allowed as a list element; expected \(describeKind(field))", at: element)
+                } else if let value = readSingular(element, field: field, depth: depth) {
+                    elements.append(ListElement(value, location: location(element)))
+                }
+                path.pop()
+            }
+            return .list(elements)
+        }
+        return readSingular(node, field: field, depth: depth)
+    }
+
+    mutating func readSingular(_ node: Node, field: FieldDescriptor, depth: Int) -> ProtoValue? {
+        if field.kind == .message || field.kind == .group {
+            return readMessage(node, type: field.messageType!, depth: depth + 1).map { .message($0) }
+        }
+        guard case .scalar(let scalar) = node else {
+            report("schema.type-mismatch", "expected \(describeKind(field)), got \(describe(node))", at: node)
+            return nil
+        }
+        let value = classify(scalar)
+        switch convertScalar(value, kind: field.kind, enumType: field.enumType) {
+        case .success(let v): return v
+        case .failure(let problem):
+            report(problem.rule, problem.message, at: node)
+            return nil
+        }
+    }
+
+    struct ScalarProblem: Error {
+        let rule: String
+        let message: String
+        static func mismatch(_ expected: String, _ got: JSONScalar, hint: String = "") -> ScalarProblem {
+            ScalarProblem(rule: "schema.type-mismatch", message: "expected \(expected), got \(got.describe)\(hint)")
+        }
+    }
+
+    /// A scalar for a field of `kind`, per the proto3 JSON mapping.
+    func convertScalar(_ value: JSONScalar, kind: FieldKind, enumType: EnumID?) -> Result<ProtoValue, ScalarProblem> {
+        switch kind {
+        case .string:
+            if case .string(let s) = value { return .success(.string(s)) }
+            let hint: String
+            switch value {
+            case .integer(let t), .number(let t): hint = "; quote it (\"\(t)\") if a string is meant"
+            case .bool: hint = "; quote it if a string is meant (YAML reads yes/no/on/off/true/false unquoted as booleans)"
+            default: hint = ""
+            }
+            return .failure(.mismatch("a string", value, hint: hint))
+        case .bytes:
+            guard case .string(let s) = value else { return .failure(.mismatch("base64-encoded bytes (a string)", value)) }
+            guard let bytes = Base64.decode(s) else {
+                return .failure(ScalarProblem(rule: "schema.invalid-bytes", message: "\"\(s.prefix(40))\" is not valid base64; bytes fields take base64 text"))
+            }
+            return .success(.bytes(bytes))
+        case .bool:
+            if case .bool(let b) = value { return .success(.bool(b)) }
+            return .failure(.mismatch("a boolean (true or false)", value))
+        case .enum:
+            let descriptor = pool.enumType(enumType!)
+            switch value {
+            case .string(let name):
+                if let number = descriptor.number(named: name) { return .success(.enumNumber(number)) }
+                let names = descriptor.values.map(\.name)
+                let suggestion = closest(name, among: names).map { "; did you mean \($0)?" } ?? "; valid values: \(names.prefix(12).joined(separator: ", "))\(names.count > 12 ? ", …" : "")"
+                return .failure(ScalarProblem(rule: "schema.unknown-enum", message: "\"\(name)\" is not a value of enum \(descriptor.fullName)\(suggestion)"))
+            case .integer(let text):
+                guard let number = Int32(text) else {
+                    return .failure(ScalarProblem(rule: "schema.out-of-range", message: "enum number \(text) is out of range for a 32-bit enum"))
+                }
+                if descriptor.isClosed && descriptor.name(of: number) == nil {
+                    return .failure(ScalarProblem(rule: "schema.unknown-enum", message: "\(number) is not a value of enum \(descriptor.fullName)"))
+                }
+                return .success(.enumNumber(number))
+            default:
+                return .failure(.mismatch("an enum value name of \(descriptor.fullName)", value))
+            }
+        case .double, .float:
+            let text: String
+            switch value {
+            case .integer(let t), .number(let t): text = t
+            case .string(let s):
+                switch s {
+                case "NaN": return .success(kind == .double ? .double(.nan) : .float(.nan))
+                case "Infinity": return .success(kind == .double ? .double(.infinity) : .float(.infinity))
+                case "-Infinity": return .success(kind == .double ? .double(-.infinity) : .float(-.infinity))
+                default: text = s
+                }
+            default: return .failure(.mismatch("a number", value))
+            }
+            guard let d = Self.parseJSONNumber(text) else {
+                return .failure(.mismatch("a number", value))
+            }
+            if kind == .double { return .success(.double(d)) }
+            guard d.isNaN || d.isInfinite || abs(d) <= Double(Float.greatestFiniteMagnitude) else {
+                return .failure(ScalarProblem(rule: "schema.out-of-range", message: "\(text) is out of range for a 32-bit float"))
+            }
+            return .success(.float(Float(d)))
+        default:
+            return convertInteger(value, kind: kind)
+        }
+    }
+
+    /// A JSON number literal (no leading '+', no hex, no surrounding space), as protobuf accepts it.
+    static func parseJSONNumber(_ text: String) -> Double? {
+        guard let first = text.first, first == "-" || first == "." || first.isNumber,
+              text.allSatisfy({ $0.isASCII && ($0.isNumber || "+-.eE".contains($0)) }) else { return nil }
+        return Double(text)
+    }
+
+    func convertInteger(_ value: JSONScalar, kind: FieldKind) -> Result<ProtoValue, ScalarProblem> {
+        let text: String
+        switch value {
+        case .integer(let t), .number(let t), .string(let t): text = t
+        default: return .failure(.mismatch("an integer", value))
+        }
+        let range: ClosedRange<Int128>
+        switch kind {
+        case .int32, .sint32, .sfixed32: range = Int128(Int32.min)...Int128(Int32.max)
+        case .uint32, .fixed32: range = 0...Int128(UInt32.max)
+        case .uint64, .fixed64: range = 0...Int128(UInt64.max)
+        default: range = Int128(Int64.min)...Int128(Int64.max)
+        }
+        var parsed: Int128?
+        if let exact = Int128(text) {
+            parsed = exact
+        } else if let d = Self.parseJSONNumber(text), d.isFinite, d.rounded() == d, abs(d) < 1.9e19 {
+            // 1e3 or 80.0: an integral value written as a float is accepted, as protobuf does.
+            parsed = Int128(d)
+        }
+        guard let number = parsed else {
+            if case .string = value { return .failure(.mismatch("an integer", value)) }
+            return .failure(ScalarProblem(rule: "schema.type-mismatch", message: "expected an integer, got \(value.describe) (not a whole number)"))
+        }
+        guard range.contains(number) else {
+            return .failure(ScalarProblem(rule: "schema.out-of-range", message: "\(text) is out of range for \(kind) (\(range.lowerBound)...\(range.upperBound))"))
+        }
+        return .success(kind.isUnsignedInteger ? .uint(UInt64(number)) : .int(Int64(number)))
+    }
+
+    // MARK: Maps
+
+    mutating func readMap(_ node: Node, entryType: MessageID, depth: Int) -> ProtoValue? {
+        guard case .mapping(let mapping) = node else {
+            report("schema.type-mismatch", "expected an object (a map), got \(describe(node))", at: node)
+            return nil
+        }
+        let entry = pool.message(entryType)
+        let keyField = entry.fields[0], valueField = entry.fields[1]
+        var elements: [ListElement] = []
+        for (keyNode, valueNode) in pairs(mapping) {
+            guard case .scalar(let keyScalar) = keyNode else {
+                report("schema.type-mismatch", "map keys must be scalars, got \(describe(keyNode))", at: keyNode)
+                continue
+            }
+            let keyText = keyScalar.string
+            path.push(.key(keyText))
+            defer { path.pop() }
+            let key: ProtoValue
+            switch keyField.kind {
+            case .string: key = .string(keyText)
+            case .bool:
+                guard keyText == "true" || keyText == "false" else {
+                    report("schema.type-mismatch", "map key \"\(keyText)\" must be true or false", at: keyNode)
+                    continue
+                }
+                key = .bool(keyText == "true")
+            default:
+                switch convertInteger(.string(keyText), kind: keyField.kind) {
+                case .success(let v): key = v
+                case .failure(let problem):
+                    report(problem.rule, "map key: \(problem.message)", at: keyNode)
+                    continue
+                }
+            }
+            if isNull(valueNode) && !(valueField.messageType.map { pool.message($0).wellKnownType.map(isValueType) ?? false } ?? false) {
+                report("schema.type-mismatch", "map values cannot be null; remove the entry or give it a value", at: valueNode)
+                continue
+            }
+            guard let value = readSingular(valueNode, field: valueField, depth: depth) else { continue }
+            var entryMessage = DynamicMessage(type: entryType, location: location(keyNode))
+            entryMessage.fields = [FieldValue(fieldIndex: 0, value: key, location: location(keyNode)),
+                                   FieldValue(fieldIndex: 1, value: value, location: location(valueNode))]
+            elements.append(ListElement(.message(entryMessage), location: location(keyNode)))
+        }
+        return .list(elements)
+    }
+
+    // MARK: Helpers
+
+    func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): return classify(s).describe
+        case .mapping: return "an object"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    func describeKind(_ field: FieldDescriptor) -> String {
+        switch field.kind {
+        case .string: return "a string"
+        case .bytes: return "base64-encoded bytes"
+        case .bool: return "a boolean"
+        case .enum: return "an enum value of \(pool.enumType(field.enumType!).fullName)"
+        case .double, .float: return "a number"
+        case .message, .group: return "an object (\(pool.message(field.messageType!).fullName))"
+        default: return "an integer"
+        }
+    }
+
+    func unknownFieldMessage(_ key: String, in descriptor: MessageDescriptor) -> String {
+        var names: [String] = []
+        for field in descriptor.fields { names.append(field.name) }
+        if let guess = closest(key, among: names) {
+            return "unknown field '\(key)' in \(descriptor.fullName); did you mean '\(guess)'?"
+        }
+        return "unknown field '\(key)' in \(descriptor.fullName); it has no such field (check the spelling and the API version)"
+    }
+}
+
+/// The candidate nearest to `word` by edit distance, if it is plausibly a typo of it.
+func closest(_ word: String, among candidates: [String]) -> String? {
+    let target = Array(word.lowercased().replacingOccurrences(of: "_", with: ""))
+    var best: (String, Int)?
+    for candidate in candidates {
+        let c = Array(candidate.lowercased().replacingOccurrences(of: "_", with: ""))
+        let d = editDistance(target, c)
+        if best == nil || d < best!.1 { best = (candidate, d) }
+    }
+    guard let (name, distance) = best, distance <= max(1, min(3, target.count / 3)) else { return nil }
+    return name
+}
+
+func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    var current = [Int](repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        current[0] = i
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        swap(&previous, &current)
+    }
+    return previous[b.count]
+}
+
+/// Base64 as the proto3 JSON mapping accepts it: standard or URL-safe alphabet, padding optional.
+enum Base64 {
+    static func decode(_ text: String) -> [UInt8]? {
+        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        s = s.filter { !$0.isWhitespace }
+        while s.count % 4 != 0 { s += "=" }
+        return Data(base64Encoded: s).map { Array($0) }
+    }
+
+    static func encode(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+}

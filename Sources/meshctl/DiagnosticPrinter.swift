@@ -1,0 +1,70 @@
+// Diagnostics as text (with the offending line and a caret) or JSON.
+import ArgumentParser
+import EnvoySchema
+import Foundation
+
+enum DiagnosticFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+struct DiagnosticPrinter {
+    let format: DiagnosticFormat
+    var useColor: Bool { isatty(STDOUT_FILENO) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil }
+
+    func print(_ diagnostics: [Diagnostic], files: [(String, Bool)]) {
+        switch format {
+        case .text: printText(diagnostics, files: files)
+        case .json: printJSON(diagnostics, files: files)
+        }
+    }
+
+    func printText(_ diagnostics: [Diagnostic], files: [(String, Bool)]) {
+        var lines: [String: [Substring]] = [:]
+        for d in diagnostics {
+            let label = d.severity.rawValue
+            let colored = useColor ? (d.severity == .error ? "\u{1B}[1;31m\(label)\u{1B}[0m" : "\u{1B}[1;33m\(label)\u{1B}[0m") : label
+            var head = d.file ?? "<input>"
+            if let l = d.location { head += ":\(l.line):\(l.column)" }
+            Swift.print("\(head): \(colored): \(d.path.isEmpty ? "" : d.path + ": ")\(d.message) [\(d.rule)]")
+            if let file = d.file, let location = d.location {
+                if lines[file] == nil {
+                    lines[file] = (try? String(contentsOfFile: file, encoding: .utf8)).map { $0.split(separator: "\n", omittingEmptySubsequences: false) } ?? []
+                }
+                let all = lines[file]!
+                let index = Int(location.line) - 1
+                if index >= 0 && index < all.count && all[index].count < 300 {
+                    let line = all[index]
+                    Swift.print("    \(line)")
+                    Swift.print("    " + String(repeating: " ", count: max(0, Int(location.column) - 1)) + (useColor ? "\u{1B}[1;32m^\u{1B}[0m" : "^"))
+                }
+            }
+        }
+        for (file, valid) in files where valid {
+            let warnings = diagnostics.filter { $0.file == file && $0.severity == .warning }.count
+            Swift.print("\(file): valid\(warnings > 0 ? " (\(warnings) warning\(warnings == 1 ? "" : "s"))" : "")")
+        }
+        let errors = diagnostics.filter { $0.severity == .error }.count
+        if errors > 0 {
+            let failed = files.filter { !$0.1 }.count
+            printError("\(errors) error\(errors == 1 ? "" : "s") in \(failed) of \(files.count) file\(files.count == 1 ? "" : "s")")
+        }
+    }
+
+    func printJSON(_ diagnostics: [Diagnostic], files: [(String, Bool)]) {
+        func q(_ s: String) -> String {
+            let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
+            return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+        }
+        var out = "{\n  \"files\": [\n"
+        out += files.map { "    {\"file\": \(q($0.0)), \"valid\": \($0.1)}" }.joined(separator: ",\n")
+        out += "\n  ],\n  \"diagnostics\": [\n"
+        out += diagnostics.map { d in
+            var fields = ["\"severity\": \(q(d.severity.rawValue))", "\"rule\": \(q(d.rule))", "\"file\": \(q(d.file ?? ""))"]
+            if let l = d.location { fields += ["\"line\": \(l.line)", "\"column\": \(l.column)"] }
+            fields += ["\"path\": \(q(d.path))", "\"message\": \(q(d.message))"]
+            return "    {" + fields.joined(separator: ", ") + "}"
+        }.joined(separator: ",\n")
+        out += "\n  ]\n}"
+        Swift.print(out)
+    }
+}
