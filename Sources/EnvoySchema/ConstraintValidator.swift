@@ -90,8 +90,16 @@ public struct ConstraintValidator {
             return
         }
         if field.kind == .message {
-            if rules?.required == true && entry == nil {
-                report("pgv.message.required", "value is required: set '\(field.name)'", at: location)
+            if entry == nil {
+                var requiredRule: String?
+                if rules?.required == true { requiredRule = "pgv.message.required" }
+                switch rules?.type {
+                case .duration(let r)? where r.required: requiredRule = "pgv.duration.required"
+                case .timestamp(let r)? where r.required: requiredRule = "pgv.timestamp.required"
+                case .any(let r)? where r.required: requiredRule = "pgv.any.required"
+                default: break
+                }
+                if let requiredRule { report(requiredRule, "value is required: set '\(field.name)'", at: location) }
                 return
             }
             guard let entry, case .message(let child) = entry.value else { return }

@@ -162,6 +162,19 @@ public final class DescriptorPool: Sendable {
     /// All message type names, sorted.
     public var messageNames: [String] { messageIDByName.keys.sorted() }
 
+    /// Full names that look like a misspelling of `name` (same short name, or a short name one or two edits away), best first.
+    public func similarMessageNames(to name: String) -> [String] {
+        let short = name.split(separator: ".").last.map(String.init) ?? name
+        var scored: [(String, Int)] = []
+        for candidate in messageIDByName.keys {
+            let candidateShort = candidate.split(separator: ".").last.map(String.init) ?? candidate
+            guard abs(candidateShort.count - short.count) <= 2 else { continue }
+            let distance = editDistance(Array(short), Array(candidateShort))
+            if distance <= 2 { scored.append((candidate, distance * 1000 + editDistance(Array(name), Array(candidate)))) }
+        }
+        return scored.sorted { ($0.1, $0.0) < ($1.1, $1.0) }.map(\.0)
+    }
+
     /// The message type named by an `Any` type URL (`type.googleapis.com/envoy.config.cluster.v3.Cluster`):
     /// everything after the last `/`, as protobuf resolves it.
     public func messageID(typeURL: String) -> MessageID? {

@@ -165,7 +165,7 @@ private struct PoolBuilder {
             if isProto3Optional, let o = oneofIndex { syntheticOneofs.insert(o) }
             let hasPresence = !isRepeated && (kind == .message || kind == .group || oneofIndex != nil || !proto3)
             let name = string(f.name)
-            let jsonName = f.json_name.map { String(cString: $0) } ?? name
+            let jsonName = f.json_name.map { String(cString: $0) } ?? Self.jsonName(name)
             fields.append(FieldDescriptor(
                 name: name, jsonName: jsonName, number: f.number, kind: kind, isRepeated: isRepeated,
                 isPacked: isRepeated && kind.isPackable && (packedOption ?? proto3),
@@ -209,6 +209,18 @@ private struct PoolBuilder {
             wellKnownType: Self.wellKnownType(fullName), isValidationDisabled: disabled, isValidationIgnored: ignored,
             isDeprecated: (options?.has_deprecated ?? 0) != 0 && options!.deprecated != 0,
             fieldIndexByName: byName, fieldIndexByNumber: byNumber)
+    }
+
+    /// protoc's default JSON name: underscores dropped, the letter after each one upper-cased.
+    static func jsonName(_ name: String) -> String {
+        var out = ""
+        var upper = false
+        for ch in name {
+            if ch == "_" { upper = true; continue }
+            out += upper ? ch.uppercased() : String(ch)
+            upper = false
+        }
+        return out
     }
 
     static func wellKnownType(_ name: String) -> WellKnownType? {

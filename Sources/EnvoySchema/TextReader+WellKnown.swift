@@ -1,6 +1,7 @@
 // The proto3 JSON mapping's special forms: Any with "@type", Duration "1.5s",
 // Timestamp RFC 3339, FieldMask "a.b,c", Struct/Value/ListValue as plain JSON,
 // wrappers as bare scalars, Empty as {}.
+import Foundation
 import Yams
 
 extension TextReader {
@@ -105,7 +106,14 @@ extension TextReader {
                     return nil
                 }
                 set("number_value", .double(d))
-            case .string(let str): set("string_value", .string(str))
+            case .string(let str):
+                // A plain YAML float (0.25, 1.5e3, .inf) is a number, as YAML means it; Envoy's own
+                // bootstrap loader would keep it a string, but nothing a user means by it is a string.
+                if syntax == .yaml && s.style == .plain, let d = Self.yamlFloat(str) {
+                    set("number_value", .double(d))
+                } else {
+                    set("string_value", .string(str))
+                }
             }
         case .mapping(let mapping):
             var structMessage = DynamicMessage(type: structType, location: location(node))
@@ -195,9 +203,21 @@ extension TextReader {
         return any
     }
 
+    /// YAML's float spellings (a '.' is required, as in YAML 1.1), plus .inf and .nan.
+    static func yamlFloat(_ text: String) -> Double? {
+        switch text {
+        case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF": return .infinity
+        case "-.inf", "-.Inf", "-.INF": return -.infinity
+        case ".nan", ".NaN", ".NAN": return .nan
+        default: break
+        }
+        guard text.contains("."), text.range(of: #"^[-+]?([0-9][0-9_]*)?\.[0-9_]*([eE][-+]?[0-9]+)?$"#, options: .regularExpression) != nil,
+              text != ".", text != "+.", text != "-." else { return nil }
+        return Double(text.replacingOccurrences(of: "_", with: ""))
+    }
+
     func suggestionForType(_ name: String) -> String {
-        let short = name.split(separator: ".").last.map(String.init) ?? name
-        let matches = pool.messageNames.filter { $0.hasSuffix("." + short) && !$0.contains(".v2.") }
+        let matches = pool.similarMessageNames(to: name).filter { !$0.contains(".v2.") }
         if matches.isEmpty { return "; check the spelling and the API version (v3)" }
         return "; did you mean \(matches.prefix(3).joined(separator: " or "))?"
     }

@@ -159,7 +159,7 @@ struct WireWriter {
     }
 }
 
-/// A map key in protobuf's deterministic order: integers by value, strings bytewise, false before true.
+/// A map key in deterministic order: integers by value, strings as upb orders them, false before true.
 struct MapKey: Hashable, Comparable {
     enum Storage: Hashable {
         case int(Int64), uint(UInt64), bool(Bool), string([UInt8])
@@ -181,7 +181,12 @@ struct MapKey: Hashable, Comparable {
         case (.int(let x), .int(let y)): return x < y
         case (.uint(let x), .uint(let y)): return x < y
         case (.bool(let x), .bool(let y)): return !x && y
-        case (.string(let x), .string(let y)): return x.lexicographicallyPrecedes(y)
+        case (.string(let x), .string(let y)):
+            // upb's order (Python protobuf, the reference oracle): bytewise on the common prefix,
+            // and where one key is a prefix of the other, the longer key first. (C++ protobuf puts
+            // the shorter first; both are deterministic, and Envoy accepts either.)
+            for (a, b) in zip(x, y) where a != b { return a < b }
+            return x.count > y.count
         default: return false
         }
     }

@@ -97,7 +97,6 @@ struct Schema: ParsableCommand {
 }
 
 func unknownTypeMessage(_ type: String, _ pool: DescriptorPool) -> String {
-    let short = type.split(separator: ".").last.map(String.init) ?? type
-    let candidates = pool.messageNames.filter { $0.hasSuffix("." + short) }.prefix(3)
+    let candidates = pool.similarMessageNames(to: type).prefix(3)
     return "unknown message type '\(type)'" + (candidates.isEmpty ? "; list types with `meshctl schema types`" : "; did you mean \(candidates.joined(separator: " or "))?")
 }

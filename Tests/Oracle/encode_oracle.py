@@ -18,6 +18,8 @@ from google.protobuf import any_pb2, json_format, symbol_database
 
 def import_everything():
     """Registers every message type of the API, so any @type resolves."""
+    for name in ["any", "duration", "empty", "field_mask", "struct", "timestamp", "wrappers"]:
+        importlib.import_module(f"google.protobuf.{name}_pb2")
     for root in ["envoy", "xds", "udpa", "validate"]:
         package = importlib.import_module(root)
         for path in package.__path__:
