@@ -42,8 +42,8 @@ $(VENV_ENVOY)/.installed: scripts/requirements-envoy.txt
 	@touch $@
 
 generate: $(GENERATED)/.stamp
-$(GENERATED)/.stamp: scripts/generate.py $(VENV)/.installed $(STAMPS)/apt
-	$(PYTHON) scripts/generate.py $(GENERATED)
+$(GENERATED)/.stamp: scripts/generate.py scripts/extract_envoy_extensions.py $(VENV)/.installed $(VENV_ENVOY)/.installed $(STAMPS)/apt
+	$(PYTHON) scripts/generate.py $(GENERATED) $(ENVOY)
 	@touch $@
 
 build: deps generate

@@ -37,9 +37,15 @@ let package = Package(
             name: "CRE2",
             linkerSettings: [.linkedLibrary("re2")]
         ),
+        // OpenSSL 3 (Debian libssl-dev): TLS for the xDS server, digests for the store.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(
             name: "EnvoySchema",
-            dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", "COpenSSL", .product(name: "Yams", package: "Yams")]
         ),
         .executableTarget(
             name: "meshctl",

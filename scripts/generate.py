@@ -12,7 +12,11 @@ Run with the project venv's python (it imports `xds-protos`):
   3. Embeds the descriptor set into a C source so the meshctl binary carries the
      whole Envoy API and needs no file at run time.
 
-Usage: generate.py OUT_DIR
+  4. With ENVOY given, reads the pinned Envoy binary's extension registry
+     (scripts/extract_envoy_extensions.py) and embeds it too, so `validate` knows
+     which config message each extension point of that Envoy accepts.
+
+Usage: generate.py OUT_DIR [ENVOY]
 Writes OUT_DIR/{envoy_api.pb, envoy_descriptor_set.c, CEnvoyProto.h, module.modulemap, <protoc-c output>}
 into a temporary directory first, then renames it into place, so a failed run
 leaves the previous output intact.
@@ -96,6 +100,10 @@ UMBRELLA_HEADER = """\
 /// (xds-protos), embedded in the binary. Never NULL; *length receives its size.
 const unsigned char *meshctl_envoy_descriptor_set(size_t *length);
 
+/// The pinned Envoy's extension registry as JSON ([{category, name, type_urls}]),
+/// or "[]" when it was generated without an Envoy binary.
+const unsigned char *meshctl_envoy_extensions_json(size_t *length);
+
 """
 
 
@@ -112,10 +120,11 @@ def write_c_blob(path, symbol, data):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
         return 2
     out_dir = os.path.abspath(sys.argv[1])
+    envoy = sys.argv[2] if len(sys.argv) == 3 else None
     files = collect_files()
     ordered = dependency_order(files, sorted(files))
 
@@ -136,6 +145,13 @@ def main():
         native = dependency_order(files, NATIVE_ROOTS)
         subprocess.run(["protoc", f"--descriptor_set_in={set_path}", f"--c_out={staging}", *native], check=True)
         write_c_blob(os.path.join(staging, "envoy_descriptor_set.c"), "meshctl_envoy_descriptor_set", data)
+        extensions = b"[]"
+        if envoy:
+            registry = os.path.join(staging, "envoy_extensions.json")
+            subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "extract_envoy_extensions.py"), envoy, registry], check=True)
+            with open(registry, "rb") as f:
+                extensions = f.read()
+        write_c_blob(os.path.join(staging, "envoy_extensions.c"), "meshctl_envoy_extensions_json", extensions)
         with open(os.path.join(staging, "module.modulemap"), "w") as out:
             out.write('module CEnvoyProto {\n    header "CEnvoyProto.h"\n    export *\n}\n')
         with open(os.path.join(staging, "CEnvoyProto.h"), "w") as out:

@@ -79,8 +79,12 @@ public struct BootstrapChecks {
 
     public mutating func check(bootstrap: DynamicMessage) {
         let root = MessageView(pool: pool, message: bootstrap, path: "")
+        let clusters = root.child("static_resources")?.children("clusters") ?? []
+        var staticClusterTypes: [String: Int32] = [:]
+        for cluster in clusters { if let name = cluster.string("name") { staticClusterTypes[name] = cluster.enumNumber("type") ?? 0 } }
+        checkEnvoyRules(root: root, staticClusters: staticClusterTypes)
+        checkStaticSecrets(root: root)
         guard let resources = root.child("static_resources") else { return }
-        let clusters = resources.children("clusters")
         var clusterNames: [String: String] = [:]
         for cluster in clusters {
             guard let name = cluster.string("name"), !name.isEmpty else { continue }
@@ -116,6 +120,44 @@ public struct BootstrapChecks {
                     checkHTTPConnectionManager(hcm, clusters: Set(clusterNames.keys))
                 }
             }
+        }
+    }
+
+    /// `re2.max_program_size.error_level` from the bootstrap's static runtime layers (the last layer
+    /// that sets it wins, as Envoy's layered runtime does), as dotted key or nested objects.
+    static func regexProgramSizeLimit(bootstrap: DynamicMessage, pool: DescriptorPool) -> Int? {
+        let root = MessageView(pool: pool, message: bootstrap, path: "")
+        var limit: Int?
+        for layer in root.child("layered_runtime")?.children("layers") ?? [] {
+            guard let staticLayer = layer.child("static_layer") else { continue }
+            let json = TextWriter(pool: pool).json(staticLayer.message)
+            if let value = lookup(json, ["re2.max_program_size.error_level"]) ?? lookup(json, ["re2", "max_program_size", "error_level"])
+                ?? lookup(json, ["re2.max_program_size", "error_level"]) ?? lookup(json, ["re2", "max_program_size.error_level"]) {
+                limit = value
+            }
+        }
+        return limit
+    }
+
+    private static func lookup(_ value: JSONValue, _ keys: [String]) -> Int? {
+        guard let first = keys.first else {
+            switch value {
+            case .number(let n): return Double(n).map { Int($0) }
+            case .string(let s): return Int(s)
+            default: return nil
+            }
+        }
+        guard case .object(let members) = value, let next = members.first(where: { $0.0 == first })?.1 else { return nil }
+        return lookup(next, Array(keys.dropFirst()))
+    }
+
+    /// Secrets named without an sds_config come from static_resources.secrets.
+    mutating func checkStaticSecrets(root: MessageView) {
+        let defined = Set((root.child("static_resources")?.children("secrets") ?? []).compactMap { $0.string("name") })
+        root.walk { view in
+            guard view.typeName == "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", view.value("sds_config") == nil,
+                  let name = view.string("name"), !defined.contains(name) else { return }
+            report("xref.static-secret", "secret '\(name)' is not defined in static_resources.secrets (and no sds_config names a server for it); define it or add sds_config", path: view.path + ".name", at: view.location(of: "name"))
         }
     }
 

@@ -104,6 +104,15 @@ public enum ConfigDocument {
 
     /// Text → message of `type`, with every schema and constraint problem.
     public static func decode(text: String, file: String?, syntax: InputSyntax, type: MessageID, pool: DescriptorPool) -> (message: DynamicMessage?, diagnostics: [Diagnostic]) {
+        let (message, diagnostics) = read(text: text, file: file, syntax: syntax, type: type, pool: pool)
+        guard let message else { return (nil, diagnostics) }
+        var validator = ConstraintValidator(pool: pool, file: file)
+        validator.validate(message)
+        return (message, diagnostics + validator.diagnostics)
+    }
+
+    /// Text → message of `type` with schema problems only (no protoc-gen-validate rules yet).
+    public static func read(text: String, file: String?, syntax: InputSyntax, type: MessageID, pool: DescriptorPool) -> (message: DynamicMessage?, diagnostics: [Diagnostic]) {
         let node: Node
         switch parseNode(text, file: file) {
         case .success(let n): node = n
@@ -115,9 +124,7 @@ public enum ConfigDocument {
                     ? [Diagnostic(.error, rule: "schema.type-mismatch", message: "the document is empty (null); expected an object", path: "", file: file, location: node.mark.map { SourceLocation(line: $0.line, column: $0.column) })]
                     : reader.diagnostics)
         }
-        var validator = ConstraintValidator(pool: pool, file: file)
-        validator.validate(message)
-        return (message, reader.diagnostics + validator.diagnostics)
+        return (message, reader.diagnostics)
     }
 
     static func formatBytes(_ n: Int) -> String {
@@ -128,21 +135,26 @@ public enum ConfigDocument {
 /// `meshctl validate --envoy`: a bootstrap file checked the way `envoy --mode validate` checks
 /// its static resources.
 public enum BootstrapValidation {
-    public static func validate(path: String, pool: DescriptorPool, maximumBytes: Int = ConfigDocument.defaultMaximumBytes) -> [Diagnostic] {
+    /// - Parameter checkHostFiles: also load the TLS files the bootstrap names, as Envoy would on this host.
+    public static func validate(path: String, pool: DescriptorPool, maximumBytes: Int = ConfigDocument.defaultMaximumBytes, checkHostFiles: Bool = true) -> [Diagnostic] {
         let text: String
         switch ConfigDocument.readText(path: path, maximumBytes: maximumBytes) {
         case .success(let t): text = t
         case .failure(let d): return [d]
         }
-        return validate(text: text, file: path, syntax: InputSyntax(fileName: path), pool: pool)
+        return validate(text: text, file: path, syntax: InputSyntax(fileName: path), pool: pool, checkHostFiles: checkHostFiles)
     }
 
-    public static func validate(text: String, file: String?, syntax: InputSyntax, pool: DescriptorPool) -> [Diagnostic] {
+    public static func validate(text: String, file: String?, syntax: InputSyntax, pool: DescriptorPool, checkHostFiles: Bool = false) -> [Diagnostic] {
         guard let type = pool.messageID(named: TypeNames.bootstrap) else { return [] }
-        let (message, diagnostics) = ConfigDocument.decode(text: text, file: file, syntax: syntax, type: type, pool: pool)
+        let (message, diagnostics) = ConfigDocument.read(text: text, file: file, syntax: syntax, type: type, pool: pool)
         guard let message else { return diagnostics }
+        var validator = ConstraintValidator(pool: pool, file: file)
+        validator.maxRegexProgramSize = BootstrapChecks.regexProgramSizeLimit(bootstrap: message, pool: pool) ?? ConstraintValidator.defaultMaxRegexProgramSize
+        validator.validate(message)
         var checks = BootstrapChecks(pool: pool, file: file)
         checks.check(bootstrap: message)
-        return (diagnostics + checks.diagnostics).sorted(by: Diagnostic.reportOrder)
+        if checkHostFiles { checks.checkHostFiles(root: MessageView(pool: pool, message: message, path: "")) }
+        return (diagnostics + validator.diagnostics + checks.diagnostics).sorted(by: Diagnostic.reportOrder)
     }
 }

@@ -15,6 +15,12 @@ public struct ConstraintValidator {
     /// Envoy's default `re2.max_program_size.error_level`.
     public static let defaultMaxRegexProgramSize = 100
 
+    /// The largest RE2 program a regex may compile to (the runtime key `re2.max_program_size.error_level`).
+    public var maxRegexProgramSize = ConstraintValidator.defaultMaxRegexProgramSize
+
+    /// The extension factories the target Envoy has (the pinned build's by default).
+    public var extensions = ExtensionRegistry.envoy
+
     public init(pool: DescriptorPool, file: String?) {
         self.pool = pool
         self.file = file
@@ -33,13 +39,14 @@ public struct ConstraintValidator {
         let descriptor = pool.message(message.type)
         if regexMatcherTypes.contains(message.type) { checkRegexMatcher(message, descriptor: descriptor) }
         if descriptor.wellKnownType != nil {
+            if case .duration? = descriptor.wellKnownType { checkEnvoyDurationRange(message) }
             if case .any? = descriptor.wellKnownType { validateAnyPayload(message) }
             else if case .struct? = descriptor.wellKnownType {} // no rules inside Struct/Value
             return
         }
         if descriptor.isValidationDisabled || descriptor.isValidationIgnored { return }
         for (oneofIndex, oneof) in descriptor.oneofs.enumerated() where oneof.isRequired {
-            if !oneof.memberFields.contains(where: { message.value(at: $0) != nil }) {
+            if !oneof.memberFields.contains(where: { message.value(at: $0) != nil || message.unreadableFields.contains($0) }) {
                 let names = oneof.memberFields.map { descriptor.fields[$0].name }
                 _ = oneofIndex
                 report("pgv.oneof.required", "one of \(names.joined(separator: ", ")) must be set (oneof '\(oneof.name)' is required)", at: message.location)
@@ -49,6 +56,7 @@ public struct ConstraintValidator {
             let entry = message.value(at: index)
             // Members of a oneof (and proto3 `optional` fields) are checked only when set.
             if entry == nil && field.oneofIndex != nil { continue }
+            if entry == nil && message.unreadableFields.contains(index) { continue }
             guard field.rules != nil || (entry != nil && (field.kind == .message)) else { continue }
             path.push(.field(field.name))
             validateField(field, entry: entry, owner: message)
@@ -60,8 +68,40 @@ public struct ConstraintValidator {
         guard let payload = any.value(at: 1)?.value.messageValue else { return }
         let typeURL = any.value(at: 0)?.value.stringValue ?? ""
         path.push(.anyType(typeURL))
-        validateMessage(payload)
-        path.pop()
+        defer { path.pop() }
+        if ExtensionRegistry.wrappers.contains(pool.message(payload.type).fullName) {
+            validateTypedStruct(payload, location: any.location)
+        } else {
+            validateMessage(payload)
+        }
+    }
+
+    /// A TypedStruct carries a message of another type as a Struct; Envoy converts it when it
+    /// builds the extension, so its fields must be checked as that message's.
+    mutating func validateTypedStruct(_ typedStruct: DynamicMessage, location: SourceLocation?) {
+        let descriptor = pool.message(typedStruct.type)
+        guard let urlIndex = descriptor.fieldIndex(named: "type_url"), let url = typedStruct.value(at: urlIndex)?.value.stringValue, !url.isEmpty else { return }
+        guard let target = pool.messageID(typeURL: url) else {
+            report("schema.unresolvable-any", "cannot resolve the TypedStruct's type_url \(url): no such message type in the Envoy API", at: location)
+            return
+        }
+        var json = "{}"
+        if let valueIndex = descriptor.fieldIndex(named: "value"), case .message(let structValue)? = typedStruct.value(at: valueIndex)?.value {
+            json = TextWriter(pool: pool).jsonText(structValue)
+        }
+        let prefix = path.rendered
+        let (message, readProblems) = ConfigDocument.read(text: json, file: file, syntax: .json, type: target, pool: pool)
+        var nested = ConstraintValidator(pool: pool, file: file)
+        nested.maxRegexProgramSize = maxRegexProgramSize
+        nested.extensions = extensions
+        if let message { nested.validate(message) }
+        for var problem in readProblems + nested.diagnostics {
+            // Positions inside the re-serialized Struct mean nothing to the user: point at the TypedStruct.
+            problem.location = location
+            problem.path = prefix + ".value" + (problem.path.isEmpty ? "" : "." + problem.path)
+            problem.message += " (inside the TypedStruct for \(pool.message(target).fullName))"
+            diagnostics.append(problem)
+        }
     }
 
     mutating func validateField(_ field: FieldDescriptor, entry: FieldValue?, owner: DynamicMessage) {
@@ -103,8 +143,8 @@ public struct ConstraintValidator {
                 return
             }
             guard let entry, case .message(let child) = entry.value else { return }
-            if let category = Self.extensionCategories[pool.message(owner.type).fullName + "." + field.name] {
-                checkExtensionCategory(child, category: category, location: location)
+            if let point = ExtensionRegistry.points[pool.message(owner.type).fullName + "." + field.name] {
+                checkExtensionPoint(child, point: point, location: location)
             }
             if let type = rules?.type { checkMessageRules(type, field: field, child: child, location: location) }
             if rules?.skip != true { validateMessage(child) }
@@ -117,24 +157,18 @@ public struct ConstraintValidator {
 
     // MARK: Extension points
 
-    /// `typed_config` fields whose extension must come from one category. Envoy looks the type
-    /// up in that category's factory registry and refuses a message of another kind.
-    static let extensionCategories: [String: (prefix: String, what: String)] = [
-        "envoy.config.listener.v3.Filter.typed_config": ("envoy.extensions.filters.network.", "network filter"),
-        "envoy.config.listener.v3.ListenerFilter.typed_config": ("envoy.extensions.filters.listener.", "listener filter"),
-        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.typed_config": ("envoy.extensions.filters.http.", "HTTP filter"),
-        "envoy.config.core.v3.TransportSocket.typed_config": ("envoy.extensions.transport_sockets.", "transport socket"),
-        "envoy.config.accesslog.v3.AccessLog.typed_config": ("envoy.extensions.access_loggers.", "access logger"),
-    ]
-
-    /// Typed structs carry another extension's config by name; Envoy converts them itself.
-    static let typedStructTypes: Set<String> = ["udpa.type.v1.TypedStruct", "xds.type.v3.TypedStruct"]
-
-    mutating func checkExtensionCategory(_ any: DynamicMessage, category: (prefix: String, what: String), location: SourceLocation?) {
-        guard let url = any.value(at: 0)?.value.stringValue, let type = pool.messageID(typeURL: url) else { return }
-        let name = pool.message(type).fullName
-        if Self.typedStructTypes.contains(name) || name.hasPrefix(category.prefix) { return }
-        report("schema.extension-category", "\(name) is not a \(category.what); this typed_config takes a type from \(category.prefix)*", at: location)
+    mutating func checkExtensionPoint(_ value: DynamicMessage, point: (categories: [String], what: String, packagePrefix: String), location: SourceLocation?) {
+        var any = value
+        // A TypedExtensionConfig carries the Any in its typed_config.
+        if pool.message(value.type).fullName == "envoy.config.core.v3.TypedExtensionConfig" {
+            guard let index = pool.message(value.type).fieldIndex(named: "typed_config"), case .message(let inner)? = value.value(at: index)?.value else { return }
+            any = inner
+        }
+        guard case .any? = pool.message(any.type).wellKnownType,
+              let url = any.value(at: 0)?.value.stringValue, let type = pool.messageID(typeURL: url) else { return }
+        if let problem = extensions.problem(typeName: pool.message(type).fullName, at: point) {
+            report("schema.extension-category", problem, at: location)
+        }
     }
 
     // MARK: Messages with type rules (Any, Duration, Timestamp, wrappers)
@@ -162,6 +196,22 @@ public struct ConstraintValidator {
             checkScalar(rules, value: inner, field: FieldDescriptor.scalar(kind), isSet: true, location: location)
         default:
             break
+        }
+    }
+
+    /// Envoy refuses negative durations anywhere in its configuration, and durations too long to
+    /// count in int64 nanoseconds.
+    static let envoyMaximumDurationSeconds: Int64 = 9_223_372_035
+
+    mutating func checkEnvoyDurationRange(_ duration: DynamicMessage) {
+        var seconds: Int64 = 0
+        var nanos: Int64 = 0
+        if case .int(let v)? = duration.value(at: 0)?.value { seconds = v }
+        if case .int(let v)? = duration.value(at: 1)?.value { nanos = v }
+        if seconds < 0 || nanos < 0 {
+            report("envoy.duration-negative", "durations must not be negative; got \(TimeText.formatDuration(seconds: seconds, nanos: Int32(truncatingIfNeeded: nanos)))", at: duration.location)
+        } else if seconds > Self.envoyMaximumDurationSeconds {
+            report("envoy.duration-range", "duration \(seconds)s is longer than Envoy can represent (at most \(Self.envoyMaximumDurationSeconds)s)", at: duration.location)
         }
     }
 
@@ -386,7 +436,7 @@ public struct ConstraintValidator {
         case .failure(let error):
             report("regex.syntax", "invalid RE2 regex \"\(regex)\": \(error.message) (Envoy compiles safe_regex with RE2: no lookaround or backreferences)", at: entry.location)
         case .success(let compiled):
-            var limit = Self.defaultMaxRegexProgramSize
+            var limit = maxRegexProgramSize
             if let engineIndex = descriptor.fieldIndex(named: "google_re2"), case .message(let engine)? = message.value(at: engineIndex)?.value,
                case .message(let maxSize)? = engine.value(named: "max_program_size", in: pool), case .uint(let v)? = maxSize.value(at: 0)?.value {
                 limit = Int(v)

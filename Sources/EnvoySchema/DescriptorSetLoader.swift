@@ -11,6 +11,13 @@ enum DescriptorSetLoader {
         return try load(UnsafeBufferPointer(start: base, count: length))
     }
 
+    /// The pinned Envoy's extension registry, as embedded JSON.
+    static func embeddedExtensionsJSON() -> [UInt8] {
+        var length = 0
+        let base = meshctl_envoy_extensions_json(&length)!
+        return Array(UnsafeBufferPointer(start: base, count: length))
+    }
+
     static func load(_ bytes: UnsafeBufferPointer<UInt8>) throws(SchemaLoadError) -> DescriptorPool {
         guard let set = google__protobuf__file_descriptor_set__unpack(nil, bytes.count, bytes.baseAddress) else {
             throw SchemaLoadError(description: "the embedded Envoy descriptor set does not parse as a FileDescriptorSet")

@@ -27,6 +27,9 @@ public struct DynamicMessage: Sendable {
     public var unknownFields: [UInt8]
     /// Where the message's text began (the `{` or first key), when read from text.
     public var location: SourceLocation?
+    /// Fields present in the text whose values could not be read (already reported); their
+    /// constraints are not checked, so one mistake is not reported twice.
+    public var unreadableFields: [Int] = []
 
     public init(type: MessageID, location: SourceLocation? = nil) {
         self.type = type

@@ -79,7 +79,8 @@ public struct TextReader {
             }
         case .yaml:
             let explicitTag = scalar.tag.description
-            if scalar.style != .plain || explicitTag == "!" || explicitTag == "tag:yaml.org,2002:str" { return .string(text) }
+            // Envoy's yaml-cpp honours only the non-specific "!" tag: `!!str 8080` is still an integer.
+            if scalar.style != .plain || explicitTag == "!" { return .string(text) }
             switch text {
             case "", "~", "null", "Null", "NULL": return .null
             default: break
@@ -156,34 +157,10 @@ public struct TextReader {
         return message
     }
 
-    /// Key/value pairs of a mapping with YAML merge keys (`<<: *anchor`) applied; explicit keys win.
+    /// Key/value pairs of a mapping. YAML merge keys (`<<: *anchor`) are not applied: Envoy's
+    /// YAML reader does not support them, so they are reported where a field name is expected.
     func pairs(_ mapping: Node.Mapping) -> [(key: Node, value: Node)] {
-        guard syntax == .yaml, mapping.contains(where: { $0.key.scalar?.string == "<<" && $0.key.scalar?.style == .plain }) else {
-            return Array(mapping)
-        }
-        var result: [(key: Node, value: Node)] = []
-        var explicit = Set<String>()
-        for pair in mapping where !(pair.key.scalar?.string == "<<" && pair.key.scalar?.style == .plain) {
-            result.append(pair)
-            if let k = pair.key.scalar?.string { explicit.insert(k) }
-        }
-        for pair in mapping where pair.key.scalar?.string == "<<" && pair.key.scalar?.style == .plain {
-            let sources: [Node]
-            switch pair.value {
-            case .mapping: sources = [pair.value]
-            case .sequence(let s): sources = Array(s)
-            default: sources = []
-            }
-            for source in sources {
-                guard case .mapping(let m) = source else { continue }
-                for merged in pairs(m) {
-                    guard let k = merged.key.scalar?.string, !explicit.contains(k) else { continue }
-                    explicit.insert(k)
-                    result.append(merged)
-                }
-            }
-        }
-        return result
+        Array(mapping)
     }
 
     mutating func readFields(_ mapping: Node.Mapping, into message: inout DynamicMessage, descriptor: MessageDescriptor, skipping skippedKey: String?, depth: Int) {
@@ -198,7 +175,11 @@ public struct TextReader {
             if key == skippedKey { continue }
             guard let index = descriptor.fieldIndex(named: key) else {
                 path.push(.field(key))
-                report("schema.unknown-field", unknownFieldMessage(key, in: descriptor), at: keyNode)
+                if key == "<<" && keyScalar.style == .plain && syntax == .yaml {
+                    report("schema.yaml-merge-key", "YAML merge keys (<<) are not supported by Envoy; write the fields out (anchors and aliases for whole values are fine)", at: keyNode)
+                } else {
+                    report("schema.unknown-field", unknownFieldMessage(key, in: descriptor), at: keyNode)
+                }
                 path.pop()
                 continue
             }
@@ -225,8 +206,11 @@ public struct TextReader {
             } else if field.isDeprecated {
                 report("schema.deprecated-field", "'\(field.name)' is deprecated in the Envoy API and may be removed; move to its replacement", at: keyNode, severity: .warning)
             }
+            let problemsBefore = diagnostics.count
             if let value = readFieldValue(valueNode, field: field, depth: depth) {
                 message.fields.append(FieldValue(fieldIndex: index, value: value, location: location(keyNode)))
+            } else if diagnostics.count > problemsBefore {
+                message.unreadableFields.append(index)
             }
         }
     }
@@ -258,6 +242,9 @@ public struct TextReader {
                     report("schema.type-mismatch", "lists of lists are not allowed here; expected \(describeKind(field))", at: element)
                 } else if isNull(element) && field.kind != .message {
                     report("schema.type-mismatch", "null is not allowed as a list element; expected \(describeKind(field))", at: element)
+                } else if isNull(element), let type = field.messageType, pool.message(type).wellKnownType == nil {
+                    // protobuf's JSON parser turns a null message element into a default message.
+                    elements.append(ListElement(.message(DynamicMessage(type: type, location: location(element))), location: location(element)))
                 } else if let value = readSingular(element, field: field, depth: depth) {
                     elements.append(ListElement(value, location: location(element)))
                 }

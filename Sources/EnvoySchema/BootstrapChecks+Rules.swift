@@ -1,0 +1,175 @@
+// Envoy's own semantic rules beyond protoc-gen-validate, the ones it applies when
+// it builds listeners, clusters and routes from static configuration. Each rule
+// is named after the Envoy error it mirrors (see the invalid corpus).
+
+extension MessageView {
+    /// This message and every message below it (Any payloads included), depth first.
+    func walk(_ visit: (MessageView) -> Void) {
+        visit(self)
+        let descriptor = self.descriptor
+        for entry in message.fields {
+            let field = descriptor.fields[entry.fieldIndex]
+            let name = join(field.name)
+            switch entry.value {
+            case .message(let child):
+                if case .any? = descriptor.wellKnownType { MessageView(pool: pool, message: child, path: path).walk(visit) }
+                else { MessageView(pool: pool, message: child, path: name).walk(visit) }
+            case .list(let elements):
+                for (i, element) in elements.enumerated() {
+                    if case .message(let child) = element.value, !pool.message(child.type).isMapEntry {
+                        MessageView(pool: pool, message: child, path: name + "[\(i)]").walk(visit)
+                    } else if case .message(let entryMessage) = element.value, case .message(let value)? = entryMessage.value(at: 1)?.value {
+                        let key = entryMessage.value(at: 0)?.value.stringValue ?? "\(i)"
+                        MessageView(pool: pool, message: value, path: name + "[\"\(key)\"]").walk(visit)
+                    }
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    var typeName: String { descriptor.fullName }
+
+    func enumNumber(_ name: String) -> Int32? { if case .enumNumber(let n)? = value(name) { return n } else { return nil } }
+    func uint(_ name: String) -> UInt64? { if case .uint(let n)? = value(name) { return n } else { return nil } }
+    /// A google.protobuf.*Value wrapper's value.
+    func wrapped(_ name: String) -> ProtoValue? { value(name)?.messageValue?.value(at: 0)?.value }
+}
+
+extension BootstrapChecks {
+    /// Network filters that end a chain (nothing after them sees the bytes).
+    static let terminalNetworkFilters: Set<String> = [
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        "envoy.extensions.filters.network.redis_proxy.v3.RedisProxy",
+        "envoy.extensions.filters.network.thrift_proxy.v3.ThriftProxy",
+        "envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy",
+        "envoy.extensions.filters.network.echo.v3.Echo",
+        "envoy.extensions.filters.network.direct_response.v3.Config",
+        "envoy.extensions.filters.network.generic_proxy.v3.GenericProxy",
+    ]
+
+    /// Rules over the whole bootstrap that need no cross-reference table.
+    mutating func checkEnvoyRules(root: MessageView, staticClusters: [String: Int32]) {
+        var usesXDS = false
+        root.walk { view in
+            switch view.typeName {
+            case "envoy.config.listener.v3.FilterChain":
+                checkNetworkFilterChain(view)
+            case "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager":
+                checkRDS(view)
+            case "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":
+                if view.value("typed_config") == nil && view.value("config_discovery") == nil {
+                    report("envoy.filter-config-missing", "HTTP filter '\(view.string("name") ?? "")' has no typed_config; Envoy finds filter implementations by config type, so add typed_config with its \"@type\"", path: view.path, at: view.location)
+                }
+            case "envoy.config.route.v3.WeightedCluster":
+                var total: UInt64 = 0
+                for cluster in view.children("clusters") {
+                    if case .uint(let w)? = cluster.wrapped("weight") { total += w }
+                }
+                if total == 0 && !view.children("clusters").isEmpty {
+                    report("envoy.weighted-clusters-zero", "the weights of weighted_clusters add up to 0; give at least one cluster a positive weight", path: view.path, at: view.location)
+                }
+            case "envoy.config.route.v3.RouteConfiguration", "envoy.config.route.v3.VirtualHost", "envoy.config.route.v3.Route", "envoy.config.route.v3.WeightedCluster.ClusterWeight":
+                checkHeaderMutations(view)
+            case "envoy.config.cluster.v3.Cluster":
+                checkCluster(view)
+            case "envoy.extensions.filters.http.health_check.v3.HealthCheck":
+                if case .bool(false)? = view.wrapped("pass_through_mode") ?? .bool(false), view.value("cache_time") != nil {
+                    report("envoy.health-check-cache", "cache_time must not be set when pass_through_mode is disabled; remove cache_time or enable pass_through_mode", path: view.path + ".cache_time", at: view.location(of: "cache_time"))
+                }
+            case "envoy.config.core.v3.ApiConfigSource":
+                usesXDS = true
+                for service in view.children("grpc_services") {
+                    guard let cluster = service.child("envoy_grpc")?.string("cluster_name") else { continue }
+                    // Only static clusters that are not EDS exist when xDS subscriptions start.
+                    if staticClusters[cluster] == nil || staticClusters[cluster] == 3 {
+                        report("envoy.config-source-cluster", "the xDS server cluster '\(cluster)' must be a static, non-EDS cluster in static_resources.clusters; define it there", path: service.path + ".envoy_grpc.cluster_name", at: service.location)
+                    }
+                }
+            case "envoy.config.core.v3.ConfigSource":
+                if view.value("ads") != nil || view.value("api_config_source") != nil { usesXDS = true }
+            case "envoy.config.listener.v3.Listener":
+                if view.value("address") == nil && view.value("internal_listener") == nil && view.value("api_listener") == nil && view.value("additional_addresses") == nil {
+                    report("envoy.listener-address", "listener '\(view.string("name") ?? "")' has no address; give it an address (or make it an internal_listener)", path: view.path, at: view.location)
+                }
+            default:
+                break
+            }
+        }
+        if usesXDS {
+            let node = root.child("node")
+            if (node?.string("id") ?? "").isEmpty || (node?.string("cluster") ?? "").isEmpty {
+                report("envoy.node-identity", "node 'id' and 'cluster' are required when configuration comes from an xDS server; set node: {id: ..., cluster: ...}", path: "node", at: node?.location ?? root.location)
+            }
+        }
+    }
+
+    mutating func checkNetworkFilterChain(_ chain: MessageView) {
+        let filters = chain.children("filters")
+        for (i, filter) in filters.enumerated() {
+            let name = filter.string("name") ?? ""
+            guard let type = filter.unpacked("typed_config")?.type else {
+                if filter.value("config_discovery") == nil && filter.value("typed_config") == nil {
+                    report("envoy.filter-config-missing", "network filter '\(name)' has no typed_config; add typed_config with its \"@type\"", path: filter.path, at: filter.location)
+                }
+                continue
+            }
+            let terminal = Self.terminalNetworkFilters.contains(type)
+            if terminal && i != filters.count - 1 {
+                report("envoy.network-filter-order", "terminal filter '\(name)' must be the last filter in a network filter chain; move it to the end", path: filter.path, at: filter.location)
+            } else if !terminal && i == filters.count - 1 {
+                report("envoy.network-filter-order", "the last network filter '\(name)' is not a terminal filter; end the chain with e.g. http_connection_manager or tcp_proxy", path: filter.path, at: filter.location)
+            }
+        }
+    }
+
+    mutating func checkRDS(_ hcm: MessageView) {
+        guard let rds = hcm.child("rds") else { return }
+        if rds.value("config_source") == nil && !(rds.string("route_config_name") ?? "").hasPrefix("xdstp://") {
+            report("envoy.rds-config-source", "rds needs a config_source (e.g. config_source: {ads: {}}) unless route_config_name is an xdstp:// name", path: rds.path, at: rds.location)
+        }
+    }
+
+    /// Envoy refuses to add or remove pseudo-headers (":path") and Host through header mutations.
+    mutating func checkHeaderMutations(_ view: MessageView) {
+        for field in ["request_headers_to_add", "response_headers_to_add"] {
+            for option in view.children(field) {
+                guard let key = option.child("header")?.string("key") else { continue }
+                if key.hasPrefix(":") || (field.hasPrefix("request") && key.lowercased() == "host") {
+                    report("envoy.header-not-modifiable", ":-prefixed or host headers may not be modified ('\(key)'); use the route's host_rewrite_* or prefix_rewrite options instead", path: option.path + ".header.key", at: option.location)
+                }
+            }
+        }
+        for field in ["request_headers_to_remove", "response_headers_to_remove"] {
+            for (key, location) in view.strings(field) where key.hasPrefix(":") || (field.hasPrefix("request") && key.lowercased() == "host") {
+                report("envoy.header-not-modifiable", ":-prefixed or host headers may not be removed ('\(key)')", path: view.path + "." + field, at: location)
+            }
+        }
+    }
+
+    mutating func checkCluster(_ cluster: MessageView) {
+        let name = cluster.string("name") ?? ""
+        // LOGICAL_DNS (type 2) resolves one name: exactly one locality with one endpoint.
+        if cluster.enumNumber("type") == 2, let assignment = cluster.child("load_assignment") {
+            let localities = assignment.children("endpoints")
+            if localities.count != 1 || localities[0].children("lb_endpoints").count != 1 {
+                report("envoy.logical-dns-endpoints", "LOGICAL_DNS cluster '\(name)' must have exactly one locality with exactly one lb_endpoint; use STRICT_DNS for several hosts", path: assignment.path, at: assignment.location)
+            }
+        }
+        if let ring = cluster.child("ring_hash_lb_config") {
+            var minimum: UInt64 = 1024
+            var maximum: UInt64 = 8 * 1024 * 1024
+            if case .uint(let v)? = ring.wrapped("minimum_ring_size") { minimum = v }
+            if case .uint(let v)? = ring.wrapped("maximum_ring_size") { maximum = v }
+            if minimum > maximum {
+                report("envoy.ring-hash-size", "ring hash minimum_ring_size (\(minimum)) is larger than maximum_ring_size (\(maximum))", path: ring.path, at: ring.location)
+            }
+        }
+        // LOAD_BALANCING_POLICY_CONFIG (7) takes its policy from load_balancing_policy.
+        if cluster.enumNumber("lb_policy") == 7 && cluster.value("load_balancing_policy") == nil {
+            report("envoy.lb-policy-config", "cluster '\(name)': lb_policy LOAD_BALANCING_POLICY_CONFIG needs load_balancing_policy to be set", path: cluster.path + ".lb_policy", at: cluster.location(of: "lb_policy"))
+        }
+    }
+}

@@ -1,0 +1,86 @@
+// Files a bootstrap names on the host that will run Envoy: TLS certificates,
+// keys and CA bundles. Envoy reads them when it starts and refuses a missing or
+// unreadable file or a key that does not belong to its certificate, so
+// `validate --envoy` (which runs on that host) checks them too. The only file
+// of EnvoySchema that touches OpenSSL.
+import Foundation
+internal import COpenSSL
+
+extension BootstrapChecks {
+    /// Checks every TLS file the bootstrap names (and inline PEM material) the way Envoy loads it.
+    mutating func checkHostFiles(root: MessageView) {
+        root.walk { view in
+            switch view.typeName {
+            case "envoy.extensions.transport_sockets.tls.v3.TlsCertificate":
+                let chain = view.child("certificate_chain").flatMap { loadSource($0, what: "certificate chain") }
+                let key = view.child("private_key").flatMap { loadSource($0, what: "private key") }
+                guard let chainSource = view.child("certificate_chain"), let keySource = view.child("private_key"), let chain, let key else { return }
+                switch PEMMaterial.check(certificate: chain, key: key) {
+                case .ok: break
+                case .badCertificate:
+                    report("envoy.tls-file", "the certificate chain is not a PEM certificate Envoy can load", path: chainSource.path, at: chainSource.location)
+                case .badKey:
+                    report("envoy.tls-file", "the private key is not a PEM private key Envoy can load", path: keySource.path, at: keySource.location)
+                case .mismatch:
+                    report("envoy.tls-key-mismatch", "the private key does not belong to the certificate (KEY_VALUES_MISMATCH); pair each certificate with its own key", path: keySource.path, at: keySource.location)
+                }
+            case "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext":
+                if let ca = view.child("trusted_ca"), let pem = loadSource(ca, what: "trusted CA bundle"), !PEMMaterial.hasCertificate(pem) {
+                    report("envoy.tls-file", "the trusted CA bundle contains no PEM certificate", path: ca.path, at: ca.location)
+                }
+                if let crl = view.child("crl") { _ = loadSource(crl, what: "CRL") }
+            default:
+                break
+            }
+        }
+    }
+
+    /// The bytes of a DataSource, or nil (with a diagnostic when a named file cannot be read).
+    mutating func loadSource(_ source: MessageView, what: String) -> [UInt8]? {
+        if let path = source.string("filename") {
+            guard FileManager.default.fileExists(atPath: path) else {
+                report("envoy.tls-file", "the \(what) file \(path) does not exist on this host; Envoy refuses to start without it", path: source.path + ".filename", at: source.location(of: "filename"))
+                return nil
+            }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                report("envoy.tls-file", "the \(what) file \(path) cannot be read (check its permissions)", path: source.path + ".filename", at: source.location(of: "filename"))
+                return nil
+            }
+            return Array(data)
+        }
+        if let text = source.string("inline_string") { return Array(text.utf8) }
+        if case .bytes(let bytes)? = source.value("inline_bytes") { return bytes }
+        return nil  // environment variables and SDS-provided material are not on this host's disk
+    }
+}
+
+/// PEM certificates and keys, parsed with OpenSSL as Envoy parses them.
+enum PEMMaterial {
+    enum Verdict { case ok, badCertificate, badKey, mismatch }
+
+    static func check(certificate: [UInt8], key: [UInt8]) -> Verdict {
+        guard let x509 = withBIO(certificate, { PEM_read_bio_X509($0, nil, nil, nil) }) else { return .badCertificate }
+        defer { X509_free(x509) }
+        guard let pkey = withBIO(key, { PEM_read_bio_PrivateKey($0, nil, nil, nil) }) else { return .badKey }
+        defer { EVP_PKEY_free(pkey) }
+        let matches = X509_check_private_key(x509, pkey) == 1
+        ERR_clear_error()
+        return matches ? .ok : .mismatch
+    }
+
+    static func hasCertificate(_ pem: [UInt8]) -> Bool {
+        guard let x509 = withBIO(pem, { PEM_read_bio_X509($0, nil, nil, nil) }) else { return false }
+        X509_free(x509)
+        return true
+    }
+
+    private static func withBIO<T>(_ bytes: [UInt8], _ body: (OpaquePointer) -> T?) -> T? {
+        bytes.withUnsafeBytes { raw -> T? in
+            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
+            defer { BIO_free(bio) }
+            let result = body(bio)
+            ERR_clear_error()
+            return result
+        }
+    }
+}
