@@ -91,6 +91,8 @@ public enum ConfigDocument {
             return Diagnostic(.error, rule: "yaml.syntax", message: message, path: "", file: file, location: SourceLocation(line: mark.line, column: mark.column))
         }
         switch error {
+        case .composer(_, let problem, let mark, _) where problem.contains("another document"):
+            return Diagnostic(.error, rule: "yaml.multiple-documents", message: "the file holds more than one YAML document; Envoy would silently use only the first, so keep one document per file", path: "", file: file, location: SourceLocation(line: mark.line, column: mark.column))
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _), .composer(let context, let problem, let mark, _):
             return make(context, problem, mark)
         case .duplicatedKeysInMapping(let duplicates, let context):

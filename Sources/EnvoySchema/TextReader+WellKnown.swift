@@ -11,6 +11,13 @@ extension TextReader {
         case .any:
             return readAny(node, type: type, depth: depth)
         case .duration, .timestamp:
+            if case .mapping(let mapping) = node {
+                // Envoy's parser also takes the message form {seconds: 1, nanos: 5}.
+                report("schema.noncanonical-form", kind.isDuration ? "write durations as strings such as \"1.5s\"; the {seconds, nanos} form is accepted but non-standard"
+                                                                   : "write timestamps as RFC 3339 strings; the {seconds, nanos} form is accepted but non-standard", at: node, severity: .warning)
+                readFields(mapping, into: &message, descriptor: pool.message(type), skipping: nil, depth: depth)
+                return message
+            }
             guard case .scalar(let s) = node, case .string(let text) = classify(s) else {
                 report("schema.type-mismatch", kind.isDuration
                        ? "expected a duration string such as \"1.5s\" or \"0.250s\", got \(describe(node))"
@@ -38,6 +45,11 @@ extension TextReader {
             }
             return message
         case .wrapper(let wrapped):
+            if case .mapping(let mapping) = node, mapping.count == 1, mapping.first?.key.scalar?.string == "value" {
+                report("schema.noncanonical-form", "wrapper values are written bare (e.g. 5, not {value: 5}); the object form is accepted but non-standard", at: node, severity: .warning)
+                readFields(mapping, into: &message, descriptor: pool.message(type), skipping: nil, depth: depth)
+                return message
+            }
             guard case .scalar(let s) = node else {
                 report("schema.type-mismatch", "expected a bare \(wrapped) value (wrapper types are written without {value: ...}), got \(describe(node))", at: node)
                 return nil
@@ -106,6 +118,8 @@ extension TextReader {
                     return nil
                 }
                 set("number_value", .double(d))
+            case .string(let str) where syntax == .yaml && s.style == .plain && Self.yamlInteger(str) != nil:
+                set("number_value", .double(Double(Self.yamlInteger(str)!)))
             case .string(let str):
                 // A plain YAML float (0.25, 1.5e3, .inf) is a number, as YAML means it; Envoy's own
                 // bootstrap loader would keep it a string, but nothing a user means by it is a string.

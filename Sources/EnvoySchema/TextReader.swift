@@ -86,7 +86,10 @@ public struct TextReader {
             default: break
             }
             if let b = Self.yamlBool(text) { return .bool(b) }
-            if let i = Self.yamlInteger(text) { return .integer(String(i)) }
+            if let i = Self.yamlInteger(text) {
+                // Envoy emits integers outside int32 as JSON strings (an int64 field still takes them).
+                return Int32(exactly: i) != nil ? .integer(String(i)) : .string(String(i))
+            }
             return .string(text)
         }
     }
@@ -231,6 +234,11 @@ public struct TextReader {
                 return readMap(node, entryType: entryType, depth: depth)
             }
             guard case .sequence(let sequence) = node else {
+                if case .scalar = node, field.kind != .message {
+                    // Envoy's parser takes a lone value as a one-element list.
+                    report("schema.scalar-for-list", "'\(field.name)' is a list; write [\(describe(node).replacingOccurrences(of: "the string ", with: ""))] (a lone value is read as a one-element list)", at: node, severity: .warning)
+                    return readSingular(node, field: field, depth: depth).map { .list([ListElement($0, location: location(node))]) }
+                }
                 report("schema.type-mismatch", "expected a list, got \(describe(node)); write it as a YAML list (one '- ' item per element)", at: node)
                 return nil
             }
@@ -241,7 +249,9 @@ public struct TextReader {
                 if case .sequence = element, field.kind != .message {
                     report("schema.type-mismatch", "lists of lists are not allowed here; expected \(describeKind(field))", at: element)
                 } else if isNull(element) && field.kind != .message {
-                    report("schema.type-mismatch", "null is not allowed as a list element; expected \(describeKind(field))", at: element)
+                    // Envoy's parser turns a null element into the default value ("" or 0).
+                    report("schema.null-element", "null list element is read as \(field.kind == .string ? "an empty string" : "the default value"); remove it or give it a value", at: element, severity: .warning)
+                    elements.append(ListElement(defaultValue(of: field), location: location(element)))
                 } else if isNull(element), let type = field.messageType, pool.message(type).wellKnownType == nil {
                     // protobuf's JSON parser turns a null message element into a default message.
                     elements.append(ListElement(.message(DynamicMessage(type: type, location: location(element))), location: location(element)))
@@ -300,12 +310,24 @@ public struct TextReader {
             return .success(.bytes(bytes))
         case .bool:
             if case .bool(let b) = value { return .success(.bool(b)) }
+            // Envoy's JSON parser also takes these words as booleans (absl::SimpleAtob).
+            if case .string(let word) = value {
+                switch word.lowercased() {
+                case "true", "t", "yes", "y", "1": return .success(.bool(true))
+                case "false", "f", "no", "n", "0": return .success(.bool(false))
+                default: break
+                }
+            }
             return .failure(.mismatch("a boolean (true or false)", value))
         case .enum:
             let descriptor = pool.enumType(enumType!)
             switch value {
             case .string(let name):
                 if let number = descriptor.number(named: name) { return .success(.enumNumber(number)) }
+                // Envoy parses enum names case-insensitively.
+                if let match = descriptor.values.first(where: { $0.name.caseInsensitiveCompare(name) == .orderedSame }) {
+                    return .success(.enumNumber(match.number))
+                }
                 let names = descriptor.values.map(\.name)
                 let suggestion = closest(name, among: names).map { "; did you mean \($0)?" } ?? "; valid values: \(names.prefix(12).joined(separator: ", "))\(names.count > 12 ? ", …" : "")"
                 return .failure(ScalarProblem(rule: "schema.unknown-enum", message: "\"\(name)\" is not a value of enum \(descriptor.fullName)\(suggestion)"))
@@ -369,6 +391,8 @@ public struct TextReader {
         var parsed: Int128?
         if let exact = Int128(text) {
             parsed = exact
+        } else if case .string = value, let hex = Self.hexInteger(text) {
+            parsed = hex
         } else if let d = Self.parseJSONNumber(text), d.isFinite, d.rounded() == d, abs(d) < 1.9e19 {
             // 1e3 or 80.0: an integral value written as a float is accepted, as protobuf does.
             parsed = Int128(d)
@@ -381,6 +405,15 @@ public struct TextReader {
             return .failure(ScalarProblem(rule: "schema.out-of-range", message: "\(text) is out of range for \(kind) (\(range.lowerBound)...\(range.upperBound))"))
         }
         return .success(kind.isUnsignedInteger ? .uint(UInt64(number)) : .int(Int64(number)))
+    }
+
+    /// "0x1F90" and "-0x10", which Envoy's parser accepts in quoted integers.
+    static func hexInteger(_ text: String) -> Int128? {
+        var body = Substring(text)
+        let negative = body.hasPrefix("-")
+        if negative { body = body.dropFirst() }
+        guard body.hasPrefix("0x") || body.hasPrefix("0X"), let magnitude = UInt64(body.dropFirst(2), radix: 16) else { return nil }
+        return negative ? -Int128(magnitude) : Int128(magnitude)
     }
 
     // MARK: Maps

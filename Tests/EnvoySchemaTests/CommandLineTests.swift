@@ -73,7 +73,7 @@ final class CommandLineTests: XCTestCase {
             BadInput(name: "empty.yaml", make: { Data() }, expectedStatus: 1, messageContains: "empty"),
             BadInput(name: "comments-only.yaml", make: { Data("# nothing here\n".utf8) }, expectedStatus: 1, messageContains: "no document"),
             BadInput(name: "scalar.yaml", make: { Data("hello\n".utf8) }, expectedStatus: 1, messageContains: "expected an object"),
-            BadInput(name: "two-documents.yaml", make: { Data("admin: {}\n---\nadmin: {}\n".utf8) }, expectedStatus: 1, messageContains: "another document"),
+            BadInput(name: "two-documents.yaml", make: { Data("admin: {}\n---\nadmin: {}\n".utf8) }, expectedStatus: 1, messageContains: "more than one YAML document"),
             BadInput(name: "huge.yaml", make: { Data(repeating: 0x61, count: 50 << 20) }, expectedStatus: 1, messageContains: "over the 32.0 MiB limit"),
             BadInput(name: "deep-flow.yaml", make: { Data((String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)).utf8) }, expectedStatus: 1, messageContains: "nesting is deeper than 1000"),
             BadInput(name: "deep-block.yaml", make: {

@@ -65,6 +65,42 @@ final class CorpusTests: XCTestCase {
         }
     }
 
+    /// Where meshctl deliberately refuses what Envoy accepts: each is something Envoy does silently
+    /// and a user would not want (a dropped listener, a lost value, a random winner, ignored text).
+    static let deliberateDivergences: [String: String] = [
+        "01-duplicate-listener-names.yaml": "xref.duplicate-listener",   // Envoy silently drops the second listener
+        "02-duplicate-yaml-keys.yaml": "yaml.duplicate-key",             // the first value is silently lost
+        "03-snake-and-camel-same-field.yaml": "schema.duplicate-field",  // Envoy picks a winner at random
+        "13-multi-document-yaml.yaml": "yaml.multiple-documents",        // Envoy ignores every document but the first
+        "32-json-duplicate-keys.json": "yaml.duplicate-key",             // the first value is silently lost
+    ]
+
+    /// Envoy's surprising-but-accepted inputs: meshctl agrees with Envoy on every one except the
+    /// deliberate divergences above, and those it refuses with the named rule.
+    func testQuirksAgreeWithRealEnvoyExceptDeliberateDivergences() throws {
+        let envoy = TestSupport.envoy
+        guard FileManager.default.isExecutableFile(atPath: envoy) else {
+            return XCTFail("Envoy is missing at \(envoy); run the tests through `make test`")
+        }
+        let quirks = Self.files("quirks")
+        XCTAssertGreaterThanOrEqual(quirks.count, 30)
+        var problems: [String] = []
+        for file in quirks {
+            let path = try Self.materialize(file)
+            let run = try TestSupport.run(envoy, ["--mode", "validate", "-c", path.path, "-l", "critical", "--disable-hot-restart"], timeout: 60)
+            let diagnostics = BootstrapValidation.validate(path: path.path, pool: TestSupport.pool)
+            let errors = diagnostics.filter { $0.severity == .error }
+            let name = file.lastPathComponent
+            if let rule = Self.deliberateDivergences[name] {
+                if run.status != 0 { problems.append("\(name): Envoy now rejects it; drop it from the divergence list") }
+                if !errors.contains(where: { $0.rule == rule }) { problems.append("\(name): expected meshctl to refuse it with \(rule), got \(errors.map(\.rule))") }
+            } else if (run.status == 0) != errors.isEmpty {
+                problems.append("\(name): Envoy \(run.status == 0 ? "accepts" : "rejects"), meshctl \(errors.isEmpty ? "accepts" : "rejects: \(errors.map(\.description))")")
+            }
+        }
+        XCTAssertEqual(problems, [], "\n" + problems.joined(separator: "\n"))
+    }
+
     /// meshctl and `envoy --mode validate` give the same verdict on every file; no false accepts.
     func testVerdictsAgreeWithRealEnvoy() throws {
         let envoy = TestSupport.envoy
