@@ -13,7 +13,6 @@ let package = Package(
         .library(name: "EnvoySchema", targets: ["EnvoySchema"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
@@ -37,6 +36,12 @@ let package = Package(
             name: "CRE2",
             linkerSettings: [.linkedLibrary("re2")]
         ),
+        // libyaml (Debian libyaml-dev): the YAML event parser under EnvoySchema's YAML reader.
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
         // OpenSSL 3 (Debian libssl-dev): TLS for the xDS server, digests for the store.
         .systemLibrary(
             name: "COpenSSL",
@@ -45,7 +50,7 @@ let package = Package(
         ),
         .target(
             name: "EnvoySchema",
-            dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", "COpenSSL", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", "COpenSSL", "CYAML"]
         ),
         .executableTarget(
             name: "meshctl",

@@ -7,20 +7,25 @@ extension MessageView {
     func walk(_ visit: (MessageView) -> Void) {
         visit(self)
         let descriptor = self.descriptor
+        let isAny: Bool
+        if case .any? = descriptor.wellKnownType { isAny = true } else { isAny = false }
         for entry in message.fields {
             let field = descriptor.fields[entry.fieldIndex]
-            let name = join(field.name)
             switch entry.value {
             case .message(let child):
-                if case .any? = descriptor.wellKnownType { MessageView(pool: pool, message: child, path: path).walk(visit) }
-                else { MessageView(pool: pool, message: child, path: name).walk(visit) }
+                // The path runs straight through an Any into the message it carries.
+                MessageView(pool: pool, message: child, trail: isAny ? trail : PathTrail(parent: trail, step: field.name)).walk(visit)
             case .list(let elements):
+                guard field.kind == .message else { continue }
+                let list = PathTrail(parent: trail, step: field.name)
                 for (i, element) in elements.enumerated() {
-                    if case .message(let child) = element.value, !pool.message(child.type).isMapEntry {
-                        MessageView(pool: pool, message: child, path: name + "[\(i)]").walk(visit)
-                    } else if case .message(let entryMessage) = element.value, case .message(let value)? = entryMessage.value(at: 1)?.value {
-                        let key = entryMessage.value(at: 0)?.value.stringValue ?? "\(i)"
-                        MessageView(pool: pool, message: value, path: name + "[\"\(key)\"]").walk(visit)
+                    guard case .message(let child) = element.value else { continue }
+                    if pool.message(child.type).isMapEntry {
+                        guard case .message(let value)? = child.value(at: 1)?.value else { continue }
+                        let key = child.value(at: 0)?.value.stringValue ?? "\(i)"
+                        MessageView(pool: pool, message: value, trail: PathTrail(parent: list, step: "[\"\(key)\"]")).walk(visit)
+                    } else {
+                        MessageView(pool: pool, message: child, trail: PathTrail(parent: list, step: "[\(i)]")).walk(visit)
                     }
                 }
             default:
@@ -50,10 +55,24 @@ extension BootstrapChecks {
         "envoy.extensions.filters.network.generic_proxy.v3.GenericProxy",
     ]
 
+    /// The message types checkEnvoyRules looks at.
+    static let ruleTypeNames = [
+        "envoy.config.listener.v3.FilterChain", "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", "envoy.config.route.v3.WeightedCluster",
+        "envoy.config.route.v3.RouteConfiguration", "envoy.config.route.v3.VirtualHost", "envoy.config.route.v3.Route",
+        "envoy.config.route.v3.WeightedCluster.ClusterWeight", "envoy.config.cluster.v3.Cluster",
+        "envoy.extensions.filters.http.health_check.v3.HealthCheck", "envoy.config.core.v3.ApiConfigSource", "envoy.config.core.v3.ConfigSource",
+        "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", "envoy.extensions.transport_sockets.tls.v3.TlsCertificate",
+        "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", "envoy.config.listener.v3.Listener",
+    ]
+
     /// Rules over the whole bootstrap that need no cross-reference table.
-    mutating func checkEnvoyRules(root: MessageView, staticClusters: [String: Int32]) {
+    mutating func checkEnvoyRules(root: MessageView, staticClusters: [String: Int32], staticSecrets: Set<String>) {
         var usesXDS = false
+        // Only messages of these types have rules; the rest are passed by ID without a string compare.
+        let ruleTypes = Set(Self.ruleTypeNames.compactMap { pool.messageID(named: $0) })
         root.walk { view in
+            guard ruleTypes.contains(view.message.type) else { return }
             switch view.typeName {
             case "envoy.config.listener.v3.FilterChain":
                 checkNetworkFilterChain(view)
@@ -90,6 +109,12 @@ extension BootstrapChecks {
                 }
             case "envoy.config.core.v3.ConfigSource":
                 if view.value("ads") != nil || view.value("api_config_source") != nil { usesXDS = true }
+            case "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig":
+                checkStaticSecret(view, defined: staticSecrets)
+            case "envoy.extensions.transport_sockets.tls.v3.TlsCertificate" where checkHostFiles:
+                checkTLSCertificateFiles(view)
+            case "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext" where checkHostFiles:
+                checkValidationContextFiles(view)
             case "envoy.config.listener.v3.Listener":
                 if view.value("address") == nil && view.value("internal_listener") == nil && view.value("api_listener") == nil && view.value("additional_addresses") == nil {
                     report("envoy.listener-address", "listener '\(view.string("name") ?? "")' has no address; give it an address (or make it an internal_listener)", path: view.path, at: view.location)

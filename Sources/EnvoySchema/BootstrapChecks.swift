@@ -4,11 +4,50 @@
 // defined clusters, unique virtual-host domains, the HTTP filter chain ending
 // in its terminal filter.
 
+/// A field path built as the checks descend, rendered only when a problem is reported.
+final class PathTrail: @unchecked Sendable {
+    let parent: PathTrail?
+    let step: String
+
+    init(parent: PathTrail?, step: String) {
+        self.parent = parent
+        self.step = step
+    }
+
+    var rendered: String {
+        var steps: [String] = []
+        var node: PathTrail? = self
+        while let current = node {
+            steps.append(current.step)
+            node = current.parent
+        }
+        var out = ""
+        for step in steps.reversed() {
+            if !out.isEmpty && !step.hasPrefix("[") { out += "." }
+            out += step
+        }
+        return out
+    }
+}
+
 /// Read access by field name to a DynamicMessage.
 struct MessageView {
     let pool: DescriptorPool
     let message: DynamicMessage
-    let path: String
+    let trail: PathTrail?
+
+    init(pool: DescriptorPool, message: DynamicMessage, trail: PathTrail?) {
+        self.pool = pool
+        self.message = message
+        self.trail = trail
+    }
+
+    init(pool: DescriptorPool, message: DynamicMessage, path: String) {
+        self.init(pool: pool, message: message, trail: path.isEmpty ? nil : PathTrail(parent: nil, step: path))
+    }
+
+    /// The field path of this message from the document root.
+    var path: String { trail?.rendered ?? "" }
 
     var descriptor: MessageDescriptor { pool.message(message.type) }
     var location: SourceLocation? { message.location }
@@ -22,12 +61,13 @@ struct MessageView {
     func string(_ name: String) -> String? { value(name)?.stringValue }
 
     func child(_ name: String) -> MessageView? {
-        value(name)?.messageValue.map { MessageView(pool: pool, message: $0, path: join(name)) }
+        value(name)?.messageValue.map { MessageView(pool: pool, message: $0, trail: PathTrail(parent: trail, step: name)) }
     }
 
     func children(_ name: String) -> [MessageView] {
-        (value(name)?.listValue ?? []).enumerated().compactMap { i, element in
-            element.value.messageValue.map { MessageView(pool: pool, message: $0, path: join(name) + "[\(i)]") }
+        let list = PathTrail(parent: trail, step: name)
+        return (value(name)?.listValue ?? []).enumerated().compactMap { i, element in
+            element.value.messageValue.map { MessageView(pool: pool, message: $0, trail: PathTrail(parent: list, step: "[\(i)]")) }
         }
     }
 
@@ -46,10 +86,8 @@ struct MessageView {
         default: break
         }
         guard let payload else { return nil }
-        return (pool.message(payload.type).fullName, MessageView(pool: pool, message: payload, path: join(name)))
+        return (pool.message(payload.type).fullName, MessageView(pool: pool, message: payload, trail: PathTrail(parent: trail, step: name)))
     }
-
-    func join(_ name: String) -> String { path.isEmpty ? name : path + "." + name }
 }
 
 public enum TypeNames {
@@ -63,10 +101,13 @@ public enum TypeNames {
 }
 
 /// Cross-reference checks over a bootstrap's static resources.
-public struct BootstrapChecks {
+public struct BootstrapChecks: Sendable {
     public let pool: DescriptorPool
     public let file: String?
     public private(set) var diagnostics: [Diagnostic] = []
+
+    /// Also load the TLS files the bootstrap names, as Envoy would on this host.
+    public var checkHostFiles = false
 
     public init(pool: DescriptorPool, file: String?) {
         self.pool = pool
@@ -82,8 +123,8 @@ public struct BootstrapChecks {
         let clusters = root.child("static_resources")?.children("clusters") ?? []
         var staticClusterTypes: [String: Int32] = [:]
         for cluster in clusters { if let name = cluster.string("name") { staticClusterTypes[name] = cluster.enumNumber("type") ?? 0 } }
-        checkEnvoyRules(root: root, staticClusters: staticClusterTypes)
-        checkStaticSecrets(root: root)
+        let secrets = Set((root.child("static_resources")?.children("secrets") ?? []).compactMap { $0.string("name") })
+        checkEnvoyRules(root: root, staticClusters: staticClusterTypes, staticSecrets: secrets)
         guard let resources = root.child("static_resources") else { return }
         var clusterNames: [String: String] = [:]
         for cluster in clusters {
@@ -152,13 +193,9 @@ public struct BootstrapChecks {
     }
 
     /// Secrets named without an sds_config come from static_resources.secrets.
-    mutating func checkStaticSecrets(root: MessageView) {
-        let defined = Set((root.child("static_resources")?.children("secrets") ?? []).compactMap { $0.string("name") })
-        root.walk { view in
-            guard view.typeName == "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", view.value("sds_config") == nil,
-                  let name = view.string("name"), !defined.contains(name) else { return }
-            report("xref.static-secret", "secret '\(name)' is not defined in static_resources.secrets (and no sds_config names a server for it); define it or add sds_config", path: view.path + ".name", at: view.location(of: "name"))
-        }
+    mutating func checkStaticSecret(_ view: MessageView, defined: Set<String>) {
+        guard view.value("sds_config") == nil, let name = view.string("name"), !defined.contains(name) else { return }
+        report("xref.static-secret", "secret '\(name)' is not defined in static_resources.secrets (and no sds_config names a server for it); define it or add sds_config", path: view.path + ".name", at: view.location(of: "name"))
     }
 
     func socketAddress(_ address: MessageView?) -> (key: String, port: UInt64)? {

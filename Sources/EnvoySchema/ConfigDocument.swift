@@ -3,7 +3,6 @@
 // and the protoc-gen-validate rules. Every problem is a Diagnostic; nothing
 // here throws or traps on bad input.
 import Foundation
-import Yams
 
 public enum ConfigDocument {
     /// Files larger than this are refused before parsing (a configuration, not a data dump).
@@ -67,40 +66,28 @@ public enum ConfigDocument {
     }
 
     /// Parses YAML (or JSON) text into a node tree. A syntax error is one diagnostic at its position.
-    public static func parseNode(_ text: String, file: String?) -> Result<Node, Diagnostic> {
+    public static func parseNode(_ text: String, file: String?) -> Result<YAMLNode, Diagnostic> {
         do {
-            guard let node = try Parser(yaml: text).singleRoot() else {
+            guard let node = try YAMLDocument.parse(text) else {
                 return .failure(Diagnostic(.error, rule: "input.empty", message: "contains no document; expected a YAML or JSON document", path: "", file: file))
             }
             return .success(node)
-        } catch let error as YamlError {
-            return .failure(diagnostic(for: error, file: file))
         } catch {
-            return .failure(Diagnostic(.error, rule: "yaml.syntax", message: "\(error)", path: "", file: file))
-        }
-    }
-
-    static func diagnostic(for error: YamlError, file: String?) -> Diagnostic {
-        func make(_ context: YamlError.Context?, _ problem: String, _ mark: Mark) -> Diagnostic {
-            let contextText = context.map { " (\($0.text) at \($0.mark.line):\($0.mark.column))" } ?? ""
-            var message = "YAML syntax error: \(problem)\(contextText)"
-            if problem.contains("Maximum nesting level") { message = "YAML nesting is deeper than 1000 levels; a configuration is never nested this deep" }
-            if problem.contains("found character that cannot start any token") && problem.contains("\t") == false {
-                message += "; check for tabs used as indentation (YAML allows spaces only)"
+            let rule: String
+            var message = error.message
+            switch error.reason {
+            case .duplicateKey: rule = "yaml.duplicate-key"
+            case .multipleDocuments:
+                rule = "yaml.multiple-documents"
+                message = "the file holds more than one YAML document; Envoy would silently use only the first, so keep one document per file"
+            case .tooDeep, .tooLarge: rule = "yaml.too-large"
+            case .undefinedAlias: rule = "yaml.undefined-alias"
+            case .syntax:
+                rule = "yaml.syntax"
+                message = "YAML syntax error: " + message
+                if error.message.contains("cannot start any token") { message += "; check for tabs used as indentation (YAML allows spaces only)" }
             }
-            return Diagnostic(.error, rule: "yaml.syntax", message: message, path: "", file: file, location: SourceLocation(line: mark.line, column: mark.column))
-        }
-        switch error {
-        case .composer(_, let problem, let mark, _) where problem.contains("another document"):
-            return Diagnostic(.error, rule: "yaml.multiple-documents", message: "the file holds more than one YAML document; Envoy would silently use only the first, so keep one document per file", path: "", file: file, location: SourceLocation(line: mark.line, column: mark.column))
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _), .composer(let context, let problem, let mark, _):
-            return make(context, problem, mark)
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return Diagnostic(.error, rule: "yaml.duplicate-key", message: "duplicate key\(duplicates.count > 1 ? "s" : "") \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in one mapping; keep one", path: "", file: file, location: SourceLocation(line: context.mark.line, column: context.mark.column))
-        case .reader(let problem, let offset, _, _):
-            return Diagnostic(.error, rule: "yaml.syntax", message: "unreadable input: \(problem)\(offset.map { " at byte \($0)" } ?? "")", path: "", file: file)
-        default:
-            return Diagnostic(.error, rule: "yaml.syntax", message: "\(error)", path: "", file: file)
+            return .failure(Diagnostic(.error, rule: rule, message: message, path: "", file: file, location: error.location))
         }
     }
 
@@ -115,15 +102,18 @@ public enum ConfigDocument {
 
     /// Text → message of `type` with schema problems only (no protoc-gen-validate rules yet).
     public static func read(text: String, file: String?, syntax: InputSyntax, type: MessageID, pool: DescriptorPool) -> (message: DynamicMessage?, diagnostics: [Diagnostic]) {
-        let node: Node
         switch parseNode(text, file: file) {
-        case .success(let n): node = n
+        case .success(let node): return read(node: node, file: file, syntax: syntax, type: type, pool: pool)
         case .failure(let d): return (nil, [d])
         }
+    }
+
+    /// A parsed document → message of `type` with schema problems only.
+    public static func read(node: YAMLNode, file: String?, syntax: InputSyntax, type: MessageID, pool: DescriptorPool) -> (message: DynamicMessage?, diagnostics: [Diagnostic]) {
         var reader = TextReader(pool: pool, syntax: syntax, file: file)
         guard let message = reader.readMessage(node, type: type) else {
             return (nil, reader.diagnostics.isEmpty
-                    ? [Diagnostic(.error, rule: "schema.type-mismatch", message: "the document is empty (null); expected an object", path: "", file: file, location: node.mark.map { SourceLocation(line: $0.line, column: $0.column) })]
+                    ? [Diagnostic(.error, rule: "schema.type-mismatch", message: "the document is empty (null); expected an object", path: "", file: file, location: node.location)]
                     : reader.diagnostics)
         }
         return (message, reader.diagnostics)
@@ -149,14 +139,80 @@ public enum BootstrapValidation {
 
     public static func validate(text: String, file: String?, syntax: InputSyntax, pool: DescriptorPool, checkHostFiles: Bool = false) -> [Diagnostic] {
         guard let type = pool.messageID(named: TypeNames.bootstrap) else { return [] }
-        let (message, diagnostics) = ConfigDocument.read(text: text, file: file, syntax: syntax, type: type, pool: pool)
+        var clock = PhaseClock()
+        let node: YAMLNode
+        switch ConfigDocument.parseNode(text, file: file) {
+        case .success(let n): node = n
+        case .failure(let d): return [d]
+        }
+        clock.lap("yaml")
+        let (message, diagnostics) = ConfigDocument.read(node: node, file: file, syntax: syntax, type: type, pool: pool)
+        clock.lap("read")
         guard let message else { return diagnostics }
         var validator = ConstraintValidator(pool: pool, file: file)
         validator.maxRegexProgramSize = BootstrapChecks.regexProgramSizeLimit(bootstrap: message, pool: pool) ?? ConstraintValidator.defaultMaxRegexProgramSize
-        validator.validate(message)
         var checks = BootstrapChecks(pool: pool, file: file)
-        checks.check(bootstrap: message)
-        if checkHostFiles { checks.checkHostFiles(root: MessageView(pool: pool, message: message, path: "")) }
-        return (diagnostics + validator.diagnostics + checks.diagnostics).sorted(by: Diagnostic.reportOrder)
+        checks.checkHostFiles = checkHostFiles
+        // Both passes only read the message: run them side by side.
+        let (constraintPass, referencePass) = (validator, checks)
+        let results = ParallelPair.run({ () -> [Diagnostic] in
+            var pass = constraintPass
+            pass.validate(message)
+            return pass.diagnostics
+        }, { () -> [Diagnostic] in
+            var pass = referencePass
+            pass.check(bootstrap: message)
+            return pass.diagnostics
+        })
+        clock.lap("constraints + cross-references")
+        // The trees are freed when the caller is done with the result, not on this path.
+        retainUntilExit(node, message)
+        return (diagnostics + results.0 + results.1).sorted(by: Diagnostic.reportOrder)
+    }
+}
+
+/// Phase timings on stderr when MESHCTL_TIMING is set (for profiling, never in normal output).
+struct PhaseClock {
+    private static let enabled = ProcessInfo.processInfo.environment["MESHCTL_TIMING"] != nil
+    private var last = DispatchTime.now().uptimeNanoseconds
+
+    mutating func lap(_ phase: String) {
+        guard Self.enabled else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        FileHandle.standardError.write(Data("meshctl timing: \(phase) \((now - last) / 1_000_000) ms\n".utf8))
+        last = now
+    }
+}
+
+/// Large trees built for a one-shot command are released by the process exit, not freed node by node.
+private final class ExitArena: @unchecked Sendable {
+    static let shared = ExitArena()
+    private let lock = NSLock()
+    private var kept: [Any] = []
+    func keep(_ values: Any...) { lock.lock(); kept.append(contentsOf: values); lock.unlock() }
+}
+
+func retainUntilExit(_ values: Any...) {
+    guard ProcessInfo.processInfo.environment["MESHCTL_FREE_TREES"] == nil else { return }
+    ExitArena.shared.keep(values)
+}
+
+/// Two independent computations on two threads.
+enum ParallelPair {
+    static func run<A: Sendable, B: Sendable>(_ first: @escaping @Sendable () -> A, _ second: @escaping @Sendable () -> B) -> (A, B) {
+        let box = PairBox<A, B>()
+        DispatchQueue.concurrentPerform(iterations: 2) { index in
+            if index == 0 { box.setFirst(first()) } else { box.setSecond(second()) }
+        }
+        return box.values
+    }
+
+    private final class PairBox<A, B>: @unchecked Sendable {
+        private let lock = NSLock()
+        private var a: A?
+        private var b: B?
+        func setFirst(_ value: A) { lock.lock(); a = value; lock.unlock() }
+        func setSecond(_ value: B) { lock.lock(); b = value; lock.unlock() }
+        var values: (A, B) { lock.lock(); defer { lock.unlock() }; return (a!, b!) }
     }
 }

@@ -5,7 +5,7 @@
 // RE2 and applies Envoy's program-size limit, as Envoy does at config load.
 import Foundation
 
-public struct ConstraintValidator {
+public struct ConstraintValidator: Sendable {
     public let pool: DescriptorPool
     public let file: String?
     public private(set) var diagnostics: [Diagnostic] = []
@@ -52,7 +52,8 @@ public struct ConstraintValidator {
                 report("pgv.oneof.required", "one of \(names.joined(separator: ", ")) must be set (oneof '\(oneof.name)' is required)", at: message.location)
             }
         }
-        for (index, field) in descriptor.fields.enumerated() {
+        for index in descriptor.checkedFieldIndexes {
+            let field = descriptor.fields[index]
             let entry = message.value(at: index)
             // Members of a oneof (and proto3 `optional` fields) are checked only when set.
             if entry == nil && field.oneofIndex != nil { continue }
@@ -455,7 +456,11 @@ extension FieldKind {
 extension FieldDescriptor {
     /// A stand-in descriptor for the `value` of a wrapper type.
     static func scalar(_ kind: FieldKind) -> FieldDescriptor {
-        FieldDescriptor(name: "value", jsonName: "value", number: 1, kind: kind, isRepeated: false, isPacked: false, hasPresence: false,
+        scalarStandIns[kind.rawValue]
+    }
+
+    private static let scalarStandIns: [FieldDescriptor] = (0...18).map { raw in
+        FieldDescriptor(name: "value", jsonName: "value", number: 1, kind: FieldKind(rawValue: raw) ?? .bytes, isRepeated: false, isPacked: false, hasPresence: false,
                         oneofIndex: nil, messageType: nil, enumType: nil, rules: nil, isDeprecated: false, isDisallowedByDefault: false, isSensitive: false)
     }
 }

@@ -30,8 +30,9 @@ public typealias MessageID = Int32
 /// Index of an enum type in `DescriptorPool.enums`.
 public typealias EnumID = Int32
 
-/// One field of a message type.
-public struct FieldDescriptor: Sendable {
+/// One field of a message type. A class so the hot paths pass references, not copies; its
+/// `var`s are written only while the pool loads, before the pool is shared.
+public final class FieldDescriptor: @unchecked Sendable {
     public let name: String
     public let jsonName: String
     public let number: Int32
@@ -55,6 +56,25 @@ public struct FieldDescriptor: Sendable {
     public internal(set) var isDisallowedByDefault: Bool
     /// `(udpa.annotations.sensitive)`: the value is a secret and must never be printed.
     public internal(set) var isSensitive: Bool
+
+    init(name: String, jsonName: String, number: Int32, kind: FieldKind, isRepeated: Bool, isPacked: Bool, hasPresence: Bool,
+         oneofIndex: Int?, messageType: MessageID?, enumType: EnumID?, rules: FieldRules?, isDeprecated: Bool,
+         isDisallowedByDefault: Bool, isSensitive: Bool) {
+        self.name = name
+        self.jsonName = jsonName
+        self.number = number
+        self.kind = kind
+        self.isRepeated = isRepeated
+        self.isPacked = isPacked
+        self.hasPresence = hasPresence
+        self.oneofIndex = oneofIndex
+        self.messageType = messageType
+        self.enumType = enumType
+        self.rules = rules
+        self.isDeprecated = isDeprecated
+        self.isDisallowedByDefault = isDisallowedByDefault
+        self.isSensitive = isSensitive
+    }
 }
 
 /// A oneof group of a message type.
@@ -74,8 +94,9 @@ public enum WellKnownType: Sendable {
     case wrapper(FieldKind)
 }
 
-/// A message type.
-public struct MessageDescriptor: Sendable {
+/// A message type. A class so the hot paths pass references, not copies; its `var`s are
+/// written only while the pool loads, before the pool is shared.
+public final class MessageDescriptor: @unchecked Sendable {
     public let fullName: String
     /// Fields, sorted by field number.
     public internal(set) var fields: [FieldDescriptor]
@@ -89,6 +110,22 @@ public struct MessageDescriptor: Sendable {
     public let isDeprecated: Bool
     let fieldIndexByName: [String: Int]
     let fieldIndexByNumber: [Int32: Int]
+    /// Indexes of the fields the constraint validator must visit: those with rules, and messages.
+    var checkedFieldIndexes: [Int] = []
+
+    init(fullName: String, fields: [FieldDescriptor], oneofs: [OneofDescriptor], isMapEntry: Bool, wellKnownType: WellKnownType?,
+         isValidationDisabled: Bool, isValidationIgnored: Bool, isDeprecated: Bool, fieldIndexByName: [String: Int], fieldIndexByNumber: [Int32: Int]) {
+        self.fullName = fullName
+        self.fields = fields
+        self.oneofs = oneofs
+        self.isMapEntry = isMapEntry
+        self.wellKnownType = wellKnownType
+        self.isValidationDisabled = isValidationDisabled
+        self.isValidationIgnored = isValidationIgnored
+        self.isDeprecated = isDeprecated
+        self.fieldIndexByName = fieldIndexByName
+        self.fieldIndexByNumber = fieldIndexByNumber
+    }
 
     /// The field named `name` (proto name or lowerCamelCase JSON name).
     public func field(named name: String) -> FieldDescriptor? {

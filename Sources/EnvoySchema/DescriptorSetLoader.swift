@@ -290,6 +290,9 @@ private struct PoolBuilder {
                 throw SchemaLoadError(description: "\(resolved[message].fullName).\(resolved[message].fields[field].name): unreadable validate.rules \(bytes): \(error)")
             }
         }
+        for message in resolved {
+            message.checkedFieldIndexes = message.fields.indices.filter { message.fields[$0].rules != nil || message.fields[$0].kind == .message }
+        }
         return DescriptorPool(messages: resolved, enums: enums, extensions: extensions, fileNames: fileNames,
                               messageIDByName: messageIDByName, enumIDByName: enumIDByName)
     }

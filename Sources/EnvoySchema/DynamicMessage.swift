@@ -85,7 +85,7 @@ public struct ListElement: Sendable {
 }
 
 /// A field's value. Integers keep their full width; which wire form they take is the field's kind.
-public indirect enum ProtoValue: Sendable {
+public enum ProtoValue: Sendable {
     case int(Int64)
     case uint(UInt64)
     case double(Double)

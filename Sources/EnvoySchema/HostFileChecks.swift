@@ -7,32 +7,26 @@ import Foundation
 internal import COpenSSL
 
 extension BootstrapChecks {
-    /// Checks every TLS file the bootstrap names (and inline PEM material) the way Envoy loads it.
-    mutating func checkHostFiles(root: MessageView) {
-        root.walk { view in
-            switch view.typeName {
-            case "envoy.extensions.transport_sockets.tls.v3.TlsCertificate":
-                let chain = view.child("certificate_chain").flatMap { loadSource($0, what: "certificate chain") }
-                let key = view.child("private_key").flatMap { loadSource($0, what: "private key") }
-                guard let chainSource = view.child("certificate_chain"), let keySource = view.child("private_key"), let chain, let key else { return }
-                switch PEMMaterial.check(certificate: chain, key: key) {
-                case .ok: break
-                case .badCertificate:
-                    report("envoy.tls-file", "the certificate chain is not a PEM certificate Envoy can load", path: chainSource.path, at: chainSource.location)
-                case .badKey:
-                    report("envoy.tls-file", "the private key is not a PEM private key Envoy can load", path: keySource.path, at: keySource.location)
-                case .mismatch:
-                    report("envoy.tls-key-mismatch", "the private key does not belong to the certificate (KEY_VALUES_MISMATCH); pair each certificate with its own key", path: keySource.path, at: keySource.location)
-                }
-            case "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext":
-                if let ca = view.child("trusted_ca"), let pem = loadSource(ca, what: "trusted CA bundle"), !PEMMaterial.hasCertificate(pem) {
-                    report("envoy.tls-file", "the trusted CA bundle contains no PEM certificate", path: ca.path, at: ca.location)
-                }
-                if let crl = view.child("crl") { _ = loadSource(crl, what: "CRL") }
-            default:
-                break
-            }
+    mutating func checkTLSCertificateFiles(_ view: MessageView) {
+        let chain = view.child("certificate_chain").flatMap { loadSource($0, what: "certificate chain") }
+        let key = view.child("private_key").flatMap { loadSource($0, what: "private key") }
+        guard let chainSource = view.child("certificate_chain"), let keySource = view.child("private_key"), let chain, let key else { return }
+        switch PEMMaterial.check(certificate: chain, key: key) {
+        case .ok: break
+        case .badCertificate:
+            report("envoy.tls-file", "the certificate chain is not a PEM certificate Envoy can load", path: chainSource.path, at: chainSource.location)
+        case .badKey:
+            report("envoy.tls-file", "the private key is not a PEM private key Envoy can load", path: keySource.path, at: keySource.location)
+        case .mismatch:
+            report("envoy.tls-key-mismatch", "the private key does not belong to the certificate (KEY_VALUES_MISMATCH); pair each certificate with its own key", path: keySource.path, at: keySource.location)
         }
+    }
+
+    mutating func checkValidationContextFiles(_ view: MessageView) {
+        if let ca = view.child("trusted_ca"), let pem = loadSource(ca, what: "trusted CA bundle"), !PEMMaterial.hasCertificate(pem) {
+            report("envoy.tls-file", "the trusted CA bundle contains no PEM certificate", path: ca.path, at: ca.location)
+        }
+        if let crl = view.child("crl") { _ = loadSource(crl, what: "CRL") }
     }
 
     /// The bytes of a DataSource, or nil (with a diagnostic when a named file cannot be read).

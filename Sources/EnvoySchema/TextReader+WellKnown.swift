@@ -2,23 +2,22 @@
 // Timestamp RFC 3339, FieldMask "a.b,c", Struct/Value/ListValue as plain JSON,
 // wrappers as bare scalars, Empty as {}.
 import Foundation
-import Yams
 
 extension TextReader {
-    mutating func readWellKnown(_ node: Node, type: MessageID, kind: WellKnownType, depth: Int) -> DynamicMessage? {
+    mutating func readWellKnown(_ node: YAMLNode, type: MessageID, kind: WellKnownType, depth: Int) -> DynamicMessage? {
         var message = DynamicMessage(type: type, location: location(node))
         switch kind {
         case .any:
             return readAny(node, type: type, depth: depth)
         case .duration, .timestamp:
-            if case .mapping(let mapping) = node {
+            if case .mapping(let mapping) = node.kind {
                 // Envoy's parser also takes the message form {seconds: 1, nanos: 5}.
                 report("schema.noncanonical-form", kind.isDuration ? "write durations as strings such as \"1.5s\"; the {seconds, nanos} form is accepted but non-standard"
                                                                    : "write timestamps as RFC 3339 strings; the {seconds, nanos} form is accepted but non-standard", at: node, severity: .warning)
                 readFields(mapping, into: &message, descriptor: pool.message(type), skipping: nil, depth: depth)
                 return message
             }
-            guard case .scalar(let s) = node, case .string(let text) = classify(s) else {
+            guard case .scalar(let s) = node.kind, case .string(let text) = classify(s) else {
                 report("schema.type-mismatch", kind.isDuration
                        ? "expected a duration string such as \"1.5s\" or \"0.250s\", got \(describe(node))"
                        : "expected an RFC 3339 timestamp such as \"2024-01-01T00:00:00Z\", got \(describe(node))", at: node)
@@ -35,7 +34,7 @@ extension TextReader {
             if nanos != 0 { message.fields.append(FieldValue(fieldIndex: 1, value: .int(Int64(nanos)))) }
             return message
         case .fieldMask:
-            guard case .scalar(let s) = node, case .string(let text) = classify(s) else {
+            guard case .scalar(let s) = node.kind, case .string(let text) = classify(s) else {
                 report("schema.type-mismatch", "expected a field mask string such as \"fooBar,baz.qux\", got \(describe(node))", at: node)
                 return nil
             }
@@ -45,12 +44,12 @@ extension TextReader {
             }
             return message
         case .wrapper(let wrapped):
-            if case .mapping(let mapping) = node, mapping.count == 1, mapping.first?.key.scalar?.string == "value" {
+            if case .mapping(let mapping) = node.kind, mapping.count == 1, mapping.first?.key.scalar?.string == "value" {
                 report("schema.noncanonical-form", "wrapper values are written bare (e.g. 5, not {value: 5}); the object form is accepted but non-standard", at: node, severity: .warning)
                 readFields(mapping, into: &message, descriptor: pool.message(type), skipping: nil, depth: depth)
                 return message
             }
-            guard case .scalar(let s) = node else {
+            guard case .scalar(let s) = node.kind else {
                 report("schema.type-mismatch", "expected a bare \(wrapped) value (wrapper types are written without {value: ...}), got \(describe(node))", at: node)
                 return nil
             }
@@ -63,13 +62,13 @@ extension TextReader {
                 return nil
             }
         case .empty:
-            guard case .mapping(let m) = node, m.isEmpty else {
+            guard case .mapping(let m) = node.kind, m.isEmpty else {
                 report("schema.type-mismatch", "expected an empty object {}, got \(describe(node))", at: node)
                 return nil
             }
             return message
         case .struct:
-            guard case .mapping = node else {
+            guard case .mapping = node.kind else {
                 report("schema.type-mismatch", "expected an object (google.protobuf.Struct), got \(describe(node))", at: node)
                 return nil
             }
@@ -80,7 +79,7 @@ extension TextReader {
         case .value:
             return readStructValue(node, depth: depth).flatMap(\.messageValue)
         case .listValue:
-            guard case .sequence = node else {
+            guard case .sequence = node.kind else {
                 report("schema.type-mismatch", "expected a list (google.protobuf.ListValue), got \(describe(node))", at: node)
                 return nil
             }
@@ -94,7 +93,7 @@ extension TextReader {
     }
 
     /// Any JSON value as a google.protobuf.Value message.
-    mutating func readStructValue(_ node: Node, depth: Int) -> ProtoValue? {
+    mutating func readStructValue(_ node: YAMLNode, depth: Int) -> ProtoValue? {
         guard depth < maximumMessageDepth,
               let valueType = pool.messageID(named: "google.protobuf.Value"),
               let structType = pool.messageID(named: "google.protobuf.Struct"),
@@ -107,7 +106,7 @@ extension TextReader {
         func set(_ name: String, _ v: ProtoValue) {
             value.fields = [FieldValue(fieldIndex: valueDescriptor.fieldIndex(named: name)!, value: v, location: location(node))]
         }
-        switch node {
+        switch node.kind {
         case .scalar(let s):
             switch classify(s) {
             case .null: set("null_value", .enumNumber(0))
@@ -135,7 +134,7 @@ extension TextReader {
             var entries: [ListElement] = []
             var seen = Set<String>()
             for (keyNode, valueNode) in pairs(mapping) {
-                guard case .scalar(let k) = keyNode else {
+                guard case .scalar(let k) = keyNode.kind else {
                     report("schema.type-mismatch", "object keys must be strings, got \(describe(keyNode))", at: keyNode)
                     continue
                 }
@@ -162,15 +161,12 @@ extension TextReader {
             }
             if !elements.isEmpty { list.fields = [FieldValue(fieldIndex: 0, value: .list(elements))] }
             set("list_value", .message(list))
-        case .alias:
-            report("schema.type-mismatch", "unexpected alias", at: node)
-            return nil
         }
         return .message(value)
     }
 
-    mutating func readAny(_ node: Node, type: MessageID, depth: Int) -> DynamicMessage? {
-        guard case .mapping(let mapping) = node else {
+    mutating func readAny(_ node: YAMLNode, type: MessageID, depth: Int) -> DynamicMessage? {
+        guard case .mapping(let mapping) = node.kind else {
             report("schema.type-mismatch", "expected an object with \"@type\" (google.protobuf.Any), got \(describe(node))", at: node)
             return nil
         }
@@ -181,7 +177,7 @@ extension TextReader {
             report("schema.any-missing-type", "this google.protobuf.Any has no \"@type\"; add \"@type: type.googleapis.com/<full message name>\"", at: node)
             return nil
         }
-        guard case .scalar(let typeScalar) = typeEntry.value, case .string(let typeURL) = classify(typeScalar) else {
+        guard case .scalar(let typeScalar) = typeEntry.value.kind, case .string(let typeURL) = classify(typeScalar) else {
             report("schema.type-mismatch", "\"@type\" must be a string type URL", at: typeEntry.value)
             return nil
         }

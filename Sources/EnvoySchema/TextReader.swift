@@ -5,7 +5,6 @@
 // problem is collected with its field path and position; reading goes on
 // after an error so that one run reports them all.
 import Foundation
-import Yams
 
 /// The syntax of a configuration file.
 public enum InputSyntax: Sendable {
@@ -53,18 +52,16 @@ public struct TextReader {
 
     // MARK: Diagnostics
 
-    mutating func report(_ rule: String, _ message: String, at node: Node?, severity: Diagnostic.Severity = .error) {
+    mutating func report(_ rule: String, _ message: String, at node: YAMLNode?, severity: Diagnostic.Severity = .error) {
         diagnostics.append(Diagnostic(severity, rule: rule, message: message, path: path.rendered, file: file, location: node.flatMap(location)))
     }
 
-    func location(_ node: Node) -> SourceLocation? {
-        node.mark.map { SourceLocation(line: $0.line, column: $0.column) }
-    }
+    func location(_ node: YAMLNode) -> SourceLocation? { node.location }
 
     // MARK: Scalars
 
     /// Envoy's reading of a YAML scalar (yaml-cpp conversions), or JSON's.
-    func classify(_ scalar: Node.Scalar) -> JSONScalar {
+    func classify(_ scalar: YAMLScalar) -> JSONScalar {
         let text = scalar.string
         switch syntax {
         case .json:
@@ -78,7 +75,7 @@ public struct TextReader {
                 return .number(text)
             }
         case .yaml:
-            let explicitTag = scalar.tag.description
+            let explicitTag = scalar.tag ?? ""
             // Envoy's yaml-cpp honours only the non-specific "!" tag: `!!str 8080` is still an integer.
             if scalar.style != .plain || explicitTag == "!" { return .string(text) }
             switch text {
@@ -96,36 +93,58 @@ public struct TextReader {
 
     /// yaml-cpp's boolean spellings, in lower, UPPER or Capitalized case.
     static func yamlBool(_ text: String) -> Bool? {
-        guard text.count <= 5 else { return nil }
-        let flexible = text == text.lowercased() || text == text.uppercased() || text == text.prefix(1).uppercased() + text.dropFirst().lowercased()
-        guard flexible else { return nil }
-        switch text.lowercased() {
-        case "y", "yes", "true", "on": return true
-        case "n", "no", "false", "off": return false
+        guard text.utf8.count <= 5 else { return nil }
+        switch text {
+        case "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON": return true
+        case "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF": return false
         default: return nil
         }
     }
 
     /// yaml-cpp's integer reading (a C++ stream with base detection): decimal,
-    /// 0x hexadecimal, leading-0 octal; out-of-range values do not count as integers.
+    /// 0x hexadecimal, leading-0 octal, trailing blanks allowed; out-of-range values
+    /// do not count as integers.
     static func yamlInteger(_ text: String) -> Int64? {
-        var body = Substring(text)
-        while body.last == " " || body.last == "\t" { body.removeLast() }
+        let bytes = text.utf8
+        var end = bytes.endIndex
+        while end > bytes.startIndex, case let b = bytes[bytes.index(before: end)], b == 0x20 || b == 0x09 { end = bytes.index(before: end) }
+        var i = bytes.startIndex
+        guard i < end else { return nil }
         var negative = false
-        if body.first == "-" || body.first == "+" {
-            negative = body.first == "-"
-            body.removeFirst()
+        if bytes[i] == 0x2D || bytes[i] == 0x2B {  // - +
+            negative = bytes[i] == 0x2D
+            i = bytes.index(after: i)
         }
-        guard let first = body.first, first.isASCII, first.isNumber else { return nil }
-        var radix = 10
-        if body.hasPrefix("0x") || body.hasPrefix("0X") {
-            radix = 16
-            body = body.dropFirst(2)
-        } else if body.count > 1 && first == "0" {
-            radix = 8
-            body = body.dropFirst()
+        guard i < end, bytes[i] >= 0x30 && bytes[i] <= 0x39 else { return nil }
+        var radix: UInt64 = 10
+        let next = bytes.index(after: i)
+        if bytes[i] == 0x30 && next < end {
+            if bytes[next] == 0x78 || bytes[next] == 0x58 {  // 0x
+                radix = 16
+                i = bytes.index(after: next)
+                guard i < end else { return nil }
+            } else {
+                radix = 8
+                i = next
+            }
         }
-        guard !body.isEmpty, let magnitude = UInt64(body, radix: radix) else { return nil }
+        var magnitude: UInt64 = 0
+        while i < end {
+            let b = bytes[i]
+            let digit: UInt64
+            switch b {
+            case 0x30...0x39: digit = UInt64(b - 0x30)
+            case 0x61...0x66: digit = UInt64(b - 0x61 + 10)
+            case 0x41...0x46: digit = UInt64(b - 0x41 + 10)
+            default: return nil
+            }
+            guard digit < radix else { return nil }
+            let (scaled, o1) = magnitude.multipliedReportingOverflow(by: radix)
+            let (sum, o2) = scaled.addingReportingOverflow(digit)
+            guard !o1 && !o2 else { return nil }
+            magnitude = sum
+            i = bytes.index(after: i)
+        }
         if negative {
             guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
             return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
@@ -137,11 +156,11 @@ public struct TextReader {
     // MARK: Messages
 
     /// Reads `node` as a message of type `type`. Returns nil only when nothing usable was read.
-    public mutating func readMessage(_ node: Node, type: MessageID) -> DynamicMessage? {
+    public mutating func readMessage(_ node: YAMLNode, type: MessageID) -> DynamicMessage? {
         readMessage(node, type: type, depth: 0)
     }
 
-    mutating func readMessage(_ node: Node, type: MessageID, depth: Int) -> DynamicMessage? {
+    mutating func readMessage(_ node: YAMLNode, type: MessageID, depth: Int) -> DynamicMessage? {
         guard depth < maximumMessageDepth else {
             report("schema.too-deep", "messages are nested more than \(maximumMessageDepth) levels deep; flatten the configuration", at: node)
             return nil
@@ -150,8 +169,8 @@ public struct TextReader {
         if let wellKnown = descriptor.wellKnownType {
             return readWellKnown(node, type: type, kind: wellKnown, depth: depth)
         }
-        guard case .mapping(let mapping) = node else {
-            if case .scalar(let s) = node, case .null = classify(s) { return nil }
+        guard case .mapping(let mapping) = node.kind else {
+            if case .scalar(let s) = node.kind, case .null = classify(s) { return nil }
             report("schema.type-mismatch", "expected an object (\(descriptor.fullName)), got \(describe(node))", at: node)
             return nil
         }
@@ -162,15 +181,15 @@ public struct TextReader {
 
     /// Key/value pairs of a mapping. YAML merge keys (`<<: *anchor`) are not applied: Envoy's
     /// YAML reader does not support them, so they are reported where a field name is expected.
-    func pairs(_ mapping: Node.Mapping) -> [(key: Node, value: Node)] {
+    func pairs(_ mapping: [(key: YAMLNode, value: YAMLNode)]) -> [(key: YAMLNode, value: YAMLNode)] {
         Array(mapping)
     }
 
-    mutating func readFields(_ mapping: Node.Mapping, into message: inout DynamicMessage, descriptor: MessageDescriptor, skipping skippedKey: String?, depth: Int) {
-        var seenFields: [Int: String] = [:]
-        var setOneofs: [Int: String] = [:]
+    mutating func readFields(_ mapping: [(key: YAMLNode, value: YAMLNode)], into message: inout DynamicMessage, descriptor: MessageDescriptor, skipping skippedKey: String?, depth: Int) {
+        var seenFields: [(index: Int, key: String)] = []
+        var setOneofs: [(oneof: Int, field: String)] = []
         for (keyNode, valueNode) in pairs(mapping) {
-            guard case .scalar(let keyScalar) = keyNode else {
+            guard case .scalar(let keyScalar) = keyNode.kind else {
                 report("schema.type-mismatch", "object keys must be field names, got \(describe(keyNode))", at: keyNode)
                 continue
             }
@@ -189,20 +208,20 @@ public struct TextReader {
             let field = descriptor.fields[index]
             path.push(.field(field.name))
             defer { path.pop() }
-            if let earlier = seenFields[index] {
+            if let earlier = seenFields.first(where: { $0.index == index })?.key {
                 report("schema.duplicate-field", "field set twice (as '\(earlier)' and as '\(key)'); keep one", at: keyNode)
                 continue
             }
-            seenFields[index] = key
+            seenFields.append((index, key))
             if isNull(valueNode) && !(field.messageType.map { pool.message($0).wellKnownType.map(isValueType) ?? false } ?? false) {
                 continue  // null means "not set" (proto3 JSON), except for google.protobuf.Value
             }
             if let oneof = field.oneofIndex, !descriptor.oneofs[oneof].isSynthetic {
-                if let other = setOneofs[oneof] {
+                if let other = setOneofs.first(where: { $0.oneof == oneof })?.field {
                     report("schema.oneof-conflict", "'\(field.name)' and '\(other)' are both set, but only one member of oneof '\(descriptor.oneofs[oneof].name)' may be; remove one of them", at: keyNode)
                     continue
                 }
-                setOneofs[oneof] = field.name
+                setOneofs.append((oneof, field.name))
             }
             if field.isDisallowedByDefault {
                 report("schema.disallowed-field", "'\(field.name)' is deprecated and disallowed by default in Envoy; use its replacement (see the field's documentation)", at: keyNode)
@@ -223,18 +242,18 @@ public struct TextReader {
         return false
     }
 
-    func isNull(_ node: Node) -> Bool {
-        if case .scalar(let s) = node, case .null = classify(s) { return true }
+    func isNull(_ node: YAMLNode) -> Bool {
+        if case .scalar(let s) = node.kind, case .null = classify(s) { return true }
         return false
     }
 
-    mutating func readFieldValue(_ node: Node, field: FieldDescriptor, depth: Int) -> ProtoValue? {
+    mutating func readFieldValue(_ node: YAMLNode, field: FieldDescriptor, depth: Int) -> ProtoValue? {
         if field.isRepeated {
             if let entryType = field.messageType, pool.message(entryType).isMapEntry {
                 return readMap(node, entryType: entryType, depth: depth)
             }
-            guard case .sequence(let sequence) = node else {
-                if case .scalar = node, field.kind != .message {
+            guard case .sequence(let sequence) = node.kind else {
+                if case .scalar = node.kind, field.kind != .message {
                     // Envoy's parser takes a lone value as a one-element list.
                     report("schema.scalar-for-list", "'\(field.name)' is a list; write [\(describe(node).replacingOccurrences(of: "the string ", with: ""))] (a lone value is read as a one-element list)", at: node, severity: .warning)
                     return readSingular(node, field: field, depth: depth).map { .list([ListElement($0, location: location(node))]) }
@@ -246,7 +265,7 @@ public struct TextReader {
             elements.reserveCapacity(sequence.count)
             for (i, element) in sequence.enumerated() {
                 path.push(.index(i))
-                if case .sequence = element, field.kind != .message {
+                if case .sequence = element.kind, field.kind != .message {
                     report("schema.type-mismatch", "lists of lists are not allowed here; expected \(describeKind(field))", at: element)
                 } else if isNull(element) && field.kind != .message {
                     // Envoy's parser turns a null element into the default value ("" or 0).
@@ -265,11 +284,11 @@ public struct TextReader {
         return readSingular(node, field: field, depth: depth)
     }
 
-    mutating func readSingular(_ node: Node, field: FieldDescriptor, depth: Int) -> ProtoValue? {
+    mutating func readSingular(_ node: YAMLNode, field: FieldDescriptor, depth: Int) -> ProtoValue? {
         if field.kind == .message || field.kind == .group {
             return readMessage(node, type: field.messageType!, depth: depth + 1).map { .message($0) }
         }
-        guard case .scalar(let scalar) = node else {
+        guard case .scalar(let scalar) = node.kind else {
             report("schema.type-mismatch", "expected \(describeKind(field)), got \(describe(node))", at: node)
             return nil
         }
@@ -418,8 +437,8 @@ public struct TextReader {
 
     // MARK: Maps
 
-    mutating func readMap(_ node: Node, entryType: MessageID, depth: Int) -> ProtoValue? {
-        guard case .mapping(let mapping) = node else {
+    mutating func readMap(_ node: YAMLNode, entryType: MessageID, depth: Int) -> ProtoValue? {
+        guard case .mapping(let mapping) = node.kind else {
             report("schema.type-mismatch", "expected an object (a map), got \(describe(node))", at: node)
             return nil
         }
@@ -427,7 +446,7 @@ public struct TextReader {
         let keyField = entry.fields[0], valueField = entry.fields[1]
         var elements: [ListElement] = []
         for (keyNode, valueNode) in pairs(mapping) {
-            guard case .scalar(let keyScalar) = keyNode else {
+            guard case .scalar(let keyScalar) = keyNode.kind else {
                 report("schema.type-mismatch", "map keys must be scalars, got \(describe(keyNode))", at: keyNode)
                 continue
             }
@@ -466,12 +485,11 @@ public struct TextReader {
 
     // MARK: Helpers
 
-    func describe(_ node: Node) -> String {
-        switch node {
+    func describe(_ node: YAMLNode) -> String {
+        switch node.kind {
         case .scalar(let s): return classify(s).describe
         case .mapping: return "an object"
         case .sequence: return "a list"
-        case .alias: return "an alias"
         }
     }
 

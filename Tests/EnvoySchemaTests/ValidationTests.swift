@@ -57,7 +57,7 @@ final class ValidationTests: XCTestCase {
         Case(name: "same field twice in two spellings", type: cluster, text: "name: a\nconnect_timeout: 1s\nconnectTimeout: 2s\n",
              rule: "schema.duplicate-field", path: "connect_timeout", line: 3, column: 1),
         Case(name: "duplicate YAML key", type: cluster, text: "name: a\nname: b\n",
-             rule: "yaml.duplicate-key", path: "", line: 1, column: 1),
+             rule: "yaml.duplicate-key", path: "", line: 2, column: 1, messageContains: "first at 1:1"),
         Case(name: "empty cluster name (min_len)", type: cluster, text: "name: \"\"\n",
              rule: "pgv.string.min_len", path: "name", line: 1, column: 1),
         Case(name: "port above 65535 (lte)", type: "envoy.config.core.v3.SocketAddress", text: "address: 1.2.3.4\nport_value: 70000\n",

@@ -1,0 +1,185 @@
+// YAML (and JSON) text → a tree of nodes with positions, composed from libyaml's
+// event stream. The only file of EnvoySchema that touches libyaml. It keeps what
+// configuration checking needs — each node's line and column, scalar style and
+// tag — and refuses what would silently lose data: duplicate keys, a second
+// document, alias bombs, nesting deeper than any configuration.
+internal import CYAML
+
+/// A scalar: its text, how it was written, and its explicit tag if any ("!", "!!str", ...).
+public struct YAMLScalar: Sendable {
+    public enum Style: Sendable, Equatable { case plain, singleQuoted, doubleQuoted, literal, folded }
+    public var string: String
+    public var style: Style
+    public var tag: String?
+}
+
+/// One node of a YAML document.
+public struct YAMLNode: Sendable {
+    public indirect enum Kind: Sendable {
+        case scalar(YAMLScalar)
+        case mapping([(key: YAMLNode, value: YAMLNode)])
+        case sequence([YAMLNode])
+    }
+
+    public var kind: Kind
+    /// Where the node starts (1-based line and column, columns in Unicode scalars).
+    public var location: SourceLocation
+
+    public var scalar: YAMLScalar? { if case .scalar(let s) = kind { return s } else { return nil } }
+    /// The text of a scalar node.
+    public var scalarText: String? { scalar?.string }
+}
+
+/// Why a text is not a YAML document meshctl reads.
+public struct YAMLError: Error, Sendable, Equatable {
+    public enum Reason: Sendable, Equatable { case syntax, duplicateKey, multipleDocuments, tooDeep, tooLarge, undefinedAlias }
+    public let reason: Reason
+    public let message: String
+    public let location: SourceLocation?
+}
+
+public enum YAMLDocument {
+    /// Deeper nesting than this is refused: no configuration nests this deep.
+    public static let maximumDepth = 1000
+    /// Nodes a document may expand to, aliases included (defuses "billion laughs").
+    public static let maximumNodes = 20_000_000
+
+    /// Parses exactly one document. Empty input (or comments only) yields nil.
+    public static func parse(_ text: String) throws(YAMLError) -> YAMLNode? {
+        var text = text
+        let outcome: Result<YAMLNode?, YAMLError> = text.withUTF8 { bytes in
+            var composer = Composer()
+            return Result { () throws(YAMLError) -> YAMLNode? in try composer.compose(bytes) }
+        }
+        return try outcome.get()
+    }
+}
+
+private struct Composer {
+    var parser = yaml_parser_t()
+    var anchors: [String: YAMLNode] = [:]
+    var nodeCount = 0
+
+    mutating func compose(_ bytes: UnsafeBufferPointer<UInt8>) throws(YAMLError) -> YAMLNode? {
+        guard yaml_parser_initialize(&parser) == 1 else { throw YAMLError(reason: .syntax, message: "out of memory", location: nil) }
+        defer { yaml_parser_delete(&parser) }
+        yaml_parser_set_input_string(&parser, bytes.baseAddress, bytes.count)
+        var event = try next()  // stream start
+        yaml_event_delete(&event)
+        event = try next()
+        if event.type == YAML_STREAM_END_EVENT { yaml_event_delete(&event); return nil }
+        yaml_event_delete(&event)  // document start
+        event = try next()
+        let root = try node(from: &event, depth: 0)
+        event = try next()  // document end
+        yaml_event_delete(&event)
+        event = try next()
+        defer { yaml_event_delete(&event) }
+        if event.type != YAML_STREAM_END_EVENT {
+            throw YAMLError(reason: .multipleDocuments, message: "a second document starts here", location: location(event.start_mark))
+        }
+        return root
+    }
+
+    mutating func next() throws(YAMLError) -> yaml_event_t {
+        var event = yaml_event_t()
+        guard yaml_parser_parse(&parser, &event) == 1 else {
+            let problem = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
+            let context = parser.context.map { String(cString: $0) }
+            var message = problem
+            if let context { message += " (\(context) at \(parser.context_mark.line + 1):\(parser.context_mark.column + 1))" }
+            throw YAMLError(reason: .syntax, message: message, location: location(parser.problem_mark))
+        }
+        return event
+    }
+
+    func location(_ mark: yaml_mark_t) -> SourceLocation {
+        SourceLocation(line: Int(mark.line) + 1, column: Int(mark.column) + 1)
+    }
+
+    func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
+        pointer.map { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+    }
+
+    mutating func count(_ at: SourceLocation) throws(YAMLError) {
+        nodeCount += 1
+        if nodeCount > YAMLDocument.maximumNodes {
+            throw YAMLError(reason: .tooLarge, message: "the document expands to more than \(YAMLDocument.maximumNodes) nodes (through aliases?)", location: at)
+        }
+    }
+
+    /// Builds the node starting with `event` (which it consumes).
+    mutating func node(from event: inout yaml_event_t, depth: Int) throws(YAMLError) -> YAMLNode {
+        defer { yaml_event_delete(&event) }
+        let at = location(event.start_mark)
+        try count(at)
+        switch event.type {
+        case YAML_ALIAS_EVENT:
+            let name = string(event.data.alias.anchor) ?? ""
+            guard let target = anchors[name] else {
+                throw YAMLError(reason: .undefinedAlias, message: "alias *\(name) names no anchor defined before it", location: at)
+            }
+            return target
+        case YAML_SCALAR_EVENT:
+            let scalar = event.data.scalar
+            let text = scalar.value.map { String(decoding: UnsafeBufferPointer(start: $0, count: scalar.length), as: UTF8.self) } ?? ""
+            let style: YAMLScalar.Style
+            switch scalar.style {
+            case YAML_SINGLE_QUOTED_SCALAR_STYLE: style = .singleQuoted
+            case YAML_DOUBLE_QUOTED_SCALAR_STYLE: style = .doubleQuoted
+            case YAML_LITERAL_SCALAR_STYLE: style = .literal
+            case YAML_FOLDED_SCALAR_STYLE: style = .folded
+            default: style = .plain
+            }
+            let node = YAMLNode(kind: .scalar(YAMLScalar(string: text, style: style, tag: string(scalar.tag))), location: at)
+            if let anchor = string(scalar.anchor) { anchors[anchor] = node }
+            return node
+        case YAML_SEQUENCE_START_EVENT:
+            guard depth < YAMLDocument.maximumDepth else { throw tooDeep(at) }
+            let anchor = string(event.data.sequence_start.anchor)
+            var items: [YAMLNode] = []
+            while true {
+                var child = try next()
+                if child.type == YAML_SEQUENCE_END_EVENT { yaml_event_delete(&child); break }
+                items.append(try node(from: &child, depth: depth + 1))
+            }
+            let node = YAMLNode(kind: .sequence(items), location: at)
+            if let anchor { anchors[anchor] = node }
+            return node
+        case YAML_MAPPING_START_EVENT:
+            guard depth < YAMLDocument.maximumDepth else { throw tooDeep(at) }
+            let anchor = string(event.data.mapping_start.anchor)
+            var pairs: [(key: YAMLNode, value: YAMLNode)] = []
+            var seen: [String: SourceLocation] = [:]  // used once a mapping outgrows a linear scan
+            while true {
+                var keyEvent = try next()
+                if keyEvent.type == YAML_MAPPING_END_EVENT { yaml_event_delete(&keyEvent); break }
+                let key = try node(from: &keyEvent, depth: depth + 1)
+                if let text = key.scalarText {
+                    var first: SourceLocation?
+                    if pairs.count < 16 {
+                        first = pairs.first(where: { $0.key.scalarText == text })?.key.location
+                    } else {
+                        if seen.isEmpty { for pair in pairs { if let t = pair.key.scalarText { seen[t] = pair.key.location } } }
+                        first = seen[text]
+                        seen[text] = key.location
+                    }
+                    if let first {
+                        throw YAMLError(reason: .duplicateKey, message: "duplicate key '\(text)' (first at \(first.line):\(first.column)); keep one", location: key.location)
+                    }
+                }
+                var valueEvent = try next()
+                pairs.append((key, try node(from: &valueEvent, depth: depth + 1)))
+            }
+            let node = YAMLNode(kind: .mapping(pairs), location: at)
+            if let anchor { anchors[anchor] = node }
+            return node
+        default:
+            throw YAMLError(reason: .syntax, message: "unexpected YAML event", location: at)
+        }
+    }
+
+    func tooDeep(_ at: SourceLocation) -> YAMLError {
+        YAMLError(reason: .tooDeep, message: "YAML nesting is deeper than \(YAMLDocument.maximumDepth) levels; a configuration is never nested this deep", location: at)
+    }
+}
