@@ -58,7 +58,7 @@ run: build
 
 test: build
 	swift build --build-tests
-	swift test --skip-build
+	swift test --skip-build --disable-swift-testing
 
 bench-schema: build
 	swift build -c release
