@@ -1,20 +1,25 @@
 // A protobuf message of any type in the pool, held as field values: what the
 // YAML/JSON reader builds, what the validator walks, what the wire encoder writes.
 
-/// Where something stands in the user's text: 1-based line and column.
+/// Where something stands in the user's text: 1-based line and column, and which text.
 public struct SourceLocation: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var line: Int32
     public var column: Int32
+    /// Which text the position is in, when one document is assembled from several (rendered
+    /// templates, raw blocks from service files): 0 is the document's own file; a compiler
+    /// maps other origins back to the user's file and line.
+    public var origin: Int32
 
-    public init(line: Int, column: Int) {
+    public init(line: Int, column: Int, origin: Int32 = 0) {
         self.line = Int32(clamping: line)
         self.column = Int32(clamping: column)
+        self.origin = origin
     }
 
     public var description: String { "\(line):\(column)" }
 
     public static func < (a: SourceLocation, b: SourceLocation) -> Bool {
-        (a.line, a.column) < (b.line, b.column)
+        (a.origin, a.line, a.column) < (b.origin, b.line, b.column)
     }
 }
 

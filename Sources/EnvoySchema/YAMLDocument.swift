@@ -45,10 +45,12 @@ public enum YAMLDocument {
     public static let maximumNodes = 20_000_000
 
     /// Parses exactly one document. Empty input (or comments only) yields nil.
-    public static func parse(_ text: String) throws(YAMLError) -> YAMLNode? {
+    /// - Parameter origin: stamped on every location (see `SourceLocation.origin`).
+    public static func parse(_ text: String, origin: Int32 = 0) throws(YAMLError) -> YAMLNode? {
         var text = text
         let outcome: Result<YAMLNode?, YAMLError> = text.withUTF8 { bytes in
             var composer = Composer()
+            composer.origin = origin
             return Result { () throws(YAMLError) -> YAMLNode? in try composer.compose(bytes) }
         }
         return try outcome.get()
@@ -59,6 +61,7 @@ private struct Composer {
     var parser = yaml_parser_t()
     var anchors: [String: YAMLNode] = [:]
     var nodeCount = 0
+    var origin: Int32 = 0
 
     mutating func compose(_ bytes: UnsafeBufferPointer<UInt8>) throws(YAMLError) -> YAMLNode? {
         guard yaml_parser_initialize(&parser) == 1 else { throw YAMLError(reason: .syntax, message: "out of memory", location: nil) }
@@ -94,7 +97,7 @@ private struct Composer {
     }
 
     func location(_ mark: yaml_mark_t) -> SourceLocation {
-        SourceLocation(line: Int(mark.line) + 1, column: Int(mark.column) + 1)
+        SourceLocation(line: Int(mark.line) + 1, column: Int(mark.column) + 1, origin: origin)
     }
 
     func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
