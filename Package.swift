@@ -52,9 +52,19 @@ let package = Package(
             name: "EnvoySchema",
             dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", "COpenSSL", "CYAML"]
         ),
+        // Development CA and SPIFFE certificates (`meshctl certs init`).
+        .target(
+            name: "MeshCertificates",
+            dependencies: ["COpenSSL"]
+        ),
+        // `meshctl serve`: the xDS server wired onto the transport, identity checks, proxy bootstraps.
+        .target(
+            name: "MeshServer",
+            dependencies: ["EnvoySchema"]
+        ),
         .executableTarget(
             name: "meshctl",
-            dependencies: ["EnvoySchema", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "EnvoySchemaTests",

@@ -32,6 +32,11 @@ final class CorpusTests: XCTestCase {
         return out
     }
 
+    override class func tearDown() {
+        try? FileManager.default.removeItem(at: certificates)
+        super.tearDown()
+    }
+
     func testCorpusIsBroad() {
         XCTAssertGreaterThanOrEqual(Self.valid.count, 40, "valid corpus")
         XCTAssertGreaterThanOrEqual(Self.invalid.count, 40, "invalid corpus")

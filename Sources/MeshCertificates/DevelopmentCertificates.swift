@@ -1,0 +1,200 @@
+// A development certificate authority: the CA, the xDS server's certificate and
+// proxy certificates with SPIFFE identities, so a mesh runs with mutual TLS from
+// the first `make run`. Keys are EC P-256, written 0600 and never printed. The
+// only file of this target that touches OpenSSL.
+import Foundation
+internal import COpenSSL
+
+/// Errors from certificate generation, with OpenSSL's reason when there is one.
+public struct CertificateError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+
+    init(_ what: String) {
+        var reasons: [String] = []
+        while case let code = ERR_get_error(), code != 0 {
+            var buffer = [CChar](repeating: 0, count: 256)
+            ERR_error_string_n(code, &buffer, buffer.count)
+            reasons.append(String(cString: buffer))
+        }
+        description = reasons.isEmpty ? what : "\(what): \(reasons.joined(separator: "; "))"
+    }
+}
+
+/// A certificate and its private key, PEM-encoded.
+public struct IssuedCertificate: Sendable {
+    public let certificatePEM: String
+    public let privateKeyPEM: String
+}
+
+/// What to put in a certificate.
+public struct CertificateRequest: Sendable {
+    public var commonName: String
+    public var dnsNames: [String] = []
+    public var ipAddresses: [String] = []
+    public var uris: [String] = []
+    public var isCA = false
+    public var serverAuth = true
+    public var clientAuth = true
+    /// Validity starts this many seconds from now (negative: in the past, for expired test certificates).
+    public var notBeforeOffset: Int = -300
+    public var validForSeconds: Int = 365 * 24 * 3600
+
+    public init(commonName: String) { self.commonName = commonName }
+}
+
+/// A CA that can issue certificates.
+public final class DevelopmentCA: @unchecked Sendable {
+    private let key: OpaquePointer
+    private let certificate: OpaquePointer
+    public let issued: IssuedCertificate
+
+    /// A new self-signed CA.
+    public init(commonName: String, validForSeconds: Int = 10 * 365 * 24 * 3600) throws(CertificateError) {
+        var request = CertificateRequest(commonName: commonName)
+        request.isCA = true
+        request.serverAuth = false
+        request.clientAuth = false
+        request.validForSeconds = validForSeconds
+        let key = try Self.generateKey()
+        guard let certificate = X509_new() else { EVP_PKEY_free(key); throw CertificateError("X509_new failed") }
+        do {
+            try Self.fill(certificate, request: request, subjectKey: key, issuer: nil, issuerKey: key)
+            issued = IssuedCertificate(certificatePEM: try Self.certificatePEM(certificate), privateKeyPEM: try Self.keyPEM(key))
+        } catch {
+            X509_free(certificate)
+            EVP_PKEY_free(key)
+            throw error
+        }
+        self.key = key
+        self.certificate = certificate
+    }
+
+    deinit {
+        X509_free(certificate)
+        EVP_PKEY_free(key)
+    }
+
+    /// A certificate for `request`, signed by this CA.
+    public func issue(_ request: CertificateRequest) throws(CertificateError) -> IssuedCertificate {
+        let subjectKey = try Self.generateKey()
+        defer { EVP_PKEY_free(subjectKey) }
+        guard let certificate = X509_new() else { throw CertificateError("X509_new failed") }
+        defer { X509_free(certificate) }
+        try Self.fill(certificate, request: request, subjectKey: subjectKey, issuer: self.certificate, issuerKey: key)
+        return IssuedCertificate(certificatePEM: try Self.certificatePEM(certificate), privateKeyPEM: try Self.keyPEM(subjectKey))
+    }
+
+    private static func generateKey() throws(CertificateError) -> OpaquePointer {
+        guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, nil) else { throw CertificateError("EVP_PKEY_CTX_new_id failed") }
+        defer { EVP_PKEY_CTX_free(context) }
+        var key: OpaquePointer?
+        guard EVP_PKEY_keygen_init(context) == 1,
+              EVP_PKEY_CTX_set_ec_paramgen_curve_nid(context, NID_X9_62_prime256v1) == 1,
+              EVP_PKEY_keygen(context, &key) == 1, let key else { throw CertificateError("EC key generation failed") }
+        return key
+    }
+
+    private static func fill(_ x509: OpaquePointer, request: CertificateRequest, subjectKey: OpaquePointer, issuer: OpaquePointer?, issuerKey: OpaquePointer) throws(CertificateError) {
+        var serial = [UInt8](repeating: 0, count: 16)
+        guard RAND_bytes(&serial, Int32(serial.count)) == 1 else { throw CertificateError("RAND_bytes failed") }
+        serial[0] &= 0x7f
+        guard X509_set_version(x509, 2) == 1,
+              let bignum = BN_bin2bn(serial, Int32(serial.count), nil) else { throw CertificateError("serial number") }
+        defer { BN_free(bignum) }
+        guard BN_to_ASN1_INTEGER(bignum, X509_get_serialNumber(x509)) != nil,
+              X509_gmtime_adj(X509_getm_notBefore(x509), request.notBeforeOffset) != nil,
+              X509_gmtime_adj(X509_getm_notAfter(x509), request.notBeforeOffset + request.validForSeconds) != nil,
+              X509_set_pubkey(x509, subjectKey) == 1 else { throw CertificateError("certificate fields") }
+        let name = X509_get_subject_name(x509)
+        guard X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, request.commonName, -1, -1, 0) == 1,
+              X509_set_issuer_name(x509, issuer.map { X509_get_subject_name($0) } ?? name) == 1 else { throw CertificateError("certificate names") }
+
+        var context = X509V3_CTX()
+        X509V3_set_ctx(&context, issuer ?? x509, x509, nil, nil, 0)
+        var extensions: [(Int32, String)] = []
+        if request.isCA {
+            extensions += [(NID_basic_constraints, "critical,CA:TRUE"), (NID_key_usage, "critical,keyCertSign,cRLSign")]
+        } else {
+            extensions += [(NID_basic_constraints, "critical,CA:FALSE"), (NID_key_usage, "critical,digitalSignature,keyEncipherment")]
+            let usages = (request.serverAuth ? ["serverAuth"] : []) + (request.clientAuth ? ["clientAuth"] : [])
+            if !usages.isEmpty { extensions.append((NID_ext_key_usage, usages.joined(separator: ","))) }
+        }
+        let names = request.dnsNames.map { "DNS:\($0)" } + request.ipAddresses.map { "IP:\($0)" } + request.uris.map { "URI:\($0)" }
+        if !names.isEmpty { extensions.append((NID_subject_alt_name, names.joined(separator: ","))) }
+        extensions.append((NID_subject_key_identifier, "hash"))
+        if issuer != nil { extensions.append((NID_authority_key_identifier, "keyid:always")) }
+        for (nid, value) in extensions {
+            guard let ext = X509V3_EXT_conf_nid(nil, &context, nid, value) else { throw CertificateError("extension \(value)") }
+            defer { X509_EXTENSION_free(ext) }
+            guard X509_add_ext(x509, ext, -1) == 1 else { throw CertificateError("adding extension \(value)") }
+        }
+        guard X509_sign(x509, issuerKey, EVP_sha256()) > 0 else { throw CertificateError("signing the certificate") }
+    }
+
+    private static func certificatePEM(_ certificate: OpaquePointer) throws(CertificateError) -> String {
+        try withMemoryBIO { bio in PEM_write_bio_X509(bio, certificate) == 1 }
+    }
+
+    private static func keyPEM(_ key: OpaquePointer) throws(CertificateError) -> String {
+        try withMemoryBIO { bio in PEM_write_bio_PrivateKey(bio, key, nil, nil, 0, nil, nil) == 1 }
+    }
+
+    private static func withMemoryBIO(_ write: (OpaquePointer) -> Bool) throws(CertificateError) -> String {
+        guard let bio = BIO_new(BIO_s_mem()) else { throw CertificateError("BIO_new failed") }
+        defer { BIO_free(bio) }
+        guard write(bio) else { throw CertificateError("PEM encoding failed") }
+        let pending = Int(BIO_ctrl_pending(bio))
+        var bytes = [UInt8](repeating: 0, count: pending)
+        guard BIO_read(bio, &bytes, Int32(pending)) == Int32(pending) else { throw CertificateError("reading PEM") }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The files `meshctl certs init` writes.
+public enum DevelopmentCertificates {
+    public struct Written: Sendable {
+        public let directory: String
+        public let files: [String]
+    }
+
+    /// Writes ca.crt (+ ca.key), server.crt/key for the xDS server, and NAME.crt/key per proxy, with SPIFFE URI SANs
+    /// `spiffe://<trust domain>/xds-server` and `spiffe://<trust domain>/proxy/<NAME>`. Keys are 0600.
+    /// Everything goes to a temporary directory first and is renamed into place.
+    public static func write(to directory: String, trustDomain: String, proxies: [String], serverHosts: [String] = ["localhost", "127.0.0.1", "::1"]) throws -> Written {
+        let fm = FileManager.default
+        let ca = try DevelopmentCA(commonName: "meshctl development CA (\(trustDomain))")
+        var files: [(String, String, Bool)] = [("ca.crt", ca.issued.certificatePEM, false), ("ca.key", ca.issued.privateKeyPEM, true)]
+        var server = CertificateRequest(commonName: "meshctl xDS server")
+        server.dnsNames = serverHosts.filter { !isIPAddress($0) }
+        server.ipAddresses = serverHosts.filter(isIPAddress)
+        server.uris = ["spiffe://\(trustDomain)/xds-server"]
+        server.clientAuth = false
+        let serverCert = try ca.issue(server)
+        files += [("server.crt", serverCert.certificatePEM, false), ("server.key", serverCert.privateKeyPEM, true)]
+        for proxy in proxies {
+            var request = CertificateRequest(commonName: proxy)
+            request.uris = ["spiffe://\(trustDomain)/proxy/\(proxy)"]
+            request.dnsNames = ["localhost"]
+            request.ipAddresses = ["127.0.0.1"]
+            let issued = try ca.issue(request)
+            files += [("\(proxy).crt", issued.certificatePEM, false), ("\(proxy).key", issued.privateKeyPEM, true)]
+        }
+        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var written: [String] = []
+        for (name, content, secret) in files {
+            let path = (directory as NSString).appendingPathComponent(name)
+            let temporary = path + ".tmp-\(getpid())"
+            guard fm.createFile(atPath: temporary, contents: Data(content.utf8), attributes: [.posixPermissions: secret ? 0o600 : 0o644]) else {
+                throw CertificateError("cannot write \(temporary)")
+            }
+            guard rename(temporary, path) == 0 else { throw CertificateError("cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))") }
+            written.append(path)
+        }
+        return Written(directory: directory, files: written)
+    }
+
+    static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    }
+}
