@@ -3,8 +3,9 @@
 // is named after the Envoy error it mirrors (see the invalid corpus).
 
 extension MessageView {
-    /// This message and every message below it (Any payloads included), depth first.
-    func walk(_ visit: (MessageView) -> Void) {
+    /// This message and every message below it (Any payloads included), depth first; with
+    /// `descendInto`, only into messages of the types it admits.
+    func walk(descendInto: ((MessageID) -> Bool)? = nil, _ visit: (MessageView) -> Void) {
         visit(self)
         let descriptor = self.descriptor
         let isAny: Bool
@@ -13,19 +14,21 @@ extension MessageView {
             let field = descriptor.fields[entry.fieldIndex]
             switch entry.value {
             case .message(let child):
+                if let descendInto, !descendInto(child.type) { continue }
                 // The path runs straight through an Any into the message it carries.
-                MessageView(pool: pool, message: child, trail: isAny ? trail : PathTrail(parent: trail, step: field.name)).walk(visit)
+                MessageView(pool: pool, message: child, trail: isAny ? trail : PathTrail(parent: trail, step: field.name)).walk(descendInto: descendInto, visit)
             case .list(let elements):
                 guard field.kind == .message else { continue }
+                if let descendInto, let type = field.messageType, !pool.message(type).isMapEntry, !descendInto(type) { continue }
                 let list = PathTrail(parent: trail, step: field.name)
                 for (i, element) in elements.enumerated() {
                     guard case .message(let child) = element.value else { continue }
                     if pool.message(child.type).isMapEntry {
                         guard case .message(let value)? = child.value(at: 1)?.value else { continue }
                         let key = child.value(at: 0)?.value.stringValue ?? "\(i)"
-                        MessageView(pool: pool, message: value, trail: PathTrail(parent: list, step: "[\"\(key)\"]")).walk(visit)
+                        MessageView(pool: pool, message: value, trail: PathTrail(parent: list, step: "[\"\(key)\"]")).walk(descendInto: descendInto, visit)
                     } else {
-                        MessageView(pool: pool, message: child, trail: PathTrail(parent: list, step: "[\(i)]")).walk(visit)
+                        MessageView(pool: pool, message: child, trail: PathTrail(parent: list, step: "[\(i)]")).walk(descendInto: descendInto, visit)
                     }
                 }
             default:
@@ -71,7 +74,8 @@ extension BootstrapChecks {
         var usesXDS = false
         // Only messages of these types have rules; the rest are passed by ID without a string compare.
         let ruleTypes = Set(Self.ruleTypeNames.compactMap { pool.messageID(named: $0) })
-        root.walk { view in
+        var reach = TypeReachability(pool: pool, targets: ruleTypes)
+        root.walk(descendInto: { reach.canReach($0) }) { view in
             guard ruleTypes.contains(view.message.type) else { return }
             switch view.typeName {
             case "envoy.config.listener.v3.FilterChain":
@@ -196,5 +200,32 @@ extension BootstrapChecks {
         if cluster.enumNumber("lb_policy") == 7 && cluster.value("load_balancing_policy") == nil {
             report("envoy.lb-policy-config", "cluster '\(name)': lb_policy LOAD_BALANCING_POLICY_CONFIG needs load_balancing_policy to be set", path: cluster.path + ".lb_policy", at: cluster.location(of: "lb_policy"))
         }
+    }
+}
+
+/// Which message types can contain (at any depth) a message of a target type. A type with an
+/// Any or Struct field can contain anything. Lets a walk skip subtrees no rule looks at.
+struct TypeReachability {
+    let pool: DescriptorPool
+    let targets: Set<MessageID>
+    private var known: [MessageID: Bool] = [:]
+
+    init(pool: DescriptorPool, targets: Set<MessageID>) {
+        self.pool = pool
+        self.targets = targets
+    }
+
+    mutating func canReach(_ type: MessageID) -> Bool {
+        if let answer = known[type] { return answer }
+        if targets.contains(type) { known[type] = true; return true }
+        known[type] = false  // provisional, breaks cycles
+        let descriptor = pool.message(type)
+        var answer = false
+        if case .any? = descriptor.wellKnownType { answer = true }
+        for field in descriptor.fields where !answer {
+            if let child = field.messageType { answer = canReach(child) }
+        }
+        known[type] = answer
+        return answer
     }
 }

@@ -65,6 +65,31 @@ public struct ConstraintValidator: Sendable {
         }
     }
 
+    /// The two halves of a long list of messages, validated on two threads; diagnostics joined in order.
+    mutating func validateElementsInParallel(_ elements: [ListElement]) {
+        let middle = elements.count / 2
+        var fork = self
+        fork.diagnostics = []
+        let (first, second) = (fork, fork)
+        let halves = ParallelPair.run({ () -> [Diagnostic] in
+            var validator = first
+            for i in 0..<middle { validator.validateElement(elements[i], index: i) }
+            return validator.diagnostics
+        }, { () -> [Diagnostic] in
+            var validator = second
+            for i in middle..<elements.count { validator.validateElement(elements[i], index: i) }
+            return validator.diagnostics
+        })
+        diagnostics += halves.0 + halves.1
+    }
+
+    mutating func validateElement(_ element: ListElement, index: Int) {
+        guard case .message(let child) = element.value else { return }
+        path.push(.index(index))
+        validateMessage(child)
+        path.pop()
+    }
+
     mutating func validateAnyPayload(_ any: DynamicMessage) {
         guard let payload = any.value(at: 1)?.value.messageValue else { return }
         let typeURL = any.value(at: 0)?.value.stringValue ?? ""
@@ -113,6 +138,12 @@ public struct ConstraintValidator: Sendable {
             let isMap = field.messageType.map { pool.message($0).isMapEntry } ?? false
             if case .repeated(let r)? = rules?.type { checkRepeated(r, field: field, elements: elements, location: location) }
             if case .map(let m)? = rules?.type { checkMap(m, field: field, elements: elements, location: location) }
+            var skipItems = false
+            if case .repeated(let r)? = rules?.type, r.items?.skip == true { skipItems = true }
+            if !isMap && !skipItems && field.kind == .message && elements.count >= TextReader.parallelListThreshold && path.components.count < 8 {
+                validateElementsInParallel(elements)
+                return
+            }
             for (i, element) in elements.enumerated() {
                 if isMap {
                     guard case .message(let entryMessage) = element.value else { continue }

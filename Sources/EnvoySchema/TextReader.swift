@@ -37,7 +37,7 @@ enum JSONScalar {
 }
 
 /// Reads one document of text into a message of a given type.
-public struct TextReader {
+public struct TextReader: Sendable {
     public let pool: DescriptorPool
     public let syntax: InputSyntax
     public let file: String?
@@ -243,8 +243,16 @@ public struct TextReader {
     }
 
     func isNull(_ node: YAMLNode) -> Bool {
-        if case .scalar(let s) = node.kind, case .null = classify(s) { return true }
-        return false
+        guard case .scalar(let s) = node.kind else { return false }
+        switch syntax {
+        case .json: return s.style == .plain && s.string == "null"
+        case .yaml:
+            guard s.style == .plain, s.tag != "!" else { return false }
+            switch s.string {
+            case "", "~", "null", "Null", "NULL": return true
+            default: return false
+            }
+        }
     }
 
     mutating func readFieldValue(_ node: YAMLNode, field: FieldDescriptor, depth: Int) -> ProtoValue? {
@@ -261,9 +269,43 @@ public struct TextReader {
                 report("schema.type-mismatch", "expected a list, got \(describe(node)); write it as a YAML list (one '- ' item per element)", at: node)
                 return nil
             }
+            if field.kind == .message && sequence.count >= Self.parallelListThreshold && depth < 4 {
+                return .list(readElementsInParallel(sequence, field: field, depth: depth))
+            }
+            return .list(readElements(sequence[...], field: field, depth: depth))
+        }
+        return readSingular(node, field: field, depth: depth)
+    }
+
+    /// Lists at least this long are read in two halves on two threads.
+    static let parallelListThreshold = 512
+
+    /// Both halves read with their own reader; elements and diagnostics are joined in order.
+    mutating func readElementsInParallel(_ sequence: [YAMLNode], field: FieldDescriptor, depth: Int) -> [ListElement] {
+        let middle = sequence.count / 2
+        let (first, second) = (self.forked(), self.forked())
+        let halves = ParallelPair.run({ () -> ([ListElement], [Diagnostic]) in
+            var reader = first
+            return (reader.readElements(sequence[..<middle], field: field, depth: depth), reader.diagnostics)
+        }, { () -> ([ListElement], [Diagnostic]) in
+            var reader = second
+            return (reader.readElements(sequence[middle...], field: field, depth: depth), reader.diagnostics)
+        })
+        diagnostics += halves.0.1 + halves.1.1
+        return halves.0.0 + halves.1.0
+    }
+
+    /// A reader at the same path with no diagnostics yet.
+    func forked() -> TextReader {
+        var reader = self
+        reader.diagnostics = []
+        return reader
+    }
+
+    mutating func readElements(_ sequence: ArraySlice<YAMLNode>, field: FieldDescriptor, depth: Int) -> [ListElement] {
             var elements: [ListElement] = []
             elements.reserveCapacity(sequence.count)
-            for (i, element) in sequence.enumerated() {
+            for (i, element) in zip(sequence.indices, sequence) {
                 path.push(.index(i))
                 if case .sequence = element.kind, field.kind != .message {
                     report("schema.type-mismatch", "lists of lists are not allowed here; expected \(describeKind(field))", at: element)
@@ -279,9 +321,7 @@ public struct TextReader {
                 }
                 path.pop()
             }
-            return .list(elements)
-        }
-        return readSingular(node, field: field, depth: depth)
+            return elements
     }
 
     mutating func readSingular(_ node: YAMLNode, field: FieldDescriptor, depth: Int) -> ProtoValue? {

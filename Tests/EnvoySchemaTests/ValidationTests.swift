@@ -123,6 +123,24 @@ final class ValidationTests: XCTestCase {
         }
     }
 
+    /// Long lists are read and checked in two halves on two threads: paths, positions and order must not show it.
+    func testLongListsReportTheSamePathsAsShortOnes() {
+        var text = "static_resources:\n  clusters:\n"
+        for i in 0..<1200 {
+            let name = i == 900 ? "\"\"" : "c\(i)"
+            let timeout = i == 100 ? "1x" : "1s"
+            text += "  - {name: \(name), connect_timeout: \(timeout)}\n"
+        }
+        let (message, diagnostics) = TestSupport.decode(text, as: "envoy.config.bootstrap.v3.Bootstrap")
+        XCTAssertNotNil(message)
+        XCTAssertEqual(diagnostics.map(\.path), ["static_resources.clusters[100].connect_timeout", "static_resources.clusters[900].name"])
+        XCTAssertEqual(diagnostics.map(\.location), [SourceLocation(line: 103, column: 35), SourceLocation(line: 903, column: 6)])
+        let pool = TestSupport.pool
+        let clusters = message?.value(named: "static_resources", in: pool)?.messageValue?.value(named: "clusters", in: pool)?.listValue
+        XCTAssertEqual(clusters?.count, 1200)
+        XCTAssertEqual(clusters?[1199].value.messageValue?.value(named: "name", in: pool)?.stringValue, "c1199", "elements keep their order")
+    }
+
     func testEveryErrorIsReportedNotJustTheFirst() {
         let (_, diagnostics) = TestSupport.decode("name: \"\"\nlb_policy: NOPE\nconnect_timeout: 1x\nbogus: 1\n", as: Self.cluster)
         XCTAssertEqual(Set(diagnostics.map(\.rule)), ["pgv.string.min_len", "schema.unknown-enum", "schema.invalid-duration", "schema.unknown-field"])
