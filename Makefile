@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libre2-dev libyaml-dev pkg-config openssl
+APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libre2-dev libyaml-dev pkg-config openssl nghttp2-client
 VENV := .venv
 VENV_ENVOY := .venv-envoy
 PYTHON := $(VENV)/bin/python

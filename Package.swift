@@ -48,9 +48,40 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // libnghttp2 (Debian libnghttp2-dev): HTTP/2 framing for the xDS server.
+        .systemLibrary(
+            name: "CNGHTTP2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        // C functions for what Swift cannot call: OpenSSL macros, X.509 stacks, epoll/eventfd/accept4.
+        .target(
+            name: "CTransportShims",
+            dependencies: ["COpenSSL"]
+        ),
+        // epoll event loops, TLS, HTTP/2 sessions and gRPC framing (knows nothing of xDS).
+        .target(
+            name: "Transport",
+            dependencies: ["COpenSSL", "CNGHTTP2", "CTransportShims"]
+        ),
         .target(
             name: "EnvoySchema",
             dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", "COpenSSL", "CYAML"]
+        ),
+        // xDS envelopes (DiscoveryRequest/Response, delta) as Swift values ⇄ protobuf via protobuf-c.
+        .target(
+            name: "XDSWire",
+            dependencies: ["CEnvoyProto", "CProtobufC"]
+        ),
+        // The per-stream xDS protocol state machines (SotW, delta, ADS ordering, ACK/NACK); no I/O.
+        .target(
+            name: "XDSProtocol",
+            dependencies: ["XDSWire"]
+        ),
+        // The snapshot store: content-addressed, crash-safe record of what the mesh was given (no EnvoySchema).
+        .target(
+            name: "SnapshotStore",
+            dependencies: ["COpenSSL"]
         ),
         // Development CA and SPIFFE certificates (`meshctl certs init`).
         .target(
@@ -60,15 +91,27 @@ let package = Package(
         // `meshctl serve`: the xDS server wired onto the transport, identity checks, proxy bootstraps.
         .target(
             name: "MeshServer",
-            dependencies: ["EnvoySchema"]
+            dependencies: ["EnvoySchema", "SnapshotStore", "Transport", "XDSProtocol", "XDSWire"]
         ),
         .executableTarget(
             name: "meshctl",
-            dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", "SnapshotStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "EnvoySchemaTests",
             dependencies: ["EnvoySchema"]
+        ),
+        .testTarget(
+            name: "SnapshotStoreTests",
+            dependencies: ["SnapshotStore"]
+        ),
+        .testTarget(
+            name: "XDSProtocolTests",
+            dependencies: ["XDSProtocol", "XDSWire"]
+        ),
+        .testTarget(
+            name: "TransportTests",
+            dependencies: ["Transport"]
         ),
     ],
     cxxLanguageStandard: .cxx17

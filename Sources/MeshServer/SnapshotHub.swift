@@ -1,0 +1,65 @@
+// The snapshot being served and the streams being served from it. Replacing the
+// snapshot hands each stream whose proxy group changed its new view, on the
+// stream's own event loop; streams of unchanged groups are not woken.
+import Foundation
+import SnapshotStore
+import Transport
+import XDSProtocol
+
+/// Something a snapshot change is delivered to (an xDS stream), always on `eventLoop`.
+protocol SnapshotSubscriber: AnyObject {
+    var eventLoop: EventLoop { get }
+    func snapshotChanged(to view: GroupView)
+}
+
+/// A loop-confined subscriber carried across threads; only touched on its own loop.
+private struct SubscriberReference: @unchecked Sendable {
+    weak var subscriber: (any SnapshotSubscriber)?
+    let eventLoop: EventLoop
+    let group: String
+}
+
+/// The current snapshot and the streams that follow it. Thread-safe.
+public final class SnapshotHub: @unchecked Sendable {
+    private let lock = NSLock()
+    private var served: ServedSnapshot?
+    private var subscribers: [ObjectIdentifier: SubscriberReference] = [:]
+
+    public init() {}
+
+    /// The snapshot now being served, if one was loaded.
+    public var current: ServedSnapshot? { lock.withLock { served } }
+
+    /// Serves `snapshot` from now on; every stream of a group whose content changed gets the new view.
+    /// Returns the number of streams notified.
+    @discardableResult
+    public func serve(_ snapshot: Snapshot) -> Int {
+        let next = ServedSnapshot(snapshot)
+        let (previous, targets) = lock.withLock { () -> (ServedSnapshot?, [SubscriberReference]) in
+            let previous = served
+            served = next
+            return (previous, Array(subscribers.values))
+        }
+        var notified = 0
+        for target in targets {
+            guard let view = next.groups[target.group] else { continue }
+            if let old = previous?.groups[target.group], old.contentHash == view.contentHash { continue }
+            notified += 1
+            let reference = target
+            target.eventLoop.execute {
+                reference.subscriber?.snapshotChanged(to: view)
+            }
+        }
+        return notified
+    }
+
+    func subscribe(_ subscriber: any SnapshotSubscriber, group: String) {
+        lock.withLock { subscribers[ObjectIdentifier(subscriber)] = SubscriberReference(subscriber: subscriber, eventLoop: subscriber.eventLoop, group: group) }
+    }
+
+    func unsubscribe(_ subscriber: any SnapshotSubscriber) {
+        _ = lock.withLock { subscribers.removeValue(forKey: ObjectIdentifier(subscriber)) }
+    }
+
+    public var streamCount: Int { lock.withLock { subscribers.count } }
+}

@@ -1,0 +1,36 @@
+// The store as the compiler and the xDS server see it: a protocol, so another backend
+// (etcd, an object store) can replace the directory store without touching either.
+import Foundation
+
+/// A place that keeps snapshots and says which one is live.
+public protocol SnapshotStoring: Sendable {
+    /// Makes the snapshot live (crash-safe); identical content to the live version is `.unchanged`.
+    func publish(_ snapshot: Snapshot) throws(SnapshotStoreError) -> PublishOutcome
+    /// The live version id, or nil when nothing was published yet.
+    func currentVersion() throws(SnapshotStoreError) -> String?
+    /// The live snapshot, or nil when nothing was published yet.
+    func current() throws(SnapshotStoreError) -> Snapshot?
+    /// A stored version by `current`, full id or unique prefix.
+    func load(version: String, check: LoadCheck) throws(SnapshotStoreError) -> Snapshot
+    /// The full version id for `current`, a full id or a unique prefix.
+    func resolve(_ reference: String) throws(SnapshotStoreError) -> String
+    /// Stored versions, newest first.
+    func list() throws(SnapshotStoreError) -> [VersionSummary]
+    /// Publish, rollback and gc events, oldest first.
+    func history() throws(SnapshotStoreError) -> [HistoryEvent]
+    /// Makes a stored version live again, recording who and why.
+    func rollback(to reference: String, reason: String?, author: String?) throws(SnapshotStoreError) -> RollbackOutcome
+    /// Deletes all but the `keep` newest versions (never the live one) and unreferenced objects.
+    func gc(keep: Int) throws(SnapshotStoreError) -> GCReport
+    /// Full integrity check and clean-up of debris from interrupted writers.
+    func verify() -> VerifyReport
+    /// A way to wait for `current` to move (used by `SnapshotWatcher`).
+    func makeChangeSignal() -> any StoreChangeSignal
+}
+
+/// Wakes a waiter when the live pointer may have moved. Spurious wake-ups are allowed; a waiter
+/// always re-reads the pointer, so a signal only has to be prompt, not exact.
+public protocol StoreChangeSignal: AnyObject, Sendable {
+    /// Blocks until a change may have happened or `milliseconds` pass.
+    func wait(milliseconds: Int)
+}

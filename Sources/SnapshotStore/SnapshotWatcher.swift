@@ -1,0 +1,167 @@
+// Hot reload for the xDS server: notices when `current` moves (inotify on Linux, polling as
+// a fallback and a safety net), loads the new snapshot, and hands it over. A snapshot that
+// fails to load is refused with an error value; the previous one stays live.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Watches a store's live pointer and delivers each newly live snapshot, or why it was refused.
+public final class SnapshotWatcher: @unchecked Sendable {
+    /// What the watcher reports.
+    public enum Event: Sendable {
+        /// A new live snapshot, fully loaded.
+        case loaded(Snapshot)
+        /// `current` moved to a version that cannot be loaded; the previously delivered snapshot stays live.
+        case refused(version: String, error: SnapshotStoreError)
+    }
+
+    /// Every event, in order. Only the newest few are buffered for a slow consumer (snapshots are large).
+    public let events: AsyncStream<Event>
+
+    private let continuation: AsyncStream<Event>.Continuation
+    private let store: any SnapshotStoring
+    private let handler: (@Sendable (Event) -> Void)?
+    private let pollMilliseconds: Int
+    private let retryMilliseconds: Int
+    private let check: LoadCheck
+    // Guards the fields below.
+    private let lock = NSLock()
+    private var stopped = false
+    private var live: Snapshot?
+    private var worker: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// Starts watching at once; the live snapshot (if any) is the first event.
+    /// - Parameters:
+    ///   - pollMilliseconds: longest wait between pointer checks (inotify usually wakes the watcher sooner).
+    ///   - retryMilliseconds: how often a refused version is tried again (it may be repaired by `verify` + publish).
+    ///   - check: how much the loader checks (see `LoadCheck`).
+    ///   - handler: called on the watcher's thread for each event, before it goes to `events`.
+    public init(store: any SnapshotStoring, pollMilliseconds: Int = 50, retryMilliseconds: Int = 1000,
+                check: LoadCheck = .sizes, handler: (@Sendable (Event) -> Void)? = nil) {
+        (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(4))
+        self.store = store
+        self.handler = handler
+        self.pollMilliseconds = max(1, pollMilliseconds)
+        self.retryMilliseconds = max(1, retryMilliseconds)
+        self.check = check
+        let thread = Thread { [self] in self.run() }
+        thread.name = "SnapshotWatcher"
+        lock.withLock { worker = thread }
+        thread.start()
+    }
+
+    /// The last snapshot delivered as `.loaded`.
+    public var snapshot: Snapshot? { lock.withLock { live } }
+
+    /// Stops watching and ends `events`. Waits for the watcher's thread unless called from it.
+    public func stop() {
+        let (wasStopped, thread) = lock.withLock { () -> (Bool, Thread?) in
+            defer { stopped = true }
+            return (stopped, worker)
+        }
+        guard !wasStopped else { return }
+        if Thread.current != thread { finished.wait() }
+    }
+
+    private var isStopped: Bool { lock.withLock { stopped } }
+
+    private func emit(_ event: Event) {
+        handler?(event)
+        continuation.yield(event)
+    }
+
+    private func run() {
+        defer {
+            continuation.finish()
+            finished.signal()
+        }
+        let signal = store.makeChangeSignal()
+        var delivered: String?
+        var failure: (version: String, at: Date)?
+        var pointerError: SnapshotStoreError?
+        while !isStopped {
+            var pointer: String?
+            do {
+                pointer = try store.currentVersion()
+                pointerError = nil
+            } catch {
+                if pointerError != error { emit(.refused(version: "current", error: error)) }
+                pointerError = error
+            }
+            if let version = pointer, version != delivered {
+                let due = failure.map { $0.version != version || Date().timeIntervalSince($0.at) * 1000 >= Double(retryMilliseconds) } ?? true
+                if due {
+                    do {
+                        let snapshot = try store.load(version: version, check: check)
+                        lock.withLock { live = snapshot }
+                        delivered = version
+                        failure = nil
+                        emit(.loaded(snapshot))
+                    } catch {
+                        let reported: SnapshotStoreError
+                        if case .versionNotFound = error { reported = .currentVersionMissing(version: version) } else { reported = error }
+                        if failure?.version != version { emit(.refused(version: version, error: reported)) }
+                        failure = (version, Date())
+                    }
+                }
+            }
+            signal.wait(milliseconds: pollMilliseconds)
+        }
+    }
+}
+
+/// inotify on the store directory: `current` is replaced by rename, which inotify reports at once.
+/// Without inotify (or before the directory exists) it degrades to sleeping, i.e. polling.
+final class DirectoryChangeSignal: StoreChangeSignal, @unchecked Sendable {
+    private let directory: String
+    private let fd: Int32
+    // Guards `watch`; one waiter at a time.
+    private let lock = NSLock()
+    private var watch: Int32 = -1
+    private static let mask = UInt32(IN_MOVED_TO) | UInt32(IN_CLOSE_WRITE) | UInt32(IN_CREATE) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF)
+
+    init(directory: String) {
+        self.directory = directory
+        fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        // Watch from the start, so a change between the waiter's first read and first wait is queued.
+        if fd >= 0 { watch = inotify_add_watch(fd, directory, Self.mask) }
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+    }
+
+    func wait(milliseconds: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if fd >= 0 && watch < 0 { watch = inotify_add_watch(fd, directory, Self.mask) }
+        guard fd >= 0 && watch >= 0 else {
+            usleep(useconds_t(milliseconds * 1000))
+            return
+        }
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&descriptor, 1, Int32(milliseconds)) > 0 else { return }
+        drain()
+    }
+
+    /// Consumes pending events; a removed watch (directory deleted or moved) is re-added on the next wait.
+    private func drain() {
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { return }
+            var offset = 0
+            while offset + 16 <= n {
+                let eventMask = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self) }
+                let nameLength = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self) }
+                if eventMask & (UInt32(IN_IGNORED) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF)) != 0 {
+                    if watch >= 0 { inotify_rm_watch(fd, watch) }
+                    watch = -1
+                }
+                offset += 16 + Int(nameLength)
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+// The store benchmark (not a test): publish a 10,000-service snapshot, then a series of
+// one-cluster changes; measure publish time, bytes written, load time and watcher latency.
+import Foundation
+
+/// Measures the directory store on synthetic snapshots.
+public enum StoreBenchmark {
+    /// The measured figures (times in milliseconds).
+    public struct Figures: Sendable {
+        public var resources = 0
+        public var initialPublishMs = 0.0
+        public var initialBytes = 0
+        public var changePublishMs: [Double] = []
+        public var changeBytes: [Int] = []
+        public var unchangedPublishMs = 0.0
+        public var loadSizesMs: [Double] = []
+        public var loadHashesMs: [Double] = []
+        public var watcherDeliveryMs: [Double] = []
+        public var storeBytes = 0
+
+        public static func median(_ values: [Double]) -> Double {
+            guard !values.isEmpty else { return 0 }
+            let s = values.sorted()
+            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+
+        public static func percentile(_ values: [Double], _ p: Double) -> Double {
+            guard !values.isEmpty else { return 0 }
+            let s = values.sorted()
+            return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
+        }
+
+        public var report: String {
+            let bytes = changeBytes.map(Double.init)
+            return """
+            resources per snapshot:           \(resources)
+            initial publish:                  \(String(format: "%.1f", initialPublishMs)) ms, \(initialBytes / 1024) KiB written
+            one-cluster change publish:       median \(String(format: "%.1f", Self.median(changePublishMs))) ms, p90 \(String(format: "%.1f", Self.percentile(changePublishMs, 0.9))) ms, max \(String(format: "%.1f", changePublishMs.max() ?? 0)) ms (\(changePublishMs.count) publishes)
+            bytes written per change publish: median \(Int(Self.median(bytes))) B (\(String(format: "%.1f", Self.median(bytes) / 1024)) KiB), max \(changeBytes.max() ?? 0) B
+            identical (no-op) publish:        \(String(format: "%.1f", unchangedPublishMs)) ms
+            load (sizes checked):             median \(String(format: "%.1f", Self.median(loadSizesMs))) ms
+            load (every hash checked):        median \(String(format: "%.1f", Self.median(loadHashesMs))) ms
+            watcher: publish called → loaded snapshot delivered: median \(String(format: "%.1f", Self.median(watcherDeliveryMs))) ms
+            store size after run:             \(storeBytes / 1024) KiB
+            """
+        }
+    }
+
+    static func milliseconds(_ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+    }
+
+    /// Runs the benchmark in `directory` (which must be empty or absent).
+    public static func run(directory: String, services: Int = 10_000, changes: Int = 100, loads: Int = 5,
+                           watcherSamples: Int = 10) throws -> Figures {
+        let store = SnapshotStore(directory: directory, createIfMissing: true)
+        var figures = Figures()
+        let base = try Snapshot.make(groups: SyntheticSnapshot.groups(services: services), compilerVersion: "bench")
+        figures.resources = base.resourceCount
+        var outcome: PublishOutcome = .unchanged(version: "")
+        figures.initialPublishMs = try milliseconds { outcome = try store.publish(base) }
+        if case .published(_, let bytes) = outcome { figures.initialBytes = bytes }
+        figures.unchangedPublishMs = try milliseconds { _ = try store.publish(base) }
+
+        var revisions: [Int: Int] = [:]
+        var rng = SystemRandomNumberGenerator()
+        for step in 1...max(1, changes) {
+            revisions[Int.random(in: 0..<services, using: &rng)] = step
+            // Building the snapshot (hashing bodies) is the compiler's cost, not the store's.
+            let next = try Snapshot.make(groups: SyntheticSnapshot.groups(services: services, revisions: revisions), compilerVersion: "bench")
+            var result: PublishOutcome = .unchanged(version: "")
+            figures.changePublishMs.append(try milliseconds { result = try store.publish(next) })
+            if case .published(_, let bytes) = result { figures.changeBytes.append(bytes) }
+        }
+        for _ in 0..<loads {
+            figures.loadSizesMs.append(try milliseconds { _ = try store.load(version: "current", check: .sizes) })
+            figures.loadHashesMs.append(try milliseconds { _ = try store.load(version: "current", check: .hashes) })
+        }
+
+        // Watcher: time from calling publish to the new snapshot arriving through the callback
+        // (publish + inotify wake-up + a full load).
+        let arrivals = ArrivalLog()
+        let watcher = SnapshotWatcher(store: store) { event in
+            if case .loaded(let s) = event { arrivals.record(s.metadata.version) }
+        }
+        defer { watcher.stop() }
+        _ = arrivals.wait(for: try store.currentVersion() ?? "", timeoutSeconds: 30)
+        for sample in 0..<watcherSamples {
+            revisions[sample] = 1_000_000 + sample
+            let next = try Snapshot.make(groups: SyntheticSnapshot.groups(services: services, revisions: revisions), compilerVersion: "bench")
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try store.publish(next)
+            if let at = arrivals.wait(for: next.metadata.version, timeoutSeconds: 30) {
+                figures.watcherDeliveryMs.append(Double(Int64(at) - Int64(start)) / 1e6)
+            }
+        }
+        figures.storeBytes = directorySize(directory)
+        return figures
+    }
+
+    static func directorySize(_ path: String) -> Int {
+        guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
+        var total = 0
+        while let item = walker.nextObject() as? String {
+            if let size = (try? FileManager.default.attributesOfItem(atPath: path + "/" + item))?[.size] as? Int { total += size }
+        }
+        return total
+    }
+}
+
+/// Versions delivered by a watcher, with arrival times.
+final class ArrivalLog: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var arrivals: [String: UInt64] = [:]
+
+    func record(_ version: String) {
+        condition.lock()
+        arrivals[version] = DispatchTime.now().uptimeNanoseconds
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait(for version: String, timeoutSeconds: Double) -> UInt64? {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        condition.lock()
+        defer { condition.unlock() }
+        while arrivals[version] == nil {
+            if !condition.wait(until: deadline) { return nil }
+        }
+        return arrivals[version]
+    }
+}

@@ -1,0 +1,420 @@
+// Owns the gRPC server: the listening socket, accepting under the connection
+// limit, spreading connections over the loops, per-loop connection tables,
+// request validation and handler dispatch, drain, and load statistics.
+internal import CTransportShims
+import Glibc
+import Synchronization
+
+/// A gRPC server over HTTP/2 (nghttp2) and mutual TLS (OpenSSL) on epoll event loops.
+///
+/// Thread rules: the public methods may be called from any thread. The handler's `onStreamOpen`
+/// runs on the loop thread of the stream's connection, concurrently on different loops.
+public final class GRPCServer: Sendable {
+    private let core: ServerCore
+
+    /// Validates the configuration and loads the TLS credentials (fails early on bad files).
+    /// Uses `group` when given, else creates `configuration.eventLoopCount` loops and stops them on `shutdown`.
+    public init(configuration: GRPCServerConfiguration, group: EventLoopGroup? = nil) throws(TransportError) {
+        let tls: TLSContext?
+        switch configuration.security {
+        case .mutualTLS(let credentials): tls = try TLSContext.server(credentials)
+        case .insecurePlaintext: tls = nil
+        }
+        core = ServerCore(
+            configuration: configuration, tlsContext: tls,
+            group: group ?? EventLoopGroup(loopCount: configuration.eventLoopCount), ownsGroup: group == nil)
+    }
+
+    /// The loops serving this server's connections.
+    public var eventLoopGroup: EventLoopGroup { core.group }
+
+    /// Binds, listens and starts accepting; returns the bound port (useful with port 0).
+    @discardableResult
+    public func start(handler: any GRPCServerHandler) throws(TransportError) -> Int {
+        try core.start(handler: handler)
+    }
+
+    /// The port the server listens on (0 before `start`).
+    public var boundPort: Int { core.state.withLock { $0.boundPort } }
+
+    /// A snapshot of the server's counters.
+    public var statistics: TransportStatistics { core.counters.snapshot() }
+
+    /// Stops accepting, sends GOAWAY on every connection, lets streams finish for `gracePeriod`, then ends
+    /// the rest with UNAVAILABLE and closes; returns when every connection is closed.
+    public func drain(gracePeriod: Duration) async {
+        await core.drain(gracePeriod: gracePeriod)
+    }
+
+    /// Drains with no grace period and stops the event loops the server created.
+    public func shutdown() async {
+        await core.drain(gracePeriod: .zero)
+        if core.ownsGroup { core.group.shutdown() }
+    }
+}
+
+/// Atomic counters shared by all loops of one server.
+final class ServerCounters: Sendable {
+    let activeConnections = Atomic<Int>(0)
+    let activeStreams = Atomic<Int>(0)
+    let accepted = Atomic<Int>(0)
+    let refused = Atomic<Int>(0)
+    let buffered = Atomic<Int>(0)
+    let peakBuffered = Atomic<Int>(0)
+
+    func notePeak(_ value: Int) {
+        var current = peakBuffered.load(ordering: .relaxed)
+        while value > current {
+            let (exchanged, original) = peakBuffered.compareExchange(
+                expected: current, desired: value, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
+
+    func snapshot() -> TransportStatistics {
+        TransportStatistics(
+            activeConnections: activeConnections.load(ordering: .relaxed),
+            activeStreams: activeStreams.load(ordering: .relaxed),
+            acceptedConnections: accepted.load(ordering: .relaxed),
+            refusedConnections: refused.load(ordering: .relaxed),
+            bufferedOutboundBytes: buffered.load(ordering: .relaxed),
+            peakConnectionOutboundBytes: peakBuffered.load(ordering: .relaxed),
+            http2HeapBytes: HTTP2MemoryAccounting.currentBytes)
+    }
+}
+
+/// The connections one loop serves; only touched on that loop.
+final class LoopConnections: @unchecked Sendable {
+    // @unchecked Sendable: `connections` is read and written only on the loop with this index.
+    var connections: [UInt64: GRPCServerConnection] = [:]
+}
+
+/// Server state shared by the public facade, the listener and every loop.
+final class ServerCore: Sendable {
+    struct State {
+        var handler: (any GRPCServerHandler)?
+        var boundPort = 0
+        var draining = false
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+        var listener: Listener?
+    }
+
+    let configuration: GRPCServerConfiguration
+    let tlsContext: TLSContext?
+    let group: EventLoopGroup
+    let ownsGroup: Bool
+    let counters = ServerCounters()
+    let state = Mutex(State())
+    let loopConnections: [LoopConnections]
+    private let nextConnectionID = Atomic<UInt64>(1)
+
+    init(configuration: GRPCServerConfiguration, tlsContext: TLSContext?, group: EventLoopGroup, ownsGroup: Bool) {
+        self.configuration = configuration
+        self.tlsContext = tlsContext
+        self.group = group
+        self.ownsGroup = ownsGroup
+        loopConnections = group.loops.map { _ in LoopConnections() }
+    }
+
+    var limits: TransportLimits { configuration.limits }
+
+    func start(handler: any GRPCServerHandler) throws(TransportError) -> Int {
+        guard state.withLock({ $0.handler == nil && !$0.draining }) else {
+            throw TransportError(.socket, "server already started or drained", context: "\(configuration.host):\(configuration.port)")
+        }
+        var port: Int32 = 0
+        let fd = transport_listen(configuration.host, Int32(configuration.port), Int32(configuration.limits.listenBacklog), &port)
+        guard fd >= 0 else {
+            throw TransportError(.socket, "cannot listen: \(String(cString: strerror(-fd)))",
+                                 context: "\(configuration.host):\(configuration.port)")
+        }
+        let loop = group.loops[0]
+        let listener = Listener(fd: fd, loop: loop, core: self)
+        state.withLock {
+            $0.handler = handler
+            $0.boundPort = Int(port)
+            $0.listener = listener
+        }
+        loop.execute { listener.register() }
+        configuration.logger(TransportLogRecord(
+            level: .info, connectionID: nil, peer: "", closeReason: nil,
+            message: "listening on \(configuration.host):\(port) (\(tlsContext == nil ? "INSECURE plaintext h2c" : "mTLS, ALPN h2"), \(group.loops.count) event loops)"))
+        return Int(port)
+    }
+
+    /// Takes over an accepted socket on `loop` (called on that loop).
+    func adopt(fd: Int32, peer: String, loop: EventLoop) {
+        let (handler, draining) = state.withLock { ($0.handler, $0.draining) }
+        guard let handler, !draining else {
+            Glibc.close(fd)
+            connectionEnded()
+            return
+        }
+        let id = nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue
+        do {
+            let connection = try HTTP2Connection(
+                id: id, loop: loop, fd: fd, peerAddress: peer, role: .server, tls: tlsContext, serverName: nil,
+                connecting: false, limits: limits, logger: configuration.logger)
+            let server = GRPCServerConnection(core: self, connection: connection, handler: handler)
+            connection.owner = server
+            connection.bufferedBytesObserver = { [counters] delta, peak in
+                counters.buffered.wrappingAdd(delta, ordering: .relaxed)
+                if let peak { counters.notePeak(peak) }
+            }
+            loopConnections[loop.index].connections[id] = server
+            connection.start(handshakeTimeout: tlsContext == nil ? nil : limits.handshakeTimeout,
+                             maxAge: limits.maxConnectionAge)
+        } catch {
+            configuration.logger(TransportLogRecord(
+                level: .warning, connectionID: id, peer: peer, closeReason: nil,
+                message: "cannot set up connection: \(error)"))
+            Glibc.close(fd)
+            connectionEnded()
+        }
+    }
+
+    func connectionClosed(_ server: GRPCServerConnection) {
+        loopConnections[server.connection.loop.index].connections[server.connection.id] = nil
+        connectionEnded()
+    }
+
+    private func connectionEnded() {
+        let remaining = counters.activeConnections.wrappingSubtract(1, ordering: .relaxed).newValue
+        if remaining == 0 { resumeDrainWaitersIfIdle() }
+    }
+
+    private func resumeDrainWaitersIfIdle() {
+        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { state in
+            guard state.draining, counters.activeConnections.load(ordering: .relaxed) == 0 else { return [] }
+            defer { state.drainWaiters.removeAll() }
+            return state.drainWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func drain(gracePeriod: Duration) async {
+        let listener: Listener? = state.withLock { state in
+            state.draining = true
+            defer { state.listener = nil }
+            return state.listener
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            state.withLock { $0.drainWaiters.append(continuation) }
+            if let listener {
+                listener.loop.execute { listener.close() }
+            }
+            for loop in group.loops {
+                let table = loopConnections[loop.index]
+                loop.execute {
+                    for id in table.connections.keys.sorted() {
+                        table.connections[id]?.connection.beginGracefulClose(.serverDrain, grace: gracePeriod)
+                    }
+                }
+            }
+            resumeDrainWaitersIfIdle()
+        }
+    }
+}
+
+/// The listening socket, registered on loop 0; hands accepted sockets to loops round-robin.
+final class Listener: EventLoopSelectable, @unchecked Sendable {
+    // @unchecked Sendable: created on the starting thread, then used only on `loop`.
+    let fd: Int32
+    let loop: EventLoop
+    private let core: ServerCore
+    private var token: UInt64 = 0
+    private var closed = false
+    private var lastRefusalLog: ContinuousClock.Instant?
+    private var refusalsSinceLog = 0
+
+    init(fd: Int32, loop: EventLoop, core: ServerCore) {
+        self.fd = fd
+        self.loop = loop
+        self.core = core
+    }
+
+    func register() {
+        guard !closed else { return }
+        token = loop.register(fd: fd, handler: self, events: transport_epollin())
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        if token != 0 { loop.unregister(fd: fd, token: token) }
+        Glibc.close(fd)
+    }
+
+    func handleEvent(readable: Bool, writable: Bool, hangup: Bool) {
+        var address = [CChar](repeating: 0, count: 64)
+        var port: Int32 = 0
+        let counters = core.counters
+        // Bounded per wakeup so a connection storm cannot starve this loop's own connections.
+        for _ in 0..<64 where !closed {
+            let fd = transport_accept(self.fd, &address, address.count, &port)
+            if fd < 0 {
+                if errno == EMFILE || errno == ENFILE {
+                    logRefusal("out of file descriptors (\(String(cString: strerror(errno))))")
+                    pauseAccepting()
+                }
+                return
+            }
+            let peer = "\(String(nulTerminated: address)):\(port)"
+            let active = counters.activeConnections.wrappingAdd(1, ordering: .relaxed).newValue
+            if active > core.limits.maxConnections {
+                counters.activeConnections.wrappingSubtract(1, ordering: .relaxed)
+                counters.refused.wrappingAdd(1, ordering: .relaxed)
+                Glibc.close(fd)
+                logRefusal("\(ConnectionCloseReason.connectionLimit) (\(core.limits.maxConnections)), last peer \(peer)")
+                continue
+            }
+            counters.accepted.wrappingAdd(1, ordering: .relaxed)
+            _ = transport_set_nodelay(fd)
+            let target = core.group.next()
+            let core = self.core
+            target.execute { core.adopt(fd: fd, peer: peer, loop: target) }
+        }
+    }
+
+    /// Refusals are logged at most once a second (with a count) so a storm cannot flood the log.
+    private func logRefusal(_ message: String) {
+        refusalsSinceLog += 1
+        let now = ContinuousClock.now
+        if let last = lastRefusalLog, now - last < .seconds(1) { return }
+        let count = refusalsSinceLog
+        refusalsSinceLog = 0
+        lastRefusalLog = now
+        core.configuration.logger(TransportLogRecord(
+            level: .warning, connectionID: nil, peer: "", closeReason: .connectionLimit,
+            message: "refused \(count) connection(s): \(message)"))
+    }
+
+    private func pauseAccepting() {
+        guard token != 0 else { return }
+        loop.modify(fd: fd, token: token, events: 0)
+        loop.schedule(after: .milliseconds(100)) { [weak self] in
+            guard let self, !self.closed else { return }
+            self.loop.modify(fd: self.fd, token: self.token, events: transport_epollin())
+        }
+    }
+}
+
+/// The gRPC server role of one connection: validates request headers, dispatches streams to the handler.
+final class GRPCServerConnection: HTTP2ConnectionRole {
+    private let core: ServerCore
+    let connection: HTTP2Connection
+    private let handler: any GRPCServerHandler
+    private var streams: [Int32: ServerStream] = [:]
+    private var context: ConnectionContext
+
+    init(core: ServerCore, connection: HTTP2Connection, handler: any GRPCServerHandler) {
+        self.core = core
+        self.connection = connection
+        self.handler = handler
+        context = ConnectionContext(
+            id: connection.id, remoteAddress: connection.peerAddress, peerIdentity: nil,
+            eventLoopIndex: connection.loop.index)
+    }
+
+    func outboundChanged() {
+        connection.requestFlush()
+        connection.reportBufferedBytes()
+    }
+
+    func connectionBecameActive(_ connection: HTTP2Connection) {
+        context = ConnectionContext(
+            id: connection.id, remoteAddress: connection.peerAddress, peerIdentity: connection.peerIdentity,
+            eventLoopIndex: connection.loop.index)
+    }
+
+    func connection(_ connection: HTTP2Connection, receivedHeaders headers: [HeaderField],
+                    kind: HTTP2Session.HeadersKind, streamID: Int32, endStream: Bool) {
+        switch kind {
+        case .request:
+            openStream(streamID: streamID, headers: headers, endStream: endStream)
+        case .trailers:
+            if endStream { streams[streamID]?.requestEnded() }
+        case .response:
+            break
+        }
+    }
+
+    private func openStream(streamID: Int32, headers: [HeaderField], endStream: Bool) {
+        guard let session = connection.session else { return }
+        var method = "", path = "", contentType = "", encoding: String?
+        var metadata: [HeaderField] = []
+        for field in headers {
+            switch field.name {
+            case ":method": method = field.value
+            case ":path": path = field.value
+            case "content-type": contentType = field.value
+            case "grpc-encoding": encoding = field.value
+            default: break
+            }
+            if !field.name.hasPrefix(":") { metadata.append(field) }
+        }
+        // Not gRPC at all: a plain HTTP answer, as the gRPC spec asks.
+        guard method == "POST" else {
+            _ = session.submitResponse(streamID: streamID, headers: [HeaderField(":status", "405")], endStream: true)
+            connection.requestFlush()
+            return
+        }
+        guard contentType.hasPrefix("application/grpc") else {
+            _ = session.submitResponse(streamID: streamID, headers: [HeaderField(":status", "415")], endStream: true)
+            connection.requestFlush()
+            return
+        }
+        let stream = ServerStream(
+            streamID: streamID, path: path, connection: context, eventLoop: connection.loop, owner: self,
+            limits: connection.limits)
+        streams[streamID] = stream
+        core.counters.activeStreams.wrappingAdd(1, ordering: .relaxed)
+        if let encoding, encoding != "identity" {
+            stream.finish(GRPCStatus(.unimplemented, "grpc-encoding \(encoding) is not supported"))
+            return
+        }
+        let head = GRPCRequestHead(path: path, metadata: metadata, connection: context)
+        if let streamHandler = handler.onStreamOpen(head, stream: stream) {
+            stream.handler = streamHandler
+        } else if !stream.isFinished {
+            stream.finish(GRPCStatus(.unimplemented, "unknown method \(path)"))
+        }
+        if endStream { stream.requestEnded() }
+    }
+
+    func connection(_ connection: HTTP2Connection, receivedData data: UnsafeRawBufferPointer, streamID: Int32) {
+        streams[streamID]?.receive(data)
+    }
+
+    func connection(_ connection: HTTP2Connection, receivedEndStream streamID: Int32) {
+        streams[streamID]?.requestEnded()
+    }
+
+    func connection(_ connection: HTTP2Connection, streamClosed streamID: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        core.counters.activeStreams.wrappingSubtract(1, ordering: .relaxed)
+        stream.closed(stream.isFinished ? .finished : .cancelledByPeer(errorCode: errorCode))
+    }
+
+    func connection(_ connection: HTTP2Connection, receivedGoAway errorCode: UInt32, lastStreamID: Int32) {}
+
+    func connection(_ connection: HTTP2Connection, flushed streamIDs: [Int32]) {
+        for id in streamIDs { streams[id]?.flushed() }
+    }
+
+    func connection(_ connection: HTTP2Connection, cancelAllStreamsWith status: GRPCStatus) {
+        for id in streams.keys.sorted() {
+            connection.session?.discardQueued(streamID: id)
+            streams[id]?.finish(status)
+        }
+    }
+
+    func connection(_ connection: HTTP2Connection, closedWith reason: ConnectionCloseReason) {
+        let open = streams
+        streams.removeAll()
+        core.counters.activeStreams.wrappingSubtract(open.count, ordering: .relaxed)
+        for id in open.keys.sorted() { open[id]!.closed(.connectionClosed(reason)) }
+        core.connectionClosed(self)
+    }
+}

@@ -1,0 +1,544 @@
+// Owns one connection's life on its event loop: connect/accept, the TLS
+// handshake, moving bytes between the socket, TLS and nghttp2 with bounded
+// buffering, keepalive PINGs, the handshake/max-age/drain timers, and closing
+// (gracefully with GOAWAY, or at once) with exactly one log record.
+internal import CNGHTTP2
+internal import CTransportShims
+import Glibc
+
+/// Stream-level events of an `HTTP2Connection`, delivered on its loop (gRPC server or client role).
+protocol HTTP2ConnectionRole: AnyObject {
+    func connectionBecameActive(_ connection: HTTP2Connection)
+    func connection(_ connection: HTTP2Connection, receivedHeaders headers: [HeaderField],
+                    kind: HTTP2Session.HeadersKind, streamID: Int32, endStream: Bool)
+    func connection(_ connection: HTTP2Connection, receivedData data: UnsafeRawBufferPointer, streamID: Int32)
+    func connection(_ connection: HTTP2Connection, receivedEndStream streamID: Int32)
+    func connection(_ connection: HTTP2Connection, streamClosed streamID: Int32, errorCode: UInt32)
+    func connection(_ connection: HTTP2Connection, receivedGoAway errorCode: UInt32, lastStreamID: Int32)
+    func connection(_ connection: HTTP2Connection, flushed streamIDs: [Int32])
+    /// Ends every open stream with `status` (drain / max-age deadline).
+    func connection(_ connection: HTTP2Connection, cancelAllStreamsWith status: GRPCStatus)
+    /// Called once, after the socket is closed and outside any nghttp2 callback.
+    func connection(_ connection: HTTP2Connection, closedWith reason: ConnectionCloseReason)
+}
+
+/// One TCP connection carrying HTTP/2 (over TLS unless plaintext was chosen); confined to its event loop.
+final class HTTP2Connection: EventLoopSelectable {
+    enum Phase: Equatable {
+        case connecting, handshaking, active, closing, closed
+    }
+
+    private enum IOStep {
+        case bytes(Int)
+        case wouldBlock
+        case wantsOppositeEvent
+        case endOfStream
+        case failed(ConnectionCloseReason)
+    }
+
+    let id: UInt64
+    let loop: EventLoop
+    let fd: Int32
+    let peerAddress: String
+    let limits: TransportLimits
+    private let logger: TransportLogger
+    private let role: HTTP2Session.Role
+    private let tls: TLSConnection?
+    /// Strong on purpose: the role and its connection keep each other alive until the close callback,
+    /// which breaks the cycle, so an open connection never disappears because its user dropped a reference.
+    var owner: HTTP2ConnectionRole?
+
+    private(set) var phase: Phase
+    private(set) var session: HTTP2Session?
+    private(set) var peerIdentity: PeerIdentity?
+    private(set) var isDraining = false
+    private var token: UInt64 = 0
+    private var interest: UInt32 = 0
+    private var pending = ByteQueue()
+    private var handshakeWantsWrite = false
+    private var readWantsWritable = false
+    private var flushScheduled = false
+    private var intendedCloseReason: ConnectionCloseReason?
+    private var sentGoAwayError: UInt32?
+    private var receivedGoAwayError: UInt32?
+    private var refusedStreams = 0
+    private var lastReadAt = ContinuousClock.now
+    private var pingSentAt: ContinuousClock.Instant?
+    private var timers: [ScheduledTimer] = []
+    private var lingerTimer: ScheduledTimer?
+    private var reportedBufferedBytes = 0
+    private var peakBufferedBytes = 0
+    /// Reports changes of this connection's buffered outbound bytes (delta) and new per-connection peaks.
+    var bufferedBytesObserver: ((_ delta: Int, _ peak: Int?) -> Void)?
+
+    /// Bytes encoded but not yet accepted by the socket, plus bytes waiting in stream queues.
+    var bufferedOutboundBytes: Int { pending.count + (session?.queuedBytes ?? 0) }
+
+    init(id: UInt64, loop: EventLoop, fd: Int32, peerAddress: String, role: HTTP2Session.Role,
+         tls: TLSContext?, serverName: String?, connecting: Bool, limits: TransportLimits,
+         logger: @escaping TransportLogger) throws(TransportError) {
+        self.id = id
+        self.loop = loop
+        self.fd = fd
+        self.peerAddress = peerAddress
+        self.role = role
+        self.limits = limits
+        self.logger = logger
+        self.tls = try tls.map { context throws(TransportError) in
+            try TLSConnection(context: context, fd: fd, serverName: serverName)
+        }
+        phase = connecting ? .connecting : (tls == nil ? .active : .handshaking)
+        if role == .client {
+            // Clients may open streams before the handshake completes; nghttp2 holds them until then.
+            session = try makeSession()
+        }
+    }
+
+    private func makeSession() throws(TransportError) -> HTTP2Session {
+        let session = try HTTP2Session(
+            role: role, maxHeaderListBytes: limits.maxHeaderListBytes,
+            maxConcurrentStreams: limits.maxConcurrentStreamsPerConnection)
+        session.delegate = self
+        var settings: [(id: Int32, value: UInt32)] = [
+            (Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), UInt32(clamping: limits.initialWindowSize)),
+            (Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), UInt32(clamping: limits.maxHeaderListBytes)),
+        ]
+        if role == .server {
+            settings.insert(
+                (Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), UInt32(clamping: limits.maxConcurrentStreamsPerConnection)),
+                at: 0)
+        } else {
+            settings.append((Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), 0))
+        }
+        session.submitSettings(settings)
+        return session
+    }
+
+    /// Registers with the loop and starts the handshake (or HTTP/2 at once for plaintext); on-loop only.
+    func start(handshakeTimeout: Duration?, maxAge: Duration?) {
+        loop.assertInEventLoop()
+        interest = phase == .connecting ? transport_epollout() : transport_epollin() | transport_epollrdhup()
+        token = loop.register(fd: fd, handler: self, events: interest)
+        guard token != 0 else {
+            close(.ioError("epoll registration failed: \(String(cString: strerror(errno)))"))
+            return
+        }
+        if let handshakeTimeout {
+            timers.append(loop.schedule(after: handshakeTimeout) { [weak self] in
+                guard let self, self.phase == .connecting || self.phase == .handshaking else { return }
+                self.close(.handshakeTimeout)
+            })
+        }
+        if let maxAge {
+            // ±10% jitter so connections accepted together do not all reconnect together.
+            let jitter = Double.random(in: 0.9...1.1)
+            timers.append(loop.schedule(after: maxAge * jitter) { [weak self] in
+                self?.beginGracefulClose(.maxConnectionAge, grace: self?.limits.maxConnectionAgeGrace ?? .zero)
+            })
+        }
+        switch phase {
+        case .handshaking: driveHandshake()
+        case .active: becomeActive()
+        default: break
+        }
+    }
+
+    // MARK: events
+
+    func handleEvent(readable: Bool, writable: Bool, hangup: Bool) {
+        switch phase {
+        case .connecting:
+            finishConnect()
+        case .handshaking:
+            driveHandshake()
+        case .active, .closing:
+            if writable || readWantsWritable {
+                flush()
+            }
+            if readable || hangup || readWantsWritable {
+                readWantsWritable = false
+                readAvailable()
+            }
+            flush()
+        case .closed:
+            return
+        }
+        updateInterest()
+    }
+
+    private func finishConnect() {
+        let error = transport_socket_error(fd)
+        guard error == 0 else {
+            close(.ioError("connect failed: \(String(cString: strerror(error)))"))
+            return
+        }
+        if tls != nil {
+            phase = .handshaking
+            driveHandshake()
+        } else {
+            becomeActive()
+        }
+        updateInterest()
+    }
+
+    private func driveHandshake() {
+        guard let tls else { return }
+        switch tls.handshake() {
+        case .done:
+            if tls.negotiatedProtocol != "h2" {
+                close(.alpnNotNegotiated)
+                return
+            }
+            peerIdentity = tls.peerIdentity()
+            becomeActive()
+        case .wantRead:
+            handshakeWantsWrite = false
+        case .wantWrite:
+            handshakeWantsWrite = true
+        case .closed:
+            close(tls.refusedForALPN ? .alpnNotNegotiated : .tlsHandshakeFailed("connection closed during handshake"))
+        case .failed(let why):
+            close(tls.refusedForALPN ? .alpnNotNegotiated : .tlsHandshakeFailed(why))
+        }
+        updateInterest()
+    }
+
+    private func becomeActive() {
+        if session == nil {
+            do {
+                session = try makeSession()
+            } catch {
+                close(.http2ProtocolError(error.message))
+                return
+            }
+        }
+        phase = .active
+        lastReadAt = .now
+        if let interval = limits.keepaliveInterval {
+            scheduleKeepalive(at: .now + interval)
+        }
+        owner?.connectionBecameActive(self)
+        flush()
+        // The handshake may have pulled application data into the SSL already.
+        readAvailable()
+        flush()
+    }
+
+    private func readAvailable() {
+        var budget = 256 * 1024
+        let buffer = loop.readBuffer
+        while phase == .active || phase == .closing {
+            switch readOnce(into: buffer) {
+            case .bytes(let count):
+                lastReadAt = .now
+                if phase == .active, let session {
+                    if let fatal = session.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) {
+                        protocolFailure(fatal)
+                        return
+                    }
+                }
+                budget -= count
+                // Level-triggered epoll reports unread socket bytes again; only bytes buffered inside the SSL would be missed.
+                if budget <= 0 && !(tls?.hasBufferedPlaintext ?? false) { return }
+            case .wouldBlock:
+                return
+            case .wantsOppositeEvent:
+                readWantsWritable = true
+                return
+            case .endOfStream:
+                close(intendedCloseReason ?? (receivedGoAwayError.map { .goAwayReceived(errorCode: $0) } ?? .peerClosed))
+                return
+            case .failed(let reason):
+                close(reason)
+                return
+            }
+        }
+    }
+
+    /// Asks for a flush after the current event: many sends in one callback become one write.
+    func requestFlush() {
+        guard !flushScheduled, phase == .active || phase == .closing else { return }
+        flushScheduled = true
+        loop.deferOnLoop { [self] in
+            flushScheduled = false
+            flush()
+            updateInterest()
+        }
+    }
+
+    /// Moves frames from nghttp2 to the socket while it accepts them, never holding more than the
+    /// write-buffer limit of encoded bytes: the rest stays in stream queues under HTTP/2 flow control.
+    func flush() {
+        guard phase == .active || phase == .closing, let session else { return }
+        var socketBlocked = false
+        while !socketBlocked {
+            while pending.count < limits.connectionWriteBufferBytes {
+                guard let chunk = session.nextOutbound() else {
+                    protocolFailure("nghttp2 failed to encode frames")
+                    return
+                }
+                if chunk.isEmpty { break }
+                pending.append(chunk)
+            }
+            if pending.isEmpty { break }
+            switch pending.withReadableBytes({ writeOnce($0) }) {
+            case .bytes(let count):
+                pending.consume(count)
+                if count == 0 { socketBlocked = true }
+            case .wouldBlock, .wantsOppositeEvent:
+                socketBlocked = true
+            case .endOfStream:
+                close(.peerClosed)
+                return
+            case .failed(let reason):
+                close(reason)
+                return
+            }
+        }
+        let drained = session.takeDrainedStreams()
+        if !drained.isEmpty { owner?.connection(self, flushed: drained) }
+        reportBufferedBytes()
+        closeIfFinished()
+    }
+
+    private func closeIfFinished() {
+        guard let session, phase == .active || phase == .closing else { return }
+        guard pending.isEmpty && !session.wantsWrite else { return }
+        if phase == .closing {
+            close(intendedCloseReason ?? .localClose)
+        } else if !session.wantsRead {
+            // nghttp2 is done: GOAWAY exchanged and no streams left, or it terminated the session itself.
+            close(intendedCloseReason ?? inferredCloseReason())
+        }
+    }
+
+    private func inferredCloseReason() -> ConnectionCloseReason {
+        if let code = sentGoAwayError, code != 0 {
+            let detail = session?.lastErrorDescription ?? "GOAWAY error code \(code)"
+            return detail.contains("max concurrent streams") ? .tooManyStreams : .http2ProtocolError(detail)
+        }
+        if let code = receivedGoAwayError { return .goAwayReceived(errorCode: code) }
+        return .peerClosed
+    }
+
+    func reportBufferedBytes() {
+        let now = bufferedOutboundBytes
+        guard now != reportedBufferedBytes else { return }
+        var newPeak: Int?
+        if now > peakBufferedBytes {
+            peakBufferedBytes = now
+            newPeak = now
+        }
+        bufferedBytesObserver?(now - reportedBufferedBytes, newPeak)
+        reportedBufferedBytes = now
+    }
+
+    private func updateInterest() {
+        guard phase != .closed, token != 0 else { return }
+        var events = transport_epollin() | transport_epollrdhup()
+        switch phase {
+        case .connecting:
+            events = transport_epollout()
+        case .handshaking:
+            if handshakeWantsWrite { events |= transport_epollout() }
+        default:
+            if !pending.isEmpty || readWantsWritable { events |= transport_epollout() }
+        }
+        if events != interest {
+            interest = events
+            loop.modify(fd: fd, token: token, events: events)
+        }
+    }
+
+    // MARK: socket / TLS steps
+
+    private func readOnce(into buffer: UnsafeMutableRawBufferPointer) -> IOStep {
+        if let tls {
+            switch tls.read(into: buffer) {
+            case .done(let count): return .bytes(count)
+            case .wantRead: return .wouldBlock
+            case .wantWrite: return .wantsOppositeEvent
+            case .closed: return .endOfStream
+            case .failed(let why): return .failed(.ioError("TLS: \(why)"))
+            }
+        }
+        while true {
+            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if count > 0 { return .bytes(count) }
+            if count == 0 { return .endOfStream }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case ECONNRESET: return .endOfStream
+            default: return .failed(.ioError(String(cString: strerror(errno))))
+            }
+        }
+    }
+
+    private func writeOnce(_ bytes: UnsafeRawBufferPointer) -> IOStep {
+        if let tls {
+            switch tls.write(bytes) {
+            case .done(let count): return .bytes(count)
+            case .wantWrite: return .wouldBlock
+            case .wantRead: return .wantsOppositeEvent
+            case .closed: return .endOfStream
+            case .failed(let why): return .failed(.ioError("TLS: \(why)"))
+            }
+        }
+        while true {
+            let count = send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+            if count >= 0 { return .bytes(count) }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case EPIPE, ECONNRESET: return .endOfStream
+            default: return .failed(.ioError(String(cString: strerror(errno))))
+            }
+        }
+    }
+
+    // MARK: keepalive
+
+    private func scheduleKeepalive(at deadline: ContinuousClock.Instant) {
+        timers.append(loop.schedule(at: deadline) { [weak self] in self?.keepaliveTick() })
+    }
+
+    private func keepaliveTick() {
+        guard phase == .active, let interval = limits.keepaliveInterval, let session else { return }
+        let now = ContinuousClock.now
+        if let sentAt = pingSentAt {
+            if now - sentAt >= limits.keepaliveTimeout {
+                closeAfterFlush(.keepaliveTimeout, goAwayError: nil)
+            } else {
+                scheduleKeepalive(at: sentAt + limits.keepaliveTimeout)
+            }
+            return
+        }
+        if now - lastReadAt >= interval {
+            session.submitPing()
+            pingSentAt = now
+            scheduleKeepalive(at: now + limits.keepaliveTimeout)
+            flush()
+            updateInterest()
+        } else {
+            scheduleKeepalive(at: lastReadAt + interval)
+        }
+    }
+
+    // MARK: closing
+
+    /// GOAWAY now; open streams may finish within `grace`, then end with UNAVAILABLE and the socket closes.
+    func beginGracefulClose(_ reason: ConnectionCloseReason, grace: Duration) {
+        guard phase != .closed else { return }
+        guard phase == .active, let session else {
+            close(reason)
+            return
+        }
+        guard !isDraining else { return }
+        isDraining = true
+        intendedCloseReason = reason
+        session.submitGoAway(errorCode: UInt32(NGHTTP2_NO_ERROR.rawValue))
+        timers.append(loop.schedule(after: grace) { [weak self] in
+            guard let self, self.phase == .active else { return }
+            self.owner?.connection(self, cancelAllStreamsWith: GRPCStatus(.unavailable, reason.description))
+            self.closeAfterFlush(reason, goAwayError: nil)
+        })
+        requestFlush()
+    }
+
+    /// Stops reading, optionally sends GOAWAY with an error, flushes what is queued, then closes (at the latest after `closeLinger`).
+    func closeAfterFlush(_ reason: ConnectionCloseReason, goAwayError: UInt32?) {
+        guard phase == .active, let session else {
+            close(reason)
+            return
+        }
+        if intendedCloseReason == nil || !(reason.isOrderly) { intendedCloseReason = reason }
+        if let goAwayError { session.terminate(errorCode: goAwayError) }
+        phase = .closing
+        lingerTimer = loop.schedule(after: limits.closeLinger) { [weak self] in
+            guard let self else { return }
+            self.close(self.intendedCloseReason ?? reason)
+        }
+        // May run inside an nghttp2 callback, where encoding frames is not allowed: flush after it.
+        requestFlush()
+    }
+
+    private func protocolFailure(_ why: String) {
+        // Best effort: tell the peer why, in the bytes the socket accepts right now.
+        if let session, phase == .active {
+            session.terminate(errorCode: UInt32(NGHTTP2_PROTOCOL_ERROR.rawValue))
+            phase = .closing
+            intendedCloseReason = intendedCloseReason ?? .http2ProtocolError(why)
+            flush()
+        }
+        close(intendedCloseReason ?? .http2ProtocolError(why))
+    }
+
+    /// Closes the socket now and reports `reason` once; later calls do nothing.
+    func close(_ reason: ConnectionCloseReason) {
+        guard phase != .closed else { return }
+        let handshakeDone = phase == .active || phase == .closing
+        phase = .closed
+        for timer in timers { loop.cancel(timer) }
+        timers.removeAll()
+        if let lingerTimer { loop.cancel(lingerTimer) }
+        if handshakeDone { tls?.shutdownQuietly() }
+        if token != 0 { loop.unregister(fd: fd, token: token) }
+        Glibc.close(fd)
+        pending = ByteQueue()
+        let record = TransportLogRecord(
+            level: reason.isOrderly ? .info : .warning, connectionID: id, peer: peerAddress,
+            closeReason: reason, message: "connection closed: \(reason)")
+        logger(record)
+        // Owners drop their references (and with them the nghttp2 session) only after the current
+        // event, so nothing is freed under a running nghttp2 callback.
+        loop.deferOnLoop { [self] in
+            owner?.connection(self, closedWith: reason)
+            owner = nil
+            bufferedBytesObserver?(-reportedBufferedBytes, nil)
+            reportedBufferedBytes = 0
+            bufferedBytesObserver = nil
+        }
+    }
+}
+
+extension HTTP2Connection: HTTP2SessionDelegate {
+    func session(receivedHeaders headers: [HeaderField], kind: HTTP2Session.HeadersKind, streamID: Int32, endStream: Bool) {
+        owner?.connection(self, receivedHeaders: headers, kind: kind, streamID: streamID, endStream: endStream)
+    }
+
+    func session(receivedData data: UnsafeRawBufferPointer, streamID: Int32) {
+        owner?.connection(self, receivedData: data, streamID: streamID)
+    }
+
+    func session(receivedEndStream streamID: Int32) {
+        owner?.connection(self, receivedEndStream: streamID)
+    }
+
+    func session(streamClosed streamID: Int32, errorCode: UInt32) {
+        owner?.connection(self, streamClosed: streamID, errorCode: errorCode)
+    }
+
+    func session(receivedGoAway errorCode: UInt32, lastStreamID: Int32) {
+        receivedGoAwayError = errorCode
+        owner?.connection(self, receivedGoAway: errorCode, lastStreamID: lastStreamID)
+    }
+
+    func sessionReceivedPingAck() {
+        pingSentAt = nil
+    }
+
+    func sessionRefusedStream() {
+        refusedStreams += 1
+        // nghttp2 refuses streams beyond SETTINGS_MAX_CONCURRENT_STREAMS one by one; a peer that keeps
+        // doing it is flooding, so the whole connection goes.
+        if refusedStreams > max(16, limits.maxConcurrentStreamsPerConnection) && phase == .active {
+            intendedCloseReason = .tooManyStreams
+            closeAfterFlush(.tooManyStreams, goAwayError: UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue))
+        }
+    }
+
+    func session(sentGoAway errorCode: UInt32) {
+        if sentGoAwayError == nil || errorCode != 0 { sentGoAwayError = errorCode }
+    }
+}

@@ -1,0 +1,482 @@
+// Owns one libnghttp2 session (server or client side): feeding it received
+// bytes, pulling encoded frames out of it, the per-stream outbound message
+// queues its data providers read from, and the C callbacks that turn
+// nghttp2 events into calls on an `HTTP2SessionDelegate`.
+internal import CNGHTTP2
+internal import CTransportShims
+import Glibc
+import Synchronization
+
+/// Receives the events of an `HTTP2Session`; called on the session's loop thread, from inside nghttp2 callbacks
+/// (so it may submit frames but must not destroy the session).
+protocol HTTP2SessionDelegate: AnyObject {
+    func session(receivedHeaders headers: [HeaderField], kind: HTTP2Session.HeadersKind, streamID: Int32, endStream: Bool)
+    func session(receivedData data: UnsafeRawBufferPointer, streamID: Int32)
+    func session(receivedEndStream streamID: Int32)
+    func session(streamClosed streamID: Int32, errorCode: UInt32)
+    func session(receivedGoAway errorCode: UInt32, lastStreamID: Int32)
+    func sessionReceivedPingAck()
+    func sessionRefusedStream()
+    func session(sentGoAway errorCode: UInt32)
+}
+
+/// Bytes nghttp2 has allocated across all sessions in this process (tracked through a counting allocator).
+public enum HTTP2MemoryAccounting {
+    static let bytesInUse = Atomic<Int>(0)
+
+    /// Current nghttp2 heap usage of all sessions, in bytes.
+    public static var currentBytes: Int { bytesInUse.load(ordering: .relaxed) }
+}
+
+private func countedMalloc(_ size: Int, _: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    guard let pointer = malloc(size) else { return nil }
+    HTTP2MemoryAccounting.bytesInUse.wrappingAdd(transport_malloc_usable_size(pointer), ordering: .relaxed)
+    return pointer
+}
+
+private func countedFree(_ pointer: UnsafeMutableRawPointer?, _: UnsafeMutableRawPointer?) {
+    guard let pointer else { return }
+    HTTP2MemoryAccounting.bytesInUse.wrappingSubtract(transport_malloc_usable_size(pointer), ordering: .relaxed)
+    free(pointer)
+}
+
+private func countedCalloc(_ count: Int, _ size: Int, _: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    guard let pointer = calloc(count, size) else { return nil }
+    HTTP2MemoryAccounting.bytesInUse.wrappingAdd(transport_malloc_usable_size(pointer), ordering: .relaxed)
+    return pointer
+}
+
+private func countedRealloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int, _: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    let before = pointer.map { transport_malloc_usable_size($0) } ?? 0
+    guard let resized = realloc(pointer, size) else { return nil }
+    HTTP2MemoryAccounting.bytesInUse.wrappingAdd(transport_malloc_usable_size(resized) - before, ordering: .relaxed)
+    return resized
+}
+
+private func session(_ userData: UnsafeMutableRawPointer?) -> HTTP2Session? {
+    guard let userData else { return nil }
+    return Unmanaged<HTTP2Session>.fromOpaque(userData).takeUnretainedValue()
+}
+
+private let callbackFailure = Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+
+private let onBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, userData in
+    guard let frame, let owner = session(userData) else { return callbackFailure }
+    owner.beginHeaders(streamID: frame.pointee.hd.stream_id)
+    return 0
+}
+
+private let onHeader: nghttp2_on_header_callback = { _, frame, name, nameLength, value, valueLength, _, userData in
+    guard let frame, let name, let value, let owner = session(userData) else { return callbackFailure }
+    return owner.header(
+        streamID: frame.pointee.hd.stream_id,
+        name: UnsafeRawBufferPointer(start: name, count: nameLength),
+        value: UnsafeRawBufferPointer(start: value, count: valueLength))
+}
+
+private let onFrameReceived: nghttp2_on_frame_recv_callback = { _, frame, userData in
+    guard let frame, let owner = session(userData) else { return callbackFailure }
+    owner.frameReceived(frame.pointee)
+    return 0
+}
+
+private let onDataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, streamID, data, length, userData in
+    guard let data, let owner = session(userData) else { return callbackFailure }
+    owner.delegate?.session(receivedData: UnsafeRawBufferPointer(start: data, count: length), streamID: streamID)
+    return 0
+}
+
+private let onStreamClose: nghttp2_on_stream_close_callback = { _, streamID, errorCode, userData in
+    guard let owner = session(userData) else { return callbackFailure }
+    owner.streamClosed(streamID: streamID, errorCode: errorCode)
+    return 0
+}
+
+private let onFrameSent: nghttp2_on_frame_send_callback = { _, frame, userData in
+    guard let frame, let owner = session(userData) else { return callbackFailure }
+    owner.frameSent(frame.pointee)
+    return 0
+}
+
+private let onInvalidFrame: nghttp2_on_invalid_frame_recv_callback = { _, frame, libraryError, userData in
+    guard let owner = session(userData) else { return callbackFailure }
+    if libraryError == NGHTTP2_ERR_REFUSED_STREAM.rawValue, let frame,
+       frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) {
+        owner.delegate?.sessionRefusedStream()
+    }
+    return 0
+}
+
+private let onError: nghttp2_error_callback2 = { _, _, message, length, userData in
+    guard let owner = session(userData), let message else { return 0 }
+    let text = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
+    if owner.firstError == nil { owner.firstError = text }
+    return 0
+}
+
+private let dataSourceRead: nghttp2_data_source_read_callback = { _, streamID, buffer, length, flags, _, userData in
+    guard let buffer, let flags, let owner = session(userData) else { return Int(callbackFailure) }
+    return owner.readOutbound(streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buffer, count: length), flags: flags)
+}
+
+/// One nghttp2 session and the outbound message queues of its streams; confined to one event loop.
+final class HTTP2Session {
+    /// Which kind of header block arrived.
+    enum HeadersKind: Equatable {
+        case request, response, trailers
+    }
+
+    /// A stream's outbound bytes waiting for flow-control window, plus how the stream should end.
+    private struct OutboundQueue {
+        var chunks: [[UInt8]] = []
+        var head = 0
+        var offset = 0
+        var queuedBytes = 0
+        var endRequested = false
+        var trailers: [HeaderField]?
+        var deferred = false
+
+        mutating func append(_ bytes: [UInt8]) {
+            guard !bytes.isEmpty else { return }
+            chunks.append(bytes)
+            queuedBytes += bytes.count
+        }
+
+        mutating func copy(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+            var written = 0
+            while written < buffer.count && head < chunks.count {
+                let chunk = chunks[head]
+                let n = min(buffer.count - written, chunk.count - offset)
+                chunk.withUnsafeBytes { source in
+                    (buffer.baseAddress! + written).copyMemory(from: source.baseAddress! + offset, byteCount: n)
+                }
+                written += n
+                offset += n
+                if offset == chunk.count {
+                    head += 1
+                    offset = 0
+                }
+            }
+            queuedBytes -= written
+            if head == chunks.count {
+                chunks = []  // release storage, not just elements: idle streams hold nothing
+                head = 0
+            } else if head > 32 {
+                chunks.removeFirst(head)
+                head = 0
+            }
+            return written
+        }
+    }
+
+    enum Role { case server, client }
+
+    private let raw: OpaquePointer
+    weak var delegate: HTTP2SessionDelegate?
+    let role: Role
+    let maxHeaderListBytes: Int
+    fileprivate var firstError: String?
+
+    private var pendingHeaders: [Int32: (fields: [HeaderField], bytes: Int)] = [:]
+    private var outbound: [Int32: OutboundQueue] = [:]
+    private var drained: [Int32] = []
+    /// Bytes waiting in all outbound queues of this session.
+    private(set) var queuedBytes = 0
+
+    init(role: Role, maxHeaderListBytes: Int, maxConcurrentStreams: Int) throws(TransportError) {
+        self.role = role
+        self.maxHeaderListBytes = maxHeaderListBytes
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
+            throw TransportError(.http2, "nghttp2_session_callbacks_new failed")
+        }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameReceived)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, onFrameSent)
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, onInvalidFrame)
+        nghttp2_session_callbacks_set_error_callback2(callbacks, onError)
+
+        var option: OpaquePointer?
+        guard nghttp2_option_new(&option) == 0, let option else {
+            throw TransportError(.http2, "nghttp2_option_new failed")
+        }
+        defer { nghttp2_option_del(option) }
+        // Closed streams are not kept for the (unused) RFC 7540 priority tree.
+        nghttp2_option_set_no_closed_streams(option, 1)
+        // A small HPACK encoder table: gRPC responses repeat a handful of headers.
+        nghttp2_option_set_max_deflate_dynamic_table_size(option, 1024)
+        nghttp2_option_set_max_send_header_block_length(option, 64 * 1024)
+        nghttp2_option_set_max_outbound_ack(option, 100)
+        nghttp2_option_set_max_settings(option, 16)
+        if role == .client {
+            // Until the server's SETTINGS arrive, assume a conservative stream limit.
+            nghttp2_option_set_peer_max_concurrent_streams(option, UInt32(max(1, maxConcurrentStreams)))
+        }
+
+        var allocator = nghttp2_mem(
+            mem_user_data: nil, malloc: countedMalloc, free: countedFree, calloc: countedCalloc, realloc: countedRealloc)
+        var created: OpaquePointer?
+        // `self` is not fully initialized yet, so user data is attached right after creation.
+        let rc = role == .server
+            ? nghttp2_session_server_new3(&created, callbacks, nil, option, &allocator)
+            : nghttp2_session_client_new3(&created, callbacks, nil, option, &allocator)
+        guard rc == 0, let created else {
+            throw TransportError(.http2, "cannot create nghttp2 session: \(String(cString: nghttp2_strerror(rc)))")
+        }
+        raw = created
+        nghttp2_session_set_user_data(raw, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit { nghttp2_session_del(raw) }
+
+    // MARK: input and output
+
+    /// Feeds received bytes; returns a description of a fatal error (the connection must close), else nil.
+    func receive(_ bytes: UnsafeRawBufferPointer) -> String? {
+        let rc = nghttp2_session_mem_recv(raw, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+        if rc < 0 {
+            return describe(Int32(rc))
+        }
+        return nil
+    }
+
+    /// The next chunk of encoded frames (valid until the next call), empty when nothing is ready; nil on fatal error.
+    func nextOutbound() -> UnsafeRawBufferPointer? {
+        var data: UnsafePointer<UInt8>?
+        let count = nghttp2_session_mem_send(raw, &data)
+        if count < 0 { return nil }
+        return UnsafeRawBufferPointer(start: data, count: count)
+    }
+
+    var wantsRead: Bool { nghttp2_session_want_read(raw) != 0 }
+    var wantsWrite: Bool { nghttp2_session_want_write(raw) != 0 }
+    var lastProcessedStreamID: Int32 { nghttp2_session_get_last_proc_stream_id(raw) }
+    var lastErrorDescription: String? { firstError }
+
+    private func describe(_ code: Int32) -> String {
+        let base = String(cString: nghttp2_strerror(code))
+        if let detail = firstError { return "\(base) (\(detail))" }
+        return base
+    }
+
+    // MARK: submitting frames
+
+    func submitSettings(_ entries: [(id: Int32, value: UInt32)]) {
+        let settings = entries.map { nghttp2_settings_entry(settings_id: $0.id, value: $0.value) }
+        _ = nghttp2_submit_settings(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), settings, settings.count)
+    }
+
+    /// Response headers; with `endStream` a trailers-only response, otherwise DATA follows from the stream's queue.
+    func submitResponse(streamID: Int32, headers: [HeaderField], endStream: Bool) -> Bool {
+        let rc: Int32 = withNameValues(headers) { nva, count in
+            if endStream {
+                return nghttp2_submit_response(raw, streamID, nva, count, nil)
+            }
+            if outbound[streamID] == nil { outbound[streamID] = OutboundQueue() }
+            var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: dataSourceRead)
+            return nghttp2_submit_response(raw, streamID, nva, count, &provider)
+        }
+        return rc == 0
+    }
+
+    /// Opens a client stream whose DATA comes from its queue; returns its id, or nil when nghttp2 refuses.
+    func submitRequest(headers: [HeaderField]) -> Int32? {
+        let streamID: Int32 = withNameValues(headers) { nva, count in
+            var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: dataSourceRead)
+            return nghttp2_submit_request(raw, nil, nva, count, &provider, nil)
+        }
+        guard streamID > 0 else { return nil }
+        outbound[streamID] = OutboundQueue()
+        return streamID
+    }
+
+    /// Appends bytes to a stream's outbound queue and wakes its data provider.
+    func enqueue(streamID: Int32, _ chunks: [UInt8]...) {
+        guard outbound[streamID] != nil else { return }
+        for chunk in chunks {
+            outbound[streamID]!.append(chunk)
+            queuedBytes += chunk.count
+        }
+        resume(streamID)
+    }
+
+    /// Ends a stream's DATA once its queue drains, then sends `trailers` (server) or END_STREAM (client, nil).
+    func finishOutbound(streamID: Int32, trailers: [HeaderField]?) {
+        guard outbound[streamID] != nil else { return }
+        outbound[streamID]!.endRequested = true
+        outbound[streamID]!.trailers = trailers
+        resume(streamID)
+    }
+
+    /// Drops whatever a stream still has queued (used when cancelling it).
+    func discardQueued(streamID: Int32) {
+        guard var queue = outbound[streamID] else { return }
+        queuedBytes -= queue.queuedBytes
+        queue.chunks = []
+        queue.head = 0
+        queue.offset = 0
+        queue.queuedBytes = 0
+        outbound[streamID] = queue
+    }
+
+    func queuedBytes(streamID: Int32) -> Int { outbound[streamID]?.queuedBytes ?? 0 }
+
+    func submitReset(streamID: Int32, errorCode: UInt32) {
+        _ = nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
+    }
+
+    /// GOAWAY naming the last stream this side processed; later streams are refused by nghttp2.
+    func submitGoAway(errorCode: UInt32, debug: String = "") {
+        let bytes = Array(debug.utf8)
+        _ = nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastProcessedStreamID, errorCode, bytes, bytes.count)
+    }
+
+    /// GOAWAY, after which nghttp2 wants no more reads or writes (the connection can close once flushed).
+    func terminate(errorCode: UInt32) {
+        _ = nghttp2_session_terminate_session(raw, errorCode)
+    }
+
+    func submitPing() {
+        _ = nghttp2_submit_ping(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
+    }
+
+    func isRemoteClosed(streamID: Int32) -> Bool {
+        nghttp2_session_get_stream_remote_close(raw, streamID) != 0
+    }
+
+    /// Streams whose queue emptied since the last call (their owners get a "flushed" notification).
+    func takeDrainedStreams() -> [Int32] {
+        defer { drained.removeAll() }
+        return drained
+    }
+
+    private func resume(_ streamID: Int32) {
+        if outbound[streamID]?.deferred == true {
+            outbound[streamID]!.deferred = false
+            _ = nghttp2_session_resume_data(raw, streamID)
+        }
+    }
+
+    // MARK: callbacks
+
+    fileprivate func beginHeaders(streamID: Int32) {
+        pendingHeaders[streamID] = ([], 0)
+    }
+
+    fileprivate func header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
+        guard var block = pendingHeaders[streamID] else { return 0 }
+        block.bytes += name.count + value.count + 32
+        if block.bytes > maxHeaderListBytes {
+            pendingHeaders[streamID] = nil
+            // Resets just this stream (RST_STREAM INTERNAL_ERROR); the connection carries on.
+            return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+        block.fields.append(HeaderField(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        pendingHeaders[streamID] = block
+        return 0
+    }
+
+    fileprivate func frameReceived(_ frame: nghttp2_frame) {
+        let streamID = frame.hd.stream_id
+        let endStream = frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch UInt32(frame.hd.type) {
+        case NGHTTP2_HEADERS.rawValue:
+            guard let block = pendingHeaders.removeValue(forKey: streamID) else { return }
+            let kind: HeadersKind
+            switch frame.headers.cat {
+            case NGHTTP2_HCAT_REQUEST: kind = .request
+            case NGHTTP2_HCAT_RESPONSE: kind = .response
+            default: kind = .trailers
+            }
+            delegate?.session(receivedHeaders: block.fields, kind: kind, streamID: streamID, endStream: endStream)
+        case NGHTTP2_DATA.rawValue:
+            if endStream { delegate?.session(receivedEndStream: streamID) }
+        case NGHTTP2_GOAWAY.rawValue:
+            delegate?.session(receivedGoAway: frame.goaway.error_code, lastStreamID: frame.goaway.last_stream_id)
+        case NGHTTP2_PING.rawValue:
+            if frame.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { delegate?.sessionReceivedPingAck() }
+        default:
+            break
+        }
+    }
+
+    fileprivate func frameSent(_ frame: nghttp2_frame) {
+        switch UInt32(frame.hd.type) {
+        case NGHTTP2_GOAWAY.rawValue:
+            delegate?.session(sentGoAway: frame.goaway.error_code)
+        case NGHTTP2_HEADERS.rawValue:
+            // gRPC servers end a stream the client has not half-closed with RST_STREAM(NO_ERROR) after the
+            // trailers, so its slot frees immediately instead of waiting for the client.
+            let streamID = frame.hd.stream_id
+            if role == .server && frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+                && !isRemoteClosed(streamID: streamID) {
+                submitReset(streamID: streamID, errorCode: UInt32(NGHTTP2_NO_ERROR.rawValue))
+            }
+        default:
+            break
+        }
+    }
+
+    fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
+        pendingHeaders[streamID] = nil
+        if let queue = outbound.removeValue(forKey: streamID) {
+            queuedBytes -= queue.queuedBytes
+        }
+        delegate?.session(streamClosed: streamID, errorCode: errorCode)
+    }
+
+    fileprivate func readOutbound(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer,
+                                  flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard var queue = outbound[streamID] else {
+            return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+        let hadBytes = queue.queuedBytes > 0
+        let written = queue.copy(into: buffer)
+        queuedBytes -= written
+        if hadBytes && queue.queuedBytes == 0 { drained.append(streamID) }
+        if queue.queuedBytes == 0 {
+            if queue.endRequested {
+                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+                if let trailers = queue.trailers {
+                    flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                    let rc = withNameValues(trailers) { nva, count in nghttp2_submit_trailer(raw, streamID, nva, count) }
+                    if rc != 0 { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+                }
+                queue.endRequested = false
+            } else if written == 0 {
+                queue.deferred = true
+                outbound[streamID] = queue
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+            }
+        }
+        outbound[streamID] = queue
+        return written
+    }
+}
+
+/// Calls `body` with an nghttp2_nv array for `headers`; nghttp2 copies names and values during submit.
+private func withNameValues<R>(_ headers: [HeaderField], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+    var storage: [UInt8] = []
+    var ranges: [(name: Range<Int>, value: Range<Int>)] = []
+    for field in headers {
+        let nameStart = storage.count
+        storage.append(contentsOf: field.name.utf8)
+        let valueStart = storage.count
+        storage.append(contentsOf: field.value.utf8)
+        ranges.append((nameStart..<valueStart, valueStart..<storage.count))
+    }
+    storage.append(0)  // never empty, so baseAddress is non-nil
+    return storage.withUnsafeMutableBufferPointer { bytes in
+        let base = bytes.baseAddress!
+        let nva = ranges.map { range in
+            nghttp2_nv(
+                name: base + range.name.lowerBound, value: base + range.value.lowerBound,
+                namelen: range.name.count, valuelen: range.value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        }
+        return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+    }
+}

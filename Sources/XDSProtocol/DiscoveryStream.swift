@@ -1,0 +1,303 @@
+// The per-stream xDS protocol state machine: what one proxy subscribed to, what it
+// was sent and what it accepted, per type URL. It owns the rules shared by both
+// protocol variants (validation, node caching, nonces, ACK/NACK bookkeeping, the
+// send gates and ADS ordering); the variant rules live in DiscoveryStream+StateOfTheWorld
+// and DiscoveryStream+Delta. Pure: no clocks, no sockets, no encoding.
+import XDSWire
+
+/// The protocol state of one xDS gRPC stream (aggregated or single-type, state-of-the-world or delta): events in, actions out.
+///
+/// The transport creates one per stream once it has the first request (and so the node, to pick
+/// the proxy group's view), then feeds it every event with `handle(_:at:)` and performs the
+/// returned actions in order.
+public struct DiscoveryStream: Sendable {
+    /// Which of the two xDS protocol variants the stream speaks.
+    public enum Variant: Sendable, Hashable {
+        /// `Stream*` / `StreamAggregatedResources`: DiscoveryRequest/DiscoveryResponse.
+        case stateOfTheWorld
+        /// `Delta*` / `DeltaAggregatedResources`: DeltaDiscoveryRequest/DeltaDiscoveryResponse.
+        case delta
+    }
+
+    /// Which resource types the stream carries.
+    public enum Binding: Sendable, Hashable {
+        /// ADS: every type multiplexed on one stream, pushed in make-before-break order.
+        case aggregated
+        /// A per-type service (LDS, CDS…): only this type URL.
+        case singleType(String)
+    }
+
+    /// Bounds on what one proxy can make the control plane remember.
+    public struct Limits: Sendable, Hashable {
+        /// Distinct type URLs on one stream.
+        public var maxTypes: Int
+        /// Subscribed names for one type.
+        public var maxNamesPerType: Int
+
+        public init(maxTypes: Int = 16, maxNamesPerType: Int = 100_000) {
+            self.maxTypes = maxTypes
+            self.maxNamesPerType = maxNamesPerType
+        }
+    }
+
+    /// How a stream is set up; fixed for its lifetime.
+    public struct Configuration: Sendable, Hashable {
+        public var variant: Variant
+        public var binding: Binding
+        /// Sent as `control_plane.identifier` in every response when set.
+        public var controlPlaneIdentifier: String?
+        public var limits: Limits
+
+        public init(variant: Variant, binding: Binding, controlPlaneIdentifier: String? = nil, limits: Limits = Limits()) {
+            self.variant = variant
+            self.binding = binding
+            self.controlPlaneIdentifier = controlPlaneIdentifier
+            self.limits = limits
+        }
+    }
+
+    public let configuration: Configuration
+    /// The snapshot view responses are built from.
+    public private(set) var view: any ResourceSnapshotView
+    /// The node from the first request of the stream.
+    public private(set) var node: Node?
+    /// Set once a `.close` action was returned; every later event is ignored.
+    public private(set) var isClosed = false
+    /// Whether the transport can take responses now (see `StreamEvent.writabilityChanged`).
+    public private(set) var isWritable = true
+
+    var types: [String: TypeState] = [:]
+    private var nextNonce: UInt64 = 1
+
+    public init(configuration: Configuration, view: any ResourceSnapshotView) {
+        self.configuration = configuration
+        self.view = view
+    }
+
+    /// One status per requested type, in push order.
+    public var proxyStatus: [ProxyStatus] {
+        TypeURL.inPushOrder(types.keys).compactMap { types[$0]?.status }
+    }
+
+    /// The status of one type, if the proxy requested it.
+    public func proxyStatus(typeURL: String) -> ProxyStatus? { types[typeURL]?.status }
+
+    /// Applies one event and returns what to do, in order: writes, status records, or a close.
+    public mutating func handle(_ event: StreamEvent, at now: WallClockTime) -> [StreamAction] {
+        guard !isClosed else { return [] }
+        switch event {
+        case .request(let request):
+            guard configuration.variant == .stateOfTheWorld else {
+                return close(.internal, "a state-of-the-world request reached a delta stream")
+            }
+            return handleStateOfTheWorld(request, at: now)
+        case .deltaRequest(let request):
+            guard configuration.variant == .delta else {
+                return close(.internal, "a delta request reached a state-of-the-world stream")
+            }
+            return handleDelta(request, at: now)
+        case .snapshotChanged(let newView):
+            view = newView
+            for typeURL in types.keys { types[typeURL]?.dirty = true }
+            return pushPending()
+        case .writabilityChanged(let writable):
+            isWritable = writable
+            return pushPending()
+        case .flushed(let nonce):
+            for typeURL in types.keys where types[typeURL]?.unflushedNonce == nonce {
+                types[typeURL]?.unflushedNonce = nil
+                types[typeURL]?.status.flushed = true
+            }
+            return pushPending()
+        case .heartbeat:
+            var actions = pushPending()
+            if configuration.variant == .delta { actions += pushHeartbeats() }
+            return actions
+        }
+    }
+
+    // MARK: - Shared request handling
+
+    /// Validates the request's type URL and node, caching the node; a status means "close the stream".
+    mutating func admit(typeURL requested: String, node requestNode: Node?) -> Result<String, GRPCStatus> {
+        let typeURL: String
+        switch configuration.binding {
+        case .aggregated:
+            guard !requested.isEmpty else {
+                return .failure(GRPCStatus(code: .invalidArgument, message: "type_url is required on an aggregated stream"))
+            }
+            typeURL = requested
+        case .singleType(let bound):
+            guard requested.isEmpty || requested == bound else {
+                return .failure(GRPCStatus(code: .invalidArgument, message: "this stream serves \(bound), not \(requested)"))
+            }
+            typeURL = bound
+        }
+        if let known = node {
+            if let requestNode, requestNode.id != known.id || requestNode.cluster != known.cluster {
+                return .failure(GRPCStatus(code: .invalidArgument,
+                                           message: "node changed mid-stream from \(known.id)/\(known.cluster) to \(requestNode.id)/\(requestNode.cluster)"))
+            }
+        } else {
+            guard let requestNode else {
+                return .failure(GRPCStatus(code: .invalidArgument, message: "the first request on a stream must carry node"))
+            }
+            node = requestNode
+        }
+        if types[typeURL] == nil {
+            guard types.count < configuration.limits.maxTypes else {
+                return .failure(GRPCStatus(code: .resourceExhausted, message: "more than \(configuration.limits.maxTypes) resource types on one stream"))
+            }
+            types[typeURL] = TypeState(typeURL: typeURL)
+        }
+        return .success(typeURL)
+    }
+
+    /// Bookkeeping for a request that names a response by nonce: an ACK or NACK action, or nothing.
+    /// `proxyVersion` is the request's `version_info` (SotW) or nil (delta, which has none).
+    func reply(to state: inout TypeState, nonce: String, proxyVersion: String?, errorDetail: Status?,
+               at now: WallClockTime) -> StreamAction? {
+        let stale = nonce != state.lastNonce
+        let sentVersion = state.recent.last(where: { $0.nonce == nonce })?.version
+        if let errorDetail {
+            // A proxy repeats its last request (error included) when it only changes its subscription.
+            if let last = state.status.lastNack, last.nonce == nonce, last.errorDetail == errorDetail { return nil }
+            let record = NackRecord(typeURL: state.typeURL, rejectedVersion: sentVersion, nonce: nonce,
+                                    proxyVersion: proxyVersion ?? state.status.versionAcked ?? "",
+                                    errorDetail: errorDetail, at: now, stale: stale)
+            state.status.lastNack = record
+            return .nack(record)
+        }
+        guard !stale, let sentVersion, proxyVersion == nil || proxyVersion == sentVersion,
+              state.status.nonceAcked != nonce else { return nil }
+        state.status.versionAcked = sentVersion
+        state.status.nonceAcked = nonce
+        return .ack(AckRecord(typeURL: state.typeURL, version: sentVersion, nonce: nonce, at: now))
+    }
+
+    mutating func close(_ code: GRPCStatusCode, _ message: String) -> [StreamAction] {
+        isClosed = true
+        return [.close(GRPCStatus(code: code, message: message))]
+    }
+
+    mutating func close(_ status: GRPCStatus) -> [StreamAction] { close(status.code, status.message) }
+
+    // MARK: - Sending
+
+    /// Whether a response for this type may be emitted now: the transport can take it, the proxy
+    /// has asked for the type, answered the previous response, and that response is written out.
+    func canSend(_ state: TypeState) -> Bool {
+        isWritable && state.requested && !state.awaitingReply && state.unflushedNonce == nil
+    }
+
+    var isAggregated: Bool { configuration.binding == .aggregated }
+
+    /// Emits whatever is owed, computed from the current view (so a type that had to wait gets
+    /// only the newest content, never the intermediate versions).
+    mutating func pushPending() -> [StreamAction] {
+        guard isWritable else { return [] }
+        switch configuration.variant {
+        case .stateOfTheWorld: return pushStateOfTheWorld()
+        case .delta: return pushDelta()
+        }
+    }
+
+    mutating func issueNonce() -> String {
+        defer { nextNonce += 1 }
+        return String(nextNonce)
+    }
+
+    /// Records that a response with `nonce` and `version` is leaving for `typeURL`.
+    mutating func recordSent(_ typeURL: String, nonce: String, version: String) {
+        guard var state = types[typeURL] else { return }
+        state.lastNonce = nonce
+        state.lastVersion = version
+        state.awaitingReply = true
+        state.unflushedNonce = nonce
+        state.recent.append(SentResponse(nonce: nonce, version: version))
+        if state.recent.count > TypeState.rememberedResponses { state.recent.removeFirst() }
+        state.status.versionSent = version
+        state.status.nonceSent = nonce
+        state.status.snapshotVersionSent = view.version
+        state.status.flushed = false
+        types[typeURL] = state
+    }
+}
+
+/// A response sent on the stream, remembered so a late NACK can say which version it rejected.
+struct SentResponse: Sendable, Hashable {
+    var nonce: String
+    var version: String
+}
+
+/// What a proxy subscribed to for one type.
+struct Subscription: Sendable, Hashable {
+    /// Every resource of the type ("*", or the legacy empty list).
+    var wildcard = false
+    /// Explicitly named resources (never "*" for types that support the wildcard).
+    var names: Set<String> = []
+    /// The proxy has named resources (or "*") at least once; after that an empty list means "nothing".
+    var explicit = false
+
+    func covers(_ name: String) -> Bool { wildcard || names.contains(name) }
+}
+
+/// The protocol state of one type URL on one stream.
+struct TypeState: Sendable {
+    static let rememberedResponses = 8
+
+    let typeURL: String
+    var subscription = Subscription()
+    /// The proxy has sent at least one request for the type; nothing is pushed before that.
+    var requested = false
+    /// Something the plan depends on changed since the type was last found up to date
+    /// (so a plain ACK, the most frequent event, costs no diff).
+    var dirty = false
+    /// A response was sent and the proxy has not yet answered it (with its nonce).
+    var awaitingReply = false
+    var lastNonce: String?
+    var lastVersion: String?
+    /// Nonce of the latest response the transport has not reported flushed.
+    var unflushedNonce: String?
+    var recent: [SentResponse] = []
+    var status: ProxyStatus
+
+    // State of the world.
+    /// name → resource version of the latest response; nil until something was sent (or claimed on reconnect).
+    var sent: [String: String]?
+    /// Names added to the subscription and not yet delivered.
+    var newlySubscribed: Set<String> = []
+    /// Answer with the subscribed set even if unchanged (EDS after a CDS push, so clusters finish warming).
+    var owesAnswer = false
+
+    // Delta.
+    /// name → version the proxy holds, as far as this stream knows.
+    var known: [String: String] = [:]
+    /// Names to send even if the proxy holds the current version (new subscriptions, warming).
+    var forced: Set<String> = []
+    /// Names unsubscribed while the wildcard is on: the proxy needs to hear whether the wildcard still covers them.
+    var ambiguous: Set<String> = []
+    /// Subscribed names already reported as non-existent.
+    var reportedAbsent: Set<String> = []
+    /// A first wildcard request is answered even when there is nothing to send, so the proxy can finish initialising.
+    var owesInitialAnswer = false
+
+    init(typeURL: String) {
+        self.typeURL = typeURL
+        self.status = ProxyStatus(typeURL: typeURL)
+    }
+
+    /// The proxy answered the latest response, which proves it was written out too.
+    mutating func answered() {
+        awaitingReply = false
+        if unflushedNonce != nil {
+            unflushedNonce = nil
+            status.flushed = true
+        }
+    }
+
+    mutating func publishSubscription() {
+        status.wildcard = subscription.wildcard
+        status.subscribedNames = subscription.names.sorted()
+    }
+}

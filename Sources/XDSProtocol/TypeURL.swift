@@ -1,0 +1,63 @@
+// The xDS resource type URLs meshctl serves, and the per-type protocol rules that
+// hang off them (complete-set responses, wildcard support, ADS push order). Every
+// other file refers to types through these constants.
+
+/// The type URLs of the xDS resource types and how the protocol treats each one.
+public enum TypeURL {
+    public static let listener = "type.googleapis.com/envoy.config.listener.v3.Listener"
+    public static let route = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+    public static let cluster = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+    public static let endpoint = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+    public static let secret = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+    /// Make-before-break order of pushes on an aggregated stream: a cluster exists before
+    /// its endpoints, both before the listeners and routes that send traffic to them.
+    /// Types not listed follow, ordered by URL.
+    public static let pushOrder: [String] = [cluster, endpoint, listener, route, secret]
+
+    /// Order of removal-only responses on an aggregated delta stream: referrers go before
+    /// what they refer to, so nothing is left pointing at a removed resource.
+    public static let removalOrder: [String] = [listener, route, cluster, endpoint, secret]
+
+    /// Whether a state-of-the-world response must carry the type's complete set, so that
+    /// absence means removal (Listener and Cluster); other types carry what was asked.
+    public static func carriesCompleteSet(_ typeURL: String) -> Bool {
+        typeURL == listener || typeURL == cluster
+    }
+
+    /// Whether "*" and the legacy empty subscription mean "every resource of this type".
+    /// Only Listener and Cluster: an empty EDS/RDS list means "nothing", not "everything".
+    public static func supportsWildcard(_ typeURL: String) -> Bool {
+        typeURL == listener || typeURL == cluster
+    }
+
+    /// The conventional service abbreviation (LDS, RDS, CDS, EDS, SDS), or the message name.
+    public static func shortName(_ typeURL: String) -> String {
+        switch typeURL {
+        case listener: "LDS"
+        case route: "RDS"
+        case cluster: "CDS"
+        case endpoint: "EDS"
+        case secret: "SDS"
+        default: String(typeURL.split(separator: "/").last ?? Substring(typeURL))
+        }
+    }
+
+    /// `types` in push order (known types first, then the rest by URL).
+    static func inPushOrder(_ types: some Sequence<String>) -> [String] {
+        ordered(types, by: pushOrder)
+    }
+
+    /// `types` in removal order (known types first, then the rest by URL).
+    static func inRemovalOrder(_ types: some Sequence<String>) -> [String] {
+        ordered(types, by: removalOrder)
+    }
+
+    private static func ordered(_ types: some Sequence<String>, by order: [String]) -> [String] {
+        types.sorted { a, b in
+            let ra = order.firstIndex(of: a) ?? order.count
+            let rb = order.firstIndex(of: b) ?? order.count
+            return ra != rb ? ra < rb : a < b
+        }
+    }
+}

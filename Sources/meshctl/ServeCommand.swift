@@ -1,0 +1,107 @@
+// `meshctl serve`: the xDS server.
+import ArgumentParser
+import Foundation
+import MeshServer
+import Transport
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the snapshot store's live snapshot to Envoy proxies over xDS (gRPC, HTTP/2, mutual TLS).",
+        discussion: "Follows the store: a newly published or rolled-back snapshot is pushed to connected proxies. SIGTERM or SIGINT drains: new connections are refused, proxies are told to reconnect elsewhere."
+    )
+
+    @Option(help: "The snapshot store directory (written by meshctl compile).")
+    var store: String
+
+    @Option(help: "Address to listen on, HOST:PORT.")
+    var listen = "127.0.0.1:18000"
+
+    @Option(help: "The server's certificate chain (PEM).")
+    var tlsCert: String?
+
+    @Option(help: "The server's private key (PEM).")
+    var tlsKey: String?
+
+    @Option(help: "CA bundle that proxy certificates must chain to (PEM).")
+    var clientCa: String?
+
+    @Flag(help: "Serve without TLS (local development only: proxies are not authenticated).")
+    var insecurePlaintext = false
+
+    @Option(help: "Event loop threads (default: one per core).")
+    var threads: Int = EventLoopGroup.onlineCPUCount
+
+    @Option(help: "Log format: text or json.")
+    var logFormat: String = "text"
+
+    @Option(help: "Seconds to wait for streams to finish when draining.")
+    var drainSeconds: Int = 10
+
+    @Option(help: "Close connections older than this many seconds with GOAWAY, so proxies rebalance (0: never).")
+    var maxConnectionAge: Int = 0
+
+    @Option(help: "Most concurrent proxy connections.")
+    var maxConnections: Int = TransportLimits().maxConnections
+
+    var endpoint: (host: String, port: Int)? {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    func validate() throws {
+        guard endpoint != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:18000") }
+        if !insecurePlaintext {
+            guard tlsCert != nil, tlsKey != nil, clientCa != nil else {
+                throw ValidationError("mutual TLS needs --tls-cert, --tls-key and --client-ca (create development ones with `meshctl certs init`), or --insecure-plaintext for local development")
+            }
+            for (flag, path) in [("--tls-cert", tlsCert!), ("--tls-key", tlsKey!), ("--client-ca", clientCa!)] where !FileManager.default.isReadableFile(atPath: path) {
+                throw ValidationError("\(flag) \(path): no such readable file")
+            }
+        }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1-256") }
+        guard logFormat == "text" || logFormat == "json" else { throw ValidationError("--log-format must be text or json") }
+        guard maxConnections > 0, drainSeconds >= 0, maxConnectionAge >= 0 else { throw ValidationError("limits must not be negative") }
+    }
+
+    func run() throws {
+        let (host, port) = endpoint!
+        var options = XDSServerOptions(storeDirectory: store)
+        options.host = host
+        options.port = port
+        options.insecurePlaintext = insecurePlaintext
+        if !insecurePlaintext { options.tls = TLSServerCredentials(certificateChainFile: tlsCert!, privateKeyFile: tlsKey!, clientCAFile: clientCa!) }
+        options.eventLoops = threads
+        options.drainGrace = .seconds(drainSeconds)
+        options.limits.maxConnections = maxConnections
+        if maxConnectionAge > 0 { options.limits.maxConnectionAge = .seconds(maxConnectionAge) }
+        let log = ServerLog(format: logFormat == "json" ? .json : .text)
+        let server: XDSServer
+        do {
+            server = try XDSServer(options: options, log: log)
+            try server.start()
+        } catch {
+            printError("meshctl: serve: \(error)")
+            throw Exit.usage
+        }
+        // Wait for SIGTERM/SIGINT, then drain.
+        let stop = DispatchSemaphore(value: 0)
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let sources = [SIGTERM, SIGINT].map { signalNumber -> DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            return source
+        }
+        stop.wait()
+        let drained = DispatchSemaphore(value: 0)
+        Task.detached {
+            await server.drain()
+            drained.signal()
+        }
+        drained.wait()
+        _ = sources
+    }
+}

@@ -1,0 +1,347 @@
+// End-to-end behaviour of the transport: a real server on 127.0.0.1 with real
+// certificates, driven by the transport's own gRPC client, hand-made bytes,
+// and nghttp. Every wait has a deadline; every server and loop is stopped.
+import Foundation
+import XCTest
+@testable import Transport
+
+final class TransportTests: XCTestCase {
+    private func withHarness(_ harness: TestHarness, _ body: (TestHarness) async throws -> Void) async throws {
+        do {
+            try await body(harness)
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+
+    // MARK: gRPC over mTLS
+
+    func testEchoOverMutualTLSExposesPeerIdentity() async throws {
+        try await withHarness(TestHarness()) { h in
+            let call = h.call(try h.client(), path: "/test.Echo/Echo", messages: [Array("hello".utf8), [], Array("world".utf8)])
+            XCTAssertEqual(call.status(), .ok)
+            XCTAssertEqual(call.messages, [Array("hello".utf8), [], Array("world".utf8)])
+            let opened = h.service.events.all.first { if case .opened = $0 { return true } else { return false } }
+            guard case .opened(_, let identity)? = opened else { return XCTFail("stream never reached the handler") }
+            XCTAssertEqual(identity?.spiffeID, "spiffe://mesh.local/ns/default/sa/test")
+            XCTAssertEqual(identity?.commonName, "test-client")
+            // The client verified the server too.
+            XCTAssertEqual(call.readyIdentity??.commonName, "localhost")
+            call.hangUp()
+            h.assertEachConnectionLoggedOnce()
+        }
+    }
+
+    func testClientVerifiesServerByNameOrAddress() async throws {
+        let cases: [(serverName: String, verified: Bool)] = [("localhost", true), ("127.0.0.1", true), ("elsewhere.example", false)]
+        try await withHarness(TestHarness()) { h in
+            for testCase in cases {
+                let client = try h.client { configuration in
+                    guard case .tls(var credentials) = configuration.security else { return }
+                    credentials.serverName = testCase.serverName
+                    configuration.security = .tls(credentials)
+                }
+                let call = h.call(client, path: "/test.Echo/Echo", messages: [[1]])
+                XCTAssertEqual(call.status()?.code, testCase.verified ? .ok : .unavailable, testCase.serverName)
+                call.hangUp()
+            }
+        }
+    }
+
+    func testStatusesReachTheClient() async throws {
+        let cases: [(name: String, path: String, messages: [[UInt8]], raw: [UInt8]?, expected: GRPCStatus)] = [
+            ("unknown method", "/test.Echo/Nope", [], nil, GRPCStatus(.unimplemented, "unknown method /test.Echo/Nope")),
+            ("handler denies", "/test.Echo/Deny", [], nil,
+             GRPCStatus(.permissionDenied, "identity spiffe://mesh.local/ns/default/sa/test may not call this ✗")),
+            ("handler rejects argument", "/test.Echo/Invalid", [], nil, GRPCStatus(.invalidArgument, "bad request: 100% wrong")),
+            ("message over the size limit", "/test.Echo/Echo", [[UInt8](repeating: 1, count: 2048)], nil,
+             GRPCStatus(.resourceExhausted, "gRPC message of 2048 bytes exceeds the limit of 1024 bytes")),
+            ("length prefix beyond the end of the stream", "/test.Echo/Echo", [], H2.grpcMessage([1, 2, 3]).dropLast(1).map { $0 },
+             GRPCStatus(.internalError, "stream ended inside a gRPC message (length prefix exceeds the data sent)")),
+            ("compressed message without grpc-encoding", "/test.Echo/Echo", [], [1, 0, 0, 0, 1, 7],
+             GRPCStatus(.unimplemented, "compressed gRPC messages are not supported (no grpc-encoding negotiated)")),
+        ]
+        try await withHarness(TestHarness { $0.limits.maxReceiveMessageBytes = 1024 }) { h in
+            let client = try h.client()
+            for testCase in cases {
+                let call = h.call(client, path: testCase.path, messages: testCase.messages, raw: testCase.raw)
+                XCTAssertEqual(call.status(), testCase.expected, testCase.name)
+                call.hangUp()
+            }
+            try h.assertStillServing()
+        }
+    }
+
+    func testClientCancelReachesHandlerAndFreesTheStream() async throws {
+        try await withHarness(TestHarness()) { h in
+            let call = h.call(try h.client(), path: "/test.Echo/Hold", halfClose: false)
+            XCTAssertTrue(eventually { h.server.statistics.activeStreams == 1 })
+            call.connection!.eventLoop.execute { call.stream?.cancel() }
+            XCTAssertEqual(call.status()?.code, .cancelled)
+            XCTAssertTrue(h.service.events.wait { $0.contains(.closed(path: "/test.Echo/Hold", .cancelledByPeer(errorCode: 0x8))) },
+                          "\(h.service.events.all)")
+            XCTAssertTrue(eventually { h.server.statistics.activeStreams == 0 })
+            call.hangUp()
+        }
+    }
+
+    func testNghttpClientInteroperates() async throws {
+        try await withHarness(TestHarness()) { h in
+            let body = h.certificates.directory.appendingPathComponent("request.bin")
+            try Data(H2.grpcMessage(Array("from nghttp".utf8))).write(to: body)
+            let result = runProcess("/usr/bin/nghttp", [
+                "-v", "-n", "-t", "5",
+                "--cert=\(h.certificates.path("client.crt"))", "--key=\(h.certificates.path("client.key"))",
+                "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", body.path,
+                "https://127.0.0.1:\(h.port)/test.Echo/Echo",
+            ], timeout: 20)
+            XCTAssertEqual(result.status, 0, result.output)
+            XCTAssertTrue(result.output.contains("grpc-status: 0"), result.output)
+            XCTAssertTrue(result.output.contains("h2"), result.output)
+        }
+    }
+
+    func testTLS12ClientIsAcceptedWithALPNh2() async throws {
+        try await withHarness(TestHarness()) { h in
+            let c = h.certificates
+            let result = runProcess("/usr/bin/openssl", [
+                "s_client", "-connect", "127.0.0.1:\(h.port)", "-tls1_2", "-alpn", "h2",
+                "-cert", c.path("client.crt"), "-key", c.path("client.key"), "-CAfile", c.path("ca.crt"),
+                "-verify_return_error", "-servername", "localhost",
+            ], timeout: 20)
+            XCTAssertTrue(result.output.contains("New, TLSv1.2, Cipher is"), result.output)
+            XCTAssertTrue(result.output.contains("ALPN protocol: h2"), result.output)
+            XCTAssertTrue(result.output.contains("Verify return code: 0 (ok)"), result.output)
+        }
+    }
+
+    // MARK: refused handshakes
+
+    func testHandshakeRefusals() async throws {
+        let cases: [(name: String, stem: String?, alpn: [String], reason: (ConnectionCloseReason) -> Bool)] = [
+            ("no client certificate", nil, ["h2"], { if case .tlsHandshakeFailed(let why) = $0 { return why.contains("did not return a certificate") } else { return false } }),
+            ("client certificate from another CA", "foreign", ["h2"], { if case .tlsHandshakeFailed(let why) = $0 { return why.contains("unable to get local issuer certificate") } else { return false } }),
+            ("expired client certificate", "expired", ["h2"], { if case .tlsHandshakeFailed(let why) = $0 { return why.contains("certificate has expired") } else { return false } }),
+            ("ALPN without h2", "client", ["http/1.1"], { $0 == .alpnNotNegotiated }),
+            ("no ALPN at all", "client", [], { $0 == .alpnNotNegotiated }),
+        ]
+        try await withHarness(TestHarness()) { h in
+            for testCase in cases {
+                let before = h.closeRecords(testCase.reason).count
+                let call = h.call(try h.client(testCase.stem, alpn: testCase.alpn), path: "/test.Echo/Echo", messages: [[1]])
+                XCTAssertEqual(call.status()?.code, .unavailable, testCase.name)
+                XCTAssertTrue(h.waitForClose(count: before + 1, testCase.reason), "\(testCase.name): \(h.logs.all)")
+                XCTAssertEqual(h.closeRecords(testCase.reason).count, before + 1, testCase.name)
+                call.hangUp()
+            }
+            XCTAssertFalse(h.service.events.all.contains { if case .opened = $0 { return true } else { return false } },
+                           "a refused client reached the handler")
+            h.assertEachConnectionLoggedOnce()
+            try h.assertStillServing()
+        }
+    }
+
+    func testHandshakeTimeoutClosesSilentConnection() async throws {
+        try await withHarness(TestHarness { $0.limits.handshakeTimeout = .milliseconds(300) }) { h in
+            let raw = try RawConnection(port: h.port, credentials: nil)
+            XCTAssertTrue(raw.readUntilClosed(timeout: 10))
+            XCTAssertTrue(h.waitForClose { $0 == .handshakeTimeout })
+            try h.assertStillServing()
+        }
+    }
+
+    // MARK: bad input
+
+    func testBadInputIsRefusedAndLoggedOnce() async throws {
+        let protocolError: (ConnectionCloseReason) -> Bool = { if case .http2ProtocolError = $0 { return true } else { return false } }
+        let tlsError: (ConnectionCloseReason) -> Bool = { if case .tlsHandshakeFailed = $0 { return true } else { return false } }
+        let cases: [(name: String, tls: Bool, bytes: [UInt8], expectGoAway: Bool, reason: (ConnectionCloseReason) -> Bool)] = [
+            ("garbage instead of TLS", false, (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }, false, tlsError),
+            ("HTTP/1.1 request instead of TLS", false, Array("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8), false, tlsError),
+            ("HTTP/1.1 request over TLS with ALPN h2", true, Array("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8), true, protocolError),
+            ("HTTP/2 preface followed by junk", true, H2.preface + [UInt8](repeating: 0xff, count: 64), true, protocolError),
+        ]
+        try await withHarness(TestHarness()) { h in
+            for testCase in cases {
+                let before = h.closeRecords(testCase.reason).count
+                let raw = try RawConnection(port: h.port, credentials: testCase.tls ? h.certificates.client("client") : nil)
+                raw.write(testCase.bytes)
+                XCTAssertTrue(raw.readUntilClosed(timeout: 10), "\(testCase.name): server did not close")
+                if testCase.expectGoAway {
+                    let code = H2.goAwayErrorCode(H2.parse(raw.received))
+                    XCTAssertEqual(code, 0x1, "\(testCase.name): expected GOAWAY PROTOCOL_ERROR, got frames \(H2.parse(raw.received).map(\.type))")
+                }
+                XCTAssertTrue(h.waitForClose(count: before + 1, testCase.reason), "\(testCase.name): \(h.logs.all)")
+                XCTAssertEqual(h.closeRecords(testCase.reason).count, before + 1, testCase.name)
+            }
+            h.assertEachConnectionLoggedOnce()
+            try h.assertStillServing()
+        }
+    }
+
+    func testHTTP1RequestOnPlaintextPortIsRefused() async throws {
+        try await withHarness(TestHarness(plaintext: true)) { h in
+            let raw = try RawConnection(port: h.port, credentials: nil)
+            raw.write(Array("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
+            XCTAssertTrue(raw.readUntilClosed(timeout: 10))
+            XCTAssertTrue(h.waitForClose { if case .http2ProtocolError = $0 { return true } else { return false } }, "\(h.logs.all)")
+            try h.assertStillServing()
+        }
+    }
+
+    func testTenThousandStreamsOnOneConnectionGetGoAway() async throws {
+        try await withHarness(TestHarness { $0.limits.maxConcurrentStreamsPerConnection = 10 }) { h in
+            let raw = try RawConnection(port: h.port, credentials: h.certificates.client("client"))
+            var bytes = H2.preface + H2.settings
+            for index in 0..<10_000 {
+                bytes += H2.requestHeaders(stream: UInt32(2 * index + 1), path: "/test.Echo/Hold", endStream: true)
+            }
+            raw.write(bytes, timeout: 20)
+            XCTAssertTrue(raw.readUntilClosed(timeout: 10), "server kept the flooding connection open")
+            XCTAssertTrue(h.waitForClose { $0 == .tooManyStreams }, "\(h.logs.all)")
+            XCTAssertEqual(h.closeRecords { $0 == .tooManyStreams }.count, 1)
+            let frames = H2.parse(raw.received)
+            if let code = H2.goAwayErrorCode(frames) { XCTAssertEqual(code, 0xb, "GOAWAY should be ENHANCE_YOUR_CALM") }
+            XCTAssertTrue(frames.contains { $0.type == 0x3 && $0.payload == [0, 0, 0, 7] } || raw.received.isEmpty || H2.goAwayErrorCode(frames) != nil,
+                          "excess streams were neither refused nor answered with GOAWAY")
+            let opened = h.service.events.all.filter { if case .opened = $0 { return true } else { return false } }.count
+            XCTAssertLessThanOrEqual(opened, 10, "more streams than SETTINGS_MAX_CONCURRENT_STREAMS reached the handler")
+            h.service.events.wait { $0.filter { if case .closed = $0 { return true } else { return false } }.count == opened }
+            XCTAssertEqual(h.server.statistics.activeStreams, 0)
+            try h.assertStillServing()
+        }
+    }
+
+    // MARK: backpressure and keepalive
+
+    func testSlowReaderIsBoundedThenClosedByKeepalive() async throws {
+        let queueLimit = 256 * 1024, messageBytes = 64 * 1024, writeBuffer = 64 * 1024
+        let harness = try TestHarness(service: TestService(floodMessageBytes: messageBytes)) {
+            $0.limits.maxQueuedBytesPerStream = queueLimit
+            $0.limits.connectionWriteBufferBytes = writeBuffer
+            $0.limits.keepaliveInterval = .milliseconds(500)
+            $0.limits.keepaliveTimeout = .milliseconds(500)
+        }
+        try await withHarness(harness) { h in
+            let raw = try RawConnection(port: h.port, credentials: h.certificates.client("client"))
+            raw.write(H2.preface + H2.settings + H2.requestHeaders(stream: 1, path: "/test.Echo/Flood", endStream: false))
+            // The client now never reads: the handler must be told the queue is full.
+            XCTAssertTrue(h.service.events.wait { $0.contains(.sendResult(.queueFull)) }, "send never reported backpressure")
+            let stats = h.server.statistics
+            // One framed message may overshoot the queue limit; one HTTP/2 frame may overshoot the write buffer.
+            let bound = queueLimit + (messageBytes + 5) + writeBuffer + (16 * 1024 + 9)
+            XCTAssertLessThanOrEqual(stats.peakConnectionOutboundBytes, bound, "server buffered without bound: \(stats)")
+            XCTAssertGreaterThan(stats.bufferedOutboundBytes, 0)
+            // A reader that never answers PING is dropped, with the reason logged once.
+            XCTAssertTrue(h.waitForClose { $0 == .keepaliveTimeout }, "\(h.logs.all)")
+            XCTAssertEqual(h.closeRecords { $0 == .keepaliveTimeout }.count, 1)
+            XCTAssertTrue(h.service.events.wait { $0.contains(.closed(path: "/test.Echo/Flood", .connectionClosed(.keepaliveTimeout))) })
+            XCTAssertTrue(eventually { h.server.statistics.bufferedOutboundBytes == 0 }, "buffers not released")
+            try h.assertStillServing()
+        }
+    }
+
+    // MARK: connection lifetime
+
+    func testMaxConnectionAgeSendsGoAwayThenEndsStreamsUnavailable() async throws {
+        try await withHarness(TestHarness {
+            $0.limits.maxConnectionAge = .milliseconds(500)
+            $0.limits.maxConnectionAgeGrace = .milliseconds(500)
+        }) { h in
+            let call = h.call(try h.client(), path: "/test.Echo/Hold", halfClose: false)
+            XCTAssertTrue(call.events.wait { $0.contains(.goAway(0)) }, "no GOAWAY(NO_ERROR): \(call.events.all)")
+            let status = call.status()
+            XCTAssertEqual(status?.code, .unavailable)
+            XCTAssertEqual(status?.message, ConnectionCloseReason.maxConnectionAge.description)
+            XCTAssertNotNil(call.closeReason())
+            XCTAssertTrue(h.waitForClose { $0 == .maxConnectionAge })
+            h.assertEachConnectionLoggedOnce()
+        }
+    }
+
+    func testGracefulDrainLetsStreamsFinishThenCancelsTheRest() async throws {
+        let harness = try TestHarness()
+        try await withHarness(harness) { h in
+            let client = try h.client()
+            let held = h.call(client, path: "/test.Echo/Hold", halfClose: false)
+            let finishing = h.call(client, path: "/test.Echo/Echo", messages: [Array("before".utf8)], halfClose: false)
+            XCTAssertTrue(finishing.events.wait { $0.contains(.message(Array("before".utf8))) })
+            XCTAssertTrue(h.service.events.wait { $0.contains(.opened(path: "/test.Echo/Hold", identity: $0.compactMap { if case .opened(_, let id) = $0 { return id } else { return nil } }.first)) })
+
+            let drained = Task { await h.server.drain(gracePeriod: .seconds(2)) }
+            XCTAssertTrue(finishing.events.wait { $0.contains(.goAway(0)) }, "no GOAWAY on drain")
+            // Within the grace period an existing stream still completes normally.
+            let finishingStream = finishing
+            finishing.connection!.eventLoop.execute {
+                _ = finishingStream.stream?.send(Array("after".utf8))
+                finishingStream.stream?.closeSend()
+            }
+            XCTAssertEqual(finishing.status(), .ok)
+            XCTAssertEqual(finishing.messages, [Array("before".utf8), Array("after".utf8)])
+            // The stream that never ends is cancelled with UNAVAILABLE at the deadline.
+            let heldStatus = held.status()
+            XCTAssertEqual(heldStatus?.code, .unavailable)
+            XCTAssertEqual(heldStatus?.message, ConnectionCloseReason.serverDrain.description)
+            await drained.value
+            XCTAssertEqual(h.server.statistics.activeConnections, 0)
+            // No longer accepting.
+            let late = h.call(client, path: "/test.Echo/Echo", messages: [[1]])
+            XCTAssertEqual(late.status()?.code, .unavailable)
+            XCTAssertEqual(h.closeRecords { $0 == .serverDrain }.count, 2)
+            h.assertEachConnectionLoggedOnce()
+        }
+    }
+
+    func testConnectionLimitRefusesExtraConnections() async throws {
+        try await withHarness(TestHarness { $0.limits.maxConnections = 1 }) { h in
+            let first = h.call(try h.client(), path: "/test.Echo/Hold", halfClose: false)
+            XCTAssertTrue(h.service.events.wait { !$0.isEmpty })
+            let second = h.call(try h.client(), path: "/test.Echo/Echo", messages: [[1]])
+            XCTAssertEqual(second.status()?.code, .unavailable)
+            XCTAssertTrue(h.logs.wait { $0.contains { $0.closeReason == .connectionLimit } })
+            XCTAssertEqual(h.server.statistics.refusedConnections, 1)
+            first.hangUp()
+            XCTAssertTrue(eventually { h.server.statistics.activeConnections == 0 })
+            try h.assertStillServing()
+        }
+    }
+
+    // MARK: plaintext
+
+    func testPlaintextOnlyWhenExplicitlyConfigured() async throws {
+        try await withHarness(TestHarness(plaintext: true)) { h in
+            let call = h.call(try h.client(plaintext: true), path: "/test.Echo/Echo", messages: [Array("h2c".utf8)])
+            XCTAssertEqual(call.status(), .ok)
+            XCTAssertEqual(call.messages, [Array("h2c".utf8)])
+            guard case .opened(_, let identity)? = h.service.events.all.first else { return XCTFail("no stream") }
+            XCTAssertNil(identity)
+            call.hangUp()
+        }
+        try await withHarness(TestHarness()) { h in
+            let call = h.call(try h.client(plaintext: true), path: "/test.Echo/Echo", messages: [[1]])
+            XCTAssertEqual(call.status()?.code, .unavailable)
+            XCTAssertTrue(h.waitForClose { if case .tlsHandshakeFailed = $0 { return true } else { return false } })
+        }
+    }
+
+    // MARK: configuration errors
+
+    func testBadCredentialFilesFailAtStartupNamingTheFile() throws {
+        let certificates = TestCertificates.shared
+        var credentials = certificates.serverCredentials
+        credentials.privateKeyFile = certificates.path("client.key")
+        XCTAssertThrowsError(try GRPCServer(configuration: GRPCServerConfiguration(security: .mutualTLS(credentials)))) { error in
+            let error = error as? TransportError
+            XCTAssertEqual(error?.kind, .tlsConfiguration)
+            XCTAssertEqual(error?.context, certificates.path("client.key"))
+            XCTAssertTrue(error?.message.contains("private key") == true, "\(String(describing: error))")
+        }
+        credentials = certificates.serverCredentials
+        credentials.clientCAFile = certificates.path("missing.crt")
+        XCTAssertThrowsError(try GRPCServer(configuration: GRPCServerConfiguration(security: .mutualTLS(credentials)))) { error in
+            XCTAssertEqual((error as? TransportError)?.context, certificates.path("missing.crt"))
+        }
+    }
+}

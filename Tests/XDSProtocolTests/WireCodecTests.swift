@@ -1,0 +1,82 @@
+// XDSWire: every envelope survives encode → decode unchanged, malformed bytes are a
+// typed INVALID_ARGUMENT error, and framing headroom is left in front of the message.
+import XCTest
+import XDSWire
+
+/// google.protobuf.Struct {"k": "v"}, serialized.
+let metadataStruct: [UInt8] = [0x0a, 0x08, 0x0a, 0x01, 0x6b, 0x12, 0x03, 0x1a, 0x01, 0x76]
+
+let fullNode = Node(id: "sidecar~10.0.0.1~web-1", cluster: "web", metadata: metadataStruct, userAgentName: "envoy",
+                    userAgentVersion: "1.40.0", clientFeatures: ["envoy.lb.does_not_support_overprovisioning", "xds.config.resource-in-sotw"])
+
+final class WireCodecTests: XCTestCase {
+    func testDiscoveryRequestRoundTrip() throws {
+        let cases: [(String, DiscoveryRequest)] = [
+            ("empty", DiscoveryRequest()),
+            ("first request", DiscoveryRequest(node: fullNode, typeURL: "type.googleapis.com/envoy.config.cluster.v3.Cluster")),
+            ("nack", DiscoveryRequest(versionInfo: "v1", node: Node(id: "n"), resourceNames: ["a", "b", "a"],
+                                      typeURL: "t", responseNonce: "7", errorDetail: Status(code: 3, message: "bad cluster"))),
+        ]
+        for (name, request) in cases {
+            XCTAssertEqual(try DiscoveryRequest(serialized: request.serialized()), request, name)
+        }
+    }
+
+    func testDiscoveryResponseRoundTrip() throws {
+        let response = DiscoveryResponse(
+            versionInfo: "0123abcd",
+            resources: [AnyResource(typeURL: "type.googleapis.com/envoy.config.cluster.v3.Cluster", value: ResourceBytes([0x0a, 0x01, 0x61])),
+                        AnyResource(typeURL: "type.googleapis.com/envoy.config.cluster.v3.Cluster", value: ResourceBytes([UInt8]()))],
+            typeURL: "type.googleapis.com/envoy.config.cluster.v3.Cluster", nonce: "42", controlPlane: "meshctl-0")
+        XCTAssertEqual(try DiscoveryResponse(serialized: response.serialized()), response)
+        let bare = DiscoveryResponse(versionInfo: "", resources: [], typeURL: "t", nonce: "1")
+        XCTAssertEqual(try DiscoveryResponse(serialized: bare.serialized()), bare)
+    }
+
+    func testDeltaDiscoveryRequestRoundTrip() throws {
+        let request = DeltaDiscoveryRequest(node: fullNode, typeURL: "t", resourceNamesSubscribe: ["*", "a"], resourceNamesUnsubscribe: ["b"],
+                                            initialResourceVersions: ["a": "1", "c": "2", "b": "3"], responseNonce: "9",
+                                            errorDetail: Status(code: 13, message: "oops"))
+        XCTAssertEqual(try DeltaDiscoveryRequest(serialized: request.serialized()), request)
+        XCTAssertEqual(try DeltaDiscoveryRequest(serialized: DeltaDiscoveryRequest().serialized()), DeltaDiscoveryRequest())
+    }
+
+    func testDeltaDiscoveryResponseRoundTrip() throws {
+        let body = AnyResource(typeURL: "type.googleapis.com/envoy.config.listener.v3.Listener", value: ResourceBytes(Array("listener".utf8)))
+        let response = DeltaDiscoveryResponse(
+            systemVersionInfo: "snap-7",
+            resources: [DeltaResource(name: "l1", version: "h1", resource: body, aliases: ["alias-1"], ttl: .seconds(30) + .milliseconds(250)),
+                        DeltaResource(name: "l2", version: "h2", resource: nil, ttl: .seconds(5))],
+            typeURL: "type.googleapis.com/envoy.config.listener.v3.Listener", removedResources: ["l3", "l4"], nonce: "3", controlPlane: "cp")
+        XCTAssertEqual(try DeltaDiscoveryResponse(serialized: response.serialized()), response)
+    }
+
+    func testMalformedBytesAreAnInvalidArgumentError() {
+        let cases: [(String, [UInt8])] = [
+            ("invalid wire type", [0x0f, 0x01]),
+            ("length past the end", [0x0a, 0x05, 0x61]),
+            ("truncated varint", [0x08, 0xff]),
+        ]
+        for (name, bytes) in cases {
+            XCTAssertThrowsError(try DiscoveryRequest(serialized: bytes), name) { error in
+                XCTAssertEqual(error as? WireError, WireError(messageType: "envoy.service.discovery.v3.DiscoveryRequest", byteCount: bytes.count), name)
+                XCTAssertEqual((error as? WireError)?.grpcStatusCode, .invalidArgument, name)
+            }
+            XCTAssertThrowsError(try DeltaDiscoveryRequest(serialized: bytes), name)
+        }
+    }
+
+    func testHeadroomIsLeftBeforeTheMessage() throws {
+        let request = DiscoveryRequest(typeURL: "t", responseNonce: "1")
+        let framed = request.serialized(headroom: 5)
+        XCTAssertEqual(Array(framed.prefix(5)), [0, 0, 0, 0, 0])
+        XCTAssertEqual(Array(framed.dropFirst(5)), request.serialized())
+        XCTAssertEqual(try DiscoveryRequest(serialized: Array(framed.dropFirst(5))), request)
+    }
+
+    func testResourceBytesCompareByContent() {
+        XCTAssertEqual(ResourceBytes([1, 2, 3]), ResourceBytes([1, 2, 3]))
+        XCTAssertNotEqual(ResourceBytes([1, 2, 3]), ResourceBytes([1, 2]))
+        XCTAssertEqual(ResourceBytes([UInt8]()).bytes, [])
+    }
+}
