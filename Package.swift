@@ -98,6 +98,10 @@ let package = Package(
             dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", "SnapshotStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
+            name: "MeshServerTests",
+            dependencies: ["MeshServer", "MeshCertificates", "SnapshotStore", "EnvoySchema"]
+        ),
+        .testTarget(
             name: "EnvoySchemaTests",
             dependencies: ["EnvoySchema"]
         ),

@@ -65,12 +65,7 @@ public final class XDSServer: @unchecked Sendable {
         } catch {
             throw XDSServerError(description: "cannot listen on \(options.host):\(options.port): \(error)")
         }
-        let store: SnapshotStore
-        do {
-            store = try SnapshotStore(directory: options.storeDirectory)
-        } catch {
-            throw XDSServerError(description: "cannot open the snapshot store \(options.storeDirectory): \(error)")
-        }
+        let store = SnapshotStore(directory: options.storeDirectory)
         let hub = self.hub
         let log = self.log
         watcher = SnapshotWatcher(store: store) { event in

@@ -15,10 +15,11 @@ enum TestSupport {
 
     /// The built meshctl binary, next to the test bundle.
     static var meshctl: URL {
-        let products = Bundle.main.bundleURL.deletingLastPathComponent()
-        for candidate in [products.appendingPathComponent("meshctl"), products.deletingLastPathComponent().appendingPathComponent("meshctl"),
-                          root.appendingPathComponent(".build/debug/meshctl")] where FileManager.default.isExecutableFile(atPath: candidate.path) {
-            return candidate
+        // The binary built next to the test bundle (whatever the scratch path), else the default build.
+        let executable = Bundle.main.executableURL ?? Bundle.main.bundleURL
+        for directory in [executable.deletingLastPathComponent(), Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()] {
+            let candidate = directory.appendingPathComponent("meshctl")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
         }
         return root.appendingPathComponent(".build/debug/meshctl")
     }
