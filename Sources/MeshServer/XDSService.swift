@@ -91,22 +91,32 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         return WallClockTime(nanosecondsSinceEpoch: Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec))
     }
 
+    /// The resource types meshctl serves.
+    static let servedTypes: Set<String> = [TypeURL.listener, TypeURL.route, TypeURL.cluster, TypeURL.endpoint, TypeURL.secret]
+
     func onMessage(_ message: [UInt8]) {
         let event: StreamEvent
         let node: Node?
+        let typeURL: String
         do {
             switch variant {
             case .stateOfTheWorld:
                 let request = try DiscoveryRequest(serialized: message)
                 event = .request(request)
                 node = request.node
+                typeURL = request.typeURL
             case .delta:
                 let request = try DeltaDiscoveryRequest(serialized: message)
                 event = .deltaRequest(request)
                 node = request.node
+                typeURL = request.typeURL
             }
         } catch {
             finish(.invalidArgument, "the request is not a valid discovery request: \(error)")
+            return
+        }
+        if !typeURL.isEmpty && !Self.servedTypes.contains(typeURL) {
+            finish(.invalidArgument, "unknown type URL '\(typeURL)'; this server serves \(Self.servedTypes.sorted().joined(separator: ", "))")
             return
         }
         if machine == nil && !start(node: node) { return }

@@ -77,16 +77,12 @@ enum ObjectFormat {
 
     // MARK: Shards
 
-    /// `entries` must be sorted by name (byte order).
-    static func encodeShard(_ entries: [ShardEntry]) -> [UInt8] {
-        encodeShard(entries.lazy.map { ($0.name, $0.object.hash, $0.object.size) })
-    }
-
     /// The shard listing these resources (sorted by name, byte order).
     static func encodeShard<C: Collection>(_ resources: C) -> [UInt8] where C.Element == Resource {
         encodeShard(resources.lazy.map { ($0.name, $0.hash, $0.body.count) })
     }
 
+    /// (name, hash, size) lines, sorted by name.
     static func encodeShard<C: Collection>(_ lines: C) -> [UInt8] where C.Element == (String, String, Int) {
         var out: [UInt8] = []
         out.reserveCapacity(16 + lines.count * 100)

@@ -31,6 +31,8 @@ public protocol SnapshotStoring: Sendable {
 /// Wakes a waiter when the live pointer may have moved. Spurious wake-ups are allowed; a waiter
 /// always re-reads the pointer, so a signal only has to be prompt, not exact.
 public protocol StoreChangeSignal: AnyObject, Sendable {
-    /// Blocks until a change may have happened or `milliseconds` pass.
+    /// Blocks until a change may have happened, `wake()` is called, or `milliseconds` pass.
     func wait(milliseconds: Int)
+    /// Ends the current (or next) `wait` at once; used to stop a watcher promptly.
+    func wake()
 }

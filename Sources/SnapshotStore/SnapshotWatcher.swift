@@ -30,6 +30,7 @@ public final class SnapshotWatcher: @unchecked Sendable {
     private var stopped = false
     private var live: Snapshot?
     private var worker: Thread?
+    private var signal: (any StoreChangeSignal)?
     private let finished = DispatchSemaphore(value: 0)
 
     /// Starts watching at once; the live snapshot (if any) is the first event.
@@ -57,11 +58,12 @@ public final class SnapshotWatcher: @unchecked Sendable {
 
     /// Stops watching and ends `events`. Waits for the watcher's thread unless called from it.
     public func stop() {
-        let (wasStopped, thread) = lock.withLock { () -> (Bool, Thread?) in
+        let (wasStopped, thread, signal) = lock.withLock { () -> (Bool, Thread?, (any StoreChangeSignal)?) in
             defer { stopped = true }
-            return (stopped, worker)
+            return (stopped, worker, self.signal)
         }
         guard !wasStopped else { return }
+        signal?.wake()
         if Thread.current != thread { finished.wait() }
     }
 
@@ -78,6 +80,8 @@ public final class SnapshotWatcher: @unchecked Sendable {
             finished.signal()
         }
         let signal = store.makeChangeSignal()
+        // A stop() that raced ahead of this point finds the flag set; one after it wakes the signal.
+        lock.withLock { self.signal = signal }
         var delivered: String?
         var failure: (version: String, at: Date)?
         var pointerError: SnapshotStoreError?
@@ -113,10 +117,13 @@ public final class SnapshotWatcher: @unchecked Sendable {
 }
 
 /// inotify on the store directory: `current` is replaced by rename, which inotify reports at once.
-/// Without inotify (or before the directory exists) it degrades to sleeping, i.e. polling.
+/// Without inotify (or before the directory exists) it degrades to a timed wait, i.e. polling.
+/// A pipe lets `wake()` end a wait early.
 final class DirectoryChangeSignal: StoreChangeSignal, @unchecked Sendable {
     private let directory: String
     private let fd: Int32
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
     // Guards `watch`; one waiter at a time.
     private let lock = NSLock()
     private var watch: Int32 = -1
@@ -127,23 +134,41 @@ final class DirectoryChangeSignal: StoreChangeSignal, @unchecked Sendable {
         fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         // Watch from the start, so a change between the waiter's first read and first wait is queued.
         if fd >= 0 { watch = inotify_add_watch(fd, directory, Self.mask) }
+        var ends: [Int32] = [-1, -1]
+        if pipe(&ends) == 0 {
+            for end in ends {
+                _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+                _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            }
+        } else {
+            ends = [-1, -1]
+        }
+        wakeRead = ends[0]
+        wakeWrite = ends[1]
     }
 
     deinit {
-        if fd >= 0 { close(fd) }
+        for descriptor in [fd, wakeRead, wakeWrite] where descriptor >= 0 { close(descriptor) }
+    }
+
+    func wake() {
+        guard wakeWrite >= 0 else { return }
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
     }
 
     func wait(milliseconds: Int) {
         lock.lock()
         defer { lock.unlock() }
         if fd >= 0 && watch < 0 { watch = inotify_add_watch(fd, directory, Self.mask) }
-        guard fd >= 0 && watch >= 0 else {
-            usleep(useconds_t(milliseconds * 1000))
-            return
+        var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: fd >= 0 && watch >= 0 ? fd : -1, events: Int16(POLLIN), revents: 0)]
+        guard poll(&descriptors, 2, Int32(milliseconds)) > 0 else { return }
+        if descriptors[0].revents != 0 {
+            var buffer = [UInt8](repeating: 0, count: 64)
+            _ = buffer.withUnsafeMutableBytes { read(wakeRead, $0.baseAddress, $0.count) }
         }
-        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&descriptor, 1, Int32(milliseconds)) > 0 else { return }
-        drain()
+        if descriptors[1].revents != 0 { drain() }
     }
 
     /// Consumes pending events; a removed watch (directory deleted or moved) is re-added on the next wait.

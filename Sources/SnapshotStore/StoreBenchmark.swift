@@ -12,9 +12,12 @@ public enum StoreBenchmark {
         public var changePublishMs: [Double] = []
         public var changeBytes: [Int] = []
         public var unchangedPublishMs = 0.0
+        public var makeMs = 0.0
+        public var uncheckedPublishMs: [Double] = []
         public var loadSizesMs: [Double] = []
         public var loadHashesMs: [Double] = []
         public var watcherDeliveryMs: [Double] = []
+        public var watcherNoticeMs: [Double] = []
         public var storeBytes = 0
 
         public static func median(_ values: [Double]) -> Double {
@@ -37,9 +40,12 @@ public enum StoreBenchmark {
             one-cluster change publish:       median \(String(format: "%.1f", Self.median(changePublishMs))) ms, p90 \(String(format: "%.1f", Self.percentile(changePublishMs, 0.9))) ms, max \(String(format: "%.1f", changePublishMs.max() ?? 0)) ms (\(changePublishMs.count) publishes)
             bytes written per change publish: median \(Int(Self.median(bytes))) B (\(String(format: "%.1f", Self.median(bytes) / 1024)) KiB), max \(changeBytes.max() ?? 0) B
             identical (no-op) publish:        \(String(format: "%.1f", unchangedPublishMs)) ms
+            same, snapshot not from Snapshot.make (store re-sorts, re-hashes the version): median \(String(format: "%.1f", Self.median(uncheckedPublishMs))) ms
+            Snapshot.make (compiler side: hashes every body, sorts, versions): \(String(format: "%.1f", makeMs)) ms
             load (sizes checked):             median \(String(format: "%.1f", Self.median(loadSizesMs))) ms
             load (every hash checked):        median \(String(format: "%.1f", Self.median(loadHashesMs))) ms
             watcher: publish called → loaded snapshot delivered: median \(String(format: "%.1f", Self.median(watcherDeliveryMs))) ms
+            watcher notice (one-resource store: publish called → delivered): median \(String(format: "%.1f", Self.median(watcherNoticeMs))) ms, max \(String(format: "%.1f", watcherNoticeMs.max() ?? 0)) ms
             store size after run:             \(storeBytes / 1024) KiB
             """
         }
@@ -56,7 +62,10 @@ public enum StoreBenchmark {
                            watcherSamples: Int = 10) throws -> Figures {
         let store = SnapshotStore(directory: directory, createIfMissing: true)
         var figures = Figures()
-        let base = try Snapshot.make(groups: SyntheticSnapshot.groups(services: services), compilerVersion: "bench")
+        let baseGroups = SyntheticSnapshot.groups(services: services)
+        var made: Snapshot?
+        figures.makeMs = try milliseconds { made = try Snapshot.make(groups: baseGroups, compilerVersion: "bench") }
+        let base = made!
         figures.resources = base.resourceCount
         var outcome: PublishOutcome = .unchanged(version: "")
         figures.initialPublishMs = try milliseconds { outcome = try store.publish(base) }
@@ -72,6 +81,13 @@ public enum StoreBenchmark {
             var result: PublishOutcome = .unchanged(version: "")
             figures.changePublishMs.append(try milliseconds { result = try store.publish(next) })
             if case .published(_, let bytes) = result { figures.changeBytes.append(bytes) }
+        }
+        // Snapshots assembled without `make` (e.g. decoded from elsewhere) get their version recomputed.
+        for step in 1...5 {
+            revisions[step] = 500_000 + step
+            let made = try Snapshot.make(groups: SyntheticSnapshot.groups(services: services, revisions: revisions), compilerVersion: "bench")
+            let plain = Snapshot(metadata: made.metadata, groups: made.groups)
+            figures.uncheckedPublishMs.append(try milliseconds { _ = try store.publish(plain) })
         }
         for _ in 0..<loads {
             figures.loadSizesMs.append(try milliseconds { _ = try store.load(version: "current", check: .sizes) })
@@ -96,7 +112,37 @@ public enum StoreBenchmark {
             }
         }
         figures.storeBytes = directorySize(directory)
+        figures.watcherNoticeMs = try noticeLatency(directory: directory + "-notice", samples: watcherSamples)
+        try? FileManager.default.removeItem(atPath: directory + "-notice")
         return figures
+    }
+
+    /// How soon a watcher notices a new `current` (the load is negligible for one resource).
+    static func noticeLatency(directory: String, samples: Int) throws -> [Double] {
+        let store = SnapshotStore(directory: directory, createIfMissing: true)
+        func tiny(_ i: Int) throws -> Snapshot {
+            try Snapshot.make(groups: [ProxyGroupResources(group: "g", resources: [Resource(typeURL: SyntheticSnapshot.clusterType, name: "c", body: Array("\(i)".utf8))])],
+                              compilerVersion: "bench")
+        }
+        _ = try store.publish(try tiny(0))
+        let arrivals = ArrivalLog()
+        // A long poll interval: what is measured is the inotify path.
+        let watcher = SnapshotWatcher(store: store, pollMilliseconds: 10_000) { event in
+            if case .loaded(let s) = event { arrivals.record(s.metadata.version) }
+        }
+        defer { watcher.stop() }
+        _ = arrivals.wait(for: try store.currentVersion() ?? "", timeoutSeconds: 30)
+        var result: [Double] = []
+        for i in 1...max(1, samples) {
+            let next = try tiny(i)
+            // From the call: the watcher often has the snapshot before publish has returned.
+            let called = DispatchTime.now().uptimeNanoseconds
+            _ = try store.publish(next)
+            if let at = arrivals.wait(for: next.metadata.version, timeoutSeconds: 30) {
+                result.append(Double(Int64(at) - Int64(called)) / 1e6)
+            }
+        }
+        return result
     }
 
     static func directorySize(_ path: String) -> Int {

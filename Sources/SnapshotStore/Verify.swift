@@ -66,7 +66,7 @@ extension SnapshotStore {
         var present = Set<String>()
         try forEachObject { name, path throws(SnapshotStoreError) in
             report.objectsChecked += 1
-            guard Digest.isHash(name), name.hasPrefix(path.split(separator: "/").dropLast().last.map(String.init) ?? "") else {
+            guard Digest.isHash(name), path == objectPath(name) else {
                 try io { () throws(FileSystemError) in try fs.removeFile(path) }
                 builder.debris.append("objects/…/\(name) (not an object name)")
                 return

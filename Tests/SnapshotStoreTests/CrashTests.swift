@@ -75,8 +75,8 @@ final class CrashTests: XCTestCase {
     }
 
     func testKillDuringAOneResourceChangeAtEveryStep() throws {
-        // Three new objects: each fsynced on its own (the small path).
-        try crashAtEveryStep(label: "small", base: ["--services", "200"], change: ["--services", "200", "--changed", "1"])
+        // Three new objects (body, one of two cluster shards, index): each fsynced on its own (the small path).
+        try crashAtEveryStep(label: "small", base: ["--services", "70"], change: ["--services", "70", "--changed", "1"])
     }
 
     func testKillDuringTheVeryFirstPublishLeavesNoVersion() throws {
