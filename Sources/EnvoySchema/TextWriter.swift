@@ -198,6 +198,14 @@ public struct TextWriter {
     }
 }
 
+/// Quoting for the text meshctl writes (one implementation for every writer).
+public enum TextQuoting {
+    /// A JSON string literal (also a valid double-quoted YAML scalar).
+    public static func json(_ s: String) -> String { JSONRendering.quote(s) }
+    /// A YAML scalar: plain when every YAML reader (Envoy's included) reads it back as the same string.
+    public static func yamlScalar(_ s: String) -> String { YAMLRendering.scalarText(s) }
+}
+
 enum JSONRendering {
     static func render(_ value: JSONValue, indent: Int?, into out: inout String) {
         let newline = indent == nil ? "" : "\n"

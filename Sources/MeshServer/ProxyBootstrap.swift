@@ -2,6 +2,8 @@
 // the xDS server as a static cluster over mutual TLS (HTTP/2), and dynamic
 // listeners and clusters by ADS (state of the world or delta) or per-type streams.
 
+import EnvoySchema
+
 /// How a proxy subscribes.
 public enum SubscriptionMode: String, Sendable, CaseIterable {
     case adsStateOfTheWorld = "ads"
@@ -111,18 +113,7 @@ public struct ProxyBootstrap: Sendable {
         return out
     }
 
-    private func quote(_ s: String) -> String {
-        var out = "\""
-        for ch in s.unicodeScalars {
-            switch ch {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(ch)
-            }
-        }
-        return out + "\""
-    }
+    private func quote(_ s: String) -> String { TextQuoting.json(s) }
 
     private func isIPAddress(_ host: String) -> Bool {
         host.contains(":") || host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }

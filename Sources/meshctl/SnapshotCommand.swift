@@ -98,21 +98,21 @@ struct SnapshotCommand: ParsableCommand {
                 text += "# \(describe(snapshot.metadata))\n"
                 out.write(Data(text.utf8))
                 for (g, r) in ordered {
-                    var doc = "---\ngroup: \(yamlScalar(g))\ntype: \(r.typeURL)\nname: \(yamlScalar(r.name))\nhash: \(r.hash)\n"
+                    var doc = "---\ngroup: \(TextQuoting.yamlScalar(g))\ntype: \(r.typeURL)\nname: \(TextQuoting.yamlScalar(r.name))\nhash: \(r.hash)\n"
                     if !namesOnly { doc += renderer.yamlField(r) }
                     out.write(Data(doc.utf8))
                 }
             case .json:
                 let m = snapshot.metadata
-                var text = "{\n  \"version\": \(jsonString(m.version)),\n  \"created_at\": \(jsonString(timestamp(m.createdAt))),\n"
+                var text = "{\n  \"version\": \(TextQuoting.json(m.version)),\n  \"created_at\": \(TextQuoting.json(timestamp(m.createdAt))),\n"
                 for (key, value) in [("source_revision", m.sourceRevision), ("author", m.author), ("message", m.message)] {
-                    if let value { text += "  \"\(key)\": \(jsonString(value)),\n" }
+                    if let value { text += "  \"\(key)\": \(TextQuoting.json(value)),\n" }
                 }
-                text += "  \"compiler_version\": \(jsonString(m.compilerVersion)),\n  \"resources\": ["
+                text += "  \"compiler_version\": \(TextQuoting.json(m.compilerVersion)),\n  \"resources\": ["
                 out.write(Data(text.utf8))
                 for (i, (g, r)) in ordered.enumerated() {
                     var item = i == 0 ? "\n" : ",\n"
-                    item += "    {\"group\": \(jsonString(g)), \"type\": \(jsonString(r.typeURL)), \"name\": \(jsonString(r.name)), \"hash\": \(jsonString(r.hash))"
+                    item += "    {\"group\": \(TextQuoting.json(g)), \"type\": \(TextQuoting.json(r.typeURL)), \"name\": \(TextQuoting.json(r.name)), \"hash\": \(TextQuoting.json(r.hash))"
                     if !namesOnly { item += ", " + renderer.jsonField(r) }
                     item += "}"
                     out.write(Data(item.utf8))
@@ -371,7 +371,7 @@ struct ResourceRenderer {
             let indented = body.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
             return "resource:\n" + indented + (indented.hasSuffix("\n") ? "" : "\n")
         case .failure(let why):
-            return "decode_error: \(yamlScalar(why.description))\nbytes_base64: \(Data(r.body).base64EncodedString())\n"
+            return "decode_error: \(TextQuoting.yamlScalar(why.description))\nbytes_base64: \(Data(r.body).base64EncodedString())\n"
         }
     }
 
@@ -382,7 +382,7 @@ struct ResourceRenderer {
             let text = TextWriter(pool: pool).jsonText(message, pretty: false).trimmingCharacters(in: .whitespacesAndNewlines)
             return "\"resource\": \(text)"
         case .failure(let why):
-            return "\"decode_error\": \(jsonString(why.description)), \"bytes_base64\": \(jsonString(Data(r.body).base64EncodedString()))"
+            return "\"decode_error\": \(TextQuoting.json(why.description)), \"bytes_base64\": \(TextQuoting.json(Data(r.body).base64EncodedString()))"
         }
     }
 }
@@ -462,25 +462,4 @@ private func printTable(_ rows: [[String]]) {
     }
 }
 
-/// A YAML scalar: plain when safe, otherwise double-quoted.
-private func yamlScalar(_ s: String) -> String {
-    let plain = !s.isEmpty && s.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_./".unicodeScalars.contains($0) }
-        && !["true", "false", "null", "yes", "no", "on", "off", "~"].contains(s.lowercased()) && Double(s) == nil
-    return plain ? s : jsonString(s)
-}
 
-private func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
-}
