@@ -52,6 +52,10 @@ struct Serve: ParsableCommand {
 
     func validate() throws {
         guard endpoint != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:18000") }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: store, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("--store \(store): no such directory; create it by publishing a snapshot (meshctl compile --out \(store))")
+        }
         if !insecurePlaintext {
             guard tlsCert != nil, tlsKey != nil, clientCa != nil else {
                 throw ValidationError("mutual TLS needs --tls-cert, --tls-key and --client-ca (create development ones with `meshctl certs init`), or --insecure-plaintext for local development")

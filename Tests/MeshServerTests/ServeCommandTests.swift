@@ -1,0 +1,74 @@
+// `meshctl serve` refuses what it cannot serve with a clear message and exit 2, before listening.
+import Foundation
+import MeshCertificates
+import Transport
+import XCTest
+import XDSWire
+
+final class ServeCommandTests: XCTestCase {
+    func testBadStartupInputIsRefusedWithAReason() throws {
+        let directory = try E2E.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["p"])
+        let certs = directory + "/certs"
+        try FileManager.default.createDirectory(atPath: directory + "/store", withIntermediateDirectories: true)
+        let tls = ["--tls-cert", certs + "/server.crt", "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt"]
+        let cases: [(name: String, arguments: [String], says: String)] = [
+            ("missing store", ["--store", directory + "/nope"] + tls, "no such directory"),
+            ("missing certificate", ["--store", directory + "/store", "--tls-cert", certs + "/missing.crt", "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt"], "no such readable file"),
+            ("key of another certificate", ["--store", directory + "/store", "--tls-cert", certs + "/server.crt", "--tls-key", certs + "/p.key", "--client-ca", certs + "/ca.crt"], "key values mismatch"),
+            ("no TLS and no opt-out", ["--store", directory + "/store"], "mutual TLS needs"),
+            ("bad listen address", ["--store", directory + "/store", "--listen", "nowhere"] + tls, "HOST:PORT"),
+        ]
+        for c in cases {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: E2E.meshctl)
+            process.arguments = ["serve", "--listen", "127.0.0.1:0"] + c.arguments
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            let deadline = Date().addingTimeInterval(20)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { process.terminate(); XCTFail("\(c.name): serve kept running"); continue }
+            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            XCTAssertEqual(process.terminationStatus, 2, "\(c.name): \(message)")
+            XCTAssertTrue(message.contains(c.says), "\(c.name): \(message)")
+        }
+    }
+}
+
+final class ServeDrainTests: XCTestCase {
+    /// SIGTERM: connected proxies are told to go elsewhere (UNAVAILABLE) and the process exits by itself.
+    func testSIGTERMDrainsStreamsAndExits() throws {
+        let directory = try E2E.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend"])
+        try E2E.publish([E2E.group("frontend", listenerPort: 10001, routeTo: "backend", clusters: ["backend": 19001],
+                                   identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
+        let port = E2E.freePort()
+        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", directory + "/store", "--listen", "127.0.0.1:\(port)",
+                                                    "--tls-cert", directory + "/certs/server.crt", "--tls-key", directory + "/certs/server.key",
+                                                    "--client-ca", directory + "/certs/ca.crt", "--drain-seconds", "1"], log: directory + "/server.log")
+        defer { server.stop() }
+        E2E.waitUntil(15, "serve to listen") { server.output.contains("server.listening") }
+
+        let loops = EventLoopGroup(loopCount: 1)
+        defer { loops.shutdown() }
+        let credentials = TLSClientCredentials(certificateChainFile: directory + "/certs/frontend.crt", privateKeyFile: directory + "/certs/frontend.key",
+                                               trustedCAFile: directory + "/certs/ca.crt", serverName: "localhost")
+        let client = try GRPCClient(configuration: GRPCClientConfiguration(host: "127.0.0.1", port: port, security: .tls(credentials)))
+        let recording = RecordingCall()
+        let loop = loops.next()
+        let connection = try client.connect(on: loop, delegate: recording)
+        let request = DiscoveryRequest(node: Node(id: "f-1", cluster: "frontend"), typeURL: "type.googleapis.com/envoy.config.cluster.v3.Cluster").serialized()
+        loop.execute { _ = connection.openStream(path: XDSServiceTests.ads, handler: recording)?.send(request) }
+        XCTAssertNotNil(recording.firstMessage(), "the stream is served before the drain")
+
+        kill(server.process.processIdentifier, SIGTERM)
+        XCTAssertEqual(recording.status(timeout: 10)?.code, .unavailable, "the open stream ends UNAVAILABLE")
+        E2E.waitUntil(10, "serve to exit after draining") { !server.process.isRunning }
+        XCTAssertEqual(server.process.terminationStatus, 0)
+        XCTAssertTrue(server.output.contains("server.draining"))
+    }
+}
