@@ -52,9 +52,7 @@ build: deps generate
 run: build
 	@echo "== meshctl validate --envoy on the example bootstraps"
 	$(MESHCTL) validate --envoy examples/envoy/*.yaml
-	@echo "== the same bootstrap encoded to protobuf and decoded back"
-	$(MESHCTL) schema encode --type envoy.config.bootstrap.v3.Bootstrap examples/envoy/front-proxy.yaml \
-	  | $(MESHCTL) schema decode --type envoy.config.bootstrap.v3.Bootstrap | head -20
+	MESHCTL=$(MESHCTL) scripts/run_demo.sh
 
 test: build
 	swift build --build-tests

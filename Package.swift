@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/stencilproject/Stencil", from: "0.15.1"),
     ],
     targets: [
         // libprotobuf-c from Debian (libprotobuf-c-dev).
@@ -93,13 +94,22 @@ let package = Package(
             name: "MeshServer",
             dependencies: ["EnvoySchema", "SnapshotStore", "Transport", "XDSProtocol", "XDSWire"]
         ),
+        // `meshctl compile` / `validate`: Configs/ + templates/ → checked, encoded per-proxy-group snapshots.
+        .target(
+            name: "MeshCompiler",
+            dependencies: ["EnvoySchema", "SnapshotStore", "MeshServer", .product(name: "Stencil", package: "Stencil")]
+        ),
         .executableTarget(
             name: "meshctl",
-            dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", "SnapshotStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", "SnapshotStore", "MeshCompiler", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "MeshServerTests",
             dependencies: ["MeshServer", "MeshCertificates", "SnapshotStore", "EnvoySchema", "Transport", "XDSWire"]
+        ),
+        .testTarget(
+            name: "MeshCompilerTests",
+            dependencies: ["MeshCompiler", "EnvoySchema", "SnapshotStore", "MeshServer"]
         ),
         .testTarget(
             name: "EnvoySchemaTests",

