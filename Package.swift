@@ -99,9 +99,14 @@ let package = Package(
             name: "MeshCompiler",
             dependencies: ["EnvoySchema", "SnapshotStore", "MeshServer", .product(name: "Stencil", package: "Stencil")]
         ),
+        // `meshctl loadgen`: simulated Envoy proxies over mTLS measuring time to configuration and push latency.
+        .target(
+            name: "LoadGenerator",
+            dependencies: ["EnvoySchema", "Transport", "XDSWire", "XDSProtocol", "SnapshotStore", "MeshServer"]
+        ),
         .executableTarget(
             name: "meshctl",
-            dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", "SnapshotStore", "MeshCompiler", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", "SnapshotStore", "MeshCompiler", "LoadGenerator", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "MeshServerTests",
@@ -122,6 +127,10 @@ let package = Package(
         .testTarget(
             name: "XDSProtocolTests",
             dependencies: ["XDSProtocol", "XDSWire"]
+        ),
+        .testTarget(
+            name: "LoadGeneratorTests",
+            dependencies: ["LoadGenerator", "MeshServer", "MeshCertificates", "SnapshotStore", "EnvoySchema", "XDSProtocol"]
         ),
         .testTarget(
             name: "TransportTests",

@@ -18,10 +18,14 @@ public struct CompileReport: Sendable {
     public var groups: [ProxyGroupResources] = []
     public var serviceCount = 0
     public var gatewayCount = 0
+    /// Proxy groups checked (one per service and gateway).
+    public var groupCount = 0
     /// Distinct resources generated (a shared cluster counts once).
     public var resourceCount = 0
     /// The files read (for the summary line).
     public var files: [String] = []
+    /// The rendering jobs (for tests that compare the renderer with Stencil).
+    var jobs: [RenderJob] = []
 
     public var errorCount: Int { diagnostics.count { $0.severity == .error } }
     public var warningCount: Int { diagnostics.count { $0.severity == .warning } }
@@ -92,7 +96,11 @@ struct Compilation {
         }
         let meshPath = ConfigSources.join(inputs.configs, "mesh.yaml")
         let servicesDirectory = ConfigSources.join(inputs.configs, "services")
-        let serviceFiles = ConfigSources.entry(servicesDirectory) == .directory ? ConfigSources.yamlFiles(in: servicesDirectory) : []
+        let servicesEntry = ConfigSources.entry(servicesDirectory)
+        if servicesEntry == .symlinkLoop {
+            diagnose(Diagnostic(.error, rule: "input.symlink-loop", message: "is a symbolic link that leads back to itself (a loop); make services/ a real directory", path: "", file: servicesDirectory))
+        }
+        let serviceFiles = servicesEntry == .directory ? ConfigSources.yamlFiles(in: servicesDirectory) : []
         let meshExists = ConfigSources.entry(meshPath) != .missing
         if !meshExists && serviceFiles.isEmpty {
             diagnose(Diagnostic(.error, rule: "config.empty", message: "holds no mesh: add mesh.yaml (mesh-wide settings) and services/NAME.yaml (one per service); see docs/CONFIG.md", path: "", file: inputs.configs))
@@ -101,7 +109,7 @@ struct Compilation {
         if !meshExists {
             diagnose(Diagnostic(.error, rule: "config.missing-file", message: "no such file; every mesh needs mesh.yaml (xDS server, trust domain, certificates, templates, gateways)", path: "", file: meshPath))
         }
-        if serviceFiles.isEmpty {
+        if serviceFiles.isEmpty && servicesEntry != .symlinkLoop {
             diagnose(Diagnostic(.error, rule: "config.empty", message: "has no services: add services/NAME.yaml, one file per service", path: "", file: servicesDirectory))
         }
 
@@ -279,6 +287,7 @@ struct Compilation {
         for (name, service) in services {
             for port in service.ports { clusterOwners[ResourceNames.cluster(service: name, port: port.name.value)] = name }
         }
+        report.groupCount = plans.count
         let allPlans = plans, owners = clusterOwners
         let groupDiagnostics = Parallel.map(allPlans.count) { i -> [PendingDiagnostic] in
             var rules = GroupRules(plan: allPlans[i])
@@ -288,10 +297,10 @@ struct Compilation {
         for list in groupDiagnostics { pending += list }
         clock.lap("group rules (\(plans.count) groups)")
 
-        var distinct = Set<String>()
-        for result in results { for r in result.resources { if let e = r.encoded { distinct.insert(e.typeURL + "\u{0}" + e.name + "\u{0}" + e.hash) } } }
-        report.resourceCount = distinct.count
+        // Each job's resources are its own (shared ones are generated once), so this counts each resource once.
+        report.resourceCount = results.reduce(0) { $0 + $1.resources.count }
         var final = finish(jobs: allJobs, provenance: builder.provenance)
+        final.jobs = allJobs
         if encode && final.errorCount == 0 {
             final.groups = Parallel.map(allPlans.count) { i in
                 let plan = allPlans[i]

@@ -47,6 +47,7 @@ struct Compile: ParsableCommand {
     var strict = false
 
     func run() throws {
+        AllocatorTuning.apply()
         let pool = try loadSchema()
         let report = try compileMesh(CompileInputs(configs: configs, templates: templates), pool: pool, encode: true)
         guard report.errorCount == 0 && !(strict && report.warningCount > 0) else {
@@ -58,7 +59,9 @@ struct Compile: ParsableCommand {
         let outcome: PublishOutcome
         do {
             snapshot = try MeshCompiler.snapshot(report, sourceRevision: sourceRevision, author: author, message: message)
-            outcome = try SnapshotStore(directory: out, createIfMissing: true).publish(snapshot)
+            // Absolute: the store creates missing directories from the root down.
+            let directory = out.hasPrefix("/") ? out : FileManager.default.currentDirectoryPath + "/" + out
+            outcome = try SnapshotStore(directory: directory, createIfMissing: true).publish(snapshot)
         } catch {
             printError("meshctl: compile: \(error)")
             throw Exit.usage

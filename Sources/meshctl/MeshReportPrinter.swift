@@ -33,7 +33,7 @@ struct MeshReportPrinter {
         let infos = report.diagnostics.count { $0.severity == .info }
         var out = "{\n  \"schema\": \"meshctl.report/v1\",\n  \"command\": \(q(command)),\n  \"ok\": \(report.errorCount == 0),\n"
         out += "  \"summary\": {\"errors\": \(report.errorCount), \"warnings\": \(report.warningCount), \"infos\": \(infos), "
-        out += "\"services\": \(report.serviceCount), \"gateways\": \(report.gatewayCount), \"proxy_groups\": \(report.groups.count), \"resources\": \(report.resourceCount)},\n"
+        out += "\"services\": \(report.serviceCount), \"gateways\": \(report.gatewayCount), \"proxy_groups\": \(report.groupCount), \"resources\": \(report.resourceCount)},\n"
         for key in extra.keys.sorted() { out += "  \(q(key)): \(q(extra[key]!)),\n" }
         out += "  \"diagnostics\": ["
         out += report.diagnostics.map { d in

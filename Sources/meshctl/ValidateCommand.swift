@@ -51,6 +51,7 @@ struct Validate: ParsableCommand {
     }
 
     func run() throws {
+        if !envoy { AllocatorTuning.apply() }
         let pool = try loadSchema()
         guard envoy else {
             let report = try compileMesh(CompileInputs(configs: configs, templates: templates), pool: pool, encode: false)

@@ -150,3 +150,4 @@ enum ResourceGeneration {
         result.resources.append(GeneratedResource(kind: kind, name: name?.value ?? "", nameLocation: name?.location ?? node.location, encoded: encoded, facts: facts))
     }
 }
+

@@ -31,9 +31,7 @@ enum ConfigSources {
     static func entry(_ path: String) -> Entry {
         var info = stat()
         if stat(path, &info) != 0 {
-            if errno == ELOOP { return .symlinkLoop }
-            var link = stat()
-            return lstat(path, &link) == 0 ? .missing : .missing
+            return errno == ELOOP ? .symlinkLoop : .missing
         }
         switch info.st_mode & S_IFMT {
         case S_IFREG: return .file

@@ -24,7 +24,7 @@ struct MeshChecks {
                        file: service.file, path: "name", at: service.name.location)
                 continue
             }
-            let base = NSStringPath(service.file).lastComponentWithoutExtension
+            let base = fileStem(service.file)
             if base != name {
                 report(.warning, "config.file-name", "the file defines service '\(name)'; name it \(name).yaml so the service is easy to find",
                        file: service.file, path: "name", at: service.name.location)
@@ -232,13 +232,9 @@ struct MeshChecks {
     }
 }
 
-/// File name helpers without NSString bridging surprises.
-struct NSStringPath {
-    let path: String
-    init(_ path: String) { self.path = path }
-    var lastComponentWithoutExtension: String {
-        let last = path.split(separator: "/").last.map(String.init) ?? path
-        guard let dot = last.lastIndex(of: ".") else { return last }
-        return String(last[..<dot])
-    }
+/// A file name without its directory and extension (`Configs/services/orders.yaml` → `orders`).
+func fileStem(_ path: String) -> String {
+    let last = path.split(separator: "/").last.map(String.init) ?? path
+    guard let dot = last.lastIndex(of: ".") else { return last }
+    return String(last[..<dot])
 }

@@ -54,6 +54,32 @@ struct TemplateLoop: Sendable {
     let body: [TemplateNode]
     let empty: [TemplateNode]
     let offset: Int
+    /// The body reads `forloop` (else the renderer does not build it for every iteration).
+    let usesForloop: Bool
+}
+
+extension TemplateNode {
+    /// True when `root` is read anywhere in these nodes.
+    static func reads(_ root: String, in nodes: [TemplateNode]) -> Bool {
+        func operand(_ o: TemplateOperand) -> Bool { if case .path(let r, _) = o { return r == root } else { return false } }
+        func expression(_ e: FilterExpression) -> Bool { operand(e.operand) || e.filters.contains { $0.arguments.contains(where: operand) } }
+        func condition(_ c: TemplateCondition) -> Bool {
+            switch c {
+            case .value(let e): return expression(e)
+            case .not(let x): return condition(x)
+            case .and(let a, let b), .or(let a, let b), .binary(_, let a, let b): return condition(a) || condition(b)
+            }
+        }
+        return nodes.contains { node in
+            switch node {
+            case .text: return false
+            case .output(let e): return expression(e)
+            case .loop(let l): return expression(l.sequence) || (l.filter.map(condition) ?? false) || reads(root, in: l.body) || reads(root, in: l.empty)
+            case .conditional(let branches, let otherwise):
+                return branches.contains { condition($0.condition) || reads(root, in: $0.body) } || reads(root, in: otherwise ?? [])
+            }
+        }
+    }
 }
 
 struct TemplateParser {
@@ -185,7 +211,8 @@ struct TemplateParser {
             }
             empty = nodes
         }
-        return .loop(TemplateLoop(variables: variables, sequence: sequence, filter: filter, body: body, empty: empty, offset: token.range.lowerBound))
+        return .loop(TemplateLoop(variables: variables, sequence: sequence, filter: filter, body: body, empty: empty, offset: token.range.lowerBound,
+                                  usesForloop: TemplateNode.reads("forloop", in: body)))
     }
 
     mutating func parseIf(_ token: TemplateToken, words: [String]) throws(TemplateError) -> TemplateNode {
@@ -425,18 +452,20 @@ struct TemplateParser {
 
 /// The candidate closest to `name` by edit distance, when close enough to be a likely typo.
 func closestName(_ name: String, _ candidates: [String]) -> String? {
+    // Edit distance where swapping two neighbours counts as one typo (optimal string alignment).
     func distance(_ a: [Character], _ b: [Character]) -> Int {
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
-        var previous = Array(0...b.count)
+        var d = Array(repeating: Array(repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { d[i][0] = i }
+        for j in 0...b.count { d[0][j] = j }
         for i in 1...a.count {
-            var row = [i] + Array(repeating: 0, count: b.count)
             for j in 1...b.count {
-                row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
             }
-            previous = row
         }
-        return previous[b.count]
+        return d[a.count][b.count]
     }
     let target = Array(name.lowercased())
     var best: (String, Int)?

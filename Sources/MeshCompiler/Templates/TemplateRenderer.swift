@@ -139,11 +139,12 @@ private struct Renderer {
             return
         }
         for (index, item) in items.enumerated() {
-            let forloop = TemplateObject(forloopType, [
+            // Loops whose body does not read forloop skip building it.
+            let forloop: TemplateValue = loop.usesForloop ? .object(TemplateObject(forloopType, [
                 "first": .bool(index == 0), "last": .bool(index == items.count - 1),
                 "counter": .int(index + 1), "counter0": .int(index), "length": .int(items.count),
-            ])
-            scopes.append(("forloop", .object(forloop)))
+            ])) : .null
+            scopes.append(("forloop", forloop))
             scopes.append((name, item))
             defer { scopes.removeLast(2) }
             try render(loop.body)
@@ -176,10 +177,10 @@ private struct Renderer {
         case .null:
             return .null
         case .object(let object):
-            guard object.type.fields[member] != nil else {
+            guard let index = object.type.index(of: member) else {
                 throw TemplateError(kind: .undefinedVariable, message: "\(object.type.name) has no member '\(member)'", offset: offset)
             }
-            return object[member]
+            return object.value(at: index)
         case .list(let list):
             switch member {
             case "count": return .int(list.count)
@@ -329,6 +330,10 @@ private struct Renderer {
 
 /// A JSON string literal (also a valid YAML double-quoted scalar).
 func jsonQuoted(_ s: String) -> String {
+    // Most values (names, paths, addresses) need no escaping.
+    if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+        return "\"" + s + "\""
+    }
     var out = "\""
     out.reserveCapacity(s.utf8.count + 2)
     for scalar in s.unicodeScalars {

@@ -40,15 +40,21 @@ public indirect enum TemplateValue: Sendable {
 /// A record in the template context (a service, a port, a route …), read by member name.
 public final class TemplateObject: Sendable {
     public let type: TemplateObjectType
-    let fields: [String: TemplateValue]
+    /// In the order of `type.names`.
+    private let values: [TemplateValue]
 
     /// - Parameter fields: values for (a subset of) the type's fields; the rest read as null.
     public init(_ type: TemplateObjectType, _ fields: [String: TemplateValue]) {
         self.type = type
-        self.fields = fields
+        values = type.names.map { fields[$0] ?? .null }
     }
 
-    public subscript(_ name: String) -> TemplateValue { fields[name] ?? .null }
+    public subscript(_ name: String) -> TemplateValue {
+        guard let index = type.index(of: name) else { return .null }
+        return values[index]
+    }
+
+    func value(at index: Int) -> TemplateValue { values[index] }
 }
 
 /// The static type of a context value.
@@ -76,11 +82,19 @@ public final class TemplateObjectType: @unchecked Sendable {
     public let name: String
     /// Member name → type. Set once while the schema is built, read-only afterwards.
     public private(set) var fields: [String: TemplateType] = [:]
+    /// Member names in a fixed order (values of objects are stored in this order).
+    private(set) var names: [String] = []
 
     public init(_ name: String) { self.name = name }
 
-    /// Adds members (only while the schema is being built, before any template is checked).
+    /// Adds members (only while the schema is being built, before any object or template uses it).
     func define(_ members: [String: TemplateType]) {
         fields.merge(members) { _, new in new }
+        names = fields.keys.sorted()
     }
+
+    /// Where a member's value is stored. Member names are short (Swift small strings), so comparing
+    /// them in a scan is cheaper than hashing for a dictionary lookup on every template access.
+    @inline(__always)
+    func index(of member: String) -> Int? { names.firstIndex(of: member) }
 }

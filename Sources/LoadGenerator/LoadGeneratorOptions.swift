@@ -1,0 +1,100 @@
+// Owns what a load-generation run is asked to do and how it can fail: the simulated
+// fleet's shape (proxies, connections, xDS mode, groups), its bounds, and typed errors.
+import Transport
+
+/// How the simulated proxies talk xDS.
+public enum LoadMode: String, Sendable, CaseIterable, Codable {
+    /// One aggregated state-of-the-world stream per proxy (Envoy's default ADS).
+    case adsSotw = "ads-sotw"
+    /// One aggregated incremental (delta) stream per proxy.
+    case adsDelta = "ads-delta"
+    /// Four state-of-the-world streams per proxy, one per service (CDS, EDS, LDS, RDS).
+    case perType = "per-type"
+
+    /// gRPC streams each proxy holds open.
+    public var streamsPerProxy: Int { self == .perType ? 4 : 1 }
+}
+
+/// The parameters of one load-generation run.
+public struct LoadGeneratorOptions: Sendable {
+    /// Numeric address of the xDS server (no DNS, like the transport).
+    public var host: String
+    public var port: Int
+    /// Client certificate, key, the CA that must have signed the server, and the name to verify.
+    public var credentials: TLSClientCredentials
+    public var proxies = 100
+    public var connections = 10
+    public var mode = LoadMode.adsSotw
+    /// Proxy groups (`node.cluster`); proxy i goes to `groups[i % groups.count]`.
+    public var groups: [String] = ["default"]
+    /// How long the run lasts after it starts connecting.
+    public var duration: Duration = .seconds(30)
+    /// Fraction of responses (after a proxy's first full configuration) answered with a NACK.
+    public var nackRate = 0.0
+    /// A snapshot store the server serves from: published versions and their publish times are read from it.
+    public var storeDirectory: String?
+    /// Client event loops (threads).
+    public var eventLoops = EventLoopGroup.onlineCPUCount
+    /// Most TLS handshakes in flight at once, so a connect storm does not overflow the server's accept backlog.
+    public var maxConnectsInFlight = 256
+    /// Seed of the NACK choice, so runs are repeatable.
+    public var seed: UInt64 = 1
+    /// The server's limit on concurrent streams per connection (meshctl serve's default).
+    public var serverStreamLimit = 100
+
+    public init(host: String, port: Int, credentials: TLSClientCredentials) {
+        self.host = host
+        self.port = port
+        self.credentials = credentials
+    }
+
+    /// Checks the shape of the run; a non-nil result is a usage error to show as is.
+    public func problem() -> String? {
+        if proxies < 1 { return "--proxies must be at least 1" }
+        if connections < 1 { return "--connections must be at least 1" }
+        if connections > proxies { return "--connections (\(connections)) must not exceed --proxies (\(proxies))" }
+        if groups.isEmpty || groups.contains(where: \.isEmpty) { return "--groups must list at least one non-empty group name" }
+        if !(0.0...1.0).contains(nackRate) { return "--nack-rate must be between 0 and 1" }
+        if duration <= .zero { return "--duration must be positive" }
+        if !(1...65535).contains(port) { return "the server port must be 1-65535" }
+        let perConnection = (proxies + connections - 1) / connections * mode.streamsPerProxy
+        if perConnection > serverStreamLimit {
+            let needed = (proxies * mode.streamsPerProxy + serverStreamLimit - 1) / serverStreamLimit
+            return "\(perConnection) streams per connection exceed the server's limit of \(serverStreamLimit) concurrent streams; use --connections \(needed) or more"
+        }
+        return nil
+    }
+
+    /// Whether `host` is a loopback address (127.0.0.0/8 or ::1).
+    public static func isLoopback(_ host: String) -> Bool {
+        if host == "::1" || host == "[::1]" || host == "localhost" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+}
+
+/// Why a load-generation run could not do its job; `description` is the message for the user.
+public struct LoadGeneratorError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// Certificate/key/CA files unusable.
+        case credentials
+        /// Nothing listens, or every connection was lost.
+        case unreachable
+        /// The TLS handshake failed (wrong CA, server name mismatch, client certificate refused).
+        case handshake
+        /// The server ended streams with an error status (PERMISSION_DENIED, NOT_FOUND, …).
+        case refused
+        /// Some proxies never received their complete configuration before the run ended.
+        case incomplete
+        /// The snapshot store could not be read.
+        case store
+    }
+
+    public let kind: Kind
+    public let description: String
+
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+}

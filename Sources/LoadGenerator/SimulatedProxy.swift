@@ -1,0 +1,310 @@
+// Owns one simulated Envoy: its xDS stream(s), the subscriptions it follows from
+// resource bodies (CDS → EDS, LDS → RDS), its ACK/NACK answers, and the timings it records.
+// Confined to its connection's event loop: every method runs on that loop's thread.
+import Glibc
+import Transport
+import XDSProtocol
+import XDSWire
+
+/// Wall-clock seconds since the epoch: comparable with the store's publish timestamps (same machine).
+func wallClock() -> Double {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+}
+
+/// One response a proxy received and how it answered.
+struct Receipt {
+    let typeURL: String
+    /// SotW `version_info`, or delta `system_version_info`.
+    let version: String
+    let receivedAt: Double
+    /// When the answer was handed to HTTP/2 (the stream's queue drained); nil until then.
+    var answerFlushedAt: Double?
+    let nacked: Bool
+    let bytes: Int
+}
+
+/// A deterministic generator for the NACK choice (SplitMix64).
+struct SplitMix64 {
+    var state: UInt64
+    mutating func nextUnit() -> Double {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        z ^= z >> 31
+        return Double(z >> 11) / Double(1 << 53)
+    }
+}
+
+/// The gRPC paths a proxy uses.
+enum XDSPaths {
+    static let adsSotw = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+    static let adsDelta = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+    static let perType: [String: String] = [
+        TypeURL.cluster: "/envoy.service.cluster.v3.ClusterDiscoveryService/StreamClusters",
+        TypeURL.endpoint: "/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints",
+        TypeURL.listener: "/envoy.service.listener.v3.ListenerDiscoveryService/StreamListeners",
+        TypeURL.route: "/envoy.service.route.v3.RouteDiscoveryService/StreamRoutes",
+    ]
+}
+
+/// One simulated proxy; its state is touched only on `loop`.
+final class SimulatedProxy: @unchecked Sendable {
+    // @unchecked Sendable: created on the generator's thread, then used only on `loop` (handed over by `execute`);
+    // read by the generator after the loops have been joined.
+    let index: Int
+    let node: Node
+    let mode: LoadMode
+    let nackRate: Double
+    private var random: SplitMix64
+    private let events: GeneratorEvents
+
+    private(set) var streamOpenedAt: Double?
+    private(set) var fullConfigAt: Double?
+    private(set) var failure: Transport.GRPCStatus?
+    private(set) var receipts: [Receipt] = []
+    private(set) var bytesReceived = 0
+    private(set) var acksSent = 0
+    private(set) var nacksSent = 0
+
+    private var streams: [String: ClientStream] = [:]          // type URL ("" for ADS) → stream
+    private var handlers: [ProxyStreamHandler] = []
+    private var sentNode: Set<String> = []                     // stream keys that already carried the node
+    private var unflushedReceipts: [String: [Int]] = [:]       // stream key → receipt indices awaiting flush
+    // What the proxy holds, per type: name → body (delta keeps versions too).
+    private var held: [String: [String: [UInt8]]] = [:]
+    private var heldVersions: [String: [String: String]] = [:]
+    private var acceptedVersion: [String: String] = [:]        // SotW: last ACKed version_info per type
+    private var received: Set<String> = []                     // types that got at least one response
+    private var endpointSubscription: [String] = []
+    private var routeSubscription: [String] = []
+
+    init(index: Int, group: String, mode: LoadMode, nackRate: Double, seed: UInt64, events: GeneratorEvents) {
+        self.index = index
+        self.node = Node(id: "loadgen-\(index)", cluster: group, userAgentName: "meshctl-loadgen")
+        self.mode = mode
+        self.nackRate = nackRate
+        self.random = SplitMix64(state: seed &+ UInt64(index) &* 0x9e37_79b9)
+        self.events = events
+    }
+
+    // MARK: Streams
+
+    /// Opens the proxy's stream(s) on `connection` and sends the initial wildcard requests. On-loop.
+    func start(on connection: GRPCClientConnection) {
+        streamOpenedAt = wallClock()
+        let keys: [(key: String, path: String)]
+        switch mode {
+        case .adsSotw: keys = [("", XDSPaths.adsSotw)]
+        case .adsDelta: keys = [("", XDSPaths.adsDelta)]
+        case .perType: keys = [TypeURL.cluster, TypeURL.endpoint, TypeURL.listener, TypeURL.route].map { ($0, XDSPaths.perType[$0]!) }
+        }
+        for (key, path) in keys {
+            let handler = ProxyStreamHandler(proxy: self, key: key)
+            guard let stream = connection.openStream(path: path, handler: handler) else {
+                fail(Transport.GRPCStatus(.unavailable, "the connection refused a new stream"))
+                return
+            }
+            handlers.append(handler)
+            streams[key] = stream
+        }
+        subscribe(TypeURL.cluster, names: [])
+        subscribe(TypeURL.listener, names: [])
+    }
+
+    private func streamKey(_ typeURL: String) -> String { mode == .perType ? typeURL : "" }
+
+    private func send(_ typeURL: String, _ bytes: [UInt8]) {
+        guard let stream = streams[streamKey(typeURL)] else { return }
+        _ = stream.send(bytes)
+    }
+
+    private func nodeIfFirst(_ typeURL: String) -> Node? {
+        sentNode.insert(streamKey(typeURL)).inserted ? node : nil
+    }
+
+    /// A (re)subscription request: SotW replaces the name list, delta sends the difference.
+    private func subscribe(_ typeURL: String, names: [String], previous: [String] = []) {
+        switch mode {
+        case .adsSotw, .perType:
+            let request = DiscoveryRequest(versionInfo: acceptedVersion[typeURL] ?? "", node: nodeIfFirst(typeURL),
+                                           resourceNames: names, typeURL: typeURL, responseNonce: "")
+            send(typeURL, request.serialized())
+        case .adsDelta:
+            let old = Set(previous), new = Set(names)
+            let request = DeltaDiscoveryRequest(node: nodeIfFirst(typeURL), typeURL: typeURL,
+                                                resourceNamesSubscribe: new.subtracting(old).sorted(),
+                                                resourceNamesUnsubscribe: old.subtracting(new).sorted())
+            send(typeURL, request.serialized())
+        }
+    }
+
+    // MARK: Responses
+
+    func receive(_ message: [UInt8], streamKey key: String) {
+        let now = wallClock()
+        bytesReceived += message.count + 5
+        switch mode {
+        case .adsSotw, .perType:
+            guard let response = try? DiscoveryResponse(serialized: message) else {
+                fail(Transport.GRPCStatus(.internalError, "unparsable DiscoveryResponse (\(message.count) bytes)"))
+                return
+            }
+            receiveSotW(response, bytes: message.count, at: now, key: key)
+        case .adsDelta:
+            guard let response = try? DeltaDiscoveryResponse(serialized: message) else {
+                fail(Transport.GRPCStatus(.internalError, "unparsable DeltaDiscoveryResponse (\(message.count) bytes)"))
+                return
+            }
+            receiveDelta(response, bytes: message.count, at: now, key: key)
+        }
+    }
+
+    /// NACK only once configured: a proxy that rejects its first configuration never warms up, which is not load.
+    private func decideNack() -> Bool {
+        guard fullConfigAt != nil, nackRate > 0 else { return false }
+        return random.nextUnit() < nackRate
+    }
+
+    private func record(_ typeURL: String, version: String, at now: Double, nacked: Bool, bytes: Int, key: String) {
+        unflushedReceipts[key, default: []].append(receipts.count)
+        receipts.append(Receipt(typeURL: typeURL, version: version, receivedAt: now, nacked: nacked, bytes: bytes))
+        if nacked { nacksSent += 1 } else { acksSent += 1 }
+    }
+
+    private func receiveSotW(_ response: DiscoveryResponse, bytes: Int, at now: Double, key: String) {
+        let typeURL = response.typeURL.isEmpty ? key : response.typeURL
+        let nack = decideNack()
+        if !nack {
+            var bodies: [String: [UInt8]] = [:]
+            for resource in response.resources {
+                let body = resource.value.bytes
+                if let name = ResourceReferences.name(body) { bodies[name] = body }
+            }
+            held[typeURL] = bodies
+            received.insert(typeURL)
+            acceptedVersion[typeURL] = response.versionInfo
+            followReferences(changed: typeURL)
+        }
+        let answer = DiscoveryRequest(versionInfo: acceptedVersion[typeURL] ?? "", node: nodeIfFirst(typeURL),
+                                      resourceNames: subscription(typeURL), typeURL: typeURL, responseNonce: response.nonce,
+                                      errorDetail: nack ? Status(code: 3, message: "meshctl loadgen: simulated rejection") : nil)
+        record(typeURL, version: response.versionInfo, at: now, nacked: nack, bytes: bytes, key: key)
+        send(typeURL, answer.serialized())
+        checkFullConfig(at: now)
+    }
+
+    private func receiveDelta(_ response: DeltaDiscoveryResponse, bytes: Int, at now: Double, key: String) {
+        let typeURL = response.typeURL
+        let nack = decideNack()
+        if !nack {
+            var bodies = held[typeURL] ?? [:]
+            var versions = heldVersions[typeURL] ?? [:]
+            for resource in response.resources {
+                if let body = resource.resource?.value.bytes { bodies[resource.name] = body }
+                versions[resource.name] = resource.version
+            }
+            for name in response.removedResources {
+                bodies[name] = nil
+                versions[name] = nil
+            }
+            held[typeURL] = bodies
+            heldVersions[typeURL] = versions
+            received.insert(typeURL)
+            followReferences(changed: typeURL)
+        }
+        let answer = DeltaDiscoveryRequest(node: nodeIfFirst(typeURL), typeURL: typeURL, responseNonce: response.nonce,
+                                           errorDetail: nack ? Status(code: 3, message: "meshctl loadgen: simulated rejection") : nil)
+        record(typeURL, version: response.systemVersionInfo, at: now, nacked: nack, bytes: bytes, key: key)
+        send(typeURL, answer.serialized())
+        checkFullConfig(at: now)
+    }
+
+    private func subscription(_ typeURL: String) -> [String] {
+        switch typeURL {
+        case TypeURL.endpoint: endpointSubscription
+        case TypeURL.route: routeSubscription
+        default: []
+        }
+    }
+
+    /// Like Envoy: clusters name the assignments to ask for, listeners the route configurations.
+    private func followReferences(changed typeURL: String) {
+        switch typeURL {
+        case TypeURL.cluster:
+            let names = Set((held[typeURL] ?? [:]).values.compactMap(ResourceReferences.endpointName(ofCluster:))).sorted()
+            if names != endpointSubscription {
+                let previous = endpointSubscription
+                endpointSubscription = names
+                subscribe(TypeURL.endpoint, names: names, previous: previous)
+            }
+        case TypeURL.listener:
+            let names = Set((held[typeURL] ?? [:]).values.flatMap(ResourceReferences.routeNames(ofListener:))).sorted()
+            if names != routeSubscription {
+                let previous = routeSubscription
+                routeSubscription = names
+                subscribe(TypeURL.route, names: names, previous: previous)
+            }
+        default:
+            break
+        }
+    }
+
+    private func checkFullConfig(at now: Double) {
+        guard fullConfigAt == nil, received.contains(TypeURL.cluster), received.contains(TypeURL.listener) else { return }
+        let endpoints = held[TypeURL.endpoint] ?? [:], routes = held[TypeURL.route] ?? [:]
+        guard endpointSubscription.allSatisfy({ endpoints[$0] != nil }), routeSubscription.allSatisfy({ routes[$0] != nil }) else { return }
+        fullConfigAt = now
+        events.proxyConfigured()
+    }
+
+    func flushed(streamKey key: String) {
+        guard let pending = unflushedReceipts.removeValue(forKey: key) else { return }
+        let now = wallClock()
+        for index in pending { receipts[index].answerFlushedAt = now }
+    }
+
+    func finished(_ status: Transport.GRPCStatus, streamKey key: String) {
+        streams[key] = nil
+        if status.code != .ok || !events.isStopping { fail(status) }
+    }
+
+    private func fail(_ status: Transport.GRPCStatus) {
+        guard failure == nil, !events.isStopping else { return }
+        failure = status
+        events.proxyFailed(index: index, status: status, configured: fullConfigAt != nil)
+        for stream in streams.values { stream.cancel() }
+        streams.removeAll()
+    }
+
+    /// Ends the proxy's streams at the end of a run (not a failure). On-loop.
+    func stop() {
+        let open = streams
+        streams.removeAll()
+        for stream in open.values { stream.cancel() }
+    }
+
+    // MARK: Inspection (on-loop)
+
+    /// Whether this proxy received `version` of `typeURL` and its answer has been handed to HTTP/2.
+    func hasAnswered(typeURL: String, version: String) -> Bool {
+        receipts.contains { $0.typeURL == typeURL && $0.version == version && $0.answerFlushedAt != nil }
+    }
+}
+
+/// Routes one client stream's callbacks to its proxy.
+final class ProxyStreamHandler: GRPCClientStreamHandler {
+    private unowned let proxy: SimulatedProxy
+    let key: String
+
+    init(proxy: SimulatedProxy, key: String) {
+        self.proxy = proxy
+        self.key = key
+    }
+
+    func onMessage(_ message: [UInt8]) { proxy.receive(message, streamKey: key) }
+    func onFlushed() { proxy.flushed(streamKey: key) }
+    func onFinish(_ status: Transport.GRPCStatus, trailers: [HeaderField]) { proxy.finished(status, streamKey: key) }
+}

@@ -1,0 +1,199 @@
+// `meshctl loadgen`: simulated Envoy proxies against a running xDS server (argument parsing and output only).
+import ArgumentParser
+import Foundation
+import LoadGenerator
+import Transport
+
+struct Loadgen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Simulate N Envoy proxies over mutual TLS against an xDS server and measure time to configuration and push latency.",
+        discussion: """
+        Each proxy (node id loadgen-<i>, node cluster = its group) subscribes like Envoy (CDS and LDS wildcard, then the \
+        EDS/RDS names they refer to), ACKs every response (NACKs --nack-rate of them once configured), and records when \
+        each response arrived and its ACK was sent. With --store (the directory the server serves from), every version \
+        published during the run is matched to the responses and publish→receipt/ACK latencies are reported. Stops after \
+        --duration; exits 1 if the server is unreachable, the TLS handshake fails, streams are refused, or a proxy never \
+        gets its configuration.
+        """
+    )
+
+    @Option(help: "The xDS server, HOST:PORT (numeric address).")
+    var server = "127.0.0.1:18000"
+    @Option(help: "CA that signed the server's certificate (PEM).")
+    var ca: String
+    @Option(help: "Client certificate presented by every simulated proxy (PEM).")
+    var cert: String
+    @Option(help: "Client private key (PEM).")
+    var key: String
+    @Option(help: "Name to verify in the server's certificate.")
+    var serverName = "localhost"
+    @Option(help: "Simulated proxies.")
+    var proxies = 100
+    @Option(help: "HTTP/2 connections the proxies are spread over (default: one per proxy, like real Envoys).")
+    var connections: Int?
+    @Option(help: "ads-sotw, ads-delta or per-type.")
+    var mode = "ads-sotw"
+    @Option(help: "Proxy groups (node.cluster), comma-separated; proxies are spread round-robin.")
+    var groups = "default"
+    @Option(help: "Seconds the run lasts.")
+    var duration = 30.0
+    @Option(help: "Fraction of responses NACKed once a proxy is configured (0-1).")
+    var nackRate = 0.0
+    @Option(help: "The snapshot store the server serves from: enables publish→receipt/ACK latencies.")
+    var store: String?
+    @Option(help: "Write the report as JSON to this file.")
+    var json: String?
+    @Option(help: "Client event loop threads.")
+    var threads = EventLoopGroup.onlineCPUCount
+    @Option(help: "Create this file once every proxy has its complete configuration (for scripts).")
+    var readyFile: String?
+    @Flag(help: "Allow a server address outside loopback (the load is real: only point it at your own servers).")
+    var allowRemote = false
+
+    func run() throws {
+        guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]) else {
+            printError("meshctl loadgen: --server must be HOST:PORT, e.g. 127.0.0.1:18000")
+            throw Exit.usage
+        }
+        var host = String(server[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host == "localhost" { host = "127.0.0.1" }
+        guard allowRemote || LoadGeneratorOptions.isLoopback(host) else {
+            printError("meshctl loadgen: \(host) is not a loopback address; pass --allow-remote to load a server you operate elsewhere")
+            throw Exit.usage
+        }
+        guard let loadMode = LoadMode(rawValue: mode) else {
+            printError("meshctl loadgen: --mode must be one of \(LoadMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw Exit.usage
+        }
+        for (flag, path) in [("--ca", ca), ("--cert", cert), ("--key", key)] where !FileManager.default.isReadableFile(atPath: path) {
+            printError("meshctl loadgen: \(flag) \(path): no such readable file")
+            throw Exit.usage
+        }
+        guard duration > 0, duration <= 86_400 else {
+            printError("meshctl loadgen: --duration must be between 0 and 86400 seconds")
+            throw Exit.usage
+        }
+        var options = LoadGeneratorOptions(host: host, port: port, credentials: TLSClientCredentials(
+            certificateChainFile: cert, privateKeyFile: key, trustedCAFile: ca, serverName: serverName))
+        options.proxies = proxies
+        options.connections = connections ?? proxies
+        options.mode = loadMode
+        options.groups = groups.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        options.duration = .milliseconds(Int64(duration * 1000))
+        options.nackRate = nackRate
+        options.storeDirectory = store
+        options.eventLoops = max(1, threads)
+        if let problem = options.problem() {
+            printError("meshctl loadgen: \(problem)")
+            throw Exit.usage
+        }
+        raiseOpenFileLimit(to: options.connections + 256)
+        let generator: LoadGenerator
+        do {
+            generator = try LoadGenerator(options: options)
+        } catch {
+            printError("meshctl loadgen: \(error)")
+            throw Exit.usage
+        }
+        // SIGINT/SIGTERM end the run early; the report is still printed.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let signalSources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { generator.requestEnd() }
+            source.resume()
+            return source
+        }
+        defer { signalSources.forEach { $0.cancel() } }
+        generator.start()
+        if let readyFile {
+            let proxies = options.proxies
+            let ready = generator.wait(upTo: duration) { $0.configuredProxies == proxies }
+            if ready { _ = FileManager.default.createFile(atPath: readyFile, contents: Data()) }
+        }
+        generator.waitForEnd()
+        let report = generator.stop()
+        let verdict = generator.verdict()
+        print(report.table())
+        if let json {
+            do {
+                try report.json().write(to: URL(fileURLWithPath: json))
+            } catch {
+                printError("meshctl loadgen: cannot write --json \(json): \(error.localizedDescription)")
+                throw Exit.usage
+            }
+        }
+        if let verdict {
+            printError("meshctl loadgen: \(verdict)")
+            throw Exit.invalid
+        }
+    }
+
+    /// Each connection is a socket: 10,000 proxies need more descriptors than the usual soft limit of 1024.
+    private func raiseOpenFileLimit(to wanted: Int) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < rlim_t(wanted) else { return }
+        limit.rlim_cur = min(limit.rlim_max, rlim_t(wanted))
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 || limit.rlim_cur < rlim_t(wanted) {
+            printError("meshctl loadgen: warning: open-file limit is \(limit.rlim_cur), below the \(wanted) descriptors \(connections ?? proxies) connections need (raise the hard limit: ulimit -Hn)")
+        }
+    }
+}
+
+/// `meshctl bench-fixture` (hidden): publishes the benchmark mesh, one-cluster changes and endpoint churn.
+struct BenchFixture: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-fixture",
+        abstract: "Publish the synthetic benchmark mesh to a snapshot store (used by make bench).",
+        shouldDisplay: false
+    )
+
+    @Option(help: "The snapshot store directory (created if missing).")
+    var store: String
+    @Option(help: "Proxy groups, comma-separated.")
+    var groups = "default"
+    @Option(help: "EDS clusters per group.")
+    var clusters = 50
+    @Option(help: "Identity (SPIFFE ID or CN) allowed to receive every group; repeatable.")
+    var identity: [String] = []
+    @Option(help: "Listener port in the mesh.")
+    var listenerPort = 10_000
+    @Option(help: "Change this cluster's connect_timeout (a one-cluster change) to revision --revision.")
+    var changeCluster: Int?
+    @Option(help: "Revision for --change-cluster.")
+    var revision = 1
+    @Option(help: "Endpoint churn: publishes per second, each moving every cluster's endpoints.")
+    var churnPerSecond = 0.0
+    @Option(help: "Endpoint churn: for how many seconds.")
+    var churnSeconds = 0.0
+
+    func run() throws {
+        var mesh = BenchmarkMesh(groups: groups.split(separator: ",").map(String.init), clusters: clusters, identities: identity)
+        mesh.listenerPort = listenerPort
+        if let changeCluster { mesh.clusterRevisions[changeCluster] = revision }
+        do {
+            guard churnPerSecond > 0 else {
+                let version = try mesh.publish(to: store, message: changeCluster.map { "cluster svc-\($0) revision \(revision)" } ?? "benchmark mesh")
+                print(version)
+                return
+            }
+            let interval = 1 / churnPerSecond
+            let start = Date()
+            var tick = 0
+            var slow = 0
+            while Date().timeIntervalSince(start) < churnSeconds {
+                tick += 1
+                mesh.endpointRevision = tick
+                try mesh.publish(to: store, message: "endpoint churn \(tick)")
+                let next = start.addingTimeInterval(Double(tick) * interval)
+                let wait = next.timeIntervalSinceNow
+                if wait > 0 { usleep(UInt32(wait * 1e6)) } else { slow += 1 }
+            }
+            print("published \(tick) versions in \(String(format: "%.1f", Date().timeIntervalSince(start))) s (\(slow) late)")
+        } catch {
+            printError("meshctl bench-fixture: \(error)")
+            throw Exit.usage
+        }
+    }
+}

@@ -1,0 +1,106 @@
+// `meshctl compile` and `meshctl validate` (Configs/ mode) end to end: exit codes, the
+// three output formats, publishing into the store, and a failed compile leaving the
+// previous store and dump untouched.
+import Foundation
+import SnapshotStore
+import XCTest
+
+final class CompileCommandTests: XCTestCase {
+    func meshctl(_ arguments: [String], in fixture: MeshFixture) throws -> (status: Int32, stdout: String, stderr: String) {
+        try TestSupport.run(TestSupport.meshctl.path, arguments, in: fixture.directory)
+    }
+
+    func testCompilePublishesAndAnUnchangedCompileWritesNothing() throws {
+        let fixture = try MeshFixture()
+        let first = try meshctl(["compile", "--out", "store", "--source-rev", "abc123", "--author", "ci", "--message", "first"], in: fixture)
+        XCTAssertEqual(first.status, 0, first.stdout + first.stderr)
+        XCTAssertTrue(first.stdout.contains("published version"), first.stdout)
+        let store = SnapshotStore(directory: fixture.path("store"))
+        let version = try XCTUnwrap(try store.currentVersion())
+        let metadata = try XCTUnwrap(try store.current()).metadata
+        XCTAssertEqual(metadata.sourceRevision, "abc123")
+        XCTAssertEqual(metadata.author, "ci")
+        XCTAssertEqual(metadata.message, "first")
+
+        let second = try meshctl(["compile", "--out", "store"], in: fixture)
+        XCTAssertEqual(second.status, 0, second.stdout + second.stderr)
+        XCTAssertTrue(second.stdout.contains("unchanged: version \(version.prefix(12))"), second.stdout)
+        XCTAssertEqual(try store.currentVersion(), version)
+    }
+
+    func testFailedCompileLeavesThePreviousStoreAndDumpUntouched() throws {
+        let fixture = try MeshFixture()
+        XCTAssertEqual(try meshctl(["compile", "--out", "store", "--dump", "dump"], in: fixture).status, 0)
+        let version = try SnapshotStore(directory: fixture.path("store")).currentVersion()
+        let dumpBefore = try snapshotOfFiles(fixture.url("dump"))
+        XCTAssertTrue(dumpBefore.keys.contains("orders/Cluster/payments.grpc.yaml"), dumpBefore.keys.sorted().joined(separator: "\n"))
+
+        try fixture.replace("Configs/services/catalog.yaml", "timeout: 5s", with: "timeout: 5x")
+        let failed = try meshctl(["compile", "--out", "store", "--dump", "dump"], in: fixture)
+        XCTAssertEqual(failed.status, 1)
+        XCTAssertTrue(failed.stderr.contains("nothing written"), failed.stderr)
+        XCTAssertEqual(try SnapshotStore(directory: fixture.path("store")).currentVersion(), version)
+        XCTAssertEqual(try snapshotOfFiles(fixture.url("dump")), dumpBefore)
+    }
+
+    func snapshotOfFiles(_ directory: URL) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        let base = directory.resolvingSymlinksInPath().path
+        for case let url as URL in FileManager.default.enumerator(at: directory, includingPropertiesForKeys: nil)! where !url.hasDirectoryPath {
+            out[String(url.resolvingSymlinksInPath().path.dropFirst(base.count + 1))] = try Data(contentsOf: url)
+        }
+        return out
+    }
+
+    func testValidateExitCodes() throws {
+        let fixture = try MeshFixture()
+        XCTAssertEqual(try meshctl(["validate"], in: fixture).status, 0, "the demo is clean")
+        XCTAssertEqual(try meshctl(["validate", "--configs", "nowhere"], in: fixture).status, 2, "a missing directory is a usage error")
+        XCTAssertEqual(try meshctl(["validate", "Configs/mesh.yaml"], in: fixture).status, 2, "files belong to --envoy")
+        XCTAssertEqual(try meshctl(["validate", "--format", "xml"], in: fixture).status, 2)
+        try fixture.replace("Configs/services/catalog.yaml", "routes:\n  - name: search\n", with: "routes:\n  - name: everything\n    match: {prefix: /}\n  - name: search\n")
+        XCTAssertEqual(try meshctl(["validate"], in: fixture).status, 0, "warnings do not fail")
+        XCTAssertEqual(try meshctl(["validate", "--strict"], in: fixture).status, 1, "unless --strict")
+        try fixture.replace("Configs/services/catalog.yaml", "timeout: 5s", with: "timeout: 5x")
+        XCTAssertEqual(try meshctl(["validate"], in: fixture).status, 1)
+    }
+
+    func testTextOutputShowsTheLineAndACaret() throws {
+        let fixture = try MeshFixture()
+        try fixture.replace("Configs/services/catalog.yaml", "timeout: 5s", with: "timeout: 5x")
+        let result = try meshctl(["validate"], in: fixture)
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let head = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("Configs/services/catalog.yaml:") && $0.contains("[config.value]") }, result.stdout)
+        XCTAssertEqual(lines[head + 1], "    timeout: 5x")
+        XCTAssertEqual(lines[head + 2], "             ^")
+        XCTAssertTrue(result.stderr.contains("1 error"), result.stderr)
+    }
+
+    func testJSONOutputFollowsTheDocumentedSchema() throws {
+        let fixture = try MeshFixture()
+        try fixture.replace("Configs/services/catalog.yaml", "timeout: 5s", with: "timeout: 5x")
+        let result = try meshctl(["validate", "--format", "json"], in: fixture)
+        XCTAssertEqual(result.status, 1)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(object["schema"] as? String, "meshctl.report/v1")
+        XCTAssertEqual(object["ok"] as? Bool, false)
+        let summary = try XCTUnwrap(object["summary"] as? [String: Any])
+        XCTAssertEqual(summary["errors"] as? Int, 1)
+        XCTAssertEqual(summary["services"] as? Int, 9)
+        let diagnostic = try XCTUnwrap((object["diagnostics"] as? [[String: Any]])?.first)
+        XCTAssertEqual(diagnostic["rule"] as? String, "config.value")
+        XCTAssertEqual(diagnostic["file"] as? String, "Configs/services/catalog.yaml")
+        XCTAssertEqual(diagnostic["line"] as? Int, try fixture.line(of: "timeout: 5x", in: "Configs/services/catalog.yaml"))
+        XCTAssertEqual(diagnostic["column"] as? Int, 10)
+        XCTAssertEqual(diagnostic["severity"] as? String, "error")
+    }
+
+    func testGitHubOutputIsWorkflowAnnotations() throws {
+        let fixture = try MeshFixture()
+        try fixture.replace("Configs/services/catalog.yaml", "timeout: 5s", with: "timeout: 5x")
+        let result = try meshctl(["validate", "--format", "github"], in: fixture)
+        XCTAssertEqual(result.status, 1)
+        let line = try fixture.line(of: "timeout: 5x", in: "Configs/services/catalog.yaml")
+        XCTAssertTrue(result.stdout.hasPrefix("::error file=Configs/services/catalog.yaml,line=\(line),col=10,title=config.value::timeout: '5x' is not a duration"), result.stdout)
+    }
+}

@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""xDS server benchmark: connect storm, push fan-out (SotW vs delta), idle memory per proxy,
+endpoint churn, and the nghttpd/h2load ceiling, all on loopback with bounded waits.
+
+Runs `meshctl serve` and `meshctl loadgen` (release build) as separate processes, publishes
+the synthetic benchmark mesh with the hidden `meshctl bench-fixture`, reads server RSS and
+CPU from /proc/<pid>, and writes a Markdown section, the raw JSON and a PNG plot.
+
+    python3 scripts/bench_xds.py --meshctl .build/release/meshctl --sizes 1000,5000,10000 \
+        --markdown /tmp/bench.md --plot docs/bench-push-latency.png --plot-python .venv/bin/python
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def stop(process, timeout=20):
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.meshctl = os.path.abspath(args.meshctl)
+        self.work = tempfile.mkdtemp(prefix="meshctl-bench-xds-")
+        self.certs = os.path.join(self.work, "certs")
+        subprocess.run([self.meshctl, "certs", "init", "--out", self.certs, "--proxy", "loadgen"], check=True,
+                       stdout=subprocess.DEVNULL)
+        self.identity = "spiffe://mesh.local/proxy/loadgen"
+
+    def fixture(self, store, *extra, clusters=None):
+        command = [self.meshctl, "bench-fixture", "--store", store, "--clusters", str(clusters or self.args.clusters),
+                   "--identity", self.identity, *extra]
+        return subprocess.run(command, check=True, capture_output=True, text=True, timeout=300).stdout.strip()
+
+    def serve(self, store, proxies):
+        port = free_port()
+        log = open(os.path.join(self.work, f"serve-{port}.log"), "w")
+        process = subprocess.Popen(
+            [self.meshctl, "serve", "--store", store, "--listen", f"127.0.0.1:{port}",
+             "--tls-cert", f"{self.certs}/server.crt", "--tls-key", f"{self.certs}/server.key",
+             "--client-ca", f"{self.certs}/ca.crt", "--threads", str(self.args.server_threads),
+             "--max-connections", str(proxies + 1000), "--drain-seconds", "1"],
+            stdout=log, stderr=subprocess.STDOUT)
+        if not wait_port(port, 30):
+            stop(process)
+            raise SystemExit("meshctl serve did not start listening within 30 s")
+        return process, port
+
+    def loadgen(self, port, store, proxies, mode, duration, json_path, ready_path, connections=None):
+        command = [self.meshctl, "loadgen", "--server", f"127.0.0.1:{port}", "--ca", f"{self.certs}/ca.crt",
+                   "--cert", f"{self.certs}/loadgen.crt", "--key", f"{self.certs}/loadgen.key",
+                   "--proxies", str(proxies), "--connections", str(connections or proxies), "--mode", mode,
+                   "--duration", str(duration), "--store", store, "--json", json_path, "--ready-file", ready_path,
+                   "--threads", str(self.args.client_threads)]
+        log = open(json_path + ".log", "w")
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_file(self, path, process, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(path):
+                return True
+            if process.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
+
+    def fanout(self, proxies, mode):
+        """Connect storm, idle RSS, then `changes` one-cluster changes; returns the measured row."""
+        store = os.path.join(self.work, f"store-{mode}-{proxies}")
+        self.fixture(store)
+        server, port = self.serve(store, proxies)
+        try:
+            time.sleep(0.5)
+            rss_before = rss_kib(server.pid)
+            json_path = os.path.join(self.work, f"loadgen-{mode}-{proxies}.json")
+            ready = json_path + ".ready"
+            budget = 60 + proxies / 50
+            started = time.time()
+            client = self.loadgen(port, store, proxies, mode, budget + self.args.changes * 10 + 30, json_path, ready)
+            configured = self.wait_file(ready, client, budget)
+            storm_seconds = time.time() - started
+            row = {"proxies": proxies, "mode": mode, "configured": configured, "storm_seconds": round(storm_seconds, 2)}
+            if configured:
+                time.sleep(2)
+                rss_idle = rss_kib(server.pid)
+                row["server_rss_before_kib"] = rss_before
+                row["server_rss_idle_kib"] = rss_idle
+                row["rss_per_proxy_kib"] = round((rss_idle - rss_before) / proxies, 1)
+                cpu_before = cpu_seconds(server.pid)
+                gap = max(2.0, proxies / 2000)
+                for change in range(1, self.args.changes + 1):
+                    self.fixture(store, "--change-cluster", str(change % self.args.clusters), "--revision", str(change))
+                    time.sleep(gap)
+                row["server_cpu_seconds_during_changes"] = round(cpu_seconds(server.pid) - cpu_before, 2)
+            client.send_signal(signal.SIGINT)
+            try:
+                client.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                client.kill()
+                client.wait()
+            row["loadgen_exit"] = client.returncode
+            if os.path.exists(json_path):
+                with open(json_path) as f:
+                    row["report"] = json.load(f)
+            return row
+        finally:
+            stop(server)
+
+    def churn(self, proxies):
+        store = os.path.join(self.work, f"store-churn-{proxies}")
+        self.fixture(store, clusters=100)
+        server, port = self.serve(store, proxies)
+        try:
+            json_path = os.path.join(self.work, f"loadgen-churn-{proxies}.json")
+            ready = json_path + ".ready"
+            client = self.loadgen(port, store, proxies, "ads-sotw", 120 + self.args.churn_seconds, json_path, ready,
+                                  connections=max(1, proxies // 50) if self.args.churn_shared_connections else None)
+            row = {"proxies": proxies, "configured": self.wait_file(ready, client, 90)}
+            if row["configured"]:
+                cpu_before, wall_before = cpu_seconds(server.pid), time.time()
+                out = self.fixture(store, "--churn-per-second", "10", "--churn-seconds", str(self.args.churn_seconds),
+                                   clusters=100)
+                time.sleep(2)
+                row["server_cpu_percent"] = round(100 * (cpu_seconds(server.pid) - cpu_before) / (time.time() - wall_before), 1)
+                row["publisher"] = out
+            client.send_signal(signal.SIGINT)
+            try:
+                client.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                client.kill()
+                client.wait()
+            if os.path.exists(json_path):
+                with open(json_path) as f:
+                    row["report"] = json.load(f)
+            return row
+        finally:
+            stop(server)
+
+    def ceiling(self, connections, payload_bytes):
+        """nghttpd serving `payload_bytes` over TLS to h2load with `connections` connections: responses/s."""
+        if not shutil.which("nghttpd") or not shutil.which("h2load"):
+            return {"error": "nghttpd/h2load not installed (Debian nghttp2-server, nghttp2-client)"}
+        docroot = os.path.join(self.work, "htdocs")
+        os.makedirs(docroot, exist_ok=True)
+        with open(os.path.join(docroot, "payload"), "wb") as f:
+            f.write(os.urandom(max(1, payload_bytes)))
+        port = free_port()
+        log = open(os.path.join(self.work, f"nghttpd-{port}.log"), "w")
+        server = subprocess.Popen(["nghttpd", "-n", str(self.args.server_threads), "-d", docroot, str(port),
+                                   f"{self.certs}/server.key", f"{self.certs}/server.crt"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            if not wait_port(port, 10):
+                return {"error": "nghttpd did not start"}
+            warm = max(3, int(connections / 1000 * 2))
+            result = subprocess.run(
+                ["h2load", "-c", str(connections), "-m", "1", "-t", str(self.args.client_threads), "-D", "5",
+                 f"--warm-up-time={warm}", f"https://127.0.0.1:{port}/payload"],
+                capture_output=True, text=True, timeout=warm + 120)
+            row = {"connections": connections, "payload_bytes": payload_bytes}
+            for line in result.stdout.splitlines():
+                if line.startswith("finished in"):
+                    # finished in 5.00s, 12345.60 req/s, 3.1MB/s
+                    parts = line.split(",")
+                    row["requests_per_second"] = float(parts[1].split()[0])
+                if line.startswith("requests:"):
+                    row["requests_line"] = line.strip()
+            if "requests_per_second" not in row:
+                row["error"] = (result.stdout + result.stderr)[-400:]
+            return row
+        finally:
+            stop(server)
+
+
+def summary(s):
+    return f"{s['p50']:.0f} / {s['p99']:.0f} / {s['max']:.0f}" if s and s.get("count") else "—"
+
+
+def markdown(results, args):
+    lines = ["## xDS server at scale — `make bench`", "",
+             f"`scripts/bench_xds.py`: meshctl serve ({args.server_threads} loops) and meshctl loadgen "
+             f"({args.client_threads} loops) as separate release processes on this 2-core machine, mutual TLS, one "
+             f"connection per proxy, benchmark mesh of {args.clusters} EDS clusters + 1 listener + 1 route per group. "
+             "Latencies are per proxy, in ms, from the snapshot's createdAt (made just before the store write).", "",
+             "### Connect storm and idle cost", "",
+             "| proxies | mode | all configured after | stream open → full config p50 / p99 / max | server RSS per idle proxy |",
+             "|---|---|---|---|---|"]
+    for row in results["fanout"]:
+        report = row.get("report", {})
+        lines.append(f"| {row['proxies']:,} | {row['mode']} | {row['storm_seconds']:.1f} s"
+                     f"{'' if row['configured'] else ' (NOT all configured)'} | {summary(report.get('timeToFullConfig'))} | "
+                     f"{row.get('rss_per_proxy_kib', '—')} KiB |")
+    lines += ["", "### Push fan-out of a one-cluster change", "",
+              "| proxies | mode | changes | proxies reached | publish → receipt p50 / p99 / max | publish → ACK p50 / p99 / max "
+              "| bytes per proxy per change | server CPU during changes |",
+              "|---|---|---|---|---|---|---|---|"]
+    for row in results["fanout"]:
+        report = row.get("report", {})
+        versions = report.get("versions", [])
+        reached = sum(v["acked"] for v in versions)
+        affected = sum(v["proxiesAffected"] for v in versions)
+        per_proxy = (sum(v["bytesDelivered"] for v in versions) / affected) if affected else 0
+        lines.append(f"| {row['proxies']:,} | {row['mode']} | {len(versions)} | {reached:,} / {affected:,} | "
+                     f"{summary(report.get('publishToReceipt'))} | {summary(report.get('publishToAck'))} | "
+                     f"{per_proxy:,.0f} B | {row.get('server_cpu_seconds_during_changes', '—')} s |")
+    if results.get("ceiling"):
+        lines += ["", "### Fan-out throughput vs the nghttpd/h2load ceiling", "",
+                  "Ceiling: the same bytes per proxy served by `nghttpd` (TLS, same loop count) to `h2load` with the same "
+                  "number of connections, steady state after warm-up (responses/s). meshctl: proxies reached / max "
+                  "publish→ACK, end to end (pushes/s, SotW), and in the fan-out phase alone: proxies reached / (last − first "
+                  "receipt), which leaves out the store write and the server noticing the new version.", "",
+                  "| proxies | payload | meshctl pushes/s end to end | meshctl pushes/s fan-out phase | nghttpd/h2load responses/s | ratio end to end | ratio fan-out phase |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in results["ceiling"]:
+            def ratio(value):
+                return f"{value / row['requests_per_second']:.0%}" if row.get("requests_per_second") else row.get("error", "—")[:80].replace("\n", " ")
+            lines.append(f"| {row['connections']:,} | {row['payload_bytes']:,} B | {row['meshctl_per_second']:,.0f} | "
+                         f"{row['meshctl_fanout_per_second']:,.0f} | {row.get('requests_per_second', 0):,.0f} | "
+                         f"{ratio(row['meshctl_per_second'])} | {ratio(row['meshctl_fanout_per_second'])} |")
+    if results.get("churn"):
+        row = results["churn"]
+        report = row.get("report", {})
+        versions = report.get("versions", [])
+        lines += ["", "### Endpoint churn", "",
+                  f"100 clusters' endpoints moved 10×/s for {args.churn_seconds} s with {row['proxies']:,} SotW proxies: "
+                  f"{len(versions)} versions published ({row.get('publisher', '')}); server CPU {row.get('server_cpu_percent', '—')} % "
+                  f"of one core; delivered updates: publish → receipt {summary(report.get('publishToReceipt'))} ms "
+                  f"(count {report.get('publishToReceipt', {}).get('count', 0):,}); versions superseded before reaching a proxy are not counted."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results, path, python):
+    points = [{"proxies": r["proxies"], "mode": r["mode"], "p50": r["report"]["publishToAck"]["p50"],
+               "p99": r["report"]["publishToAck"]["p99"]}
+              for r in results["fanout"] if r.get("report", {}).get("publishToAck", {}).get("count")]
+    script = """
+import json, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+points = json.loads(sys.argv[1])
+fig, ax = plt.subplots(figsize=(6, 4))
+for mode in sorted({p["mode"] for p in points}):
+    xs = [p["proxies"] for p in points if p["mode"] == mode]
+    for q, style in (("p50", "-o"), ("p99", "--s")):
+        ax.plot(xs, [p[q] for p in points if p["mode"] == mode], style, label=f"{mode} {q}")
+ax.set_xlabel("connected proxies (one mTLS connection each)")
+ax.set_ylabel("publish → ACK (ms)")
+ax.set_title("meshctl: one-cluster change fan-out")
+ax.grid(True, alpha=0.3)
+ax.legend()
+fig.tight_layout()
+fig.savefig(sys.argv[2], dpi=120)
+"""
+    subprocess.run([python, "-c", script, json.dumps(points), path], check=True, timeout=120)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--meshctl", default=".build/release/meshctl")
+    parser.add_argument("--sizes", default="1000,5000,10000")
+    parser.add_argument("--modes", default="ads-sotw,ads-delta")
+    parser.add_argument("--clusters", type=int, default=50)
+    parser.add_argument("--changes", type=int, default=3)
+    parser.add_argument("--server-threads", type=int, default=2)
+    parser.add_argument("--client-threads", type=int, default=2)
+    parser.add_argument("--churn-proxies", type=int, default=1000)
+    parser.add_argument("--churn-seconds", type=float, default=30)
+    parser.add_argument("--churn-shared-connections", action="store_true")
+    parser.add_argument("--skip-churn", action="store_true")
+    parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument("--markdown", default="-")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--plot", default="docs/bench-push-latency.png")
+    parser.add_argument("--plot-python", default=os.environ.get("MESHCTL_PYTHON", ".venv/bin/python"))
+    args = parser.parse_args()
+
+    bench = Bench(args)
+    results = {"fanout": [], "ceiling": [], "churn": None}
+    try:
+        for size in [int(s) for s in args.sizes.split(",")]:
+            for mode in args.modes.split(","):
+                print(f"[bench] fan-out: {size} proxies, {mode}", file=sys.stderr, flush=True)
+                row = bench.fanout(size, mode)
+                results["fanout"].append(row)
+                report = row.get("report", {})
+                print(f"[bench]   storm {row['storm_seconds']} s, rss/proxy {row.get('rss_per_proxy_kib')} KiB, "
+                      f"publish→ACK {summary(report.get('publishToAck'))}", file=sys.stderr, flush=True)
+            sotw = next((r for r in results["fanout"] if r["proxies"] == size and r["mode"] == "ads-sotw"), None)
+            if not args.skip_ceiling and sotw and sotw.get("report", {}).get("versions"):
+                versions = sotw["report"]["versions"]
+                affected = sum(v["proxiesAffected"] for v in versions)
+                payload = int(sum(v["bytesDelivered"] for v in versions) / affected) if affected else 0
+                worst = [v["publishToAck"]["max"] for v in versions if v["publishToAck"]["count"]]
+                reached = [v["acked"] for v in versions if v["publishToAck"]["count"]]
+                print(f"[bench] ceiling: {size} connections, {payload} B", file=sys.stderr, flush=True)
+                row = bench.ceiling(size, payload)
+                spreads = [v["publishToReceipt"]["max"] - v["publishToReceipt"]["min"] for v in versions if v["publishToReceipt"]["count"]]
+                row["meshctl_per_second"] = sum(reached) / (sum(worst) / 1000) if worst else 0
+                row["meshctl_fanout_per_second"] = sum(reached) / (max(sum(spreads), 1) / 1000) if spreads else 0
+                results["ceiling"].append(row)
+        if not args.skip_churn:
+            print(f"[bench] churn: {args.churn_proxies} proxies", file=sys.stderr, flush=True)
+            results["churn"] = bench.churn(args.churn_proxies)
+    finally:
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1, sort_keys=True)
+        text = markdown(results, args)
+        if args.markdown == "-":
+            print(text)
+        else:
+            with open(args.markdown, "w") as f:
+                f.write(text)
+        if args.plot and os.path.exists(args.plot_python):
+            try:
+                plot(results, args.plot, args.plot_python)
+            except Exception as error:  # the tables are the result; a missing plot is reported, not fatal
+                print(f"[bench] plot failed: {error}", file=sys.stderr)
+        shutil.rmtree(bench.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
