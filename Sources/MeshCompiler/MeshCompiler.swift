@@ -42,6 +42,18 @@ public enum MeshCompiler {
         return try compilation.run()
     }
 
+    /// Called by one-shot commands (the CLI) before compiling: see `keepUntilExit`.
+    public static func releaseAtExit() { ExitKeepAlive.enabled = true }
+
+    /// For one-shot commands: everything a compile builds (hundreds of thousands of small
+    /// objects for a large mesh) is left for the process exit to release, instead of being
+    /// freed one object at a time on one thread after the work is done.
+    public static func keepUntilExit(_ value: Any) {
+        ExitKeepAlive.lock.lock()
+        ExitKeepAlive.values.append(value)
+        ExitKeepAlive.lock.unlock()
+    }
+
     /// The snapshot for the store (its version is the content hash: equal input, equal version).
     public static func snapshot(_ report: CompileReport, sourceRevision: String? = nil, author: String? = nil, message: String? = nil,
                                 createdAt: Date = Date()) throws(SnapshotStoreError) -> Snapshot {
@@ -194,36 +206,46 @@ struct Compilation {
             return (upstream, value, local.provenance)
         }
         var upstreamValues: [String: TemplateValue] = [:]
-        var serviceValues: [String: TemplateValue] = [:]
-        for (i, name) in names.enumerated() {
-            upstreamValues[name] = built[i].upstream
-            serviceValues[name] = built[i].service
-            builder.record(built[i].provenance)
-        }
+        upstreamValues.reserveCapacity(names.count)
+        for (i, name) in names.enumerated() { upstreamValues[name] = built[i].upstream }
         let meshValue = builder.meshValue
-        var jobs: [RenderJob] = []
-        var upstreamJob: [String: Int] = [:], sidecarJob: [String: Int] = [:], gatewayJob: [String: Int] = [:]
         let upstreamTemplate = templates[ConfigSources.join(inputs.templates, mesh.upstreamTemplate.value)]
         let sidecarTemplate = templates[ConfigSources.join(inputs.templates, mesh.sidecarTemplate.value)]
-        for name in names {
+        // Each service's jobs sit at fixed positions (its index × jobs per service), so they too are built in parallel.
+        let perService = (upstreamTemplate != nil ? 1 : 0) + (sidecarTemplate != nil ? 1 : 0)
+        let upstreamsByName = upstreamValues, mtlsStrict = mesh.mtlsStrict
+        let serviceJobs = Parallel.map(names.count) { i -> [RenderJob] in
+            let name = names[i]
             let service = services[name]!
-            let serviceValue = serviceValues[name]!
-            let requireMTLS = mesh.mtlsStrict && service.mtlsDisabled == nil
+            let requireMTLS = mtlsStrict && service.mtlsDisabled == nil
             let inbound = Set(service.ports.map { ResourceNames.inbound(service: name, port: $0.name.value) })
+            var out: [RenderJob] = []
+            var origin = Compilation.jobOriginBase + Int32(i * perService)
             if let upstreamTemplate {
-                upstreamJob[name] = jobs.count
-                jobs.append(RenderJob(role: .upstream, template: upstreamTemplate, roots: ["mesh": meshValue, "service": serviceValue],
-                                      origin: Self.jobOriginBase + Int32(jobs.count), owner: name, patches: service.raw.patches, additions: [:],
-                                      requireMTLS: requireMTLS, inboundListeners: inbound))
+                out.append(RenderJob(role: .upstream, template: upstreamTemplate, roots: ["mesh": meshValue, "service": built[i].service],
+                                     origin: origin, owner: name, patches: service.raw.patches, additions: [:],
+                                     requireMTLS: requireMTLS, inboundListeners: inbound))
+                origin += 1
             }
             if let sidecarTemplate {
-                let upstreams = service.dependencies.compactMap { d in services[d.service.value]?.primaryHTTPPort != nil ? upstreamValues[d.service.value] : nil }
-                sidecarJob[name] = jobs.count
-                jobs.append(RenderJob(role: .sidecar, template: sidecarTemplate, roots: ["mesh": meshValue, "service": serviceValue, "upstreams": .list(upstreams)],
-                                      origin: Self.jobOriginBase + Int32(jobs.count), owner: name, patches: service.raw.patches, additions: service.raw.additions,
-                                      requireMTLS: requireMTLS, inboundListeners: inbound))
+                let upstreams = service.dependencies.compactMap { d in services[d.service.value]?.primaryHTTPPort != nil ? upstreamsByName[d.service.value] : nil }
+                out.append(RenderJob(role: .sidecar, template: sidecarTemplate, roots: ["mesh": meshValue, "service": built[i].service, "upstreams": .list(upstreams)],
+                                     origin: origin, owner: name, patches: service.raw.patches, additions: service.raw.additions,
+                                     requireMTLS: requireMTLS, inboundListeners: inbound))
+            }
+            return out
+        }
+        var jobs: [RenderJob] = []
+        jobs.reserveCapacity(names.count * perService + gateways.count)
+        var upstreamJob: [String: Int] = [:], sidecarJob: [String: Int] = [:], gatewayJob: [String: Int] = [:]
+        for (i, name) in names.enumerated() {
+            for job in serviceJobs[i] {
+                if job.role == .upstream { upstreamJob[name] = jobs.count } else { sidecarJob[name] = jobs.count }
+                jobs.append(job)
             }
         }
+        // Provenance is needed only to place diagnostics: merged when there are any.
+        let provenanceParts = built.map(\.provenance)
         let reach = Reach(services: services)
         var gatewayReach: [String: [String]] = [:]
         for gateway in gateways {
@@ -299,6 +321,10 @@ struct Compilation {
 
         // Each job's resources are its own (shared ones are generated once), so this counts each resource once.
         report.resourceCount = results.reduce(0) { $0 + $1.resources.count }
+        if ExitKeepAlive.enabled { MeshCompiler.keepUntilExit((results, allJobs, services, loaded, builder)) }
+        if pending.contains(where: { $0.provenance != nil }) {
+            for part in provenanceParts { builder.record(part) }
+        }
         var final = finish(jobs: allJobs, provenance: builder.provenance)
         final.jobs = allJobs
         if encode && final.errorCount == 0 {
@@ -464,4 +490,11 @@ struct LocationMapper {
         }
         return job.owner
     }
+}
+
+/// What `MeshCompiler.keepUntilExit` holds.
+enum ExitKeepAlive {
+    static let lock = NSLock()
+    nonisolated(unsafe) static var values: [Any] = []
+    nonisolated(unsafe) static var enabled = false
 }

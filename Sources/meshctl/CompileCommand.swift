@@ -59,6 +59,7 @@ struct Compile: ParsableCommand {
         let outcome: PublishOutcome
         do {
             snapshot = try MeshCompiler.snapshot(report, sourceRevision: sourceRevision, author: author, message: message)
+            MeshCompiler.keepUntilExit(snapshot)
             // Absolute: the store creates missing directories from the root down.
             let directory = out.hasPrefix("/") ? out : FileManager.default.currentDirectoryPath + "/" + out
             outcome = try SnapshotStore(directory: directory, createIfMissing: true).publish(snapshot)

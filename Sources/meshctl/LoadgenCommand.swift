@@ -169,6 +169,7 @@ struct BenchFixture: ParsableCommand {
     var churnSeconds = 0.0
 
     func run() throws {
+        let store = URL(fileURLWithPath: self.store).path  // the store wants an absolute directory
         var mesh = BenchmarkMesh(groups: groups.split(separator: ",").map(String.init), clusters: clusters, identities: identity)
         mesh.listenerPort = listenerPort
         if let changeCluster { mesh.clusterRevisions[changeCluster] = revision }

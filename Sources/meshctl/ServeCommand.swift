@@ -71,6 +71,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let (host, port) = endpoint!
+        raiseOpenFileLimit()
         var options = XDSServerOptions(storeDirectory: store)
         options.host = host
         options.port = port
@@ -108,4 +109,12 @@ struct Serve: ParsableCommand {
         drained.wait()
         _ = sources
     }
+}
+
+/// Every proxy holds a connection: lift the soft descriptor limit to the hard limit.
+func raiseOpenFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }

@@ -78,8 +78,11 @@ struct Validate: ParsableCommand {
 
 /// Runs the compiler; a directory that cannot be used is a usage error (exit 2).
 func compileMesh(_ inputs: CompileInputs, pool: DescriptorPool, encode: Bool) throws -> CompileReport {
+    MeshCompiler.releaseAtExit()
     do {
-        return try MeshCompiler.compile(inputs, pool: pool, encode: encode)
+        let report = try MeshCompiler.compile(inputs, pool: pool, encode: encode)
+        MeshCompiler.keepUntilExit(report)
+        return report
     } catch {
         printError("meshctl: \(error.description)")
         throw Exit.usage
