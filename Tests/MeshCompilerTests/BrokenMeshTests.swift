@@ -66,6 +66,12 @@ final class BrokenMeshTests: XCTestCase {
              expected: [Expected(rule: "template.unsupported", file: "templates/ingress.yaml", marker: "{% include")]),
         Case(name: "template output is not YAML", mutate: { try $0.replace("templates/upstream.yaml", "  type: EDS\n", with: "  type: EDS\n oops: [\n") },
              expected: [Expected(rule: "template.output", file: "templates/upstream.yaml", marker: "oops: [")]),
+        Case(name: "two ports with one name", mutate: {
+                 try $0.replace("Configs/services/inventory.yaml", "    port: 10160\n", with: "    port: 10160\n  - name: http\n    protocol: grpc\n    port: 10161\n")
+             },
+             expected: [Expected(rule: "config.duplicate-name", file: "Configs/services/inventory.yaml", marker: "  - name: http", after: "port: 10160")]),
+        Case(name: "looping over something that is not a list", mutate: { try $0.replace("templates/upstream.yaml", "{% for endpoint in port.mesh_endpoints %}", with: "{% for endpoint in port.name %}") },
+             expected: [Expected(rule: "template.render", file: "templates/upstream.yaml", marker: "{% for endpoint in port.name %}")]),
         Case(name: "missing template", mutate: { try $0.replace("Configs/mesh.yaml", "template: ingress.yaml", with: "template: ingres.yaml") },
              expected: [Expected(rule: "config.missing-template", file: "Configs/mesh.yaml", marker: "template: ingres.yaml")]),
 
@@ -102,6 +108,8 @@ final class BrokenMeshTests: XCTestCase {
              expected: [Expected(rule: "mesh.tcp-dependency-port", file: "Configs/services/payments.yaml", marker: "  - ledger")]),
         Case(name: "caller the dependency does not accept", mutate: { try $0.replace("Configs/services/frontend.yaml", "dependencies: [catalog, orders, users]", with: "dependencies: [catalog, orders, users, payments]") },
              expected: [Expected(rule: "mesh.caller-not-allowed", severity: .warning, file: "Configs/services/frontend.yaml", marker: "payments]")]),
+        Case(name: "dependency listed twice", mutate: { try $0.replace("Configs/services/catalog.yaml", "dependencies: [inventory]", with: "dependencies: [inventory, inventory]") },
+             expected: [Expected(rule: "mesh.duplicate-dependency", severity: .warning, file: "Configs/services/catalog.yaml", marker: "dependencies: [inventory, inventory]", column: 27)]),
         Case(name: "gateway named like a service", mutate: { try $0.replace("Configs/mesh.yaml", "  - name: internal-web\n", with: "  - name: admin\n") },
              expected: [Expected(rule: "mesh.duplicate-group", file: "Configs/mesh.yaml", marker: "  - name: admin")]),
         Case(name: "file named differently from its service", mutate: { fixture in
@@ -140,6 +148,16 @@ final class BrokenMeshTests: XCTestCase {
                  """)
              },
              expected: [Expected(rule: "xref.duplicate-resource", file: "Configs/services/users.yaml", marker: "- name: users.http.local")]),
+        Case(name: "resource without a name", mutate: {
+                 try $0.append("Configs/services/users.yaml", """
+                 envoy:
+                   add:
+                     secrets:
+                     - generic_secret: {secret: {inline_string: x}}
+
+                 """)
+             },
+             expected: [Expected(rule: "xref.resource-name", file: "Configs/services/users.yaml", marker: "- generic_secret")]),
         Case(name: "route, weighted and mirror clusters that do not exist", mutate: {
                  try $0.append("Configs/services/inventory.yaml", BrokenMeshTests.servicePatchHeader + """
                      route_configurations:

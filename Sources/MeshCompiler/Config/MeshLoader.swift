@@ -189,8 +189,17 @@ enum MeshLoader {
         }
         let raw = f["envoy"].map { self.raw($0, &reader) } ?? RawEnvoyDefinition()
         guard let name else { return nil }
+        var hosts: [Located<String>] = []
+        for (i, host) in reader.strings(f["hosts"], path: "hosts").enumerated() {
+            // What callers may send as Host: a DNS name, optionally with a leading "*." or trailing ".*" wildcard.
+            var bare = Substring(host.value)
+            if bare.hasPrefix("*.") { bare = bare.dropFirst(2) } else if bare.hasSuffix(".*") { bare = bare.dropLast(2) }
+            if isHostName(String(bare)) { hosts.append(host) } else {
+                reader.report("config.value", "'\(host.value)' is not a host name; write a DNS name such as orders.example.internal (a leading *. or trailing .* is allowed)", path: "hosts[\(i)]", at: host.location)
+            }
+        }
         return ServiceDefinition(file: file, origin: origin, name: name, description: reader.string(f["description"], path: "description")?.value,
-                                 owners: owners, ports: ports, endpoints: endpoints, hosts: reader.strings(f["hosts"], path: "hosts"),
+                                 owners: owners, ports: ports, endpoints: endpoints, hosts: hosts,
                                  outboundPort: outboundPort, dependencies: dependencies, routes: routes,
                                  timeout: reader.duration(f["timeout"], path: "timeout")?.value,
                                  connectTimeout: reader.duration(f["connect_timeout"], path: "connect_timeout").flatMap { positive($0, path: "connect_timeout", &reader) },

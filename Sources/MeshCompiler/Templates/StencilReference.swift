@@ -7,6 +7,7 @@
 import Foundation
 import Stencil
 
+/// Stencil's parser and renderer, configured as meshctl renders (the reference for its renderer).
 public enum StencilReference {
     /// Stencil configured the way meshctl renders: smart trimming, plus the `json` filter.
     static func environment() -> Environment {
