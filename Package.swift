@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // meshctl: an Envoy xDS control plane.
 //
 // Layering (see docs/ARCHITECTURE.md): C libraries come in through thin C targets
@@ -15,6 +15,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/stencilproject/Stencil", from: "0.15.1"),
+        // The admin endpoint (HTTP/1.1 on SwiftNIO); traits off: no swift-configuration.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // libprotobuf-c from Debian (libprotobuf-c-dev).
@@ -92,7 +97,11 @@ let package = Package(
         // `meshctl serve`: the xDS server wired onto the transport, identity checks, proxy bootstraps.
         .target(
             name: "MeshServer",
-            dependencies: ["EnvoySchema", "SnapshotStore", "Transport", "XDSProtocol", "XDSWire"]
+            dependencies: ["EnvoySchema", "SnapshotStore", "Transport", "XDSProtocol", "XDSWire",
+                           .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdCore", package: "hummingbird"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "Prometheus", package: "swift-prometheus")]
         ),
         // `meshctl compile` / `validate`: Configs/ + templates/ → checked, encoded per-proxy-group snapshots.
         .target(

@@ -157,10 +157,12 @@ public enum DevelopmentCertificates {
         public let files: [String]
     }
 
-    /// Writes ca.crt (+ ca.key), server.crt/key for the xDS server, and NAME.crt/key per proxy, with SPIFFE URI SANs
-    /// `spiffe://<trust domain>/xds-server` and `spiffe://<trust domain>/proxy/<NAME>`. Keys are 0600.
-    /// Everything goes to a temporary directory first and is renamed into place.
-    public static func write(to directory: String, trustDomain: String, proxies: [String], serverHosts: [String] = ["localhost", "127.0.0.1", "::1"]) throws -> Written {
+    /// Writes ca.crt (+ ca.key), server.crt/key for the xDS server, NAME.crt/key per proxy and operator-NAME.crt/key
+    /// per operator (who may read proxy status over CSDS), with SPIFFE URI SANs `spiffe://<trust domain>/xds-server`,
+    /// `spiffe://<trust domain>/proxy/<NAME>` and `spiffe://<trust domain>/operator/<NAME>`. Keys are 0600.
+    /// Each file is written to a temporary name and renamed into place.
+    public static func write(to directory: String, trustDomain: String, proxies: [String], operators: [String] = [],
+                             serverHosts: [String] = ["localhost", "127.0.0.1", "::1"]) throws -> Written {
         let fm = FileManager.default
         let ca = try DevelopmentCA(commonName: "meshctl development CA (\(trustDomain))")
         var files: [(String, String, Bool)] = [("ca.crt", ca.issued.certificatePEM, false), ("ca.key", ca.issued.privateKeyPEM, true)]
@@ -178,6 +180,12 @@ public enum DevelopmentCertificates {
             request.ipAddresses = ["127.0.0.1"]
             let issued = try ca.issue(request)
             files += [("\(proxy).crt", issued.certificatePEM, false), ("\(proxy).key", issued.privateKeyPEM, true)]
+        }
+        for name in operators {
+            var request = CertificateRequest(commonName: "operator \(name)")
+            request.uris = ["spiffe://\(trustDomain)/operator/\(name)"]
+            let issued = try ca.issue(request)
+            files += [("operator-\(name).crt", issued.certificatePEM, false), ("operator-\(name).key", issued.privateKeyPEM, true)]
         }
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var written: [String] = []

@@ -16,6 +16,10 @@ public struct XDSServerOptions: Sendable {
     public var eventLoops = EventLoopGroup.onlineCPUCount
     public var limits = TransportLimits()
     public var drainGrace: Duration = .seconds(10)
+    /// The admin endpoint's HOST:PORT (nil: none).
+    public var admin: (host: String, port: Int)?
+    /// Who may read proxy status over CSDS.
+    public var statusReaders = StatusReaders.operators
 
     public init(storeDirectory: String) { self.storeDirectory = storeDirectory }
 }
@@ -29,10 +33,18 @@ public struct XDSServerError: Error, CustomStringConvertible, Sendable {
 public final class XDSServer: @unchecked Sendable {
     public let hub = SnapshotHub()
     public let log: ServerLog
+    /// Every connected proxy and where it stands (CSDS, admin endpoint).
+    public let proxies = ProxyRegistry()
+    public let metrics = ServerMetrics()
     private let options: XDSServerOptions
     private let grpc: GRPCServer
     private var watcher: SnapshotWatcher?
+    private var admin: AdminServer?
+    private let accepting = ManagedAtomicFlag()
+    private var lagTimers: [(EventLoop, ScheduledTimer)] = []
     public private(set) var boundPort = 0
+    /// The admin endpoint's port once started (0: none).
+    public var adminPort: Int { admin?.boundPort ?? 0 }
 
     public init(options: XDSServerOptions, log: ServerLog) throws {
         self.options = options
@@ -48,6 +60,7 @@ public final class XDSServer: @unchecked Sendable {
         var configuration = GRPCServerConfiguration(host: options.host, port: options.port, security: security)
         configuration.eventLoopCount = max(1, options.eventLoops)
         configuration.limits = options.limits
+        configuration.logger = Self.transportLogger(log: log, metrics: metrics)
         do {
             grpc = try GRPCServer(configuration: configuration)
         } catch {
@@ -59,24 +72,30 @@ public final class XDSServer: @unchecked Sendable {
     public func start() throws {
         var serviceConfiguration = XDSServiceConfiguration()
         serviceConfiguration.insecurePlaintext = options.insecurePlaintext
-        let service = XDSService(hub: hub, configuration: serviceConfiguration, log: log)
+        serviceConfiguration.statusReaders = options.statusReaders
+        let service = XDSService(hub: hub, configuration: serviceConfiguration, log: log, proxies: proxies, metrics: metrics)
         do {
             boundPort = try grpc.start(handler: service)
         } catch {
             throw XDSServerError(description: "cannot listen on \(options.host):\(options.port): \(error)")
         }
+        accepting.set(true)
+        startLagSampling()
         let store = SnapshotStore(directory: options.storeDirectory)
         let hub = self.hub
         let log = self.log
+        let metrics = self.metrics
         watcher = SnapshotWatcher(store: store) { event in
             switch event {
             case .loaded(let snapshot):
+                metrics.snapshotLoaded()
                 let started = DispatchTime.now()
                 let notified = hub.serve(snapshot)
                 log.info("snapshot.loaded", ["version": String(snapshot.metadata.version.prefix(12)), "groups": "\(snapshot.groups.count)",
                                              "resources": "\(snapshot.resourceCount)", "streams_notified": "\(notified)",
                                              "handoff_ms": "\((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000)"])
             case .refused(let version, let error):
+                metrics.snapshotLoadFailed()
                 log.error("snapshot.refused", ["version": String(version.prefix(12)), "error": "\(error)", "serving": String(hub.current?.version.prefix(12) ?? "none")])
             }
         }
@@ -84,13 +103,84 @@ public final class XDSServer: @unchecked Sendable {
                                       "store": options.storeDirectory, "loops": "\(options.eventLoops)"])
     }
 
+    /// Starts the admin endpoint (health, metrics, proxy table, status page) if one was configured.
+    public func startAdmin() async throws {
+        guard let (host, port) = options.admin else { return }
+        let accepting = self.accepting
+        let server = AdminServer(sources: AdminSources(hub: hub, proxies: proxies, metrics: metrics, storeDirectory: options.storeDirectory,
+                                                       listening: { accepting.value }))
+        try await server.start(host: host, port: port, log: log)
+        admin = server
+    }
+
     public var statistics: TransportStatistics { grpc.statistics }
 
     /// Stops accepting, tells proxies to go elsewhere (GOAWAY, UNAVAILABLE), waits up to the grace period.
     public func drain() async {
         log.info("server.draining", ["grace": "\(options.drainGrace)"])
+        accepting.set(false)
         watcher?.stop()
+        for (loop, timer) in lagTimers { loop.execute { loop.cancel(timer) } }
         await grpc.drain(gracePeriod: options.drainGrace)
         await grpc.shutdown()
+        await admin?.stop()
     }
+
+    /// Every second each loop notes how late its timer fired: the time a ready socket waits to be served.
+    private func startLagSampling() {
+        let metrics = self.metrics
+        for loop in grpc.eventLoopGroup.loops {
+            loop.execute { [weak self] in
+                func arm() {
+                    let due = ContinuousClock.now + .seconds(1)
+                    let timer = loop.schedule(at: due) {
+                        let late = ContinuousClock.now - due
+                        metrics.eventLoopLag(loop: loop.index, seconds: Double(late.components.seconds) + Double(late.components.attoseconds) / 1e18)
+                        arm()
+                    }
+                    self?.lagTimersLock.withLock { self?.lagTimers.removeAll { $0.0 === loop }; self?.lagTimers.append((loop, timer)) }
+                }
+                arm()
+            }
+        }
+    }
+    private let lagTimersLock = NSLock()
+
+    /// Transport records become server log events; failed handshakes are counted by reason.
+    static func transportLogger(log: ServerLog, metrics: ServerMetrics) -> TransportLogger {
+        { record in
+            var fields: [String: String] = record.peer.isEmpty ? [:] : ["peer": record.peer]
+            if let id = record.connectionID { fields["conn"] = "\(id)" }
+            switch record.closeReason {
+            case .tlsHandshakeFailed(let why)?:
+                let reason = HandshakeFailureReason.classify(why)
+                metrics.tlsHandshakeFailed(reason: reason)
+                fields["reason"] = reason
+                fields["detail"] = why
+                log.warning("tls.handshake-failed", fields)
+            case .handshakeTimeout?:
+                metrics.tlsHandshakeFailed(reason: "timeout")
+                fields["reason"] = "timeout"
+                log.warning("tls.handshake-failed", fields)
+            case .alpnNotNegotiated?:
+                metrics.tlsHandshakeFailed(reason: "alpn_not_h2")
+                fields["reason"] = "alpn_not_h2"
+                log.warning("tls.handshake-failed", fields)
+            case let reason?:
+                fields["reason"] = reason.description
+                if reason.isOrderly { log.debug("connection.closed", fields) } else { log.warning("connection.closed", fields) }
+            case nil:
+                fields["message"] = record.message
+                if record.level == .warning { log.warning("transport", fields) } else { log.info("transport", fields) }
+            }
+        }
+    }
+}
+
+/// A Bool shared across threads.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    var value: Bool { lock.withLock { flag } }
+    func set(_ value: Bool) { lock.withLock { flag = value } }
 }

@@ -15,8 +15,33 @@ public struct XDSServiceConfiguration: Sendable {
     /// Sent as `control_plane.identifier` in every response.
     public var controlPlaneIdentifier = "meshctl"
     public var limits = DiscoveryStream.Limits()
+    /// Who may read proxy status over CSDS.
+    public var statusReaders = StatusReaders.operators
 
     public init() {}
+}
+
+/// The identities allowed to call the Client Status Discovery Service.
+public enum StatusReaders: Sendable, Hashable {
+    /// SPIFFE IDs of the form spiffe://TRUST-DOMAIN/operator/NAME (what `meshctl certs init --operator` issues).
+    case operators
+    /// These SPIFFE IDs; an entry ending in `*` matches by prefix.
+    case identities([String])
+
+    func admits(_ identity: PeerIdentity?) -> Bool {
+        let uris = identity?.uriSANs ?? []
+        switch self {
+        case .operators:
+            return uris.contains { uri in
+                guard uri.hasPrefix("spiffe://"), let slash = uri.dropFirst(9).firstIndex(of: "/") else { return false }
+                return uri[slash...].hasPrefix("/operator/")
+            }
+        case .identities(let allowed):
+            return uris.contains { uri in
+                allowed.contains { $0.hasSuffix("*") ? uri.hasPrefix($0.dropLast()) : uri == $0 }
+            }
+        }
+    }
 }
 
 /// The gRPC paths meshctl serves, and how each stream behaves.
@@ -43,24 +68,42 @@ enum XDSMethod {
     }()
 }
 
-/// Accepts xDS streams and hands each to an `XDSStreamBridge`.
+/// Accepts xDS streams and hands each to an `XDSStreamBridge`; CSDS streams to a `ClientStatusHandler`.
 public final class XDSService: GRPCServerHandler {
     public let hub: SnapshotHub
     public let configuration: XDSServiceConfiguration
     public let log: ServerLog
+    /// Where every stream records its proxy's status (CSDS, admin endpoint, status page).
+    public let proxies: ProxyRegistry
+    public let metrics: ServerMetrics
 
-    public init(hub: SnapshotHub, configuration: XDSServiceConfiguration, log: ServerLog) {
+    public init(hub: SnapshotHub, configuration: XDSServiceConfiguration, log: ServerLog,
+                proxies: ProxyRegistry = ProxyRegistry(), metrics: ServerMetrics = ServerMetrics()) {
         self.hub = hub
         self.configuration = configuration
         self.log = log
+        self.proxies = proxies
+        self.metrics = metrics
     }
 
     public func onStreamOpen(_ request: GRPCRequestHead, stream: ServerStream) -> (any GRPCStreamHandler)? {
-        guard let (variant, binding) = XDSMethod.services[request.path] else { return nil }  // UNIMPLEMENTED
+        let csds = request.path == ClientStatusMethod.stream || request.path == ClientStatusMethod.fetch
+        guard csds || XDSMethod.services[request.path] != nil else { return nil }  // UNIMPLEMENTED
         if !configuration.insecurePlaintext && request.connection.peerIdentity == nil {
             _ = stream.finish(Transport.GRPCStatus(.unauthenticated, "a verified client certificate is required"))
             return nil
         }
+        if csds {
+            if !configuration.insecurePlaintext && !configuration.statusReaders.admits(request.connection.peerIdentity) {
+                let identity = request.connection.peerIdentity
+                metrics.authorizationDenied(group: "", service: "csds")
+                log.warning("csds.permission-denied", ["identity": identity?.description ?? "none", "peer": request.connection.remoteAddress])
+                _ = stream.finish(Transport.GRPCStatus(.permissionDenied, "identity \(identity?.spiffeID ?? identity?.commonName ?? "(none)") may not read proxy status; operators hold spiffe://TRUST-DOMAIN/operator/NAME certificates (meshctl certs init --operator NAME) or are listed with meshctl serve --status-reader"))
+                return nil
+            }
+            return ClientStatusHandler(service: self, stream: stream, streaming: request.path == ClientStatusMethod.stream)
+        }
+        let (variant, binding) = XDSMethod.services[request.path]!
         return XDSStreamBridge(service: self, stream: stream, variant: variant, binding: binding)
     }
 }
@@ -75,6 +118,12 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     var group: String?
     var nodeID: String?
     var blocked = false
+    let mode: ProxyMode
+    /// When the latest response of each type was sent, and each unanswered nonce (for send→ACK latency).
+    private var sentAt: [String: WallClockTime] = [:]
+    private var ackedAt: [String: WallClockTime] = [:]
+    private var nonceSentAt: [String: WallClockTime] = [:]
+    private var registered = false
 
     var eventLoop: EventLoop { stream.eventLoop }
 
@@ -83,6 +132,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         self.stream = stream
         self.variant = variant
         self.binding = binding
+        self.mode = ProxyMode(variant: variant, binding: binding)
     }
 
     static func now() -> WallClockTime {
@@ -144,6 +194,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
             let access = snapshot.access[node.cluster]
             let admitted = access?.admits(uris: identity?.uriSANs ?? [], commonName: identity?.commonName, nodeID: node.id) ?? false
             if !admitted {
+                service.metrics.authorizationDenied(group: node.cluster, service: "xds")
                 service.log.warning("xds.permission-denied", ["node": node.id, "group": node.cluster, "identity": identity?.description ?? "none",
                                                               "peer": stream.connection.remoteAddress])
                 finish(.permissionDenied, "identity \(identity?.spiffeID ?? identity?.commonName ?? "(none)") may not receive proxy group '\(node.cluster)'")
@@ -155,6 +206,13 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
                                                        controlPlaneIdentifier: service.configuration.controlPlaneIdentifier,
                                                        limits: service.configuration.limits), view: view)
         service.hub.subscribe(self, group: node.cluster)
+        let identity = stream.connection.peerIdentity
+        service.proxies.open(ObjectIdentifier(self), ProxyStreamRecord(
+            nodeID: node.id, group: node.cluster, mode: mode, peer: stream.connection.remoteAddress,
+            identity: identity.map { $0.spiffeID ?? $0.commonName ?? "" }, userAgent: [node.userAgentName, node.userAgentVersion].filter { !$0.isEmpty }.joined(separator: "/"),
+            connectedAt: Date(), types: []))
+        registered = true
+        service.metrics.streamOpened(mode: mode)
         service.log.info("xds.stream-open", ["node": node.id, "group": node.cluster, "mode": describeMode, "snapshot": snapshot.version.prefix(12).description])
         return true
     }
@@ -167,44 +225,78 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
 
     func handle(_ event: StreamEvent) {
         guard var machine else { return }
-        let actions = machine.handle(event, at: Self.now())
+        let now = Self.now()
+        let actions = machine.handle(event, at: now)
         self.machine = machine
-        perform(actions)
+        var publishedAt: Date?
+        if case .snapshotChanged = event { publishedAt = service.hub.current?.metadata.createdAt }
+        perform(actions, at: now, publishedAt: publishedAt)
+        if registered && !actions.isEmpty || event.isRequest { recordStatus() }
     }
 
-    private func perform(_ actions: [StreamAction]) {
+    /// Copies the machine's per-type status into the registry (read by CSDS and the admin endpoint).
+    private func recordStatus() {
+        guard registered, let machine else { return }
+        let types = machine.proxyStatus.map { ProxyTypeStatus($0, sentAt: sentAt[$0.typeURL], ackedAt: ackedAt[$0.typeURL]) }
+        service.proxies.update(ObjectIdentifier(self), types: types)
+    }
+
+    private func perform(_ actions: [StreamAction], at now: WallClockTime, publishedAt: Date?) {
         for action in actions {
             switch action {
             case .send(let response):
-                write(response.serialized())
+                sent(typeURL: response.typeURL, nonce: response.nonce, bytes: write(response.serialized()), at: now, publishedAt: publishedAt)
             case .sendDelta(let response):
-                write(response.serialized())
-            case .ack:
-                break
+                sent(typeURL: response.typeURL, nonce: response.nonce, bytes: write(response.serialized()), at: now, publishedAt: publishedAt)
+            case .ack(let record):
+                ackedAt[record.typeURL] = record.at
+                if let sent = nonceSentAt.removeValue(forKey: record.nonce) {
+                    service.metrics.sendToAck(type: TypeURL.shortName(record.typeURL), seconds: Double(record.at.nanosecondsSinceEpoch - sent.nanosecondsSinceEpoch) / 1e9)
+                }
             case .nack(let record):
+                nonceSentAt.removeValue(forKey: record.nonce)
+                service.metrics.nacked(type: TypeURL.shortName(record.typeURL), group: group ?? "")
                 service.log.warning("xds.nack", ["node": nodeID ?? "", "group": group ?? "", "type": record.typeURL,
                                                  "rejected": record.rejectedVersion ?? "", "kept": record.proxyVersion,
-                                                 "error": record.errorDetail.message])
+                                                 "error": record.errorDetail.message],
+                                    rateLimitKey: "xds.nack|\(group ?? "")|\(record.typeURL)|\(record.errorDetail.message)")
             case .close(let status):
                 finish(Transport.GRPCStatus.Code(rawValue: Int(status.code.rawValue)) ?? .internalError, status.message)
             }
         }
     }
 
-    private func write(_ bytes: [UInt8]) {
+    private func sent(typeURL: String, nonce: String, bytes: Int, at now: WallClockTime, publishedAt: Date?) {
+        guard bytes > 0 else { return }
+        let type = TypeURL.shortName(typeURL)
+        sentAt[typeURL] = now
+        // Unanswered nonces are bounded: a proxy that never ACKs keeps only the latest few.
+        if nonceSentAt.count >= 16 { nonceSentAt.removeAll(keepingCapacity: true) }
+        nonceSentAt[nonce] = now
+        service.metrics.pushed(type: type, bytes: bytes)
+        if let publishedAt {
+            service.metrics.publishToSend(type: type, seconds: Double(now.nanosecondsSinceEpoch) / 1e9 - publishedAt.timeIntervalSince1970)
+        }
+    }
+
+    /// Hands the response to the stream; returns the bytes queued (0 when not sent).
+    @discardableResult
+    private func write(_ bytes: [UInt8]) -> Int {
         switch stream.send(bytes) {
         case .enqueued:
-            break
+            return bytes.count
         case .queueFull:
             // The proxy is not reading fast enough: stop, and send the newest state once the queue drains.
             if !blocked {
                 blocked = true
                 handle(.writabilityChanged(false))
             }
+            return 0
         case .messageTooLarge:
             finish(.resourceExhausted, "a response of \(bytes.count) bytes exceeds the server's message size limit")
+            return 0
         case .closed:
-            break
+            return 0
         }
     }
 
@@ -216,6 +308,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
 
     func onClose(_ reason: StreamCloseReason) {
         service.hub.unsubscribe(self)
+        unregister()
         if let nodeID { service.log.info("xds.stream-closed", ["node": nodeID, "group": group ?? "", "reason": "\(reason)"]) }
     }
 
@@ -226,6 +319,23 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
 
     private func finish(_ code: Transport.GRPCStatus.Code, _ message: String) {
         service.hub.unsubscribe(self)
+        unregister()
         _ = stream.finish(Transport.GRPCStatus(code, message))
+    }
+
+    private func unregister() {
+        guard registered else { return }
+        registered = false
+        service.proxies.close(ObjectIdentifier(self))
+        service.metrics.streamClosed(mode: mode)
+    }
+}
+
+extension StreamEvent {
+    var isRequest: Bool {
+        switch self {
+        case .request, .deltaRequest: true
+        default: false
+        }
     }
 }

@@ -195,18 +195,18 @@ extension DeltaDiscoveryResponse {
 
 // MARK: - Decoding helpers
 
-private func cString(_ p: UnsafeMutablePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }
+func cString(_ p: UnsafeMutablePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }
 
-private func cStrings(_ list: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ count: Int) -> [String] {
+func cStrings(_ list: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ count: Int) -> [String] {
     guard let list, count > 0 else { return [] }
     return (0..<count).map { cString(list[$0]) }
 }
 
-private func decodeStatus(_ p: UnsafeMutablePointer<Google__Rpc__Status>) -> Status {
+func decodeStatus(_ p: UnsafeMutablePointer<Google__Rpc__Status>) -> Status {
     Status(code: p.pointee.code, message: cString(p.pointee.message))
 }
 
-private func decodeAny(_ p: UnsafeMutablePointer<Google__Protobuf__Any>) -> AnyResource {
+func decodeAny(_ p: UnsafeMutablePointer<Google__Protobuf__Any>) -> AnyResource {
     let value = p.pointee.value
     return AnyResource(typeURL: cString(p.pointee.type_url),
                        value: ResourceBytes(copying: UnsafeRawBufferPointer(start: value.data, count: value.data == nil ? 0 : value.len)))
@@ -216,7 +216,7 @@ private func decodeDuration(_ d: Google__Protobuf__Duration) -> Duration {
     .seconds(d.seconds) + .nanoseconds(Int64(d.nanos))
 }
 
-private func decodeNode(_ p: UnsafeMutablePointer<Envoy__Config__Core__V3__Node>) -> Node {
+func decodeNode(_ p: UnsafeMutablePointer<Envoy__Config__Core__V3__Node>) -> Node {
     let n = p.pointee
     var metadata: [UInt8] = []
     if let md = n.metadata {
@@ -234,7 +234,7 @@ private func decodeNode(_ p: UnsafeMutablePointer<Envoy__Config__Core__V3__Node>
 }
 
 /// Runs a protobuf-c `pack` into a fresh array of `headroom + size` bytes.
-private func packed(_ size: Int, _ headroom: Int, _ pack: (UnsafeMutablePointer<UInt8>) -> Int) -> [UInt8] {
+func packed(_ size: Int, _ headroom: Int, _ pack: (UnsafeMutablePointer<UInt8>) -> Int) -> [UInt8] {
     [UInt8](unsafeUninitializedCapacity: max(headroom + size, 1)) { buffer, count in
         let base = buffer.baseAddress!
         base.initialize(repeating: 0, count: headroom)
@@ -247,7 +247,7 @@ private func packed(_ size: Int, _ headroom: Int, _ pack: (UnsafeMutablePointer<
 // MARK: - Encoding arena
 
 /// Owns every C allocation made while building one message for protobuf-c; frees them all in deinit.
-private final class CArena {
+final class CArena {
     private var blocks: [UnsafeMutableRawPointer] = []
     private var cleanups: [() -> Void] = []
     private var interned: [String: UnsafeMutablePointer<CChar>] = [:]

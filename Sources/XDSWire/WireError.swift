@@ -51,14 +51,19 @@ public struct WireError: Error, Sendable, Hashable, CustomStringConvertible {
     public var messageType: String
     /// How many bytes were offered.
     public var byteCount: Int
+    /// Why the message was refused when it parsed but asks for something unsupported.
+    public var reason: String?
 
-    public init(messageType: String, byteCount: Int) {
+    public init(messageType: String, byteCount: Int, reason: String? = nil) {
         self.messageType = messageType
         self.byteCount = byteCount
+        self.reason = reason
     }
 
     /// The status a stream should be closed with: the peer sent something malformed.
     public var grpcStatusCode: GRPCStatusCode { .invalidArgument }
 
-    public var description: String { "\(byteCount) bytes do not parse as \(messageType)" }
+    public var description: String {
+        reason.map { "\(messageType): \($0)" } ?? "\(byteCount) bytes do not parse as \(messageType)"
+    }
 }

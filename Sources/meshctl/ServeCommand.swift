@@ -34,6 +34,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Log format: text or json.")
     var logFormat: String = "text"
 
+    @Option(help: "Least severe log level printed: debug, info, warning or error.")
+    var logLevel: String = "info"
+
+    @Option(help: "Admin endpoint HOST:PORT (/healthz, /readyz, /metrics, /debug/proxies, status page at /), or 'off'.")
+    var admin = "127.0.0.1:18001"
+
+    @Option(name: .customLong("status-reader"), help: "A SPIFFE ID allowed to read proxy status over CSDS (repeatable; a trailing * matches by prefix). Default: spiffe://TRUST-DOMAIN/operator/NAME identities.")
+    var statusReaders: [String] = []
+
     @Option(help: "Seconds to wait for streams to finish when draining.")
     var drainSeconds: Int = 10
 
@@ -43,15 +52,16 @@ struct Serve: ParsableCommand {
     @Option(help: "Most concurrent proxy connections.")
     var maxConnections: Int = TransportLimits().maxConnections
 
-    var endpoint: (host: String, port: Int)? {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-        var host = String(listen[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
-    }
+    var endpoint: (host: String, port: Int)? { hostPort(listen) }
+    var adminEndpoint: (host: String, port: Int)? { admin == "off" ? nil : hostPort(admin) }
 
     func validate() throws {
         guard endpoint != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:18000") }
+        guard admin == "off" || adminEndpoint != nil else { throw ValidationError("--admin must be HOST:PORT, e.g. 127.0.0.1:18001, or off") }
+        guard ServerLog.Level(name: logLevel) != nil else { throw ValidationError("--log-level must be debug, info, warning or error") }
+        for reader in statusReaders where !reader.hasPrefix("spiffe://") {
+            throw ValidationError("--status-reader \(reader): give a SPIFFE ID such as spiffe://mesh.local/operator/oncall")
+        }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: store, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ValidationError("--store \(store): no such directory; create it by publishing a snapshot (meshctl compile --out \(store))")
@@ -81,11 +91,17 @@ struct Serve: ParsableCommand {
         options.drainGrace = .seconds(drainSeconds)
         options.limits.maxConnections = maxConnections
         if maxConnectionAge > 0 { options.limits.maxConnectionAge = .seconds(maxConnectionAge) }
-        let log = ServerLog(format: logFormat == "json" ? .json : .text)
+        options.admin = adminEndpoint
+        if !statusReaders.isEmpty { options.statusReaders = .identities(statusReaders) }
+        let log = ServerLog(format: logFormat == "json" ? .json : .text, minimumLevel: ServerLog.Level(name: logLevel)!)
         let server: XDSServer
         do {
             server = try XDSServer(options: options, log: log)
             try server.start()
+            try runBlocking { try await server.startAdmin() }
+            if let (host, _) = adminEndpoint, !isLoopback(host) {
+                log.warning("admin.not-loopback", ["address": admin, "note": "the admin endpoint has no authentication; keep it on loopback or behind a proxy"])
+            }
         } catch {
             printError("meshctl: serve: \(error)")
             throw Exit.usage
@@ -117,4 +133,28 @@ func raiseOpenFileLimit() {
     guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
     limit.rlim_cur = limit.rlim_max
     _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
+
+/// Parses HOST:PORT (IPv6 in brackets).
+func hostPort(_ text: String) -> (host: String, port: Int)? {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+    var host = String(text[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return host.isEmpty ? nil : (host, port)
+}
+
+func isLoopback(_ host: String) -> Bool {
+    host == "localhost" || host == "::1" || host.hasPrefix("127.")
+}
+
+/// Runs async work from a synchronous command and returns its result.
+func runBlocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var result: Result<T, any Error>!
+    Task.detached {
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try result.get()
 }

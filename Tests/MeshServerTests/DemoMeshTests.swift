@@ -41,7 +41,7 @@ final class DemoMeshTests: XCTestCase {
         children.append(try startUpstream(port: 19170, body: "users-app", directory: directory))
 
         let serverPort = E2E.freePort()
-        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", store, "--listen", "127.0.0.1:\(serverPort)", "--tls-cert", certs + "/server.crt",
+        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", store, "--listen", "127.0.0.1:\(serverPort)", "--admin", "127.0.0.1:0", "--tls-cert", certs + "/server.crt",
                                                     "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt", "--drain-seconds", "1"],
                                       log: directory + "/server.log")
         children.append(server)

@@ -37,7 +37,7 @@ final class EndToEndTests: XCTestCase {
     func identities(_ name: String) -> [String] { ["spiffe://mesh.local/proxy/\(name)"] }
 
     func startServer(port: Int) throws -> ChildProcess {
-        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", store, "--listen", "127.0.0.1:\(port)",
+        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", store, "--listen", "127.0.0.1:\(port)", "--admin", "127.0.0.1:0",
                                                     "--tls-cert", certs + "/server.crt", "--tls-key", certs + "/server.key",
                                                     "--client-ca", certs + "/ca.crt", "--threads", "2", "--drain-seconds", "1"],
                                       log: directory + "/server-\(UUID().uuidString.prefix(4)).log")

@@ -47,7 +47,7 @@ final class ServeDrainTests: XCTestCase {
         try E2E.publish([E2E.group("frontend", listenerPort: 10001, routeTo: "backend", clusters: ["backend": 19001],
                                    identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
         let port = E2E.freePort()
-        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", directory + "/store", "--listen", "127.0.0.1:\(port)",
+        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", directory + "/store", "--listen", "127.0.0.1:\(port)", "--admin", "127.0.0.1:0",
                                                     "--tls-cert", directory + "/certs/server.crt", "--tls-key", directory + "/certs/server.key",
                                                     "--client-ca", directory + "/certs/ca.crt", "--drain-seconds", "1"], log: directory + "/server.log")
         defer { server.stop() }

@@ -1,0 +1,225 @@
+// The admin endpoint (`meshctl serve --admin`, loopback by default): health and
+// readiness probes, Prometheus metrics, the proxy table as JSON, the store's
+// history and diffs, and the status page. HTTP/1.1 comes from Hummingbird
+// (SwiftNIO's parser, with header size limits), on one event-loop thread of its own.
+// Nothing here serves a file or a certificate; secret resources are never rendered.
+import EnvoySchema
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOPosix
+import SnapshotStore
+import XDSProtocol
+
+/// What the admin endpoint reads from the running server.
+public struct AdminSources: Sendable {
+    public let hub: SnapshotHub
+    public let proxies: ProxyRegistry
+    public let metrics: ServerMetrics
+    /// The store, for history and diffs (nil: those routes answer 404).
+    public let storeDirectory: String?
+    /// Whether the xDS listener accepts connections (false before start and while draining).
+    public let listening: @Sendable () -> Bool
+
+    public init(hub: SnapshotHub, proxies: ProxyRegistry, metrics: ServerMetrics, storeDirectory: String?, listening: @escaping @Sendable () -> Bool) {
+        self.hub = hub
+        self.proxies = proxies
+        self.metrics = metrics
+        self.storeDirectory = storeDirectory
+        self.listening = listening
+    }
+}
+
+/// The running admin HTTP server.
+public final class AdminServer: @unchecked Sendable {
+    private let sources: AdminSources
+    private let group: MultiThreadedEventLoopGroup
+    private var task: Task<Void, any Error>?
+    public private(set) var boundPort = 0
+
+    public init(sources: AdminSources) {
+        self.sources = sources
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    }
+
+    /// Binds `host:port` (port 0: any free port) and serves until `stop()`.
+    public func start(host: String, port: Int, log: ServerLog) async throws {
+        let router = Router()
+        let sources = self.sources
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/readyz") { _, _ -> Response in
+            let (ready, why) = AdminRoutes.readiness(sources)
+            return AdminRoutes.text(ready ? "ready\n" : "not ready: \(why)\n", status: ready ? .ok : .serviceUnavailable)
+        }
+        router.get("/metrics") { _, _ -> Response in
+            AdminRoutes.text(sources.metrics.render(proxies: sources.proxies, hub: sources.hub), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.get("/debug/proxies") { request, _ -> Response in
+            AdminRoutes.json(AdminRoutes.proxyTable(sources, node: request.uri.queryParameters.get("node")))
+        }
+        router.get("/api/snapshots") { _, _ -> Response in
+            guard let directory = sources.storeDirectory else { return AdminRoutes.text("no store\n", status: .notFound) }
+            return AdminRoutes.snapshots(directory: directory, served: sources.hub.current?.version)
+        }
+        router.get("/diff") { request, _ -> Response in
+            guard let directory = sources.storeDirectory else { return AdminRoutes.text("no store\n", status: .notFound) }
+            return AdminRoutes.diff(directory: directory, from: request.uri.queryParameters.get("from"), to: request.uri.queryParameters.get("to"))
+        }
+        router.get("/") { _, _ -> Response in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/html; charset=utf-8"
+            headers[.cacheControl] = "no-store"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: StatusPage.html)))
+        }
+        var quiet = Logger(label: "meshctl.admin")
+        quiet.logLevel = .critical
+        let decoder = HTTP1Channel.Configuration.DecoderConfiguration(maxHeaderFieldSize: 8 * 1024, maxHeaderListSize: 32 * 1024, maxHeaderFieldCount: 100)
+        let bound = AsyncStream<Int>.makeStream()
+        let app = Application(
+            router: router,
+            server: .http1(configuration: .init(idleTimeout: .seconds(30), httpDecoderConfiguration: decoder)),
+            configuration: .init(address: .hostname(host, port: port), serverName: "meshctl"),
+            onServerRunning: { channel in
+                bound.continuation.yield(channel.localAddress?.port ?? 0)
+                bound.continuation.finish()
+            },
+            eventLoopGroupProvider: .shared(group),
+            logger: quiet
+        )
+        task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        var iterator = bound.stream.makeAsyncIterator()
+        // The stream ends without a port when binding failed: report the task's error.
+        if let port = await iterator.next() {
+            boundPort = port
+            log.info("admin.listening", ["address": "\(host):\(port)", "paths": "/ /healthz /readyz /metrics /debug/proxies /api/snapshots /diff"])
+            return
+        }
+        do {
+            try await task!.value
+            throw AdminServerError(description: "the admin endpoint stopped before listening on \(host):\(port)")
+        } catch let error as AdminServerError {
+            throw error
+        } catch {
+            throw AdminServerError(description: "cannot listen on \(host):\(port) for the admin endpoint: \(error)")
+        }
+    }
+
+    public func stop() async {
+        task?.cancel()
+        _ = try? await task?.value
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// Why the admin endpoint could not start.
+public struct AdminServerError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+/// The admin routes' bodies, as plain functions of the server's state.
+enum AdminRoutes {
+    static func readiness(_ sources: AdminSources) -> (Bool, String) {
+        guard sources.hub.current != nil else { return (false, "no snapshot loaded yet (publish one with meshctl compile)") }
+        guard sources.listening() else { return (false, "the xDS listener is not accepting connections (starting or draining)") }
+        return (true, "")
+    }
+
+    /// The JSON behind /debug/proxies and the status page.
+    struct ProxyTable: Codable {
+        var servedVersion: String?
+        var servedCreatedAt: Date?
+        var generatedAt: Date
+        var proxyCount: Int
+        var proxies: [ProxyStreamRecord]
+    }
+
+    static func proxyTable(_ sources: AdminSources, node: String?) -> ProxyTable {
+        var proxies = sources.proxies.proxies
+        if let node, !node.isEmpty { proxies = proxies.filter { $0.nodeID == node } }
+        let current = sources.hub.current
+        return ProxyTable(servedVersion: current?.version, servedCreatedAt: current?.metadata.createdAt, generatedAt: Date(),
+                          proxyCount: proxies.count, proxies: proxies)
+    }
+
+    struct SnapshotEntry: Codable {
+        var version: String
+        var createdAt: Date
+        var author: String?
+        var message: String?
+        var sourceRevision: String?
+        var groups: Int
+        var resources: Int
+        var live: Bool
+        var served: Bool
+    }
+
+    struct HistoryList: Codable {
+        var versions: [SnapshotEntry]
+        var history: [HistoryEvent]
+    }
+
+    static func snapshots(directory: String, served: String?) -> Response {
+        let store = SnapshotStore(directory: directory)
+        do {
+            let versions = try store.list().map { v in
+                SnapshotEntry(version: v.metadata.version, createdAt: v.metadata.createdAt, author: v.metadata.author, message: v.metadata.message,
+                              sourceRevision: v.metadata.sourceRevision, groups: v.groupCount, resources: v.resourceCount,
+                              live: v.isCurrent, served: v.metadata.version == served)
+            }
+            let history = (try? store.history()) ?? []
+            return json(HistoryList(versions: versions, history: Array(history.suffix(50).reversed())))
+        } catch {
+            return text("cannot read the store: \(error)\n", status: .internalServerError)
+        }
+    }
+
+    static func diff(directory: String, from: String?, to: String?) -> Response {
+        guard let from, !from.isEmpty else { return text("give ?from=VERSION (and optionally &to=VERSION, default current)\n", status: .badRequest) }
+        let store = SnapshotStore(directory: directory)
+        do {
+            let a = try store.load(version: from)
+            let b = try store.load(version: to ?? "current")
+            let renderer = RedactingRenderer()
+            return text(SnapshotDiff(from: a, to: b).render(fieldDiffs: true, context: 3) { renderer.yaml($0) })
+        } catch {
+            return text("\(error)\n", status: .notFound)
+        }
+    }
+
+    static func text(_ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = contentType
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func json(_ value: some Encodable) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true)))
+        }
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Resources as YAML for diffs on the admin endpoint; secrets are never shown, only that they changed.
+struct RedactingRenderer {
+    let pool: DescriptorPool? = try? DescriptorPool.envoy
+
+    func yaml(_ r: Resource) -> String {
+        if r.typeURL == TypeURL.secret { return "# secret \(r.name): contents not shown (content hash \(r.hash.prefix(12)))\n" }
+        guard let pool, let id = pool.messageID(typeURL: r.typeURL),
+              let message = try? DynamicMessage(serialized: r.body, type: id, pool: pool) else {
+            return "# \(r.typeURL) \(r.name): not decodable with the embedded schema\n"
+        }
+        return TextWriter(pool: pool).yaml(message)
+    }
+}

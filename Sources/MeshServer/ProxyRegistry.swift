@@ -1,0 +1,161 @@
+// Who is connected and where each proxy stands, per resource type: the one record
+// behind CSDS, `meshctl status`, /debug/proxies, the status page and the
+// connected-proxies metric. Streams write their record after every event that
+// changes it (on their own loop); readers take a consistent copy under the lock.
+import Foundation
+import XDSProtocol
+import XDSWire
+
+/// The xDS mode a proxy speaks, as operators name it.
+public enum ProxyMode: String, Sendable, Codable, CaseIterable {
+    case adsSotW = "ads-sotw"
+    case adsDelta = "ads-delta"
+    case perTypeSotW = "per-type-sotw"
+    case perTypeDelta = "per-type-delta"
+
+    init(variant: DiscoveryStream.Variant, binding: DiscoveryStream.Binding) {
+        switch (variant, binding) {
+        case (.stateOfTheWorld, .aggregated): self = .adsSotW
+        case (.delta, .aggregated): self = .adsDelta
+        case (.stateOfTheWorld, .singleType): self = .perTypeSotW
+        case (.delta, .singleType): self = .perTypeDelta
+        }
+    }
+}
+
+/// Where a proxy stands for one resource type, as `meshctl status` shows it.
+public enum SyncVerdict: String, Sendable, Codable {
+    /// Requested; nothing sent yet (e.g. names that do not exist yet).
+    case notSent = "NOT_SENT"
+    /// Sent, not yet ACKed.
+    case stale = "STALE"
+    /// The proxy runs the latest version sent.
+    case synced = "SYNCED"
+    /// The proxy rejected the latest version sent.
+    case nacked = "NACKED"
+}
+
+/// One proxy's state for one resource type (from one stream).
+public struct ProxyTypeStatus: Sendable, Codable, Hashable {
+    /// Short name: LDS, RDS, CDS, EDS, SDS (or the type URL for others).
+    public var type: String
+    public var typeURL: String
+    public var status: SyncVerdict
+    public var versionSent: String?
+    /// The snapshot the latest response was built from.
+    public var snapshotSent: String?
+    public var sentAt: Date?
+    public var versionAcked: String?
+    public var ackedAt: Date?
+    /// The latest rejection (kept after later ACKs).
+    public var nack: NackSummary?
+    /// "*" for a wildcard subscription, else the number of names subscribed.
+    public var subscribed: String
+
+    public struct NackSummary: Sendable, Codable, Hashable {
+        public var rejectedVersion: String?
+        /// The proxy's `error_detail.message`.
+        public var message: String
+        public var at: Date
+    }
+}
+
+/// One xDS stream's proxy: identity, group, mode and per-type status.
+public struct ProxyStreamRecord: Sendable, Codable, Hashable {
+    public var nodeID: String
+    public var group: String
+    public var mode: ProxyMode
+    /// "address:port" of the proxy's connection.
+    public var peer: String
+    /// The verified certificate identity (SPIFFE ID or common name); nil with --insecure-plaintext.
+    public var identity: String?
+    public var userAgent: String
+    public var connectedAt: Date
+    public var types: [ProxyTypeStatus]
+}
+
+/// Every connected proxy's streams. Thread-safe.
+public final class ProxyRegistry: @unchecked Sendable {
+    private let lock = NSLock()
+    private var records: [ObjectIdentifier: ProxyStreamRecord] = [:]
+
+    public init() {}
+
+    func open(_ key: ObjectIdentifier, _ record: ProxyStreamRecord) { lock.withLock { records[key] = record } }
+
+    func update(_ key: ObjectIdentifier, types: [ProxyTypeStatus]) {
+        lock.withLock { records[key]?.types = types }
+    }
+
+    func close(_ key: ObjectIdentifier) { _ = lock.withLock { records.removeValue(forKey: key) } }
+
+    /// Every stream's record, ordered by group, node id, then mode.
+    public var streams: [ProxyStreamRecord] {
+        lock.withLock { Array(records.values) }.sorted { ($0.group, $0.nodeID, $0.mode.rawValue) < ($1.group, $1.nodeID, $1.mode.rawValue) }
+    }
+
+    /// One entry per proxy: its per-type streams (per-type mode) merged into one record.
+    public var proxies: [ProxyStreamRecord] {
+        var merged: [String: ProxyStreamRecord] = [:]
+        var order: [String] = []
+        for stream in streams {
+            let key = stream.group + "\u{0}" + stream.nodeID
+            if var existing = merged[key] {
+                existing.types += stream.types
+                existing.connectedAt = min(existing.connectedAt, stream.connectedAt)
+                merged[key] = existing
+            } else {
+                merged[key] = stream
+                order.append(key)
+            }
+        }
+        return order.map { key in
+            var record = merged[key]!
+            record.types.sort { (Self.displayRank($0.typeURL), $0.typeURL) < (Self.displayRank($1.typeURL), $1.typeURL) }
+            return record
+        }
+    }
+
+    /// Connected streams per (group, mode), for the connected-proxies gauge.
+    public var streamCounts: [String: [ProxyMode: Int]] {
+        lock.withLock {
+            var counts: [String: [ProxyMode: Int]] = [:]
+            for record in records.values { counts[record.group, default: [:]][record.mode, default: 0] += 1 }
+            return counts
+        }
+    }
+
+    public var count: Int { lock.withLock { records.count } }
+
+    /// Columns in the order operators read them: LDS, RDS, CDS, EDS, SDS, then others.
+    public static let displayOrder = [TypeURL.listener, TypeURL.route, TypeURL.cluster, TypeURL.endpoint, TypeURL.secret]
+
+    static func displayRank(_ typeURL: String) -> Int { displayOrder.firstIndex(of: typeURL) ?? displayOrder.count }
+}
+
+extension ProxyTypeStatus {
+    /// Builds the operator view of a state machine's per-type status.
+    init(_ status: ProxyStatus, sentAt: WallClockTime?, ackedAt: WallClockTime?) {
+        typeURL = status.typeURL
+        type = TypeURL.shortName(status.typeURL)
+        switch status.syncState {
+        case .notSent: self.status = .notSent
+        case .awaitingAck: self.status = .stale
+        case .acked: self.status = .synced
+        case .nacked: self.status = .nacked
+        }
+        versionSent = status.versionSent
+        snapshotSent = status.snapshotVersionSent
+        self.sentAt = sentAt.map(Date.init(wallClock:))
+        versionAcked = status.versionAcked
+        self.ackedAt = ackedAt.map(Date.init(wallClock:))
+        nack = status.lastNack.map { NackSummary(rejectedVersion: $0.rejectedVersion, message: $0.errorDetail.message, at: Date(wallClock: $0.at)) }
+        subscribed = status.wildcard ? "*" : "\(status.subscribedNames.count)"
+    }
+}
+
+extension Date {
+    init(wallClock: WallClockTime) { self.init(timeIntervalSince1970: Double(wallClock.nanosecondsSinceEpoch) / 1e9) }
+
+    var nanosecondsSinceEpoch: Int64 { Int64((timeIntervalSince1970 * 1e9).rounded()) }
+}

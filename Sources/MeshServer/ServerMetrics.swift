@@ -1,0 +1,139 @@
+// The server's Prometheus metrics: recorded through swift-metrics against a
+// registry owned by this server (not the process-global MetricsSystem, so tests and
+// embedders can run several servers), rendered in Prometheus text format for
+// /metrics. Gauges that describe current state (connected proxies, served
+// version) are computed from the ProxyRegistry and hub at scrape time.
+import CoreMetrics
+import Foundation
+import Metrics
+import Prometheus
+
+/// The server's metrics registry and the instruments the xDS layer records into. Thread-safe.
+public final class ServerMetrics: @unchecked Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private let lock = NSLock()
+    private var counters: [String: CoreMetrics.Counter] = [:]
+    private var timers: [String: CoreMetrics.Timer] = [:]
+    private var gauges: [String: CoreMetrics.Gauge] = [:]
+    /// Label sets a state gauge was ever given, so a group that disappears is reported as 0, not frozen.
+    private var connectedLabels: Set<[String]> = []
+    private var servedVersionLabel: String?
+
+    /// Latency buckets from 1 ms to 1 minute: push latency spans loopback tests to fleets of 10,000.
+    static let latencyBuckets: [Duration] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000].map { .milliseconds($0) }
+    /// Event-loop lag buckets from 100 µs to 5 s.
+    static let lagBuckets: [Duration] = [0.1, 0.5, 1, 5, 10, 50, 100, 500, 1000, 5000].map { .microseconds(Int64($0 * 1000)) }
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = Self.latencyBuckets
+        factory.durationHistogramBuckets["meshctl_event_loop_lag_seconds"] = Self.lagBuckets
+        self.factory = factory
+    }
+
+    // MARK: - Recording (hot paths: one dictionary lookup under a lock per call)
+
+    func streamOpened(mode: ProxyMode) { counter("meshctl_xds_streams_opened_total", [("mode", mode.rawValue)]).increment() }
+    func streamClosed(mode: ProxyMode) { counter("meshctl_xds_streams_closed_total", [("mode", mode.rawValue)]).increment() }
+
+    func pushed(type: String, bytes: Int) {
+        counter("meshctl_xds_pushes_total", [("type", type)]).increment()
+        counter("meshctl_xds_sent_bytes_total", [("type", type)]).increment(by: bytes)
+    }
+
+    func nacked(type: String, group: String) { counter("meshctl_xds_nacks_total", [("type", type), ("group", group)]).increment() }
+
+    func publishToSend(type: String, seconds: Double) { timer("meshctl_xds_push_latency_seconds", [("phase", "publish_to_send"), ("type", type)]).recordSeconds(seconds) }
+    func sendToAck(type: String, seconds: Double) { timer("meshctl_xds_push_latency_seconds", [("phase", "send_to_ack"), ("type", type)]).recordSeconds(seconds) }
+
+    func authorizationDenied(group: String, service: String) {
+        counter("meshctl_authorization_denials_total", [("group", group), ("service", service)]).increment()
+    }
+
+    func tlsHandshakeFailed(reason: String) { counter("meshctl_tls_handshake_failures_total", [("reason", reason)]).increment() }
+    func snapshotLoadFailed() { counter("meshctl_snapshot_load_failures_total", []).increment() }
+    func snapshotLoaded() { counter("meshctl_snapshot_loads_total", []).increment() }
+    func eventLoopLag(loop: Int, seconds: Double) { timer("meshctl_event_loop_lag_seconds", [("loop", "\(loop)")]).recordSeconds(seconds) }
+
+    // MARK: - Scrape
+
+    /// Prometheus text exposition of every metric, after refreshing the state gauges.
+    public func render(proxies: ProxyRegistry, hub: SnapshotHub) -> String {
+        let counts = proxies.streamCounts
+        lock.withLock {
+            var seen: Set<[String]> = []
+            for (group, modes) in counts {
+                for (mode, n) in modes {
+                    seen.insert([group, mode.rawValue])
+                    gaugeLocked("meshctl_connected_proxies", [("group", group), ("mode", mode.rawValue)]).record(n)
+                }
+            }
+            for stale in connectedLabels.subtracting(seen) {
+                gaugeLocked("meshctl_connected_proxies", [("group", stale[0]), ("mode", stale[1])]).record(0)
+            }
+            connectedLabels.formUnion(seen)
+            let current = hub.current
+            let version = current.map { String($0.version.prefix(12)) }
+            if let old = servedVersionLabel, old != version { gaugeLocked("meshctl_snapshot_served", [("version", old)]).record(0) }
+            if let version, let current {
+                gaugeLocked("meshctl_snapshot_served", [("version", version)]).record(1)
+                gaugeLocked("meshctl_snapshot_served_created_timestamp_seconds", []).record(current.metadata.createdAt.timeIntervalSince1970)
+            }
+            servedVersionLabel = version
+        }
+        return registry.emitToString()
+    }
+
+    // MARK: - Instrument cache
+
+    private func key(_ label: String, _ dimensions: [(String, String)]) -> String {
+        dimensions.reduce(label) { $0 + "\u{0}" + $1.0 + "=" + $1.1 }
+    }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        let k = key(label, dimensions)
+        return lock.withLock {
+            if let c = counters[k] { return c }
+            let c = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+            counters[k] = c
+            return c
+        }
+    }
+
+    private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
+        let k = key(label, dimensions)
+        return lock.withLock {
+            if let t = timers[k] { return t }
+            let t = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
+            timers[k] = t
+            return t
+        }
+    }
+
+    private func gaugeLocked(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Gauge {
+        let k = key(label, dimensions)
+        if let g = gauges[k] { return g }
+        let g = CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory)
+        gauges[k] = g
+        return g
+    }
+}
+
+extension CoreMetrics.Timer {
+    func recordSeconds(_ seconds: Double) { recordNanoseconds(Int64(max(0, seconds) * 1e9)) }
+}
+
+/// Turns the transport's handshake failure text into a bounded label set for the metric.
+enum HandshakeFailureReason {
+    static func classify(_ why: String) -> String {
+        let text = why.lowercased()
+        if text.contains("peer did not return a certificate") || text.contains("certificate required") { return "no_client_certificate" }
+        if text.contains("certificate has expired") || text.contains("expired") { return "certificate_expired" }
+        if text.contains("unknown ca") || text.contains("unable to get local issuer") || text.contains("certificate verify failed") || text.contains("self-signed") || text.contains("self signed") { return "untrusted_certificate" }
+        if text.contains("wrong version number") || text.contains("http request") || text.contains("unexpected eof") || text.contains("packet length too long") { return "not_tls" }
+        if text.contains("no shared cipher") || text.contains("unsupported protocol") || text.contains("version too low") { return "protocol_mismatch" }
+        if text.contains("closed during handshake") { return "closed_during_handshake" }
+        return "other"
+    }
+}

@@ -1,0 +1,156 @@
+// CSDS without sockets: the protobuf-c encoding is what Python protobuf reads
+// (the oracle), requests round-trip with their matchers, the report maps each
+// proxy state to CSDS's statuses, and only operator identities may ask.
+import Foundation
+@testable import MeshServer
+import Transport
+import XCTest
+import XDSProtocol
+import XDSWire
+
+final class ClientStatusTests: XCTestCase {
+    static let python: String? = {
+        var candidates: [String] = []
+        if let configured = ProcessInfo.processInfo.environment["MESHCTL_PYTHON"], !configured.isEmpty { candidates.append(configured) }
+        candidates.append(E2E.root.appendingPathComponent(".venv/bin/python").path)
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
+
+    func sampleResponse() -> ClientStatusResponse {
+        ClientStatusResponse(configs: [
+            ClientConfig(node: Node(id: "frontend-1", cluster: "frontend", userAgentName: "envoy"), xdsConfigs: [
+                GenericXDSConfig(typeURL: TypeURL.listener, versionInfo: "v2", details: ["version_acked": "v1", "group": "frontend"],
+                                 lastUpdatedNanoseconds: 1_790_000_000_123_000_000, configStatus: .error, clientStatus: .nacked,
+                                 errorState: UpdateFailureState(details: "cannot bind '127.0.0.1:80': Address already in use", versionInfo: "v2",
+                                                                lastUpdateAttemptNanoseconds: 1_790_000_001_000_000_000)),
+                GenericXDSConfig(typeURL: TypeURL.cluster, versionInfo: "c7", configStatus: .synced, clientStatus: .acked),
+            ], clientScope: "ads-sotw"),
+            ClientConfig(node: Node(id: "ingress-1", cluster: "ingress"), xdsConfigs: [
+                GenericXDSConfig(typeURL: TypeURL.route, configStatus: .notSent, clientStatus: .requested),
+            ]),
+        ])
+    }
+
+    func testResponseRoundTripsThroughProtobufC() throws {
+        let response = sampleResponse()
+        XCTAssertEqual(try ClientStatusResponse(serialized: response.serialized()), response)
+    }
+
+    func testPythonProtobufReadsTheResponseAsEnvoyDefinesIt() throws {
+        guard let python = Self.python else { throw XCTSkip("no Python with xds-protos: set MESHCTL_PYTHON (make test does)") }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("csds-\(UUID().uuidString).bin").path
+        try Data(sampleResponse().serialized()).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let script = """
+        import sys, json
+        from envoy.service.status.v3 import csds_pb2
+        from google.protobuf import json_format, struct_pb2
+        r = csds_pb2.ClientStatusResponse()
+        r.ParseFromString(open(sys.argv[1], 'rb').read())
+        out = []
+        for c in r.config:
+            for g in c.generic_xds_configs:
+                s = struct_pb2.Struct()
+                if g.HasField('xds_config'): g.xds_config.Unpack(s)
+                out.append({'node': c.node.id, 'cluster': c.node.cluster, 'scope': c.client_scope, 'type': g.type_url,
+                            'version': g.version_info, 'config_status': csds_pb2.ConfigStatus.Name(g.config_status),
+                            'client_status': g.client_status, 'error': g.error_state.details, 'rejected': g.error_state.version_info,
+                            'updated': g.last_updated.ToNanoseconds(), 'details': json_format.MessageToDict(s)})
+        print(json.dumps(out, sort_keys=True))
+        """
+        let result = E2E.run(python, ["-c", script, path], timeout: 30)
+        XCTAssertEqual(result?.status, 0, result?.output ?? "python did not run")
+        let rows = try XCTUnwrap(JSONSerialization.jsonObject(with: Data((result?.output ?? "").utf8)) as? [[String: Any]])
+        XCTAssertEqual(rows.count, 3)
+        XCTAssertEqual(rows[0]["node"] as? String, "frontend-1")
+        XCTAssertEqual(rows[0]["cluster"] as? String, "frontend")
+        XCTAssertEqual(rows[0]["scope"] as? String, "ads-sotw")
+        XCTAssertEqual(rows[0]["config_status"] as? String, "ERROR")
+        XCTAssertEqual(rows[0]["client_status"] as? Int, 4, "NACKED")
+        XCTAssertEqual(rows[0]["error"] as? String, "cannot bind '127.0.0.1:80': Address already in use")
+        XCTAssertEqual(rows[0]["rejected"] as? String, "v2")
+        XCTAssertEqual(rows[0]["updated"] as? Int, 1_790_000_000_123_000_000)
+        XCTAssertEqual(rows[0]["details"] as? [String: String], ["version_acked": "v1", "group": "frontend"])
+        XCTAssertEqual(rows[1]["config_status"] as? String, "SYNCED")
+        XCTAssertEqual(rows[2]["config_status"] as? String, "NOT_SENT")
+    }
+
+    func testRequestMatchersRoundTripAndMatch() throws {
+        let request = ClientStatusRequest(nodeMatchers: [NodeIDMatcher(.exact("a-1")), NodeIDMatcher(.prefix("ING"), ignoreCase: true),
+                                                         NodeIDMatcher(.suffix("-9")), NodeIDMatcher(.contains("mid"))],
+                                          excludeResourceContents: true)
+        let decoded = try ClientStatusRequest(serialized: request.serialized())
+        XCTAssertEqual(decoded, request)
+        let cases: [(String, Bool)] = [("a-1", true), ("a-10", false), ("ingress-2", true), ("x-9", true), ("amidst", true), ("other", false)]
+        for (node, expected) in cases {
+            XCTAssertEqual(decoded.nodeMatchers.contains { $0.matches(node) }, expected, node)
+        }
+    }
+
+    func testReportMapsEveryStateAndFiltersByNode() {
+        let registry = ProxyRegistry()
+        let streamA = NSObject(), streamB = NSObject()
+        let keyA = ObjectIdentifier(streamA), keyB = ObjectIdentifier(streamB)
+        defer { withExtendedLifetime((streamA, streamB)) {} }
+        let now = Date()
+        registry.open(keyA, ProxyStreamRecord(nodeID: "a", group: "g", mode: .adsSotW, peer: "127.0.0.1:1", identity: "spiffe://m/proxy/g",
+                                              userAgent: "envoy", connectedAt: now, types: []))
+        registry.open(keyB, ProxyStreamRecord(nodeID: "b", group: "g", mode: .perTypeDelta, peer: "127.0.0.1:2", identity: nil,
+                                              userAgent: "", connectedAt: now, types: []))
+        func type(_ url: String, _ status: SyncVerdict, nack: String? = nil) -> ProxyTypeStatus {
+            ProxyTypeStatus(type: TypeURL.shortName(url), typeURL: url, status: status, versionSent: "s", snapshotSent: "snap", sentAt: now,
+                            versionAcked: status == .synced ? "s" : "old", ackedAt: nil,
+                            nack: nack.map { .init(rejectedVersion: "s", message: $0, at: now) }, subscribed: "*")
+        }
+        registry.update(keyA, types: [type(TypeURL.cluster, .synced), type(TypeURL.listener, .nacked, nack: "bad listener"),
+                                      type(TypeURL.route, .stale), type(TypeURL.endpoint, .notSent)])
+        registry.update(keyB, types: [type(TypeURL.cluster, .synced)])
+
+        let all = ClientStatusReport.response(to: ClientStatusRequest(), proxies: registry, servedVersion: "served")
+        XCTAssertEqual(all.configs.map(\.node.id), ["a", "b"])
+        let a = all.configs[0]
+        XCTAssertEqual(a.clientScope, "ads-sotw")
+        XCTAssertEqual(a.xdsConfigs.map { TypeURL.shortName($0.typeURL) }, ["LDS", "RDS", "CDS", "EDS"], "operator order")
+        XCTAssertEqual(a.xdsConfigs.map(\.configStatus), [.error, .stale, .synced, .notSent])
+        XCTAssertEqual(a.xdsConfigs.map(\.clientStatus), [.nacked, .requested, .acked, .requested])
+        XCTAssertEqual(a.xdsConfigs[0].errorState?.details, "bad listener")
+        XCTAssertEqual(a.xdsConfigs[1].details["version_acked"], "old")
+        XCTAssertEqual(a.xdsConfigs[2].details["snapshot_served"], "served")
+
+        let one = ClientStatusReport.response(to: ClientStatusRequest(nodeMatchers: [NodeIDMatcher(.exact("b"))]), proxies: registry, servedVersion: nil)
+        XCTAssertEqual(one.configs.map(\.node.id), ["b"])
+        XCTAssertEqual(one.configs[0].clientScope, "per-type-delta")
+        let bare = ClientStatusReport.response(to: ClientStatusRequest(excludeResourceContents: true), proxies: registry, servedVersion: nil)
+        XCTAssertTrue(bare.configs.allSatisfy { $0.xdsConfigs.allSatisfy { $0.details.isEmpty } })
+
+        registry.close(keyA)
+        XCTAssertEqual(ClientStatusReport.response(to: ClientStatusRequest(), proxies: registry, servedVersion: nil).configs.map(\.node.id), ["b"])
+    }
+
+    func testOnlyOperatorIdentitiesMayReadStatus() {
+        let cases: [(String, StatusReaders, [String], Bool)] = [
+            ("operator of any trust domain", .operators, ["spiffe://mesh.local/operator/oncall"], true),
+            ("a proxy", .operators, ["spiffe://mesh.local/proxy/frontend"], false),
+            ("operator-looking path elsewhere", .operators, ["spiffe://mesh.local/proxy/operator/x"], false),
+            ("no certificate identity", .operators, [], false),
+            ("listed exactly", .identities(["spiffe://corp/sre/alice"]), ["spiffe://corp/sre/alice"], true),
+            ("listed by prefix", .identities(["spiffe://corp/sre/*"]), ["spiffe://corp/sre/bob"], true),
+            ("not listed", .identities(["spiffe://corp/sre/*"]), ["spiffe://mesh.local/operator/oncall"], false),
+        ]
+        for (name, readers, uris, expected) in cases {
+            XCTAssertEqual(readers.admits(PeerIdentity(uriSANs: uris, commonName: nil)), expected, name)
+        }
+    }
+
+    func testHandshakeFailuresAreCountedUnderABoundedReason() {
+        let cases: [(String, String)] = [
+            ("error:0A0000C7:SSL routines::peer did not return a certificate", "no_client_certificate"),
+            ("error:0A000086:SSL routines::certificate verify failed", "untrusted_certificate"),
+            ("error:0A00010B:SSL routines::wrong version number", "not_tls"),
+            ("error:0A00009C:SSL routines::http request", "not_tls"),
+            ("connection closed during handshake", "closed_during_handshake"),
+            ("something new", "other"),
+        ]
+        for (text, reason) in cases { XCTAssertEqual(HandshakeFailureReason.classify(text), reason, text) }
+    }
+}
