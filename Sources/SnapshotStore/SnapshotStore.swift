@@ -102,7 +102,8 @@ public struct SnapshotStore: SnapshotStoring {
     func lockForWriting(purpose: String) throws(SnapshotStoreError) -> StoreLock {
         if fs.status(directory) == nil {
             guard createIfMissing else { throw .storeMissing(path: directory) }
-            var path = ""
+            // A relative store path is created relative to the working directory, not to "/".
+            var path = directory.hasPrefix("/") ? "" : "."
             for component in directory.split(separator: "/", omittingEmptySubsequences: true) {
                 path += "/" + component
                 if fs.status(path) == nil { try io { () throws(FileSystemError) in try fs.createDirectory(path) } }

@@ -249,6 +249,26 @@ final class OperabilityTests: XCTestCase {
         }
     }
 
+    func testASnapshotThatFailsToLoadIsRefusedWithALogLineAndAMetric() throws {
+        try E2E.publish([E2E.group("frontend", listenerPort: E2E.freePort(), routeTo: "backend_a", clusters: ["backend_a": E2E.freePort()],
+                                   identities: ["spiffe://mesh.local/proxy/frontend"])], to: store)
+        let server = try startServer()
+        E2E.waitUntil(10, "the snapshot to load") { E2E.get(server.adminPort, "/readyz") == "ready\n" }
+        let served = try XCTUnwrap(String(contentsOfFile: store + "/current", encoding: .utf8).split(separator: "\n").first.map(String.init))
+        // `current` moved to a version whose manifest does not exist (e.g. a damaged copy of the store).
+        let ghost = String(repeating: "ab", count: 32)
+        try (ghost + "\n").write(toFile: store + "/current.tmp", atomically: false, encoding: .utf8)
+        XCTAssertEqual(rename(store + "/current.tmp", store + "/current"), 0)
+        var metrics = ""
+        E2E.waitUntil(10, "the refusal to be counted") {
+            metrics = E2E.get(server.adminPort, "/metrics") ?? ""
+            return metrics.contains("meshctl_snapshot_load_failures_total 1")
+        }
+        XCTAssertTrue(metrics.contains(#"meshctl_snapshot_served{version="\#(served.prefix(12))"} 1"#), "the previous snapshot is still served: \(metrics)")
+        XCTAssertTrue(server.process.output.contains("snapshot.refused"), server.process.output)
+        XCTAssertEqual(E2E.get(server.adminPort, "/readyz"), "ready\n", "still ready: it serves the previous snapshot")
+    }
+
     func testStatusGivesAClearErrorForServersItCannotAsk() throws {
         let server = try startServer()
         let silent = try HeldPort(listening: true)  // accepts connections, never answers

@@ -53,6 +53,20 @@ final class BadInputTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir.path)
     }
 
+    func testARelativeStorePathIsCreatedUnderTheWorkingDirectory() throws {
+        let dir = TemporaryStore("relative", create: false)
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir.path) }
+        let previous = FileManager.default.currentDirectoryPath
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir.path))
+        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        let store = SnapshotStore(directory: "relative/store", createIfMissing: true)
+        _ = try store.publish(a)
+        assertLive(store, a, "relative store")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.path + "/relative/store/FORMAT"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/relative"), "nothing was created at the file system root")
+    }
+
     func testUnwritableStoreFailsClearlyAndKeepsTheLiveVersion() throws {
         let dir = TemporaryStore("unwritable")
         _ = try dir.store().publish(a)
