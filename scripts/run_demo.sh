@@ -16,7 +16,7 @@ echo "== meshctl compile → $STORE"
 "$MESHCTL" snapshot list --store "$STORE" | head -5
 
 groups=$("$MESHCTL" snapshot show current --store "$STORE" --names-only | awk '/^group:/ {print $2}' | sort -u)
-if [ ! -f "$CERTS/ca.crt" ]; then
+if [ ! -f "$CERTS/ca.crt" ] || [ ! -f "$CERTS/operator-admin.crt" ]; then
   echo "== meshctl certs init → $CERTS (development CA, SPIFFE IDs spiffe://mesh.local/proxy/<group>)"
   args=()
   for group in $groups; do args+=(--proxy "$group"); done
@@ -29,7 +29,10 @@ cat <<TXT
      $MESHCTL bootstrap --node-id frontend-1 --node-cluster frontend --server 127.0.0.1:18000 \\
        --cert $CERTS/frontend.crt --key $CERTS/frontend.key --ca $CERTS/ca.crt --server-name localhost > /tmp/frontend.yaml
      .venv-envoy/bin/envoy -c /tmp/frontend.yaml
+   Then see where every proxy stands (CSDS, as an operator):
+     $MESHCTL status --server 127.0.0.1:18000 --cert $CERTS/operator-admin.crt --key $CERTS/operator-admin.key --ca $CERTS/ca.crt
+   Status page, metrics and probes: http://127.0.0.1:18001/ (/metrics /healthz /readyz /debug/proxies)
    Ctrl-C drains and stops the server.
 TXT
-exec "$MESHCTL" serve --store "$STORE" --listen 127.0.0.1:18000 \
+exec "$MESHCTL" serve --store "$STORE" --listen 127.0.0.1:18000 --admin 127.0.0.1:18001 \
   --tls-cert "$CERTS/server.crt" --tls-key "$CERTS/server.key" --client-ca "$CERTS/ca.crt"
