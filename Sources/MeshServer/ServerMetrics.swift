@@ -92,23 +92,23 @@ public final class ServerMetrics: @unchecked Sendable {
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
-        let k = key(label, dimensions)
-        return lock.withLock {
-            if let c = counters[k] { return c }
-            let c = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
-            counters[k] = c
-            return c
-        }
+        cached(&counters, label, dimensions) { CoreMetrics.Counter(label: $0, dimensions: $1, factory: $2) }
     }
 
     private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
+        cached(&timers, label, dimensions) { CoreMetrics.Timer(label: $0, dimensions: $1, factory: $2) }
+    }
+
+    /// One instrument per (label, dimensions), made on first use; later calls are a lookup.
+    private func cached<T>(_ cache: inout [String: T], _ label: String, _ dimensions: [(String, String)],
+                           make: (String, [(String, String)], PrometheusMetricsFactory) -> T) -> T {
         let k = key(label, dimensions)
-        return lock.withLock {
-            if let t = timers[k] { return t }
-            let t = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
-            timers[k] = t
-            return t
-        }
+        lock.lock()
+        defer { lock.unlock() }
+        if let existing = cache[k] { return existing }
+        let made = make(label, dimensions, factory)
+        cache[k] = made
+        return made
     }
 
     private func gaugeLocked(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Gauge {

@@ -114,6 +114,18 @@ enum E2E {
         _ = try SnapshotStore(directory: store, createIfMissing: true).publish(snapshot)
     }
 
+    /// A listener on `heldPort` (a port another socket holds): it passes every static check, and Envoy rejects it.
+    static func listenerOnAHeldPort(_ heldPort: Int, cluster: String) -> String {
+        """
+        name: taken
+        address: {socket_address: {address: 127.0.0.1, port_value: \(heldPort)}}
+        filter_chains:
+        - filters:
+          - name: envoy.filters.network.tcp_proxy
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: \(cluster)}
+        """
+    }
+
     /// Polls `condition` every 50 ms until it holds or `seconds` pass.
     static func waitUntil(_ seconds: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line, _ condition: () -> Bool) {
         let deadline = Date().addingTimeInterval(seconds)

@@ -148,14 +148,7 @@ final class EndToEndTests: XCTestCase {
         setsockopt(blocker, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         XCTAssertEqual(withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(blocker, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }, 0)
         XCTAssertEqual(listen(blocker, 1), 0)
-        let broken = """
-        name: taken
-        address: {socket_address: {address: 127.0.0.1, port_value: \(heldPort)}}
-        filter_chains:
-        - filters:
-          - name: envoy.filters.network.tcp_proxy
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: backend_a}
-        """
+        let broken = E2E.listenerOnAHeldPort(heldPort, cluster: "backend_a")
         try E2E.publish([E2E.group("frontend", listenerPort: listener, routeTo: "backend_a", clusters: ["backend_a": upstreamA],
                                    identities: identities("frontend"), extraListener: broken)], to: store)
         E2E.waitUntil(10, "the server to record Envoy's NACK") { server.output.contains("xds.nack") }

@@ -73,14 +73,7 @@ final class OperabilityTests: XCTestCase {
 
     /// A listener on a port another socket holds passes every static check but fails on the proxy.
     func publishRejectedListener(listenerPort: Int, heldPort: Int, upstream: Int) throws {
-        let broken = """
-        name: taken
-        address: {socket_address: {address: 127.0.0.1, port_value: \(heldPort)}}
-        filter_chains:
-        - filters:
-          - name: envoy.filters.network.tcp_proxy
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: backend_a}
-        """
+        let broken = E2E.listenerOnAHeldPort(heldPort, cluster: "backend_a")
         try E2E.publish([E2E.group("frontend", listenerPort: listenerPort, routeTo: "backend_a", clusters: ["backend_a": upstream],
                                    identities: ["spiffe://mesh.local/proxy/frontend"], extraListener: broken)], to: store)
     }
