@@ -54,6 +54,54 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def scrape(admin_port):
+    """The server's /metrics as {(name, frozenset(labels)): value}; {} when unreachable."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return {}
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, labels = head.partition("{")
+        pairs = frozenset(tuple(item.split("=", 1)) for item in labels.rstrip("}").replace('"', "").split(",") if "=" in item)
+        samples[(name, pairs)] = float(value)
+    return samples
+
+
+def metric_delta(before, after, name, **match):
+    """Sum of `name` samples whose labels include `match`, after minus before."""
+    def total(samples):
+        return sum(v for (n, labels), v in samples.items() if n == name and all((k, str(x)) in labels for k, x in match.items()))
+    return total(after) - total(before)
+
+
+def histogram_quantile(before, after, name, q, **match):
+    """Quantile (seconds) of a Prometheus histogram's increase between two scrapes, interpolated within buckets."""
+    buckets = {}
+    for (n, labels), v in after.items():
+        if n != name + "_bucket" or not all((k, str(x)) in labels for k, x in match.items()):
+            continue
+        le = dict(labels)["le"]
+        bound = float("inf") if le == "+Inf" else float(le)
+        buckets[bound] = buckets.get(bound, 0) + v - before.get((n, labels), 0)
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return None
+    rank, previous_bound, previous_count = q * buckets[bounds[-1]], 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == float("inf"):
+                return previous_bound
+            width = buckets[bound] - previous_count
+            return previous_bound + (bound - previous_bound) * ((rank - previous_count) / width if width else 1)
+        previous_bound, previous_count = bound, buckets[bound]
+    return previous_bound
+
+
 def stop(process, timeout=20):
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -81,9 +129,10 @@ class Bench:
 
     def serve(self, store, proxies):
         port = free_port()
+        self.admin_port = free_port()
         log = open(os.path.join(self.work, f"serve-{port}.log"), "w")
         process = subprocess.Popen(
-            [self.meshctl, "serve", "--store", store, "--listen", f"127.0.0.1:{port}",
+            [self.meshctl, "serve", "--store", store, "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{self.admin_port}",
              "--tls-cert", f"{self.certs}/server.crt", "--tls-key", f"{self.certs}/server.key",
              "--client-ca", f"{self.certs}/ca.crt", "--threads", str(self.args.server_threads),
              "--max-connections", str(proxies + 1000), "--drain-seconds", "1"],
@@ -135,11 +184,27 @@ class Bench:
                 row["server_rss_idle_kib"] = rss_idle
                 row["rss_per_proxy_kib"] = round((rss_idle - rss_before) / proxies, 1)
                 cpu_before = cpu_seconds(server.pid)
+                metrics_before = scrape(self.admin_port)
                 gap = max(2.0, proxies / 2000)
                 for change in range(1, self.args.changes + 1):
                     self.fixture(store, "--change-cluster", str(change % self.args.clusters), "--revision", str(change))
                     time.sleep(gap)
                 row["server_cpu_seconds_during_changes"] = round(cpu_seconds(server.pid) - cpu_before, 2)
+                metrics_after = scrape(self.admin_port)
+                if metrics_after:
+                    def ms(value):
+                        return round(value * 1000, 1) if value is not None else None
+                    row["server_metrics"] = {
+                        "connected_proxies": metric_delta({}, metrics_after, "meshctl_connected_proxies"),
+                        "pushes": metric_delta(metrics_before, metrics_after, "meshctl_xds_pushes_total"),
+                        "bytes_sent": metric_delta(metrics_before, metrics_after, "meshctl_xds_sent_bytes_total"),
+                        "nacks": metric_delta(metrics_before, metrics_after, "meshctl_xds_nacks_total"),
+                        "publish_to_send_p50_ms": ms(histogram_quantile(metrics_before, metrics_after, "meshctl_xds_push_latency_seconds", 0.5, phase="publish_to_send")),
+                        "publish_to_send_p99_ms": ms(histogram_quantile(metrics_before, metrics_after, "meshctl_xds_push_latency_seconds", 0.99, phase="publish_to_send")),
+                        "send_to_ack_p50_ms": ms(histogram_quantile(metrics_before, metrics_after, "meshctl_xds_push_latency_seconds", 0.5, phase="send_to_ack")),
+                        "send_to_ack_p99_ms": ms(histogram_quantile(metrics_before, metrics_after, "meshctl_xds_push_latency_seconds", 0.99, phase="send_to_ack")),
+                        "event_loop_lag_p99_ms": ms(histogram_quantile(metrics_before, metrics_after, "meshctl_event_loop_lag_seconds", 0.99)),
+                    }
             client.send_signal(signal.SIGINT)
             try:
                 client.wait(timeout=120)
@@ -324,6 +389,19 @@ def markdown(results, args):
         lines.append(f"| {row['proxies']:,} | {row['mode']} | {len(versions)} | {reached:,} / {affected:,} | "
                      f"{summary(report.get('publishToReceipt'))} | {summary(report.get('publishToAck'))} | "
                      f"{per_proxy:,.0f} B | {row.get('server_cpu_seconds_during_changes', '—')} s |")
+    if any(row.get("server_metrics") for row in results["fanout"]):
+        lines += ["", "### The same changes as the server's own metrics (/metrics, scraped before and after)", "",
+                  "Latency quantiles are interpolated within histogram buckets (1, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10 s), "
+                  "so they are coarse; publish → send is per response sent, send → ACK as the server reads the ACK.", "",
+                  "| proxies | mode | connected | responses sent | bytes sent | NACKs | publish → send p50 / p99 (ms) | send → ACK p50 / p99 (ms) | loop lag p99 (ms) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for row in results["fanout"]:
+            m = row.get("server_metrics")
+            if not m:
+                continue
+            lines.append(f"| {row['proxies']:,} | {row['mode']} | {m['connected_proxies']:,.0f} | {m['pushes']:,.0f} | {m['bytes_sent']:,.0f} | "
+                         f"{m['nacks']:,.0f} | {m['publish_to_send_p50_ms']} / {m['publish_to_send_p99_ms']} | "
+                         f"{m['send_to_ack_p50_ms']} / {m['send_to_ack_p99_ms']} | {m['event_loop_lag_p99_ms']} |")
     if results.get("ceiling"):
         lines += ["", "### Fan-out throughput vs the nghttpd/h2load ceiling", "",
                   "Ceiling: the same bytes per proxy served by `nghttpd` (TLS, same loop count) to `h2load` with the same "
