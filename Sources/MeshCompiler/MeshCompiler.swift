@@ -215,6 +215,10 @@ struct Compilation {
         // Each service's jobs sit at fixed positions (its index × jobs per service), so they too are built in parallel.
         let perService = (upstreamTemplate != nil ? 1 : 0) + (sidecarTemplate != nil ? 1 : 0)
         let upstreamsByName = upstreamValues, mtlsStrict = mesh.mtlsStrict
+        // The upstream resources every group shares are rendered with the default (ADS) config source;
+        // groups that subscribe otherwise get their own renderings below.
+        let defaultSource = TemplateValue.string(SubscriptionMode.adsStateOfTheWorld.configSource)
+        let sidecarSource = TemplateValue.string(mesh.sidecarXDS.configSource)
         let serviceJobs = Parallel.map(names.count) { i -> [RenderJob] in
             let name = names[i]
             let service = services[name]!
@@ -223,14 +227,14 @@ struct Compilation {
             var out: [RenderJob] = []
             var origin = Compilation.jobOriginBase + Int32(i * perService)
             if let upstreamTemplate {
-                out.append(RenderJob(role: .upstream, template: upstreamTemplate, roots: ["mesh": meshValue, "service": built[i].service],
+                out.append(RenderJob(role: .upstream, template: upstreamTemplate, roots: ["mesh": meshValue, "service": built[i].service, "config_source": defaultSource],
                                      origin: origin, owner: name, patches: service.raw.patches, additions: [:],
                                      requireMTLS: requireMTLS, inboundListeners: inbound))
                 origin += 1
             }
             if let sidecarTemplate {
                 let upstreams = service.dependencies.compactMap { d in services[d.service.value]?.primaryHTTPPort != nil ? upstreamsByName[d.service.value] : nil }
-                out.append(RenderJob(role: .sidecar, template: sidecarTemplate, roots: ["mesh": meshValue, "service": built[i].service, "upstreams": .list(upstreams)],
+                out.append(RenderJob(role: .sidecar, template: sidecarTemplate, roots: ["mesh": meshValue, "service": built[i].service, "upstreams": .list(upstreams), "config_source": sidecarSource],
                                      origin: origin, owner: name, patches: service.raw.patches, additions: service.raw.additions,
                                      requireMTLS: requireMTLS, inboundListeners: inbound))
             }
@@ -257,9 +261,34 @@ struct Compilation {
             let value = builder.gatewayValue(gateway)
             let upstreams = reached.compactMap { services[$0]?.primaryHTTPPort != nil ? upstreamValues[$0] : nil }
             gatewayJob[gateway.name.value] = jobs.count
-            jobs.append(RenderJob(role: .gateway, template: template, roots: ["mesh": meshValue, "group": value, "upstreams": .list(upstreams)],
+            jobs.append(RenderJob(role: .gateway, template: template, roots: ["mesh": meshValue, "group": value, "upstreams": .list(upstreams),
+                                                                           "config_source": .string(gateway.xds.configSource)],
                                   origin: Self.jobOriginBase + Int32(jobs.count), owner: gateway.name.value, patches: [:], additions: [:],
                                   requireMTLS: false, inboundListeners: []))
+        }
+        // Groups whose proxies do not subscribe by ADS: the upstream resources they reach, rendered
+        // again with their config source (same names, other content; one job per service and source).
+        var sidecarReach: [String: [String]] = [:]
+        for name in names where sidecarJob[name] != nil {
+            sidecarReach[name] = reach.closure(of: services[name]!.dependencies.map(\.service.value))
+        }
+        var needs: [(reached: [String], mode: SubscriptionMode)] = gateways.map { (gatewayReach[$0.name.value] ?? [], $0.xds) }
+        needs += names.compactMap { sidecarReach[$0].map { ($0, mesh.sidecarXDS) } }
+        var variantJob: [String: Int] = [:]
+        for (reached, mode) in needs where mode.configSource != SubscriptionMode.adsStateOfTheWorld.configSource {
+            for service in reached {
+                guard let primary = upstreamJob[service].map({ jobs[$0] }), variantJob["\(service)|\(mode.configSource)"] == nil else { continue }
+                var roots = primary.roots
+                roots["config_source"] = .string(mode.configSource)
+                variantJob["\(service)|\(mode.configSource)"] = jobs.count
+                jobs.append(RenderJob(role: .upstream, template: primary.template, roots: roots, origin: Self.jobOriginBase + Int32(jobs.count),
+                                      owner: primary.owner, patches: primary.patches, additions: primary.additions,
+                                      requireMTLS: primary.requireMTLS, inboundListeners: primary.inboundListeners))
+            }
+        }
+        // The job with `service`'s upstream resources as a group subscribing by `mode` needs them.
+        func upstream(_ service: String, _ mode: SubscriptionMode) -> Int? {
+            variantJob["\(service)|\(mode.configSource)"] ?? upstreamJob[service]
         }
         clock.lap("contexts (\(jobs.count) jobs)")
 
@@ -292,18 +321,18 @@ struct Compilation {
         var plans: [ProxyGroupPlan] = []
         do {
             for name in names {
-                guard let own = sidecarJob[name] else { continue }
-                let reached = reach.closure(of: services[name]!.dependencies.map(\.service.value))
+                guard let own = sidecarJob[name], let reached = sidecarReach[name] else { continue }
                 guard reached.allSatisfy({ upstreamJob[$0] != nil }) else { continue }
-                plans.append(ProxyGroupPlan(name: name, kind: "sidecar", jobs: [own] + reached.compactMap { upstreamJob[$0] },
+                plans.append(ProxyGroupPlan(name: name, kind: "sidecar", jobs: [own] + reached.compactMap { upstream($0, mesh.sidecarXDS) },
                                             identities: [builder.identity(name)],
-                                            nodeIDs: mesh.sidecarNodeIDs.map { $0.replacingOccurrences(of: "{service}", with: name) }))
+                                            nodeIDs: mesh.sidecarNodeIDs.map { $0.replacingOccurrences(of: "{service}", with: name) },
+                                            xds: mesh.sidecarXDS))
             }
             for gateway in gateways {
                 guard let own = gatewayJob[gateway.name.value], (gatewayReach[gateway.name.value] ?? []).allSatisfy({ upstreamJob[$0] != nil }) else { continue }
                 plans.append(ProxyGroupPlan(name: gateway.name.value, kind: gateway.kind.rawValue,
-                                            jobs: [own] + (gatewayReach[gateway.name.value] ?? []).compactMap { upstreamJob[$0] },
-                                            identities: gateway.identities, nodeIDs: gateway.nodeIDs))
+                                            jobs: [own] + (gatewayReach[gateway.name.value] ?? []).compactMap { upstream($0, gateway.xds) },
+                                            identities: gateway.identities, nodeIDs: gateway.nodeIDs, xds: gateway.xds))
             }
         }
         var clusterOwners: [String: String] = [:]
@@ -320,7 +349,7 @@ struct Compilation {
         for list in groupDiagnostics { pending += list }
         clock.lap("group rules (\(plans.count) groups)")
 
-        // Each job's resources are its own (shared ones are generated once), so this counts each resource once.
+        // Each job's resources are its own (shared ones are generated once per config source), so this counts each resource once.
         report.resourceCount = results.reduce(0) { $0 + $1.resources.count }
         if ExitKeepAlive.enabled { MeshCompiler.keepUntilExit((results, allJobs, services, loaded, builder)) }
         if pending.contains(where: { $0.provenance != nil }) {
@@ -334,7 +363,7 @@ struct Compilation {
                 var list: [Resource] = []
                 for job in plan.jobs { for r in results[job].resources { if let e = r.encoded { list.append(e) } } }
                 list.append(Resource(typeURL: GroupAccess.typeURL, name: plan.name,
-                                     body: GroupAccess(group: plan.name, identities: plan.identities, nodeIDs: plan.nodeIDs).encoded()))
+                                     body: GroupAccess(group: plan.name, identities: plan.identities, nodeIDs: plan.nodeIDs, xds: plan.xds).encoded()))
                 return ProxyGroupResources(group: plan.name, resources: list)
             }
             clock.lap("groups assembled")

@@ -13,15 +13,25 @@ public struct GroupAccess: Codable, Sendable, Equatable {
     public var identities: [String]
     /// Node id patterns (trailing `*` allowed); empty means any node id.
     public var nodeIDs: [String]
+    /// The group's `xds` setting in mesh.yaml (a `SubscriptionMode` raw value), so `meshctl bootstrap --store`
+    /// can match it; nil for the default (ADS), which keeps default groups' records as they were.
+    public var xds: String?
 
-    public init(group: String, identities: [String], nodeIDs: [String] = []) {
+    public init(group: String, identities: [String], nodeIDs: [String] = [], xds: SubscriptionMode? = nil) {
         self.group = group
         self.identities = identities
         self.nodeIDs = nodeIDs
+        self.xds = xds == .adsStateOfTheWorld ? nil : xds?.rawValue
+    }
+
+    /// How the group's proxies must subscribe; nil when the record names a mode this build does not know.
+    public var subscriptionMode: SubscriptionMode? {
+        guard let xds else { return .adsStateOfTheWorld }
+        return SubscriptionMode(rawValue: xds)
     }
 
     enum CodingKeys: String, CodingKey {
-        case group, identities
+        case group, identities, xds
         case nodeIDs = "node_ids"
     }
 

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import MeshServer
+import SnapshotStore
 
 extension SubscriptionMode: ExpressibleByArgument {}
 
@@ -35,7 +36,10 @@ struct Bootstrap: ParsableCommand {
     var delta = false
 
     @Flag(exclusivity: .exclusive, help: "Aggregated (one ADS stream, the default) or one stream per resource type.")
-    var streams: StreamLayout = .ads
+    var streams: StreamLayout?
+
+    @Option(help: ArgumentHelp("The snapshot store meshctl serve serves: the subscription mode defaults to the group's (its xds setting in mesh.yaml), and --delta/--per-type must agree with it.", valueName: "dir"))
+    var store: String?
 
     @Option(help: "Envoy admin port on 127.0.0.1.")
     var adminPort = 9901
@@ -64,11 +68,20 @@ struct Bootstrap: ParsableCommand {
     func run() throws {
         let (host, port) = endpoint!
         var bootstrap = ProxyBootstrap(nodeID: nodeId, nodeCluster: nodeCluster, serverHost: host, serverPort: port)
-        switch (streams, delta) {
+        switch (streams ?? .ads, delta) {
         case (.ads, false): bootstrap.mode = .adsStateOfTheWorld
         case (.ads, true): bootstrap.mode = .adsDelta
         case (.perType, false): bootstrap.mode = .perType
         case (.perType, true): bootstrap.mode = .perTypeDelta
+        }
+        if let store {
+            let groupMode = try Self.subscriptionMode(ofGroup: nodeCluster, store: store)
+            if streams == nil && !delta {
+                bootstrap.mode = groupMode
+            } else if bootstrap.mode != groupMode {
+                // Resources compiled for one mode name config sources the other mode's proxy does not have.
+                throw Self.usage("group '\(nodeCluster)' is compiled for xds: \(groupMode.rawValue) (mesh.yaml), not \(bootstrap.mode.rawValue); drop --delta/--per-type/--ads to follow the group, or change its xds setting")
+            }
         }
         if !insecurePlaintext {
             bootstrap.certificate = cert
@@ -78,5 +91,26 @@ struct Bootstrap: ParsableCommand {
         }
         bootstrap.adminPort = adminPort
         print(bootstrap.yaml, terminator: "")
+    }
+
+    /// The group's mode as the live snapshot in `store` records it.
+    static func subscriptionMode(ofGroup group: String, store path: String) throws -> SubscriptionMode {
+        let snapshot: Snapshot?
+        do { snapshot = try SnapshotStore(directory: path).current() } catch {
+            throw Self.usage("--store \(path): \(error)")
+        }
+        guard let snapshot else { throw Self.usage("--store \(path): nothing published yet; run meshctl compile first") }
+        guard let resources = snapshot.groups[group] else {
+            throw Self.usage("--store \(path): the live snapshot has no proxy group '\(group)' (groups: \(snapshot.groupNames.joined(separator: ", ")))")
+        }
+        guard let record = resources.resources[GroupAccess.typeURL]?[group].flatMap({ GroupAccess.decode($0.body) }), let mode = record.subscriptionMode else {
+            throw Self.usage("--store \(path): group '\(group)' has no readable access record; recompile with this meshctl")
+        }
+        return mode
+    }
+
+    static func usage(_ message: String) -> ExitCode {
+        printError("meshctl: bootstrap: \(message)")
+        return Exit.usage
     }
 }

@@ -72,6 +72,8 @@ final class BrokenMeshTests: XCTestCase {
              expected: [Expected(rule: "config.duplicate-name", file: "Configs/services/inventory.yaml", marker: "  - name: http", after: "port: 10160")]),
         Case(name: "looping over something that is not a list", mutate: { try $0.replace("templates/upstream.yaml", "{% for endpoint in port.mesh_endpoints %}", with: "{% for endpoint in port.name %}") },
              expected: [Expected(rule: "template.render", file: "templates/upstream.yaml", marker: "{% for endpoint in port.name %}")]),
+        Case(name: "unknown xds subscription mode", mutate: { try $0.replace("Configs/mesh.yaml", "    kind: ingress\n", with: "    kind: ingress\n    xds: per-typ\n") },
+             expected: [Expected(rule: "config.value", file: "Configs/mesh.yaml", marker: "xds: per-typ", column: 10)]),
         Case(name: "missing template", mutate: { try $0.replace("Configs/mesh.yaml", "template: ingress.yaml", with: "template: ingres.yaml") },
              expected: [Expected(rule: "config.missing-template", file: "Configs/mesh.yaml", marker: "template: ingres.yaml")]),
 

@@ -54,16 +54,17 @@ enum ContextSchema {
     /// The top-level variables of each kind of template.
     static func roots(_ role: TemplateRole) -> [String: TemplateType] {
         switch role {
-        case .upstream: return ["mesh": .object(mesh), "service": .object(service)]
-        case .sidecar: return ["mesh": .object(mesh), "service": .object(service), "upstreams": .list(.object(upstream))]
-        case .gateway: return ["mesh": .object(mesh), "group": .object(group), "upstreams": .list(.object(upstream))]
+        case .upstream: return ["mesh": .object(mesh), "service": .object(service), "config_source": .string]
+        case .sidecar: return ["mesh": .object(mesh), "service": .object(service), "upstreams": .list(.object(upstream)), "config_source": .string]
+        case .gateway: return ["mesh": .object(mesh), "group": .object(group), "upstreams": .list(.object(upstream)), "config_source": .string]
         }
     }
 }
 
 /// What a template is rendered for.
 enum TemplateRole: String, Sendable {
-    /// Once per service: how proxies reach it (shared by every group that routes to it).
+    /// Once per service: how proxies reach it (shared by every group that routes to it; once more per
+    /// other `config_source` that groups reaching it need).
     case upstream
     /// Once per service: its sidecar's own listeners, routes and local clusters.
     case sidecar

@@ -2,6 +2,7 @@
 // typed model, reporting every problem at its key or value.
 import EnvoySchema
 import Foundation
+import MeshServer
 
 enum MeshLoader {
     static let meshKeys = ["mesh", "xds_server", "certificates", "defaults", "templates", "sidecars", "gateways"]
@@ -12,6 +13,8 @@ enum MeshLoader {
     static let retryConditions = ["5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited", "retriable-4xx",
                                   "refused-stream", "retriable-status-codes", "retriable-headers", "http3-post-connect-failure",
                                   "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"]
+    /// The `xds` values: `meshctl bootstrap`'s subscription modes.
+    static let xdsModes = SubscriptionMode.allCases.map(\.rawValue)
 
     // MARK: mesh.yaml
 
@@ -53,7 +56,7 @@ enum MeshLoader {
             if let v = reader.string(f["upstream"], path: "templates.upstream") { mesh.upstreamTemplate = v }
             if let v = reader.string(f["sidecar"], path: "templates.sidecar") { mesh.sidecarTemplate = v }
         }
-        if let node = top["sidecars"], let f = reader.fields(node, path: "sidecars", what: "'sidecars'", known: ["address", "outbound_address", "identity", "node_ids"]) {
+        if let node = top["sidecars"], let f = reader.fields(node, path: "sidecars", what: "'sidecars'", known: ["address", "outbound_address", "identity", "node_ids", "xds"]) {
             if let v = reader.string(f["address"], path: "sidecars.address") { mesh.sidecarAddress = v.value }
             if let v = reader.string(f["outbound_address"], path: "sidecars.outbound_address") { mesh.sidecarOutboundAddress = v.value }
             if let v = reader.string(f["identity"], path: "sidecars.identity") {
@@ -62,6 +65,7 @@ enum MeshLoader {
                 }
             }
             mesh.sidecarNodeIDs = reader.strings(f["node_ids"], path: "sidecars.node_ids").map(\.value)
+            if let v = reader.choice(f["xds"], path: "sidecars.xds", allowed: xdsModes) { mesh.sidecarXDS = SubscriptionMode(rawValue: v.value)! }
         }
         if let items = reader.list(top["gateways"], path: "gateways") {
             for (i, item) in items.enumerated() {
@@ -80,7 +84,7 @@ enum MeshLoader {
     }
 
     static func gateway(_ node: YAMLNode, path: String, mesh: MeshDefinition, _ reader: inout ConfigReader) -> GatewayDefinition? {
-        let keys = ["name", "kind", "template", "identities", "node_ids", "listen", "tls", "hosts", "routes", "cors"]
+        let keys = ["name", "kind", "template", "identities", "node_ids", "listen", "tls", "hosts", "routes", "cors", "xds"]
         guard let f = reader.fields(node, path: path, what: "a gateway", known: keys, required: ["name", "kind", "template", "listen", "tls", "routes"]) else { return nil }
         guard let name = reader.name(f["name"], path: path + ".name", what: "gateway name"),
               let kindText = reader.choice(f["kind"], path: path + ".kind", allowed: ["ingress", "internal-web"]),
@@ -120,12 +124,13 @@ enum MeshLoader {
                                   maxAge: reader.duration(c["max_age"], path: path + ".cors.max_age")?.value,
                                   allowCredentials: reader.bool(c["allow_credentials"], path: path + ".cors.allow_credentials")?.value ?? false)
         }
+        let xds = reader.choice(f["xds"], path: path + ".xds", allowed: xdsModes).flatMap { SubscriptionMode(rawValue: $0.value) }
         guard let listenPort else { return nil }
         return GatewayDefinition(name: name, kind: GatewayKind(rawValue: kindText.value)!, template: template, identities: identities,
                                  nodeIDs: reader.strings(f["node_ids"], path: path + ".node_ids").map(\.value),
                                  listenAddress: listenAddress, listenPort: listenPort, certificate: certificate, privateKey: privateKey,
                                  hosts: f["hosts"].map { reader.strings($0, path: path + ".hosts") } ?? [Located(value: "*", location: node.location)],
-                                 routes: routes, cors: cors, location: node.location)
+                                 routes: routes, cors: cors, xds: xds ?? .adsStateOfTheWorld, location: node.location)
     }
 
     // MARK: services

@@ -2,6 +2,7 @@
 // as typed values that remember where in which file each came from. docs/CONFIG.md is
 // the reference for every key.
 import EnvoySchema
+import MeshServer
 
 /// Mesh-wide settings and the gateway proxy groups (Configs/mesh.yaml).
 struct MeshDefinition: Sendable {
@@ -29,6 +30,8 @@ struct MeshDefinition: Sendable {
     /// `{trust_domain}`, `{service}` are replaced.
     var sidecarIdentity = "spiffe://{trust_domain}/proxy/{service}"
     var sidecarNodeIDs: [String] = []
+    /// How every sidecar group's proxies subscribe (`sidecars.xds`).
+    var sidecarXDS = SubscriptionMode.adsStateOfTheWorld
     var gateways: [GatewayDefinition] = []
     var location = SourceLocation(line: 1, column: 1)
 
@@ -64,6 +67,8 @@ struct GatewayDefinition: Sendable {
     var hosts: [Located<String>]
     var routes: [RouteDefinition]
     var cors: CORSDefinition?
+    /// How the gateway's proxies subscribe (`xds`).
+    var xds: SubscriptionMode
     var location: SourceLocation
 }
 

@@ -3,6 +3,7 @@
 // ClusterLoadAssignment, SDS → Secret) resolving inside the group, one listener per
 // address and port.
 import EnvoySchema
+import MeshServer
 
 /// Which rendering jobs make up a proxy group, and who may receive it.
 struct ProxyGroupPlan: Sendable {
@@ -12,6 +13,8 @@ struct ProxyGroupPlan: Sendable {
     let jobs: [Int]
     let identities: [String]
     let nodeIDs: [String]
+    /// How the group's proxies subscribe (recorded in its access record).
+    let xds: SubscriptionMode
 }
 
 struct GroupRules {

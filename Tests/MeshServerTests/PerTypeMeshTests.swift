@@ -1,0 +1,140 @@
+// The demo mesh with its two gateways subscribing by per-type streams (mesh.yaml `xds`):
+// the ingress by per-type state of the world, internal-web by per-type delta, the sidecars
+// by ADS. Real Envoys get their bootstraps from `meshctl bootstrap --store` (no mode
+// flags), fetch listeners, routes, clusters, endpoints and secrets over per-type streams,
+// and real HTTPS requests reach the applications through the gateways and the sidecars.
+import Foundation
+import MeshCertificates
+import XCTest
+
+final class PerTypeMeshTests: XCTestCase {
+    var directory = ""
+    var children: [ChildProcess] = []
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: E2E.envoy) else { throw XCTSkip("Envoy is not installed; run through `make test`") }
+        directory = try E2E.temporaryDirectory()
+    }
+
+    override func tearDown() {
+        for child in children.reversed() { child.stop() }
+        children = []
+        if !directory.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    /// Configs/ copied with this test's certificates and each gateway's `xds` setting.
+    func demoConfigs(certificates: String, modes: [String: String]) throws -> String {
+        let configs = directory + "/Configs"
+        try FileManager.default.copyItem(atPath: E2E.root.appendingPathComponent("Configs").path, toPath: configs)
+        let mesh = configs + "/mesh.yaml"
+        var text = try String(contentsOfFile: mesh, encoding: .utf8).replacingOccurrences(of: "/tmp/meshctl-demo/certs", with: certificates)
+        for (gateway, mode) in modes {
+            let kind = "  - name: \(gateway)\n    kind: \(gateway)\n"
+            XCTAssertTrue(text.contains(kind), "mesh.yaml declares gateway \(gateway)")
+            text = text.replacingOccurrences(of: kind, with: kind + "    xds: \(mode)\n")
+        }
+        try text.write(toFile: mesh, atomically: true, encoding: .utf8)
+        return configs
+    }
+
+    /// GET over TLS through a gateway (its development certificate is not for this host name: -k).
+    func httpsGet(_ port: Int, _ path: String) -> String? {
+        let result = E2E.run("/usr/bin/curl", ["-s", "-k", "-f", "-m", "2", "https://127.0.0.1:\(port)\(path)"], timeout: 5)
+        return result?.status == 0 ? result?.output : nil
+    }
+
+    /// The `mode` of every `xds.stream-open` the server logged for `group`.
+    func streamModes(_ log: String, group: String) -> Set<String> {
+        var modes = Set<String>()
+        for line in log.split(separator: "\n") where line.contains(" xds.stream-open ") && line.contains(" group=\(group) ") {
+            guard let start = line.range(of: " mode=") else { continue }
+            let rest = line[start.upperBound...]
+            if rest.hasPrefix("\"") {
+                modes.insert(String(rest.dropFirst().prefix { $0 != "\"" }))
+            } else {
+                modes.insert(String(rest.prefix { $0 != " " }))
+            }
+        }
+        return modes
+    }
+
+    func testGatewaysOnPerTypeStreamsGetEveryResourceTypeAndRouteTraffic() throws {
+        let certs = directory + "/certs"
+        let groups = ["frontend", "admin", "ingress", "internal-web"]
+        _ = try DevelopmentCertificates.write(to: certs, trustDomain: "mesh.local", proxies: groups)
+        let configs = try demoConfigs(certificates: certs, modes: ["ingress": "per-type", "internal-web": "per-type-delta"])
+        let store = directory + "/store"
+        let compile = E2E.run(E2E.meshctl, ["compile", "--configs", configs, "--templates", E2E.root.appendingPathComponent("templates").path, "--out", store], timeout: 120)
+        XCTAssertEqual(compile?.status, 0, compile?.output ?? "compile did not finish")
+
+        // The applications behind the frontend and admin sidecars (the demo's endpoints).
+        children.append(try startUpstream(port: 19110, body: "frontend-app", directory: directory))
+        children.append(try startUpstream(port: 19190, body: "admin-app", directory: directory))
+
+        let serverPort = E2E.freePort()
+        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", store, "--listen", "127.0.0.1:\(serverPort)", "--admin", "127.0.0.1:0", "--tls-cert", certs + "/server.crt",
+                                                    "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt", "--drain-seconds", "1"],
+                                      log: directory + "/server.log")
+        children.append(server)
+        E2E.waitUntil(15, "serve to listen") { server.output.contains("server.listening") }
+
+        var proxies: [ChildProcess] = []
+        for group in groups {
+            let admin = E2E.freePort()
+            // No mode flags: the group's mode comes from the store.
+            let bootstrap = E2E.run(E2E.meshctl, ["bootstrap", "--node-id", "\(group)-1", "--node-cluster", group, "--server", "127.0.0.1:\(serverPort)",
+                                                  "--cert", "\(certs)/\(group).crt", "--key", "\(certs)/\(group).key", "--ca", "\(certs)/ca.crt",
+                                                  "--server-name", "localhost", "--admin-port", "\(admin)", "--store", store], timeout: 30)
+            XCTAssertEqual(bootstrap?.status, 0, "bootstrap for \(group)")
+            let yaml = bootstrap?.output ?? ""
+            switch group {
+            case "ingress": XCTAssertTrue(yaml.contains("api_type: GRPC,") && !yaml.contains("ads_config"), "ingress bootstrap is per-type SotW:\n\(yaml)")
+            case "internal-web": XCTAssertTrue(yaml.contains("api_type: DELTA_GRPC,") && !yaml.contains("ads_config"), "internal-web bootstrap is per-type delta:\n\(yaml)")
+            default: XCTAssertTrue(yaml.contains("ads_config"), "\(group) bootstrap is ADS")
+            }
+            let path = "\(directory)/\(group)-\(admin).yaml"
+            try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+            let envoy = try ChildProcess(E2E.envoy, ["-c", path, "--base-id", "\(admin)", "--disable-hot-restart", "-l", "warning",
+                                                     "--drain-time-s", "1", "--parent-shutdown-time-s", "2"],
+                                         log: "\(directory)/envoy-\(group)-\(admin).log")
+            children.append(envoy)
+            proxies.append(envoy)
+        }
+        func logs() -> String { proxies.map(\.output).joined(separator: "\n").suffix(3000).description }
+
+        // ingress (per-type SotW) → frontend sidecar (ADS) → frontend application.
+        var answer: String?
+        E2E.waitUntil(30, "traffic through the ingress gateway") { answer = httpsGet(10443, "/api/orders"); return answer == "frontend-app" }
+        XCTAssertEqual(answer, "frontend-app", "ingress → frontend; envoy logs: \(logs())")
+        // internal-web (per-type delta) → admin sidecar (ADS) → admin application.
+        E2E.waitUntil(30, "traffic through the internal-web gateway") { answer = httpsGet(10444, "/"); return answer == "admin-app" }
+        XCTAssertEqual(answer, "admin-app", "internal-web → admin; envoy logs: \(logs())")
+
+        // The server saw one kind of stream per resource type from each gateway, and ADS from the sidecars.
+        let types = ["Listener", "RouteConfiguration", "Cluster", "ClusterLoadAssignment", "Secret"]
+        let log = server.output
+        XCTAssertEqual(streamModes(log, group: "ingress"), Set(types.map { "sotw \($0)" }), log.suffix(3000).description)
+        XCTAssertEqual(streamModes(log, group: "internal-web"), Set(types.map { "delta \($0)" }), log.suffix(3000).description)
+        XCTAssertEqual(streamModes(log, group: "frontend"), ["ads-sotw"])
+        XCTAssertEqual(streamModes(log, group: "admin"), ["ads-sotw"])
+    }
+
+    func testBootstrapFromTheStoreRefusesModeFlagsThatContradictTheGroup() throws {
+        let configs = try demoConfigs(certificates: directory + "/certs", modes: ["ingress": "per-type-delta"])
+        let store = directory + "/store"
+        XCTAssertEqual(E2E.run(E2E.meshctl, ["compile", "--configs", configs, "--templates", E2E.root.appendingPathComponent("templates").path, "--out", store], timeout: 120)?.status, 0)
+        let cases: [(name: String, group: String, flags: [String], status: Int32, mode: String?)] = [
+            ("no flags follow the group", "ingress", [], 0, "DELTA_GRPC"),
+            ("agreeing flags", "ingress", ["--per-type", "--delta"], 0, "DELTA_GRPC"),
+            ("contradicting flags", "ingress", ["--delta"], 2, nil),
+            ("a default group is ADS", "frontend", [], 0, "ads_config"),
+            ("a group the store does not have", "nope", [], 2, nil),
+        ]
+        for c in cases {
+            let result = E2E.run(E2E.meshctl, ["bootstrap", "--node-id", "x-1", "--node-cluster", c.group, "--server", "127.0.0.1:18000",
+                                               "--insecure-plaintext", "--store", store] + c.flags, timeout: 30)
+            XCTAssertEqual(result?.status, c.status, c.name)
+            if let mode = c.mode { XCTAssertTrue(result?.output.contains(mode) ?? false, "\(c.name): \(result?.output ?? "")") }
+        }
+    }
+}
