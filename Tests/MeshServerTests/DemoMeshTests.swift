@@ -31,7 +31,8 @@ final class DemoMeshTests: XCTestCase {
 
     func testDemoMeshRoutesAcrossMutualTLSInEveryADSMode() throws {
         let certs = directory + "/certs"
-        _ = try DevelopmentCertificates.write(to: certs, trustDomain: "mesh.local", proxies: ["frontend", "users", "ingress", "internal-web"])
+        _ = try DevelopmentCertificates.write(to: certs, trustDomain: "mesh.local", proxies: ["frontend", "users", "ingress", "internal-web"],
+                                               operators: ["oncall"])
         let configs = try demoConfigs(certificates: certs)
         let store = directory + "/store"
         let compile = E2E.run(E2E.meshctl, ["compile", "--configs", configs, "--templates", E2E.root.appendingPathComponent("templates").path, "--out", store], timeout: 120)
@@ -71,6 +72,22 @@ final class DemoMeshTests: XCTestCase {
                 usleep(100_000)
             }
             XCTAssertEqual(answer, "users-app", "frontend → users over the mesh (\(flags)); envoy logs: \(proxies.map(\.output).joined(separator: "\n").suffix(2000))")
+
+            // The operator's view: both proxies SYNCED on every type they asked for.
+            var status = Command.Result(status: -1, stdout: "", stderr: "")
+            E2E.waitUntil(10, "meshctl status to show both proxies in sync (\(flags))") {
+                status = Command.run(E2E.meshctl, ["status", "--server", "127.0.0.1:\(serverPort)", "--cert", "\(certs)/operator-oncall.crt",
+                                                   "--key", "\(certs)/operator-oncall.key", "--ca", "\(certs)/ca.crt"], timeout: 30)
+                return status.status == 0 && status.stdout.contains("frontend-1") && status.stdout.contains("users-1")
+            }
+            let mode = flags.isEmpty ? "ads-sotw" : "ads-delta"
+            // users calls no other service, so its sidecar has no EDS cluster and asks for no endpoints.
+            for (node, types) in [("frontend-1", 5), ("users-1", 4)] {
+                let row = status.stdout.split(separator: "\n").first { $0.hasPrefix(node + " ") }.map(String.init) ?? ""
+                XCTAssertTrue(row.contains(mode), "\(node): \(status.stdout)")
+                XCTAssertFalse(row.contains("STALE") || row.contains("NACKED") || row.contains("NOT_SENT"), "\(node): \(status.stdout)")
+                XCTAssertEqual(row.components(separatedBy: "SYNCED").count - 1, types, "every type it asked for is SYNCED: \(status.stdout)")
+            }
             for proxy in proxies { proxy.stop() }
         }
     }
