@@ -262,6 +262,39 @@ final class OperabilityTests: XCTestCase {
         XCTAssertEqual(E2E.get(server.adminPort, "/readyz"), "ready\n", "still ready: it serves the previous snapshot")
     }
 
+    func testAProxyThatNeverACKsIsStaleAndFailsTheCheckOnlyAfterTheGracePeriod() throws {
+        guard let python = ClientStatusTests.python else { throw XCTSkip("no Python with xds-protos/grpcio: set MESHCTL_PYTHON (make test does)") }
+        try E2E.publish([E2E.group("frontend", listenerPort: E2E.freePort(), routeTo: "backend_a", clusters: ["backend_a": E2E.freePort()],
+                                   identities: ["spiffe://mesh.local/proxy/frontend"])], to: store)
+        let server = try startServer()
+        E2E.waitUntil(10, "the snapshot to load") { E2E.get(server.adminPort, "/readyz") == "ready\n" }
+        // A proxy (grpcio, the frontend identity) that asks for clusters, reads the answer, and never ACKs it.
+        let script = """
+        import sys, time, grpc, queue
+        from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+        d = sys.argv[2]
+        creds = grpc.ssl_channel_credentials(open(d + '/ca.crt', 'rb').read(), open(d + '/frontend.key', 'rb').read(), open(d + '/frontend.crt', 'rb').read())
+        channel = grpc.secure_channel(sys.argv[1], creds, options=[('grpc.ssl_target_name_override', 'localhost')])
+        requests = queue.Queue()
+        r = discovery_pb2.DiscoveryRequest(type_url='type.googleapis.com/envoy.config.cluster.v3.Cluster')
+        r.node.id = 'silent-1'; r.node.cluster = 'frontend'
+        requests.put(r)
+        responses = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(iter(requests.get, None))
+        print('received', next(responses).version_info, flush=True)
+        time.sleep(60)
+        """
+        let proxy = try ChildProcess(python, ["-c", script, "127.0.0.1:\(server.port)", certs], log: directory + "/silent-proxy.log")
+        children.append(proxy)
+        E2E.waitUntil(20, "the silent proxy to receive its clusters") { proxy.output.contains("received") }
+        let lenient = status(server, ["--stale-after", "60"])
+        XCTAssertEqual(lenient.status, 0, "STALE within the grace period passes: \(lenient.stdout) \(lenient.stderr)")
+        XCTAssertTrue(lenient.stdout.contains("silent-1") && lenient.stdout.contains("STALE"), lenient.stdout)
+        usleep(1_200_000)
+        let strict = status(server, ["--stale-after", "1"])
+        XCTAssertEqual(strict.status, 1, "STALE beyond --stale-after fails: \(strict.stdout)")
+        XCTAssertTrue(strict.stdout.contains("STALE ("), "the table shows for how long: \(strict.stdout)")
+    }
+
     func testStatusGivesAClearErrorForServersItCannotAsk() throws {
         let server = try startServer()
         let silent = try HeldPort(listening: true)  // accepts connections, never answers
