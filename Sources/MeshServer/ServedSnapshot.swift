@@ -6,15 +6,34 @@ import XDSProtocol
 import XDSWire
 
 /// One proxy group's resources, as the xDS state machines read them.
+///
+/// A single reference to shared, immutable storage: streams hold the view as `any ResourceSnapshotView`,
+/// and a one-word value fits the existential inline, so handing the new view to 10,000 streams allocates
+/// nothing per stream. The storage also carries the group's `ResourceSetCache`, where the streams share
+/// their state-of-the-world answers (built on first use, once per type and subscription).
 public struct GroupView: ResourceSnapshotView {
-    public let version: String
+    private final class Storage: Sendable {
+        let version: String
+        let contentHash: String
+        let byType: [String: [String: VersionedResource]]
+        let contentVersions: [String: String]
+        let cache = ResourceSetCache()
+
+        init(version: String, contentHash: String, byType: [String: [String: VersionedResource]], contentVersions: [String: String]) {
+            self.version = version
+            self.contentHash = contentHash
+            self.byType = byType
+            self.contentVersions = contentVersions
+        }
+    }
+
+    private let storage: Storage
+
+    public var version: String { storage.version }
     /// The snapshot-independent content of the group: equal when nothing in the group changed.
-    public let contentHash: String
-    private let byType: [String: [String: VersionedResource]]
-    private let contentVersions: [String: String]
+    public var contentHash: String { storage.contentHash }
 
     init(snapshotVersion: String, group: ProxyGroupResources) {
-        version = snapshotVersion
         var byType: [String: [String: VersionedResource]] = [:]
         var contentVersions: [String: String] = [:]
         for (typeURL, resources) in group.resources where typeURL != GroupAccess.typeURL {
@@ -26,18 +45,19 @@ public struct GroupView: ResourceSnapshotView {
             contentVersions[typeURL] = ContentVersion.of(named.values)
             byType[typeURL] = named
         }
-        self.byType = byType
-        self.contentVersions = contentVersions
-        contentHash = contentVersions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";")
+        let contentHash = contentVersions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";")
+        storage = Storage(version: snapshotVersion, contentHash: contentHash, byType: byType, contentVersions: contentVersions)
     }
 
-    public func resources(typeURL: String) -> [String: VersionedResource] { byType[typeURL] ?? [:] }
+    public func resources(typeURL: String) -> [String: VersionedResource] { storage.byType[typeURL] ?? [:] }
 
     public func contentVersion(typeURL: String) -> String {
-        contentVersions[typeURL] ?? ContentVersion.of([])
+        storage.contentVersions[typeURL] ?? ContentVersion.of([])
     }
 
-    public var resourceCount: Int { byType.values.reduce(0) { $0 + $1.count } }
+    public var resourceSetCache: ResourceSetCache? { storage.cache }
+
+    public var resourceCount: Int { storage.byType.values.reduce(0) { $0 + $1.count } }
 }
 
 /// Everything the server serves from one snapshot.

@@ -31,7 +31,8 @@ extension DiscoveryStream {
         // would lose it for good.
         let wildcardAllowed = TypeURL.supportsWildcard(typeURL)
         let first = !state.requested
-        if first || !request.resourceNamesSubscribe.isEmpty || !request.resourceNamesUnsubscribe.isEmpty { state.dirty = true }
+        let subscriptionChanged = first || !request.resourceNamesSubscribe.isEmpty || !request.resourceNamesUnsubscribe.isEmpty
+        if subscriptionChanged { state.dirty = true }
         if first {
             state.requested = true
             if wildcardAllowed, request.resourceNamesSubscribe.isEmpty, request.resourceNamesUnsubscribe.isEmpty {
@@ -68,25 +69,33 @@ extension DiscoveryStream {
             state.known = request.initialResourceVersions
             state.owesInitialAnswer = state.subscription.wildcard
         }
-        // Whatever is no longer subscribed leaves the proxy's cache without a message.
-        let subscription = state.subscription
-        state.known = state.known.filter { subscription.covers($0.key) || state.ambiguous.contains($0.key) }
-        state.publishSubscription()
+        if subscriptionChanged {
+            // Whatever is no longer subscribed leaves the proxy's cache without a message. (Only a
+            // subscription change can do that: everything sent since was in scope.)
+            let subscription = state.subscription
+            state.known = state.known.filter { subscription.covers($0.key) || state.ambiguous.contains($0.key) }
+            state.publishSubscription()
+        }
         types[typeURL] = state
         return actions + pushPending()
     }
 
     /// What the proxy is missing for `state`: resources to (re)send and names to remove.
-    private func planDelta(_ state: TypeState) -> (updates: [VersionedResource], removals: [String])? {
+    /// `removalsOnly` skips looking for updates (the ADS removal phase, once every update is out).
+    private func planDelta(_ state: TypeState, removalsOnly: Bool = false) -> (updates: [VersionedResource], removals: [String])? {
         let all = view.resources(typeURL: state.typeURL)
         var updates: [VersionedResource] = []
         func consider(_ resource: VersionedResource) {
-            if state.known[resource.name] != resource.version || state.forced.contains(resource.name) { updates.append(resource) }
+            if state.known[resource.name] != resource.version || (!state.forced.isEmpty && state.forced.contains(resource.name)) {
+                updates.append(resource)
+            }
         }
-        if state.subscription.wildcard {
-            all.values.forEach(consider)
-        } else {
-            for name in state.subscription.names { if let resource = all[name] { consider(resource) } }
+        if !removalsOnly {
+            if state.subscription.wildcard {
+                all.values.forEach(consider)
+            } else {
+                for name in state.subscription.names { if let resource = all[name] { consider(resource) } }
+            }
         }
         var removals = Set<String>()
         for name in state.known.keys where all[name] == nil { removals.insert(name) }
@@ -103,7 +112,7 @@ extension DiscoveryStream {
         // Plans are computed as the loop reaches each type: sending clusters can owe endpoints.
         var actions: [StreamAction] = []
         guard isAggregated else {
-            for typeURL in TypeURL.inPushOrder(types.keys) {
+            for typeURL in typesInPushOrder {
                 guard let state = types[typeURL], state.requested, state.dirty, canSend(state) else { continue }
                 guard let plan = planDelta(state) else {
                     types[typeURL]?.dirty = false
@@ -115,7 +124,7 @@ extension DiscoveryStream {
         }
         // Phase 1: additions and changes, in make-before-break order.
         var held = false
-        for typeURL in TypeURL.inPushOrder(types.keys) {
+        for typeURL in typesInPushOrder {
             guard let state = types[typeURL], state.requested, state.dirty else { continue }
             guard let plan = planDelta(state) else {
                 types[typeURL]?.dirty = false
@@ -131,8 +140,9 @@ extension DiscoveryStream {
         }
         // Phase 2: removals, only once no addition or change is left waiting, referrers first.
         guard !held else { return actions }
-        for typeURL in TypeURL.inRemovalOrder(types.keys) {
-            guard let state = types[typeURL], state.requested, state.dirty, let plan = planDelta(state), !plan.removals.isEmpty else { continue }
+        for typeURL in typesInRemovalOrder {
+            guard let state = types[typeURL], state.requested, state.dirty, let plan = planDelta(state, removalsOnly: true),
+                  !plan.removals.isEmpty else { continue }
             guard canSend(state) else { break }
             actions.append(.sendDelta(emitDelta(typeURL, updates: [], removals: plan.removals)))
         }
@@ -181,7 +191,7 @@ extension DiscoveryStream {
     /// an entry without a body that refreshes its TTL.
     mutating func pushHeartbeats() -> [StreamAction] {
         var actions: [StreamAction] = []
-        for typeURL in TypeURL.inPushOrder(types.keys) {
+        for typeURL in typesInPushOrder {
             guard let state = types[typeURL], canSend(state) else { continue }
             let all = view.resources(typeURL: typeURL)
             let beats: [DeltaResource] = state.known.keys.sorted().compactMap { name in

@@ -35,22 +35,30 @@ extension DiscoveryStream {
         }
 
         let before = state.subscription
-        state.subscription = replaced(before, with: request.resourceNames, wildcardAllowed: TypeURL.supportsWildcard(typeURL))
-        let after = state.subscription
-        state.newlySubscribed.formUnion(after.names.subtracting(before.names))
-        state.newlySubscribed.formIntersection(after.names)
-        if let sent = state.sent {
-            // Unsubscribed names leave the proxy's cache; re-subscribing must resend them.
-            state.sent = sent.filter { after.covers($0.key) }
+        // Most requests are ACKs repeating the subscription: recognise those without rebuilding the name set.
+        let unchanged = !before.wildcard && before.explicit && state.names.isExactly(request.resourceNames)
+        if !unchanged {
+            state.subscription = replaced(before, with: request.resourceNames, wildcardAllowed: TypeURL.supportsWildcard(typeURL))
         }
-        state.publishSubscription()
+        let after = state.subscription
+        let subscriptionChanged = !unchanged && after != before
+        if subscriptionChanged || !state.requested {
+            state.newlySubscribed.formUnion(after.names.subtracting(before.names))
+            state.newlySubscribed.formIntersection(after.names)
+            // Unsubscribed names leave the proxy's cache; re-subscribing must resend them.
+            // (`sent` only ever holds names the subscription covered, so only a change can shrink it.)
+            if let sent = state.sent, sent.resources.contains(where: { !after.covers($0.name) }) {
+                state.sent = sent.filtered { after.covers($0) }
+            }
+            state.publishSubscription()
+        }
 
         if !state.requested {
             state.requested = true
             resumeFromReconnect(&state, claimedVersion: request.versionInfo)
             state.dirty = true
         }
-        if after != before { state.dirty = true }
+        if subscriptionChanged { state.dirty = true }
         types[typeURL] = state
         return actions + pushPending()
     }
@@ -73,44 +81,45 @@ extension DiscoveryStream {
     private func resumeFromReconnect(_ state: inout TypeState, claimedVersion: String) {
         guard TypeURL.carriesCompleteSet(state.typeURL), state.subscription.wildcard, state.subscription.names.isEmpty,
               !claimedVersion.isEmpty, claimedVersion == view.contentVersion(typeURL: state.typeURL) else { return }
-        state.sent = view.resources(typeURL: state.typeURL).mapValues(\.version)
+        state.sent = view.wildcardSet(typeURL: state.typeURL)
         state.lastVersion = claimedVersion
         state.status.versionAcked = claimedVersion
     }
 
-    /// What a response for `state` would carry now, or nil when the proxy already has it.
-    private func planStateOfTheWorld(_ state: TypeState) -> (resources: [VersionedResource], version: String)? {
-        let all = view.resources(typeURL: state.typeURL)
-        let sorted = { (list: [VersionedResource]) in list.sorted { $0.name < $1.name } }
+    /// What a response for `state` would carry now, or nil when the proxy already has it. The set
+    /// comes from the view's cache, so streams of one group with one subscription share it.
+    private func planStateOfTheWorld(_ state: TypeState) -> ResourceSet? {
         if state.subscription.wildcard {
             // The content version names the exact (name, version) set, so comparing it with the
             // version last sent (or claimed on reconnect) detects any change without a diff.
-            let version = view.contentVersion(typeURL: state.typeURL)
-            let changed = state.sent == nil || version != state.lastVersion
-                || (state.owesAnswer && !all.isEmpty)
-                || state.newlySubscribed.contains { all[$0] != nil }
-            return changed ? (sorted(Array(all.values)), version) : nil
+            var changed = state.sent == nil || view.contentVersion(typeURL: state.typeURL) != state.lastVersion
+            if !changed && (state.owesAnswer || !state.newlySubscribed.isEmpty) {
+                let all = view.resources(typeURL: state.typeURL)
+                changed = (state.owesAnswer && !all.isEmpty) || state.newlySubscribed.contains { all[$0] != nil }
+            }
+            return changed ? view.wildcardSet(typeURL: state.typeURL) : nil
         }
-        let desired = state.subscription.names.compactMap { all[$0] }
-        let plan = { (sorted(desired), ContentVersion.of(desired)) }
+        let desired = view.subscribedSet(typeURL: state.typeURL, names: state.names)
         let completeSet = TypeURL.carriesCompleteSet(state.typeURL)
         guard let sent = state.sent else {
             // First answer on this stream: Listener/Cluster always (an empty set is an answer the
             // proxy waits for); other types once something they asked for exists.
-            return completeSet || !desired.isEmpty ? plan() : nil
+            return completeSet || !desired.isEmpty ? desired : nil
         }
-        if state.owesAnswer, !desired.isEmpty { return plan() }
-        if desired.contains(where: { state.newlySubscribed.contains($0.name) }) { return plan() }
-        if desired.contains(where: { sent[$0.name] != $0.version }) { return plan() }
+        if state.owesAnswer, !desired.isEmpty { return desired }
+        if !state.newlySubscribed.isEmpty, desired.resources.contains(where: { state.newlySubscribed.contains($0.name) }) {
+            return desired
+        }
+        if desired.hasChange(against: sent) { return desired }
         // Only a complete set can express a removal; for other types a vanished resource needs no message.
-        if completeSet, desired.count != sent.count { return plan() }
+        if completeSet, desired.count != sent.count { return desired }
         return nil
     }
 
     mutating func pushStateOfTheWorld() -> [StreamAction] {
         var actions: [StreamAction] = []
         var held = false
-        for typeURL in TypeURL.inPushOrder(types.keys) {
+        for typeURL in typesInPushOrder {
             guard let state = types[typeURL], state.requested, state.dirty else { continue }
             guard let plan = planStateOfTheWorld(state) else {
                 types[typeURL]?.dirty = false
@@ -121,24 +130,23 @@ extension DiscoveryStream {
                 if isAggregated { held = true }
                 continue
             }
-            actions.append(.send(emitStateOfTheWorld(typeURL, resources: plan.resources, version: plan.version)))
+            actions.append(.send(emitStateOfTheWorld(typeURL, plan)))
         }
         return actions
     }
 
-    private mutating func emitStateOfTheWorld(_ typeURL: String, resources: [VersionedResource], version: String) -> DiscoveryResponse {
+    private mutating func emitStateOfTheWorld(_ typeURL: String, _ set: ResourceSet) -> DiscoveryResponse {
         let nonce = issueNonce()
-        let response = DiscoveryResponse(versionInfo: version,
-                                         resources: resources.map { AnyResource(typeURL: typeURL, value: $0.body) },
-                                         typeURL: typeURL, nonce: nonce, controlPlane: configuration.controlPlaneIdentifier)
+        let response = DiscoveryResponse(versionInfo: set.version, resourceList: set.list, typeURL: typeURL, nonce: nonce,
+                                         controlPlane: configuration.controlPlaneIdentifier)
         guard var state = types[typeURL] else { return response }
-        let previous = state.sent ?? [:]
-        state.sent = Dictionary(resources.map { ($0.name, $0.version) }, uniquingKeysWith: { a, _ in a })
-        state.newlySubscribed.subtract(resources.map(\.name))
+        let previous = state.sent
+        state.sent = set
+        if !state.newlySubscribed.isEmpty { state.newlySubscribed.subtract(set.resources.lazy.map(\.name)) }
         state.owesAnswer = false
         types[typeURL] = state
-        recordSent(typeURL, nonce: nonce, version: version)
-        if typeURL == TypeURL.cluster, resources.contains(where: { previous[$0.name] != $0.version }) {
+        recordSent(typeURL, nonce: nonce, version: set.version)
+        if typeURL == TypeURL.cluster, set.hasChange(against: previous) {
             // Envoy keeps a new or changed cluster warming until it receives its
             // ClusterLoadAssignment again, even when the endpoints did not change.
             types[TypeURL.endpoint]?.owesAnswer = true

@@ -67,6 +67,10 @@ public struct DiscoveryStream: Sendable {
     public private(set) var isWritable = true
 
     var types: [String: TypeState] = [:]
+    /// The keys of `types` in push order, kept as types arrive (every push walks it).
+    private(set) var typesInPushOrder: [String] = []
+    /// The keys of `types` in removal order (delta ADS).
+    private(set) var typesInRemovalOrder: [String] = []
     private var nextNonce: UInt64 = 1
 
     public init(configuration: Configuration, view: any ResourceSnapshotView) {
@@ -76,7 +80,7 @@ public struct DiscoveryStream: Sendable {
 
     /// One status per requested type, in push order.
     public var proxyStatus: [ProxyStatus] {
-        TypeURL.inPushOrder(types.keys).compactMap { types[$0]?.status }
+        typesInPushOrder.compactMap { types[$0]?.status }
     }
 
     /// The status of one type, if the proxy requested it.
@@ -98,13 +102,14 @@ public struct DiscoveryStream: Sendable {
             return handleDelta(request, at: now)
         case .snapshotChanged(let newView):
             view = newView
-            for typeURL in types.keys { types[typeURL]?.dirty = true }
+            // Walks the separate order array: iterating `types.keys` while mutating would copy the dictionary.
+            for typeURL in typesInPushOrder { types[typeURL]?.dirty = true }
             return pushPending()
         case .writabilityChanged(let writable):
             isWritable = writable
             return pushPending()
         case .flushed(let nonce):
-            for typeURL in types.keys where types[typeURL]?.unflushedNonce == nonce {
+            for typeURL in typesInPushOrder where types[typeURL]?.unflushedNonce == nonce {
                 types[typeURL]?.unflushedNonce = nil
                 types[typeURL]?.status.flushed = true
             }
@@ -149,6 +154,8 @@ public struct DiscoveryStream: Sendable {
                 return .failure(GRPCStatus(code: .resourceExhausted, message: "more than \(configuration.limits.maxTypes) resource types on one stream"))
             }
             types[typeURL] = TypeState(typeURL: typeURL)
+            typesInPushOrder = TypeURL.inPushOrder(types.keys)
+            typesInRemovalOrder = TypeURL.inRemovalOrder(types.keys)
         }
         return .success(typeURL)
     }
@@ -248,6 +255,8 @@ struct TypeState: Sendable {
 
     let typeURL: String
     var subscription = Subscription()
+    /// `subscription.names`, sorted: the key of the shared answer for an explicit subscription.
+    var names = SubscriptionNames.none
     /// The proxy has sent at least one request for the type; nothing is pushed before that.
     var requested = false
     /// Something the plan depends on changed since the type was last found up to date
@@ -263,8 +272,9 @@ struct TypeState: Sendable {
     var status: ProxyStatus
 
     // State of the world.
-    /// name → resource version of the latest response; nil until something was sent (or claimed on reconnect).
-    var sent: [String: String]?
+    /// What the latest response carried (usually the set shared by every stream of the group, so
+    /// remembering it costs a reference); nil until something was sent (or claimed on reconnect).
+    var sent: ResourceSet?
     /// Names added to the subscription and not yet delivered.
     var newlySubscribed: Set<String> = []
     /// Answer with the subscribed set even if unchanged (EDS after a CDS push, so clusters finish warming).
@@ -298,6 +308,7 @@ struct TypeState: Sendable {
 
     mutating func publishSubscription() {
         status.wildcard = subscription.wildcard
-        status.subscribedNames = subscription.names.sorted()
+        names = SubscriptionNames(subscription.names)
+        status.subscribedNames = names.sorted
     }
 }

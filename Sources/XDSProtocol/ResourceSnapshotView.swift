@@ -35,12 +35,17 @@ public protocol ResourceSnapshotView: Sendable {
     func resources(typeURL: String) -> [String: VersionedResource]
     /// `ContentVersion.of` all resources of `typeURL`; views may precompute it since every wildcard stream asks.
     func contentVersion(typeURL: String) -> String
+    /// Where the streams reading this view share their state-of-the-world answers (built once per type and
+    /// subscription); nil makes every stream build its own.
+    var resourceSetCache: ResourceSetCache? { get }
 }
 
 extension ResourceSnapshotView {
     public func contentVersion(typeURL: String) -> String {
         ContentVersion.of(resources(typeURL: typeURL).values)
     }
+
+    public var resourceSetCache: ResourceSetCache? { nil }
 }
 
 /// A ResourceSnapshotView held in memory, with each type's content version computed once.
@@ -48,6 +53,7 @@ public struct StaticSnapshotView: ResourceSnapshotView {
     public let version: String
     private let byType: [String: [String: VersionedResource]]
     private let contentVersions: [String: String]
+    public let resourceSetCache: ResourceSetCache? = ResourceSetCache()
 
     /// Builds the view; for a name listed twice under one type, the later resource wins.
     public init(version: String, resources: [String: [VersionedResource]]) {
@@ -71,12 +77,17 @@ public struct StaticSnapshotView: ResourceSnapshotView {
 public enum ContentVersion {
     /// FNV-1a (64-bit) over the (name, version) pairs in name order, as 16 hex digits.
     public static func of(_ resources: some Sequence<VersionedResource>) -> String {
+        of(sortedByName: resources.sorted(by: { $0.name < $1.name }))
+    }
+
+    /// `of` for resources already sorted by name.
+    static func of(sortedByName resources: [VersionedResource]) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ byte: UInt8) {
             hash ^= UInt64(byte)
             hash &*= 0x0000_0100_0000_01b3
         }
-        for resource in resources.sorted(by: { $0.name < $1.name }) {
+        for resource in resources {
             for byte in resource.name.utf8 { mix(byte) }
             mix(0)
             for byte in resource.version.utf8 { mix(byte) }

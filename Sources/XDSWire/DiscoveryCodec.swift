@@ -65,6 +65,7 @@ extension DiscoveryResponse {
     /// The protobuf encoding, after `headroom` zero bytes left for the caller's framing.
     /// Resource bodies are referenced in place and copied only into the output.
     public func serialized(headroom: Int = 0) -> [UInt8] {
+        if let shared = resourceList.encodedResourcesField { return serialized(sharing: shared, headroom: headroom) }
         let arena = CArena()
         var m = Envoy__Service__Discovery__V3__DiscoveryResponse()
         envoy__service__discovery__v3__discovery_response__init(&m)

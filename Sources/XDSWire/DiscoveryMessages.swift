@@ -85,8 +85,8 @@ public struct DiscoveryRequest: Sendable, Hashable {
 public struct DiscoveryResponse: Sendable, Hashable {
     /// The version of this type's resource set that the response carries.
     public var versionInfo: String
-    /// The resources, each wrapped as a google.protobuf.Any.
-    public var resources: [AnyResource]
+    /// The resources as one shared list (possibly pre-encoded, see `ResourceList`).
+    public var resourceList: ResourceList
     /// The resource type.
     public var typeURL: String
     /// Unique per stream; the proxy echoes it to ACK or NACK this response.
@@ -94,9 +94,21 @@ public struct DiscoveryResponse: Sendable, Hashable {
     /// `control_plane.identifier`, shown by Envoy in its config dump.
     public var controlPlane: String?
 
+    /// The resources, each wrapped as a google.protobuf.Any.
+    public var resources: [AnyResource] {
+        get { resourceList.items }
+        set { resourceList = ResourceList(newValue) }
+    }
+
     public init(versionInfo: String, resources: [AnyResource], typeURL: String, nonce: String, controlPlane: String? = nil) {
+        self.init(versionInfo: versionInfo, resourceList: ResourceList(resources), typeURL: typeURL, nonce: nonce,
+                  controlPlane: controlPlane)
+    }
+
+    /// A response around a list shared with other responses (no per-response copy of the list).
+    public init(versionInfo: String, resourceList: ResourceList, typeURL: String, nonce: String, controlPlane: String? = nil) {
         self.versionInfo = versionInfo
-        self.resources = resources
+        self.resourceList = resourceList
         self.typeURL = typeURL
         self.nonce = nonce
         self.controlPlane = controlPlane

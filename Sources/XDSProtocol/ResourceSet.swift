@@ -1,0 +1,153 @@
+// Owns the state-of-the-world answers that streams share: for one view, the resource
+// set a wildcard subscription gets and the set each distinct list of names gets,
+// each sorted, versioned and Any-encoded once. Every proxy of a group subscribes
+// alike, so 10,000 streams reading one view plan and encode once per type, not
+// 10,000 times; a stream remembers what it sent as a reference to the shared set.
+import Synchronization
+import XDSWire
+
+/// The resources of one type that a state-of-the-world response carries, sorted by name, with their content version; immutable and shared by every stream sending the same answer.
+public final class ResourceSet: Sendable {
+    public let typeURL: String
+    /// Sorted by name; names are unique.
+    public let resources: [VersionedResource]
+    /// `ContentVersion.of(resources)`: the response's `version_info`.
+    public let version: String
+    /// The resources wrapped as Any, the list every response built from this set carries.
+    public let list: ResourceList
+
+    /// A set from resources already sorted by name with unique names. `preEncode` encodes the
+    /// Any list now (for sets that many streams send); `version` skips recomputing a known content version.
+    init(typeURL: String, sorted resources: [VersionedResource], version: String? = nil, preEncode: Bool) {
+        self.typeURL = typeURL
+        self.resources = resources
+        self.version = version ?? ContentVersion.of(sortedByName: resources)
+        let items = resources.map { AnyResource(typeURL: typeURL, value: $0.body) }
+        list = preEncode ? ResourceList(preEncoding: items) : ResourceList(items)
+    }
+
+    public var isEmpty: Bool { resources.isEmpty }
+    public var count: Int { resources.count }
+
+    /// Whether some resource here is absent from `other` or has another version there (nil: no set at all).
+    /// Both are sorted by name, so this is one merge walk without hashing.
+    func hasChange(against other: ResourceSet?) -> Bool {
+        guard let other else { return !resources.isEmpty }
+        if other === self { return false }
+        let theirs = other.resources
+        var j = 0
+        for mine in resources {
+            while j < theirs.count && theirs[j].name < mine.name { j += 1 }
+            guard j < theirs.count, theirs[j].name == mine.name, theirs[j].version == mine.version else { return true }
+            j += 1
+        }
+        return false
+    }
+
+    /// The resources whose names `keep` accepts (a stream's own set after its subscription shrank; not shared).
+    func filtered(_ keep: (String) -> Bool) -> ResourceSet {
+        ResourceSet(typeURL: typeURL, sorted: resources.filter { keep($0.name) }, preEncode: false)
+    }
+}
+
+/// The explicitly subscribed names of one type, sorted, with a fingerprint so that looking a
+/// subscription up in a cache neither sorts nor hashes every name.
+public struct SubscriptionNames: Sendable, Hashable {
+    public let sorted: [String]
+    private let fingerprint: UInt64
+
+    public static let none = SubscriptionNames(sorted: [])
+
+    public init(_ names: some Sequence<String>) { self.init(sorted: names.sorted()) }
+
+    private init(sorted: [String]) {
+        self.sorted = sorted
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for name in sorted {
+            for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+            hash = (hash ^ 0xff) &* 0x0000_0100_0000_01b3
+        }
+        fingerprint = hash
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(fingerprint) }
+
+    public static func == (a: SubscriptionNames, b: SubscriptionNames) -> Bool {
+        a.fingerprint == b.fingerprint && a.sorted == b.sorted
+    }
+
+    /// Whether `requested` (a request's list, in any order) names exactly these names; cheap when it is sorted.
+    func isExactly(_ requested: [String]) -> Bool {
+        guard requested.count == sorted.count else { return false }
+        return requested.elementsEqual(sorted)
+    }
+}
+
+/// A view's memo of shared `ResourceSet`s, one per (type, subscription). Views are immutable and read
+/// by streams on every event loop, so the memo is behind a lock; a new snapshot is a new view with an
+/// empty memo, so nothing from an older view is ever served.
+public final class ResourceSetCache: Sendable {
+    /// Distinct explicit subscriptions remembered per view; past this, sets are built per stream (a bound
+    /// on what proxies with unusual subscriptions can make the server keep).
+    public static let maxNamedSets = 256
+
+    private struct NamedKey: Hashable {
+        var typeURL: String
+        var names: SubscriptionNames
+    }
+
+    private struct Memo {
+        var wildcard: [String: ResourceSet] = [:]
+        var named: [NamedKey: ResourceSet] = [:]
+    }
+
+    private let memo = Mutex(Memo())
+
+    public init() {}
+
+    /// Number of sets built and kept so far (for tests and diagnostics).
+    public var count: Int { memo.withLock { $0.wildcard.count + $0.named.count } }
+
+    func wildcard(typeURL: String, build: () -> ResourceSet) -> ResourceSet {
+        // Built under the lock: a stream on another loop asking for the same set waits for this one.
+        memo.withLock { memo in
+            if let set = memo.wildcard[typeURL] { return set }
+            let set = build()
+            memo.wildcard[typeURL] = set
+            return set
+        }
+    }
+
+    func named(typeURL: String, names: SubscriptionNames, build: () -> ResourceSet) -> ResourceSet {
+        let key = NamedKey(typeURL: typeURL, names: names)
+        return memo.withLock { memo in
+            if let set = memo.named[key] { return set }
+            let set = build()
+            if memo.named.count < Self.maxNamedSets { memo.named[key] = set }
+            return set
+        }
+    }
+}
+
+extension ResourceSnapshotView {
+    /// Every resource of `typeURL`: what a wildcard state-of-the-world answer carries.
+    func wildcardSet(typeURL: String) -> ResourceSet {
+        let build = {
+            ResourceSet(typeURL: typeURL, sorted: resources(typeURL: typeURL).values.sorted { $0.name < $1.name },
+                        version: contentVersion(typeURL: typeURL), preEncode: resourceSetCache != nil)
+        }
+        guard let cache = resourceSetCache else { return build() }
+        return cache.wildcard(typeURL: typeURL, build: build)
+    }
+
+    /// The subscribed resources of `typeURL` that exist: what an explicit state-of-the-world answer carries.
+    func subscribedSet(typeURL: String, names: SubscriptionNames) -> ResourceSet {
+        let build = {
+            let all = resources(typeURL: typeURL)
+            return ResourceSet(typeURL: typeURL, sorted: names.sorted.compactMap { all[$0] },
+                               preEncode: resourceSetCache != nil)
+        }
+        guard let cache = resourceSetCache else { return build() }
+        return cache.named(typeURL: typeURL, names: names, build: build)
+    }
+}

@@ -1,0 +1,131 @@
+// Shared state-of-the-world answers: streams reading one view get the same resource
+// list object (planned and encoded once), the pre-encoded path writes exactly the
+// bytes protobuf-c writes, and a view's cache never leaks content into another view.
+import XCTest
+import XDSProtocol
+import XDSWire
+
+final class SharedAnswerTests: XCTestCase {
+    let view = snapshot("s1", [CDS: ["c1": "1", "c2": "1"], EDS: ["c1": "1", "c2": "1", "c3": "1"], LDS: ["l1": "1"]])
+
+    /// Opens an ADS stream, sends one first request and returns the response it gets.
+    private func firstResponse(_ view: StaticSnapshotView, _ typeURL: String, _ names: [String] = []) -> DiscoveryResponse? {
+        var stream = DiscoveryStream(configuration: ads, view: view)
+        let actions = stream.handle(.request(DiscoveryRequest(node: testNode, resourceNames: names, typeURL: typeURL)),
+                                    at: WallClockTime(nanosecondsSinceEpoch: 1))
+        guard case .send(let response)? = actions.first else { return nil }
+        return response
+    }
+
+    func testStreamsOfOneGroupGetTheSameEncodedAnswer() throws {
+        let cases: [(name: String, typeURL: String, first: [String], second: [String])] = [
+            ("wildcard clusters", CDS, [], ["*"]),
+            ("named endpoints, names in another order", EDS, ["c2", "c1"], ["c1", "c2"]),
+        ]
+        for (name, typeURL, first, second) in cases {
+            let a = try XCTUnwrap(firstResponse(view, typeURL, first), name)
+            let b = try XCTUnwrap(firstResponse(view, typeURL, second), name)
+            XCTAssertTrue(a.resourceList === b.resourceList, "\(name): each stream built its own list")
+            XCTAssertTrue(a.resourceList.isPreEncoded, name)
+            XCTAssertEqual(a.serialized(), b.serialized(), name)
+            XCTAssertEqual(a.versionInfo, b.versionInfo, name)
+        }
+        XCTAssertEqual(view.resourceSetCache?.count, 2, "one set per (type, subscription)")
+    }
+
+    func testDifferentSubscriptionsGetDifferentAnswers() throws {
+        let one = try XCTUnwrap(firstResponse(view, EDS, ["c1"]))
+        let two = try XCTUnwrap(firstResponse(view, EDS, ["c1", "c3"]))
+        XCTAssertEqual(one.resources.map { String(decoding: $0.value.bytes, as: UTF8.self) }, ["c1@1"])
+        XCTAssertEqual(two.resources.map { String(decoding: $0.value.bytes, as: UTF8.self) }, ["c1@1", "c3@1"])
+        XCTAssertNotEqual(one.versionInfo, two.versionInfo)
+    }
+
+    func testAnswersNeverComeFromAPreviousView() throws {
+        let next = snapshot("s2", [CDS: ["c1": "2", "c2": "1"], EDS: ["c1": "1", "c2": "1", "c3": "1"], LDS: ["l1": "1"]])
+        // Warm the old view's cache, then move a stream to the new view.
+        _ = firstResponse(view, CDS)
+        play(view: view, [
+            Step(.sotw(CDS), ["CDS#1 c1@1 c2@1"]),
+            Step(.sotw(CDS, [], .ack), ["ack CDS#1"]),
+            Step(.snapshot(next), ["CDS#2 c1@2 c2@1"]),
+        ])
+        let fresh = try XCTUnwrap(firstResponse(next, CDS))
+        let bodies = next.resources(typeURL: CDS)
+        for resource in fresh.resources {
+            let name = String(String(decoding: resource.value.bytes, as: UTF8.self).split(separator: "@")[0])
+            XCTAssertTrue(resource.value === bodies[name]?.body, "\(name) is not the new view's body")
+        }
+        XCTAssertEqual(fresh.versionInfo, next.contentVersion(typeURL: CDS))
+    }
+
+    func testAckRepeatingTheNamesInAnotherOrderSendsNothing() {
+        play(view: view, [
+            Step(.sotw(EDS, ["c2", "c1"]), ["EDS#1 c1@1 c2@1"]),
+            Step(.sotw(EDS, ["c1", "c2"], .ack), ["ack EDS#1"]),
+            Step(.sotw(EDS, ["c2", "c1"], .latest), []),
+            Step(.sotw(EDS, ["c2", "c1", "c3"], .latest), ["EDS#2 c1@1 c2@1 c3@1"]),
+        ])
+    }
+
+    func testUnsubscribedNamesAreResentWhenSubscribedAgain() {
+        // Dropping a name needs no message (the proxy forgets it); naming it again must resend it.
+        play(view: view, [
+            Step(.sotw(EDS, ["c1", "c2"]), ["EDS#1 c1@1 c2@1"]),
+            Step(.sotw(EDS, ["c1"], .ack), ["ack EDS#1"]),
+            Step(.sotw(EDS, ["c1"], .latest), []),
+            Step(.sotw(EDS, ["c1", "c2"], .latest), ["EDS#2 c1@1 c2@1"]),
+        ])
+    }
+
+    func testManyDistinctSubscriptionsAreAnsweredButNotAllKept() throws {
+        var names: [String: String] = [:]
+        for i in 0..<(ResourceSetCache.maxNamedSets + 20) { names["e\(i)"] = "1" }
+        let wide = snapshot("s1", [EDS: names])
+        for i in 0..<(ResourceSetCache.maxNamedSets + 20) {
+            let response = try XCTUnwrap(firstResponse(wide, EDS, ["e\(i)"]))
+            XCTAssertEqual(response.resources.map { String(decoding: $0.value.bytes, as: UTF8.self) }, ["e\(i)@1"])
+        }
+        XCTAssertEqual(wide.resourceSetCache?.count, ResourceSetCache.maxNamedSets)
+    }
+}
+
+final class PreEncodedResponseTests: XCTestCase {
+    func testPreEncodedResponsesAreByteIdenticalToProtobufC() throws {
+        let big = ResourceBytes([UInt8](repeating: 0x41, count: 70_000))  // multi-byte length varints
+        let cluster = AnyResource(typeURL: CDS, value: ResourceBytes(Array("c1".utf8)))
+        let cases: [(String, [AnyResource], String, String, String?)] = [
+            ("typical", [cluster, AnyResource(typeURL: CDS, value: ResourceBytes(Array("c2".utf8)))], "0123456789abcdef", "17", "meshctl"),
+            ("no resources", [], "cbf29ce484222325", "1", nil),
+            ("empty version and empty control plane", [cluster], "", "2", ""),
+            ("empty body and empty Any type", [AnyResource(typeURL: "", value: ResourceBytes([UInt8]()))], "v", "3", nil),
+            ("large body", [AnyResource(typeURL: EDS, value: big)], "v", "18446744073709551615", "cp"),
+            ("NUL ends a string as in protobuf-c", [cluster], "v\u{0}tail", "4", nil),
+        ]
+        for (name, items, version, nonce, controlPlane) in cases {
+            let plain = DiscoveryResponse(versionInfo: version, resourceList: ResourceList(items), typeURL: CDS, nonce: nonce,
+                                          controlPlane: controlPlane)
+            let shared = DiscoveryResponse(versionInfo: version, resourceList: ResourceList(preEncoding: items), typeURL: CDS, nonce: nonce,
+                                           controlPlane: controlPlane)
+            XCTAssertFalse(plain.resourceList.isPreEncoded, name)
+            XCTAssertTrue(shared.resourceList.isPreEncoded, name)
+            XCTAssertEqual(shared.serialized(headroom: 5), plain.serialized(headroom: 5), name)
+            XCTAssertEqual(Array(shared.serialized(headroom: 5).prefix(5)), [0, 0, 0, 0, 0], name)
+            let decoded = try DiscoveryResponse(serialized: shared.serialized())
+            XCTAssertEqual(decoded.resources, items, name)
+            XCTAssertEqual(decoded.nonce, nonce, name)
+        }
+    }
+
+    func testResponsesCompareByContentWhateverTheirListObject() {
+        let items = [AnyResource(typeURL: CDS, value: ResourceBytes(Array("c1".utf8)))]
+        let a = DiscoveryResponse(versionInfo: "v", resources: items, typeURL: CDS, nonce: "1")
+        let b = DiscoveryResponse(versionInfo: "v", resourceList: ResourceList(preEncoding: items), typeURL: CDS, nonce: "1")
+        XCTAssertEqual(a, b)
+        var c = b
+        c.resources = []
+        XCTAssertNotEqual(b, c)
+        XCTAssertFalse(c.resourceList.isPreEncoded, "a changed list must not keep the old encoding")
+        XCTAssertEqual(try DiscoveryResponse(serialized: c.serialized()).resources, [])
+    }
+}
