@@ -87,6 +87,18 @@ public final class ProxyRegistry: @unchecked Sendable {
         lock.withLock { records[key]?.types = types }
     }
 
+    /// Replaces (or adds) one type's status of one stream.
+    func update(_ key: ObjectIdentifier, type status: ProxyTypeStatus) {
+        lock.withLock {
+            guard records[key] != nil else { return }
+            if let i = records[key]!.types.firstIndex(where: { $0.typeURL == status.typeURL }) {
+                records[key]!.types[i] = status
+            } else {
+                records[key]!.types.append(status)
+            }
+        }
+    }
+
     func close(_ key: ObjectIdentifier) { _ = lock.withLock { records.removeValue(forKey: key) } }
 
     /// Every stream's record, ordered by group, node id, then mode.

@@ -224,21 +224,49 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     }
 
     func handle(_ event: StreamEvent) {
-        guard var machine else { return }
+        guard machine != nil else { return }
         let now = Self.now()
-        let actions = machine.handle(event, at: now)
-        self.machine = machine
+        // Mutated in place: a copy held here would make the machine's first change copy its per-type state.
+        let actions = machine!.handle(event, at: now)
         var publishedAt: Date?
         if case .snapshotChanged = event { publishedAt = service.hub.current?.metadata.createdAt }
         perform(actions, at: now, publishedAt: publishedAt)
-        if registered && !actions.isEmpty || event.isRequest { recordStatus() }
+        if registered { recordStatus(of: touchedTypes(event, actions)) }
     }
 
-    /// Copies the machine's per-type status into the registry (read by CSDS and the admin endpoint).
-    private func recordStatus() {
-        guard registered, let machine else { return }
-        let types = machine.proxyStatus.map { ProxyTypeStatus($0, sentAt: sentAt[$0.typeURL], ackedAt: ackedAt[$0.typeURL]) }
-        service.proxies.update(ObjectIdentifier(self), types: types)
+    /// The types whose status an event and its actions may have changed.
+    private func touchedTypes(_ event: StreamEvent, _ actions: [StreamAction]) -> [String] {
+        var types: [String] = []
+        func note(_ typeURL: String) { if !typeURL.isEmpty && !types.contains(typeURL) { types.append(typeURL) } }
+        switch event {
+        case .request(let request): note(request.typeURL.isEmpty ? boundType : request.typeURL)
+        case .deltaRequest(let request): note(request.typeURL.isEmpty ? boundType : request.typeURL)
+        default: break
+        }
+        for action in actions {
+            switch action {
+            case .send(let response): note(response.typeURL)
+            case .sendDelta(let response): note(response.typeURL)
+            case .ack(let record): note(record.typeURL)
+            case .nack(let record): note(record.typeURL)
+            case .close: break
+            }
+        }
+        return types
+    }
+
+    private var boundType: String {
+        if case .singleType(let url) = binding { return url }
+        return ""
+    }
+
+    /// Copies the machine's status of `types` into the registry (read by CSDS and the admin endpoint).
+    private func recordStatus(of types: [String]) {
+        guard let machine else { return }
+        for typeURL in types {
+            guard let status = machine.proxyStatus(typeURL: typeURL) else { continue }
+            service.proxies.update(ObjectIdentifier(self), type: ProxyTypeStatus(status, sentAt: sentAt[typeURL], ackedAt: ackedAt[typeURL]))
+        }
     }
 
     private func perform(_ actions: [StreamAction], at now: WallClockTime, publishedAt: Date?) {
