@@ -175,7 +175,10 @@ public struct ConstraintValidator: Sendable {
                 return
             }
             guard let entry, case .message(let child) = entry.value else { return }
-            if let point = ExtensionRegistry.points[pool.message(owner.type).fullName + "." + field.name] {
+            // Every extension point is a field named typed_config or typed_extension_config:
+            // checked first so other message fields don't build and hash a key.
+            if ExtensionRegistry.pointFieldNames.contains(where: { $0 == field.name }),
+               let point = ExtensionRegistry.points[pool.message(owner.type).fullName + "." + field.name] {
                 checkExtensionPoint(child, point: point, location: location)
             }
             if let type = rules?.type { checkMessageRules(type, field: field, child: child, location: location) }
@@ -330,8 +333,10 @@ public struct ConstraintValidator: Sendable {
 
     mutating func checkString(_ r: StringRules, _ s: String, location: SourceLocation?) {
         if r.ignoreEmpty && s.isEmpty { return }
-        let shown = s.count > 60 ? "\"\(s.prefix(60))…\"" : "\"\(s)\""
-        let characters = UInt64(s.unicodeScalars.count)
+        // Built only for a message: most strings pass, and counting characters is a walk.
+        var shown: String { s.count > 60 ? "\"\(s.prefix(60))…\"" : "\"\(s)\"" }
+        let needsCharacters = r.len != nil || r.minLen != nil || r.maxLen != nil
+        let characters = needsCharacters ? UInt64(s.unicodeScalars.count) : 0
         let bytes = UInt64(s.utf8.count)
         if let c = r.const_, s != c { report("pgv.string.const", "value must equal \"\(c)\"", at: location) }
         if let n = r.len, characters != n { report("pgv.string.len", "value length must be \(n) characters", at: location) }

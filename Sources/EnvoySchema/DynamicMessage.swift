@@ -50,8 +50,15 @@ public struct DynamicMessage: Sendable {
 
     /// The value of the field named `name` (proto name), if set.
     public func value(named name: String, in pool: DescriptorPool) -> ProtoValue? {
-        guard let index = pool.message(type).fieldIndex(named: name) else { return nil }
-        return value(at: index)?.value
+        // Compares the names of the few set fields instead of hashing `name` into the type's
+        // name table: rules call this for every field they read, on every resource.
+        // Same answer as `fieldIndex(named:)`, which knows proto and JSON names.
+        let descriptors = pool.message(type).fields
+        for entry in fields {
+            let field = descriptors[entry.fieldIndex]
+            if field.name == name || field.jsonName == name { return entry.value }
+        }
+        return nil
     }
 
     /// Sets (replaces) a field's value.

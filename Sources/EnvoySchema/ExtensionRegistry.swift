@@ -42,6 +42,9 @@ public struct ExtensionRegistry: Sendable {
         "envoy.config.core.v3.HealthCheck.CustomHealthCheck.typed_config": (["envoy.health_checkers"], "health checker", ""),
     ]
 
+    /// The field names of every key of `points` (the part after the last dot).
+    static let pointFieldNames: [String] = Array(Set(points.keys.map { String($0[$0.index(after: $0.lastIndex(of: ".")!)...]) })).sorted()
+
     /// Carriers of another extension's config, which Envoy unwraps itself.
     static let wrappers: Set<String> = ["udpa.type.v1.TypedStruct", "xds.type.v3.TypedStruct"]
 

@@ -378,8 +378,24 @@ public struct SnapshotStore: SnapshotStoring {
         try removeDebris(session: session, report: nil)
         let previous = try? readPointer()
 
-        let plan = try planObjects(sorted)
-        let existingManifest = try? readManifest(version)
+        // Planning (encoding and hashing every shard and index) and decoding the stored manifest
+        // each take ~0.4 s for 10,000 groups and only read the disk: done side by side.
+        let plan: Plan
+        let existingManifest: Manifest?
+        do {
+            let planSlot = ParallelSlots<Result<Plan, SnapshotStoreError>>(count: 1)
+            let manifestSlot = ParallelSlots<Manifest>(count: 1)
+            let store = self
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                if i == 0 {
+                    planSlot.set(0, Result { () throws(SnapshotStoreError) in try store.planObjects(sorted) })
+                } else if let manifest = try? store.readManifest(version) {
+                    manifestSlot.set(0, manifest)
+                }
+            }
+            plan = try planSlot.values[0]!.get()
+            existingManifest = manifestSlot.values[0] ?? nil
+        }
         if previous == version && plan.objects.isEmpty && existingManifest != nil {
             return .unchanged(version: version)
         }

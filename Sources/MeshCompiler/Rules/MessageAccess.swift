@@ -27,6 +27,17 @@ final class FieldTrail: Sendable {
     }
 }
 
+/// A field below a trail: the text of `MessageNode.join`, built only when a problem is reported.
+struct JoinedPath: Sendable {
+    let trail: FieldTrail?
+    let name: String
+
+    var rendered: String {
+        let base = trail?.rendered ?? ""
+        return base.isEmpty ? name : base + "." + name
+    }
+}
+
 /// A message with its pool and field path from the resource root.
 struct MessageNode {
     let pool: DescriptorPool
@@ -82,6 +93,9 @@ struct MessageNode {
     }
 
     func join(_ name: String) -> String { path.isEmpty ? name : path + "." + name }
+
+    /// `join(name)`, rendered later and only if asked for.
+    func joined(_ name: String) -> JoinedPath { JoinedPath(trail: trail, name: name) }
 
     /// The message packed in an Any field, with its full type name.
     func unpacked(_ name: String) -> (type: String, node: MessageNode)? {

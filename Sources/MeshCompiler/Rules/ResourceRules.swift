@@ -20,7 +20,9 @@ struct ResourceReference: Sendable {
     }
     let kind: Kind
     let name: String
-    let path: String
+    /// Where the reference stands; rendered only when a group rule reports it (most references never are).
+    let at: JoinedPath
+    var path: String { at.rendered }
     let location: SourceLocation?
     /// Route id (`route:<id>`) whose user definition a problem should point at, if any.
     let provenance: String?
@@ -71,7 +73,7 @@ struct ResourceRules {
                     switch type {
                     case TypeNames.httpConnectionManager:
                         if let rds = config.child("rds"), let name = rds.string("route_config_name"), !name.isEmpty {
-                            facts.references.append(ResourceReference(kind: .routeConfiguration, name: name, path: rds.join("route_config_name"), location: rds.location(of: "route_config_name"), provenance: nil))
+                            facts.references.append(ResourceReference(kind: .routeConfiguration, name: name, at: rds.joined("route_config_name"), location: rds.location(of: "route_config_name"), provenance: nil))
                         }
                         if let inline = config.child("route_config") { routes(inline, into: &facts) }
                     case Self.tcpProxyType:
@@ -97,7 +99,7 @@ struct ResourceRules {
             if root.enumNumber("type") == 3 {
                 let eds = root.child("eds_cluster_config")
                 let name = eds?.string("service_name").flatMap { $0.isEmpty ? nil : $0 } ?? root.string("name") ?? ""
-                facts.references.append(ResourceReference(kind: .loadAssignment, name: name, path: "type", location: root.location(of: "type"), provenance: nil))
+                facts.references.append(ResourceReference(kind: .loadAssignment, name: name, at: JoinedPath(trail: nil, name: "type"), location: root.location(of: "type"), provenance: nil))
             }
         default:
             break
@@ -124,16 +126,16 @@ struct ResourceRules {
                 guard let action = route.child("route") else { continue }
                 let provenance = route.string("name").map { "route:" + $0 }
                 if let c = action.string("cluster"), !c.isEmpty {
-                    facts.references.append(ResourceReference(kind: .routeCluster, name: c, path: action.join("cluster"), location: action.location(of: "cluster"), provenance: provenance))
+                    facts.references.append(ResourceReference(kind: .routeCluster, name: c, at: action.joined("cluster"), location: action.location(of: "cluster"), provenance: provenance))
                 }
                 for w in action.child("weighted_clusters")?.children("clusters") ?? [] {
                     if let c = w.string("name"), !c.isEmpty {
-                        facts.references.append(ResourceReference(kind: .weightedCluster, name: c, path: w.join("name"), location: w.location(of: "name"), provenance: provenance))
+                        facts.references.append(ResourceReference(kind: .weightedCluster, name: c, at: w.joined("name"), location: w.location(of: "name"), provenance: provenance))
                     }
                 }
                 for m in action.children("request_mirror_policies") {
                     if let c = m.string("cluster"), !c.isEmpty {
-                        facts.references.append(ResourceReference(kind: .mirrorCluster, name: c, path: m.join("cluster"), location: m.location(of: "cluster"), provenance: provenance))
+                        facts.references.append(ResourceReference(kind: .mirrorCluster, name: c, at: m.joined("cluster"), location: m.location(of: "cluster"), provenance: provenance))
                     }
                 }
             }
@@ -142,11 +144,11 @@ struct ResourceRules {
 
     func tcpProxy(_ config: MessageNode, into facts: inout ResourceFacts) {
         if let c = config.string("cluster"), !c.isEmpty {
-            facts.references.append(ResourceReference(kind: .tcpProxyCluster, name: c, path: config.join("cluster"), location: config.location(of: "cluster"), provenance: nil))
+            facts.references.append(ResourceReference(kind: .tcpProxyCluster, name: c, at: config.joined("cluster"), location: config.location(of: "cluster"), provenance: nil))
         }
         for w in config.child("weighted_clusters")?.children("clusters") ?? [] {
             if let c = w.string("name"), !c.isEmpty {
-                facts.references.append(ResourceReference(kind: .tcpProxyCluster, name: c, path: w.join("name"), location: w.location(of: "name"), provenance: nil))
+                facts.references.append(ResourceReference(kind: .tcpProxyCluster, name: c, at: w.joined("name"), location: w.location(of: "name"), provenance: nil))
             }
         }
     }
@@ -160,7 +162,7 @@ struct ResourceRules {
         if let v = common.child("combined_validation_context")?.child("validation_context_sds_secret_config") { configs.append(v) }
         for config in configs where config.has("sds_config") {
             if let name = config.string("name"), !name.isEmpty {
-                facts.references.append(ResourceReference(kind: .secret, name: name, path: config.join("name"), location: config.location(of: "name"), provenance: nil))
+                facts.references.append(ResourceReference(kind: .secret, name: name, at: config.joined("name"), location: config.location(of: "name"), provenance: nil))
             }
         }
     }
