@@ -7,6 +7,8 @@ SHELL := /bin/bash
 APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libre2-dev libyaml-dev pkg-config openssl nghttp2-client
 # Only for `make test`: the status page is checked in a real headless browser.
 TEST_APT_PACKAGES := chromium
+# Only for `make bench`: nghttpd, the HTTP/2 server the fan-out ceiling is measured with (h2load is in APT_PACKAGES).
+BENCH_APT_PACKAGES := nghttp2-server
 VENV := .venv
 VENV_ENVOY := .venv-envoy
 PYTHON := $(VENV)/bin/python
@@ -36,6 +38,14 @@ $(STAMPS)/apt-test: $(STAMPS)/apt
 	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for the tests:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
+$(STAMPS)/apt-bench: $(STAMPS)/apt
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the benchmarks:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 	@touch $@
@@ -72,10 +82,12 @@ bench-schema: build
 	swift build -c release
 	$(PYTHON) scripts/bench_schema.py --meshctl .build/release/meshctl --envoy $(ENVOY)
 
-bench: build
+# Writes docs/bench-xds-latest.md (the tables) and docs/bench-push-latency.png (the plot); docs/BENCHMARKS.md
+# quotes a reviewed run.
+bench: build $(STAMPS)/apt-bench
 	swift build -c release
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
-	$(PYTHON) scripts/bench_xds.py --meshctl .build/release/meshctl --plot docs/bench-push-latency.png
+	$(PYTHON) scripts/bench_xds.py --meshctl .build/release/meshctl --plot docs/bench-push-latency.png --markdown docs/bench-xds-latest.md
 
 bench-compile: build
 	swift build -c release
