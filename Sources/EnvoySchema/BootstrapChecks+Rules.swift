@@ -39,12 +39,7 @@ extension MessageView {
         }
     }
 
-    var typeName: String { descriptor.fullName }
-
-    func enumNumber(_ name: String) -> Int32? { if case .enumNumber(let n)? = value(name) { return n } else { return nil } }
     func uint(_ name: String) -> UInt64? { if case .uint(let n)? = value(name) { return n } else { return nil } }
-    /// A google.protobuf.*Value wrapper's value.
-    func wrapped(_ name: String) -> ProtoValue? { value(name)?.messageValue?.value(at: 0)?.value }
 }
 
 extension BootstrapChecks {

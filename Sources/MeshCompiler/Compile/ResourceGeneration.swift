@@ -128,7 +128,7 @@ enum ResourceGeneration {
         let envoyDiagnostics = envoyRules.diagnostics.filter { $0.rule != "xref.duplicate-domain" }
         result.diagnostics += (validator.diagnostics + envoyDiagnostics).map { PendingDiagnostic(diagnostic: $0, provenance: nil) }
         var rules = ResourceRules(pool: pool)
-        let view = MessageNode(pool: pool, message: message, path: "")
+        let view = MessageView(pool: pool, message: message, path: "")
         let facts = rules.analyze(view, kind: kind)
         if job.requireMTLS {
             switch (job.role, kind) {

@@ -59,7 +59,7 @@ struct ResourceRules {
 
     /// Route checks and the references a resource makes, found by visiting only the fields
     /// where Envoy resources refer to each other (not every node).
-    mutating func analyze(_ root: MessageNode, kind: ResourceKind) -> ResourceFacts {
+    mutating func analyze(_ root: MessageView, kind: ResourceKind) -> ResourceFacts {
         var facts = ResourceFacts()
         switch kind {
         case .routeConfigurations:
@@ -107,13 +107,13 @@ struct ResourceRules {
         return facts
     }
 
-    mutating func routes(_ configuration: MessageNode, into facts: inout ResourceFacts) {
+    mutating func routes(_ configuration: MessageView, into facts: inout ResourceFacts) {
         var domains: [String: String] = [:]
         for vhost in configuration.children("virtual_hosts") {
             checkVirtualHost(vhost)
             // Envoy refuses a route configuration where two virtual hosts claim one domain.
             let vhostName = vhost.string("name") ?? ""
-            for (i, domain) in vhost.strings("domains").enumerated() {
+            for (i, domain) in vhost.stringValues("domains").enumerated() {
                 let key = domain.lowercased()
                 if let first = domains[key] {
                     report(.error, "xref.duplicate-domain", "domain '\(domain)' is already served by virtual host '\(first)' of route configuration '\(configuration.string("name") ?? "")'; a domain may belong to one virtual host only — rename the host alias",
@@ -142,7 +142,7 @@ struct ResourceRules {
         }
     }
 
-    func tcpProxy(_ config: MessageNode, into facts: inout ResourceFacts) {
+    func tcpProxy(_ config: MessageView, into facts: inout ResourceFacts) {
         if let c = config.string("cluster"), !c.isEmpty {
             facts.references.append(ResourceReference(kind: .tcpProxyCluster, name: c, at: config.joined("cluster"), location: config.location(of: "cluster"), provenance: nil))
         }
@@ -154,7 +154,7 @@ struct ResourceRules {
     }
 
     /// Secrets a TLS context asks the xDS server for (SDS with an sds_config): they must be in the group.
-    func transportSocket(_ socket: MessageNode?, into facts: inout ResourceFacts) {
+    func transportSocket(_ socket: MessageView?, into facts: inout ResourceFacts) {
         guard let (type, tls) = socket?.unpacked("typed_config"), type == Self.upstreamTLS || type == Self.downstreamTLS,
               let common = tls.child("common_tls_context") else { return }
         var configs = common.children("tls_certificate_sds_secret_configs")
@@ -170,7 +170,7 @@ struct ResourceRules {
     // MARK: Routes
 
     /// Shadowed routes, per-try timeouts and weight totals of one virtual host.
-    mutating func checkVirtualHost(_ vhost: MessageNode) {
+    mutating func checkVirtualHost(_ vhost: MessageView) {
         let routes = vhost.children("routes")
         let vhostPerTry = vhost.child("retry_policy")?.milliseconds("per_try_timeout")
         for (j, route) in routes.enumerated() {
@@ -207,7 +207,7 @@ struct ResourceRules {
     func format(_ ms: Int64) -> String { ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms" }
 
     /// True when every request `later` matches is matched by `earlier` already.
-    static func covers(_ earlier: MessageNode, _ later: MessageNode) -> Bool {
+    static func covers(_ earlier: MessageView, _ later: MessageView) -> Bool {
         let allowed: Set<String> = ["prefix", "path", "safe_regex", "case_sensitive", "headers"]
         let descriptor = earlier.pool.message(earlier.message.type)
         for entry in earlier.message.fields where !allowed.contains(descriptor.fields[entry.fieldIndex].name) { return false }
@@ -242,7 +242,7 @@ struct ResourceRules {
     static let downstreamTLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 
     /// A cluster to a mesh service must present a client certificate over TLS.
-    mutating func checkMeshCluster(_ cluster: MessageNode, service: String) {
+    mutating func checkMeshCluster(_ cluster: MessageView, service: String) {
         let name = cluster.string("name") ?? ""
         guard let (type, tls) = cluster.child("transport_socket")?.unpacked("typed_config"), type == Self.upstreamTLS else {
             report(.error, "mesh.mtls-required", "cluster '\(name)' reaches service '\(service)' without TLS; mesh traffic is mutual TLS — add a transport_socket with an UpstreamTlsContext carrying the mesh identity, or opt '\(service)' out with mtls: {mode: disabled, reason: ...}",
@@ -257,7 +257,7 @@ struct ResourceRules {
     }
 
     /// A listener that takes mesh traffic must require a client certificate on every filter chain.
-    mutating func checkMeshListener(_ listener: MessageNode, service: String) {
+    mutating func checkMeshListener(_ listener: MessageView, service: String) {
         let name = listener.string("name") ?? ""
         var chains = listener.children("filter_chains")
         if let d = listener.child("default_filter_chain") { chains.append(d) }
