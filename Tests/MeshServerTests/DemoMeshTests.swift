@@ -19,21 +19,11 @@ final class DemoMeshTests: XCTestCase {
         if !directory.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
     }
 
-    /// Configs/ copied with the certificate directory pointed at this test's certificates.
-    func demoConfigs(certificates: String) throws -> String {
-        let configs = directory + "/Configs"
-        try FileManager.default.copyItem(atPath: E2E.root.appendingPathComponent("Configs").path, toPath: configs)
-        let mesh = configs + "/mesh.yaml"
-        let text = try String(contentsOfFile: mesh, encoding: .utf8).replacingOccurrences(of: "/tmp/meshctl-demo/certs", with: certificates)
-        try text.write(toFile: mesh, atomically: true, encoding: .utf8)
-        return configs
-    }
-
     func testDemoMeshRoutesAcrossMutualTLSInEveryADSMode() throws {
         let certs = directory + "/certs"
         _ = try DevelopmentCertificates.write(to: certs, trustDomain: "mesh.local", proxies: ["frontend", "users", "ingress", "internal-web"],
                                                operators: ["oncall"])
-        let configs = try demoConfigs(certificates: certs)
+        let configs = try E2E.demoConfigs(in: directory, certificates: certs)
         let store = directory + "/store"
         let compile = E2E.run(E2E.meshctl, ["compile", "--configs", configs, "--templates", E2E.root.appendingPathComponent("templates").path, "--out", store], timeout: 120)
         XCTAssertEqual(compile?.status, 0, compile?.output ?? "compile did not finish")

@@ -126,6 +126,22 @@ enum E2E {
         """
     }
 
+    /// The repository's Configs/ copied into `directory`, with the certificate paths pointed at `certificates`
+    /// and each named gateway's `xds` mode set.
+    static func demoConfigs(in directory: String, certificates: String, gatewayModes: [String: String] = [:]) throws -> String {
+        let configs = directory + "/Configs"
+        try FileManager.default.copyItem(atPath: root.appendingPathComponent("Configs").path, toPath: configs)
+        let mesh = configs + "/mesh.yaml"
+        var text = try String(contentsOfFile: mesh, encoding: .utf8).replacingOccurrences(of: "/tmp/meshctl-demo/certs", with: certificates)
+        for (gateway, mode) in gatewayModes {
+            let kind = "  - name: \(gateway)\n    kind: \(gateway)\n"
+            XCTAssertTrue(text.contains(kind), "mesh.yaml declares gateway \(gateway)")
+            text = text.replacingOccurrences(of: kind, with: kind + "    xds: \(mode)\n")
+        }
+        try text.write(toFile: mesh, atomically: true, encoding: .utf8)
+        return configs
+    }
+
     /// Polls `condition` every 50 ms until it holds or `seconds` pass.
     static func waitUntil(_ seconds: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line, _ condition: () -> Bool) {
         let deadline = Date().addingTimeInterval(seconds)

@@ -22,21 +22,6 @@ final class PerTypeMeshTests: XCTestCase {
         if !directory.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
     }
 
-    /// Configs/ copied with this test's certificates and each gateway's `xds` setting.
-    func demoConfigs(certificates: String, modes: [String: String]) throws -> String {
-        let configs = directory + "/Configs"
-        try FileManager.default.copyItem(atPath: E2E.root.appendingPathComponent("Configs").path, toPath: configs)
-        let mesh = configs + "/mesh.yaml"
-        var text = try String(contentsOfFile: mesh, encoding: .utf8).replacingOccurrences(of: "/tmp/meshctl-demo/certs", with: certificates)
-        for (gateway, mode) in modes {
-            let kind = "  - name: \(gateway)\n    kind: \(gateway)\n"
-            XCTAssertTrue(text.contains(kind), "mesh.yaml declares gateway \(gateway)")
-            text = text.replacingOccurrences(of: kind, with: kind + "    xds: \(mode)\n")
-        }
-        try text.write(toFile: mesh, atomically: true, encoding: .utf8)
-        return configs
-    }
-
     /// GET over TLS through a gateway (its development certificate is not for this host name: -k).
     func httpsGet(_ port: Int, _ path: String) -> String? {
         let result = E2E.run("/usr/bin/curl", ["-s", "-k", "-f", "-m", "2", "https://127.0.0.1:\(port)\(path)"], timeout: 5)
@@ -62,7 +47,7 @@ final class PerTypeMeshTests: XCTestCase {
         let certs = directory + "/certs"
         let groups = ["frontend", "admin", "ingress", "internal-web"]
         _ = try DevelopmentCertificates.write(to: certs, trustDomain: "mesh.local", proxies: groups)
-        let configs = try demoConfigs(certificates: certs, modes: ["ingress": "per-type", "internal-web": "per-type-delta"])
+        let configs = try E2E.demoConfigs(in: directory, certificates: certs, gatewayModes: ["ingress": "per-type", "internal-web": "per-type-delta"])
         let store = directory + "/store"
         let compile = E2E.run(E2E.meshctl, ["compile", "--configs", configs, "--templates", E2E.root.appendingPathComponent("templates").path, "--out", store], timeout: 120)
         XCTAssertEqual(compile?.status, 0, compile?.output ?? "compile did not finish")
@@ -120,7 +105,7 @@ final class PerTypeMeshTests: XCTestCase {
     }
 
     func testBootstrapFromTheStoreRefusesModeFlagsThatContradictTheGroup() throws {
-        let configs = try demoConfigs(certificates: directory + "/certs", modes: ["ingress": "per-type-delta"])
+        let configs = try E2E.demoConfigs(in: directory, certificates: directory + "/certs", gatewayModes: ["ingress": "per-type-delta"])
         let store = directory + "/store"
         XCTAssertEqual(E2E.run(E2E.meshctl, ["compile", "--configs", configs, "--templates", E2E.root.appendingPathComponent("templates").path, "--out", store], timeout: 120)?.status, 0)
         let cases: [(name: String, group: String, flags: [String], status: Int32, mode: String?)] = [
