@@ -94,10 +94,14 @@ let package = Package(
             name: "MeshCertificates",
             dependencies: ["COpenSSL"]
         ),
+        // What the compiler writes and the server reads besides Envoy resources: access records, subscription modes.
+        .target(
+            name: "MeshModel"
+        ),
         // `meshctl serve`: the xDS server wired onto the transport, identity checks, proxy bootstraps.
         .target(
             name: "MeshServer",
-            dependencies: ["EnvoySchema", "SnapshotStore", "Transport", "XDSProtocol", "XDSWire",
+            dependencies: ["EnvoySchema", "MeshModel", "SnapshotStore", "Transport", "XDSProtocol", "XDSWire",
                            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdCore", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics"),
@@ -106,7 +110,7 @@ let package = Package(
         // `meshctl compile` / `validate`: Configs/ + templates/ → checked, encoded per-proxy-group snapshots.
         .target(
             name: "MeshCompiler",
-            dependencies: ["EnvoySchema", "SnapshotStore", "MeshServer", .product(name: "Stencil", package: "Stencil")]
+            dependencies: ["EnvoySchema", "MeshModel", "SnapshotStore", .product(name: "Stencil", package: "Stencil")]
         ),
         // `meshctl loadgen`: simulated Envoy proxies over mTLS measuring time to configuration and push latency.
         .target(
@@ -123,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MeshCompilerTests",
-            dependencies: ["MeshCompiler", "EnvoySchema", "SnapshotStore", "MeshServer"]
+            dependencies: ["MeshCompiler", "MeshModel", "EnvoySchema", "SnapshotStore", "MeshServer"]
         ),
         .testTarget(
             name: "EnvoySchemaTests",

@@ -7,7 +7,7 @@
 //   diagnostics mapped back to the user's files → ProxyGroupResources for the store.
 import EnvoySchema
 import Foundation
-import MeshServer
+import MeshModel
 import SnapshotStore
 
 /// The outcome of compiling (or validating) a Configs/ directory.

@@ -4,33 +4,10 @@
 
 import EnvoySchema
 
-/// How a proxy subscribes.
-public enum SubscriptionMode: String, Sendable, CaseIterable {
-    case adsStateOfTheWorld = "ads"
-    case adsDelta = "ads-delta"
-    case perType = "per-type"
-    case perTypeDelta = "per-type-delta"
-
-    public var isDelta: Bool { self == .adsDelta || self == .perTypeDelta }
-
-    /// The `ConfigSource` (YAML flow mapping) that resources served to such a proxy must use for what
-    /// they fetch in turn (RDS, EDS, SDS): the ADS stream, or per-type streams to the bootstrap's
-    /// xDS cluster. A proxy without ADS cannot use `{ads: {}}`, so the compiler writes this per group.
-    public var configSource: String {
-        switch self {
-        case .adsStateOfTheWorld, .adsDelta:
-            return "{ads: {}, resource_api_version: V3}"
-        case .perType, .perTypeDelta:
-            return "{api_config_source: {api_type: \(isDelta ? "DELTA_GRPC" : "GRPC"), transport_api_version: V3, set_node_on_first_message_only: true, "
-                + "grpc_services: [{envoy_grpc: {cluster_name: \(ProxyBootstrap.xdsClusterName)}}]}, resource_api_version: V3}"
-        }
-    }
-}
-
 /// Everything a proxy's bootstrap depends on.
 public struct ProxyBootstrap: Sendable {
     /// The bootstrap's static cluster for meshctl serve; per-type config sources name it.
-    public static let xdsClusterName = "meshctl_xds"
+    public static let xdsClusterName = SubscriptionMode.xdsClusterName
 
     public var nodeID: String
     public var nodeCluster: String

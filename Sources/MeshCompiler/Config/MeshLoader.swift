@@ -2,7 +2,7 @@
 // typed model, reporting every problem at its key or value.
 import EnvoySchema
 import Foundation
-import MeshServer
+import MeshModel
 
 enum MeshLoader {
     static let meshKeys = ["mesh", "xds_server", "certificates", "defaults", "templates", "sidecars", "gateways"]

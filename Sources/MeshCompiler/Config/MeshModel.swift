@@ -2,7 +2,7 @@
 // as typed values that remember where in which file each came from. docs/CONFIG.md is
 // the reference for every key.
 import EnvoySchema
-import MeshServer
+import MeshModel
 
 /// Mesh-wide settings and the gateway proxy groups (Configs/mesh.yaml).
 struct MeshDefinition: Sendable {

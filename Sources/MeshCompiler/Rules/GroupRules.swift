@@ -3,7 +3,7 @@
 // ClusterLoadAssignment, SDS → Secret) resolving inside the group, one listener per
 // address and port.
 import EnvoySchema
-import MeshServer
+import MeshModel
 
 /// Which rendering jobs make up a proxy group, and who may receive it.
 struct ProxyGroupPlan: Sendable {
