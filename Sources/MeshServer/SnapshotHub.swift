@@ -41,16 +41,35 @@ public final class SnapshotHub: @unchecked Sendable {
             return (previous, Array(subscribers.values))
         }
         var notified = 0
+        var perLoop: [ObjectIdentifier: (loop: EventLoop, streams: [SubscriberReference])] = [:]
         for target in targets {
             guard let view = next.groups[target.group] else { continue }
             if let old = previous?.groups[target.group], old.contentHash == view.contentHash { continue }
             notified += 1
-            let reference = target
-            target.eventLoop.execute {
+            perLoop[ObjectIdentifier(target.eventLoop), default: (target.eventLoop, [])].streams.append(target)
+        }
+        for (loop, streams) in perLoop.values { handOff(streams[...], on: loop) }
+        return notified
+    }
+
+    /// Streams handed their new view per loop turn. Between chunks the loop writes what the previous
+    /// chunk produced and reads ACKs, so the first proxies are not held back until every stream on the
+    /// loop has been planned (and the loop keeps serving other connections meanwhile).
+    static let handOffChunk = 128
+
+    /// Each chunk delivers the group's view current when it runs, not when it was queued: a later
+    /// snapshot may arrive while chunks are pending, and no stream may be handed an older view after a newer one.
+    private func handOff(_ streams: ArraySlice<SubscriberReference>, on loop: EventLoop) {
+        let chunk = streams.prefix(Self.handOffChunk)
+        let rest = streams.dropFirst(Self.handOffChunk)
+        loop.execute { [self] in
+            let groups = current?.groups
+            for reference in chunk {
+                guard let view = groups?[reference.group] else { continue }
                 reference.subscriber?.snapshotChanged(to: view)
             }
+            if !rest.isEmpty { handOff(rest, on: loop) }
         }
-        return notified
     }
 
     func subscribe(_ subscriber: any SnapshotSubscriber, group: String) {

@@ -1,0 +1,69 @@
+// The hub hands a new snapshot to streams in chunks per loop; whatever the timing, every
+// stream ends on the newest view and never receives an older view after a newer one.
+@testable import MeshServer
+import SnapshotStore
+import Transport
+import XCTest
+import XDSProtocol
+
+final class SnapshotHubTests: XCTestCase {
+    /// A stream stand-in recording the snapshot versions it was handed, on its loop.
+    final class RecordingSubscriber: SnapshotSubscriber, @unchecked Sendable {
+        let eventLoop: EventLoop
+        private let lock = NSLock()
+        private var versions: [String] = []
+
+        init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
+
+        func snapshotChanged(to view: GroupView) { lock.withLock { versions.append(view.version) } }
+
+        var received: [String] { lock.withLock { versions } }
+    }
+
+    func snapshot(_ body: String) throws -> Snapshot {
+        try Snapshot.make(groups: [ProxyGroupResources(group: "web", resources: [
+            Resource(typeURL: TypeURL.cluster, name: "a", body: Array(body.utf8)),
+        ])], compilerVersion: "test")
+    }
+
+    func testEveryStreamEndsOnTheNewestViewAndNeverGoesBack() throws {
+        let group = EventLoopGroup(loopCount: 2)
+        defer { group.shutdown() }
+        let hub = SnapshotHub()
+        let versions = try (0..<6).map { try snapshot("v\($0)") }
+        hub.serve(versions[0])
+        // More streams than one hand-off chunk on each loop, so later chunks are still queued when newer snapshots arrive.
+        let subscribers = (0..<(SnapshotHub.handOffChunk * 6)).map { RecordingSubscriber(eventLoop: group.loops[$0 % 2]) }
+        for subscriber in subscribers { hub.subscribe(subscriber, group: "web") }
+        for snapshot in versions.dropFirst() { XCTAssertEqual(hub.serve(snapshot), subscribers.count) }
+
+        let order = versions.map(\.metadata.version)
+        let newest = order.last!
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && !subscribers.allSatisfy({ $0.received.last == newest }) { usleep(10_000) }
+        for (i, subscriber) in subscribers.enumerated() {
+            let received = subscriber.received
+            XCTAssertEqual(received.last, newest, "stream \(i) ends on the newest snapshot")
+            let positions = received.map { order.firstIndex(of: $0)! }
+            XCTAssertEqual(positions, positions.sorted(), "stream \(i) never goes back to an older snapshot: \(positions)")
+        }
+        withExtendedLifetime(subscribers) {}
+    }
+
+    func testStreamsOfUnchangedGroupsAreNotWoken() throws {
+        let group = EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let hub = SnapshotHub()
+        let first = try snapshot("same")
+        hub.serve(first)
+        let subscriber = RecordingSubscriber(eventLoop: group.loops[0])
+        hub.subscribe(subscriber, group: "web")
+        // Same content, different snapshot metadata: the group's view did not change.
+        let again = try Snapshot.make(groups: [ProxyGroupResources(group: "web", resources: [
+            Resource(typeURL: TypeURL.cluster, name: "a", body: Array("same".utf8)),
+        ]), ProxyGroupResources(group: "other", resources: [])], compilerVersion: "test")
+        XCTAssertEqual(hub.serve(again), 0)
+        usleep(100_000)
+        XCTAssertEqual(subscriber.received, [])
+    }
+}
