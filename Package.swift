@@ -119,7 +119,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "meshctl",
-            dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", "SnapshotStore", "MeshCompiler", "LoadGenerator", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", "SnapshotStore", "MeshCompiler", "LoadGenerator", "XDSProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "MeshServerTests",

@@ -181,7 +181,7 @@ enum AdminRoutes {
         do {
             let a = try store.load(version: from)
             let b = try store.load(version: to ?? "current")
-            let renderer = RedactingRenderer()
+            let renderer = ResourceRenderer(redactsSecrets: true)
             return text(SnapshotDiff(from: a, to: b).render(fieldDiffs: true, context: 3) { renderer.yaml($0) })
         } catch {
             return text("\(error)\n", status: .notFound)
@@ -207,19 +207,5 @@ enum AdminRoutes {
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-store"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-}
-
-/// Resources as YAML for diffs on the admin endpoint; secrets are never shown, only that they changed.
-struct RedactingRenderer {
-    let pool: DescriptorPool? = try? DescriptorPool.envoy
-
-    func yaml(_ r: Resource) -> String {
-        if r.typeURL == TypeURL.secret { return "# secret \(r.name): contents not shown (content hash \(r.hash.prefix(12)))\n" }
-        guard let pool, let id = pool.messageID(typeURL: r.typeURL),
-              let message = try? DynamicMessage(serialized: r.body, type: id, pool: pool) else {
-            return "# \(r.typeURL) \(r.name): not decodable with the embedded schema\n"
-        }
-        return TextWriter(pool: pool).yaml(message)
     }
 }

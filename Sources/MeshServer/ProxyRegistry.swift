@@ -83,10 +83,6 @@ public final class ProxyRegistry: @unchecked Sendable {
 
     func open(_ key: ObjectIdentifier, _ record: ProxyStreamRecord) { lock.withLock { records[key] = record } }
 
-    func update(_ key: ObjectIdentifier, types: [ProxyTypeStatus]) {
-        lock.withLock { records[key]?.types = types }
-    }
-
     /// Replaces (or adds) one type's status of one stream.
     func update(_ key: ObjectIdentifier, type status: ProxyTypeStatus) {
         lock.withLock {

@@ -78,9 +78,6 @@ extension ClientStatusResponse {
         let arena = CArena()
         var m = Envoy__Service__Status__V3__ClientStatusResponse()
         envoy__service__status__v3__client_status_response__init(&m)
-        // Struct payloads are packed first and referenced by their Anys; keep them alive until the end.
-        var payloads: [[UInt8]] = []
-        payloads.reserveCapacity(configs.reduce(0) { $0 + $1.xdsConfigs.count })
         if !configs.isEmpty {
             let pointers = arena.array(configs.count, of: UnsafeMutablePointer<Envoy__Service__Status__V3__ClientConfig>?.self)
             for (i, config) in configs.enumerated() {
@@ -95,8 +92,7 @@ extension ClientStatusResponse {
                         if !x.name.isEmpty { g.pointee.name = arena.string(x.name) }
                         if !x.versionInfo.isEmpty { g.pointee.version_info = arena.string(x.versionInfo) }
                         if !x.details.isEmpty {
-                            payloads.append(stringStruct(x.details, arena))
-                            g.pointee.xds_config = arena.rawAny(typeURL: structTypeURL, bytes: payloads[payloads.count - 1])
+                            g.pointee.xds_config = arena.rawAny(typeURL: structTypeURL, bytes: stringStruct(x.details, arena))
                         }
                         if x.lastUpdatedNanoseconds > 0 { g.pointee.last_updated = arena.timestamp(x.lastUpdatedNanoseconds) }
                         g.pointee.config_status = Envoy__Service__Status__V3__ConfigStatus(rawValue: UInt32(x.configStatus.rawValue))
@@ -118,7 +114,7 @@ extension ClientStatusResponse {
             m.n_config = configs.count
             m.config = pointers
         }
-        return withExtendedLifetime((arena, payloads)) {
+        return withExtendedLifetime(arena) {
             packed(envoy__service__status__v3__client_status_response__get_packed_size(&m), 0) {
                 envoy__service__status__v3__client_status_response__pack(&m, $0)
             }
@@ -203,7 +199,7 @@ extension CArena {
         return p
     }
 
-    /// An Any over bytes the caller keeps alive until packing ends.
+    /// An Any over a copy of `bytes` owned by the arena.
     func rawAny(typeURL: String, bytes: [UInt8]) -> UnsafeMutablePointer<Google__Protobuf__Any> {
         let p = messages(1, google__protobuf__any__init)
         p.pointee.type_url = internedString(typeURL)

@@ -3,6 +3,7 @@
 import ArgumentParser
 import EnvoySchema
 import Foundation
+import MeshServer
 import SnapshotStore
 
 struct SnapshotCommand: ParsableCommand {
@@ -334,58 +335,6 @@ struct SnapshotCommand: ParsableCommand {
 }
 
 // MARK: Output helpers
-
-/// Turns resource bytes into YAML or JSON with the embedded Envoy schema; bytes it cannot decode
-/// are shown as base64 with the reason.
-struct ResourceRenderer {
-    let pool: DescriptorPool? = try? DescriptorPool.envoy
-
-    /// Why a resource could not be decoded.
-    struct Undecodable: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    private func decode(_ r: Resource) -> Result<(DynamicMessage, DescriptorPool), Undecodable> {
-        guard let pool else { return .failure(Undecodable(description: "the embedded Envoy schema did not load")) }
-        guard let id = pool.messageID(typeURL: r.typeURL) else { return .failure(Undecodable(description: "unknown type \(r.typeURL)")) }
-        do {
-            return .success((try DynamicMessage(serialized: r.body, type: id, pool: pool), pool))
-        } catch {
-            return .failure(Undecodable(description: "not a valid \(r.typeURL): \(error)"))
-        }
-    }
-
-    /// The resource as YAML (for diffs).
-    func yaml(_ r: Resource) -> String {
-        switch decode(r) {
-        case .success(let (message, pool)): return TextWriter(pool: pool).yaml(message)
-        case .failure(let why): return "# cannot decode (\(why))\nbytes_base64: \(Data(r.body).base64EncodedString())\n"
-        }
-    }
-
-    /// A `resource:` mapping (or `bytes_base64:` fallback) for a YAML document.
-    func yamlField(_ r: Resource) -> String {
-        switch decode(r) {
-        case .success(let (message, pool)):
-            let body = TextWriter(pool: pool).yaml(message)
-            let indented = body.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
-            return "resource:\n" + indented + (indented.hasSuffix("\n") ? "" : "\n")
-        case .failure(let why):
-            return "decode_error: \(TextQuoting.yamlScalar(why.description))\nbytes_base64: \(Data(r.body).base64EncodedString())\n"
-        }
-    }
-
-    /// A `"resource": {...}` member (or `"bytes_base64"` fallback) for a JSON object.
-    func jsonField(_ r: Resource) -> String {
-        switch decode(r) {
-        case .success(let (message, pool)):
-            let text = TextWriter(pool: pool).jsonText(message, pretty: false).trimmingCharacters(in: .whitespacesAndNewlines)
-            return "\"resource\": \(text)"
-        case .failure(let why):
-            return "\"decode_error\": \(TextQuoting.json(why.description)), \"bytes_base64\": \(TextQuoting.json(Data(r.body).base64EncodedString()))"
-        }
-    }
-}
 
 /// Matches `--type` against a type URL: the URL itself, the message name, its last component,
 /// or a familiar alias (cluster/cds, endpoint/eds/cla, route/rds, listener/lds, secret/sds), case-insensitively.

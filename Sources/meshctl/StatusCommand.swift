@@ -6,6 +6,7 @@ import ArgumentParser
 import Foundation
 import MeshServer
 import Transport
+import XDSProtocol
 import XDSWire
 
 struct Status: ParsableCommand {
@@ -117,18 +118,7 @@ struct Status: ParsableCommand {
             self.staleAfter = staleAfter
         }
 
-        func status(_ shortName: String) -> GenericXDSConfig? { types.first { Self.shortName($0.typeURL) == shortName } }
-
-        static func shortName(_ typeURL: String) -> String {
-            switch typeURL.split(separator: ".").last {
-            case "Listener": "LDS"
-            case "RouteConfiguration": "RDS"
-            case "Cluster": "CDS"
-            case "ClusterLoadAssignment": "EDS"
-            case "Secret": "SDS"
-            default: String(typeURL.split(separator: "/").last ?? "")
-            }
-        }
+        func status(_ shortName: String) -> GenericXDSConfig? { types.first { TypeURL.shortName($0.typeURL) == shortName } }
 
         func staleSeconds(_ x: GenericXDSConfig) -> Double? {
             guard x.configStatus == .stale, x.lastUpdatedNanoseconds > 0 else { return nil }
@@ -180,7 +170,7 @@ struct Status: ParsableCommand {
         }
         let nacks = rows.flatMap { row in row.types.compactMap { x in x.configStatus == .error ? (row, x) : nil } }
         for (row, x) in nacks {
-            out += "\n\(row.nodeID) \(ProxyRow.shortName(x.typeURL)) NACKED version \(x.errorState?.versionInfo.prefix(12) ?? "?"): \(x.errorState?.details ?? "(no message)")\n"
+            out += "\n\(row.nodeID) \(TypeURL.shortName(x.typeURL)) NACKED version \(x.errorState?.versionInfo.prefix(12) ?? "?"): \(x.errorState?.details ?? "(no message)")\n"
         }
         return out
     }
@@ -191,7 +181,7 @@ struct Status: ParsableCommand {
             for key in ["identity", "peer", "connected_at"] { if let v = x.details[key] { out += "  \(key.replacingOccurrences(of: "_", with: " ")): \(v)\n" } }
         }
         for x in row.types {
-            out += "  \(ProxyRow.shortName(x.typeURL)): \(row.cell(x))\n"
+            out += "  \(TypeURL.shortName(x.typeURL)): \(row.cell(x))\n"
             out += "    version sent: \(x.versionInfo.isEmpty ? "-" : x.versionInfo)"
             if x.lastUpdatedNanoseconds > 0 { out += " at \(Self.time(x.lastUpdatedNanoseconds))" }
             out += "\n"
@@ -211,7 +201,7 @@ struct Status: ParsableCommand {
             [
                 "node_id": row.nodeID, "group": row.group, "mode": row.mode, "server": row.server, "in_sync": !row.failsCheck,
                 "types": row.types.map { x -> [String: Any] in
-                    var t: [String: Any] = ["type": ProxyRow.shortName(x.typeURL), "type_url": x.typeURL, "status": row.cell(x).split(separator: " ").first.map(String.init) ?? "",
+                    var t: [String: Any] = ["type": TypeURL.shortName(x.typeURL), "type_url": x.typeURL, "status": row.cell(x).split(separator: " ").first.map(String.init) ?? "",
                                             "version_sent": x.versionInfo]
                     for (k, v) in x.details { t[k] = v }
                     if x.lastUpdatedNanoseconds > 0 { t["sent_at"] = Self.time(x.lastUpdatedNanoseconds) }

@@ -102,9 +102,11 @@ final class ClientStatusTests: XCTestCase {
                             versionAcked: status == .synced ? "s" : "old", ackedAt: nil,
                             nack: nack.map { .init(rejectedVersion: "s", message: $0, at: now) }, subscribed: "*")
         }
-        registry.update(keyA, types: [type(TypeURL.cluster, .synced), type(TypeURL.listener, .nacked, nack: "bad listener"),
-                                      type(TypeURL.route, .stale), type(TypeURL.endpoint, .notSent)])
-        registry.update(keyB, types: [type(TypeURL.cluster, .synced)])
+        for status in [type(TypeURL.cluster, .synced), type(TypeURL.listener, .nacked, nack: "bad listener"),
+                       type(TypeURL.route, .stale), type(TypeURL.endpoint, .notSent)] {
+            registry.update(keyA, type: status)
+        }
+        registry.update(keyB, type: type(TypeURL.cluster, .synced))
 
         let all = ClientStatusReport.response(to: ClientStatusRequest(), proxies: registry, servedVersion: "served")
         XCTAssertEqual(all.configs.map(\.node.id), ["a", "b"])
