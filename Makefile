@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libre2-dev libyaml-dev pkg-config openssl nghttp2-client
 # Only for `make test`: the status page is checked in a real headless browser.
-TEST_APT_PACKAGES := chromium
+TEST_APT_PACKAGES := chromium curl nghttp2-server
 # Only for `make bench`: nghttpd, the HTTP/2 server the fan-out ceiling is measured with (h2load is in APT_PACKAGES).
 BENCH_APT_PACKAGES := nghttp2-server
 VENV := .venv
@@ -61,9 +61,11 @@ run: build
 	$(MESHCTL) validate --envoy examples/envoy/*.yaml
 	MESHCTL=$(MESHCTL) scripts/run_demo.sh
 
+# The release binary too: signal handling and drain timing are tested on what users run (ReleaseSignalTests).
 test: build $(STAMPS)/apt-test
+	swift build -c release --product meshctl
 	swift build --build-tests
-	swift test --skip-build --disable-swift-testing
+	MESHCTL_RELEASE_BINARY=$(abspath .build/release/meshctl) swift test --skip-build --disable-swift-testing
 
 bench-schema: build
 	swift build -c release

@@ -328,6 +328,16 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         }
     }
 
+    /// The proxy half-closed the stream: it will send no more requests, so no ACK can ever arrive. Before a first
+    /// request that is a malformed call; after it, the call is over (as go-control-plane ends it on io.EOF).
+    func onRequestEnd() {
+        if machine == nil {
+            finish(.invalidArgument, "the stream was half-closed before its first discovery request; send a request carrying node.id and node.cluster")
+        } else {
+            finish(.ok, "the proxy half-closed the stream")
+        }
+    }
+
     func onFlushed() {
         guard blocked else { return }
         blocked = false

@@ -58,6 +58,9 @@ public struct TransportLimits: Sendable, Equatable {
     public var initialWindowSize = 65_535
     /// A TCP connection that has not completed its TLS handshake by then is closed.
     public var handshakeTimeout: Duration = .seconds(10)
+    /// A request stream that has delivered no complete message by then is ended with DEADLINE_EXCEEDED (and a
+    /// non-gRPC request whose body has not ended is answered), so an idle stream cannot hold its slot forever.
+    public var firstMessageTimeout: Duration = .seconds(30)
     /// After this long without inbound bytes a PING is sent; nil disables keepalive.
     public var keepaliveInterval: Duration? = .seconds(30)
     /// A PING not acknowledged within this time closes the connection.

@@ -306,6 +306,8 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
     let connection: HTTP2Connection
     private let handler: any GRPCServerHandler
     private var streams: [Int32: ServerStream] = [:]
+    /// Requests that are not gRPC, waiting for their end before they are answered.
+    private var rejected: [Int32: NonGRPCRequest] = [:]
     private var context: ConnectionContext
 
     init(core: ServerCore, connection: HTTP2Connection, handler: any GRPCServerHandler) {
@@ -341,7 +343,7 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
     }
 
     private func openStream(streamID: Int32, headers: [HeaderField], endStream: Bool) {
-        guard let session = connection.session else { return }
+        guard connection.session != nil else { return }
         var method = "", path = "", contentType = "", encoding: String?
         var metadata: [HeaderField] = []
         for field in headers {
@@ -354,15 +356,22 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
             }
             if !field.name.hasPrefix(":") { metadata.append(field) }
         }
-        // Not gRPC at all: a plain HTTP answer, as the gRPC spec asks.
-        guard method == "POST" else {
-            _ = session.submitResponse(streamID: streamID, headers: [HeaderField(":status", "405")], endStream: true)
-            connection.requestFlush()
-            return
-        }
-        guard contentType.hasPrefix("application/grpc") else {
-            _ = session.submitResponse(streamID: streamID, headers: [HeaderField(":status", "415")], endStream: true)
-            connection.requestFlush()
+        // Not gRPC at all: a plain HTTP answer, as the gRPC spec asks (405 for another method, 415 for another
+        // content type). It is sent when the request is complete, never while frames of it are in flight, so
+        // the peer's HTTP/2 errors on those frames are judged the same whatever the packet boundaries.
+        if method != "POST" || !contentType.hasPrefix("application/grpc") {
+            let rejection = method != "POST"
+                ? NonGRPCRequest(httpStatus: 405, grpcStatus: GRPCStatus(.internalError, "method \(method) is not allowed: gRPC requests are POST"))
+                : NonGRPCRequest(httpStatus: 415, grpcStatus: GRPCStatus(.invalidArgument, "content-type '\(contentType)' is not gRPC: send application/grpc"))
+            rejected[streamID] = rejection
+            if endStream {
+                answer(rejectedStreamID: streamID)
+            } else {
+                // A body that never ends must not hold the stream: answer after the first-message timeout.
+                _ = connection.loop.schedule(after: connection.limits.firstMessageTimeout) { [weak self] in
+                    self?.answer(rejectedStreamID: streamID)
+                }
+            }
             return
         }
         let stream = ServerStream(
@@ -380,18 +389,43 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
         } else if !stream.isFinished {
             stream.finish(GRPCStatus(.unimplemented, "unknown method \(path)"))
         }
+        if !stream.isFinished { stream.startFirstMessageTimer() }
         if endStream { stream.requestEnded() }
     }
 
     func connection(_ connection: HTTP2Connection, receivedData data: UnsafeRawBufferPointer, streamID: Int32) {
-        streams[streamID]?.receive(data)
+        if let stream = streams[streamID] {
+            stream.receive(data)
+        } else if rejected[streamID] != nil {
+            // The body of a request that will be refused is discarded; a large one is answered before its end.
+            rejected[streamID]!.discardedBytes += data.count
+            if rejected[streamID]!.discardedBytes > NonGRPCRequest.maxDiscardedBytes { answer(rejectedStreamID: streamID) }
+        }
     }
 
     func connection(_ connection: HTTP2Connection, receivedEndStream streamID: Int32) {
-        streams[streamID]?.requestEnded()
+        if let stream = streams[streamID] {
+            stream.requestEnded()
+        } else if rejected[streamID] != nil {
+            answer(rejectedStreamID: streamID)
+        }
+    }
+
+    /// Sends the plain-HTTP refusal of a non-gRPC request (once): status, gRPC status headers, a one-line body.
+    private func answer(rejectedStreamID streamID: Int32) {
+        guard let request = rejected[streamID], !request.answered, let session = connection.session else { return }
+        rejected[streamID]!.answered = true
+        let body = Array("meshctl serves gRPC (Envoy xDS) here: \(request.grpcStatus.message)\n".utf8)
+        let headers = [HeaderField(":status", "\(request.httpStatus)"), HeaderField("content-type", "text/plain; charset=utf-8"),
+                       HeaderField("content-length", "\(body.count)")] + request.grpcStatus.trailers
+        _ = session.submitResponse(streamID: streamID, headers: headers, endStream: false)
+        session.enqueue(streamID: streamID, body)
+        session.finishOutbound(streamID: streamID, trailers: nil)
+        connection.requestFlush()
     }
 
     func connection(_ connection: HTTP2Connection, streamClosed streamID: Int32, errorCode: UInt32) {
+        rejected[streamID] = nil
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         core.counters.activeStreams.wrappingSubtract(1, ordering: .relaxed)
         stream.closed(stream.isFinished ? .finished : .cancelledByPeer(errorCode: errorCode))
@@ -413,8 +447,20 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
     func connection(_ connection: HTTP2Connection, closedWith reason: ConnectionCloseReason) {
         let open = streams
         streams.removeAll()
+        rejected.removeAll()
         core.counters.activeStreams.wrappingSubtract(open.count, ordering: .relaxed)
         for id in open.keys.sorted() { open[id]!.closed(.connectionClosed(reason)) }
         core.connectionClosed(self)
     }
+}
+
+/// A request on the gRPC port that is not gRPC (wrong method or content type), answered once it is complete.
+struct NonGRPCRequest {
+    /// Bodies up to this size are read to their end before the answer; beyond it the answer goes out at once.
+    static let maxDiscardedBytes = 64 * 1024
+
+    let httpStatus: Int
+    let grpcStatus: GRPCStatus
+    var discardedBytes = 0
+    var answered = false
 }

@@ -177,6 +177,26 @@ final class HTTP2Session {
     let maxHeaderListBytes: Int
     fileprivate var firstError: String?
 
+    /// How a stream reached "closed", which decides what a later frame on it means (RFC 9113 §5.1).
+    enum ClosedStreamCause: Equatable {
+        /// The peer reset it: a later DATA/HEADERS/CONTINUATION is a stream error STREAM_CLOSED.
+        case resetByPeer
+        /// Both sides ended it with END_STREAM: a later DATA/HEADERS/CONTINUATION is a connection error STREAM_CLOSED.
+        case ended
+        /// This side reset it: frames the peer sent before seeing the RST_STREAM are ignored.
+        case resetHere
+    }
+
+    /// The last `recentlyClosedCapacity` streams the peer opened and that are closed now, oldest first. Bounded so
+    /// a long-lived connection pays for a handful, not for every stream it ever carried; a frame on a stream
+    /// closed longer ago is ignored (as nghttp2 itself does once it forgets a stream).
+    private var recentlyClosed: [(streamID: Int32, cause: ClosedStreamCause)] = []
+    static let recentlyClosedCapacity = 16
+    /// The stream whose RST_STREAM was just received or sent (nghttp2 closes it right after the callback).
+    private var resetReceived: Int32 = 0
+    private var resetSent: Int32 = 0
+    private var inboundFrames = FrameBoundaryScanner()
+
     private var pendingHeaders: [Int32: (fields: [HeaderField], bytes: Int)] = [:]
     private var outbound: [Int32: OutboundQueue] = [:]
     private var drained: [Int32] = []
@@ -205,7 +225,9 @@ final class HTTP2Session {
             throw TransportError(.http2, "nghttp2_option_new failed")
         }
         defer { nghttp2_option_del(option) }
-        // Closed streams are not kept for the (unused) RFC 7540 priority tree.
+        // Closed streams are not kept for the (unused) RFC 7540 priority tree: nghttp2 would keep up to
+        // MAX_CONCURRENT_STREAMS of them per connection. The few bytes RFC 9113 §5.1 needs to answer frames on
+        // closed streams live in `recentlyClosed` instead.
         nghttp2_option_set_no_closed_streams(option, 1)
         // A small HPACK encoder table: gRPC responses repeat a handful of headers.
         nghttp2_option_set_max_deflate_dynamic_table_size(option, 1024)
@@ -237,6 +259,34 @@ final class HTTP2Session {
 
     /// Feeds received bytes; returns a description of a fatal error (the connection must close), else nil.
     func receive(_ bytes: UnsafeRawBufferPointer) -> String? {
+        guard role == .server else { return feed(bytes) }
+        // Frames that may name a closed stream are judged at their header, after everything before them
+        // (e.g. the RST_STREAM that closed the stream, in the same read) has been processed by nghttp2.
+        var fed = 0
+        var failure: String?
+        // Whether the bytes not yet fed may close a stream while nghttp2 reads them (an RST_STREAM or END_STREAM
+        // from the peer); if not and no stream is remembered as closed, nothing needs judging (the usual case).
+        var unfedMayCloseStreams = false
+        inboundFrames.scan(bytes) { headerStart, type, flags, streamID in
+            guard failure == nil else { return }
+            let checked = Self.typesCheckedOnClosedStreams.contains(type)
+            if checked && (unfedMayCloseStreams || !recentlyClosed.isEmpty) {
+                if headerStart > fed {
+                    failure = feed(UnsafeRawBufferPointer(rebasing: bytes[fed..<headerStart]))
+                    fed = headerStart
+                    unfedMayCloseStreams = false
+                }
+                if failure == nil { judgeFrameOnClosedStream(streamID: streamID) }
+            }
+            if type == UInt8(NGHTTP2_RST_STREAM.rawValue) || (checked && flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0) {
+                unfedMayCloseStreams = true
+            }
+        }
+        if let failure { return failure }
+        return fed < bytes.count ? feed(UnsafeRawBufferPointer(rebasing: bytes[fed...])) : nil
+    }
+
+    private func feed(_ bytes: UnsafeRawBufferPointer) -> String? {
         let rc = nghttp2_session_mem_recv(raw, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
         if rc < 0 {
             return describe(Int32(rc))
@@ -363,6 +413,42 @@ final class HTTP2Session {
 
     // MARK: callbacks
 
+    /// DATA, HEADERS and CONTINUATION: the frames RFC 9113 §5.1 forbids on a closed stream.
+    private static let typesCheckedOnClosedStreams: Set<UInt8> = [
+        UInt8(NGHTTP2_DATA.rawValue), UInt8(NGHTTP2_HEADERS.rawValue), UInt8(NGHTTP2_CONTINUATION.rawValue),
+    ]
+
+    /// A frame on a stream this side remembers as closed gets the answer RFC 9113 §5.1 requires; nghttp2, which
+    /// forgot the stream (`no_closed_streams`), would drop it silently.
+    private func judgeFrameOnClosedStream(streamID: Int32) {
+        guard streamID > 0, nghttp2_session_find_stream(raw, streamID) == nil,
+              let record = recentlyClosed.last(where: { $0.streamID == streamID }) else { return }
+        switch record.cause {
+        case .resetByPeer:
+            submitReset(streamID: streamID, errorCode: UInt32(NGHTTP2_STREAM_CLOSED.rawValue))
+        case .ended:
+            if firstError == nil { firstError = "frame on closed stream \(streamID)" }
+            terminate(errorCode: UInt32(NGHTTP2_STREAM_CLOSED.rawValue))
+        case .resetHere:
+            break
+        }
+    }
+
+    private func rememberClosed(streamID: Int32) {
+        // Only streams the peer opened: a server's own (push) streams do not exist here.
+        guard role == .server, streamID % 2 == 1 else { return }
+        let cause: ClosedStreamCause
+        if resetReceived == streamID {
+            cause = .resetByPeer
+        } else if resetSent == streamID || !isRemoteClosed(streamID: streamID) {
+            cause = .resetHere
+        } else {
+            cause = .ended
+        }
+        if recentlyClosed.count == Self.recentlyClosedCapacity { recentlyClosed.removeFirst() }
+        recentlyClosed.append((streamID, cause))
+    }
+
     fileprivate func beginHeaders(streamID: Int32) {
         pendingHeaders[streamID] = ([], 0)
     }
@@ -397,6 +483,8 @@ final class HTTP2Session {
             if endStream { delegate?.session(receivedEndStream: streamID) }
         case NGHTTP2_GOAWAY.rawValue:
             delegate?.session(receivedGoAway: frame.goaway.error_code, lastStreamID: frame.goaway.last_stream_id)
+        case NGHTTP2_RST_STREAM.rawValue:
+            resetReceived = streamID
         case NGHTTP2_PING.rawValue:
             if frame.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { delegate?.sessionReceivedPingAck() }
         default:
@@ -408,6 +496,8 @@ final class HTTP2Session {
         switch UInt32(frame.hd.type) {
         case NGHTTP2_GOAWAY.rawValue:
             delegate?.session(sentGoAway: frame.goaway.error_code)
+        case NGHTTP2_RST_STREAM.rawValue:
+            resetSent = frame.hd.stream_id
         case NGHTTP2_HEADERS.rawValue:
             // gRPC servers end a stream the client has not half-closed with RST_STREAM(NO_ERROR) after the
             // trailers, so its slot frees immediately instead of waiting for the client.
@@ -422,6 +512,7 @@ final class HTTP2Session {
     }
 
     fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
+        rememberClosed(streamID: streamID)
         pendingHeaders[streamID] = nil
         if let queue = outbound.removeValue(forKey: streamID) {
             queuedBytes -= queue.queuedBytes
@@ -478,5 +569,40 @@ private func withNameValues<R>(_ headers: [HeaderField], _ body: (UnsafePointer<
                 namelen: range.name.count, valuelen: range.value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
         }
         return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+    }
+}
+
+/// Follows frame boundaries in the bytes a server receives (after the 24-byte client preface) without
+/// interpreting them: nghttp2 does that; this only says where each frame header is, its type and stream id.
+struct FrameBoundaryScanner {
+    private var prefaceLeft = 24
+    private var header: (bytes: [UInt8], payloadLeft: Int) = ([], 0)
+
+    /// Calls `frame(headerStart, type, flags, streamID)` for each frame header completed in `bytes`; `headerStart`
+    /// is the offset in `bytes` where the header began (0 when it began in an earlier call).
+    mutating func scan(_ bytes: UnsafeRawBufferPointer, frame: (Int, UInt8, UInt8, Int32) -> Void) {
+        var offset = 0
+        while offset < bytes.count {
+            if prefaceLeft > 0 {
+                let n = min(prefaceLeft, bytes.count - offset)
+                prefaceLeft -= n
+                offset += n
+            } else if header.payloadLeft > 0 {
+                let n = min(header.payloadLeft, bytes.count - offset)
+                header.payloadLeft -= n
+                offset += n
+            } else {
+                let start = offset - header.bytes.count
+                let n = min(9 - header.bytes.count, bytes.count - offset)
+                header.bytes.append(contentsOf: bytes[offset..<(offset + n)])
+                offset += n
+                guard header.bytes.count == 9 else { return }
+                let h = header.bytes
+                let length = Int(h[0]) << 16 | Int(h[1]) << 8 | Int(h[2])
+                let streamID = Int32(bitPattern: (UInt32(h[5]) << 24 | UInt32(h[6]) << 16 | UInt32(h[7]) << 8 | UInt32(h[8])) & 0x7fff_ffff)
+                header = ([], length)
+                frame(max(0, start), h[3], h[4], streamID)
+            }
+        }
     }
 }

@@ -20,6 +20,8 @@ public final class ServerStream: @unchecked Sendable {
     private var deframer: GRPCMessageDeframer
     private var headersSent = false
     private var inboundRejected = false
+    private var messagesReceived = 0
+    private var firstMessageTimer: ScheduledTimer?
     /// True once a status has been submitted.
     public private(set) var isFinished = false
     /// True once the stream is gone (`onClose` delivered).
@@ -34,6 +36,23 @@ public final class ServerStream: @unchecked Sendable {
         self.owner = owner
         self.limits = limits
         deframer = GRPCMessageDeframer(maxMessageBytes: limits.maxReceiveMessageBytes)
+    }
+
+    /// Arms the first-message deadline (called once the stream is dispatched, on its loop).
+    func startFirstMessageTimer() {
+        let timeout = limits.firstMessageTimeout
+        firstMessageTimer = eventLoop.schedule(after: timeout) { [weak self] in
+            guard let self, self.messagesReceived == 0 else { return }
+            self.firstMessageTimer = nil
+            self.finish(GRPCStatus(.deadlineExceeded, "no request message within \(timeout) of opening the stream"))
+        }
+    }
+
+    private func cancelFirstMessageTimer() {
+        if let timer = firstMessageTimer {
+            eventLoop.cancel(timer)
+            firstMessageTimer = nil
+        }
     }
 
     private static let responseHeaders = [HeaderField(":status", "200"), HeaderField("content-type", "application/grpc")]
@@ -60,6 +79,7 @@ public final class ServerStream: @unchecked Sendable {
         eventLoop.assertInEventLoop()
         guard !isFinished, !isClosed, let owner, let session = owner.connection.session else { return false }
         isFinished = true
+        cancelFirstMessageTimer()
         if headersSent {
             session.finishOutbound(streamID: streamID, trailers: status.trailers)
         } else {
@@ -98,6 +118,8 @@ public final class ServerStream: @unchecked Sendable {
     }
 
     private func deliver(_ messages: [[UInt8]]) {
+        if !messages.isEmpty && messagesReceived == 0 { cancelFirstMessageTimer() }
+        messagesReceived += messages.count
         for message in messages {
             guard !isFinished, !isClosed, let handler else { return }
             handler.onMessage(message)
@@ -122,6 +144,7 @@ public final class ServerStream: @unchecked Sendable {
     func closed(_ reason: StreamCloseReason) {
         guard !isClosed else { return }
         isClosed = true
+        cancelFirstMessageTimer()
         let handler = self.handler
         self.handler = nil
         handler?.onClose(reason)

@@ -96,16 +96,8 @@ struct Loadgen: ParsableCommand {
             printError("meshctl loadgen: \(error)")
             throw Exit.usage
         }
-        // SIGINT/SIGTERM end the run early; the report is still printed.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let signalSources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { generator.requestEnd() }
-            source.resume()
-            return source
-        }
-        defer { signalSources.forEach { $0.cancel() } }
+        // SIGINT/SIGTERM end the run early; the report is still printed (SIGHUP too: a closed terminal).
+        ProcessSignals.handle { _ in generator.requestEnd() }
         generator.start()
         if let readyFile {
             let proxies = options.proxies

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import MeshServer
+import Synchronization
 import Transport
 
 struct Serve: ParsableCommand {
@@ -49,6 +50,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Close connections older than this many seconds with GOAWAY, so proxies rebalance (0: never).")
     var maxConnectionAge: Int = 0
 
+    @Option(help: "Seconds a new stream may stay open without sending its first request before it is ended (DEADLINE_EXCEEDED).")
+    var firstRequestTimeout: Double = 30
+
     @Option(help: "Most concurrent proxy connections.")
     var maxConnections: Int = TransportLimits().maxConnections
 
@@ -77,6 +81,7 @@ struct Serve: ParsableCommand {
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1-256") }
         guard logFormat == "text" || logFormat == "json" else { throw ValidationError("--log-format must be text or json") }
         guard maxConnections > 0, drainSeconds >= 0, maxConnectionAge >= 0 else { throw ValidationError("limits must not be negative") }
+        guard firstRequestTimeout > 0, firstRequestTimeout <= 3600 else { throw ValidationError("--first-request-timeout must be more than 0 and at most 3600 seconds") }
     }
 
     func run() throws {
@@ -90,6 +95,7 @@ struct Serve: ParsableCommand {
         options.eventLoops = threads
         options.drainGrace = .seconds(drainSeconds)
         options.limits.maxConnections = maxConnections
+        options.limits.firstMessageTimeout = .milliseconds(Int(firstRequestTimeout * 1000))
         if maxConnectionAge > 0 { options.limits.maxConnectionAge = .seconds(maxConnectionAge) }
         options.admin = adminEndpoint
         if !statusReaders.isEmpty { options.statusReaders = .identities(statusReaders) }
@@ -106,24 +112,64 @@ struct Serve: ParsableCommand {
             printError("meshctl: serve: \(error)")
             throw Exit.usage
         }
-        // Wait for SIGTERM/SIGINT, then drain.
-        let stop = DispatchSemaphore(value: 0)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let sources = [SIGTERM, SIGINT].map { signalNumber -> DispatchSourceSignal in
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            return source
+        // Termination signals are blocked in every thread and arrive here from the one sigwait thread.
+        let unreceivable = ProcessSignals.threadsNotBlocking(SIGTERM)
+        if !unreceivable.isEmpty {
+            log.error("signals.not-blocked", ["threads": unreceivable.joined(separator: ","),
+                                              "effect": "SIGTERM/SIGINT may be lost; stop the process with SIGKILL"])
         }
-        stop.wait()
+        let stop = StopRequest()
+        ProcessSignals.handle { signal in
+            switch signal {
+            case SIGHUP:
+                log.info("signal.hup", ["effect": "nothing to reload: certificates and the store are read at start and by the store watcher"])
+            default:
+                if stop.request(signal) {
+                    log.warning("signal.again", ["signal": signalName(signal), "effect": "exiting now without finishing the drain"])
+                    _exit(1)
+                }
+            }
+        }
+        let signal = stop.wait()
+        log.info("signal.received", ["signal": signalName(signal), "effect": "draining for up to \(drainSeconds) s"])
         let drained = DispatchSemaphore(value: 0)
         Task.detached {
             await server.drain()
             drained.signal()
         }
         drained.wait()
-        _ = sources
+        log.info("server.stopped", [:])
+    }
+}
+
+/// The first termination signal starts the drain; a second one while draining means "now".
+final class StopRequest: Sendable {
+    private let state = Mutex<Int32?>(nil)
+    private let signalled = DispatchSemaphore(value: 0)
+
+    /// Records a signal; returns true if one had already arrived.
+    func request(_ signal: Int32) -> Bool {
+        let repeated = state.withLock { current -> Bool in
+            if current != nil { return true }
+            current = signal
+            return false
+        }
+        if !repeated { signalled.signal() }
+        return repeated
+    }
+
+    func wait() -> Int32 {
+        signalled.wait()
+        return state.withLock { $0! }
+    }
+}
+
+func signalName(_ signal: Int32) -> String {
+    switch signal {
+    case SIGTERM: "SIGTERM"
+    case SIGINT: "SIGINT"
+    case SIGHUP: "SIGHUP"
+    default: "signal \(signal)"
     }
 }
 

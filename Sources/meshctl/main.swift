@@ -19,4 +19,7 @@ final class ExitStatus: @unchecked Sendable {
     func wait() { done.wait() }
 }
 
+// First, before any thread exists: every thread created later inherits the blocked termination signals,
+// and one thread receives them (ProcessSignals.swift).
+ProcessSignals.takeOver()
 runOnLargeStack()
