@@ -15,6 +15,8 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/x509v3.h>
 
 long transport_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
@@ -67,6 +69,45 @@ static void append_text(char *out, size_t capacity, size_t *used, const char *te
     memcpy(out + *used, text, len);
     *used += len;
     out[*used] = '\0';
+}
+
+static void print_time(const ASN1_TIME *time, char *out, size_t capacity) {
+    if (capacity == 0) return;
+    out[0] = '\0';
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio == NULL) return;
+    if (ASN1_TIME_print(bio, time) == 1) {
+        int n = BIO_read(bio, out, (int)(capacity - 1));
+        out[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(bio);
+}
+
+int transport_ssl_ctx_certificate_summary(SSL_CTX *ctx, char *subject, size_t subject_capacity, char *serial,
+                                          size_t serial_capacity, char *not_before, size_t not_before_capacity,
+                                          char *not_after, size_t not_after_capacity, int *validity) {
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    if (cert == NULL) return 0;
+    if (subject_capacity > 0) X509_NAME_oneline(X509_get_subject_name(cert), subject, (int)subject_capacity);
+    if (serial_capacity > 0) {
+        serial[0] = '\0';
+        BIGNUM *number = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+        if (number != NULL) {
+            char *hex = BN_bn2hex(number);
+            if (hex != NULL) {
+                size_t used = 0;
+                append_text(serial, serial_capacity, &used, hex, strlen(hex));
+                OPENSSL_free(hex);
+            }
+            BN_free(number);
+        }
+    }
+    print_time(X509_get0_notBefore(cert), not_before, not_before_capacity);
+    print_time(X509_get0_notAfter(cert), not_after, not_after_capacity);
+    if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) *validity = -1;
+    else if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) *validity = 1;
+    else *validity = 0;
+    return 1;
 }
 
 int transport_peer_identity(const SSL *ssl, char *uris, size_t uris_capacity, char *cn, size_t cn_capacity) {

@@ -54,6 +54,11 @@ public final class ServerMetrics: @unchecked Sendable {
     func tlsHandshakeFailed(reason: String) { counter("meshctl_tls_handshake_failures_total", [("reason", reason)]).increment() }
     func snapshotLoadFailed() { counter("meshctl_snapshot_load_failures_total", []).increment() }
     func snapshotLoaded() { counter("meshctl_snapshot_loads_total", []).increment() }
+    func tlsCredentialsReloaded(result: String) { counter("meshctl_tls_credential_reloads_total", [("result", result)]).increment() }
+    /// When the certificate new handshakes present expires (alert on it before proxies refuse it).
+    func servingCertificateExpires(at date: Date) {
+        lock.withLock { gaugeLocked("meshctl_tls_certificate_expiry_timestamp_seconds", []).record(date.timeIntervalSince1970) }
+    }
     func eventLoopLag(loop: Int, seconds: Double) { timer("meshctl_event_loop_lag_seconds", [("loop", "\(loop)")]).recordSeconds(seconds) }
 
     // MARK: - Scrape
@@ -130,6 +135,7 @@ enum HandshakeFailureReason {
         let text = why.lowercased()
         if text.contains("peer did not return a certificate") || text.contains("certificate required") { return "no_client_certificate" }
         if text.contains("certificate has expired") || text.contains("expired") { return "certificate_expired" }
+        if text.contains("not yet valid") { return "certificate_not_yet_valid" }
         if text.contains("unknown ca") || text.contains("unable to get local issuer") || text.contains("certificate verify failed") || text.contains("self-signed") || text.contains("self signed") { return "untrusted_certificate" }
         if text.contains("wrong version number") || text.contains("http request") || text.contains("unexpected eof") || text.contains("packet length too long") { return "not_tls" }
         if text.contains("no shared cipher") || text.contains("unsupported protocol") || text.contains("version too low") { return "protocol_mismatch" }

@@ -20,6 +20,8 @@ public struct XDSServerOptions: Sendable {
     public var admin: (host: String, port: Int)?
     /// Who may read proxy status over CSDS.
     public var statusReaders = StatusReaders.operators
+    /// How often the TLS files are checked for changes (rotation without a restart; nil: only on `reloadCredentials`).
+    public var credentialPollInterval: Duration? = .seconds(2)
 
     public init(storeDirectory: String) { self.storeDirectory = storeDirectory }
 }
@@ -42,6 +44,7 @@ public final class XDSServer: @unchecked Sendable {
     private var admin: AdminServer?
     private let accepting = ManagedAtomicFlag()
     private var lagTimers: [(EventLoop, ScheduledTimer)] = []
+    private var credentialWatch: CredentialFileWatch?
     public private(set) var boundPort = 0
     /// The admin endpoint's port once started (0: none).
     public var adminPort: Int { admin?.boundPort ?? 0 }
@@ -81,6 +84,14 @@ public final class XDSServer: @unchecked Sendable {
         }
         accepting.set(true)
         startLagSampling()
+        if let tls = options.tls {
+            noteServingCertificate()
+            if let interval = options.credentialPollInterval {
+                credentialWatch = CredentialFileWatch(files: [tls.certificateChainFile, tls.privateKeyFile, tls.clientCAFile], interval: interval) { [weak self] in
+                    self?.reloadCredentials(trigger: "files changed")
+                }
+            }
+        }
         let store = SnapshotStore(directory: options.storeDirectory)
         let hub = self.hub
         let log = self.log
@@ -115,11 +126,46 @@ public final class XDSServer: @unchecked Sendable {
 
     public var statistics: TransportStatistics { grpc.statistics }
 
+    /// Reloads `--tls-cert`, `--tls-key` and `--client-ca` for new connections (SIGHUP, or the files changed);
+    /// established streams keep going. A file that cannot be used is refused with a log line and the current
+    /// credentials stay. Returns whether the new credentials are in use.
+    @discardableResult
+    public func reloadCredentials(trigger: String) -> Bool {
+        guard let tls = options.tls else {
+            log.info("tls.reload-skipped", ["trigger": trigger, "reason": "serving without TLS (--insecure-plaintext)"])
+            return false
+        }
+        do {
+            let summary = try grpc.reloadCredentials(tls)
+            metrics.tlsCredentialsReloaded(result: "reloaded")
+            noteServingCertificate()
+            log.info("tls.reloaded", ["trigger": trigger, "certificate": summary?.description ?? "", "client_ca": tls.clientCAFile])
+            return true
+        } catch {
+            metrics.tlsCredentialsReloaded(result: "refused")
+            log.error("tls.reload-refused", ["trigger": trigger, "error": "\(error)",
+                                             "still_serving": grpc.certificate?.description ?? "",
+                                             "fix": "correct the files; they are read again when they change or on SIGHUP"])
+            return false
+        }
+    }
+
+    private func noteServingCertificate() {
+        guard let summary = grpc.certificate else { return }
+        let format = DateFormatter()
+        format.locale = Locale(identifier: "en_US_POSIX")
+        format.timeZone = TimeZone(identifier: "GMT")
+        format.dateFormat = "MMM d HH:mm:ss yyyy zzz"
+        let text = summary.notAfter.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        if let date = format.date(from: text) { metrics.servingCertificateExpires(at: date) }
+    }
+
     /// Stops accepting, tells proxies to go elsewhere (GOAWAY, UNAVAILABLE), waits up to the grace period.
     public func drain() async {
         log.info("server.draining", ["grace": "\(options.drainGrace)"])
         accepting.set(false)
         watcher?.stop()
+        credentialWatch?.stop()
         for (loop, timer) in lagTimers { loop.execute { loop.cancel(timer) } }
         await grpc.drain(gracePeriod: options.drainGrace)
         await grpc.shutdown()
@@ -183,4 +229,50 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     private var flag = false
     var value: Bool { lock.withLock { flag } }
     func set(_ value: Bool) { lock.withLock { flag = value } }
+}
+
+/// Polls files for changes (size, modification time, inode) and calls `changed` once a change has settled (two
+/// polls in a row saw the same new state), so a rotation tool writing certificate and key one after the other
+/// triggers one reload, not one per file.
+final class CredentialFileWatch: @unchecked Sendable {
+    // @unchecked Sendable: `last`, `pending` are touched only on `queue`.
+    private struct FileState: Equatable {
+        var size: Int64, modified: Int, inode: UInt64
+    }
+
+    private let files: [String]
+    private let queue = DispatchQueue(label: "meshctl.credential-watch")
+    private let timer: DispatchSourceTimer
+    private var last: [FileState?]
+    private var pending: [FileState?]?
+
+    init(files: [String], interval: Duration, changed: @escaping @Sendable () -> Void) {
+        self.files = files
+        last = files.map(Self.state)
+        timer = DispatchSource.makeTimerSource(queue: queue)
+        let nanoseconds = Int(interval.components.seconds) * 1_000_000_000 + Int(interval.components.attoseconds / 1_000_000_000)
+        timer.schedule(deadline: .now() + .nanoseconds(nanoseconds), repeating: .nanoseconds(nanoseconds))
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            let now = self.files.map(Self.state)
+            if now == self.last {
+                self.pending = nil
+            } else if now == self.pending {
+                self.last = now
+                self.pending = nil
+                changed()
+            } else {
+                self.pending = now
+            }
+        }
+        timer.resume()
+    }
+
+    func stop() { timer.cancel() }
+
+    private static func state(_ path: String) -> FileState? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileState(size: Int64(info.st_size), modified: info.st_mtim.tv_sec * 1_000_000_000 + info.st_mtim.tv_nsec, inode: UInt64(info.st_ino))
+    }
 }

@@ -40,6 +40,23 @@ public final class GRPCServer: Sendable {
     /// A snapshot of the server's counters.
     public var statistics: TransportStatistics { core.counters.snapshot() }
 
+    /// The certificate new TLS handshakes present (nil for a plaintext server).
+    public var certificate: TLSCertificateSummary? { core.tlsContext?.certificateSummary }
+
+    /// Loads new credentials (certificate chain, key, client CA bundle) for the connections accepted from now on;
+    /// established connections keep the material they were accepted with, so no stream is dropped. If the files
+    /// cannot be loaded, the key does not match the certificate, or the certificate is not valid now, this throws
+    /// and the current credentials stay in use. A CA bundle may hold old and new CAs during a CA rotation.
+    @discardableResult
+    public func reloadCredentials(_ credentials: TLSServerCredentials) throws(TransportError) -> TLSCertificateSummary? {
+        guard core.tlsContext != nil else {
+            throw TransportError(.tlsConfiguration, "this server runs without TLS (insecure plaintext): there are no credentials to reload")
+        }
+        let context = try TLSContext.server(credentials)
+        core.replaceTLSContext(context)
+        return context.certificateSummary
+    }
+
     /// Stops accepting, sends GOAWAY on every connection, lets streams finish for `gracePeriod`, then ends
     /// the rest with UNAVAILABLE and closes; returns when every connection is closed.
     public func drain(gracePeriod: Duration) async {
@@ -101,7 +118,10 @@ final class ServerCore: Sendable {
     }
 
     let configuration: GRPCServerConfiguration
-    let tlsContext: TLSContext?
+    /// The credentials new connections are accepted with; replaced whole by a reload (a connection keeps a
+    /// reference to the context it started with, and OpenSSL reference-counts the SSL_CTX under it).
+    private let currentTLSContext: Mutex<TLSContext?>
+    var tlsContext: TLSContext? { currentTLSContext.withLock { $0 } }
     let group: EventLoopGroup
     let ownsGroup: Bool
     let counters = ServerCounters()
@@ -111,13 +131,17 @@ final class ServerCore: Sendable {
 
     init(configuration: GRPCServerConfiguration, tlsContext: TLSContext?, group: EventLoopGroup, ownsGroup: Bool) {
         self.configuration = configuration
-        self.tlsContext = tlsContext
+        currentTLSContext = Mutex(tlsContext)
         self.group = group
         self.ownsGroup = ownsGroup
         loopConnections = group.loops.map { _ in LoopConnections() }
     }
 
     var limits: TransportLimits { configuration.limits }
+
+    func replaceTLSContext(_ context: TLSContext) {
+        currentTLSContext.withLock { $0 = context }
+    }
 
     func start(handler: any GRPCServerHandler) throws(TransportError) -> Int {
         guard state.withLock({ $0.handler == nil && !$0.draining }) else {
@@ -152,6 +176,7 @@ final class ServerCore: Sendable {
             return
         }
         let id = nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let tlsContext = self.tlsContext
         do {
             let connection = try HTTP2Connection(
                 id: id, loop: loop, fd: fd, peerAddress: peer, role: .server, tls: tlsContext, serverName: nil,

@@ -8,7 +8,7 @@ import Transport
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the snapshot store's live snapshot to Envoy proxies over xDS (gRPC, HTTP/2, mutual TLS).",
-        discussion: "Follows the store: a newly published or rolled-back snapshot is pushed to connected proxies. SIGTERM or SIGINT drains: new connections are refused, proxies are told to reconnect elsewhere."
+        discussion: "Follows the store: a newly published or rolled-back snapshot is pushed to connected proxies. SIGTERM or SIGINT drains: new connections are refused, proxies are told to reconnect elsewhere (a second signal exits at once). SIGHUP, or a change of the TLS files, loads the certificate, key and client CA bundle again for new connections; established streams are kept, and files that cannot be used are refused with a log line while the current ones stay."
     )
 
     @Option(help: "The snapshot store directory (written by meshctl compile).")
@@ -53,6 +53,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds a new stream may stay open without sending its first request before it is ended (DEADLINE_EXCEEDED).")
     var firstRequestTimeout: Double = 30
 
+    @Option(help: "Seconds between checks of --tls-cert, --tls-key and --client-ca for changes; changed files are loaded for new connections without dropping streams (0: only on SIGHUP).")
+    var credentialPollSeconds: Double = 2
+
     @Option(help: "Most concurrent proxy connections.")
     var maxConnections: Int = TransportLimits().maxConnections
 
@@ -81,6 +84,7 @@ struct Serve: ParsableCommand {
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1-256") }
         guard logFormat == "text" || logFormat == "json" else { throw ValidationError("--log-format must be text or json") }
         guard maxConnections > 0, drainSeconds >= 0, maxConnectionAge >= 0 else { throw ValidationError("limits must not be negative") }
+        guard credentialPollSeconds >= 0, credentialPollSeconds <= 86_400 else { throw ValidationError("--credential-poll-seconds must be 0 (off) to 86400") }
         guard firstRequestTimeout > 0, firstRequestTimeout <= 3600 else { throw ValidationError("--first-request-timeout must be more than 0 and at most 3600 seconds") }
     }
 
@@ -95,6 +99,7 @@ struct Serve: ParsableCommand {
         options.eventLoops = threads
         options.drainGrace = .seconds(drainSeconds)
         options.limits.maxConnections = maxConnections
+        options.credentialPollInterval = credentialPollSeconds > 0 ? .milliseconds(Int(credentialPollSeconds * 1000)) : nil
         options.limits.firstMessageTimeout = .milliseconds(Int(firstRequestTimeout * 1000))
         if maxConnectionAge > 0 { options.limits.maxConnectionAge = .seconds(maxConnectionAge) }
         options.admin = adminEndpoint
@@ -122,7 +127,7 @@ struct Serve: ParsableCommand {
         ProcessSignals.handle { signal in
             switch signal {
             case SIGHUP:
-                log.info("signal.hup", ["effect": "nothing to reload: certificates and the store are read at start and by the store watcher"])
+                server.reloadCredentials(trigger: "SIGHUP")
             default:
                 if stop.request(signal) {
                     log.warning("signal.again", ["signal": signalName(signal), "effect": "exiting now without finishing the drain"])

@@ -151,6 +151,7 @@ final class ClientStatusTests: XCTestCase {
             ("error:0A00010B:SSL routines::wrong version number", "not_tls"),
             ("error:0A00009C:SSL routines::http request", "not_tls"),
             ("connection closed during handshake", "closed_during_handshake"),
+            ("error:0A000086:SSL routines::certificate verify failed (certificate is not yet valid)", "certificate_not_yet_valid"),
             ("something new", "other"),
         ]
         for (text, reason) in cases { XCTAssertEqual(HandshakeFailureReason.classify(text), reason, text) }

@@ -34,6 +34,44 @@ final class TransportTests: XCTestCase {
         }
     }
 
+    /// Credentials reload: unusable material is refused and the current stays; usable material is served to new
+    /// connections; a plaintext server has nothing to reload.
+    func testCredentialReloadRefusesUnusableMaterialAndKeepsTheCurrent() async throws {
+        let certificates = TestCertificates.shared
+        try await withHarness(TestHarness()) { h in
+            let before = try XCTUnwrap(h.server.certificate)
+            XCTAssertEqual(before.validity, .valid)
+            XCTAssertTrue(before.subject.contains("localhost"), before.subject)
+            let refusals: [(String, TLSServerCredentials, String)] = [
+                ("expired certificate", TLSServerCredentials(certificateChainFile: certificates.path("expired.crt"), privateKeyFile: certificates.path("expired.key"),
+                                                             clientCAFile: certificates.path("ca.crt")), "expired on Feb  1 00:00:00 2020 GMT"),
+                ("key of another certificate", TLSServerCredentials(certificateChainFile: certificates.path("server.crt"), privateKeyFile: certificates.path("client.key"),
+                                                                    clientCAFile: certificates.path("ca.crt")), "key"),
+                ("missing CA bundle", TLSServerCredentials(certificateChainFile: certificates.path("server.crt"), privateKeyFile: certificates.path("server.key"),
+                                                           clientCAFile: certificates.path("nope.crt")), "cannot load CA certificates"),
+            ]
+            for (name, credentials, says) in refusals {
+                XCTAssertThrowsError(try h.server.reloadCredentials(credentials), name) { error in
+                    XCTAssertTrue("\(error)".contains(says), "\(name): \(error)")
+                }
+                XCTAssertEqual(h.server.certificate, before, "\(name): the current certificate stays")
+                let call = h.call(try h.client(), path: "/test.Echo/Echo", messages: [[1]])
+                XCTAssertEqual(call.status(), .ok, "\(name): new connections are still served")
+                call.hangUp()
+            }
+            // The same files again are accepted (a no-op rotation), and served.
+            let reloaded = try h.server.reloadCredentials(certificates.serverCredentials)
+            XCTAssertEqual(reloaded, before)
+            let call = h.call(try h.client(), path: "/test.Echo/Echo", messages: [[2]])
+            XCTAssertEqual(call.status(), .ok)
+            call.hangUp()
+        }
+        try await withHarness(TestHarness(plaintext: true)) { h in
+            XCTAssertNil(h.server.certificate)
+            XCTAssertThrowsError(try h.server.reloadCredentials(certificates.serverCredentials))
+        }
+    }
+
     func testClientVerifiesServerByNameOrAddress() async throws {
         let cases: [(serverName: String, verified: Bool)] = [("localhost", true), ("127.0.0.1", true), ("elsewhere.example", false)]
         try await withHarness(TestHarness()) { h in
