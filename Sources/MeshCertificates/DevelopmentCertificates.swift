@@ -69,9 +69,52 @@ public final class DevelopmentCA: @unchecked Sendable {
         self.certificate = certificate
     }
 
+    /// A CA written earlier (`ca.crt`, `ca.key`), loaded to issue renewals.
+    public init(certificatePEM: String, privateKeyPEM: String) throws(CertificateError) {
+        guard let certificate = Self.readPEM(certificatePEM, PEM_read_bio_X509) else { throw CertificateError("the CA certificate is not PEM") }
+        guard let key = Self.readPEM(privateKeyPEM, PEM_read_bio_PrivateKey) else {
+            X509_free(certificate)
+            throw CertificateError("the CA key is not a PEM private key")
+        }
+        guard X509_check_private_key(certificate, key) == 1 else {
+            X509_free(certificate)
+            EVP_PKEY_free(key)
+            throw CertificateError("the CA key does not belong to the CA certificate")
+        }
+        self.key = key
+        self.certificate = certificate
+        issued = IssuedCertificate(certificatePEM: certificatePEM, privateKeyPEM: privateKeyPEM)
+    }
+
     deinit {
         X509_free(certificate)
         EVP_PKEY_free(key)
+    }
+
+    private static func readPEM<T>(_ text: String, _ read: (OpaquePointer?, UnsafeMutablePointer<T?>?, (@convention(c) (UnsafeMutablePointer<CChar>?, Int32, Int32, UnsafeMutableRawPointer?) -> Int32)?, UnsafeMutableRawPointer?) -> T?) -> T? {
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBytes { buffer -> T? in
+            guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }
+            defer { BIO_free(bio) }
+            return read(bio, nil, nil, nil)
+        }
+    }
+
+    /// The URI SANs of a PEM certificate (a proxy's SPIFFE ID), to renew it with the same identity.
+    public static func uriNames(ofCertificatePEM text: String) -> [String] {
+        guard let certificate = readPEM(text, PEM_read_bio_X509) else { return [] }
+        defer { X509_free(certificate) }
+        guard let names = X509_get_ext_d2i(certificate, NID_subject_alt_name, nil, nil) else { return [] }
+        let stack = OpaquePointer(names)
+        defer { GENERAL_NAMES_free(stack) }
+        var uris: [String] = []
+        for index in 0..<OPENSSL_sk_num(stack) {
+            guard let name = OPENSSL_sk_value(stack, index)?.assumingMemoryBound(to: GENERAL_NAME.self),
+                  name.pointee.type == GEN_URI, let uri = name.pointee.d.uniformResourceIdentifier,
+                  let data = ASN1_STRING_get0_data(uri) else { continue }
+            uris.append(String(decoding: UnsafeBufferPointer(start: data, count: Int(ASN1_STRING_length(uri))), as: UTF8.self))
+        }
+        return uris
     }
 
     /// A certificate for `request`, signed by this CA.
@@ -188,6 +231,39 @@ public enum DevelopmentCertificates {
             files += [("operator-\(name).crt", issued.certificatePEM, false), ("operator-\(name).key", issued.privateKeyPEM, true)]
         }
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return Written(directory: directory, files: try install(files, in: directory))
+    }
+
+    /// Issues new certificates for proxies that already have one in `directory` (same SPIFFE ID, new key and
+    /// serial), signed by the CA there, and moves them into place key first, certificate right after — each by
+    /// rename, which Envoy's `watched_directory` sees as the signal to reload the pair.
+    public static func renew(in directory: String, proxies: [String], validForSeconds: Int = 365 * 24 * 3600) throws -> Written {
+        let read = { (name: String) throws -> String in
+            let path = (directory as NSString).appendingPathComponent(name)
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw CertificateError("cannot read \(path): renew needs the CA and the proxy certificates that `meshctl certs init` wrote there")
+            }
+            return text
+        }
+        let ca = try DevelopmentCA(certificatePEM: try read("ca.crt"), privateKeyPEM: try read("ca.key"))
+        var files: [(String, String, Bool)] = []
+        for proxy in proxies {
+            let uris = DevelopmentCA.uriNames(ofCertificatePEM: try read("\(proxy).crt"))
+            guard !uris.isEmpty else { throw CertificateError("\(proxy).crt in \(directory) carries no URI SAN (SPIFFE ID) to renew") }
+            var request = CertificateRequest(commonName: proxy)
+            request.uris = uris
+            request.dnsNames = ["localhost"]
+            request.ipAddresses = ["127.0.0.1"]
+            request.validForSeconds = validForSeconds
+            let issued = try ca.issue(request)
+            files += [("\(proxy).key", issued.privateKeyPEM, true), ("\(proxy).crt", issued.certificatePEM, false)]
+        }
+        return Written(directory: directory, files: try install(files, in: directory))
+    }
+
+    /// Writes each file under a temporary name, then renames it into place (a reader never sees half a file).
+    private static func install(_ files: [(name: String, content: String, secret: Bool)], in directory: String) throws -> [String] {
+        let fm = FileManager.default
         var written: [String] = []
         for (name, content, secret) in files {
             let path = (directory as NSString).appendingPathComponent(name)
@@ -198,7 +274,7 @@ public enum DevelopmentCertificates {
             guard rename(temporary, path) == 0 else { throw CertificateError("cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))") }
             written.append(path)
         }
-        return Written(directory: directory, files: written)
+        return written
     }
 
     static func isIPAddress(_ text: String) -> Bool {

@@ -6,7 +6,7 @@ import MeshCertificates
 struct Certs: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Development certificates for mutual TLS.",
-        subcommands: [Initialize.self]
+        subcommands: [Initialize.self, Renew.self]
     )
 
     struct Initialize: ParsableCommand {
@@ -44,6 +44,40 @@ struct Certs: ParsableCommand {
                 for file in written.files { print(file) }
             } catch {
                 printError("meshctl: certs init: \(error)")
+                throw Exit.invalid
+            }
+        }
+    }
+
+    struct Renew: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-issue proxy certificates from the development CA (same SPIFFE ID, new key), in place.",
+            discussion: "Reads ca.crt/ca.key and each NAME.crt in --dir, issues a new certificate and key for the same identity, and renames them into place (key first, certificate right after). Envoys whose secrets watch that directory (the shipped templates set watched_directory) pick them up without a restart; new connections present the new certificate."
+        )
+
+        @Option(help: "The directory `meshctl certs init` wrote.")
+        var dir: String
+
+        @Option(name: .customLong("proxy"), help: "A proxy group whose certificate to renew (repeatable).")
+        var proxies: [String] = []
+
+        @Option(help: "Validity of the new certificates, in days.")
+        var days = 365
+
+        func validate() throws {
+            guard !proxies.isEmpty else { throw ValidationError("name at least one --proxy to renew") }
+            for name in proxies where name.isEmpty || name.contains("/") || name.hasPrefix(".") {
+                throw ValidationError("proxy name '\(name)' must be a plain file name (no '/', not starting with '.')")
+            }
+            guard (1...3650).contains(days) else { throw ValidationError("--days must be 1-3650") }
+        }
+
+        func run() throws {
+            do {
+                let written = try DevelopmentCertificates.renew(in: dir, proxies: proxies, validForSeconds: days * 24 * 3600)
+                for file in written.files { print(file) }
+            } catch {
+                printError("meshctl: certs renew: \(error)")
                 throw Exit.invalid
             }
         }

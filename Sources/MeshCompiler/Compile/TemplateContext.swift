@@ -4,6 +4,7 @@
 // agree across templates. The schema below is the template API (docs/CONFIG.md,
 // "Template context"); templates are checked against it before rendering.
 import EnvoySchema
+import Foundation
 
 enum ContextSchema {
     static let endpoint = object("endpoint", ["address": .string, "port": .int])
@@ -29,7 +30,7 @@ enum ContextSchema {
     static let outbound = object("outbound", ["listener": .string, "route_config": .string, "address": .string, "port": .int])
     static let service = object("service", [
         "name": .string, "description": .string, "owners": .list(.string), "identity": .string, "mtls": .bool,
-        "allowed_callers": .list(.string), "certificate": .string, "private_key": .string, "inbound_address": .string,
+        "allowed_callers": .list(.string), "certificate": .string, "private_key": .string, "certificate_directory": .string, "inbound_address": .string,
         "connect_timeout": .string, "timeout": .string, "ports": .list(.object(port)), "outbound": .object(outbound),
         "routes": .list(.object(route)), "tcp_dependencies": .list(.object(tcpDependency)), "domains": .list(.string),
     ])
@@ -38,10 +39,11 @@ enum ContextSchema {
         "name": .string, "kind": .string, "listener": .string, "route_config": .string, "address": .string, "port": .int,
         "hosts": .list(.string), "certificate": .string, "private_key": .string, "identity": .string, "routes": .list(.object(route)),
         "cors": .object(cors), "identity_certificate": .string, "identity_private_key": .string,
+        "certificate_directory": .string, "identity_certificate_directory": .string,
     ])
     static let mesh = object("mesh", [
         "name": .string, "trust_domain": .string, "xds_address": .string, "xds_port": .int, "certificate_directory": .string,
-        "ca": .string, "identity_secret": .string, "ca_secret": .string, "connect_timeout": .string, "timeout": .string,
+        "ca": .string, "ca_directory": .string, "identity_secret": .string, "ca_secret": .string, "connect_timeout": .string, "timeout": .string,
         "mtls": .bool, "identity_prefix": .string,
     ])
 
@@ -130,7 +132,8 @@ struct ContextBuilder {
         .object(TemplateObject(ContextSchema.mesh, [
             "name": .string(mesh.name), "trust_domain": .string(mesh.trustDomain), "xds_address": .string(mesh.xdsAddress),
             "xds_port": .int(mesh.xdsPort), "certificate_directory": .string(mesh.certificateDirectory),
-            "ca": .string(mesh.certificatePath(mesh.caFile, proxy: "")), "identity_secret": .string(MeshSecrets.identity),
+            "ca": .string(mesh.certificatePath(mesh.caFile, proxy: "")),
+            "ca_directory": .string(directoryOf(mesh.certificatePath(mesh.caFile, proxy: ""))), "identity_secret": .string(MeshSecrets.identity),
             "ca_secret": .string(MeshSecrets.ca), "connect_timeout": .string(mesh.connectTimeout.envoy), "timeout": .string(mesh.timeout.envoy),
             "mtls": .bool(mesh.mtlsStrict), "identity_prefix": .string("spiffe://\(mesh.trustDomain)/"),
         ]))
@@ -325,6 +328,7 @@ struct ContextBuilder {
             "owners": .list(service.owners.map { .string($0) }), "identity": .string(identity(name)),
             "mtls": .bool(mesh.mtlsStrict && service.mtlsDisabled == nil), "allowed_callers": .list(callers),
             "certificate": .string(certificate(name)), "private_key": .string(privateKey(name)),
+            "certificate_directory": .string(directoryOf(certificate(name))),
             "inbound_address": .string(mesh.sidecarAddress),
             "connect_timeout": .string((service.connectTimeout ?? mesh.connectTimeout).envoy),
             "timeout": .string((service.timeout ?? mesh.timeout).envoy),
@@ -356,7 +360,16 @@ struct ContextBuilder {
             "private_key": .string(gateway.privateKey), "identity": .string(gateway.identities.first ?? ""),
             "identity_certificate": .string(mesh.certificatePath(mesh.certificatePattern, proxy: name)),
             "identity_private_key": .string(mesh.certificatePath(mesh.privateKeyPattern, proxy: name)),
+            "certificate_directory": .string(directoryOf(gateway.certificate)),
+            "identity_certificate_directory": .string(directoryOf(mesh.certificatePath(mesh.certificatePattern, proxy: name))),
             "routes": .list(routes), "cors": cors,
         ]))
     }
+}
+
+/// The directory holding a certificate file: what Envoy watches (`watched_directory`) to reload it when a rotation
+/// moves new files in.
+func directoryOf(_ path: String) -> String {
+    let directory = (path as NSString).deletingLastPathComponent
+    return directory.isEmpty ? "." : directory
 }
