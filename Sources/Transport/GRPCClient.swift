@@ -2,7 +2,6 @@
 // connecting, opening streams, deframing responses, and turning trailers,
 // stream resets and connection loss into a status. Used by the tests and by
 // load generators.
-internal import CNGHTTP2
 internal import CTransportShims
 import Glibc
 import Synchronization
@@ -12,14 +11,14 @@ public protocol GRPCClientConnectionDelegate: AnyObject {
     /// TLS (if any) completed and HTTP/2 is up.
     func connectionReady(_ connection: GRPCClientConnection)
     /// The server sent GOAWAY; streams above its last stream id end UNAVAILABLE, new streams are refused.
-    func connection(_ connection: GRPCClientConnection, receivedGoAway errorCode: UInt32)
+    func connection(_ connection: GRPCClientConnection, receivedGoAway errorCode: HTTP2ErrorCode)
     /// The connection is gone (called once).
     func connection(_ connection: GRPCClientConnection, closedWith reason: ConnectionCloseReason)
 }
 
 extension GRPCClientConnectionDelegate {
     public func connectionReady(_ connection: GRPCClientConnection) {}
-    public func connection(_ connection: GRPCClientConnection, receivedGoAway errorCode: UInt32) {}
+    public func connection(_ connection: GRPCClientConnection, receivedGoAway errorCode: HTTP2ErrorCode) {}
     public func connection(_ connection: GRPCClientConnection, closedWith reason: ConnectionCloseReason) {}
 }
 
@@ -87,7 +86,7 @@ public final class GRPCClientConnection: HTTP2ConnectionRole, @unchecked Sendabl
     let connection: HTTP2Connection
     private let configuration: GRPCClientConfiguration
     private var delegate: (any GRPCClientConnectionDelegate)?
-    private var streams: [Int32: ClientStream] = [:]
+    private var streams: [HTTP2StreamID: ClientStream] = [:]
     /// True once HTTP/2 is up; false again after close.
     public private(set) var isReady = false
     private var closeReason: ConnectionCloseReason?
@@ -127,7 +126,7 @@ public final class GRPCClientConnection: HTTP2ConnectionRole, @unchecked Sendabl
     /// Sends GOAWAY and closes once it is written. On-loop only.
     public func close() {
         eventLoop.assertInEventLoop()
-        connection.closeAfterFlush(.localClose, goAwayError: UInt32(NGHTTP2_NO_ERROR.rawValue))
+        connection.closeAfterFlush(.localClose, goAwayError: .noError)
     }
 
     func outboundChanged() {
@@ -146,7 +145,7 @@ public final class GRPCClientConnection: HTTP2ConnectionRole, @unchecked Sendabl
     }
 
     func connection(_ connection: HTTP2Connection, receivedHeaders headers: [HeaderField],
-                    kind: HTTP2Session.HeadersKind, streamID: Int32, endStream: Bool) {
+                    kind: HTTP2Session.HeadersKind, streamID: HTTP2StreamID, endStream: Bool) {
         guard let stream = streams[streamID] else { return }
         switch kind {
         case .response:
@@ -176,24 +175,24 @@ public final class GRPCClientConnection: HTTP2ConnectionRole, @unchecked Sendabl
         }
     }
 
-    func connection(_ connection: HTTP2Connection, receivedData data: UnsafeRawBufferPointer, streamID: Int32) {
+    func connection(_ connection: HTTP2Connection, receivedData data: UnsafeRawBufferPointer, streamID: HTTP2StreamID) {
         streams[streamID]?.receive(data)
     }
 
-    func connection(_ connection: HTTP2Connection, receivedEndStream streamID: Int32) {
+    func connection(_ connection: HTTP2Connection, receivedEndStream streamID: HTTP2StreamID) {
         streams[streamID]?.finish(GRPCStatus(.internalError, "response ended without trailers"), trailers: [])
     }
 
-    func connection(_ connection: HTTP2Connection, streamClosed streamID: Int32, errorCode: UInt32) {
+    func connection(_ connection: HTTP2Connection, streamClosed streamID: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         streams[streamID]?.finish(GRPCStatus.forReset(errorCode: errorCode), trailers: [])
         streams[streamID] = nil
     }
 
-    func connection(_ connection: HTTP2Connection, receivedGoAway errorCode: UInt32, lastStreamID: Int32) {
+    func connection(_ connection: HTTP2Connection, receivedGoAway errorCode: HTTP2ErrorCode, lastStreamID: HTTP2StreamID) {
         delegate?.connection(self, receivedGoAway: errorCode)
     }
 
-    func connection(_ connection: HTTP2Connection, flushed streamIDs: [Int32]) {
+    func connection(_ connection: HTTP2Connection, flushed streamIDs: [HTTP2StreamID]) {
         for id in streamIDs { streams[id]?.flushed() }
     }
 
@@ -218,7 +217,7 @@ public final class GRPCClientConnection: HTTP2ConnectionRole, @unchecked Sendabl
 /// The client's handle to one gRPC stream; use it only on its connection's loop thread.
 public final class ClientStream: @unchecked Sendable {
     // @unchecked Sendable: only touched on the owning connection's loop (checked in public methods).
-    public let streamID: Int32
+    public let streamID: HTTP2StreamID
     private weak var owner: GRPCClientConnection?
     private var handler: (any GRPCClientStreamHandler)?
     private var deframer: GRPCMessageDeframer
@@ -227,7 +226,7 @@ public final class ClientStream: @unchecked Sendable {
     /// True once `onFinish` was delivered.
     public private(set) var isFinished = false
 
-    init(streamID: Int32, owner: GRPCClientConnection, handler: any GRPCClientStreamHandler, limits: TransportLimits) {
+    init(streamID: HTTP2StreamID, owner: GRPCClientConnection, handler: any GRPCClientStreamHandler, limits: TransportLimits) {
         self.streamID = streamID
         self.owner = owner
         self.handler = handler
@@ -266,7 +265,7 @@ public final class ClientStream: @unchecked Sendable {
     public func cancel() {
         guard let owner, !isFinished else { return }
         owner.eventLoop.assertInEventLoop()
-        owner.connection.session?.submitReset(streamID: streamID, errorCode: UInt32(NGHTTP2_CANCEL.rawValue))
+        owner.connection.session?.submitReset(streamID: streamID, errorCode: .cancel)
         owner.outboundChanged()
         finish(GRPCStatus(.cancelled, "cancelled by client"), trailers: [])
     }
@@ -282,7 +281,7 @@ public final class ClientStream: @unchecked Sendable {
             try deframer.append(data, to: &messages)
         } catch {
             for message in messages { handler?.onMessage(message) }
-            owner?.connection.session?.submitReset(streamID: streamID, errorCode: UInt32(NGHTTP2_CANCEL.rawValue))
+            owner?.connection.session?.submitReset(streamID: streamID, errorCode: .cancel)
             owner?.outboundChanged()
             finish(error.status, trailers: [])
             return

@@ -24,13 +24,13 @@ public struct GRPCStatus: Sendable, Equatable, Error, CustomStringConvertible {
     public var description: String { message.isEmpty ? "\(code)" : "\(code): \(message)" }
 
     /// The status a client reports for a stream its peer reset with an HTTP/2 error code (gRPC's mapping).
-    static func forReset(errorCode: UInt32) -> GRPCStatus {
+    static func forReset(errorCode: HTTP2ErrorCode) -> GRPCStatus {
         switch errorCode {
-        case 0x7: return GRPCStatus(.unavailable, "stream refused by server (RST_STREAM REFUSED_STREAM)")
-        case 0x8: return GRPCStatus(.cancelled, "stream cancelled (RST_STREAM CANCEL)")
-        case 0xb: return GRPCStatus(.resourceExhausted, "RST_STREAM ENHANCE_YOUR_CALM")
-        case 0xc: return GRPCStatus(.permissionDenied, "RST_STREAM INADEQUATE_SECURITY")
-        default: return GRPCStatus(.internalError, "stream reset with HTTP/2 error code \(errorCode)")
+        case .refusedStream: return GRPCStatus(.unavailable, "stream refused by server (RST_STREAM REFUSED_STREAM)")
+        case .cancel: return GRPCStatus(.cancelled, "stream cancelled (RST_STREAM CANCEL)")
+        case .enhanceYourCalm: return GRPCStatus(.resourceExhausted, "RST_STREAM ENHANCE_YOUR_CALM")
+        case .inadequateSecurity: return GRPCStatus(.permissionDenied, "RST_STREAM INADEQUATE_SECURITY")
+        default: return GRPCStatus(.internalError, "stream reset with HTTP/2 \(errorCode)")
         }
     }
 

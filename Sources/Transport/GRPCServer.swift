@@ -330,9 +330,9 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
     private let core: ServerCore
     let connection: HTTP2Connection
     private let handler: any GRPCServerHandler
-    private var streams: [Int32: ServerStream] = [:]
+    private var streams: [HTTP2StreamID: ServerStream] = [:]
     /// Requests that are not gRPC, waiting for their end before they are answered.
-    private var rejected: [Int32: NonGRPCRequest] = [:]
+    private var rejected: [HTTP2StreamID: NonGRPCRequest] = [:]
     private var context: ConnectionContext
 
     init(core: ServerCore, connection: HTTP2Connection, handler: any GRPCServerHandler) {
@@ -356,7 +356,7 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
     }
 
     func connection(_ connection: HTTP2Connection, receivedHeaders headers: [HeaderField],
-                    kind: HTTP2Session.HeadersKind, streamID: Int32, endStream: Bool) {
+                    kind: HTTP2Session.HeadersKind, streamID: HTTP2StreamID, endStream: Bool) {
         switch kind {
         case .request:
             openStream(streamID: streamID, headers: headers, endStream: endStream)
@@ -367,7 +367,7 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
         }
     }
 
-    private func openStream(streamID: Int32, headers: [HeaderField], endStream: Bool) {
+    private func openStream(streamID: HTTP2StreamID, headers: [HeaderField], endStream: Bool) {
         guard connection.session != nil else { return }
         var method = "", path = "", contentType = "", encoding: String?
         var metadata: [HeaderField] = []
@@ -418,7 +418,7 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
         if endStream { stream.requestEnded() }
     }
 
-    func connection(_ connection: HTTP2Connection, receivedData data: UnsafeRawBufferPointer, streamID: Int32) {
+    func connection(_ connection: HTTP2Connection, receivedData data: UnsafeRawBufferPointer, streamID: HTTP2StreamID) {
         if let stream = streams[streamID] {
             stream.receive(data)
         } else if rejected[streamID] != nil {
@@ -428,7 +428,7 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
         }
     }
 
-    func connection(_ connection: HTTP2Connection, receivedEndStream streamID: Int32) {
+    func connection(_ connection: HTTP2Connection, receivedEndStream streamID: HTTP2StreamID) {
         if let stream = streams[streamID] {
             stream.requestEnded()
         } else if rejected[streamID] != nil {
@@ -437,7 +437,7 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
     }
 
     /// Sends the plain-HTTP refusal of a non-gRPC request (once): status, gRPC status headers, a one-line body.
-    private func answer(rejectedStreamID streamID: Int32) {
+    private func answer(rejectedStreamID streamID: HTTP2StreamID) {
         guard let request = rejected[streamID], !request.answered, let session = connection.session else { return }
         rejected[streamID]!.answered = true
         let body = Array("meshctl serves gRPC (Envoy xDS) here: \(request.grpcStatus.message)\n".utf8)
@@ -449,16 +449,16 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
         connection.requestFlush()
     }
 
-    func connection(_ connection: HTTP2Connection, streamClosed streamID: Int32, errorCode: UInt32) {
+    func connection(_ connection: HTTP2Connection, streamClosed streamID: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         rejected[streamID] = nil
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         core.counters.activeStreams.wrappingSubtract(1, ordering: .relaxed)
         stream.closed(stream.isFinished ? .finished : .cancelledByPeer(errorCode: errorCode))
     }
 
-    func connection(_ connection: HTTP2Connection, receivedGoAway errorCode: UInt32, lastStreamID: Int32) {}
+    func connection(_ connection: HTTP2Connection, receivedGoAway errorCode: HTTP2ErrorCode, lastStreamID: HTTP2StreamID) {}
 
-    func connection(_ connection: HTTP2Connection, flushed streamIDs: [Int32]) {
+    func connection(_ connection: HTTP2Connection, flushed streamIDs: [HTTP2StreamID]) {
         for id in streamIDs { streams[id]?.flushed() }
     }
 

@@ -57,7 +57,7 @@ public enum StreamCloseReason: Sendable, Equatable {
     /// The server sent its status and the stream completed.
     case finished
     /// The client reset the stream (RST_STREAM with this HTTP/2 error code) before the server finished it.
-    case cancelledByPeer(errorCode: UInt32)
+    case cancelledByPeer(errorCode: HTTP2ErrorCode)
     /// The connection ended underneath the stream.
     case connectionClosed(ConnectionCloseReason)
 }

@@ -2,7 +2,6 @@
 // handshake, moving bytes between the socket, TLS and nghttp2 with bounded
 // buffering, keepalive PINGs, the handshake/max-age/drain timers, and closing
 // (gracefully with GOAWAY, or at once) with exactly one log record.
-internal import CNGHTTP2
 internal import CTransportShims
 import Glibc
 
@@ -10,12 +9,12 @@ import Glibc
 protocol HTTP2ConnectionRole: AnyObject {
     func connectionBecameActive(_ connection: HTTP2Connection)
     func connection(_ connection: HTTP2Connection, receivedHeaders headers: [HeaderField],
-                    kind: HTTP2Session.HeadersKind, streamID: Int32, endStream: Bool)
-    func connection(_ connection: HTTP2Connection, receivedData data: UnsafeRawBufferPointer, streamID: Int32)
-    func connection(_ connection: HTTP2Connection, receivedEndStream streamID: Int32)
-    func connection(_ connection: HTTP2Connection, streamClosed streamID: Int32, errorCode: UInt32)
-    func connection(_ connection: HTTP2Connection, receivedGoAway errorCode: UInt32, lastStreamID: Int32)
-    func connection(_ connection: HTTP2Connection, flushed streamIDs: [Int32])
+                    kind: HTTP2Session.HeadersKind, streamID: HTTP2StreamID, endStream: Bool)
+    func connection(_ connection: HTTP2Connection, receivedData data: UnsafeRawBufferPointer, streamID: HTTP2StreamID)
+    func connection(_ connection: HTTP2Connection, receivedEndStream streamID: HTTP2StreamID)
+    func connection(_ connection: HTTP2Connection, streamClosed streamID: HTTP2StreamID, errorCode: HTTP2ErrorCode)
+    func connection(_ connection: HTTP2Connection, receivedGoAway errorCode: HTTP2ErrorCode, lastStreamID: HTTP2StreamID)
+    func connection(_ connection: HTTP2Connection, flushed streamIDs: [HTTP2StreamID])
     /// Ends every open stream with `status` (drain / max-age deadline).
     func connection(_ connection: HTTP2Connection, cancelAllStreamsWith status: GRPCStatus)
     /// Called once, after the socket is closed and outside any nghttp2 callback.
@@ -59,8 +58,8 @@ final class HTTP2Connection: EventLoopSelectable {
     private var readWantsWritable = false
     private var flushScheduled = false
     private var intendedCloseReason: ConnectionCloseReason?
-    private var sentGoAwayError: UInt32?
-    private var receivedGoAwayError: UInt32?
+    private var sentGoAwayError: HTTP2ErrorCode?
+    private var receivedGoAwayError: HTTP2ErrorCode?
     private var refusedStreams = 0
     private var lastReadAt = ContinuousClock.now
     private var pingSentAt: ContinuousClock.Instant?
@@ -99,16 +98,14 @@ final class HTTP2Connection: EventLoopSelectable {
             role: role, maxHeaderListBytes: limits.maxHeaderListBytes,
             maxConcurrentStreams: limits.maxConcurrentStreamsPerConnection)
         session.delegate = self
-        var settings: [(id: Int32, value: UInt32)] = [
-            (Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), UInt32(clamping: limits.initialWindowSize)),
-            (Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), UInt32(clamping: limits.maxHeaderListBytes)),
+        var settings: [HTTP2Setting] = [
+            .initialWindowSize(UInt32(clamping: limits.initialWindowSize)),
+            .maxHeaderListSize(UInt32(clamping: limits.maxHeaderListBytes)),
         ]
         if role == .server {
-            settings.insert(
-                (Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), UInt32(clamping: limits.maxConcurrentStreamsPerConnection)),
-                at: 0)
+            settings.insert(.maxConcurrentStreams(UInt32(clamping: limits.maxConcurrentStreamsPerConnection)), at: 0)
         } else {
-            settings.append((Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), 0))
+            settings.append(.enablePush(false))
         }
         session.submitSettings(settings)
         return session
@@ -313,7 +310,7 @@ final class HTTP2Connection: EventLoopSelectable {
     }
 
     private func inferredCloseReason() -> ConnectionCloseReason {
-        if let code = sentGoAwayError, code != 0 {
+        if let code = sentGoAwayError, code != .noError {
             let detail = session?.lastErrorDescription ?? "GOAWAY error code \(code)"
             return detail.contains("max concurrent streams") ? .tooManyStreams : .http2ProtocolError(detail)
         }
@@ -437,7 +434,7 @@ final class HTTP2Connection: EventLoopSelectable {
         guard !isDraining else { return }
         isDraining = true
         intendedCloseReason = reason
-        session.submitGoAway(errorCode: UInt32(NGHTTP2_NO_ERROR.rawValue))
+        session.submitGoAway(errorCode: .noError)
         timers.append(loop.schedule(after: grace) { [weak self] in
             guard let self, self.phase == .active else { return }
             self.owner?.connection(self, cancelAllStreamsWith: GRPCStatus(.unavailable, reason.description))
@@ -447,7 +444,7 @@ final class HTTP2Connection: EventLoopSelectable {
     }
 
     /// Stops reading, optionally sends GOAWAY with an error, flushes what is queued, then closes (at the latest after `closeLinger`).
-    func closeAfterFlush(_ reason: ConnectionCloseReason, goAwayError: UInt32?) {
+    func closeAfterFlush(_ reason: ConnectionCloseReason, goAwayError: HTTP2ErrorCode?) {
         guard phase == .active, let session else {
             close(reason)
             return
@@ -466,7 +463,7 @@ final class HTTP2Connection: EventLoopSelectable {
     private func protocolFailure(_ why: String) {
         // Best effort: tell the peer why, in the bytes the socket accepts right now.
         if let session, phase == .active {
-            session.terminate(errorCode: UInt32(NGHTTP2_PROTOCOL_ERROR.rawValue))
+            session.terminate(errorCode: .protocolError)
             phase = .closing
             intendedCloseReason = intendedCloseReason ?? .http2ProtocolError(why)
             flush()
@@ -503,23 +500,23 @@ final class HTTP2Connection: EventLoopSelectable {
 }
 
 extension HTTP2Connection: HTTP2SessionDelegate {
-    func session(receivedHeaders headers: [HeaderField], kind: HTTP2Session.HeadersKind, streamID: Int32, endStream: Bool) {
+    func session(receivedHeaders headers: [HeaderField], kind: HTTP2Session.HeadersKind, streamID: HTTP2StreamID, endStream: Bool) {
         owner?.connection(self, receivedHeaders: headers, kind: kind, streamID: streamID, endStream: endStream)
     }
 
-    func session(receivedData data: UnsafeRawBufferPointer, streamID: Int32) {
+    func session(receivedData data: UnsafeRawBufferPointer, streamID: HTTP2StreamID) {
         owner?.connection(self, receivedData: data, streamID: streamID)
     }
 
-    func session(receivedEndStream streamID: Int32) {
+    func session(receivedEndStream streamID: HTTP2StreamID) {
         owner?.connection(self, receivedEndStream: streamID)
     }
 
-    func session(streamClosed streamID: Int32, errorCode: UInt32) {
+    func session(streamClosed streamID: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         owner?.connection(self, streamClosed: streamID, errorCode: errorCode)
     }
 
-    func session(receivedGoAway errorCode: UInt32, lastStreamID: Int32) {
+    func session(receivedGoAway errorCode: HTTP2ErrorCode, lastStreamID: HTTP2StreamID) {
         receivedGoAwayError = errorCode
         owner?.connection(self, receivedGoAway: errorCode, lastStreamID: lastStreamID)
     }
@@ -534,11 +531,11 @@ extension HTTP2Connection: HTTP2SessionDelegate {
         // doing it is flooding, so the whole connection goes.
         if refusedStreams > max(16, limits.maxConcurrentStreamsPerConnection) && phase == .active {
             intendedCloseReason = .tooManyStreams
-            closeAfterFlush(.tooManyStreams, goAwayError: UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue))
+            closeAfterFlush(.tooManyStreams, goAwayError: .enhanceYourCalm)
         }
     }
 
-    func session(sentGoAway errorCode: UInt32) {
-        if sentGoAwayError == nil || errorCode != 0 { sentGoAwayError = errorCode }
+    func session(sentGoAway errorCode: HTTP2ErrorCode) {
+        if sentGoAwayError == nil || errorCode != .noError { sentGoAwayError = errorCode }
     }
 }

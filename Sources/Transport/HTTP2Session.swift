@@ -10,14 +10,14 @@ import Synchronization
 /// Receives the events of an `HTTP2Session`; called on the session's loop thread, from inside nghttp2 callbacks
 /// (so it may submit frames but must not destroy the session).
 protocol HTTP2SessionDelegate: AnyObject {
-    func session(receivedHeaders headers: [HeaderField], kind: HTTP2Session.HeadersKind, streamID: Int32, endStream: Bool)
-    func session(receivedData data: UnsafeRawBufferPointer, streamID: Int32)
-    func session(receivedEndStream streamID: Int32)
-    func session(streamClosed streamID: Int32, errorCode: UInt32)
-    func session(receivedGoAway errorCode: UInt32, lastStreamID: Int32)
+    func session(receivedHeaders headers: [HeaderField], kind: HTTP2Session.HeadersKind, streamID: HTTP2StreamID, endStream: Bool)
+    func session(receivedData data: UnsafeRawBufferPointer, streamID: HTTP2StreamID)
+    func session(receivedEndStream streamID: HTTP2StreamID)
+    func session(streamClosed streamID: HTTP2StreamID, errorCode: HTTP2ErrorCode)
+    func session(receivedGoAway errorCode: HTTP2ErrorCode, lastStreamID: HTTP2StreamID)
     func sessionReceivedPingAck()
     func sessionRefusedStream()
-    func session(sentGoAway errorCode: UInt32)
+    func session(sentGoAway errorCode: HTTP2ErrorCode)
 }
 
 /// Bytes nghttp2 has allocated across all sessions in this process (tracked through a counting allocator).
@@ -62,14 +62,14 @@ private let callbackFailure = Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
 
 private let onBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, userData in
     guard let frame, let owner = session(userData) else { return callbackFailure }
-    owner.beginHeaders(streamID: frame.pointee.hd.stream_id)
+    owner.beginHeaders(streamID: HTTP2StreamID(frame.pointee.hd.stream_id))
     return 0
 }
 
 private let onHeader: nghttp2_on_header_callback = { _, frame, name, nameLength, value, valueLength, _, userData in
     guard let frame, let name, let value, let owner = session(userData) else { return callbackFailure }
     return owner.header(
-        streamID: frame.pointee.hd.stream_id,
+        streamID: HTTP2StreamID(frame.pointee.hd.stream_id),
         name: UnsafeRawBufferPointer(start: name, count: nameLength),
         value: UnsafeRawBufferPointer(start: value, count: valueLength))
 }
@@ -82,13 +82,13 @@ private let onFrameReceived: nghttp2_on_frame_recv_callback = { _, frame, userDa
 
 private let onDataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, streamID, data, length, userData in
     guard let data, let owner = session(userData) else { return callbackFailure }
-    owner.delegate?.session(receivedData: UnsafeRawBufferPointer(start: data, count: length), streamID: streamID)
+    owner.delegate?.session(receivedData: UnsafeRawBufferPointer(start: data, count: length), streamID: HTTP2StreamID(streamID))
     return 0
 }
 
 private let onStreamClose: nghttp2_on_stream_close_callback = { _, streamID, errorCode, userData in
     guard let owner = session(userData) else { return callbackFailure }
-    owner.streamClosed(streamID: streamID, errorCode: errorCode)
+    owner.streamClosed(streamID: HTTP2StreamID(streamID), errorCode: HTTP2ErrorCode(rawValue: errorCode))
     return 0
 }
 
@@ -116,7 +116,7 @@ private let onError: nghttp2_error_callback2 = { _, _, message, length, userData
 
 private let dataSourceRead: nghttp2_data_source_read_callback = { _, streamID, buffer, length, flags, _, userData in
     guard let buffer, let flags, let owner = session(userData) else { return Int(callbackFailure) }
-    return owner.readOutbound(streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buffer, count: length), flags: flags)
+    return owner.readOutbound(streamID: HTTP2StreamID(streamID), into: UnsafeMutableRawBufferPointer(start: buffer, count: length), flags: flags)
 }
 
 /// One nghttp2 session and the outbound message queues of its streams; confined to one event loop.
@@ -190,16 +190,16 @@ final class HTTP2Session {
     /// The last `recentlyClosedCapacity` streams the peer opened and that are closed now, oldest first. Bounded so
     /// a long-lived connection pays for a handful, not for every stream it ever carried; a frame on a stream
     /// closed longer ago is ignored (as nghttp2 itself does once it forgets a stream).
-    private var recentlyClosed: [(streamID: Int32, cause: ClosedStreamCause)] = []
+    private var recentlyClosed: [(streamID: HTTP2StreamID, cause: ClosedStreamCause)] = []
     static let recentlyClosedCapacity = 16
     /// The stream whose RST_STREAM was just received or sent (nghttp2 closes it right after the callback).
-    private var resetReceived: Int32 = 0
-    private var resetSent: Int32 = 0
+    private var resetReceived = HTTP2StreamID.connection
+    private var resetSent = HTTP2StreamID.connection
     private var inboundFrames = FrameBoundaryScanner()
 
-    private var pendingHeaders: [Int32: (fields: [HeaderField], bytes: Int)] = [:]
-    private var outbound: [Int32: OutboundQueue] = [:]
-    private var drained: [Int32] = []
+    private var pendingHeaders: [HTTP2StreamID: (fields: [HeaderField], bytes: Int)] = [:]
+    private var outbound: [HTTP2StreamID: OutboundQueue] = [:]
+    private var drained: [HTTP2StreamID] = []
     /// Bytes waiting in all outbound queues of this session.
     private(set) var queuedBytes = 0
 
@@ -276,7 +276,7 @@ final class HTTP2Session {
                     fed = headerStart
                     unfedMayCloseStreams = false
                 }
-                if failure == nil { judgeFrameOnClosedStream(streamID: streamID) }
+                if failure == nil { judgeFrameOnClosedStream(streamID: HTTP2StreamID(streamID)) }
             }
             if type == UInt8(NGHTTP2_RST_STREAM.rawValue) || (checked && flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0) {
                 unfedMayCloseStreams = true
@@ -304,7 +304,7 @@ final class HTTP2Session {
 
     var wantsRead: Bool { nghttp2_session_want_read(raw) != 0 }
     var wantsWrite: Bool { nghttp2_session_want_write(raw) != 0 }
-    var lastProcessedStreamID: Int32 { nghttp2_session_get_last_proc_stream_id(raw) }
+    var lastProcessedStreamID: HTTP2StreamID { HTTP2StreamID(nghttp2_session_get_last_proc_stream_id(raw)) }
     var lastErrorDescription: String? { firstError }
 
     private func describe(_ code: Int32) -> String {
@@ -315,37 +315,44 @@ final class HTTP2Session {
 
     // MARK: submitting frames
 
-    func submitSettings(_ entries: [(id: Int32, value: UInt32)]) {
-        let settings = entries.map { nghttp2_settings_entry(settings_id: $0.id, value: $0.value) }
+    func submitSettings(_ entries: [HTTP2Setting]) {
+        let settings = entries.map { entry -> nghttp2_settings_entry in
+            switch entry {
+            case .enablePush(let on): nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: on ? 1 : 0)
+            case .maxConcurrentStreams(let n): nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: n)
+            case .initialWindowSize(let n): nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: n)
+            case .maxHeaderListSize(let n): nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: n)
+            }
+        }
         _ = nghttp2_submit_settings(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), settings, settings.count)
     }
 
     /// Response headers; with `endStream` a trailers-only response, otherwise DATA follows from the stream's queue.
-    func submitResponse(streamID: Int32, headers: [HeaderField], endStream: Bool) -> Bool {
+    func submitResponse(streamID: HTTP2StreamID, headers: [HeaderField], endStream: Bool) -> Bool {
         let rc: Int32 = withNameValues(headers) { nva, count in
             if endStream {
-                return nghttp2_submit_response(raw, streamID, nva, count, nil)
+                return nghttp2_submit_response(raw, streamID.rawValue, nva, count, nil)
             }
             if outbound[streamID] == nil { outbound[streamID] = OutboundQueue() }
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: dataSourceRead)
-            return nghttp2_submit_response(raw, streamID, nva, count, &provider)
+            return nghttp2_submit_response(raw, streamID.rawValue, nva, count, &provider)
         }
         return rc == 0
     }
 
     /// Opens a client stream whose DATA comes from its queue; returns its id, or nil when nghttp2 refuses.
-    func submitRequest(headers: [HeaderField]) -> Int32? {
+    func submitRequest(headers: [HeaderField]) -> HTTP2StreamID? {
         let streamID: Int32 = withNameValues(headers) { nva, count in
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: dataSourceRead)
             return nghttp2_submit_request(raw, nil, nva, count, &provider, nil)
         }
         guard streamID > 0 else { return nil }
-        outbound[streamID] = OutboundQueue()
-        return streamID
+        outbound[HTTP2StreamID(streamID)] = OutboundQueue()
+        return HTTP2StreamID(streamID)
     }
 
     /// Appends bytes to a stream's outbound queue and wakes its data provider.
-    func enqueue(streamID: Int32, _ chunks: [UInt8]...) {
+    func enqueue(streamID: HTTP2StreamID, _ chunks: [UInt8]...) {
         guard outbound[streamID] != nil else { return }
         for chunk in chunks {
             outbound[streamID]!.append(chunk)
@@ -355,7 +362,7 @@ final class HTTP2Session {
     }
 
     /// Ends a stream's DATA once its queue drains, then sends `trailers` (server) or END_STREAM (client, nil).
-    func finishOutbound(streamID: Int32, trailers: [HeaderField]?) {
+    func finishOutbound(streamID: HTTP2StreamID, trailers: [HeaderField]?) {
         guard outbound[streamID] != nil else { return }
         outbound[streamID]!.endRequested = true
         outbound[streamID]!.trailers = trailers
@@ -363,7 +370,7 @@ final class HTTP2Session {
     }
 
     /// Drops whatever a stream still has queued (used when cancelling it).
-    func discardQueued(streamID: Int32) {
+    func discardQueued(streamID: HTTP2StreamID) {
         guard var queue = outbound[streamID] else { return }
         queuedBytes -= queue.queuedBytes
         queue.chunks = []
@@ -373,41 +380,41 @@ final class HTTP2Session {
         outbound[streamID] = queue
     }
 
-    func queuedBytes(streamID: Int32) -> Int { outbound[streamID]?.queuedBytes ?? 0 }
+    func queuedBytes(streamID: HTTP2StreamID) -> Int { outbound[streamID]?.queuedBytes ?? 0 }
 
-    func submitReset(streamID: Int32, errorCode: UInt32) {
-        _ = nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
+    func submitReset(streamID: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
+        _ = nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID.rawValue, errorCode.rawValue)
     }
 
     /// GOAWAY naming the last stream this side processed; later streams are refused by nghttp2.
-    func submitGoAway(errorCode: UInt32, debug: String = "") {
+    func submitGoAway(errorCode: HTTP2ErrorCode, debug: String = "") {
         let bytes = Array(debug.utf8)
-        _ = nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastProcessedStreamID, errorCode, bytes, bytes.count)
+        _ = nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastProcessedStreamID.rawValue, errorCode.rawValue, bytes, bytes.count)
     }
 
     /// GOAWAY, after which nghttp2 wants no more reads or writes (the connection can close once flushed).
-    func terminate(errorCode: UInt32) {
-        _ = nghttp2_session_terminate_session(raw, errorCode)
+    func terminate(errorCode: HTTP2ErrorCode) {
+        _ = nghttp2_session_terminate_session(raw, errorCode.rawValue)
     }
 
     func submitPing() {
         _ = nghttp2_submit_ping(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
     }
 
-    func isRemoteClosed(streamID: Int32) -> Bool {
-        nghttp2_session_get_stream_remote_close(raw, streamID) != 0
+    func isRemoteClosed(streamID: HTTP2StreamID) -> Bool {
+        nghttp2_session_get_stream_remote_close(raw, streamID.rawValue) != 0
     }
 
     /// Streams whose queue emptied since the last call (their owners get a "flushed" notification).
-    func takeDrainedStreams() -> [Int32] {
+    func takeDrainedStreams() -> [HTTP2StreamID] {
         defer { drained.removeAll() }
         return drained
     }
 
-    private func resume(_ streamID: Int32) {
+    private func resume(_ streamID: HTTP2StreamID) {
         if outbound[streamID]?.deferred == true {
             outbound[streamID]!.deferred = false
-            _ = nghttp2_session_resume_data(raw, streamID)
+            _ = nghttp2_session_resume_data(raw, streamID.rawValue)
         }
     }
 
@@ -420,23 +427,23 @@ final class HTTP2Session {
 
     /// A frame on a stream this side remembers as closed gets the answer RFC 9113 §5.1 requires; nghttp2, which
     /// forgot the stream (`no_closed_streams`), would drop it silently.
-    private func judgeFrameOnClosedStream(streamID: Int32) {
-        guard streamID > 0, nghttp2_session_find_stream(raw, streamID) == nil,
+    private func judgeFrameOnClosedStream(streamID: HTTP2StreamID) {
+        guard streamID != .connection, nghttp2_session_find_stream(raw, streamID.rawValue) == nil,
               let record = recentlyClosed.last(where: { $0.streamID == streamID }) else { return }
         switch record.cause {
         case .resetByPeer:
-            submitReset(streamID: streamID, errorCode: UInt32(NGHTTP2_STREAM_CLOSED.rawValue))
+            submitReset(streamID: streamID, errorCode: .streamClosed)
         case .ended:
             if firstError == nil { firstError = "frame on closed stream \(streamID)" }
-            terminate(errorCode: UInt32(NGHTTP2_STREAM_CLOSED.rawValue))
+            terminate(errorCode: .streamClosed)
         case .resetHere:
             break
         }
     }
 
-    private func rememberClosed(streamID: Int32) {
+    private func rememberClosed(streamID: HTTP2StreamID) {
         // Only streams the peer opened: a server's own (push) streams do not exist here.
-        guard role == .server, streamID % 2 == 1 else { return }
+        guard role == .server, streamID.isClientInitiated else { return }
         let cause: ClosedStreamCause
         if resetReceived == streamID {
             cause = .resetByPeer
@@ -449,11 +456,11 @@ final class HTTP2Session {
         recentlyClosed.append((streamID, cause))
     }
 
-    fileprivate func beginHeaders(streamID: Int32) {
+    fileprivate func beginHeaders(streamID: HTTP2StreamID) {
         pendingHeaders[streamID] = ([], 0)
     }
 
-    fileprivate func header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
+    fileprivate func header(streamID: HTTP2StreamID, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
         guard var block = pendingHeaders[streamID] else { return 0 }
         block.bytes += name.count + value.count + 32
         if block.bytes > maxHeaderListBytes {
@@ -467,7 +474,7 @@ final class HTTP2Session {
     }
 
     fileprivate func frameReceived(_ frame: nghttp2_frame) {
-        let streamID = frame.hd.stream_id
+        let streamID = HTTP2StreamID(frame.hd.stream_id)
         let endStream = frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(frame.hd.type) {
         case NGHTTP2_HEADERS.rawValue:
@@ -482,7 +489,7 @@ final class HTTP2Session {
         case NGHTTP2_DATA.rawValue:
             if endStream { delegate?.session(receivedEndStream: streamID) }
         case NGHTTP2_GOAWAY.rawValue:
-            delegate?.session(receivedGoAway: frame.goaway.error_code, lastStreamID: frame.goaway.last_stream_id)
+            delegate?.session(receivedGoAway: HTTP2ErrorCode(rawValue: frame.goaway.error_code), lastStreamID: HTTP2StreamID(frame.goaway.last_stream_id))
         case NGHTTP2_RST_STREAM.rawValue:
             resetReceived = streamID
         case NGHTTP2_PING.rawValue:
@@ -495,23 +502,23 @@ final class HTTP2Session {
     fileprivate func frameSent(_ frame: nghttp2_frame) {
         switch UInt32(frame.hd.type) {
         case NGHTTP2_GOAWAY.rawValue:
-            delegate?.session(sentGoAway: frame.goaway.error_code)
+            delegate?.session(sentGoAway: HTTP2ErrorCode(rawValue: frame.goaway.error_code))
         case NGHTTP2_RST_STREAM.rawValue:
-            resetSent = frame.hd.stream_id
+            resetSent = HTTP2StreamID(frame.hd.stream_id)
         case NGHTTP2_HEADERS.rawValue:
             // gRPC servers end a stream the client has not half-closed with RST_STREAM(NO_ERROR) after the
             // trailers, so its slot frees immediately instead of waiting for the client.
-            let streamID = frame.hd.stream_id
+            let streamID = HTTP2StreamID(frame.hd.stream_id)
             if role == .server && frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
                 && !isRemoteClosed(streamID: streamID) {
-                submitReset(streamID: streamID, errorCode: UInt32(NGHTTP2_NO_ERROR.rawValue))
+                submitReset(streamID: streamID, errorCode: .noError)
             }
         default:
             break
         }
     }
 
-    fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
+    fileprivate func streamClosed(streamID: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         rememberClosed(streamID: streamID)
         pendingHeaders[streamID] = nil
         if let queue = outbound.removeValue(forKey: streamID) {
@@ -520,7 +527,7 @@ final class HTTP2Session {
         delegate?.session(streamClosed: streamID, errorCode: errorCode)
     }
 
-    fileprivate func readOutbound(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer,
+    fileprivate func readOutbound(streamID: HTTP2StreamID, into buffer: UnsafeMutableRawBufferPointer,
                                   flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard var queue = outbound[streamID] else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
@@ -534,7 +541,7 @@ final class HTTP2Session {
                 flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
                 if let trailers = queue.trailers {
                     flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                    let rc = withNameValues(trailers) { nva, count in nghttp2_submit_trailer(raw, streamID, nva, count) }
+                    let rc = withNameValues(trailers) { nva, count in nghttp2_submit_trailer(raw, streamID.rawValue, nva, count) }
                     if rc != 0 { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
                 }
                 queue.endRequested = false

@@ -13,7 +13,7 @@ public final class ServerStream: @unchecked Sendable {
     public let path: String
     public let connection: ConnectionContext
     public let eventLoop: EventLoop
-    let streamID: Int32
+    let streamID: HTTP2StreamID
     private weak var owner: GRPCServerConnection?
     private let limits: TransportLimits
     var handler: (any GRPCStreamHandler)?
@@ -27,7 +27,7 @@ public final class ServerStream: @unchecked Sendable {
     /// True once the stream is gone (`onClose` delivered).
     public private(set) var isClosed = false
 
-    init(streamID: Int32, path: String, connection: ConnectionContext, eventLoop: EventLoop,
+    init(streamID: HTTP2StreamID, path: String, connection: ConnectionContext, eventLoop: EventLoop,
          owner: GRPCServerConnection, limits: TransportLimits) {
         self.streamID = streamID
         self.path = path

@@ -56,7 +56,7 @@ public enum ConnectionCloseReason: Sendable, Equatable, CustomStringConvertible 
     /// The server already had its maximum number of connections.
     case connectionLimit
     /// The peer sent GOAWAY and no streams remain (client side).
-    case goAwayReceived(errorCode: UInt32)
+    case goAwayReceived(errorCode: HTTP2ErrorCode)
     /// A socket error (errno text).
     case ioError(String)
 

@@ -143,7 +143,7 @@ final class ClientCall: GRPCClientConnectionDelegate, GRPCClientStreamHandler, @
     var stream: ClientStream?
 
     func connectionReady(_ connection: GRPCClientConnection) { events.append(.ready(connection.peerIdentity)) }
-    func connection(_ connection: GRPCClientConnection, receivedGoAway errorCode: UInt32) { events.append(.goAway(errorCode)) }
+    func connection(_ connection: GRPCClientConnection, receivedGoAway errorCode: HTTP2ErrorCode) { events.append(.goAway(errorCode.rawValue)) }
     func connection(_ connection: GRPCClientConnection, closedWith reason: ConnectionCloseReason) { events.append(.closed(reason)) }
     func onMessage(_ message: [UInt8]) { events.append(.message(message)) }
     func onFinish(_ status: GRPCStatus, trailers: [HeaderField]) { events.append(.finished(status)) }

@@ -118,7 +118,7 @@ final class TransportTests: XCTestCase {
             XCTAssertTrue(eventually { h.server.statistics.activeStreams == 1 })
             call.connection!.eventLoop.execute { call.stream?.cancel() }
             XCTAssertEqual(call.status()?.code, .cancelled)
-            XCTAssertTrue(h.service.events.wait { $0.contains(.closed(path: "/test.Echo/Hold", .cancelledByPeer(errorCode: 0x8))) },
+            XCTAssertTrue(h.service.events.wait { $0.contains(.closed(path: "/test.Echo/Hold", .cancelledByPeer(errorCode: .cancel))) },
                           "\(h.service.events.all)")
             XCTAssertTrue(eventually { h.server.statistics.activeStreams == 0 })
             call.hangUp()
