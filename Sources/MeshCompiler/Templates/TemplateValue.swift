@@ -88,7 +88,7 @@ public final class TemplateObjectType: @unchecked Sendable {
     public init(_ name: String) { self.name = name }
 
     /// Adds members (only while the schema is being built, before any object or template uses it).
-    func define(_ members: [String: TemplateType]) {
+    package func define(_ members: [String: TemplateType]) {
         fields.merge(members) { _, new in new }
         names = fields.keys.sorted()
     }
