@@ -269,7 +269,8 @@ struct WireReader {
 
     mutating func length(limit end: Int) throws(WireFormatError) -> Int {
         let length = try varint()
-        guard length <= UInt64(end - offset) else { throw fail("length \(length) runs past the end of the enclosing message") }
+        // The varint itself may have run past the end of the enclosing message (its bytes are the parent's).
+        guard offset <= end, length <= UInt64(end - offset) else { throw fail("length \(length) runs past the end of the enclosing message") }
         return Int(length)
     }
 
@@ -312,6 +313,8 @@ struct WireReader {
                 }
                 message.set(index, value)
             }
+            // A scalar (or a key) read past `end` took bytes of the enclosing message: stop before they are reused.
+            guard offset <= end else { throw fail("field overruns the enclosing message") }
         }
         guard offset == end else { throw fail("field overruns the enclosing message") }
     }
