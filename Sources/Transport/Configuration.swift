@@ -44,6 +44,12 @@ public struct TransportLimits: Sendable, Equatable {
     public var maxConnections = 16_384
     /// Advertised as SETTINGS_MAX_CONCURRENT_STREAMS and enforced; a peer that keeps exceeding it gets GOAWAY.
     public var maxConcurrentStreamsPerConnection = 100
+    /// Connections one client identity (SPIFFE ID, else certificate CN) may hold at once; more are closed right
+    /// after the handshake with GOAWAY ENHANCE_YOUR_CALM, so one stolen key cannot take the server's connection
+    /// slots. Proxies of a group often share an identity: size it for the largest group (plaintext: not applied).
+    public var maxConnectionsPerIdentity = 2048
+    /// Streams one identity may hold open across its connections; more end with RESOURCE_EXHAUSTED.
+    public var maxStreamsPerIdentity = 16_384
     /// Larger inbound gRPC messages end the stream with RESOURCE_EXHAUSTED.
     public var maxReceiveMessageBytes = 4 * 1024 * 1024
     /// Larger outbound messages are refused by `send` (xDS responses can be big, hence the generous default).

@@ -126,6 +126,8 @@ final class ServerCore: Sendable {
     let ownsGroup: Bool
     let counters = ServerCounters()
     let state = Mutex(State())
+    /// Connections and streams held per client identity (for the per-identity limits).
+    private let identityUsage = Mutex<[String: (connections: Int, streams: Int)]>([:])
     let loopConnections: [LoopConnections]
     private let nextConnectionID = Atomic<UInt64>(1)
 
@@ -138,6 +140,31 @@ final class ServerCore: Sendable {
     }
 
     var limits: TransportLimits { configuration.limits }
+
+    /// Counts a connection (or, with `stream`, a stream) against `identity`; false when its limit is reached.
+    func admit(identity: String, stream: Bool) -> Bool {
+        identityUsage.withLock { usage in
+            var held = usage[identity] ?? (0, 0)
+            if stream {
+                guard held.streams < limits.maxStreamsPerIdentity else { return false }
+                held.streams += 1
+            } else {
+                guard held.connections < limits.maxConnectionsPerIdentity else { return false }
+                held.connections += 1
+            }
+            usage[identity] = held
+            return true
+        }
+    }
+
+    func release(identity: String, connections: Int, streams: Int) {
+        identityUsage.withLock { usage in
+            guard var held = usage[identity] else { return }
+            held.connections -= connections
+            held.streams -= streams
+            usage[identity] = held.connections <= 0 && held.streams <= 0 ? nil : held
+        }
+    }
 
     func replaceTLSContext(_ context: TLSContext) {
         currentTLSContext.withLock { $0 = context }
@@ -331,6 +358,10 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
     let connection: HTTP2Connection
     private let handler: any GRPCServerHandler
     private var streams: [HTTP2StreamID: ServerStream] = [:]
+    /// The identity this connection is counted against (nil: plaintext, no certificate, or refused).
+    private var countedIdentity: String?
+    /// Streams counted against `countedIdentity`.
+    private var countedStreams: Set<HTTP2StreamID> = []
     /// Requests that are not gRPC, waiting for their end before they are answered.
     private var rejected: [HTTP2StreamID: NonGRPCRequest] = [:]
     private var context: ConnectionContext
@@ -353,6 +384,17 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
         context = ConnectionContext(
             id: connection.id, remoteAddress: connection.peerAddress, peerIdentity: connection.peerIdentity,
             eventLoopIndex: connection.loop.index)
+        guard let identity = connection.peerIdentity.flatMap({ $0.spiffeID ?? $0.commonName }) else { return }
+        if core.admit(identity: identity, stream: false) {
+            countedIdentity = identity
+        } else {
+            let limit = core.limits.maxConnectionsPerIdentity
+            var record = TransportLogRecord(level: .warning, connectionID: connection.id, peer: connection.peerAddress, closeReason: nil,
+                                            message: "refused connection: identity \(identity) already holds \(limit) connections")
+            record.identityLimit = IdentityLimitRefusal(kind: .connections, identity: identity, limit: limit)
+            core.configuration.logger(record)
+            connection.closeAfterFlush(.identityConnectionLimit(identity: identity, limit: limit), goAwayError: .enhanceYourCalm)
+        }
     }
 
     func connection(_ connection: HTTP2Connection, receivedHeaders headers: [HeaderField],
@@ -404,6 +446,18 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
             limits: connection.limits)
         streams[streamID] = stream
         core.counters.activeStreams.wrappingAdd(1, ordering: .relaxed)
+        if let identity = countedIdentity {
+            guard core.admit(identity: identity, stream: true) else {
+                let limit = core.limits.maxStreamsPerIdentity
+                var record = TransportLogRecord(level: .warning, connectionID: connection.id, peer: connection.peerAddress, closeReason: nil,
+                                                message: "refused stream \(path): identity \(identity) already holds \(limit) streams")
+                record.identityLimit = IdentityLimitRefusal(kind: .streams, identity: identity, limit: limit)
+                core.configuration.logger(record)
+                stream.finish(GRPCStatus(.resourceExhausted, "identity \(identity) already holds \(limit) streams on this server (per-identity limit)"))
+                return
+            }
+            countedStreams.insert(streamID)
+        }
         if let encoding, encoding != "identity" {
             stream.finish(GRPCStatus(.unimplemented, "grpc-encoding \(encoding) is not supported"))
             return
@@ -451,6 +505,9 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
 
     func connection(_ connection: HTTP2Connection, streamClosed streamID: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         rejected[streamID] = nil
+        if let identity = countedIdentity, countedStreams.remove(streamID) != nil {
+            core.release(identity: identity, connections: 0, streams: 1)
+        }
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         core.counters.activeStreams.wrappingSubtract(1, ordering: .relaxed)
         stream.closed(stream.isFinished ? .finished : .cancelledByPeer(errorCode: errorCode))
@@ -473,6 +530,11 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
         let open = streams
         streams.removeAll()
         rejected.removeAll()
+        if let identity = countedIdentity {
+            core.release(identity: identity, connections: 1, streams: countedStreams.count)
+            countedIdentity = nil
+            countedStreams.removeAll()
+        }
         core.counters.activeStreams.wrappingSubtract(open.count, ordering: .relaxed)
         for id in open.keys.sorted() { open[id]!.closed(.connectionClosed(reason)) }
         core.connectionClosed(self)

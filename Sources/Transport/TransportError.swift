@@ -55,6 +55,8 @@ public enum ConnectionCloseReason: Sendable, Equatable, CustomStringConvertible 
     case serverDrain
     /// The server already had its maximum number of connections.
     case connectionLimit
+    /// The peer's identity already held its maximum number of connections (GOAWAY ENHANCE_YOUR_CALM was sent).
+    case identityConnectionLimit(identity: String, limit: Int)
     /// The peer sent GOAWAY and no streams remain (client side).
     case goAwayReceived(errorCode: HTTP2ErrorCode)
     /// A socket error (errno text).
@@ -81,6 +83,7 @@ public enum ConnectionCloseReason: Sendable, Equatable, CustomStringConvertible 
         case .maxConnectionAge: return "maximum connection age reached"
         case .serverDrain: return "server draining"
         case .connectionLimit: return "refused: connection limit reached"
+        case .identityConnectionLimit(let identity, let limit): return "refused: identity \(identity) already holds \(limit) connections (per-identity limit)"
         case .goAwayReceived(let code): return "peer sent GOAWAY (error code \(code))"
         case .ioError(let why): return "socket error: \(why)"
         }
@@ -100,11 +103,21 @@ public struct TransportLogRecord: Sendable, Equatable, CustomStringConvertible {
     /// Why the connection ended, for connection records.
     public let closeReason: ConnectionCloseReason?
     public let message: String
+    /// Set when a per-identity limit refused a connection or a stream.
+    public var identityLimit: IdentityLimitRefusal? = nil
 
     public var description: String {
         let who = connectionID.map { "conn=\($0) peer=\(peer) " } ?? ""
         return "[transport] \(level.rawValue) \(who)\(message)"
     }
+}
+
+/// A connection or stream refused because its client identity held too many already.
+public struct IdentityLimitRefusal: Sendable, Equatable {
+    public enum Kind: String, Sendable { case connections, streams }
+    public let kind: Kind
+    public let identity: String
+    public let limit: Int
 }
 
 /// Where transport log records go; called from loop threads, so it must be thread-safe.

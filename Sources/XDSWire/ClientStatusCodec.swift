@@ -155,8 +155,15 @@ extension ClientStatusResponse {
     }
 }
 
+/// Nanoseconds since the epoch, saturated: a Timestamp may name any second of years 1–9999 (and a peer may send
+/// anything), while Int64 nanoseconds end in 2262 — a far-off time must not crash the decoder. A time before the
+/// epoch reads as 0, "unset", which is also how the encoder writes an unset time (it omits non-positive ones).
 private func nanoseconds(_ p: UnsafeMutablePointer<Google__Protobuf__Timestamp>) -> Int64 {
-    p.pointee.seconds * 1_000_000_000 + Int64(p.pointee.nanos)
+    let (scaled, overflow) = p.pointee.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+    if overflow { return p.pointee.seconds < 0 ? 0 : .max }
+    let (total, overflowAgain) = scaled.addingReportingOverflow(Int64(p.pointee.nanos))
+    if overflowAgain { return p.pointee.nanos < 0 ? 0 : .max }
+    return max(0, total)
 }
 
 /// A google.protobuf.Struct of string values, keys sorted so the bytes are deterministic.

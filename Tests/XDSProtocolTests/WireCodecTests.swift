@@ -80,3 +80,33 @@ final class WireCodecTests: XCTestCase {
         XCTAssertEqual(ResourceBytes([UInt8]()).bytes, [])
     }
 }
+
+/// Fuzz finding (client-status): a Timestamp beyond what Int64 nanoseconds hold crashed the CSDS decoder.
+final class ClientStatusTimestampTests: XCTestCase {
+    func testFarOffTimestampsSaturateInsteadOfCrashing() throws {
+        let finding = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("FuzzCorpus/client-status/finding-timestamp-overflow")
+        let bytes = Array(try Data(contentsOf: finding))
+        // Whatever else it holds, decoding ends in a value or an error, never a trap.
+        _ = try? ClientStatusResponse(serialized: bytes)
+        // A last_updated of year 9999 (seconds 253402300799) saturates; one before 1970 reads as unset.
+        func response(seconds: Int64) -> [UInt8] {
+            // ClientStatusResponse{config: [ClientConfig{generic_xds_configs: [GenericXdsConfig{type_url: "t", last_updated: {seconds}}]}]}
+            var timestamp: [UInt8] = [0x08] + varint(UInt64(bitPattern: seconds))
+            timestamp = [0x2a] + varint(UInt64(timestamp.count)) + timestamp      // GenericXdsConfig.last_updated = 5
+            let generic: [UInt8] = [0x0a, 0x01, 0x74] + timestamp                  // type_url = 1
+            let config: [UInt8] = [0x1a] + varint(UInt64(generic.count)) + generic // ClientConfig.generic_xds_configs = 3
+            return [0x0a] + varint(UInt64(config.count)) + config                  // ClientStatusResponse.config = 1
+        }
+        let future = try ClientStatusResponse(serialized: response(seconds: 253_402_300_799))
+        XCTAssertEqual(future.configs.first?.xdsConfigs.first?.lastUpdatedNanoseconds, .max)
+        let past = try ClientStatusResponse(serialized: response(seconds: -1_000))
+        XCTAssertEqual(past.configs.first?.xdsConfigs.first?.lastUpdatedNanoseconds, 0)
+    }
+
+    private func varint(_ value: UInt64) -> [UInt8] {
+        var v = value, out: [UInt8] = []
+        while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }
+        return out + [UInt8(v)]
+    }
+}
