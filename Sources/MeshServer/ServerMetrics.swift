@@ -54,6 +54,7 @@ public final class ServerMetrics: @unchecked Sendable {
     func tlsHandshakeFailed(reason: String) { counter("meshctl_tls_handshake_failures_total", [("reason", reason)]).increment() }
     func snapshotLoadFailed() { counter("meshctl_snapshot_load_failures_total", []).increment() }
     func snapshotLoaded() { counter("meshctl_snapshot_loads_total", []).increment() }
+    func identityLimitRefused(kind: String) { counter("meshctl_identity_limit_refusals_total", [("kind", kind)]).increment() }
     func tlsCredentialsReloaded(result: String) { counter("meshctl_tls_credential_reloads_total", [("result", result)]).increment() }
     /// When the certificate new handshakes present expires (alert on it before proxies refuse it).
     func servingCertificateExpires(at date: Date) {

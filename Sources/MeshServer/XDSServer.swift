@@ -197,6 +197,13 @@ public final class XDSServer: @unchecked Sendable {
         { record in
             var fields: [String: String] = record.peer.isEmpty ? [:] : ["peer": record.peer]
             if let id = record.connectionID { fields["conn"] = "\(id)" }
+            if let refusal = record.identityLimit {
+                metrics.identityLimitRefused(kind: refusal.kind.rawValue)
+                fields["identity"] = refusal.identity
+                fields["limit"] = "\(refusal.limit)"
+                log.warning(refusal.kind == .connections ? "limits.identity-connections" : "limits.identity-streams", fields)
+                return
+            }
             switch record.closeReason {
             case .tlsHandshakeFailed(let why)?:
                 let reason = HandshakeFailureReason.classify(why)

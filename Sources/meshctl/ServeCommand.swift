@@ -59,6 +59,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Most concurrent proxy connections.")
     var maxConnections: Int = TransportLimits().maxConnections
 
+    @Option(help: "Most connections one client identity (SPIFFE ID or certificate CN) may hold; proxies of a group that share a certificate share this.")
+    var maxConnectionsPerIdentity: Int = TransportLimits().maxConnectionsPerIdentity
+
+    @Option(help: "Most streams one client identity may hold open across its connections.")
+    var maxStreamsPerIdentity: Int = TransportLimits().maxStreamsPerIdentity
+
     var endpoint: (host: String, port: Int)? { hostPort(listen) }
     var adminEndpoint: (host: String, port: Int)? { admin == "off" ? nil : hostPort(admin) }
 
@@ -83,6 +89,7 @@ struct Serve: ParsableCommand {
         }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1-256") }
         guard logFormat == "text" || logFormat == "json" else { throw ValidationError("--log-format must be text or json") }
+        guard maxConnectionsPerIdentity > 0, maxStreamsPerIdentity > 0 else { throw ValidationError("--max-connections-per-identity and --max-streams-per-identity must be at least 1") }
         guard maxConnections > 0, drainSeconds >= 0, maxConnectionAge >= 0 else { throw ValidationError("limits must not be negative") }
         guard credentialPollSeconds >= 0, credentialPollSeconds <= 86_400 else { throw ValidationError("--credential-poll-seconds must be 0 (off) to 86400") }
         guard firstRequestTimeout > 0, firstRequestTimeout <= 3600 else { throw ValidationError("--first-request-timeout must be more than 0 and at most 3600 seconds") }
@@ -99,6 +106,8 @@ struct Serve: ParsableCommand {
         options.eventLoops = threads
         options.drainGrace = .seconds(drainSeconds)
         options.limits.maxConnections = maxConnections
+        options.limits.maxConnectionsPerIdentity = maxConnectionsPerIdentity
+        options.limits.maxStreamsPerIdentity = maxStreamsPerIdentity
         options.credentialPollInterval = credentialPollSeconds > 0 ? .milliseconds(Int(credentialPollSeconds * 1000)) : nil
         options.limits.firstMessageTimeout = .milliseconds(Int(firstRequestTimeout * 1000))
         if maxConnectionAge > 0 { options.limits.maxConnectionAge = .seconds(maxConnectionAge) }

@@ -72,6 +72,46 @@ final class TransportTests: XCTestCase {
         }
     }
 
+    /// One client identity holds at most maxConnectionsPerIdentity connections and maxStreamsPerIdentity streams;
+    /// beyond them a connection is closed (GOAWAY ENHANCE_YOUR_CALM) and a stream ends RESOURCE_EXHAUSTED, each
+    /// with a log record naming the identity; closing a connection gives its share back.
+    func testPerIdentityLimitsRefuseBeyondThemAndReleaseOnClose() async throws {
+        let harness = try TestHarness { configuration in
+            configuration.limits.maxConnectionsPerIdentity = 2
+            configuration.limits.maxStreamsPerIdentity = 3
+        }
+        try await withHarness(harness) { h in
+            func openedCount(_ events: [ServiceEvent]) -> Int { events.filter { if case .opened = $0 { return true } else { return false } }.count }
+            func opened() -> Int { openedCount(h.service.events.all) }
+            let first = h.call(try h.client(), path: "/test.Echo/Hold", halfClose: false)
+            let second = h.call(try h.client(), path: "/test.Echo/Hold", halfClose: false)
+            XCTAssertTrue(h.service.events.wait { openedCount($0) == 2 }, "two connections of one identity are served")
+
+            let third = h.call(try h.client(), path: "/test.Echo/Hold", halfClose: false)
+            XCTAssertNotNil(third.closeReason(), "a third connection of the identity is closed")
+            XCTAssertTrue(h.logs.wait { $0.contains { $0.identityLimit == IdentityLimitRefusal(kind: .connections, identity: "spiffe://mesh.local/ns/default/sa/test", limit: 2) } })
+            XCTAssertEqual(opened(), 2)
+
+            // Two streams held; two more on the first connection: one fits the limit of 3, the other is refused.
+            let extra = [ClientCall(), ClientCall()]
+            let connection = try XCTUnwrap(first.connection)
+            connection.eventLoop.execute {
+                for call in extra { call.stream = connection.openStream(path: "/test.Echo/Hold", handler: call) }
+            }
+            XCTAssertEqual(extra[1].status()?.code, .resourceExhausted)
+            XCTAssertTrue(extra[1].status()?.message.contains("spiffe://mesh.local/ns/default/sa/test") ?? false)
+            XCTAssertNil(extra[0].status(timeout: 0.5), "the third stream is served and still open")
+            XCTAssertTrue(h.logs.wait { $0.contains { $0.identityLimit?.kind == .streams } })
+
+            // Hanging up gives the connection and its stream back: a new connection is served again.
+            second.hangUp()
+            let fourth = h.call(try h.client(), path: "/test.Echo/Hold", halfClose: false)
+            XCTAssertTrue(h.service.events.wait { openedCount($0) == 4 }, "after a hang-up the identity may connect again")
+            XCTAssertNil(fourth.closeReason(timeout: 0.5))
+            for call in [first, third, fourth] { call.hangUp() }
+        }
+    }
+
     func testClientVerifiesServerByNameOrAddress() async throws {
         let cases: [(serverName: String, verified: Bool)] = [("localhost", true), ("127.0.0.1", true), ("elsewhere.example", false)]
         try await withHarness(TestHarness()) { h in
