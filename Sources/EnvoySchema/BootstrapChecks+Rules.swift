@@ -100,7 +100,6 @@ extension BootstrapChecks {
                     report("envoy.health-check-cache", "cache_time must not be set when pass_through_mode is disabled; remove cache_time or enable pass_through_mode", path: view.path + ".cache_time", at: view.location(of: "cache_time"))
                 }
             case "envoy.config.core.v3.ApiConfigSource":
-                usesXDS = true
                 for service in view.children("grpc_services") where bootstrapContext {
                     guard let cluster = service.child("envoy_grpc")?.string("cluster_name") else { continue }
                     // Only static clusters that are not EDS exist when xDS subscriptions start.
@@ -109,7 +108,9 @@ extension BootstrapChecks {
                     }
                 }
             case "envoy.config.core.v3.ConfigSource":
-                if view.value("ads") != nil || view.value("api_config_source") != nil { usesXDS = true }
+                // Every config source (ADS, gRPC, REST, a file) starts a subscription, and Envoy's
+                // subscription factory refuses to start one for a node without id and cluster.
+                usesXDS = true
             case "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig" where bootstrapContext:
                 checkStaticSecret(view, defined: staticSecrets)
             case "envoy.extensions.transport_sockets.tls.v3.TlsCertificate" where checkHostFiles:
@@ -117,6 +118,7 @@ extension BootstrapChecks {
             case "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext" where checkHostFiles:
                 checkValidationContextFiles(view)
             case "envoy.config.listener.v3.Listener":
+                checkListenerManagerRules(view)
                 if view.value("address") == nil && view.value("internal_listener") == nil && view.value("api_listener") == nil && view.value("additional_addresses") == nil {
                     report("envoy.listener-address", "listener '\(view.string("name") ?? "")' has no address; give it an address (or make it an internal_listener)", path: view.path, at: view.location)
                 }
@@ -124,10 +126,13 @@ extension BootstrapChecks {
                 break
             }
         }
+        // The ADS stream is opened (and checks the node) whenever ads_config is set; other API config
+        // sources (load reporting, health discovery) do not subscribe and do not need it.
+        if root.child("dynamic_resources")?.has("ads_config") == true { usesXDS = true }
         if usesXDS && bootstrapContext {
             let node = root.child("node")
             if (node?.string("id") ?? "").isEmpty || (node?.string("cluster") ?? "").isEmpty {
-                report("envoy.node-identity", "node 'id' and 'cluster' are required when configuration comes from an xDS server; set node: {id: ..., cluster: ...}", path: "node", at: node?.location ?? root.location)
+                report("envoy.node-identity", "node 'id' and 'cluster' are required when configuration comes from a config source (xDS, ADS or a file); set node: {id: ..., cluster: ...}", path: "node", at: node?.location ?? root.location)
             }
         }
     }
@@ -177,13 +182,7 @@ extension BootstrapChecks {
 
     mutating func checkCluster(_ cluster: MessageView) {
         let name = cluster.string("name") ?? ""
-        // LOGICAL_DNS (type 2) resolves one name: exactly one locality with one endpoint.
-        if cluster.enumNumber("type") == 2, let assignment = cluster.child("load_assignment") {
-            let localities = assignment.children("endpoints")
-            if localities.count != 1 || localities[0].children("lb_endpoints").count != 1 {
-                report("envoy.logical-dns-endpoints", "LOGICAL_DNS cluster '\(name)' must have exactly one locality with exactly one lb_endpoint; use STRICT_DNS for several hosts", path: assignment.path, at: assignment.location)
-            }
-        }
+        checkClusterFactoryRules(cluster)
         if let ring = cluster.child("ring_hash_lb_config") {
             var minimum: UInt64 = 1024
             var maximum: UInt64 = 8 * 1024 * 1024

@@ -27,6 +27,9 @@ public struct BootstrapChecks: Sendable {
     /// clusters and secrets, node identity) do not apply.
     var bootstrapContext = true
 
+    /// The extension factories of the target Envoy (which cluster factories exist).
+    public var extensions = ExtensionRegistry.envoy
+
     public init(pool: DescriptorPool, file: String?) {
         self.pool = pool
         self.file = file
@@ -41,7 +44,9 @@ public struct BootstrapChecks: Sendable {
         let clusters = root.child("static_resources")?.children("clusters") ?? []
         var staticClusterTypes: [String: Int32] = [:]
         for cluster in clusters { if let name = cluster.string("name") { staticClusterTypes[name] = cluster.enumNumber("type") ?? 0 } }
-        let secrets = Set((root.child("static_resources")?.children("secrets") ?? []).compactMap { $0.string("name") })
+        let staticSecrets = root.child("static_resources")?.children("secrets") ?? []
+        let secrets = Set(staticSecrets.compactMap { $0.string("name") })
+        checkDuplicateSecrets(staticSecrets)
         checkEnvoyRules(root: root, staticClusters: staticClusterTypes, staticSecrets: secrets)
         guard let resources = root.child("static_resources") else { return }
         var clusterNames: [String: String] = [:]
@@ -110,6 +115,23 @@ public struct BootstrapChecks: Sendable {
         return lookup(next, Array(keys.dropFirst()))
     }
 
+    /// Envoy's secret manager keeps one table of static secrets per kind (TLS certificate,
+    /// validation context, session ticket keys, generic secret): a name may repeat across kinds,
+    /// not within one.
+    mutating func checkDuplicateSecrets(_ secrets: [MessageView]) {
+        var first: [String: String] = [:]
+        for secret in secrets {
+            guard let name = secret.string("name"), !name.isEmpty,
+                  let kind = ["tls_certificate", "session_ticket_keys", "validation_context", "generic_secret"].first(where: { secret.has($0) }) else { continue }
+            let key = kind + "\u{0}" + name
+            if let earlier = first[key] {
+                report("xref.duplicate-secret", "static secret name '\(name)' is already used by \(earlier) for a \(kind); names of static secrets of one kind must be unique", path: secret.join("name"), at: secret.location(of: "name"))
+            } else {
+                first[key] = secret.path
+            }
+        }
+    }
+
     /// Secrets named without an sds_config come from static_resources.secrets.
     mutating func checkStaticSecret(_ view: MessageView, defined: Set<String>) {
         guard view.value("sds_config") == nil, let name = view.string("name"), !defined.contains(name) else { return }
@@ -121,22 +143,6 @@ public struct BootstrapChecks: Sendable {
         var port: UInt64 = 0
         if case .uint(let p)? = socket.value("port_value") { port = p }
         return ("\(host):\(port)", port)
-    }
-
-    /// STATIC clusters take IP addresses only: Envoy does not resolve names for them.
-    mutating func checkClusterEndpoints(_ cluster: MessageView) {
-        guard case .enumNumber(let type)? = cluster.value("type") ?? .enumNumber(0), type == 0 else { return }  // STATIC
-        guard let assignment = cluster.child("load_assignment") else { return }
-        for locality in assignment.children("endpoints") {
-            for endpoint in locality.children("lb_endpoints") {
-                guard let socket = endpoint.child("endpoint")?.child("address")?.child("socket_address"),
-                      let host = socket.string("address") else { continue }
-                if case .string(let resolver)? = socket.value("resolver_name"), !resolver.isEmpty { continue }
-                if !WellKnownFormats.isIPv4(host) && !WellKnownFormats.isIPv6(host) {
-                    report("xref.static-cluster-hostname", "STATIC cluster endpoint '\(host)' is not an IP address; use an IP, or make the cluster STRICT_DNS or LOGICAL_DNS to resolve names", path: socket.path + ".address", at: socket.location(of: "address"))
-                }
-            }
-        }
     }
 
     /// Envoy's per-resource rules (filter order, header mutation, cluster settings, duplicate

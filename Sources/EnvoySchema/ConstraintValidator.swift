@@ -21,10 +21,43 @@ public struct ConstraintValidator: Sendable {
     /// The extension factories the target Envoy has (the pinned build's by default).
     public var extensions = ExtensionRegistry.envoy
 
+    /// Where the message being validated sits (listener or cluster, UDP or TCP, …), for extension slots
+    /// whose factory family depends on it. Set when the walk enters a Listener, a Cluster or a filter list.
+    public var context = ExtensionContext()
+    private let contextTypes: ContextTypes
+
+    /// The messages and fields that set `context`, resolved once.
+    struct ContextTypes: Sendable {
+        let listener: MessageID?
+        let cluster: MessageID?
+        /// Owner type → the side of the HTTP filters in its `http_filters` / `upstream_http_filters` list.
+        let httpFilterLists: [MessageID: ExtensionContext.Side]
+
+        init(pool: DescriptorPool) {
+            listener = pool.messageID(named: TypeNames.listener)
+            cluster = pool.messageID(named: TypeNames.cluster)
+            var lists: [MessageID: ExtensionContext.Side] = [:]
+            if let id = pool.messageID(named: TypeNames.httpConnectionManager) { lists[id] = .downstream }
+            if let id = pool.messageID(named: TypeNames.router) { lists[id] = .upstream }
+            if let id = pool.messageID(named: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions") { lists[id] = .upstream }
+            httpFilterLists = lists
+        }
+    }
+
     public init(pool: DescriptorPool, file: String?) {
         self.pool = pool
         self.file = file
         regexMatcherTypes = Set(["envoy.type.matcher.v3.RegexMatcher", "xds.type.matcher.v3.RegexMatcher"].compactMap(pool.messageID(named:)))
+        contextTypes = ContextTypes(pool: pool)
+    }
+
+    /// The kind of listener `listener` is, as Envoy decides it: the socket type comes from the
+    /// address's protocol (UDP → datagram), and a datagram listener with quic_options is QUIC.
+    static func listenerKind(_ listener: DynamicMessage, pool: DescriptorPool) -> ExtensionContext.ListenerKind {
+        let view = MessageView(pool: pool, message: listener, trail: nil)
+        if view.has("internal_listener") { return .tcp }
+        guard view.child("address")?.child("socket_address")?.enumNumber("protocol") == 1 else { return .tcp }  // UDP
+        return view.child("udp_listener_config")?.has("quic_options") == true ? .quic : .udp
     }
 
     public mutating func validate(_ message: DynamicMessage) {
@@ -37,6 +70,22 @@ public struct ConstraintValidator: Sendable {
 
     mutating func validateMessage(_ message: DynamicMessage) {
         let descriptor = pool.message(message.type)
+        if message.type == contextTypes.listener || message.type == contextTypes.cluster {
+            let saved = context
+            if message.type == contextTypes.listener {
+                context.transportSocketSide = .downstream
+                context.listenerKind = Self.listenerKind(message, pool: pool)
+            } else {
+                context.transportSocketSide = .upstream
+            }
+            defer { context = saved }
+            validateMessageBody(message, descriptor: descriptor)
+            return
+        }
+        validateMessageBody(message, descriptor: descriptor)
+    }
+
+    mutating func validateMessageBody(_ message: DynamicMessage, descriptor: MessageDescriptor) {
         if regexMatcherTypes.contains(message.type) { checkRegexMatcher(message, descriptor: descriptor) }
         if descriptor.wellKnownType != nil {
             if case .duration? = descriptor.wellKnownType { checkEnvoyDurationRange(message) }
@@ -120,6 +169,7 @@ public struct ConstraintValidator: Sendable {
         var nested = ConstraintValidator(pool: pool, file: file)
         nested.maxRegexProgramSize = maxRegexProgramSize
         nested.extensions = extensions
+        nested.context = context
         if let message { nested.validate(message) }
         for var problem in readProblems + nested.diagnostics {
             // Positions inside the re-serialized Struct mean nothing to the user: point at the TypedStruct.
@@ -131,6 +181,18 @@ public struct ConstraintValidator: Sendable {
     }
 
     mutating func validateField(_ field: FieldDescriptor, entry: FieldValue?, owner: DynamicMessage) {
+        if field.isRepeated && field.kind == .message && (field.name == "http_filters" || field.name == "upstream_http_filters"),
+           let side = contextTypes.httpFilterLists[owner.type] {
+            let saved = context
+            context.httpFilterSide = side
+            defer { context = saved }
+            validateFieldBody(field, entry: entry, owner: owner)
+            return
+        }
+        validateFieldBody(field, entry: entry, owner: owner)
+    }
+
+    mutating func validateFieldBody(_ field: FieldDescriptor, entry: FieldValue?, owner: DynamicMessage) {
         let rules = field.rules
         let location = entry?.location ?? owner.location
         if field.isRepeated {
@@ -178,7 +240,7 @@ public struct ConstraintValidator: Sendable {
             // Every extension point is a field named typed_config or typed_extension_config:
             // checked first so other message fields don't build and hash a key.
             if ExtensionRegistry.pointFieldNames.contains(where: { $0 == field.name }),
-               let point = ExtensionRegistry.points[pool.message(owner.type).fullName + "." + field.name] {
+               let point = ExtensionRegistry.point(pool.message(owner.type).fullName + "." + field.name, in: context) {
                 checkExtensionPoint(child, point: point, location: location)
             }
             if let type = rules?.type { checkMessageRules(type, field: field, child: child, location: location) }
@@ -192,7 +254,7 @@ public struct ConstraintValidator: Sendable {
 
     // MARK: Extension points
 
-    mutating func checkExtensionPoint(_ value: DynamicMessage, point: (categories: [String], what: String, packagePrefix: String), location: SourceLocation?) {
+    mutating func checkExtensionPoint(_ value: DynamicMessage, point: ExtensionRegistry.ExtensionPoint, location: SourceLocation?) {
         var any = value
         // A TypedExtensionConfig carries the Any in its typed_config.
         if pool.message(value.type).fullName == "envoy.config.core.v3.TypedExtensionConfig" {

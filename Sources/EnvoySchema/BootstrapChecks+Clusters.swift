@@ -1,0 +1,67 @@
+// What Envoy's cluster manager checks when it builds a cluster: which cluster factory the
+// cluster names (`ClusterFactoryImplBase::create` in source/common/upstream/cluster_factory_impl.cc),
+// and that factory's own rules for the endpoints it is given.
+
+extension BootstrapChecks {
+    /// The factory Envoy builds a cluster with: `cluster_type.typed_config`'s message type picks it
+    /// when that is a real config (not a Struct); otherwise `cluster_type.name`; without
+    /// `cluster_type`, the `type` enum names one of the built-in factories. Nil when no factory
+    /// fits (reported here, or by the extension-category check for a typed_config).
+    mutating func clusterFactory(_ cluster: MessageView, report reportUnknown: Bool) -> (name: String, config: MessageView?)? {
+        guard let custom = cluster.child("cluster_type") else {
+            switch cluster.enumNumber("type") ?? 0 {
+            case 0: return ("envoy.cluster.static", nil)
+            case 1: return ("envoy.cluster.strict_dns", nil)
+            case 2: return ("envoy.cluster.logical_dns", nil)
+            case 3: return ("envoy.cluster.eds", nil)
+            case 4: return ("envoy.cluster.original_dst", nil)
+            default: return nil
+            }
+        }
+        if let (type, config) = custom.unpacked("typed_config"), type != "google.protobuf.Struct" {
+            guard let name = extensions.factoryName(category: "envoy.clusters", typeName: type) else { return nil }
+            return (name, config)
+        }
+        let name = custom.string("name") ?? ""
+        let known = extensions.namesByCategory["envoy.clusters"] ?? []
+        if !known.isEmpty && !known.contains(name) {
+            if reportUnknown {
+                report("envoy.cluster-factory", "the pinned Envoy has no cluster factory named '\(name)'; use one of \(known.sorted().joined(separator: ", ")), or give cluster_type a typed_config", path: custom.join("name"), at: custom.location(of: "name"))
+            }
+            return nil
+        }
+        return (name, nil)
+    }
+
+    /// The static cluster factory resolves every endpoint as an IP address: it does no DNS.
+    mutating func checkClusterEndpoints(_ cluster: MessageView) {
+        guard clusterFactory(cluster, report: false)?.name == "envoy.cluster.static", let assignment = cluster.child("load_assignment") else { return }
+        for locality in assignment.children("endpoints") {
+            for endpoint in locality.children("lb_endpoints") {
+                guard let socket = endpoint.child("endpoint")?.child("address")?.child("socket_address"),
+                      let host = socket.string("address") else { continue }
+                if case .string(let resolver)? = socket.value("resolver_name"), !resolver.isEmpty { continue }
+                if !WellKnownFormats.isIPv4(host) && !WellKnownFormats.isIPv6(host) {
+                    report("xref.static-cluster-hostname", "STATIC cluster endpoint '\(host)' is not an IP address; use an IP, or make the cluster STRICT_DNS or LOGICAL_DNS (or cluster_type envoy.cluster.dns) to resolve names", path: socket.path + ".address", at: socket.location(of: "address"))
+                }
+            }
+        }
+    }
+
+    /// Rules of the factory the cluster names: the logical DNS cluster resolves one name, the
+    /// original-destination cluster takes its hosts from connections, never from a load assignment.
+    mutating func checkClusterFactoryRules(_ cluster: MessageView) {
+        guard let (factory, config) = clusterFactory(cluster, report: true) else { return }
+        let name = cluster.string("name") ?? ""
+        let logical = factory == "envoy.cluster.logical_dns" || (factory == "envoy.cluster.dns" && config?.isTrue("all_addresses_in_single_endpoint") == true)
+        if logical, let assignment = cluster.child("load_assignment") {
+            let localities = assignment.children("endpoints")
+            if localities.count != 1 || localities[0].children("lb_endpoints").count != 1 {
+                report("envoy.logical-dns-endpoints", "LOGICAL_DNS cluster '\(name)' must have exactly one locality with exactly one lb_endpoint; use STRICT_DNS for several hosts", path: assignment.path, at: assignment.location)
+            }
+        }
+        if factory == "envoy.cluster.original_dst", let assignment = cluster.child("load_assignment") {
+            report("envoy.original-dst-load-assignment", "ORIGINAL_DST cluster '\(name)' takes its upstream hosts from each connection's original destination: remove load_assignment", path: assignment.path, at: assignment.location)
+        }
+    }
+}
