@@ -64,6 +64,8 @@ extension BootstrapChecks {
         "envoy.extensions.filters.http.health_check.v3.HealthCheck", "envoy.config.core.v3.ApiConfigSource", "envoy.config.core.v3.ConfigSource",
         "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", "envoy.extensions.transport_sockets.tls.v3.TlsCertificate",
         "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", "envoy.config.listener.v3.Listener",
+        "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer", "envoy.extensions.wasm.v3.VmConfig",
+        "envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig",
     ]
 
     /// Rules over the whole bootstrap that need no cross-reference table.
@@ -111,6 +113,13 @@ extension BootstrapChecks {
                 // Every config source (ADS, gRPC, REST, a file) starts a subscription, and Envoy's
                 // subscription factory refuses to start one for a node without id and cluster.
                 usesXDS = true
+                if checkHostFiles { checkConfigSourcePath(view) }
+            case "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer" where checkHostFiles:
+                checkRuntimeDiskLayer(view)
+            case "envoy.extensions.wasm.v3.VmConfig" where checkHostFiles:
+                checkWasmCode(view)
+            case "envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig" where checkHostFiles:
+                checkMaxMindDatabases(view)
             case "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig" where bootstrapContext:
                 checkStaticSecret(view, defined: staticSecrets)
             case "envoy.extensions.transport_sockets.tls.v3.TlsCertificate" where checkHostFiles:
