@@ -195,7 +195,8 @@ def main():
         with open(os.path.join(staging, "api_diff.md"), "w") as out:
             out.write(api_diff.markdown(diff))
         registry = os.path.join(staging, "envoy_extensions.json")
-        subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "extract_envoy_extensions.py"), envoy, registry], check=True)
+        subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "extract_envoy_extensions.py"),
+                        envoy, registry, os.path.join(staging, "envoy_api.pb")], check=True)
         with open(registry, "rb") as f:
             extensions = f.read()
         write_c_blob(os.path.join(staging, "envoy_extensions.c"), "meshctl_envoy_extensions_json", extensions)

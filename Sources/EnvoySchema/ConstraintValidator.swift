@@ -263,7 +263,13 @@ public struct ConstraintValidator: Sendable {
         }
         guard case .any? = pool.message(any.type).wellKnownType,
               let url = any.value(at: 0)?.value.stringValue, let type = pool.messageID(typeURL: url) else { return }
-        if let problem = extensions.problem(typeName: pool.message(type).fullName, at: point) {
+        var payloadIsEmpty = true
+        switch any.value(at: 1)?.value {
+        case .message(let payload)?: payloadIsEmpty = payload.fields.isEmpty
+        case .bytes(let bytes)?: payloadIsEmpty = bytes.isEmpty
+        default: break
+        }
+        if let problem = extensions.problem(typeName: pool.message(type).fullName, at: point, payloadIsEmpty: payloadIsEmpty) {
             report("schema.extension-category", problem, at: location)
         }
     }

