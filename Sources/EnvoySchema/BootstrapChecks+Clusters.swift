@@ -38,8 +38,15 @@ extension BootstrapChecks {
         guard clusterFactory(cluster, report: false)?.name == "envoy.cluster.static", let assignment = cluster.child("load_assignment") else { return }
         for locality in assignment.children("endpoints") {
             for endpoint in locality.children("lb_endpoints") {
-                guard let socket = endpoint.child("endpoint")?.child("address")?.child("socket_address"),
-                      let host = socket.string("address") else { continue }
+                if endpoint.has("endpoint_name") { continue }
+                let address = endpoint.child("endpoint")?.child("address")
+                if address?.has("pipe") == true || address?.has("envoy_internal_address") == true { continue }
+                guard let socket = address?.child("socket_address") else {
+                    let at = address ?? endpoint.child("endpoint") ?? endpoint
+                    report("xref.static-cluster-hostname", "STATIC cluster endpoint has no address; give it endpoint.address.socket_address with an IP and port", path: at.path, at: at.location)
+                    continue
+                }
+                let host = socket.string("address") ?? ""
                 if case .string(let resolver)? = socket.value("resolver_name"), !resolver.isEmpty { continue }
                 if !WellKnownFormats.isIPv4(host) && !WellKnownFormats.isIPv6(host) {
                     report("xref.static-cluster-hostname", "STATIC cluster endpoint '\(host)' is not an IP address; use an IP, or make the cluster STRICT_DNS or LOGICAL_DNS (or cluster_type envoy.cluster.dns) to resolve names", path: socket.path + ".address", at: socket.location(of: "address"))
@@ -59,6 +66,9 @@ extension BootstrapChecks {
             if localities.count != 1 || localities[0].children("lb_endpoints").count != 1 {
                 report("envoy.logical-dns-endpoints", "LOGICAL_DNS cluster '\(name)' must have exactly one locality with exactly one lb_endpoint; use STRICT_DNS for several hosts", path: assignment.path, at: assignment.location)
             }
+        }
+        if factory == "envoy.cluster.eds" && !cluster.has("eds_cluster_config") {
+            report("envoy.eds-config", "EDS cluster '\(name)' has no eds_cluster_config; add eds_cluster_config: {eds_config: {ads: {}}} (or the config source that serves its endpoints)", path: cluster.path, at: cluster.location)
         }
         if factory == "envoy.cluster.original_dst", let assignment = cluster.child("load_assignment") {
             report("envoy.original-dst-load-assignment", "ORIGINAL_DST cluster '\(name)' takes its upstream hosts from each connection's original destination: remove load_assignment", path: assignment.path, at: assignment.location)

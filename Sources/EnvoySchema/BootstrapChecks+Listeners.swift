@@ -137,11 +137,14 @@ extension BootstrapChecks {
             guard let keys = filterChainKeys(match, chain: label) else { continue }
             var clash: (index: Int, name: String)?
             for key in keys {
-                if let owner = owners[key], owner.index != index { clash = owner; break }
+                // A chain may clash with itself: a criterion listed twice files it twice under one key.
+                if let owner = owners[key] { clash = owner; break }
                 owners[key] = (index, label)
             }
-            if let clash {
-                let what = keys == Set(owners.filter { $0.value.index == clash.index }.keys) ? "has the same filter_chain_match as" : "overlaps with"
+            if let clash, clash.index == index {
+                report("envoy.filter-chain-overlap", "filter chain \(label) of listener '\(listener)' lists one match criterion twice (a repeated server name, prefix range, application protocol or source port); list each once", path: chain.path, at: match?.location ?? chain.location)
+            } else if let clash {
+                let what = Set(keys) == Set(owners.filter { $0.value.index == clash.index }.keys) ? "has the same filter_chain_match as" : "overlaps with"
                 report("envoy.filter-chain-overlap", "filter chain \(label) of listener '\(listener)' \(what) filter chain \(clash.name): a connection matching both would have two chains; make the matches differ (server_names, prefix_ranges, transport_protocol …) or merge the chains", path: chain.path, at: match?.location ?? chain.location)
             }
         }
@@ -149,7 +152,7 @@ extension BootstrapChecks {
 
     /// Every combination of the chain's criteria, as Envoy's lookup tables key them; nil when a
     /// criterion is malformed (reported).
-    mutating func filterChainKeys(_ match: MessageView?, chain label: String) -> Set<String>? {
+    mutating func filterChainKeys(_ match: MessageView?, chain label: String) -> [String]? {
         guard let match else { return ["0|||||||0|0"] }
         var valid = true
         func cidrs(_ field: String) -> [String] {
@@ -185,14 +188,14 @@ extension BootstrapChecks {
         let sourceType = match.enumNumber("source_type") ?? 0
         var sourcePorts: [UInt64] = (match.value("source_ports")?.listValue ?? []).compactMap { if case .uint(let n) = $0.value { return n } else { return nil } }
         if sourcePorts.isEmpty { sourcePorts = [0] }
-        var keys: Set<String> = []
+        var keys: [String] = []
         for ip in destinationIPs {
             for server in serverNames.isEmpty ? [""] : serverNames {
                 for application in applications.isEmpty ? [""] : applications {
                     for direct in directSourceIPs {
                         for source in sourceIPs {
                             for sourcePort in sourcePorts {
-                                keys.insert("\(port)|\(ip)|\(server)|\(transport)|\(application)|\(direct)|\(sourceType)|\(source)|\(sourcePort)")
+                                keys.append("\(port)|\(ip)|\(server)|\(transport)|\(application)|\(direct)|\(sourceType)|\(source)|\(sourcePort)")
                             }
                         }
                     }

@@ -65,7 +65,8 @@ extension BootstrapChecks {
         "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", "envoy.extensions.transport_sockets.tls.v3.TlsCertificate",
         "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", "envoy.config.listener.v3.Listener",
         "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer", "envoy.extensions.wasm.v3.VmConfig",
-        "envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig",
+        "envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig", "envoy.config.route.v3.RouteAction.RequestMirrorPolicy",
+        "envoy.config.bootstrap.v3.LayeredRuntime",
     ]
 
     /// Rules over the whole bootstrap that need no cross-reference table.
@@ -95,6 +96,17 @@ extension BootstrapChecks {
                 }
             case "envoy.config.route.v3.RouteConfiguration", "envoy.config.route.v3.VirtualHost", "envoy.config.route.v3.Route", "envoy.config.route.v3.WeightedCluster.ClusterWeight":
                 checkHeaderMutations(view)
+            case "envoy.config.route.v3.RouteAction.RequestMirrorPolicy":
+                if (view.string("cluster") ?? "").isEmpty == (view.string("cluster_header") ?? "").isEmpty {
+                    report("envoy.mirror-cluster", "a request mirror policy names exactly one of cluster or cluster_header", path: view.path, at: view.location)
+                }
+            case "envoy.config.bootstrap.v3.LayeredRuntime":
+                var seen: Set<String> = []
+                for layer in view.children("layers") {
+                    if let name = layer.string("name"), !seen.insert(name).inserted {
+                        report("envoy.runtime-layer-name", "runtime layer name '\(name)' is used twice; give each layer its own name", path: layer.join("name"), at: layer.location(of: "name"))
+                    }
+                }
             case "envoy.config.cluster.v3.Cluster":
                 checkCluster(view)
             case "envoy.extensions.filters.http.health_check.v3.HealthCheck":

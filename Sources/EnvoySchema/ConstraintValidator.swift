@@ -261,8 +261,14 @@ public struct ConstraintValidator: Sendable {
             guard let index = pool.message(value.type).fieldIndex(named: "typed_config"), case .message(let inner)? = value.value(at: index)?.value else { return }
             any = inner
         }
-        guard case .any? = pool.message(any.type).wellKnownType,
-              let url = any.value(at: 0)?.value.stringValue, let type = pool.messageID(typeURL: url) else { return }
+        guard case .any? = pool.message(any.type).wellKnownType else { return }
+        let url = any.value(at: 0)?.value.stringValue ?? ""
+        if url.isEmpty && any.value(at: 1) == nil && !point.structSelectsByName {
+            // Envoy finds the factory by this type and there is none: `{}` configures nothing.
+            report("schema.extension-category", "typed_config is empty; a \(point.what) is found by its config type, so give it an \"@type\" (and the config)", at: location)
+            return
+        }
+        guard let type = pool.messageID(typeURL: url) else { return }
         var payloadIsEmpty = true
         switch any.value(at: 1)?.value {
         case .message(let payload)?: payloadIsEmpty = payload.fields.isEmpty

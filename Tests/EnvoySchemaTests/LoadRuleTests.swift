@@ -124,6 +124,10 @@ final class LoadRuleTests: XCTestCase {
         Case(name: "ORIGINAL_DST with a load assignment",
              yaml: bootstrap(clusters: hostnameCluster("    type: ORIGINAL_DST\n    lb_policy: CLUSTER_PROVIDED")), rule: "envoy.original-dst-load-assignment"),
 
+        Case(name: "EDS cluster without an EDS config", yaml: bootstrap(clusters: "  - {name: eds, type: EDS}\n"), rule: "envoy.eds-config"),
+        Case(name: "static endpoint without an address",
+             yaml: bootstrap(clusters: "  - name: s\n    type: STATIC\n    load_assignment: {cluster_name: s, endpoints: [{lb_endpoints: [{endpoint: {}}]}]}\n"), rule: "xref.static-cluster-hostname"),
+
         // Transport sockets and HTTP filters by side.
         Case(name: "DownstreamTlsContext in a cluster",
              yaml: bootstrap(clusters: "  - name: tls\n    type: STATIC\n    transport_socket: \(transportSocket("DownstreamTlsContext"))\n"),
@@ -161,6 +165,15 @@ final class LoadRuleTests: XCTestCase {
                              + hcm(filters: #"          - {name: rbac, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute}}"#)),
              rule: nil),
 
+        Case(name: "network filter with an empty typed_config",
+             yaml: bootstrap(listeners: listener(chains: "    - filters: [{name: envoy.filters.network.tcp_proxy, typed_config: {}}]\n")), rule: "schema.extension-category", messageContains: "typed_config is empty"),
+        Case(name: "mirror policy without a cluster",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: "").replacingOccurrences(of: "route: {cluster: app}", with: "route: {cluster: app, request_mirror_policies: [{runtime_fraction: {default_value: {numerator: 50}}}]}")),
+             rule: "envoy.mirror-cluster"),
+        Case(name: "two runtime layers with one name",
+             yaml: bootstrap(extra: "layered_runtime: {layers: [{name: base, static_layer: {a: 1}}, {name: base, admin_layer: {}}]}\n"), rule: "envoy.runtime-layer-name"),
+
         // Static secrets: one name table per kind (SecretManagerImpl::addStaticSecret).
         Case(name: "two static TLS certificates with one name",
              yaml: bootstrap(extra: "  secrets:\n" + secret("cert", "tls_certificate") + secret("cert", "tls_certificate")), rule: "xref.duplicate-secret"),
@@ -185,6 +198,7 @@ final class LoadRuleTests: XCTestCase {
              rule: "envoy.filter-chain-overlap", messageContains: "overlaps"),
         Case(name: "CIDR ranges compare after masking", yaml: bootstrap(listeners: listener(chains: chain("{prefix_ranges: [{address_prefix: 10.0.0.1, prefix_len: 8}]}") + chain("{prefix_ranges: [{address_prefix: 10.9.9.9, prefix_len: 8}]}"))),
              rule: "envoy.filter-chain-overlap"),
+        Case(name: "one chain listing a server name twice", yaml: bootstrap(listeners: listener(chains: chain("{server_names: [a.example, a.example]}"))), rule: "envoy.filter-chain-overlap", messageContains: "twice"),
         Case(name: "distinct server names and a catch-all", yaml: bootstrap(listeners: listener(chains: chain("{server_names: [a.example]}") + chain("{server_names: [\"*.example\"]}") + chain())), rule: nil),
         Case(name: "partial wildcard server name", yaml: bootstrap(listeners: listener(chains: chain("{server_names: [\"a*.example\"]}"))), rule: "envoy.filter-chain-server-name"),
         Case(name: "filter chain matcher with a repeated chain name",
