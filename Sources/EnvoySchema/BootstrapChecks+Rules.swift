@@ -125,6 +125,7 @@ extension BootstrapChecks {
                 // Every config source (ADS, gRPC, REST, a file) starts a subscription, and Envoy's
                 // subscription factory refuses to start one for a node without id and cluster.
                 usesXDS = true
+                if let api = view.child("api_config_source") { checkSubscriptionServer(api) }
                 if checkHostFiles { checkConfigSourcePath(view) }
             case "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer" where checkHostFiles:
                 checkRuntimeDiskLayer(view)
@@ -149,13 +150,37 @@ extension BootstrapChecks {
         }
         // The ADS stream is opened (and checks the node) whenever ads_config is set; other API config
         // sources (load reporting, health discovery) do not subscribe and do not need it.
-        if root.child("dynamic_resources")?.has("ads_config") == true { usesXDS = true }
+        if let ads = root.child("dynamic_resources")?.child("ads_config") {
+            usesXDS = true
+            checkSubscriptionServer(ads)
+        }
         if usesXDS && bootstrapContext {
             let node = root.child("node")
             if (node?.string("id") ?? "").isEmpty || (node?.string("cluster") ?? "").isEmpty {
                 report("envoy.node-identity", "node 'id' and 'cluster' are required when configuration comes from a config source (xDS, ADS or a file); set node: {id: ..., cluster: ...}", path: "node", at: node?.location ?? root.location)
             }
         }
+    }
+
+    /// The server a subscription talks to (`Config::Utility::checkApiConfigSourceNames`): gRPC types
+    /// name at most one gRPC service and no cluster; REST exactly one cluster and no gRPC service.
+    mutating func checkSubscriptionServer(_ api: MessageView) {
+        let services = api.children("grpc_services").count
+        let clusters = api.stringValues("cluster_names").count
+        let isGRPC = [2, 3, 5, 6].contains(api.enumNumber("api_type") ?? 0)  // (AGGREGATED_)(DELTA_)GRPC
+        var problem: String?
+        if services == 0 && clusters == 0 {
+            problem = "an API config source needs a gRPC service (grpc_services) or, for REST, a cluster (cluster_names)"
+        } else if isGRPC && clusters > 0 {
+            problem = "a gRPC API config source takes grpc_services, not cluster_names; remove cluster_names"
+        } else if isGRPC && services > 1 {
+            problem = "a gRPC API config source takes exactly one gRPC service; Envoy does not fail over between several"
+        } else if !isGRPC && services > 0 {
+            problem = "a REST API config source takes cluster_names, not grpc_services"
+        } else if !isGRPC && clusters != 1 {
+            problem = "a REST API config source takes exactly one cluster in cluster_names"
+        }
+        if let problem { report("envoy.api-config-source", problem, path: api.path, at: api.location) }
     }
 
     mutating func checkNetworkFilterChain(_ chain: MessageView) {

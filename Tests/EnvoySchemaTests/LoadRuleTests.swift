@@ -104,6 +104,14 @@ final class LoadRuleTests: XCTestCase {
         Case(name: "ADS without node identity",
              yaml: bootstrap(extra: "dynamic_resources: {ads_config: \(grpcSource), cds_config: {ads: {}}}\n"), rule: "envoy.node-identity"),
 
+        Case(name: "ADS with two gRPC services",
+             yaml: bootstrap(extra: "node: {id: edge-1, cluster: edge}\ndynamic_resources: {ads_config: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: app}}, {envoy_grpc: {cluster_name: app}}]}, cds_config: {ads: {}}}\n"),
+             rule: "envoy.api-config-source"),
+        Case(name: "gRPC CDS naming a cluster", yaml: bootstrap(extra: "node: {id: edge-1, cluster: edge}\ndynamic_resources: {cds_config: {api_config_source: {api_type: GRPC, transport_api_version: V3, cluster_names: [app], grpc_services: [{envoy_grpc: {cluster_name: app}}]}}}\n"),
+             rule: "envoy.api-config-source"),
+        Case(name: "load reporting may list two gRPC services",
+             yaml: bootstrap(extra: "cluster_manager: {load_stats_config: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: app}}, {envoy_grpc: {cluster_name: app}}]}}\n"), rule: nil),
+
         // Custom cluster types: the factory is chosen by typed_config type, then by name.
         Case(name: "DNS cluster extension with hostnames",
              yaml: bootstrap(clusters: hostnameCluster("    cluster_type: {name: envoy.cluster.dns, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.clusters.dns.v3.DnsCluster}}")), rule: nil),
