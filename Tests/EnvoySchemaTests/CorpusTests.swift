@@ -1,5 +1,5 @@
 // The corpus in Tests/Corpus/envoy checked against the two references:
-// - Python protobuf with the pinned xds-protos: byte-identical encodings of every valid file;
+// - Python protobuf over the same descriptor set (extracted from Envoy): byte-identical encodings of every valid file;
 // - the real Envoy 1.40 (`envoy --mode validate`): the same verdict on every file, valid and invalid.
 import EnvoySchema
 import Foundation
