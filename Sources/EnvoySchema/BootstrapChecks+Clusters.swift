@@ -61,10 +61,11 @@ extension BootstrapChecks {
         guard let (factory, config) = clusterFactory(cluster, report: true) else { return }
         let name = cluster.string("name") ?? ""
         let logical = factory == "envoy.cluster.logical_dns" || (factory == "envoy.cluster.dns" && config?.isTrue("all_addresses_in_single_endpoint") == true)
-        if logical, let assignment = cluster.child("load_assignment") {
-            let localities = assignment.children("endpoints")
+        if logical {
+            let assignment = cluster.child("load_assignment")
+            let localities = assignment?.children("endpoints") ?? []
             if localities.count != 1 || localities[0].children("lb_endpoints").count != 1 {
-                report("envoy.logical-dns-endpoints", "LOGICAL_DNS cluster '\(name)' must have exactly one locality with exactly one lb_endpoint; use STRICT_DNS for several hosts", path: assignment.path, at: assignment.location)
+                report("envoy.logical-dns-endpoints", "LOGICAL_DNS cluster '\(name)' must have exactly one locality with exactly one lb_endpoint (the name it resolves); use STRICT_DNS for several hosts", path: assignment?.path ?? cluster.path, at: assignment?.location ?? cluster.location)
             }
         }
         if factory == "envoy.cluster.eds" && !cluster.has("eds_cluster_config") {

@@ -66,7 +66,7 @@ extension BootstrapChecks {
         "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", "envoy.config.listener.v3.Listener",
         "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer", "envoy.extensions.wasm.v3.VmConfig",
         "envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig", "envoy.config.route.v3.RouteAction.RequestMirrorPolicy",
-        "envoy.config.bootstrap.v3.LayeredRuntime",
+        "envoy.config.bootstrap.v3.LayeredRuntime", "envoy.config.core.v3.HealthCheck.HttpHealthCheck", "envoy.config.overload.v3.OverloadAction",
     ]
 
     /// Rules over the whole bootstrap that need no cross-reference table.
@@ -99,6 +99,24 @@ extension BootstrapChecks {
             case "envoy.config.route.v3.RouteAction.RequestMirrorPolicy":
                 if (view.string("cluster") ?? "").isEmpty == (view.string("cluster_header") ?? "").isEmpty {
                     report("envoy.mirror-cluster", "a request mirror policy names exactly one of cluster or cluster_header", path: view.path, at: view.location)
+                }
+            case "envoy.config.core.v3.HealthCheck.HttpHealthCheck":
+                for field in ["expected_statuses", "retriable_statuses"] {
+                    for range in view.children(field) {
+                        var start: Int64 = 0, end: Int64 = 0
+                        if case .int(let v)? = range.value("start") { start = v }
+                        if case .int(let v)? = range.value("end") { end = v }
+                        if start >= end || start < 100 || end > 600 {
+                            report("envoy.health-check-status-range", "HTTP status range [\(start), \(end)) is not valid: Envoy needs 100 <= start < end <= 600", path: range.path, at: range.location)
+                        }
+                    }
+                }
+            case "envoy.config.overload.v3.OverloadAction":
+                var seen: Set<String> = []
+                for trigger in view.children("triggers") {
+                    if let name = trigger.string("name"), !seen.insert(name).inserted {
+                        report("envoy.overload-trigger", "overload action '\(view.string("name") ?? "")' has two triggers on resource monitor '\(name)'; give each resource one trigger", path: trigger.join("name"), at: trigger.location(of: "name"))
+                    }
                 }
             case "envoy.config.bootstrap.v3.LayeredRuntime":
                 var seen: Set<String> = []

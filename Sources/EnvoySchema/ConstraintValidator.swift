@@ -211,7 +211,13 @@ public struct ConstraintValidator: Sendable {
                     guard case .message(let entryMessage) = element.value else { continue }
                     let key = entryMessage.value(at: 0)?.value
                     path.push(.key(key.map(describeKey) ?? "?"))
-                    if let value = entryMessage.value(at: 1), case .message(let v) = value.value { validateMessage(v) }
+                    if let value = entryMessage.value(at: 1), case .message(let v) = value.value {
+                        // A route's per-filter configs are found by their type among the HTTP filters' configs.
+                        if field.name == "typed_per_filter_config", let point = ExtensionRegistry.point(ExtensionRegistry.perFilterConfigPoint, in: context) {
+                            checkExtensionPoint(v, point: point, location: value.location)
+                        }
+                        validateMessage(v)
+                    }
                     path.pop()
                 } else if case .message(let child) = element.value {
                     path.push(.index(i))

@@ -57,6 +57,8 @@ public struct ExtensionRegistry: Sendable {
         /// A google.protobuf.Struct config means "find the factory by name" here (Envoy's cluster
         /// factory lookup); elsewhere Envoy 1.40 finds factories by config type only.
         var structSelectsByName = false
+        /// The slot takes every message a factory registers, per-route configs included.
+        var takesRouteConfigs = false
     }
 
     /// Extension points whose factory category does not depend on where they are: the message field
@@ -75,6 +77,8 @@ public struct ExtensionRegistry: Sendable {
     static let transportSocketPoint = "envoy.config.core.v3.TransportSocket.typed_config"
     static let listenerFilterPoint = "envoy.config.listener.v3.ListenerFilter.typed_config"
     static let httpFilterPoint = "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.typed_config"
+    /// The values of `typed_per_filter_config` (virtual hosts, routes, weighted clusters).
+    static let perFilterConfigPoint = "typed_per_filter_config"
 
     /// The extension point of field `key` (`<message full name>.<field>`) where it sits. Envoy picks
     /// the factory family from the slot: a cluster builds upstream transport sockets and a listener
@@ -98,6 +102,9 @@ public struct ExtensionRegistry: Sendable {
             case .quic?: return ExtensionPoint(categories: ["envoy.filters.quic_listener"], what: "QUIC listener filter (this listener has quic_options)", packagePrefix: "envoy.extensions.filters.quic_listener.")
             case nil: return ExtensionPoint(categories: ["envoy.filters.listener", "envoy.filters.udp_listener", "envoy.filters.quic_listener"], what: "listener filter", packagePrefix: "envoy.extensions.filters.")
             }
+        case perFilterConfigPoint:
+            return ExtensionPoint(categories: ["envoy.filters.http", "envoy.filters.http.upstream"], what: "HTTP filter's per-route config", packagePrefix: "envoy.extensions.filters.http.",
+                                  takesRouteConfigs: true)
         case httpFilterPoint:
             switch context.httpFilterSide {
             case .downstream?: return ExtensionPoint(categories: ["envoy.filters.http"], what: "HTTP filter", packagePrefix: "envoy.extensions.filters.http.")
@@ -127,6 +134,7 @@ public struct ExtensionRegistry: Sendable {
             return "\(typeName) is not \(Self.article(point.what)) \(point.what); this typed_config takes a type from \(point.packagePrefix)*"
         }
         if point.categories.contains(where: { typesByCategory[$0]?.contains(typeName) == true }) { return nil }
+        if point.takesRouteConfigs && (typeName == "envoy.config.route.v3.FilterConfig" || point.categories.contains(where: { routeOnlyTypes[$0]?[typeName] != nil })) { return nil }
         if let factory = point.categories.lazy.compactMap({ routeOnlyTypes[$0]?[typeName] }).first {
             if payloadIsEmpty { return nil }
             let config = point.categories.lazy.compactMap { category in factoryByType[category]?.filter { $0.value == factory }.keys.sorted().first }.first

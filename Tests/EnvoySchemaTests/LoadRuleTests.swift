@@ -182,6 +182,28 @@ final class LoadRuleTests: XCTestCase {
         Case(name: "two runtime layers with one name",
              yaml: bootstrap(extra: "layered_runtime: {layers: [{name: base, static_layer: {a: 1}}, {name: base, admin_layer: {}}]}\n"), rule: "envoy.runtime-layer-name"),
 
+        Case(name: "empty per-route filter config",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: "").replacingOccurrences(of: "route: {cluster: app}", with: "route: {cluster: app}, typed_per_filter_config: {envoy.filters.http.buffer: {}}")),
+             rule: "schema.extension-category", messageContains: "typed_config is empty"),
+        Case(name: "a cluster as a per-route filter config",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: "").replacingOccurrences(of: "route: {cluster: app}", with: #"route: {cluster: app}, typed_per_filter_config: {envoy.filters.http.buffer: {"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster, name: c}}"#)),
+             rule: "schema.extension-category"),
+        Case(name: "per-route configs and the FilterConfig wrapper",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: #"          - {name: envoy.filters.http.buffer, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer, max_request_bytes: 1024}}"#)
+                                .replacingOccurrences(of: "route: {cluster: app}", with: #"route: {cluster: app}, typed_per_filter_config: {envoy.filters.http.buffer: {"@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, disabled: true}, envoy.filters.http.cors: {"@type": type.googleapis.com/envoy.config.route.v3.FilterConfig, is_optional: true, config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy}}}"#)),
+             rule: nil),
+        Case(name: "health check status range upside down",
+             yaml: bootstrap(clusters: "  - name: hc\n    type: STATIC\n    health_checks: [{timeout: 1s, interval: 5s, unhealthy_threshold: 2, healthy_threshold: 2, http_health_check: {path: /healthz, expected_statuses: [{start: 429, end: 200}]}}]\n"),
+             rule: "envoy.health-check-status-range"),
+        Case(name: "overload action with two triggers on one resource",
+             yaml: bootstrap(extra: #"overload_manager: {refresh_interval: 0.25s, resource_monitors: [{name: envoy.resource_monitors.fixed_heap, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig, max_heap_size_bytes: 1073741824}}], actions: [{name: envoy.overload_actions.shrink_heap, triggers: [{name: envoy.resource_monitors.fixed_heap, threshold: {value: 0.9}}, {name: envoy.resource_monitors.fixed_heap, threshold: {value: 0.95}}]}]}"# + "\n"),
+             rule: "envoy.overload-trigger"),
+        Case(name: "LOGICAL_DNS without a load assignment",
+             yaml: bootstrap(clusters: "  - {name: logical, type: LOGICAL_DNS}\n"), rule: "envoy.logical-dns-endpoints"),
+
         // Static secrets: one name table per kind (SecretManagerImpl::addStaticSecret).
         Case(name: "two static TLS certificates with one name",
              yaml: bootstrap(extra: "  secrets:\n" + secret("cert", "tls_certificate") + secret("cert", "tls_certificate")), rule: "xref.duplicate-secret"),
