@@ -86,7 +86,11 @@ extension BootstrapChecks {
             report("envoy.ipv4-compat", "ipv4_compat may only be set on the IPv6 address '::' or an IPv4-mapped IPv6 address (::ffff:a.b.c.d); \(main.string("address") ?? "") is neither: remove ipv4_compat or listen on '::'", path: main.join("ipv4_compat"), at: main.location(of: "ipv4_compat"))
         }
         for additional in listener.children("additional_addresses") {
-            guard let socket = additional.child("address")?.child("socket_address") else { continue }
+            guard let address = additional.child("address") else {
+                report("envoy.listener-address-ip", "an additional address needs an address (socket_address with an IP and port)", path: additional.path, at: additional.location)
+                continue
+            }
+            guard let socket = address.child("socket_address") else { continue }
             _ = parsedListenerIP(socket)
             // Envoy (ListenerImpl::checkIpv4CompatAddress) judges an additional address's ipv4_compat
             // against the listener's main address, so that is what decides here too.

@@ -32,6 +32,8 @@ public struct ConstraintValidator: Sendable {
         let cluster: MessageID?
         /// Owner type → the side of the HTTP filters in its `http_filters` / `upstream_http_filters` list.
         let httpFilterLists: [MessageID: ExtensionContext.Side]
+        /// Network and HTTP filters: a missing config is reported by the bootstrap rules (envoy.filter-config-missing).
+        let filterMessages: Set<MessageID>
 
         init(pool: DescriptorPool) {
             listener = pool.messageID(named: TypeNames.listener)
@@ -41,6 +43,7 @@ public struct ConstraintValidator: Sendable {
             if let id = pool.messageID(named: TypeNames.router) { lists[id] = .upstream }
             if let id = pool.messageID(named: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions") { lists[id] = .upstream }
             httpFilterLists = lists
+            filterMessages = Set(["envoy.config.listener.v3.Filter", "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter"].compactMap(pool.messageID(named:)))
         }
     }
 
@@ -100,6 +103,13 @@ public struct ConstraintValidator: Sendable {
                 _ = oneofIndex
                 report("pgv.oneof.required", "one of \(names.joined(separator: ", ")) must be set (oneof '\(oneof.name)' is required)", at: message.location)
             }
+        }
+        if let config = descriptor.oneofs.first(where: { $0.name == "config_type" }), !contextTypes.filterMessages.contains(message.type),
+           config.memberFields.contains(where: { descriptor.fields[$0].name == "typed_config" }), descriptor.fieldIndex(named: "name") != nil,
+           !config.memberFields.contains(where: { message.value(at: $0) != nil || message.unreadableFields.contains($0) }) {
+            // Envoy 1.40 finds every extension by its config's type: a name alone finds nothing.
+            let name = descriptor.fieldIndex(named: "name").flatMap { message.value(at: $0)?.value.stringValue } ?? ""
+            report("envoy.extension-config-missing", "extension '\(name)' has no typed_config; Envoy finds extensions by their config type, so add typed_config with its \"@type\"", at: message.location)
         }
         for index in descriptor.checkedFieldIndexes {
             let field = descriptor.fields[index]

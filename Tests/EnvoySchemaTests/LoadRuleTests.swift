@@ -204,6 +204,14 @@ final class LoadRuleTests: XCTestCase {
         Case(name: "LOGICAL_DNS without a load assignment",
              yaml: bootstrap(clusters: "  - {name: logical, type: LOGICAL_DNS}\n"), rule: "envoy.logical-dns-endpoints"),
 
+        Case(name: "transport socket named but not configured",
+             yaml: bootstrap(clusters: "  - name: raw\n    type: STATIC\n    transport_socket: {name: envoy.transport_sockets.raw_buffer}\n"), rule: "envoy.extension-config-missing"),
+        Case(name: "listener filter named but not configured",
+             yaml: bootstrap(listeners: listener(extra: "    listener_filters: [{name: envoy.filters.listener.tls_inspector}]\n", chains: oneChain)), rule: "envoy.extension-config-missing"),
+        Case(name: "stats sink named but not configured", yaml: bootstrap(extra: "stats_sinks: [{name: envoy.stat_sinks.statsd}]\n"), rule: "envoy.extension-config-missing"),
+        Case(name: "additional address without an address",
+             yaml: bootstrap(listeners: listener(extra: "    additional_addresses: [{}]\n", chains: oneChain)), rule: "envoy.listener-address-ip"),
+
         // Static secrets: one name table per kind (SecretManagerImpl::addStaticSecret).
         Case(name: "two static TLS certificates with one name",
              yaml: bootstrap(extra: "  secrets:\n" + secret("cert", "tls_certificate") + secret("cert", "tls_certificate")), rule: "xref.duplicate-secret"),
