@@ -65,7 +65,7 @@ extension BootstrapChecks {
         "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", "envoy.extensions.transport_sockets.tls.v3.TlsCertificate",
         "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", "envoy.config.listener.v3.Listener",
         "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer", "envoy.extensions.wasm.v3.VmConfig",
-        "envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig", "envoy.config.route.v3.RouteAction.RequestMirrorPolicy",
+        "envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig",
         "envoy.config.bootstrap.v3.LayeredRuntime", "envoy.config.core.v3.HealthCheck.HttpHealthCheck", "envoy.config.overload.v3.OverloadAction",
     ]
 
@@ -96,9 +96,9 @@ extension BootstrapChecks {
                 }
             case "envoy.config.route.v3.RouteConfiguration", "envoy.config.route.v3.VirtualHost", "envoy.config.route.v3.Route", "envoy.config.route.v3.WeightedCluster.ClusterWeight":
                 checkHeaderMutations(view)
-            case "envoy.config.route.v3.RouteAction.RequestMirrorPolicy":
-                if (view.string("cluster") ?? "").isEmpty == (view.string("cluster_header") ?? "").isEmpty {
-                    report("envoy.mirror-cluster", "a request mirror policy names exactly one of cluster or cluster_header", path: view.path, at: view.location)
+                // Read from the route rather than walked to: the walk need not descend into every RouteAction.
+                for mirror in view.child("route")?.children("request_mirror_policies") ?? [] where (mirror.string("cluster") ?? "").isEmpty == (mirror.string("cluster_header") ?? "").isEmpty {
+                    report("envoy.mirror-cluster", "a request mirror policy names exactly one of cluster or cluster_header", path: mirror.path, at: mirror.location)
                 }
             case "envoy.config.core.v3.HealthCheck.HttpHealthCheck":
                 for field in ["expected_statuses", "retriable_statuses"] {

@@ -32,8 +32,12 @@ public struct ConstraintValidator: Sendable {
         let cluster: MessageID?
         /// Owner type → the side of the HTTP filters in its `http_filters` / `upstream_http_filters` list.
         let httpFilterLists: [MessageID: ExtensionContext.Side]
-        /// Network and HTTP filters: a missing config is reported by the bootstrap rules (envoy.filter-config-missing).
-        let filterMessages: Set<MessageID>
+        /// Extension references (a `name` and a `config_type` oneof holding `typed_config`) → that oneof's
+        /// index. Network and HTTP filters are left out: the bootstrap rules report their missing config
+        /// (envoy.filter-config-missing).
+        let extensionConfigOneof: [MessageID: Int]
+        /// The `http_filters` / `upstream_http_filters` fields of those owners.
+        let httpFilterListFields: Set<ObjectIdentifier>
 
         init(pool: DescriptorPool) {
             listener = pool.messageID(named: TypeNames.listener)
@@ -43,7 +47,28 @@ public struct ConstraintValidator: Sendable {
             if let id = pool.messageID(named: TypeNames.router) { lists[id] = .upstream }
             if let id = pool.messageID(named: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions") { lists[id] = .upstream }
             httpFilterLists = lists
-            filterMessages = Set(["envoy.config.listener.v3.Filter", "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter"].compactMap(pool.messageID(named:)))
+            httpFilterListFields = Set(lists.keys.flatMap { id in pool.message(id).fields.filter { $0.name == "http_filters" || $0.name == "upstream_http_filters" }.map(ObjectIdentifier.init) })
+            extensionConfigOneof = Self.extensionReferences(pool)
+        }
+
+        private static let lock = NSLock()
+        nonisolated(unsafe) private static var cache: [ObjectIdentifier: [MessageID: Int]] = [:]
+
+        /// Computed once per pool: validators are made per resource by the compiler.
+        static func extensionReferences(_ pool: DescriptorPool) -> [MessageID: Int] {
+            lock.lock()
+            defer { lock.unlock() }
+            if let cached = cache[ObjectIdentifier(pool)] { return cached }
+            let skipped = Set(["envoy.config.listener.v3.Filter", "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter"])
+            var found: [MessageID: Int] = [:]
+            for (id, message) in pool.messages.enumerated() where !skipped.contains(message.fullName) && message.fieldIndex(named: "name") != nil {
+                if let oneof = message.oneofs.firstIndex(where: { $0.name == "config_type" }),
+                   message.oneofs[oneof].memberFields.contains(where: { message.fields[$0].name == "typed_config" }) {
+                    found[MessageID(id)] = oneof
+                }
+            }
+            cache[ObjectIdentifier(pool)] = found
+            return found
         }
     }
 
@@ -104,9 +129,8 @@ public struct ConstraintValidator: Sendable {
                 report("pgv.oneof.required", "one of \(names.joined(separator: ", ")) must be set (oneof '\(oneof.name)' is required)", at: message.location)
             }
         }
-        if let config = descriptor.oneofs.first(where: { $0.name == "config_type" }), !contextTypes.filterMessages.contains(message.type),
-           config.memberFields.contains(where: { descriptor.fields[$0].name == "typed_config" }), descriptor.fieldIndex(named: "name") != nil,
-           !config.memberFields.contains(where: { message.value(at: $0) != nil || message.unreadableFields.contains($0) }) {
+        if let oneof = contextTypes.extensionConfigOneof[message.type],
+           !descriptor.oneofs[oneof].memberFields.contains(where: { message.value(at: $0) != nil || message.unreadableFields.contains($0) }) {
             // Envoy 1.40 finds every extension by its config's type: a name alone finds nothing.
             let name = descriptor.fieldIndex(named: "name").flatMap { message.value(at: $0)?.value.stringValue } ?? ""
             report("envoy.extension-config-missing", "extension '\(name)' has no typed_config; Envoy finds extensions by their config type, so add typed_config with its \"@type\"", at: message.location)
@@ -191,7 +215,7 @@ public struct ConstraintValidator: Sendable {
     }
 
     mutating func validateField(_ field: FieldDescriptor, entry: FieldValue?, owner: DynamicMessage) {
-        if field.isRepeated && field.kind == .message && (field.name == "http_filters" || field.name == "upstream_http_filters"),
+        if field.isRepeated && field.kind == .message && contextTypes.httpFilterListFields.contains(ObjectIdentifier(field)),
            let side = contextTypes.httpFilterLists[owner.type] {
             let saved = context
             context.httpFilterSide = side

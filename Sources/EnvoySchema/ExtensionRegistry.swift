@@ -91,29 +91,43 @@ public struct ExtensionRegistry: Sendable {
         switch key {
         case transportSocketPoint:
             switch context.transportSocketSide {
-            case .downstream?: return ExtensionPoint(categories: ["envoy.transport_sockets.downstream"], what: "downstream (listener) transport socket", packagePrefix: "envoy.extensions.transport_sockets.")
-            case .upstream?: return ExtensionPoint(categories: ["envoy.transport_sockets.upstream"], what: "upstream (cluster) transport socket", packagePrefix: "envoy.extensions.transport_sockets.")
-            case nil: return ExtensionPoint(categories: ["envoy.transport_sockets.downstream", "envoy.transport_sockets.upstream"], what: "transport socket", packagePrefix: "envoy.extensions.transport_sockets.")
+            case .downstream?: return Slots.downstreamTransportSocket
+            case .upstream?: return Slots.upstreamTransportSocket
+            case nil: return Slots.transportSocket
             }
         case listenerFilterPoint:
             switch context.listenerKind {
-            case .tcp?: return ExtensionPoint(categories: ["envoy.filters.listener"], what: "listener filter (this is a TCP listener)", packagePrefix: "envoy.extensions.filters.listener.")
-            case .udp?: return ExtensionPoint(categories: ["envoy.filters.udp_listener"], what: "UDP listener filter (this listener's address is UDP)", packagePrefix: "envoy.extensions.filters.udp.")
-            case .quic?: return ExtensionPoint(categories: ["envoy.filters.quic_listener"], what: "QUIC listener filter (this listener has quic_options)", packagePrefix: "envoy.extensions.filters.quic_listener.")
-            case nil: return ExtensionPoint(categories: ["envoy.filters.listener", "envoy.filters.udp_listener", "envoy.filters.quic_listener"], what: "listener filter", packagePrefix: "envoy.extensions.filters.")
+            case .tcp?: return Slots.tcpListenerFilter
+            case .udp?: return Slots.udpListenerFilter
+            case .quic?: return Slots.quicListenerFilter
+            case nil: return Slots.listenerFilter
             }
         case perFilterConfigPoint:
-            return ExtensionPoint(categories: ["envoy.filters.http", "envoy.filters.http.upstream"], what: "HTTP filter's per-route config", packagePrefix: "envoy.extensions.filters.http.",
-                                  takesRouteConfigs: true)
+            return Slots.perFilterConfig
         case httpFilterPoint:
             switch context.httpFilterSide {
-            case .downstream?: return ExtensionPoint(categories: ["envoy.filters.http"], what: "HTTP filter", packagePrefix: "envoy.extensions.filters.http.")
-            case .upstream?: return ExtensionPoint(categories: ["envoy.filters.http.upstream"], what: "upstream HTTP filter", packagePrefix: "envoy.extensions.filters.http.")
-            case nil: return ExtensionPoint(categories: ["envoy.filters.http", "envoy.filters.http.upstream"], what: "HTTP filter", packagePrefix: "envoy.extensions.filters.http.")
+            case .downstream?: return Slots.downstreamHTTPFilter
+            case .upstream?: return Slots.upstreamHTTPFilter
+            case nil: return Slots.httpFilter
             }
         default:
             return points[key]
         }
+    }
+
+    /// The slots whose family depends on where they are, built once.
+    enum Slots {
+        static let downstreamTransportSocket = ExtensionPoint(categories: ["envoy.transport_sockets.downstream"], what: "downstream (listener) transport socket", packagePrefix: "envoy.extensions.transport_sockets.")
+        static let upstreamTransportSocket = ExtensionPoint(categories: ["envoy.transport_sockets.upstream"], what: "upstream (cluster) transport socket", packagePrefix: "envoy.extensions.transport_sockets.")
+        static let transportSocket = ExtensionPoint(categories: ["envoy.transport_sockets.downstream", "envoy.transport_sockets.upstream"], what: "transport socket", packagePrefix: "envoy.extensions.transport_sockets.")
+        static let tcpListenerFilter = ExtensionPoint(categories: ["envoy.filters.listener"], what: "listener filter (this is a TCP listener)", packagePrefix: "envoy.extensions.filters.listener.")
+        static let udpListenerFilter = ExtensionPoint(categories: ["envoy.filters.udp_listener"], what: "UDP listener filter (this listener's address is UDP)", packagePrefix: "envoy.extensions.filters.udp.")
+        static let quicListenerFilter = ExtensionPoint(categories: ["envoy.filters.quic_listener"], what: "QUIC listener filter (this listener has quic_options)", packagePrefix: "envoy.extensions.filters.quic_listener.")
+        static let listenerFilter = ExtensionPoint(categories: ["envoy.filters.listener", "envoy.filters.udp_listener", "envoy.filters.quic_listener"], what: "listener filter", packagePrefix: "envoy.extensions.filters.")
+        static let perFilterConfig = ExtensionPoint(categories: ["envoy.filters.http", "envoy.filters.http.upstream"], what: "HTTP filter's per-route config", packagePrefix: "envoy.extensions.filters.http.", takesRouteConfigs: true)
+        static let downstreamHTTPFilter = ExtensionPoint(categories: ["envoy.filters.http"], what: "HTTP filter", packagePrefix: "envoy.extensions.filters.http.")
+        static let upstreamHTTPFilter = ExtensionPoint(categories: ["envoy.filters.http.upstream"], what: "upstream HTTP filter", packagePrefix: "envoy.extensions.filters.http.")
+        static let httpFilter = ExtensionPoint(categories: ["envoy.filters.http", "envoy.filters.http.upstream"], what: "HTTP filter", packagePrefix: "envoy.extensions.filters.http.")
     }
 
     /// The field names of every key of `points` (the part after the last dot).
