@@ -67,6 +67,7 @@ extension BootstrapChecks {
         "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer", "envoy.extensions.wasm.v3.VmConfig",
         "envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig",
         "envoy.config.bootstrap.v3.LayeredRuntime", "envoy.config.core.v3.HealthCheck.HttpHealthCheck", "envoy.config.overload.v3.OverloadAction",
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
     ]
 
     /// Rules over the whole bootstrap that need no cross-reference table.
@@ -82,6 +83,13 @@ extension BootstrapChecks {
                 checkNetworkFilterChain(view)
             case "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager":
                 checkRDS(view)
+                var upgrades: Set<String> = []
+                for upgrade in view.children("upgrade_configs") {
+                    let type = (upgrade.string("upgrade_type") ?? "").lowercased()
+                    if !upgrades.insert(type).inserted {
+                        report("envoy.upgrade-config", "upgrade type '\(upgrade.string("upgrade_type") ?? "")' is configured twice; keep one upgrade_configs entry per type", path: upgrade.path, at: upgrade.location)
+                    }
+                }
             case "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":
                 if view.value("typed_config") == nil && view.value("config_discovery") == nil {
                     report("envoy.filter-config-missing", "HTTP filter '\(view.string("name") ?? "")' has no typed_config; Envoy finds filter implementations by config type, so add typed_config with its \"@type\"", path: view.path, at: view.location)
@@ -99,6 +107,14 @@ extension BootstrapChecks {
                 // Read from the route rather than walked to: the walk need not descend into every RouteAction.
                 for mirror in view.child("route")?.children("request_mirror_policies") ?? [] where (mirror.string("cluster") ?? "").isEmpty == (mirror.string("cluster_header") ?? "").isEmpty {
                     report("envoy.mirror-cluster", "a request mirror policy names exactly one of cluster or cluster_header", path: mirror.path, at: mirror.location)
+                }
+            case "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext":
+                // A server context needs a certificate to present (ServerContextConfigImpl).
+                let common = view.child("common_tls_context")
+                let sources = ["tls_certificates", "tls_certificate_sds_secret_configs", "tls_certificate_provider_instance", "custom_tls_certificate_selector",
+                               "tls_certificate_certificate_provider", "tls_certificate_certificate_provider_instance", "custom_handshaker"]
+                if !sources.contains(where: { common?.has($0) == true }) {
+                    report("envoy.tls-server-certificate", "a DownstreamTlsContext presents no certificate: add common_tls_context.tls_certificates (or tls_certificate_sds_secret_configs)", path: view.path, at: view.location)
                 }
             case "envoy.config.core.v3.HealthCheck.HttpHealthCheck":
                 for field in ["expected_statuses", "retriable_statuses"] {
@@ -140,7 +156,10 @@ extension BootstrapChecks {
                     }
                 }
             case "envoy.config.core.v3.ConfigSource":
-                // Every config source (ADS, gRPC, REST, a file) starts a subscription, and Envoy's
+                // `envoy --mode validate` does not start the LDS subscription (its validation server
+                // builds no LdsApi), so the bootstrap's lds_config is neither subscribed nor checked.
+                if bootstrapContext && view.path == "dynamic_resources.lds_config" { break }
+                // Every other config source (ADS, gRPC, REST, a file) starts a subscription, and Envoy's
                 // subscription factory refuses to start one for a node without id and cluster.
                 usesXDS = true
                 if let api = view.child("api_config_source") { checkSubscriptionServer(api) }

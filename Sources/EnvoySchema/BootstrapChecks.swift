@@ -48,6 +48,8 @@ public struct BootstrapChecks: Sendable {
         let secrets = Set(staticSecrets.compactMap { $0.string("name") })
         checkDuplicateSecrets(staticSecrets)
         checkEnvoyRules(root: root, staticClusters: staticClusterTypes, staticSecrets: secrets)
+        // The admin listener's address is parsed as an IP, as a listener's is.
+        if let admin = root.child("admin")?.child("address")?.child("socket_address") { _ = parsedListenerIP(admin) }
         guard let resources = root.child("static_resources") else { return }
         var clusterNames: [String: String] = [:]
         for cluster in clusters {

@@ -55,7 +55,8 @@ final class LoadRuleTests: XCTestCase {
     }
 
     static func transportSocket(_ type: String) -> String {
-        #"{name: envoy.transport_sockets.tls, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.\#(type)}}"#
+        let certificate = type == "DownstreamTlsContext" ? ", common_tls_context: {tls_certificates: [{certificate_chain: {inline_string: c}, private_key: {inline_string: k}}]}" : ""
+        return #"{name: envoy.transport_sockets.tls, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.\#(type)\#(certificate)}}"#
     }
 
     static func hcm(filters: String) -> String {
@@ -99,6 +100,8 @@ final class LoadRuleTests: XCTestCase {
         Case(name: "load reporting without node identity",
              yaml: bootstrap(extra: "cluster_manager: {load_stats_config: \(grpcSource)}\n"), rule: nil),
         Case(name: "health discovery without node identity", yaml: bootstrap(extra: "hds_config: \(grpcSource)\n"), rule: nil),
+        Case(name: "LDS is not started by envoy --mode validate",
+             yaml: bootstrap(extra: "dynamic_resources: {lds_config: {path_config_source: {path: /nonexistent/lds.yaml}}}\n"), rule: nil),
         Case(name: "file-based CDS without node identity",
              yaml: bootstrap(extra: "dynamic_resources: {cds_config: {path_config_source: {path: /dev/null}}}\n"), rule: "envoy.node-identity"),
         Case(name: "ADS without node identity",
@@ -211,6 +214,15 @@ final class LoadRuleTests: XCTestCase {
         Case(name: "stats sink named but not configured", yaml: bootstrap(extra: "stats_sinks: [{name: envoy.stat_sinks.statsd}]\n"), rule: "envoy.extension-config-missing"),
         Case(name: "additional address without an address",
              yaml: bootstrap(listeners: listener(extra: "    additional_addresses: [{}]\n", chains: oneChain)), rule: "envoy.listener-address-ip"),
+
+        Case(name: "server TLS context without a certificate",
+             yaml: bootstrap(listeners: listener(chains: "    - transport_socket: {name: tls, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {alpn_protocols: [h2]}}}\n      filters: [\(tcpProxy)]\n")),
+             rule: "envoy.tls-server-certificate"),
+        Case(name: "websocket upgrade configured twice",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: "").replacingOccurrences(of: "stat_prefix: http", with: "stat_prefix: http\n          upgrade_configs: [{upgrade_type: websocket}, {upgrade_type: WebSocket}]")),
+             rule: "envoy.upgrade-config"),
+        Case(name: "admin on localhost", yaml: bootstrap(extra: "admin: {address: {socket_address: {address: localhost, port_value: 9901}}}\n"), rule: "envoy.listener-address-ip"),
 
         // Static secrets: one name table per kind (SecretManagerImpl::addStaticSecret).
         Case(name: "two static TLS certificates with one name",
