@@ -38,6 +38,8 @@ public struct ConstraintValidator: Sendable {
         let extensionConfigOneof: [MessageID: Int]
         /// The `http_filters` / `upstream_http_filters` fields of those owners.
         let httpFilterListFields: Set<ObjectIdentifier>
+        /// Extension point fields → their key in ExtensionRegistry.point(_:in:).
+        let pointFields: [ObjectIdentifier: String]
 
         init(pool: DescriptorPool) {
             listener = pool.messageID(named: TypeNames.listener)
@@ -49,6 +51,7 @@ public struct ConstraintValidator: Sendable {
             httpFilterLists = lists
             httpFilterListFields = Set(lists.keys.flatMap { id in pool.message(id).fields.filter { $0.name == "http_filters" || $0.name == "upstream_http_filters" }.map(ObjectIdentifier.init) })
             extensionConfigOneof = Self.extensionReferences(pool)
+            pointFields = ExtensionRegistry.pointFields(pool)
         }
 
         private static let lock = NSLock()
@@ -255,6 +258,9 @@ public struct ConstraintValidator: Sendable {
                     path.pop()
                 } else if case .message(let child) = element.value {
                     path.push(.index(i))
+                    if let key = contextTypes.pointFields[ObjectIdentifier(field)], let point = ExtensionRegistry.point(key, in: context) {
+                        checkExtensionPoint(child, point: point, location: element.location)
+                    }
                     var skip = false
                     if case .repeated(let r)? = rules?.type, r.items?.skip == true { skip = true }
                     if !skip { validateMessage(child) }
@@ -277,10 +283,7 @@ public struct ConstraintValidator: Sendable {
                 return
             }
             guard let entry, case .message(let child) = entry.value else { return }
-            // Every extension point is a field named typed_config or typed_extension_config:
-            // checked first so other message fields don't build and hash a key.
-            if ExtensionRegistry.pointFieldNames.contains(where: { $0 == field.name }),
-               let point = ExtensionRegistry.point(pool.message(owner.type).fullName + "." + field.name, in: context) {
+            if let key = contextTypes.pointFields[ObjectIdentifier(field)], let point = ExtensionRegistry.point(key, in: context) {
                 checkExtensionPoint(child, point: point, location: location)
             }
             if let type = rules?.type { checkMessageRules(type, field: field, child: child, location: location) }

@@ -59,6 +59,10 @@ public struct ExtensionRegistry: Sendable {
         var structSelectsByName = false
         /// The slot takes every message a factory registers, per-route configs included.
         var takesRouteConfigs = false
+        /// /server_info does not list every factory of this slot's family (the proactive resource
+        /// monitors are missing, for one), so only a message registered as another kind of extension
+        /// is known to be wrong here.
+        var registryIncomplete = false
     }
 
     /// Extension points whose factory category does not depend on where they are: the message field
@@ -72,7 +76,51 @@ public struct ExtensionRegistry: Sendable {
             ExtensionPoint(categories: ["envoy.load_balancing_policies"], what: "load balancing policy", packagePrefix: "envoy.extensions.load_balancing_policies."),
         "envoy.config.trace.v3.Tracing.Http.typed_config": ExtensionPoint(categories: ["envoy.tracers"], what: "tracer", packagePrefix: ""),
         "envoy.config.core.v3.HealthCheck.CustomHealthCheck.typed_config": ExtensionPoint(categories: ["envoy.health_checkers"], what: "health checker", packagePrefix: ""),
+        // Each of these fields is read through one factory registry (Config::Utility::getAndCheckFactory).
+        "envoy.config.core.v3.RetryPolicy.RetryHostPredicate.typed_config": ExtensionPoint(categories: ["envoy.retry_host_predicates"], what: "retry host predicate", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.route.v3.RetryPolicy.RetryHostPredicate.typed_config": ExtensionPoint(categories: ["envoy.retry_host_predicates"], what: "retry host predicate", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.core.v3.RetryPolicy.RetryPriority.typed_config": ExtensionPoint(categories: ["envoy.retry_priorities"], what: "retry priority", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.route.v3.RetryPolicy.RetryPriority.typed_config": ExtensionPoint(categories: ["envoy.retry_priorities"], what: "retry priority", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.core.v3.HealthCheck.event_logger": ExtensionPoint(categories: ["envoy.health_check.event_sinks"], what: "health check event sink", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.route.v3.ClusterSpecifierPlugin.extension": ExtensionPoint(categories: ["envoy.router.cluster_specifier_plugin"], what: "cluster specifier plugin", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.route.v3.RouteMatch.path_match_policy": ExtensionPoint(categories: ["envoy.path.match"], what: "path match policy", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.route.v3.RouteAction.path_rewrite_policy": ExtensionPoint(categories: ["envoy.path.rewrite"], what: "path rewrite policy", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.route.v3.InternalRedirectPolicy.predicates": ExtensionPoint(categories: ["envoy.internal_redirect_predicates"], what: "internal redirect predicate", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.accesslog.v3.ExtensionFilter.typed_config": ExtensionPoint(categories: ["envoy.access_loggers.extension_filters"], what: "access log filter", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.overload.v3.ResourceMonitor.typed_config": ExtensionPoint(categories: ["envoy.resource_monitors"], what: "resource monitor", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.bootstrap.v3.Bootstrap.bootstrap_extensions": ExtensionPoint(categories: ["envoy.bootstrap"], what: "bootstrap extension", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.bootstrap.v3.Bootstrap.typed_dns_resolver_config": ExtensionPoint(categories: ["envoy.network.dns_resolver"], what: "DNS resolver", packagePrefix: "", registryIncomplete: true),
+        "envoy.config.cluster.v3.Cluster.typed_dns_resolver_config": ExtensionPoint(categories: ["envoy.network.dns_resolver"], what: "DNS resolver", packagePrefix: "", registryIncomplete: true),
+        "envoy.extensions.common.dynamic_forward_proxy.v3.DnsCacheConfig.typed_dns_resolver_config": ExtensionPoint(categories: ["envoy.network.dns_resolver"], what: "DNS resolver", packagePrefix: "", registryIncomplete: true),
+        "envoy.extensions.filters.http.compressor.v3.Compressor.compressor_library": ExtensionPoint(categories: ["envoy.compression.compressor"], what: "compressor library", packagePrefix: "", registryIncomplete: true),
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.decompressor_library": ExtensionPoint(categories: ["envoy.compression.decompressor"], what: "decompressor library", packagePrefix: "", registryIncomplete: true),
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.original_ip_detection_extensions":
+            ExtensionPoint(categories: ["envoy.http.original_ip_detection"], what: "original IP detection extension", packagePrefix: "", registryIncomplete: true),
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.early_header_mutation_extensions":
+            ExtensionPoint(categories: ["envoy.http.early_header_mutation"], what: "early header mutation", packagePrefix: "", registryIncomplete: true),
+        "envoy.extensions.filters.network.http_connection_manager.v3.RequestIDExtension.typed_config": ExtensionPoint(categories: ["envoy.request_id"], what: "request ID extension", packagePrefix: "", registryIncomplete: true),
+        "envoy.extensions.filters.http.stateful_session.v3.StatefulSession.session_state": ExtensionPoint(categories: ["envoy.http.stateful_session"], what: "session state", packagePrefix: "", registryIncomplete: true),
+        "envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig.SessionFilter.typed_config": ExtensionPoint(categories: ["envoy.filters.udp.session"], what: "UDP session filter", packagePrefix: "", registryIncomplete: true),
     ]
+
+    /// Every field of `pool` that is an extension point → its key in `point(_:in:)`, resolved once per pool.
+    static func pointFields(_ pool: DescriptorPool) -> [ObjectIdentifier: String] {
+        pointFieldsLock.lock()
+        defer { pointFieldsLock.unlock() }
+        if let cached = pointFieldsCache[ObjectIdentifier(pool)] { return cached }
+        var fields: [ObjectIdentifier: String] = [:]
+        for key in Array(points.keys) + [transportSocketPoint, listenerFilterPoint, httpFilterPoint] {
+            let dot = key.lastIndex(of: ".")!
+            if let field = pool.message(named: String(key[..<dot]))?.field(named: String(key[key.index(after: dot)...])) {
+                fields[ObjectIdentifier(field)] = key
+            }
+        }
+        pointFieldsCache[ObjectIdentifier(pool)] = fields
+        return fields
+    }
+
+    private static let pointFieldsLock = NSLock()
+    nonisolated(unsafe) private static var pointFieldsCache: [ObjectIdentifier: [ObjectIdentifier: String]] = [:]
 
     static let transportSocketPoint = "envoy.config.core.v3.TransportSocket.typed_config"
     static let listenerFilterPoint = "envoy.config.listener.v3.ListenerFilter.typed_config"
@@ -130,10 +178,6 @@ public struct ExtensionRegistry: Sendable {
         static let httpFilter = ExtensionPoint(categories: ["envoy.filters.http", "envoy.filters.http.upstream"], what: "HTTP filter", packagePrefix: "envoy.extensions.filters.http.")
     }
 
-    /// The field names of every key of `points` (the part after the last dot).
-    static let pointFieldNames: [String] = Array(Set((Array(points.keys) + [transportSocketPoint, listenerFilterPoint, httpFilterPoint])
-        .map { String($0[$0.index(after: $0.lastIndex(of: ".")!)...]) })).sorted()
-
     /// Carriers of another extension's config, which Envoy unwraps itself.
     static let wrappers: Set<String> = ["udpa.type.v1.TypedStruct", "xds.type.v3.TypedStruct"]
 
@@ -155,6 +199,7 @@ public struct ExtensionRegistry: Sendable {
             return "\(typeName) is the per-route config of \(factory) (for typed_per_filter_config), not its filter config; Envoy cannot unpack it here: use \(config ?? "the filter's own config message")"
         }
         let elsewhere = typesByCategory.filter { $0.value.contains(typeName) }.keys.sorted()
+        if elsewhere.isEmpty && point.registryIncomplete { return nil }
         let hint = elsewhere.isEmpty
             ? "the pinned Envoy has no \(point.what) that takes this message"
             : "it configures a \(elsewhere.joined(separator: " / ")) extension"

@@ -224,6 +224,24 @@ final class LoadRuleTests: XCTestCase {
              rule: "envoy.upgrade-config"),
         Case(name: "admin on localhost", yaml: bootstrap(extra: "admin: {address: {socket_address: {address: localhost, port_value: 9901}}}\n"), rule: "envoy.listener-address-ip"),
 
+        // Every field read through one factory registry takes that registry's configs only.
+        Case(name: "a bootstrap config as a retry host predicate",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: "").replacingOccurrences(of: "route: {cluster: app}", with: #"route: {cluster: app, retry_policy: {retry_on: 5xx, retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts, typed_config: {"@type": type.googleapis.com/envoy.extensions.bootstrap.internal_listener.v3.InternalListener}}]}}"#)),
+             rule: "schema.extension-category", messageContains: "retry host predicate"),
+        Case(name: "retry host predicate and compressor library of the right kind",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: #"          - {name: compressor, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, compressor_library: {name: gzip, typed_config: {"@type": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip}}}}"#)
+                                .replacingOccurrences(of: "route: {cluster: app}", with: #"route: {cluster: app, retry_policy: {retry_on: 5xx, retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts, typed_config: {"@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate}}]}}"#)),
+             rule: nil),
+        Case(name: "a decompressor as the compressor library",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: #"          - {name: compressor, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor, compressor_library: {name: gzip, typed_config: {"@type": type.googleapis.com/envoy.extensions.compression.gzip.decompressor.v3.Gzip}}}}"#)),
+             rule: "schema.extension-category", messageContains: "compressor library"),
+        Case(name: "a resource monitor as a bootstrap extension",
+             yaml: bootstrap(extra: #"bootstrap_extensions: [{name: heap, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig, max_heap_size_bytes: 1000000}}]"# + "\n"),
+             rule: "schema.extension-category", messageContains: "bootstrap extension"),
+
         // Static secrets: one name table per kind (SecretManagerImpl::addStaticSecret).
         Case(name: "two static TLS certificates with one name",
              yaml: bootstrap(extra: "  secrets:\n" + secret("cert", "tls_certificate") + secret("cert", "tls_certificate")), rule: "xref.duplicate-secret"),
