@@ -40,6 +40,7 @@ public struct ConstraintValidator: Sendable {
         let httpFilterListFields: Set<ObjectIdentifier>
         /// Extension point fields → their key in ExtensionRegistry.point(_:in:).
         let pointFields: [ObjectIdentifier: String]
+        let loadBalancingPolicy: MessageID?
 
         init(pool: DescriptorPool) {
             listener = pool.messageID(named: TypeNames.listener)
@@ -52,6 +53,7 @@ public struct ConstraintValidator: Sendable {
             httpFilterListFields = Set(lists.keys.flatMap { id in pool.message(id).fields.filter { $0.name == "http_filters" || $0.name == "upstream_http_filters" }.map(ObjectIdentifier.init) })
             extensionConfigOneof = Self.extensionReferences(pool)
             pointFields = ExtensionRegistry.pointFields(pool)
+            loadBalancingPolicy = pool.messageID(named: "envoy.config.cluster.v3.LoadBalancingPolicy")
         }
 
         private static let lock = NSLock()
@@ -132,6 +134,7 @@ public struct ConstraintValidator: Sendable {
                 report("pgv.oneof.required", "one of \(names.joined(separator: ", ")) must be set (oneof '\(oneof.name)' is required)", at: message.location)
             }
         }
+        if message.type == contextTypes.loadBalancingPolicy { checkLoadBalancingPolicies(message) }
         if let oneof = contextTypes.extensionConfigOneof[message.type],
            !descriptor.oneofs[oneof].memberFields.contains(where: { message.value(at: $0) != nil || message.unreadableFields.contains($0) }) {
             // Envoy 1.40 finds every extension by its config's type: a name alone finds nothing.
@@ -283,11 +286,12 @@ public struct ConstraintValidator: Sendable {
                 return
             }
             guard let entry, case .message(let child) = entry.value else { return }
+            var payloadChecked = false
             if let key = contextTypes.pointFields[ObjectIdentifier(field)], let point = ExtensionRegistry.point(key, in: context) {
-                checkExtensionPoint(child, point: point, location: location)
+                payloadChecked = checkExtensionPoint(child, point: point, location: location)
             }
             if let type = rules?.type { checkMessageRules(type, field: field, child: child, location: location) }
-            if rules?.skip != true { validateMessage(child) }
+            if rules?.skip != true && !payloadChecked { validateMessage(child) }
             return
         }
         if let type = rules?.type {
@@ -297,30 +301,54 @@ public struct ConstraintValidator: Sendable {
 
     // MARK: Extension points
 
-    mutating func checkExtensionPoint(_ value: DynamicMessage, point: ExtensionRegistry.ExtensionPoint, location: SourceLocation?) {
+    /// `load_balancing_policy.policies` is a preference list: Envoy takes the first policy it has a
+    /// factory for and skips the others, so only a list with none it knows is refused.
+    mutating func checkLoadBalancingPolicies(_ policy: DynamicMessage) {
+        let view = MessageView(pool: pool, message: policy, trail: nil)
+        let policies = view.children("policies")
+        guard !policies.isEmpty, !extensions.isEmpty else { return }
+        let types = policies.compactMap { $0.child("typed_extension_config")?.child("typed_config")?.string("type_url") }.map { String($0.split(separator: "/").last ?? "") }
+        let known = extensions.typesByCategory["envoy.load_balancing_policies"] ?? []
+        if !types.contains(where: { known.contains($0) || ExtensionRegistry.wrappers.contains($0) }) {
+            report("schema.extension-category", "none of the load balancing policies (\(types.joined(separator: ", "))) is one the pinned Envoy has; Envoy uses the first policy it supports, so list at least one of its envoy.load_balancing_policies configs", at: policy.location)
+        }
+    }
+
+    /// Returns true when the slot's payload must not be validated as itself: an empty Any of a
+    /// per-route type is never unpacked; Envoy builds the factory's own config, empty, instead (checked here).
+    @discardableResult
+    mutating func checkExtensionPoint(_ value: DynamicMessage, point: ExtensionRegistry.ExtensionPoint, location: SourceLocation?) -> Bool {
         var any = value
         // A TypedExtensionConfig carries the Any in its typed_config.
         if pool.message(value.type).fullName == "envoy.config.core.v3.TypedExtensionConfig" {
-            guard let index = pool.message(value.type).fieldIndex(named: "typed_config"), case .message(let inner)? = value.value(at: index)?.value else { return }
+            guard let index = pool.message(value.type).fieldIndex(named: "typed_config"), case .message(let inner)? = value.value(at: index)?.value else { return false }
             any = inner
         }
-        guard case .any? = pool.message(any.type).wellKnownType else { return }
+        guard case .any? = pool.message(any.type).wellKnownType else { return false }
         let url = any.value(at: 0)?.value.stringValue ?? ""
         if url.isEmpty && any.value(at: 1) == nil && !point.structSelectsByName {
             // Envoy finds the factory by this type and there is none: `{}` configures nothing.
             report("schema.extension-category", "typed_config is empty; a \(point.what) is found by its config type, so give it an \"@type\" (and the config)", at: location)
-            return
+            return false
         }
-        guard let type = pool.messageID(typeURL: url) else { return }
+        guard let type = pool.messageID(typeURL: url) else { return false }
         var payloadIsEmpty = true
         switch any.value(at: 1)?.value {
         case .message(let payload)?: payloadIsEmpty = payload.fields.isEmpty
         case .bytes(let bytes)?: payloadIsEmpty = bytes.isEmpty
         default: break
         }
-        if let problem = extensions.problem(typeName: pool.message(type).fullName, at: point, payloadIsEmpty: payloadIsEmpty) {
+        let typeName = pool.message(type).fullName
+        if let problem = extensions.problem(typeName: typeName, at: point, payloadIsEmpty: payloadIsEmpty) {
             report("schema.extension-category", problem, at: location)
+            return false
         }
+        if payloadIsEmpty && !point.takesRouteConfigs, let configType = extensions.slotConfigType(forRouteType: typeName, at: point),
+           let configID = pool.messageID(named: configType) {
+            validateMessage(DynamicMessage(type: configID, location: location))
+            return any.type == value.type  // the slot's own Any: its empty payload is not validated as itself
+        }
+        return false
     }
 
     // MARK: Messages with type rules (Any, Duration, Timestamp, wrappers)

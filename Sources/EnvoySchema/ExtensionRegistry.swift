@@ -46,6 +46,16 @@ public struct ExtensionRegistry: Sendable {
         return ExtensionRegistry(typesByCategory: byCategory, namesByCategory: names, factoryByType: factories, routeOnlyTypes: routeOnly)
     }()
 
+    /// For a per-route message at `point`, the config message its factory's slot takes.
+    func slotConfigType(forRouteType typeName: String, at point: ExtensionPoint) -> String? {
+        for category in point.categories {
+            guard let factory = routeOnlyTypes[category]?[typeName] else { continue }
+            let configs = factoryByType[category]?.filter { $0.value == factory }.keys.sorted() ?? []
+            if configs.count == 1 { return configs[0] }
+        }
+        return nil
+    }
+
     /// The name of the factory of `category` whose config message is `typeName`.
     public func factoryName(category: String, typeName: String) -> String? { factoryByType[category]?[typeName] }
 
@@ -72,8 +82,6 @@ public struct ExtensionRegistry: Sendable {
         "envoy.config.accesslog.v3.AccessLog.typed_config": ExtensionPoint(categories: ["envoy.access_loggers"], what: "access logger", packagePrefix: "envoy.extensions.access_loggers."),
         "envoy.config.metrics.v3.StatsSink.typed_config": ExtensionPoint(categories: ["envoy.stats_sinks"], what: "stats sink", packagePrefix: ""),
         "envoy.config.cluster.v3.Cluster.CustomClusterType.typed_config": ExtensionPoint(categories: ["envoy.clusters"], what: "cluster type", packagePrefix: "envoy.extensions.clusters.", structSelectsByName: true),
-        "envoy.config.cluster.v3.LoadBalancingPolicy.Policy.typed_extension_config":
-            ExtensionPoint(categories: ["envoy.load_balancing_policies"], what: "load balancing policy", packagePrefix: "envoy.extensions.load_balancing_policies."),
         "envoy.config.trace.v3.Tracing.Http.typed_config": ExtensionPoint(categories: ["envoy.tracers"], what: "tracer", packagePrefix: ""),
         "envoy.config.core.v3.HealthCheck.CustomHealthCheck.typed_config": ExtensionPoint(categories: ["envoy.health_checkers"], what: "health checker", packagePrefix: ""),
         // Each of these fields is read through one factory registry (Config::Utility::getAndCheckFactory).

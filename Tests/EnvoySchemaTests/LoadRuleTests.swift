@@ -242,6 +242,21 @@ final class LoadRuleTests: XCTestCase {
              yaml: bootstrap(extra: #"bootstrap_extensions: [{name: heap, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig, max_heap_size_bytes: 1000000}}]"# + "\n"),
              rule: "schema.extension-category", messageContains: "bootstrap extension"),
 
+        Case(name: "empty per-route type in the filter slot builds the filter's own default config",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: #"          - {name: jwt, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig}}"#)),
+             rule: nil),
+        Case(name: "... and that default config must be valid",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: #"          - {name: buffer, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute}}"#)),
+             rule: "pgv.message.required"),
+        Case(name: "load balancing policies: the first one Envoy has is used",
+             yaml: bootstrap(clusters: #"  - {name: lb, type: STATIC, load_balancing_policy: {policies: [{typed_extension_config: {name: custom, typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /dev/null}}}, {typed_extension_config: {name: rr, typed_config: {"@type": type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin}}}]}}"# + "\n"),
+             rule: nil),
+        Case(name: "load balancing policies: none Envoy has",
+             yaml: bootstrap(clusters: #"  - {name: lb, type: STATIC, load_balancing_policy: {policies: [{typed_extension_config: {name: custom, typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /dev/null}}}]}}"# + "\n"),
+             rule: "schema.extension-category", messageContains: "none of the load balancing policies"),
+
         // Static secrets: one name table per kind (SecretManagerImpl::addStaticSecret).
         Case(name: "two static TLS certificates with one name",
              yaml: bootstrap(extra: "  secrets:\n" + secret("cert", "tls_certificate") + secret("cert", "tls_certificate")), rule: "xref.duplicate-secret"),
