@@ -109,6 +109,7 @@ def main():
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--kinds", default="dup,del,neg,zero,str,enum,empty,type")
     args = parser.parse_args()
+    args.meshctl, args.envoy = os.path.abspath(args.meshctl), os.path.abspath(args.envoy)  # the tools run elsewhere
     rng = random.Random(args.seed)
     kinds = args.kinds.split(",")
     examples = os.path.join(os.path.dirname(ROOT), "shared", "corpus", "envoy-examples", "cases")
