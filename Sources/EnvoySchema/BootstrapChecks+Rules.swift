@@ -116,6 +116,9 @@ extension BootstrapChecks {
                 if !sources.contains(where: { common?.has($0) == true }) {
                     report("envoy.tls-server-certificate", "a DownstreamTlsContext presents no certificate: add common_tls_context.tls_certificates (or tls_certificate_sds_secret_configs)", path: view.path, at: view.location)
                 }
+                for certificate in common?.children("tls_certificates") ?? [] where !certificate.has("certificate_chain") && !certificate.has("pkcs12") {
+                    report("envoy.tls-server-certificate", "a server TLS certificate needs its certificate_chain (or pkcs12)", path: certificate.path, at: certificate.location)
+                }
             case "envoy.config.core.v3.HealthCheck.HttpHealthCheck":
                 for field in ["expected_statuses", "retriable_statuses"] {
                     for range in view.children(field) {

@@ -218,6 +218,9 @@ final class LoadRuleTests: XCTestCase {
         Case(name: "server TLS context without a certificate",
              yaml: bootstrap(listeners: listener(chains: "    - transport_socket: {name: tls, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {alpn_protocols: [h2]}}}\n      filters: [\(tcpProxy)]\n")),
              rule: "envoy.tls-server-certificate"),
+        Case(name: "server TLS certificate without a chain",
+             yaml: bootstrap(listeners: listener(chains: "    - transport_socket: {name: tls, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {tls_certificates: [{}]}}}\n      filters: [\(tcpProxy)]\n")),
+             rule: "envoy.tls-server-certificate"),
         Case(name: "websocket upgrade configured twice",
              yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
                              + hcm(filters: "").replacingOccurrences(of: "stat_prefix: http", with: "stat_prefix: http\n          upgrade_configs: [{upgrade_type: websocket}, {upgrade_type: WebSocket}]")),
