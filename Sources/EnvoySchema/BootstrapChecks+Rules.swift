@@ -167,8 +167,12 @@ extension BootstrapChecks {
                 usesXDS = true
                 if let api = view.child("api_config_source") { checkSubscriptionServer(api) }
                 if checkHostFiles { checkConfigSourcePath(view) }
-            case "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer" where checkHostFiles:
-                checkRuntimeDiskLayer(view)
+            case "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer":
+                if (view.string("symlink_root") ?? "").isEmpty {
+                    report("envoy.runtime-disk-layer", "a runtime disk layer needs a symlink_root (the directory it reads); Envoy refuses an empty path", path: view.path, at: view.location)
+                } else if checkHostFiles {
+                    checkRuntimeDiskLayer(view)
+                }
             case "envoy.extensions.wasm.v3.VmConfig" where checkHostFiles:
                 checkWasmCode(view)
             case "envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig" where checkHostFiles:
@@ -268,6 +272,12 @@ extension BootstrapChecks {
 
     mutating func checkCluster(_ cluster: MessageView) {
         let name = cluster.string("name") ?? ""
+        let healthChecks = cluster.children("health_checks")
+        if healthChecks.count > 1 {
+            for check in healthChecks where (check.string("name") ?? "").isEmpty {
+                report("envoy.health-check-name", "cluster '\(name)' has several health checks, so each needs a name", path: check.path, at: check.location)
+            }
+        }
         checkClusterFactoryRules(cluster)
         if let ring = cluster.child("ring_hash_lb_config") {
             var minimum: UInt64 = 1024

@@ -204,6 +204,10 @@ final class LoadRuleTests: XCTestCase {
         Case(name: "overload action with two triggers on one resource",
              yaml: bootstrap(extra: #"overload_manager: {refresh_interval: 0.25s, resource_monitors: [{name: envoy.resource_monitors.fixed_heap, typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig, max_heap_size_bytes: 1073741824}}], actions: [{name: envoy.overload_actions.shrink_heap, triggers: [{name: envoy.resource_monitors.fixed_heap, threshold: {value: 0.9}}, {name: envoy.resource_monitors.fixed_heap, threshold: {value: 0.95}}]}]}"# + "\n"),
              rule: "envoy.overload-trigger"),
+        Case(name: "runtime disk layer without a root", yaml: bootstrap(extra: "layered_runtime: {layers: [{name: disk, disk_layer: {}}]}\n"), rule: "envoy.runtime-disk-layer"),
+        Case(name: "two unnamed health checks",
+             yaml: bootstrap(clusters: "  - name: hc\n    type: STATIC\n    health_checks: [{timeout: 1s, interval: 5s, unhealthy_threshold: 2, healthy_threshold: 2, tcp_health_check: {}}, {timeout: 1s, interval: 5s, unhealthy_threshold: 2, healthy_threshold: 2, tcp_health_check: {}}]\n"),
+             rule: "envoy.health-check-name"),
         Case(name: "LOGICAL_DNS without a load assignment",
              yaml: bootstrap(clusters: "  - {name: logical, type: LOGICAL_DNS}\n"), rule: "envoy.logical-dns-endpoints"),
 
