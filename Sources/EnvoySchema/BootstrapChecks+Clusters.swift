@@ -55,9 +55,31 @@ extension BootstrapChecks {
         }
     }
 
+    /// `typed_extension_protocol_options` is keyed by factory name: a network filter, an HTTP filter,
+    /// or an upstream protocol options factory (ClusterInfoImpl's createProtocolOptionsConfig), and an
+    /// upstream options factory takes its own message only.
+    mutating func checkProtocolOptions(_ cluster: MessageView) {
+        guard !extensions.isEmpty else { return }
+        for entry in cluster.children("typed_extension_protocol_options") {
+            guard let key = entry.string("key") else { continue }
+            let families = ["envoy.filters.network", "envoy.filters.http", "envoy.upstream_options"]
+            guard families.contains(where: { extensions.namesByCategory[$0]?.contains(key) == true }) else {
+                report("envoy.protocol-options", "typed_extension_protocol_options key '\(key)' names no network filter, HTTP filter or upstream protocol options factory of the pinned Envoy (e.g. envoy.extensions.upstreams.http.v3.HttpProtocolOptions)", path: entry.path, at: entry.location)
+                continue
+            }
+            guard let url = entry.child("value")?.string("type_url"), !url.isEmpty else { continue }
+            let type = String(url.split(separator: "/").last ?? "")
+            let accepted = Set(extensions.factoryByType["envoy.upstream_options"]?.filter { $0.value == key }.keys.map { $0 } ?? [])
+            if !accepted.isEmpty && !accepted.contains(type) && !ExtensionRegistry.wrappers.contains(type) {
+                report("envoy.protocol-options", "the protocol options for '\(key)' must be a \(accepted.sorted().joined(separator: " or ")), not \(type)", path: entry.path, at: entry.location)
+            }
+        }
+    }
+
     /// Rules of the factory the cluster names: the logical DNS cluster resolves one name, the
     /// original-destination cluster takes its hosts from connections, never from a load assignment.
     mutating func checkClusterFactoryRules(_ cluster: MessageView) {
+        checkProtocolOptions(cluster)
         guard let (factory, config) = clusterFactory(cluster, report: true) else { return }
         let name = cluster.string("name") ?? ""
         let logical = factory == "envoy.cluster.logical_dns" || (factory == "envoy.cluster.dns" && config?.isTrue("all_addresses_in_single_endpoint") == true)

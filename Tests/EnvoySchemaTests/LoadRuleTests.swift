@@ -208,6 +208,12 @@ final class LoadRuleTests: XCTestCase {
         Case(name: "two unnamed health checks",
              yaml: bootstrap(clusters: "  - name: hc\n    type: STATIC\n    health_checks: [{timeout: 1s, interval: 5s, unhealthy_threshold: 2, healthy_threshold: 2, tcp_health_check: {}}, {timeout: 1s, interval: 5s, unhealthy_threshold: 2, healthy_threshold: 2, tcp_health_check: {}}]\n"),
              rule: "envoy.health-check-name"),
+        Case(name: "HTTP protocol options of the wrong type",
+             yaml: bootstrap(clusters: #"  - {name: po, type: STATIC, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions}}}"# + "\n"),
+             rule: "envoy.protocol-options"),
+        Case(name: "protocol options under an unknown name",
+             yaml: bootstrap(clusters: #"  - {name: po, type: STATIC, typed_extension_protocol_options: {envoy.upstreams.nope: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {}}}}}"# + "\n"),
+             rule: "envoy.protocol-options"),
         Case(name: "LOGICAL_DNS without a load assignment",
              yaml: bootstrap(clusters: "  - {name: logical, type: LOGICAL_DNS}\n"), rule: "envoy.logical-dns-endpoints"),
 
