@@ -90,6 +90,11 @@ extension BootstrapChecks {
                 report("envoy.logical-dns-endpoints", "LOGICAL_DNS cluster '\(name)' must have exactly one locality with exactly one lb_endpoint (the name it resolves); use STRICT_DNS for several hosts", path: assignment?.path ?? cluster.path, at: assignment?.location ?? cluster.location)
             }
         }
+        // The built-in factories make no load balancer of their own for CLUSTER_PROVIDED to use.
+        if cluster.enumNumber("lb_policy") == 6,
+           ["envoy.cluster.static", "envoy.cluster.strict_dns", "envoy.cluster.logical_dns", "envoy.cluster.eds", "envoy.cluster.dns"].contains(factory) {
+            report("envoy.cluster-provided-lb", "cluster '\(name)' asks for lb_policy CLUSTER_PROVIDED, but its cluster type (\(factory)) provides no load balancer; use e.g. ROUND_ROBIN", path: cluster.join("lb_policy"), at: cluster.location(of: "lb_policy"))
+        }
         if factory == "envoy.cluster.eds" && !cluster.has("eds_cluster_config") {
             report("envoy.eds-config", "EDS cluster '\(name)' has no eds_cluster_config; add eds_cluster_config: {eds_config: {ads: {}}} (or the config source that serves its endpoints)", path: cluster.path, at: cluster.location)
         }

@@ -67,7 +67,7 @@ extension BootstrapChecks {
         "envoy.config.bootstrap.v3.RuntimeLayer.DiskLayer", "envoy.extensions.wasm.v3.VmConfig",
         "envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig",
         "envoy.config.bootstrap.v3.LayeredRuntime", "envoy.config.core.v3.HealthCheck.HttpHealthCheck", "envoy.config.overload.v3.OverloadAction",
-        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", "envoy.config.core.v3.HealthCheck.Payload",
     ]
 
     /// Rules over the whole bootstrap that need no cross-reference table.
@@ -118,6 +118,10 @@ extension BootstrapChecks {
                 }
                 for certificate in common?.children("tls_certificates") ?? [] where !certificate.has("certificate_chain") && !certificate.has("pkcs12") {
                     report("envoy.tls-server-certificate", "a server TLS certificate needs its certificate_chain (or pkcs12)", path: certificate.path, at: certificate.location)
+                }
+            case "envoy.config.core.v3.HealthCheck.Payload":
+                if let text = view.string("text"), text.count % 2 != 0 || !text.allSatisfy(\.isHexDigit) {
+                    report("envoy.health-check-payload", "health check payload text '\(text)' is not a hex string (two hex digits per byte)", path: view.join("text"), at: view.location(of: "text"))
                 }
             case "envoy.config.core.v3.HealthCheck.HttpHealthCheck":
                 for field in ["expected_statuses", "retriable_statuses"] {

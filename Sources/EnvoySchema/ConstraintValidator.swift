@@ -253,10 +253,11 @@ public struct ConstraintValidator: Sendable {
                     path.push(.key(key.map(describeKey) ?? "?"))
                     if let value = entryMessage.value(at: 1), case .message(let v) = value.value {
                         // A route's per-filter configs are found by their type among the HTTP filters' configs.
+                        var payloadChecked = false
                         if field.name == "typed_per_filter_config", let point = ExtensionRegistry.point(ExtensionRegistry.perFilterConfigPoint, in: context) {
-                            checkExtensionPoint(v, point: point, location: value.location)
+                            payloadChecked = checkExtensionPoint(v, point: point, location: value.location)
                         }
-                        validateMessage(v)
+                        if !payloadChecked { validateMessage(v) }
                     }
                     path.pop()
                 } else if case .message(let child) = element.value {
@@ -343,7 +344,7 @@ public struct ConstraintValidator: Sendable {
             report("schema.extension-category", problem, at: location)
             return false
         }
-        if payloadIsEmpty && !point.takesRouteConfigs, let configType = extensions.slotConfigType(forRouteType: typeName, at: point),
+        if payloadIsEmpty, let configType = extensions.substituteType(for: typeName, at: point),
            let configID = pool.messageID(named: configType) {
             validateMessage(DynamicMessage(type: configID, location: location))
             return any.type == value.type  // the slot's own Any: its empty payload is not validated as itself

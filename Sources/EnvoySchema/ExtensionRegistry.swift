@@ -46,12 +46,20 @@ public struct ExtensionRegistry: Sendable {
         return ExtensionRegistry(typesByCategory: byCategory, namesByCategory: names, factoryByType: factories, routeOnlyTypes: routeOnly)
     }()
 
-    /// For a per-route message at `point`, the config message its factory's slot takes.
-    func slotConfigType(forRouteType typeName: String, at point: ExtensionPoint) -> String? {
+    /// The message Envoy builds when this slot's Any is empty (it is never unpacked): in a filter
+    /// slot, for a per-route message, the filter's own config; in a per-route slot, for a filter's
+    /// own config, its per-route config. Nil when the message is what the slot builds anyway.
+    func substituteType(for typeName: String, at point: ExtensionPoint) -> String? {
         for category in point.categories {
-            guard let factory = routeOnlyTypes[category]?[typeName] else { continue }
-            let configs = factoryByType[category]?.filter { $0.value == factory }.keys.sorted() ?? []
-            if configs.count == 1 { return configs[0] }
+            if point.takesRouteConfigs {
+                guard let factory = factoryByType[category]?[typeName] else { continue }
+                let routes = routeOnlyTypes[category]?.filter { $0.value == factory }.keys.sorted() ?? []
+                if routes.count == 1 { return routes[0] }
+            } else {
+                guard let factory = routeOnlyTypes[category]?[typeName] else { continue }
+                let configs = factoryByType[category]?.filter { $0.value == factory }.keys.sorted() ?? []
+                if configs.count == 1 { return configs[0] }
+            }
         }
         return nil
     }
@@ -117,7 +125,7 @@ public struct ExtensionRegistry: Sendable {
         defer { pointFieldsLock.unlock() }
         if let cached = pointFieldsCache[ObjectIdentifier(pool)] { return cached }
         var fields: [ObjectIdentifier: String] = [:]
-        for key in Array(points.keys) + [transportSocketPoint, listenerFilterPoint, httpFilterPoint] {
+        for key in Array(points.keys) + [transportSocketPoint, listenerFilterPoint, httpFilterPoint, matchedExtensionPoint] {
             let dot = key.lastIndex(of: ".")!
             if let field = pool.message(named: String(key[..<dot]))?.field(named: String(key[key.index(after: dot)...])) {
                 fields[ObjectIdentifier(field)] = key
@@ -133,6 +141,8 @@ public struct ExtensionRegistry: Sendable {
     static let transportSocketPoint = "envoy.config.core.v3.TransportSocket.typed_config"
     static let listenerFilterPoint = "envoy.config.listener.v3.ListenerFilter.typed_config"
     static let httpFilterPoint = "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.typed_config"
+    /// The filter an ExtensionWithMatcher wraps: an HTTP filter slot of its own.
+    static let matchedExtensionPoint = "envoy.extensions.common.matching.v3.ExtensionWithMatcher.extension_config"
     /// The values of `typed_per_filter_config` (virtual hosts, routes, weighted clusters).
     static let perFilterConfigPoint = "typed_per_filter_config"
 
@@ -160,7 +170,7 @@ public struct ExtensionRegistry: Sendable {
             }
         case perFilterConfigPoint:
             return Slots.perFilterConfig
-        case httpFilterPoint:
+        case httpFilterPoint, matchedExtensionPoint:
             switch context.httpFilterSide {
             case .downstream?: return Slots.downstreamHTTPFilter
             case .upstream?: return Slots.upstreamHTTPFilter
@@ -199,8 +209,12 @@ public struct ExtensionRegistry: Sendable {
             if point.packagePrefix.isEmpty || typeName.hasPrefix(point.packagePrefix) { return nil }
             return "\(typeName) is not \(Self.article(point.what)) \(point.what); this typed_config takes a type from \(point.packagePrefix)*"
         }
+        if point.takesRouteConfigs, !payloadIsEmpty, let route = substituteType(for: typeName, at: point) {
+            return "\(typeName) is a filter's own config; typed_per_filter_config takes its per-route config \(route)"
+        }
         if point.categories.contains(where: { typesByCategory[$0]?.contains(typeName) == true }) { return nil }
         if point.takesRouteConfigs && (typeName == "envoy.config.route.v3.FilterConfig" || point.categories.contains(where: { routeOnlyTypes[$0]?[typeName] != nil })) { return nil }
+
         if let factory = point.categories.lazy.compactMap({ routeOnlyTypes[$0]?[typeName] }).first {
             if payloadIsEmpty { return nil }
             let config = point.categories.lazy.compactMap { category in factoryByType[category]?.filter { $0.value == factory }.keys.sorted().first }.first

@@ -214,6 +214,19 @@ final class LoadRuleTests: XCTestCase {
         Case(name: "protocol options under an unknown name",
              yaml: bootstrap(clusters: #"  - {name: po, type: STATIC, typed_extension_protocol_options: {envoy.upstreams.nope: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {}}}}}"# + "\n"),
              rule: "envoy.protocol-options"),
+        Case(name: "CLUSTER_PROVIDED on a static cluster",
+             yaml: bootstrap(clusters: "  - {name: cp, type: STATIC, lb_policy: CLUSTER_PROVIDED}\n"), rule: "envoy.cluster-provided-lb"),
+        Case(name: "health check payload that is not hex",
+             yaml: bootstrap(clusters: "  - name: hc\n    type: STATIC\n    health_checks: [{timeout: 1s, interval: 5s, unhealthy_threshold: 2, healthy_threshold: 2, tcp_health_check: {send: {text: 50494E47}, receive: [{text: 504F4E47x}]}}]\n"),
+             rule: "envoy.health-check-payload"),
+        Case(name: "a filter's own config as its per-route config",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: "").replacingOccurrences(of: "route: {cluster: app}", with: #"route: {cluster: app}, typed_per_filter_config: {envoy.filters.http.buffer: {"@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer, max_request_bytes: 10}}"#)),
+             rule: "schema.extension-category", messageContains: "per-route config envoy.extensions.filters.http.buffer.v3.BufferPerRoute"),
+        Case(name: "a per-route config as the filter a matcher wraps",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: #"          - {name: matched, typed_config: {"@type": type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher, extension_config: {name: buffer, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, disabled: true}}, xds_matcher: {on_no_match: {action: {name: skip, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter}}}}}}"#)),
+             rule: "schema.extension-category", messageContains: "per-route config of envoy.filters.http.buffer"),
         Case(name: "LOGICAL_DNS without a load assignment",
              yaml: bootstrap(clusters: "  - {name: logical, type: LOGICAL_DNS}\n"), rule: "envoy.logical-dns-endpoints"),
 
