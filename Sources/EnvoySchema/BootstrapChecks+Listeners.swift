@@ -166,8 +166,7 @@ extension BootstrapChecks {
                 var length = 0
                 if case .uint(let n)? = range.wrapped("prefix_len") { length = Int(n) }
                 guard let ip = IPAddress(text), length <= ip.bytes.count * 8 else {
-                    report("envoy.filter-chain-cidr", "filter chain \(label): '\(text)/\(length)' is not a valid CIDR range", path: range.path, at: range.location)
-                    valid = false
+                    valid = false  // reported as envoy.cidr-range by the constraint pass
                     continue
                 }
                 out.append(ip.masked(to: length).map { String($0) }.joined(separator: ".") + "/\(length)")

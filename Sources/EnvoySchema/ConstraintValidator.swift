@@ -41,6 +41,7 @@ public struct ConstraintValidator: Sendable {
         /// Extension point fields → their key in ExtensionRegistry.point(_:in:).
         let pointFields: [ObjectIdentifier: String]
         let loadBalancingPolicy: MessageID?
+        let cidrRange: MessageID?
 
         init(pool: DescriptorPool) {
             listener = pool.messageID(named: TypeNames.listener)
@@ -54,6 +55,7 @@ public struct ConstraintValidator: Sendable {
             extensionConfigOneof = Self.extensionReferences(pool)
             pointFields = ExtensionRegistry.pointFields(pool)
             loadBalancingPolicy = pool.messageID(named: "envoy.config.cluster.v3.LoadBalancingPolicy")
+            cidrRange = pool.messageID(named: "envoy.config.core.v3.CidrRange")
         }
 
         private static let lock = NSLock()
@@ -135,6 +137,7 @@ public struct ConstraintValidator: Sendable {
             }
         }
         if message.type == contextTypes.loadBalancingPolicy { checkLoadBalancingPolicies(message) }
+        if message.type == contextTypes.cidrRange { checkCidrRange(message) }
         if let oneof = contextTypes.extensionConfigOneof[message.type],
            !descriptor.oneofs[oneof].memberFields.contains(where: { message.value(at: $0) != nil || message.unreadableFields.contains($0) }) {
             // Envoy 1.40 finds every extension by its config's type: a name alone finds nothing.
@@ -298,6 +301,17 @@ public struct ConstraintValidator: Sendable {
         if let type = rules?.type {
             checkScalar(type, value: entry?.value ?? defaultValue(of: field), field: field, isSet: entry != nil, location: location)
         }
+    }
+
+    /// Envoy reads every CIDR range through CidrRange::create (listener filter chains, RBAC, IP
+    /// tagging, rate limit actions — where a malformed one even crashes Envoy 1.40).
+    mutating func checkCidrRange(_ range: DynamicMessage) {
+        let view = MessageView(pool: pool, message: range, trail: nil)
+        let text = view.string("address_prefix") ?? ""
+        var length = 0
+        if case .uint(let n)? = view.wrapped("prefix_len") { length = Int(n) }
+        if let ip = IPAddress(text), length <= ip.bytes.count * 8 { return }
+        report("envoy.cidr-range", "'\(text)/\(length)' is not a valid CIDR range: address_prefix must be an IP address and prefix_len at most 32 (IPv4) or 128 (IPv6)", at: range.location)
     }
 
     // MARK: Extension points

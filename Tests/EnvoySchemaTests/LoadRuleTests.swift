@@ -227,6 +227,14 @@ final class LoadRuleTests: XCTestCase {
              yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
                              + hcm(filters: #"          - {name: matched, typed_config: {"@type": type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher, extension_config: {name: buffer, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute, disabled: true}}, xds_matcher: {on_no_match: {action: {name: skip, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter}}}}}}"#)),
              rule: "schema.extension-category", messageContains: "per-route config of envoy.filters.http.buffer"),
+        Case(name: "RBAC principal with a malformed CIDR range",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: #"          - {name: rbac, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, rules: {policies: {internal: {permissions: [{any: true}], principals: [{direct_remote_ip: {address_prefix: 10.0.0.0x, prefix_len: 8}}]}}}}}"#)),
+             rule: "envoy.cidr-range"),
+        Case(name: "RBAC principal with a CIDR range",
+             yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
+                             + hcm(filters: #"          - {name: rbac, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, rules: {policies: {internal: {permissions: [{any: true}], principals: [{direct_remote_ip: {address_prefix: 10.0.0.0, prefix_len: 8}}]}}}}}"#)),
+             rule: nil),
         Case(name: "LOGICAL_DNS without a load assignment",
              yaml: bootstrap(clusters: "  - {name: logical, type: LOGICAL_DNS}\n"), rule: "envoy.logical-dns-endpoints"),
 
