@@ -274,6 +274,13 @@ extension BootstrapChecks {
         }
     }
 
+    static func isPrime(_ n: UInt64) -> Bool {
+        if n < 2 { return false }
+        var d: UInt64 = 2
+        while d * d <= n { if n % d == 0 { return false }; d += 1 }
+        return true
+    }
+
     mutating func checkCluster(_ cluster: MessageView) {
         let name = cluster.string("name") ?? ""
         let healthChecks = cluster.children("health_checks")
@@ -283,6 +290,9 @@ extension BootstrapChecks {
             }
         }
         checkClusterFactoryRules(cluster)
+        if case .uint(let size)? = cluster.child("maglev_lb_config")?.wrapped("table_size"), !Self.isPrime(size) {
+            report("envoy.maglev-table-size", "the Maglev table_size \(size) is not a prime number; use a prime such as 65537", path: cluster.join("maglev_lb_config.table_size"), at: cluster.child("maglev_lb_config")?.location(of: "table_size"))
+        }
         if let ring = cluster.child("ring_hash_lb_config") {
             var minimum: UInt64 = 1024
             var maximum: UInt64 = 8 * 1024 * 1024

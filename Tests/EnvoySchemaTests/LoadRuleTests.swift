@@ -235,6 +235,10 @@ final class LoadRuleTests: XCTestCase {
              yaml: bootstrap(listeners: "  - name: l\n    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}\n    filter_chains:\n"
                              + hcm(filters: #"          - {name: rbac, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, rules: {policies: {internal: {permissions: [{any: true}], principals: [{direct_remote_ip: {address_prefix: 10.0.0.0, prefix_len: 8}}]}}}}}"#)),
              rule: nil),
+        Case(name: "Maglev table size that is not prime",
+             yaml: bootstrap(clusters: "  - {name: mg, type: STATIC, lb_policy: MAGLEV, maglev_lb_config: {table_size: 65536}}\n"), rule: "envoy.maglev-table-size"),
+        Case(name: "Maglev table size that is prime",
+             yaml: bootstrap(clusters: "  - {name: mg, type: STATIC, lb_policy: MAGLEV, maglev_lb_config: {table_size: 65537}}\n"), rule: nil),
         Case(name: "LOGICAL_DNS without a load assignment",
              yaml: bootstrap(clusters: "  - {name: logical, type: LOGICAL_DNS}\n"), rule: "envoy.logical-dns-endpoints"),
 
