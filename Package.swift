@@ -86,7 +86,7 @@ let package = Package(
         ),
         // The snapshot store: content-addressed, crash-safe record of what the mesh was given (no EnvoySchema).
         .target(
-            name: "SnapshotStore",
+            name: "SnapshotStorage",
             dependencies: ["COpenSSL"]
         ),
         // Development CA and SPIFFE certificates (`meshctl certs init`).
@@ -94,28 +94,58 @@ let package = Package(
             name: "MeshCertificates",
             dependencies: ["COpenSSL"]
         ),
-        // What the compiler writes and the server reads besides Envoy resources: access records, subscription modes.
+        // What the compiler writes and proxies and the server read besides Envoy resources: access records,
+        // subscription modes, config sources and the proxy bootstrap that must agree with them.
         .target(
-            name: "MeshModel"
+            name: "MeshModel",
+            dependencies: ["EnvoySchema"]
         ),
-        // `meshctl serve`: the xDS server wired onto the transport, identity checks, proxy bootstraps.
+        // The xDS cache: the served snapshot as per-group views, fed from any SnapshotStoring, handed to
+        // subscribed streams; and per-proxy status (the registry). No transport, no gRPC.
+        .target(
+            name: "XDSCache",
+            dependencies: ["MeshModel", "SnapshotStorage", "XDSProtocol", "XDSWire"]
+        ),
+        // The xDS server: gRPC services for ADS, per-type xDS and CSDS over the transport, one bridge per stream
+        // onto the protocol machine, identity checks, and the observer seam stream events go out through.
         .target(
             name: "MeshServer",
-            dependencies: ["EnvoySchema", "MeshModel", "SnapshotStore", "Transport", "XDSProtocol", "XDSWire",
-                           .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdCore", package: "hummingbird"),
+            dependencies: ["MeshModel", "XDSCache", "XDSProtocol", "XDSWire", "Transport"]
+        ),
+        // The server's logs (swift-log, one line per event) and Prometheus metrics (swift-metrics).
+        .target(
+            name: "ServerTelemetry",
+            dependencies: ["XDSCache",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus")]
         ),
+        // The admin endpoint (Hummingbird): health, metrics, proxy table, store history and diffs, the status
+        // page; and the one renderer of resources as YAML/JSON (also `meshctl snapshot show|diff`).
+        .target(
+            name: "MeshAdmin",
+            dependencies: ["EnvoySchema", "SnapshotStorage", "ServerTelemetry", "XDSCache", "XDSProtocol",
+                           .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdCore", package: "hummingbird")]
+        ),
+        // `meshctl serve` wired: store → cache → xDS server → transport, metrics and logs as observers, admin beside.
+        .target(
+            name: "ControlPlane",
+            dependencies: ["MeshAdmin", "MeshServer", "ServerTelemetry", "SnapshotStorage", "Transport", "XDSCache"]
+        ),
+        // The client side of meshctl's xDS port for operators: CSDS fetch (`meshctl status`).
+        .target(
+            name: "XDSClient",
+            dependencies: ["Transport", "XDSWire"]
+        ),
         // `meshctl compile` / `validate`: Configs/ + templates/ → checked, encoded per-proxy-group snapshots.
         .target(
             name: "MeshCompiler",
-            dependencies: ["EnvoySchema", "MeshModel", "SnapshotStore", .product(name: "Stencil", package: "Stencil")]
+            dependencies: ["EnvoySchema", "MeshModel", "SnapshotStorage", .product(name: "Stencil", package: "Stencil")]
         ),
         // `meshctl loadgen`: simulated Envoy proxies over mTLS measuring time to configuration and push latency.
         .target(
             name: "LoadGenerator",
-            dependencies: ["EnvoySchema", "Transport", "XDSWire", "XDSProtocol", "SnapshotStore", "MeshServer"]
+            dependencies: ["EnvoySchema", "MeshModel", "Transport", "XDSWire", "XDSProtocol", "SnapshotStorage", "XDSCache"]
         ),
         // Fuzz harnesses, one per input path (make fuzz runs them under libFuzzer; FuzzReplayTests replays their seeds).
         .target(
@@ -129,31 +159,34 @@ let package = Package(
         ),
         .executableTarget(
             name: "meshctl",
-            dependencies: ["EnvoySchema", "MeshCertificates", "MeshServer", "SnapshotStore", "MeshCompiler", "LoadGenerator", "XDSProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EnvoySchema", "MeshCertificates", "MeshModel", "ControlPlane", "MeshServer", "MeshAdmin", "XDSClient", "XDSCache",
+                           "SnapshotStorage", "MeshCompiler", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "MeshServerTests",
-            dependencies: ["MeshServer", "MeshCertificates", "SnapshotStore", "EnvoySchema", "Transport", "XDSWire"]
+            dependencies: ["ControlPlane", "MeshServer", "MeshAdmin", "ServerTelemetry", "XDSCache", "XDSClient", "MeshModel",
+                           "MeshCertificates", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
         ),
         .testTarget(
             name: "MeshCompilerTests",
-            dependencies: ["MeshCompiler", "MeshModel", "EnvoySchema", "SnapshotStore", "MeshServer"]
+            dependencies: ["MeshCompiler", "MeshModel", "EnvoySchema", "SnapshotStorage"]
         ),
         .testTarget(
             name: "EnvoySchemaTests",
             dependencies: ["EnvoySchema"]
         ),
         .testTarget(
-            name: "SnapshotStoreTests",
-            dependencies: ["SnapshotStore"]
+            name: "SnapshotStorageTests",
+            dependencies: ["SnapshotStorage"]
         ),
         .testTarget(
             name: "XDSProtocolTests",
-            dependencies: ["XDSProtocol", "XDSWire"]
+            dependencies: ["XDSProtocol", "XDSWire", "XDSCache"]
         ),
         .testTarget(
             name: "LoadGeneratorTests",
-            dependencies: ["LoadGenerator", "MeshServer", "MeshCertificates", "SnapshotStore", "EnvoySchema", "XDSProtocol"]
+            dependencies: ["LoadGenerator", "ControlPlane", "MeshModel", "ServerTelemetry", "XDSCache", "MeshCertificates", "SnapshotStorage", "EnvoySchema", "XDSProtocol", "Transport"]
         ),
         .testTarget(
             name: "FuzzReplayTests",

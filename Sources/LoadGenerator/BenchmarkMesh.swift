@@ -3,8 +3,8 @@
 // deterministic one-cluster changes and endpoint churn, and the group access records.
 import EnvoySchema
 import Foundation
-import MeshServer
-import SnapshotStore
+import MeshModel
+import SnapshotStorage
 
 /// A made-up but valid mesh for benchmarks: per group one listener, one route configuration and K EDS clusters.
 public struct BenchmarkMesh: Sendable {

@@ -4,7 +4,7 @@
 // loops are joined, then reads the proxies' records to build the report.
 import Foundation
 import Glibc
-import SnapshotStore
+import SnapshotStorage
 import Synchronization
 import Transport
 

@@ -7,8 +7,8 @@
 // carrying V's content for that type. Delta responses carry V itself as system_version_info.
 // Publish time = the store's history record of the publish (or rollback) of V.
 import Foundation
-import MeshServer
-import SnapshotStore
+import XDSCache
+import SnapshotStorage
 import XDSProtocol
 
 /// count / min / p50 / p90 / p99 / max of a set of durations, in milliseconds.

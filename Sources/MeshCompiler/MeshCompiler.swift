@@ -8,7 +8,7 @@
 import EnvoySchema
 import Foundation
 import MeshModel
-import SnapshotStore
+import SnapshotStorage
 
 /// The outcome of compiling (or validating) a Configs/ directory.
 public struct CompileReport: Sendable {

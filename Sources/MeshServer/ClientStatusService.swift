@@ -4,6 +4,7 @@
 // the ProxyRegistry; only operator identities may call it (see StatusReaders).
 import Foundation
 import Transport
+import XDSCache
 import XDSProtocol
 import XDSWire
 

@@ -48,31 +48,6 @@ extension ResourceSnapshotView {
     public var resourceSetCache: ResourceSetCache? { nil }
 }
 
-/// A ResourceSnapshotView held in memory, with each type's content version computed once.
-public struct StaticSnapshotView: ResourceSnapshotView {
-    public let version: String
-    private let byType: [String: [String: VersionedResource]]
-    private let contentVersions: [String: String]
-    public let resourceSetCache: ResourceSetCache? = ResourceSetCache()
-
-    /// Builds the view; for a name listed twice under one type, the later resource wins.
-    public init(version: String, resources: [String: [VersionedResource]]) {
-        self.version = version
-        var byType: [String: [String: VersionedResource]] = [:]
-        for (typeURL, list) in resources {
-            byType[typeURL] = Dictionary(list.map { ($0.name, $0) }, uniquingKeysWith: { _, later in later })
-        }
-        self.byType = byType
-        self.contentVersions = byType.mapValues { ContentVersion.of($0.values) }
-    }
-
-    public func resources(typeURL: String) -> [String: VersionedResource] { byType[typeURL] ?? [:] }
-
-    public func contentVersion(typeURL: String) -> String {
-        contentVersions[typeURL] ?? ContentVersion.of([VersionedResource]())
-    }
-}
-
 /// Deterministic version strings for a set of resources: the same names and versions give the same string on any replica.
 public enum ContentVersion {
     /// FNV-1a (64-bit) over the (name, version) pairs in name order, as 16 hex digits.

@@ -1,8 +1,8 @@
 // `meshctl bootstrap`: a working Envoy bootstrap for one proxy.
 import ArgumentParser
 import Foundation
-import MeshServer
-import SnapshotStore
+import MeshModel
+import SnapshotStorage
 
 extension SubscriptionMode: ExpressibleByArgument {}
 

@@ -4,7 +4,7 @@ import ArgumentParser
 import EnvoySchema
 import Foundation
 import MeshCompiler
-import SnapshotStore
+import SnapshotStorage
 
 struct Compile: ParsableCommand {
     static let configuration = CommandConfiguration(

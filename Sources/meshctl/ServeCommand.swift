@@ -1,7 +1,10 @@
 // `meshctl serve`: the xDS server.
 import ArgumentParser
 import Foundation
+import ControlPlane
 import MeshServer
+import ServerTelemetry
+import SnapshotStorage
 import Synchronization
 import Transport
 
@@ -98,7 +101,7 @@ struct Serve: ParsableCommand {
     func run() throws {
         let (host, port) = endpoint!
         raiseOpenFileLimit()
-        var options = XDSServerOptions(storeDirectory: store)
+        var options = XDSServerOptions()
         options.host = host
         options.port = port
         options.insecurePlaintext = insecurePlaintext
@@ -116,7 +119,7 @@ struct Serve: ParsableCommand {
         let log = ServerLog(format: logFormat == "json" ? .json : .text, minimumLevel: ServerLog.Level(name: logLevel)!)
         let server: XDSServer
         do {
-            server = try XDSServer(options: options, log: log)
+            server = try XDSServer(options: options, store: SnapshotStore(directory: store), log: log)
             try server.start()
             try runBlocking { try await server.startAdmin() }
             if let (host, _) = adminEndpoint, !isLoopback(host) {

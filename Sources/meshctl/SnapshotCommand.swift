@@ -3,8 +3,8 @@
 import ArgumentParser
 import EnvoySchema
 import Foundation
-import MeshServer
-import SnapshotStore
+import MeshAdmin
+import SnapshotStorage
 
 struct SnapshotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,7 +4,7 @@
 // script can gate on it.
 import ArgumentParser
 import Foundation
-import MeshServer
+import XDSClient
 import Transport
 import XDSProtocol
 import XDSWire

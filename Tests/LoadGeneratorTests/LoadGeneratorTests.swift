@@ -5,8 +5,11 @@ import EnvoySchema
 import Foundation
 import LoadGenerator
 import MeshCertificates
-import MeshServer
-import SnapshotStore
+import ControlPlane
+import MeshModel
+import ServerTelemetry
+import XDSCache
+import SnapshotStorage
 import Transport
 import XCTest
 import XDSProtocol
@@ -21,13 +24,13 @@ final class LoadGeneratorTests: XCTestCase {
         _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend", "intruder"])
         _ = try DevelopmentCertificates.write(to: directory + "/other-ca", trustDomain: "mesh.local", proxies: [])
         try Fixture.publish(connectTimeout: "1s", to: directory + "/store")
-        var options = XDSServerOptions(storeDirectory: directory + "/store")
+        var options = XDSServerOptions()
         options.port = 0
         options.eventLoops = 1
         options.drainGrace = .milliseconds(200)
         options.tls = TLSServerCredentials(certificateChainFile: directory + "/certs/server.crt", privateKeyFile: directory + "/certs/server.key",
                                            clientCAFile: directory + "/certs/ca.crt")
-        server = try XDSServer(options: options, log: ServerLog(minimumLevel: .error))
+        server = try XDSServer(options: options, store: SnapshotStore(directory: directory + "/store"), log: ServerLog(minimumLevel: .error))
         try server.start()
         let deadline = Date().addingTimeInterval(10)
         while server.hub.current == nil && Date() < deadline { usleep(20_000) }

@@ -1,7 +1,7 @@
 // What a simulated proxy follows from resource bodies, as Envoy does: EDS names from clusters,
 // RDS names from listeners' HTTP connection managers.
 @testable import LoadGenerator
-import SnapshotStore
+import SnapshotStorage
 import XCTest
 
 final class ResourceReferencesTests: XCTestCase {

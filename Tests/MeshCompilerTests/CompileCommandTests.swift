@@ -2,7 +2,7 @@
 // three output formats, publishing into the store, and a failed compile leaving the
 // previous store and dump untouched.
 import Foundation
-import SnapshotStore
+import SnapshotStorage
 import XCTest
 
 final class CompileCommandTests: XCTestCase {

@@ -5,7 +5,7 @@
 import EnvoySchema
 import Foundation
 import MeshCompiler
-import SnapshotStore
+import SnapshotStorage
 import XCTest
 
 final class EnvoyAgreementTests: XCTestCase {

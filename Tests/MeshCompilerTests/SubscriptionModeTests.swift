@@ -4,8 +4,8 @@
 import EnvoySchema
 import Foundation
 import MeshCompiler
-import MeshServer
-import SnapshotStore
+import MeshModel
+import SnapshotStorage
 import XCTest
 
 final class SubscriptionModeTests: XCTestCase {

@@ -3,6 +3,8 @@
 // proxy state to CSDS's statuses, and only operator identities may ask.
 import Foundation
 @testable import MeshServer
+@testable import XDSCache
+import ServerTelemetry
 import Transport
 import XCTest
 import XDSProtocol

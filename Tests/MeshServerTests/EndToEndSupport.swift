@@ -3,8 +3,13 @@
 import EnvoySchema
 import Foundation
 import MeshCertificates
+import ControlPlane
+import MeshAdmin
+import MeshModel
 import MeshServer
-import SnapshotStore
+import ServerTelemetry
+import XDSCache
+import SnapshotStorage
 import XCTest
 
 enum E2E {

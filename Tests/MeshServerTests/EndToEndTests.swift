@@ -4,7 +4,12 @@
 // restarted server is rejoined. All on loopback, with real mTLS certificates.
 import Foundation
 import MeshCertificates
+import ControlPlane
+import MeshAdmin
+import MeshModel
 import MeshServer
+import ServerTelemetry
+import XDSCache
 import XCTest
 
 final class EndToEndTests: XCTestCase {

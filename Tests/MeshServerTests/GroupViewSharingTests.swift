@@ -1,7 +1,12 @@
 // A proxy group's view shares state-of-the-world answers between the group's streams
 // (one encoded list per type and subscription) and never across snapshots.
+import ControlPlane
+import MeshAdmin
+import MeshModel
 import MeshServer
-import SnapshotStore
+import ServerTelemetry
+import XDSCache
+import SnapshotStorage
 import XCTest
 import XDSProtocol
 import XDSWire

@@ -6,7 +6,12 @@
 // `meshctl status`'s answers to bad input.
 import Foundation
 import MeshCertificates
+import ControlPlane
+import MeshAdmin
+import MeshModel
 import MeshServer
+import ServerTelemetry
+import XDSCache
 import XCTest
 
 final class OperabilityTests: XCTestCase {

@@ -1,7 +1,12 @@
 // Resources rendered for people: full YAML for `meshctl snapshot`, and for the admin
 // endpoint (no authentication) secrets reduced to their name and content hash.
+import ControlPlane
+import MeshAdmin
+import MeshModel
 import MeshServer
-import SnapshotStore
+import ServerTelemetry
+import XDSCache
+import SnapshotStorage
 import XCTest
 
 final class ResourceRendererTests: XCTestCase {

@@ -1,7 +1,7 @@
 // Server logs: one line per event in text or JSON, levels honoured, and a storm of
 // identical warnings collapsed into a few lines plus a count.
 import Foundation
-@testable import MeshServer
+@testable import ServerTelemetry
 import XCTest
 
 final class ServerLogTests: XCTestCase {

@@ -1,7 +1,8 @@
 // The hub hands a new snapshot to streams in chunks per loop; whatever the timing, every
 // stream ends on the newest view and never receives an older view after a newer one.
-@testable import MeshServer
-import SnapshotStore
+import MeshServer
+@testable import XDSCache
+import SnapshotStorage
 import Transport
 import XCTest
 import XDSProtocol
@@ -14,6 +15,8 @@ final class SnapshotHubTests: XCTestCase {
         private var versions: [String] = []
 
         init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
+
+        var executor: any SubscriberExecutor { eventLoop }
 
         func snapshotChanged(to view: GroupView) { lock.withLock { versions.append(view.version) } }
 

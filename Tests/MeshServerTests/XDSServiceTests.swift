@@ -2,8 +2,13 @@
 // mutual TLS: what a misbehaving or unauthorized client gets back, one named case each.
 import Foundation
 import MeshCertificates
+import ControlPlane
+import MeshAdmin
+import MeshModel
 import MeshServer
-import SnapshotStore
+import ServerTelemetry
+import XDSCache
+import SnapshotStorage
 import Transport
 import XCTest
 import XDSWire
@@ -51,13 +56,13 @@ final class XDSServiceTests: XCTestCase {
         _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend", "intruder"])
         try E2E.publish([E2E.group("frontend", listenerPort: 10001, routeTo: "backend", clusters: ["backend": 19001],
                                    identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
-        var options = XDSServerOptions(storeDirectory: directory + "/store")
+        var options = XDSServerOptions()
         options.port = 0
         options.eventLoops = 1
         options.drainGrace = .milliseconds(200)
         options.tls = TLSServerCredentials(certificateChainFile: directory + "/certs/server.crt", privateKeyFile: directory + "/certs/server.key",
                                            clientCAFile: directory + "/certs/ca.crt")
-        server = try XDSServer(options: options, log: ServerLog(minimumLevel: .error))
+        server = try XDSServer(options: options, store: SnapshotStore(directory: directory + "/store"), log: ServerLog(minimumLevel: .error))
         try server.start()
         E2E.waitUntil(10, "the snapshot to load") { server.hub.current != nil }
     }

@@ -2,6 +2,7 @@
 // list object (planned and encoded once), the pre-encoded path writes exactly the
 // bytes protobuf-c writes, and a view's cache never leaks content into another view.
 import XCTest
+import XDSCache
 import XDSProtocol
 import XDSWire
 
@@ -9,7 +10,7 @@ final class SharedAnswerTests: XCTestCase {
     let view = snapshot("s1", [CDS: ["c1": "1", "c2": "1"], EDS: ["c1": "1", "c2": "1", "c3": "1"], LDS: ["l1": "1"]])
 
     /// Opens an ADS stream, sends one first request and returns the response it gets.
-    private func firstResponse(_ view: StaticSnapshotView, _ typeURL: String, _ names: [String] = []) -> DiscoveryResponse? {
+    private func firstResponse(_ view: GroupView, _ typeURL: String, _ names: [String] = []) -> DiscoveryResponse? {
         var stream = DiscoveryStream(configuration: ads, view: view)
         let actions = stream.handle(.request(DiscoveryRequest(node: testNode, resourceNames: names, typeURL: typeURL)),
                                     at: WallClockTime(nanosecondsSinceEpoch: 1))

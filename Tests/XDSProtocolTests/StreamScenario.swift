@@ -2,6 +2,7 @@
 // inputs that are resolved against the stream (so an ACK echoes the real nonce and
 // version), and a runner that compares each step's actions, rendered as short text.
 import XCTest
+import XDSCache
 import XDSProtocol
 import XDSWire
 
@@ -14,14 +15,14 @@ let SDS = TypeURL.secret
 let testNode = Node(id: "sidecar~10.0.0.1~web-1.default~default.svc.cluster.local", cluster: "web")
 
 /// A view whose resource bodies read "name@version", so rendered actions show what was sent.
-func snapshot(_ version: String, _ resources: [String: [String: String]], ttl: [String: Duration] = [:]) -> StaticSnapshotView {
+func snapshot(_ version: String, _ resources: [String: [String: String]], ttl: [String: Duration] = [:]) -> GroupView {
     var byType: [String: [VersionedResource]] = [:]
     for (typeURL, entries) in resources {
         byType[typeURL] = entries.map { name, resourceVersion in
             VersionedResource(name: name, version: resourceVersion, body: Array("\(name)@\(resourceVersion)".utf8), ttl: ttl[name])
         }
     }
-    return StaticSnapshotView(version: version, resources: byType)
+    return GroupView(version: version, resources: byType)
 }
 
 /// How a request refers to the previous response of its type.
@@ -46,7 +47,7 @@ enum Reply {
 enum Input {
     case sotw(String, [String] = [], Reply = .none, node: Node? = testNode, version: String? = nil)
     case delta(String, subscribe: [String] = [], unsubscribe: [String] = [], initial: [String: String] = [:], Reply = .none, node: Node? = testNode)
-    case snapshot(StaticSnapshotView)
+    case snapshot(GroupView)
     case writable(Bool)
     /// The transport reports the latest response of this type written out.
     case flushed(String)
@@ -72,7 +73,7 @@ let deltaADS = DiscoveryStream.Configuration(variant: .delta, binding: .aggregat
 /// response is reported flushed right after it is emitted (a transport with room to spare);
 /// actions caused by those reports are part of the step's actions.
 @discardableResult
-func play(_ configuration: DiscoveryStream.Configuration = ads, view: StaticSnapshotView, autoFlush: Bool = true,
+func play(_ configuration: DiscoveryStream.Configuration = ads, view: GroupView, autoFlush: Bool = true,
          _ steps: [Step], file: StaticString = #filePath) -> DiscoveryStream {
     var stream = DiscoveryStream(configuration: configuration, view: view)
     var clock: Int64 = 0

@@ -3,7 +3,7 @@
 // split the bundle by resource kind → merge the service's raw Envoy patches → read as
 // Envoy messages → constraints, Envoy's rules, the compiler's resource rules → encode.
 import EnvoySchema
-import SnapshotStore
+import SnapshotStorage
 
 /// A template rendered for one service or gateway.
 struct RenderJob: Sendable {

@@ -1,6 +1,6 @@
 // Shared test support: temporary stores, small snapshots, the built meshctl binary.
 import Foundation
-@testable import SnapshotStore
+@testable import SnapshotStorage
 import XCTest
 
 enum StoreTestSupport {

@@ -2,7 +2,7 @@
 // (the hidden `meshctl snapshot publish-fixture` test hook): the store keeps serving the old
 // version (or, past the commit, the complete new one), and `verify` cleans the debris.
 import Foundation
-@testable import SnapshotStore
+@testable import SnapshotStorage
 import XCTest
 
 final class CrashTests: XCTestCase {

@@ -1,6 +1,6 @@
 // SnapshotWatcher: delivers each new live snapshot, refuses ones that do not load, keeps the previous.
 import Foundation
-@testable import SnapshotStore
+@testable import SnapshotStorage
 import XCTest
 
 final class WatcherTests: XCTestCase {

@@ -1,7 +1,7 @@
 // Snapshot resources as readable YAML or JSON for `meshctl snapshot show|diff` and the admin endpoint's diffs.
 import EnvoySchema
 import Foundation
-import SnapshotStore
+import SnapshotStorage
 import XDSProtocol
 
 /// Turns resource bytes into YAML or JSON with the embedded Envoy schema; bytes it cannot decode

@@ -1,6 +1,8 @@
 // The Envoy bootstrap a proxy needs to reach `meshctl serve`: its node identity,
 // the xDS server as a static cluster over mutual TLS (HTTP/2), and dynamic
 // listeners and clusters by ADS (state of the world or delta) or per-type streams.
+// It lives beside `SubscriptionMode.configSource`: the bootstrap's config sources and
+// the ones the compiler writes into resources must agree.
 
 import EnvoySchema
 

@@ -10,7 +10,9 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
-import SnapshotStore
+import ServerTelemetry
+import SnapshotStorage
+import XDSCache
 import XDSProtocol
 
 /// What the admin endpoint reads from the running server.
@@ -19,15 +21,15 @@ public struct AdminSources: Sendable {
     public let proxies: ProxyRegistry
     public let metrics: ServerMetrics
     /// The store, for history and diffs (nil: those routes answer 404).
-    public let storeDirectory: String?
+    public let store: (any SnapshotStoring)?
     /// Whether the xDS listener accepts connections (false before start and while draining).
     public let listening: @Sendable () -> Bool
 
-    public init(hub: SnapshotHub, proxies: ProxyRegistry, metrics: ServerMetrics, storeDirectory: String?, listening: @escaping @Sendable () -> Bool) {
+    public init(hub: SnapshotHub, proxies: ProxyRegistry, metrics: ServerMetrics, store: (any SnapshotStoring)?, listening: @escaping @Sendable () -> Bool) {
         self.hub = hub
         self.proxies = proxies
         self.metrics = metrics
-        self.storeDirectory = storeDirectory
+        self.store = store
         self.listening = listening
     }
 }
@@ -60,12 +62,12 @@ public final class AdminServer: @unchecked Sendable {
             AdminRoutes.json(AdminRoutes.proxyTable(sources, node: request.uri.queryParameters.get("node")))
         }
         router.get("/api/snapshots") { _, _ -> Response in
-            guard let directory = sources.storeDirectory else { return AdminRoutes.text("no store\n", status: .notFound) }
-            return AdminRoutes.snapshots(directory: directory, served: sources.hub.current?.version)
+            guard let store = sources.store else { return AdminRoutes.text("no store\n", status: .notFound) }
+            return AdminRoutes.snapshots(store: store, served: sources.hub.current?.version)
         }
         router.get("/diff") { request, _ -> Response in
-            guard let directory = sources.storeDirectory else { return AdminRoutes.text("no store\n", status: .notFound) }
-            return AdminRoutes.diff(directory: directory, from: request.uri.queryParameters.get("from"), to: request.uri.queryParameters.get("to"))
+            guard let store = sources.store else { return AdminRoutes.text("no store\n", status: .notFound) }
+            return AdminRoutes.diff(store: store, from: request.uri.queryParameters.get("from"), to: request.uri.queryParameters.get("to"))
         }
         router.get("/") { _, _ -> Response in
             var headers = HTTPFields()
@@ -160,8 +162,7 @@ enum AdminRoutes {
         var history: [HistoryEvent]
     }
 
-    static func snapshots(directory: String, served: String?) -> Response {
-        let store = SnapshotStore(directory: directory)
+    static func snapshots(store: any SnapshotStoring, served: String?) -> Response {
         do {
             let versions = try store.list().map { v in
                 SnapshotEntry(version: v.metadata.version, createdAt: v.metadata.createdAt, author: v.metadata.author, message: v.metadata.message,
@@ -175,9 +176,8 @@ enum AdminRoutes {
         }
     }
 
-    static func diff(directory: String, from: String?, to: String?) -> Response {
+    static func diff(store: any SnapshotStoring, from: String?, to: String?) -> Response {
         guard let from, !from.isEmpty else { return text("give ?from=VERSION (and optionally &to=VERSION, default current)\n", status: .badRequest) }
-        let store = SnapshotStore(directory: directory)
         do {
             let a = try store.load(version: from)
             let b = try store.load(version: to ?? "current")

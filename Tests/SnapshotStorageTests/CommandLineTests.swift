@@ -1,6 +1,6 @@
 // `meshctl snapshot …` as an operator runs it, on a store holding real Envoy resources.
 import Foundation
-@testable import SnapshotStore
+@testable import SnapshotStorage
 import XCTest
 
 final class CommandLineTests: XCTestCase {

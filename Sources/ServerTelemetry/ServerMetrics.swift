@@ -7,8 +7,9 @@ import CoreMetrics
 import Foundation
 import Metrics
 import Prometheus
+import XDSCache
 
-/// The server's metrics registry and the instruments the xDS layer records into. Thread-safe.
+/// The server's metrics registry and the instruments the server's observers record into. Thread-safe.
 public final class ServerMetrics: @unchecked Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
@@ -34,33 +35,33 @@ public final class ServerMetrics: @unchecked Sendable {
 
     // MARK: - Recording (hot paths: one dictionary lookup under a lock per call)
 
-    func streamOpened(mode: ProxyMode) { counter("meshctl_xds_streams_opened_total", [("mode", mode.rawValue)]).increment() }
-    func streamClosed(mode: ProxyMode) { counter("meshctl_xds_streams_closed_total", [("mode", mode.rawValue)]).increment() }
+    public func streamOpened(mode: ProxyMode) { counter("meshctl_xds_streams_opened_total", [("mode", mode.rawValue)]).increment() }
+    public func streamClosed(mode: ProxyMode) { counter("meshctl_xds_streams_closed_total", [("mode", mode.rawValue)]).increment() }
 
-    func pushed(type: String, bytes: Int) {
+    public func pushed(type: String, bytes: Int) {
         counter("meshctl_xds_pushes_total", [("type", type)]).increment()
         counter("meshctl_xds_sent_bytes_total", [("type", type)]).increment(by: bytes)
     }
 
-    func nacked(type: String, group: String) { counter("meshctl_xds_nacks_total", [("type", type), ("group", group)]).increment() }
+    public func nacked(type: String, group: String) { counter("meshctl_xds_nacks_total", [("type", type), ("group", group)]).increment() }
 
-    func publishToSend(type: String, seconds: Double) { timer("meshctl_xds_push_latency_seconds", [("phase", "publish_to_send"), ("type", type)]).recordSeconds(seconds) }
-    func sendToAck(type: String, seconds: Double) { timer("meshctl_xds_push_latency_seconds", [("phase", "send_to_ack"), ("type", type)]).recordSeconds(seconds) }
+    public func publishToSend(type: String, seconds: Double) { timer("meshctl_xds_push_latency_seconds", [("phase", "publish_to_send"), ("type", type)]).recordSeconds(seconds) }
+    public func sendToAck(type: String, seconds: Double) { timer("meshctl_xds_push_latency_seconds", [("phase", "send_to_ack"), ("type", type)]).recordSeconds(seconds) }
 
-    func authorizationDenied(group: String, service: String) {
+    public func authorizationDenied(group: String, service: String) {
         counter("meshctl_authorization_denials_total", [("group", group), ("service", service)]).increment()
     }
 
-    func tlsHandshakeFailed(reason: String) { counter("meshctl_tls_handshake_failures_total", [("reason", reason)]).increment() }
-    func snapshotLoadFailed() { counter("meshctl_snapshot_load_failures_total", []).increment() }
-    func snapshotLoaded() { counter("meshctl_snapshot_loads_total", []).increment() }
-    func identityLimitRefused(kind: String) { counter("meshctl_identity_limit_refusals_total", [("kind", kind)]).increment() }
-    func tlsCredentialsReloaded(result: String) { counter("meshctl_tls_credential_reloads_total", [("result", result)]).increment() }
+    public func tlsHandshakeFailed(reason: String) { counter("meshctl_tls_handshake_failures_total", [("reason", reason)]).increment() }
+    public func snapshotLoadFailed() { counter("meshctl_snapshot_load_failures_total", []).increment() }
+    public func snapshotLoaded() { counter("meshctl_snapshot_loads_total", []).increment() }
+    public func identityLimitRefused(kind: String) { counter("meshctl_identity_limit_refusals_total", [("kind", kind)]).increment() }
+    public func tlsCredentialsReloaded(result: String) { counter("meshctl_tls_credential_reloads_total", [("result", result)]).increment() }
     /// When the certificate new handshakes present expires (alert on it before proxies refuse it).
-    func servingCertificateExpires(at date: Date) {
+    public func servingCertificateExpires(at date: Date) {
         lock.withLock { gaugeLocked("meshctl_tls_certificate_expiry_timestamp_seconds", []).record(date.timeIntervalSince1970) }
     }
-    func eventLoopLag(loop: Int, seconds: Double) { timer("meshctl_event_loop_lag_seconds", [("loop", "\(loop)")]).recordSeconds(seconds) }
+    public func eventLoopLag(loop: Int, seconds: Double) { timer("meshctl_event_loop_lag_seconds", [("loop", "\(loop)")]).recordSeconds(seconds) }
 
     // MARK: - Scrape
 
@@ -131,8 +132,8 @@ extension CoreMetrics.Timer {
 }
 
 /// Turns the transport's handshake failure text into a bounded label set for the metric.
-enum HandshakeFailureReason {
-    static func classify(_ why: String) -> String {
+public enum HandshakeFailureReason {
+    public static func classify(_ why: String) -> String {
         let text = why.lowercased()
         if text.contains("peer did not return a certificate") || text.contains("certificate required") { return "no_client_certificate" }
         if text.contains("certificate has expired") || text.contains("expired") { return "certificate_expired" }

@@ -1,7 +1,9 @@
 // A snapshot as the server serves it: per proxy group an immutable view whose
 // resource bodies are shared by every stream of the group (encoded once, by the
-// compiler), plus the group's access record.
-import SnapshotStore
+// compiler), plus the group's access record. Tests and tools build views from
+// resources directly.
+import MeshModel
+import SnapshotStorage
 import XDSProtocol
 import XDSWire
 
@@ -35,18 +37,28 @@ public struct GroupView: ResourceSnapshotView {
 
     init(snapshotVersion: String, group: ProxyGroupResources) {
         var byType: [String: [String: VersionedResource]] = [:]
-        var contentVersions: [String: String] = [:]
         for (typeURL, resources) in group.resources where typeURL != GroupAccess.typeURL {
             var named: [String: VersionedResource] = [:]
             named.reserveCapacity(resources.count)
             for (name, resource) in resources {
                 named[name] = VersionedResource(name: name, version: resource.hash, body: ResourceBytes(resource.body))
             }
-            contentVersions[typeURL] = ContentVersion.of(named.values)
             byType[typeURL] = named
         }
+        self.init(version: snapshotVersion, byType: byType)
+    }
+
+    /// A view held in memory (tests, tools); for a name listed twice under one type, the later resource wins.
+    public init(version: String, resources: [String: [VersionedResource]]) {
+        self.init(version: version, byType: resources.mapValues { list in
+            Dictionary(list.map { ($0.name, $0) }, uniquingKeysWith: { _, later in later })
+        })
+    }
+
+    private init(version: String, byType: [String: [String: VersionedResource]]) {
+        let contentVersions = byType.mapValues { ContentVersion.of($0.values) }
         let contentHash = contentVersions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";")
-        storage = Storage(version: snapshotVersion, contentHash: contentHash, byType: byType, contentVersions: contentVersions)
+        storage = Storage(version: version, contentHash: contentHash, byType: byType, contentVersions: contentVersions)
     }
 
     public func resources(typeURL: String) -> [String: VersionedResource] { storage.byType[typeURL] ?? [:] }

@@ -1,6 +1,6 @@
 // Snapshot diffs: which resources changed per group and type, and line diffs of changed ones.
 import Foundation
-@testable import SnapshotStore
+@testable import SnapshotStorage
 import XCTest
 
 final class DiffTests: XCTestCase {

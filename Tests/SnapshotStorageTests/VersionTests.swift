@@ -1,6 +1,6 @@
 // Versions as operators handle them: resolving references, listing, rolling back, gc, history.
 import Foundation
-@testable import SnapshotStore
+@testable import SnapshotStorage
 import XCTest
 
 final class VersionTests: XCTestCase {

@@ -1,13 +1,17 @@
-// `meshctl serve`: the store, the hub, the xDS services and the transport put
-// together. Loads the live snapshot, follows the store for new ones (hot
-// reload), and drains gracefully on request.
+// `meshctl serve`: the store, the cache, the xDS services and the transport put
+// together, with metrics and logs attached as observers and the admin endpoint
+// beside them. Loads the live snapshot, follows the store for new ones (hot
+// reload), and drains gracefully on request. This file only wires.
 import Foundation
-import SnapshotStore
+import MeshAdmin
+import MeshServer
+import ServerTelemetry
+import SnapshotStorage
 import Transport
+import XDSCache
 
 /// Everything `meshctl serve` is configured with.
 public struct XDSServerOptions: Sendable {
-    public var storeDirectory: String
     public var host = "127.0.0.1"
     public var port = 18000
     /// nil with `insecurePlaintext`.
@@ -23,7 +27,7 @@ public struct XDSServerOptions: Sendable {
     /// How often the TLS files are checked for changes (rotation without a restart; nil: only on `reloadCredentials`).
     public var credentialPollInterval: Duration? = .seconds(2)
 
-    public init(storeDirectory: String) { self.storeDirectory = storeDirectory }
+    public init() {}
 }
 
 /// Why the server could not start.
@@ -38,19 +42,24 @@ public final class XDSServer: @unchecked Sendable {
     /// Every connected proxy and where it stands (CSDS, admin endpoint).
     public let proxies = ProxyRegistry()
     public let metrics = ServerMetrics()
+    /// Where snapshots come from (any backend).
+    public let store: any SnapshotStoring
     private let options: XDSServerOptions
     private let grpc: GRPCServer
-    private var watcher: SnapshotWatcher?
+    private var feed: SnapshotFeed?
     private var admin: AdminServer?
     private let accepting = ManagedAtomicFlag()
+    // Guards lagTimers: written on each loop, read by drain().
+    private let lagTimersLock = NSLock()
     private var lagTimers: [(EventLoop, ScheduledTimer)] = []
     private var credentialWatch: CredentialFileWatch?
     public private(set) var boundPort = 0
     /// The admin endpoint's port once started (0: none).
     public var adminPort: Int { admin?.boundPort ?? 0 }
 
-    public init(options: XDSServerOptions, log: ServerLog) throws {
+    public init(options: XDSServerOptions, store: any SnapshotStoring, log: ServerLog) throws {
         self.options = options
+        self.store = store
         self.log = log
         let security: ServerTransportSecurity
         if options.insecurePlaintext {
@@ -76,7 +85,8 @@ public final class XDSServer: @unchecked Sendable {
         var serviceConfiguration = XDSServiceConfiguration()
         serviceConfiguration.insecurePlaintext = options.insecurePlaintext
         serviceConfiguration.statusReaders = options.statusReaders
-        let service = XDSService(hub: hub, configuration: serviceConfiguration, log: log, proxies: proxies, metrics: metrics)
+        let service = XDSService(hub: hub, configuration: serviceConfiguration, proxies: proxies,
+                                 observers: [MetricsObserver(metrics: metrics), LogObserver(log: log)])
         do {
             boundPort = try grpc.start(handler: service)
         } catch {
@@ -92,33 +102,30 @@ public final class XDSServer: @unchecked Sendable {
                 }
             }
         }
-        let store = SnapshotStore(directory: options.storeDirectory)
-        let hub = self.hub
         let log = self.log
         let metrics = self.metrics
-        watcher = SnapshotWatcher(store: store) { event in
+        feed = SnapshotFeed(store: store, hub: hub) { event in
             switch event {
-            case .loaded(let snapshot):
+            case .loaded:
                 metrics.snapshotLoaded()
-                let started = DispatchTime.now()
-                let notified = hub.serve(snapshot)
+            case .served(let snapshot, let notified, let handOff):
                 log.info("snapshot.loaded", ["version": String(snapshot.metadata.version.prefix(12)), "groups": "\(snapshot.groups.count)",
                                              "resources": "\(snapshot.resourceCount)", "streams_notified": "\(notified)",
-                                             "handoff_ms": "\((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000)"])
-            case .refused(let version, let error):
+                                             "handoff_ms": "\(handOff.components.seconds * 1000 + handOff.components.attoseconds / 1_000_000_000_000_000)"])
+            case .refused(let version, let error, let serving):
                 metrics.snapshotLoadFailed()
-                log.error("snapshot.refused", ["version": String(version.prefix(12)), "error": "\(error)", "serving": String(hub.current?.version.prefix(12) ?? "none")])
+                log.error("snapshot.refused", ["version": String(version.prefix(12)), "error": "\(error)", "serving": String(serving?.prefix(12) ?? "none")])
             }
         }
         log.info("server.listening", ["address": "\(options.host):\(boundPort)", "tls": options.insecurePlaintext ? "off (--insecure-plaintext)" : "mutual",
-                                      "store": options.storeDirectory, "loops": "\(options.eventLoops)"])
+                                      "store": store.location, "loops": "\(options.eventLoops)"])
     }
 
     /// Starts the admin endpoint (health, metrics, proxy table, status page) if one was configured.
     public func startAdmin() async throws {
         guard let (host, port) = options.admin else { return }
         let accepting = self.accepting
-        let server = AdminServer(sources: AdminSources(hub: hub, proxies: proxies, metrics: metrics, storeDirectory: options.storeDirectory,
+        let server = AdminServer(sources: AdminSources(hub: hub, proxies: proxies, metrics: metrics, store: store,
                                                        listening: { accepting.value }))
         try await server.start(host: host, port: port, log: log)
         admin = server
@@ -164,9 +171,9 @@ public final class XDSServer: @unchecked Sendable {
     public func drain() async {
         log.info("server.draining", ["grace": "\(options.drainGrace)"])
         accepting.set(false)
-        watcher?.stop()
+        feed?.stop()
         credentialWatch?.stop()
-        for (loop, timer) in lagTimers { loop.execute { loop.cancel(timer) } }
+        for (loop, timer) in lagTimersLock.withLock({ lagTimers }) { loop.execute { loop.cancel(timer) } }
         await grpc.drain(gracePeriod: options.drainGrace)
         await grpc.shutdown()
         await admin?.stop()
@@ -190,8 +197,6 @@ public final class XDSServer: @unchecked Sendable {
             }
         }
     }
-    private let lagTimersLock = NSLock()
-
     /// Transport records become server log events; failed handshakes are counted by reason.
     static func transportLogger(log: ServerLog, metrics: ServerMetrics) -> TransportLogger {
         { record in

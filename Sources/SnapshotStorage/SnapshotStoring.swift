@@ -4,6 +4,8 @@ import Foundation
 
 /// A place that keeps snapshots and says which one is live.
 public protocol SnapshotStoring: Sendable {
+    /// Where the store lives, for logs and messages (a directory path; an endpoint for a remote backend).
+    var location: String { get }
     /// Makes the snapshot live (crash-safe); identical content to the live version is `.unchanged`.
     func publish(_ snapshot: Snapshot) throws(SnapshotStoreError) -> PublishOutcome
     /// The live version id, or nil when nothing was published yet.
@@ -35,4 +37,9 @@ public protocol StoreChangeSignal: AnyObject, Sendable {
     func wait(milliseconds: Int)
     /// Ends the current (or next) `wait` at once; used to stop a watcher promptly.
     func wake()
+}
+
+extension SnapshotStoring {
+    /// A stored version, loaded with the default check (sizes).
+    public func load(version: String) throws(SnapshotStoreError) -> Snapshot { try load(version: version, check: .sizes) }
 }

@@ -47,6 +47,8 @@ public struct SnapshotStore: SnapshotStoring {
         self.lockTimeout = lockTimeout
     }
 
+    public var location: String { directory }
+
     // MARK: Paths
 
     var objectsDirectory: String { directory + "/objects" }

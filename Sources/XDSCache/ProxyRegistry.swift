@@ -1,6 +1,7 @@
 // Who is connected and where each proxy stands, per resource type: the one record
 // behind CSDS, `meshctl status`, /debug/proxies, the status page and the
-// connected-proxies metric. Streams write their record after every event that
+// connected-proxies metric. Per-node status lives with the cache, not in the gRPC
+// handlers: the server's streams report to it as an observer after every event that
 // changes it (on their own loop); readers take a consistent copy under the lock.
 import Foundation
 import XDSProtocol
@@ -13,7 +14,7 @@ public enum ProxyMode: String, Sendable, Codable, CaseIterable {
     case perTypeSotW = "per-type-sotw"
     case perTypeDelta = "per-type-delta"
 
-    init(variant: DiscoveryStream.Variant, binding: DiscoveryStream.Binding) {
+    public init(variant: DiscoveryStream.Variant, binding: DiscoveryStream.Binding) {
         switch (variant, binding) {
         case (.stateOfTheWorld, .aggregated): self = .adsSotW
         case (.delta, .aggregated): self = .adsDelta
@@ -72,6 +73,18 @@ public struct ProxyStreamRecord: Sendable, Codable, Hashable {
     public var userAgent: String
     public var connectedAt: Date
     public var types: [ProxyTypeStatus]
+
+    public init(nodeID: String, group: String, mode: ProxyMode, peer: String, identity: String?, userAgent: String,
+                connectedAt: Date, types: [ProxyTypeStatus]) {
+        self.nodeID = nodeID
+        self.group = group
+        self.mode = mode
+        self.peer = peer
+        self.identity = identity
+        self.userAgent = userAgent
+        self.connectedAt = connectedAt
+        self.types = types
+    }
 }
 
 /// Every connected proxy's streams. Thread-safe.
@@ -81,10 +94,11 @@ public final class ProxyRegistry: @unchecked Sendable {
 
     public init() {}
 
-    func open(_ key: ObjectIdentifier, _ record: ProxyStreamRecord) { lock.withLock { records[key] = record } }
+    /// Adds a stream's record.
+    public func open(_ key: ObjectIdentifier, _ record: ProxyStreamRecord) { lock.withLock { records[key] = record } }
 
     /// Replaces (or adds) one type's status of one stream.
-    func update(_ key: ObjectIdentifier, type status: ProxyTypeStatus) {
+    public func update(_ key: ObjectIdentifier, type status: ProxyTypeStatus) {
         lock.withLock {
             guard records[key] != nil else { return }
             if let i = records[key]!.types.firstIndex(where: { $0.typeURL == status.typeURL }) {
@@ -95,7 +109,8 @@ public final class ProxyRegistry: @unchecked Sendable {
         }
     }
 
-    func close(_ key: ObjectIdentifier) { _ = lock.withLock { records.removeValue(forKey: key) } }
+    /// Removes a stream's record.
+    public func close(_ key: ObjectIdentifier) { _ = lock.withLock { records.removeValue(forKey: key) } }
 
     /// Every stream's record, ordered by group, node id, then mode.
     public var streams: [ProxyStreamRecord] {
@@ -143,7 +158,7 @@ public final class ProxyRegistry: @unchecked Sendable {
 
 extension ProxyTypeStatus {
     /// Builds the operator view of a state machine's per-type status.
-    init(_ status: ProxyStatus, sentAt: WallClockTime?, ackedAt: WallClockTime?) {
+    public init(_ status: ProxyStatus, sentAt: WallClockTime?, ackedAt: WallClockTime?) {
         typeURL = status.typeURL
         type = TypeURL.shortName(status.typeURL)
         switch status.syncState {
@@ -163,7 +178,7 @@ extension ProxyTypeStatus {
 }
 
 extension Date {
-    init(wallClock: WallClockTime) { self.init(timeIntervalSince1970: Double(wallClock.nanosecondsSinceEpoch) / 1e9) }
+    public init(wallClock: WallClockTime) { self.init(timeIntervalSince1970: Double(wallClock.nanosecondsSinceEpoch) / 1e9) }
 
-    var nanosecondsSinceEpoch: Int64 { Int64((timeIntervalSince1970 * 1e9).rounded()) }
+    public var nanosecondsSinceEpoch: Int64 { Int64((timeIntervalSince1970 * 1e9).rounded()) }
 }

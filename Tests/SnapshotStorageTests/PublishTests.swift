@@ -1,6 +1,6 @@
 // Publishing and loading: round trips, content-addressed versions, no-op and incremental publishes.
 import Foundation
-@testable import SnapshotStore
+@testable import SnapshotStorage
 import XCTest
 
 final class PublishTests: XCTestCase {

@@ -1,6 +1,6 @@
 // Bad input and bad disks: each case gives a clear error and leaves the live version untouched.
 import Foundation
-@testable import SnapshotStore
+@testable import SnapshotStorage
 import XCTest
 
 final class BadInputTests: XCTestCase {

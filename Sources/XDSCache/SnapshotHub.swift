@@ -1,21 +1,28 @@
 // The snapshot being served and the streams being served from it. Replacing the
 // snapshot hands each stream whose proxy group changed its new view, on the
-// stream's own event loop; streams of unchanged groups are not woken.
+// stream's own event loop; streams of unchanged groups are not woken. The hub
+// knows no transport: a stream names the serial executor (its event loop) it
+// must be called on.
 import Foundation
-import SnapshotStore
-import Transport
+import SnapshotStorage
 import XDSProtocol
 
-/// Something a snapshot change is delivered to (an xDS stream), always on `eventLoop`.
-protocol SnapshotSubscriber: AnyObject {
-    var eventLoop: EventLoop { get }
+/// A serial executor a subscriber is confined to (the server's event loops conform).
+public protocol SubscriberExecutor: AnyObject, Sendable {
+    /// Runs `work` on the executor, after work already queued.
+    func execute(_ work: @escaping @Sendable () -> Void)
+}
+
+/// Something a snapshot change is delivered to (an xDS stream), always on `executor`.
+public protocol SnapshotSubscriber: AnyObject {
+    var executor: any SubscriberExecutor { get }
     func snapshotChanged(to view: GroupView)
 }
 
 /// A loop-confined subscriber carried across threads; only touched on its own loop.
 private struct SubscriberReference: @unchecked Sendable {
     weak var subscriber: (any SnapshotSubscriber)?
-    let eventLoop: EventLoop
+    let executor: any SubscriberExecutor
     let group: String
 }
 
@@ -41,12 +48,12 @@ public final class SnapshotHub: @unchecked Sendable {
             return (previous, Array(subscribers.values))
         }
         var notified = 0
-        var perLoop: [ObjectIdentifier: (loop: EventLoop, streams: [SubscriberReference])] = [:]
+        var perLoop: [ObjectIdentifier: (loop: any SubscriberExecutor, streams: [SubscriberReference])] = [:]
         for target in targets {
             guard let view = next.groups[target.group] else { continue }
             if let old = previous?.groups[target.group], old.contentHash == view.contentHash { continue }
             notified += 1
-            perLoop[ObjectIdentifier(target.eventLoop), default: (target.eventLoop, [])].streams.append(target)
+            perLoop[ObjectIdentifier(target.executor), default: (target.executor, [])].streams.append(target)
         }
         for (loop, streams) in perLoop.values { handOff(streams[...], on: loop) }
         return notified
@@ -55,11 +62,11 @@ public final class SnapshotHub: @unchecked Sendable {
     /// Streams handed their new view per loop turn. Between chunks the loop writes what the previous
     /// chunk produced and reads ACKs, so the first proxies are not held back until every stream on the
     /// loop has been planned (and the loop keeps serving other connections meanwhile).
-    static let handOffChunk = 128
+    public static let handOffChunk = 128
 
     /// Each chunk delivers the group's view current when it runs, not when it was queued: a later
     /// snapshot may arrive while chunks are pending, and no stream may be handed an older view after a newer one.
-    private func handOff(_ streams: ArraySlice<SubscriberReference>, on loop: EventLoop) {
+    private func handOff(_ streams: ArraySlice<SubscriberReference>, on loop: any SubscriberExecutor) {
         let chunk = streams.prefix(Self.handOffChunk)
         let rest = streams.dropFirst(Self.handOffChunk)
         loop.execute { [self] in
@@ -72,11 +79,12 @@ public final class SnapshotHub: @unchecked Sendable {
         }
     }
 
-    func subscribe(_ subscriber: any SnapshotSubscriber, group: String) {
-        lock.withLock { subscribers[ObjectIdentifier(subscriber)] = SubscriberReference(subscriber: subscriber, eventLoop: subscriber.eventLoop, group: group) }
+    /// `subscriber` gets every later view of `group` that differs in content, on its executor.
+    public func subscribe(_ subscriber: any SnapshotSubscriber, group: String) {
+        lock.withLock { subscribers[ObjectIdentifier(subscriber)] = SubscriberReference(subscriber: subscriber, executor: subscriber.executor, group: group) }
     }
 
-    func unsubscribe(_ subscriber: any SnapshotSubscriber) {
+    public func unsubscribe(_ subscriber: any SnapshotSubscriber) {
         _ = lock.withLock { subscribers.removeValue(forKey: ObjectIdentifier(subscriber)) }
     }
 

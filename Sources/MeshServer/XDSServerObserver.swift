@@ -1,0 +1,62 @@
+// The server's observer seam (go-control-plane's `server.Callbacks`): every xDS stream
+// reports what happened to it — refused, opened, response sent, ACK, NACK, status
+// changed, closed — and observers count, log and record. The server itself knows
+// no metrics system and no log format; the proxy registry is one observer among others.
+import Foundation
+import Transport
+import XDSCache
+import XDSProtocol
+
+/// Why a stream was refused before its proxy was admitted.
+public enum XDSStreamRefusal: Sendable, Hashable {
+    /// The node names a proxy group the served snapshot does not have.
+    case unknownGroup(nodeID: String, group: String, snapshotVersion: String)
+    /// The peer's verified identity may not use `service` ("xds": receive `group`; "csds": read proxy status).
+    case permissionDenied(service: String, nodeID: String?, group: String, identity: String, peer: String)
+}
+
+/// Receives every stream event of an `XDSService`. Called on the stream's event loop, from many loops
+/// at once: implementations must be thread-safe and quick. Every method has an empty default.
+public protocol XDSServerObserver: AnyObject, Sendable {
+    /// A stream (or CSDS call) was refused.
+    func streamRefused(_ refusal: XDSStreamRefusal)
+    /// A proxy was admitted on `stream`; `description` names its mode for people ("ads-sotw", "delta Cluster").
+    func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String)
+    /// A response of `typeURL` was queued (`bytes` long); `publishToSendSeconds` is set when it carried a newly published snapshot.
+    func responseSent(_ stream: ObjectIdentifier, typeURL: String, bytes: Int, publishToSendSeconds: Double?)
+    /// The proxy ACKed; `sendToAckSeconds` is set when the ACKed nonce's send time was still known.
+    func acked(_ stream: ObjectIdentifier, record: AckRecord, sendToAckSeconds: Double?)
+    /// The proxy rejected a response.
+    func nacked(_ stream: ObjectIdentifier, nodeID: String, group: String, record: NackRecord)
+    /// One type's status of an admitted stream changed (after the event's actions were performed).
+    func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus)
+    /// An admitted stream ended.
+    func streamClosed(_ stream: ObjectIdentifier, mode: ProxyMode)
+    /// The transport closed a stream whose first request named `nodeID` (admitted or not).
+    func streamEnded(nodeID: String, group: String, reason: StreamCloseReason)
+}
+
+extension XDSServerObserver {
+    public func streamRefused(_ refusal: XDSStreamRefusal) {}
+    public func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String) {}
+    public func responseSent(_ stream: ObjectIdentifier, typeURL: String, bytes: Int, publishToSendSeconds: Double?) {}
+    public func acked(_ stream: ObjectIdentifier, record: AckRecord, sendToAckSeconds: Double?) {}
+    public func nacked(_ stream: ObjectIdentifier, nodeID: String, group: String, record: NackRecord) {}
+    public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) {}
+    public func streamClosed(_ stream: ObjectIdentifier, mode: ProxyMode) {}
+    public func streamEnded(nodeID: String, group: String, reason: StreamCloseReason) {}
+}
+
+/// The registry records who is connected and where each proxy stands (read by CSDS and the admin endpoint).
+extension ProxyRegistry: XDSServerObserver {
+    public func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String) {
+        open(stream, record)
+    }
+
+    public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) { update(stream, type: status) }
+
+    public func streamClosed(_ stream: ObjectIdentifier, mode: ProxyMode) { close(stream) }
+}
+
+/// The hub calls streams on their own event loop.
+extension EventLoop: SubscriberExecutor {}

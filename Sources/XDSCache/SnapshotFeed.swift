@@ -1,0 +1,37 @@
+// The cache's one way in from a store: follows any `SnapshotStoring` (hot reload) and
+// serves each newly live snapshot through a hub. A refused snapshot leaves the
+// previous one served. What happened is reported as values; callers log and count.
+import SnapshotStorage
+
+/// Keeps a hub serving a store's live snapshot until stopped.
+public final class SnapshotFeed: Sendable {
+    /// What the feed did with a store event.
+    public enum Event: Sendable {
+        /// `snapshot` was loaded from the store and is about to be served.
+        case loaded(Snapshot)
+        /// `snapshot` is served now; `streamsNotified` streams were handed their group's new view, which took `handOff`.
+        case served(Snapshot, streamsNotified: Int, handOff: Duration)
+        /// The store's live version cannot be loaded; `serving` (if any) stays served.
+        case refused(version: String, error: SnapshotStoreError, serving: String?)
+    }
+
+    private let watcher: SnapshotWatcher
+
+    /// Starts following `store` at once; its live snapshot (if any) is the first event.
+    public init(store: any SnapshotStoring, hub: SnapshotHub, onEvent: @escaping @Sendable (Event) -> Void) {
+        watcher = SnapshotWatcher(store: store) { event in
+            switch event {
+            case .loaded(let snapshot):
+                onEvent(.loaded(snapshot))
+                let started = ContinuousClock.now
+                let notified = hub.serve(snapshot)
+                onEvent(.served(snapshot, streamsNotified: notified, handOff: ContinuousClock.now - started))
+            case .refused(let version, let error):
+                onEvent(.refused(version: version, error: error, serving: hub.current?.version))
+            }
+        }
+    }
+
+    /// Stops following the store (the hub keeps serving what it has).
+    public func stop() { watcher.stop() }
+}
