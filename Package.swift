@@ -137,6 +137,12 @@ let package = Package(
             name: "XDSClient",
             dependencies: ["Transport", "XDSWire"]
         ),
+        // Made-up meshes and stores for tests, benchmarks and the crash-test hook: Envoy resources from YAML, proxy
+        // groups, synthetic snapshots, a fault-injecting file system, the store benchmark.
+        .target(
+            name: "MeshFixtures",
+            dependencies: ["EnvoySchema", "MeshModel", "SnapshotStorage", "XDSProtocol"]
+        ),
         // `meshctl compile` / `validate`: Configs/ + templates/ → checked, encoded per-proxy-group snapshots.
         .target(
             name: "MeshCompiler",
@@ -145,7 +151,7 @@ let package = Package(
         // `meshctl loadgen`: simulated Envoy proxies over mTLS measuring time to configuration and push latency.
         .target(
             name: "LoadGenerator",
-            dependencies: ["EnvoySchema", "MeshModel", "Transport", "XDSWire", "XDSProtocol", "SnapshotStorage", "XDSCache"]
+            dependencies: ["MeshFixtures", "Transport", "XDSWire", "XDSProtocol", "SnapshotStorage", "XDSCache"]
         ),
         // Fuzz harnesses, one per input path (make fuzz runs them under libFuzzer; FuzzReplayTests replays their seeds).
         .target(
@@ -160,33 +166,47 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: ["EnvoySchema", "MeshCertificates", "MeshModel", "ControlPlane", "MeshServer", "MeshAdmin", "XDSClient", "XDSCache",
-                           "SnapshotStorage", "MeshCompiler", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport",
+                           "SnapshotStorage", "MeshFixtures", "MeshCompiler", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // Shared by every test target: paths, the built meshctl, one process runner, an in-process server, and the
+        // end-to-end helpers (loopback ports, child processes, small published meshes).
+        .target(
+            name: "MeshTestSupport",
+            dependencies: ["ControlPlane", "EnvoySchema", "MeshFixtures", "ServerTelemetry", "SnapshotStorage", "Transport"],
+            path: "Tests/MeshTestSupport"
         ),
         .testTarget(
             name: "MeshServerTests",
-            dependencies: ["ControlPlane", "MeshServer", "MeshAdmin", "ServerTelemetry", "XDSCache", "XDSClient", "MeshModel",
+            dependencies: ["MeshTestSupport", "ControlPlane", "MeshServer", "MeshAdmin", "ServerTelemetry", "XDSCache", "XDSClient", "MeshModel",
+                           "MeshCertificates", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
+        ),
+        // Real processes: meshctl end to end, real Envoy proxies, a headless Chromium.
+        .testTarget(
+            name: "SystemTests",
+            dependencies: ["MeshTestSupport", "ControlPlane", "MeshServer", "MeshAdmin", "ServerTelemetry", "XDSCache", "XDSClient", "MeshModel",
                            "MeshCertificates", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
         ),
         .testTarget(
             name: "MeshCompilerTests",
-            dependencies: ["MeshCompiler", "MeshModel", "EnvoySchema", "SnapshotStorage"]
+            dependencies: ["MeshTestSupport", "MeshCompiler", "MeshModel", "EnvoySchema", "SnapshotStorage"]
         ),
         .testTarget(
             name: "EnvoySchemaTests",
-            dependencies: ["EnvoySchema"]
+            dependencies: ["MeshTestSupport", "EnvoySchema"]
         ),
         .testTarget(
             name: "SnapshotStorageTests",
-            dependencies: ["SnapshotStorage"]
+            dependencies: ["MeshTestSupport", "MeshFixtures", "SnapshotStorage"]
         ),
         .testTarget(
             name: "XDSProtocolTests",
-            dependencies: ["XDSProtocol", "XDSWire", "XDSCache"]
+            dependencies: ["MeshTestSupport", "XDSProtocol", "XDSWire", "XDSCache"]
         ),
         .testTarget(
             name: "LoadGeneratorTests",
-            dependencies: ["LoadGenerator", "ControlPlane", "MeshModel", "ServerTelemetry", "XDSCache", "MeshCertificates", "SnapshotStorage", "EnvoySchema", "XDSProtocol", "Transport"]
+            dependencies: ["MeshTestSupport", "MeshFixtures", "LoadGenerator", "ControlPlane", "MeshModel", "ServerTelemetry", "XDSCache", "MeshCertificates",
+                           "SnapshotStorage", "EnvoySchema", "XDSProtocol", "Transport"]
         ),
         .testTarget(
             name: "FuzzReplayTests",
@@ -194,7 +214,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TransportTests",
-            dependencies: ["Transport"]
+            dependencies: ["MeshTestSupport", "Transport"]
         ),
     ],
     cxxLanguageStandard: .cxx17

@@ -1,9 +1,9 @@
 // Owns the synthetic mesh the benchmarks publish: real Envoy resources (encoded by the
 // schema engine, so a real Envoy accepts them) for G proxy groups of K EDS clusters, with
 // deterministic one-cluster changes and endpoint churn, and the group access records.
-import EnvoySchema
+// Resources come from the shared fixture builder the tests use.
 import Foundation
-import MeshModel
+import MeshFixtures
 import SnapshotStorage
 
 /// A made-up but valid mesh for benchmarks: per group one listener, one route configuration and K EDS clusters.
@@ -27,62 +27,27 @@ public struct BenchmarkMesh: Sendable {
 
     /// The snapshot of this mesh (throws only if a template here is not valid Envoy, i.e. a bug).
     public func snapshot(message: String) throws -> Snapshot {
-        let pool = try DescriptorPool.envoy
-        func resource(_ typeName: String, _ yaml: String) throws -> Resource {
-            let type = pool.messageID(named: typeName)!
-            let (decoded, diagnostics) = ConfigDocument.decode(text: yaml, file: "benchmark-mesh", syntax: .yaml, type: type, pool: pool)
-            guard let decoded, !diagnostics.contains(where: { $0.severity == .error }) else {
-                throw LoadGeneratorError(.store, "benchmark mesh template is not valid \(typeName): \(diagnostics)")
+        let shared: [Resource]
+        do {
+            let envoy = try EnvoyFixtures(file: "benchmark-mesh")
+            var resources: [Resource] = []
+            var routes: [(prefix: String, cluster: String, timeout: String?)] = []
+            for i in 0..<clusters {
+                routes.append((prefix: "/svc-\(i)/", cluster: "svc-\(i)", timeout: "2s"))
+                let revision = clusterRevisions[i] ?? 0
+                resources.append(try envoy.edsCluster("svc-\(i)", connectTimeout: "\(1 + revision / 1000).\(String(format: "%03d", revision % 1000))s",
+                                                      extra: "circuit_breakers: {thresholds: [{max_connections: 1000, max_requests: 1000}]}"))
+                let port = 20_000 + (i + endpointRevision) % 20_000
+                resources.append(try envoy.loadAssignment("svc-\(i)", endpoints: [("127.0.0.1", port), ("127.0.0.2", port)]))
             }
-            let name = decoded.value(named: "name", in: pool)?.stringValue ?? decoded.value(named: "cluster_name", in: pool)?.stringValue ?? ""
-            return Resource(typeURL: "type.googleapis.com/" + typeName, name: name, body: decoded.serialized(pool: pool))
+            resources.append(try envoy.routes(routes))
+            resources.append(try envoy.httpListener(port: listenerPort))
+            shared = resources
+        } catch {
+            throw LoadGeneratorError(.store, "benchmark mesh template is not valid Envoy: \(error)")
         }
-        let ads = "{ads: {}, resource_api_version: V3}"
-        var shared: [Resource] = []
-        var routes = ""
-        for i in 0..<clusters {
-            routes += "\n    - match: {prefix: \"/svc-\(i)/\"}\n      route: {cluster: svc-\(i), timeout: 2s}"
-            let revision = clusterRevisions[i] ?? 0
-            shared.append(try resource("envoy.config.cluster.v3.Cluster", """
-            name: svc-\(i)
-            type: EDS
-            connect_timeout: \(1 + revision / 1000).\(String(format: "%03d", revision % 1000))s
-            eds_cluster_config: {eds_config: \(ads)}
-            circuit_breakers: {thresholds: [{max_connections: 1000, max_requests: 1000}]}
-            """))
-            shared.append(try resource("envoy.config.endpoint.v3.ClusterLoadAssignment", """
-            cluster_name: svc-\(i)
-            endpoints:
-            - lb_endpoints:
-              - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: \(20_000 + (i + endpointRevision) % 20_000)}}}
-              - endpoint: {address: {socket_address: {address: 127.0.0.2, port_value: \(20_000 + (i + endpointRevision) % 20_000)}}}
-            """))
-        }
-        shared.append(try resource("envoy.config.route.v3.RouteConfiguration", """
-        name: local_route
-        virtual_hosts:
-        - name: all
-          domains: ["*"]
-          routes:\(routes)
-        """))
-        shared.append(try resource("envoy.config.listener.v3.Listener", """
-        name: ingress_http
-        address: {socket_address: {address: 127.0.0.1, port_value: \(listenerPort)}}
-        filter_chains:
-        - filters:
-          - name: envoy.filters.network.http_connection_manager
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-              stat_prefix: ingress
-              rds: {route_config_name: local_route, config_source: \(ads)}
-              http_filters:
-              - name: envoy.filters.http.router
-                typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-        """))
         let groupResources = groups.map { group in
-            ProxyGroupResources(group: group, resources: shared + [
-                Resource(typeURL: GroupAccess.typeURL, name: group, body: GroupAccess(group: group, identities: identities).encoded()),
-            ])
+            ProxyGroupResources(group: group, resources: shared + [EnvoyFixtures.access(group: group, identities: identities)])
         }
         do {
             return try Snapshot.make(groups: groupResources, message: message, compilerVersion: "meshctl-benchmark-mesh")

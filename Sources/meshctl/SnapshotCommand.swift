@@ -4,6 +4,7 @@ import ArgumentParser
 import EnvoySchema
 import Foundation
 import MeshAdmin
+import MeshFixtures
 import SnapshotStorage
 
 struct SnapshotCommand: ParsableCommand {

@@ -11,6 +11,8 @@ import ServerTelemetry
 import XDSCache
 import SnapshotStorage
 import Transport
+import MeshFixtures
+import MeshTestSupport
 import XCTest
 import XDSProtocol
 
@@ -19,32 +21,16 @@ final class LoadGeneratorTests: XCTestCase {
     var server: XDSServer!
 
     override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshctl-loadgen-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        directory = try TestPaths.temporaryDirectory("meshctl-loadgen")
         _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend", "intruder"])
         _ = try DevelopmentCertificates.write(to: directory + "/other-ca", trustDomain: "mesh.local", proxies: [])
         try Fixture.publish(connectTimeout: "1s", to: directory + "/store")
-        var options = XDSServerOptions()
-        options.port = 0
-        options.eventLoops = 1
-        options.drainGrace = .milliseconds(200)
-        options.tls = TLSServerCredentials(certificateChainFile: directory + "/certs/server.crt", privateKeyFile: directory + "/certs/server.key",
-                                           clientCAFile: directory + "/certs/ca.crt")
-        server = try XDSServer(options: options, store: SnapshotStore(directory: directory + "/store"), log: ServerLog(minimumLevel: .error))
-        try server.start()
-        let deadline = Date().addingTimeInterval(10)
-        while server.hub.current == nil && Date() < deadline { usleep(20_000) }
+        server = try InProcessServer.start(store: directory + "/store", certificates: directory + "/certs")
         XCTAssertNotNil(server.hub.current, "the server loaded the snapshot")
     }
 
     override func tearDown() {
-        let stopped = DispatchSemaphore(value: 0)
-        let server = self.server
-        Task.detached {
-            await server?.drain()
-            stopped.signal()
-        }
-        _ = stopped.wait(timeout: .now() + 20)
+        InProcessServer.stop(server)
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -181,76 +167,17 @@ final class LoadGeneratorTests: XCTestCase {
     }
 
     /// A loopback port nothing listens on (bound, then released).
-    func closedPort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
+    func closedPort() -> Int { E2E.freePort() }
 }
 
-/// A one-group snapshot like the end-to-end tests': a listener routing to an EDS cluster.
+/// The load generator tests' mesh, from the shared fixture builder.
 enum Fixture {
-    static let pool: DescriptorPool = try! DescriptorPool.envoy
-
-    static func resource(_ typeName: String, _ yaml: String) throws -> Resource {
-        let type = pool.messageID(named: typeName)!
-        let (message, diagnostics) = ConfigDocument.decode(text: yaml, file: "loadgen-test", syntax: .yaml, type: type, pool: pool)
-        guard let message, !diagnostics.contains(where: { $0.severity == .error }) else {
-            throw NSError(domain: "Fixture", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(diagnostics)"])
-        }
-        let name = message.value(named: "name", in: pool)?.stringValue ?? message.value(named: "cluster_name", in: pool)?.stringValue ?? ""
-        return Resource(typeURL: "type.googleapis.com/" + typeName, name: name, body: message.serialized(pool: pool))
-    }
-
     /// Publishes group "frontend" (identity spiffe://mesh.local/proxy/frontend) with cluster "backend" of `connectTimeout`.
     static func publish(connectTimeout: String, to store: String) throws {
-        let ads = "{ads: {}, resource_api_version: V3}"
-        let resources = [
-            try resource("envoy.config.listener.v3.Listener", """
-            name: ingress_http
-            address: {socket_address: {address: 127.0.0.1, port_value: 10001}}
-            filter_chains:
-            - filters:
-              - name: envoy.filters.network.http_connection_manager
-                typed_config:
-                  "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                  stat_prefix: ingress
-                  rds: {route_config_name: local_route, config_source: \(ads)}
-                  http_filters:
-                  - name: envoy.filters.http.router
-                    typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-            """),
-            try resource("envoy.config.route.v3.RouteConfiguration", """
-            name: local_route
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: "/"}
-                route: {cluster: backend}
-            """),
-            try resource("envoy.config.cluster.v3.Cluster", """
-            name: backend
-            type: EDS
-            connect_timeout: \(connectTimeout)
-            eds_cluster_config: {eds_config: \(ads)}
-            """),
-            try resource("envoy.config.endpoint.v3.ClusterLoadAssignment", """
-            cluster_name: backend
-            endpoints:
-            - lb_endpoints:
-              - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 19001}}}
-            """),
-            Resource(typeURL: GroupAccess.typeURL, name: "frontend",
-                     body: GroupAccess(group: "frontend", identities: ["spiffe://mesh.local/proxy/frontend"]).encoded()),
-        ]
-        let snapshot = try Snapshot.make(groups: [ProxyGroupResources(group: "frontend", resources: resources)], compilerVersion: "loadgen-test")
+        let group = try EnvoyFixtures(file: "loadgen-test").httpGroup(
+            "frontend", listenerPort: 10001, routeTo: "backend", routeTimeout: nil, clusters: [("backend", 19001)],
+            connectTimeout: connectTimeout, identities: ["spiffe://mesh.local/proxy/frontend"])
+        let snapshot = try Snapshot.make(groups: [group], compilerVersion: "loadgen-test")
         _ = try SnapshotStore(directory: store, createIfMissing: true).publish(snapshot)
     }
 }

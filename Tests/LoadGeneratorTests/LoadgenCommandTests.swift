@@ -1,37 +1,17 @@
 // `meshctl loadgen` as a user runs it: exit status and message for bad targets, bounded waits.
 import Foundation
+import MeshTestSupport
 import XCTest
 
 extension LoadGeneratorTests {
-    /// The meshctl binary built next to this test bundle (whatever the scratch path).
-    var meshctl: String? {
-        let bundle = Bundle.main.bundleURL
-        for directory in [Bundle.main.executableURL?.deletingLastPathComponent(), bundle, bundle.deletingLastPathComponent()].compactMap({ $0 }) {
-            let candidate = directory.appendingPathComponent("meshctl").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
-    }
-
     /// Runs meshctl with `arguments`; (exit status, stderr), or nil if it did not end within `timeout` seconds.
     func runMeshctl(_ arguments: [String], timeout: Double = 60) throws -> (Int32, String)? {
-        let executable = try XCTUnwrap(meshctl, "meshctl is built next to the tests")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let errors = directory + "/stderr-\(UUID().uuidString.prefix(6))"
-        FileManager.default.createFile(atPath: errors, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: errors)
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+        do {
+            let result = try ProcessRunner.run(TestPaths.meshctl, arguments, timeout: timeout)
+            return (result.status, result.stderrText)
+        } catch is ProcessTimeout {
             return nil
         }
-        return (process.terminationStatus, (try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")
     }
 
     func commandLine(_ extra: [String], ca: String? = nil) -> [String] {

@@ -38,7 +38,7 @@ final class DemoMeshTests: XCTestCase {
         let after = try fixture.compile(encode: true)
         func versions(_ report: CompileReport, _ group: String) -> [String: String] {
             var out: [String: String] = [:]
-            for (type, byName) in report.groups.first { $0.group == group }!.resources { for (name, r) in byName { out[type + " " + name] = r.hash } }
+            for (type, byName) in report.groups.first(where: { $0.group == group })!.resources { for (name, r) in byName { out[type + " " + name] = r.hash } }
             return out
         }
         XCTAssertEqual(versions(before, "payments"), versions(after, "payments"), "payments does not route to catalog: nothing of it changes")

@@ -3,6 +3,7 @@
 import EnvoySchema
 import Foundation
 import MeshCompiler
+import MeshTestSupport
 import XCTest
 
 enum TestSupport {
@@ -10,56 +11,21 @@ enum TestSupport {
         do { return try DescriptorPool.envoy } catch { fatalError("embedded schema does not load: \(error)") }
     }()
 
-    /// The package root (three levels above this file).
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    /// The package root.
+    static var root: URL { TestPaths.root }
 
     /// The built meshctl binary, next to the test bundle (whatever the scratch path), else the default build.
-    static var meshctl: URL {
-        let executable = Bundle.main.executableURL ?? Bundle.main.bundleURL
-        for directory in [executable.deletingLastPathComponent(), Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()] {
-            let candidate = directory.appendingPathComponent("meshctl")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        return root.appendingPathComponent(".build/debug/meshctl")
-    }
+    static var meshctl: URL { URL(fileURLWithPath: TestPaths.meshctl) }
 
-    static func tool(_ variable: String, default relative: String) -> String {
-        if let path = ProcessInfo.processInfo.environment[variable], !path.isEmpty { return path }
-        return root.appendingPathComponent(relative).path
-    }
-    static var envoy: String { tool("MESHCTL_ENVOY", default: ".venv-envoy/bin/envoy") }
+    static var envoy: String { TestPaths.envoy }
 
     /// Runs a process with a deadline; returns exit status, stdout and stderr.
     static func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, timeout: TimeInterval = 120) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = directory }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let group = DispatchGroup()
-        nonisolated(unsafe) var stdoutData = Data(), stderrData = Data()
-        group.enter(); DispatchQueue.global().async { stdoutData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter(); DispatchQueue.global().async { stderrData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-            throw NSError(domain: "TestSupport", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout)s"])
-        }
-        group.wait()
-        return (process.terminationStatus, String(decoding: stdoutData, as: UTF8.self), String(decoding: stderrData, as: UTF8.self))
+        let result = try ProcessRunner.run(executable, arguments, in: directory, timeout: timeout)
+        return (result.status, result.stdoutText, result.stderrText)
     }
 
-    static func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("meshctl-compiler-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func temporaryDirectory() throws -> URL { URL(fileURLWithPath: try TestPaths.temporaryDirectory("meshctl-compiler-test")) }
 }
 
 /// A copy of the demo mesh (Configs/ and templates/) in a temporary directory, to mutate.

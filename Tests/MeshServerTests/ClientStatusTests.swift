@@ -6,17 +6,13 @@ import Foundation
 @testable import XDSCache
 import ServerTelemetry
 import Transport
+import MeshTestSupport
 import XCTest
 import XDSProtocol
 import XDSWire
 
 final class ClientStatusTests: XCTestCase {
-    static let python: String? = {
-        var candidates: [String] = []
-        if let configured = ProcessInfo.processInfo.environment["MESHCTL_PYTHON"], !configured.isEmpty { candidates.append(configured) }
-        candidates.append(E2E.root.appendingPathComponent(".venv/bin/python").path)
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }()
+    static var python: String? { TestPaths.installedPython }
 
     func sampleResponse() -> ClientStatusResponse {
         ClientStatusResponse(configs: [

@@ -7,6 +7,7 @@ import MeshServer
 import ServerTelemetry
 import XDSCache
 import SnapshotStorage
+import MeshTestSupport
 import XCTest
 
 final class ResourceRendererTests: XCTestCase {

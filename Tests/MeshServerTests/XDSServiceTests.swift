@@ -10,41 +10,9 @@ import ServerTelemetry
 import XDSCache
 import SnapshotStorage
 import Transport
+import MeshTestSupport
 import XCTest
 import XDSWire
-
-/// Records one client stream.
-final class RecordingCall: GRPCClientConnectionDelegate, GRPCClientStreamHandler, @unchecked Sendable {
-    // @unchecked Sendable: fields are written on the client loop and read after `done` is signalled.
-    private let lock = NSLock()
-    private var messages: [[UInt8]] = []
-    private var finalStatus: Transport.GRPCStatus?
-    private let done = DispatchSemaphore(value: 0)
-
-    func onMessage(_ message: [UInt8]) { lock.withLock { messages.append(message) } }
-    func onFinish(_ status: Transport.GRPCStatus, trailers: [HeaderField]) {
-        lock.withLock { finalStatus = status }
-        done.signal()
-    }
-    func connection(_ connection: GRPCClientConnection, closedWith reason: ConnectionCloseReason) {
-        lock.withLock { if finalStatus == nil { finalStatus = Transport.GRPCStatus(.unavailable, "connection closed: \(reason)") } }
-        done.signal()
-    }
-
-    func status(timeout: Double = 10) -> Transport.GRPCStatus? {
-        _ = done.wait(timeout: .now() + timeout)
-        return lock.withLock { finalStatus }
-    }
-
-    func firstMessage(timeout: Double = 10) -> [UInt8]? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let first = lock.withLock({ messages.first }) { return first }
-            usleep(20_000)
-        }
-        return nil
-    }
-}
 
 final class XDSServiceTests: XCTestCase {
     var directory = ""
@@ -56,25 +24,12 @@ final class XDSServiceTests: XCTestCase {
         _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend", "intruder"])
         try E2E.publish([E2E.group("frontend", listenerPort: 10001, routeTo: "backend", clusters: ["backend": 19001],
                                    identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
-        var options = XDSServerOptions()
-        options.port = 0
-        options.eventLoops = 1
-        options.drainGrace = .milliseconds(200)
-        options.tls = TLSServerCredentials(certificateChainFile: directory + "/certs/server.crt", privateKeyFile: directory + "/certs/server.key",
-                                           clientCAFile: directory + "/certs/ca.crt")
-        server = try XDSServer(options: options, store: SnapshotStore(directory: directory + "/store"), log: ServerLog(minimumLevel: .error))
-        try server.start()
-        E2E.waitUntil(10, "the snapshot to load") { server.hub.current != nil }
+        server = try InProcessServer.start(store: directory + "/store", certificates: directory + "/certs")
+        XCTAssertNotNil(server.hub.current, "the snapshot to load")
     }
 
     override func tearDown() {
-        let stopped = DispatchSemaphore(value: 0)
-        let server = self.server
-        Task.detached {
-            await server?.drain()
-            stopped.signal()
-        }
-        _ = stopped.wait(timeout: .now() + 20)
+        InProcessServer.stop(server)
         loops.shutdown()
         try? FileManager.default.removeItem(atPath: directory)
     }

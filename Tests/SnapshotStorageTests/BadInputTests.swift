@@ -1,5 +1,6 @@
 // Bad input and bad disks: each case gives a clear error and leaves the live version untouched.
 import Foundation
+import MeshFixtures
 @testable import SnapshotStorage
 import XCTest
 
@@ -59,7 +60,7 @@ final class BadInputTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir.path) }
         let previous = FileManager.default.currentDirectoryPath
         XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir.path))
-        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
         let store = SnapshotStore(directory: "relative/store", createIfMissing: true)
         _ = try store.publish(a)
         assertLive(store, a, "relative store")

@@ -1,5 +1,7 @@
 // `meshctl snapshot …` as an operator runs it, on a store holding real Envoy resources.
 import Foundation
+import MeshFixtures
+import MeshTestSupport
 @testable import SnapshotStorage
 import XCTest
 
@@ -30,16 +32,9 @@ final class CommandLineTests: XCTestCase {
                 address:
                   socket_address: {address: \(name).internal, port_value: 8080}
         """, to: yaml)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: meshctl)
-        process.arguments = ["schema", "encode", "--type", "envoy.config.cluster.v3.Cluster", yaml]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let body = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestFailure("schema encode failed for \(name)") }
-        return Resource(typeURL: SyntheticSnapshot.clusterType, name: name, body: Array(body))
+        let encoded = try ProcessRunner.run(meshctl, ["schema", "encode", "--type", "envoy.config.cluster.v3.Cluster", yaml])
+        guard encoded.status == 0 else { throw TestFailure("schema encode failed for \(name)") }
+        return Resource(typeURL: SyntheticSnapshot.clusterType, name: name, body: Array(encoded.stdout))
     }
 
     /// Two versions: v1 (api 1s, web 1s) and v2 (api 5s, web removed, cache added).

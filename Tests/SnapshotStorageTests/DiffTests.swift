@@ -1,5 +1,6 @@
 // Snapshot diffs: which resources changed per group and type, and line diffs of changed ones.
 import Foundation
+import MeshFixtures
 @testable import SnapshotStorage
 import XCTest
 

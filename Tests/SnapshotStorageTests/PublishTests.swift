@@ -1,5 +1,6 @@
 // Publishing and loading: round trips, content-addressed versions, no-op and incremental publishes.
 import Foundation
+import MeshFixtures
 @testable import SnapshotStorage
 import XCTest
 

@@ -1,21 +1,15 @@
 // Shared test support: temporary stores, small snapshots, the built meshctl binary.
 import Foundation
+import MeshFixtures
+import MeshTestSupport
 @testable import SnapshotStorage
 import XCTest
 
 enum StoreTestSupport {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var root: URL { TestPaths.root }
 
     /// The meshctl binary built next to this test executable (whatever the scratch path).
-    static var meshctl: String {
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        let bundle = Bundle.main.bundleURL
-        for candidate in [executable, bundle, bundle.deletingLastPathComponent()].map({ $0.appendingPathComponent("meshctl") })
-            where FileManager.default.isExecutableFile(atPath: candidate.path) {
-            return candidate.path
-        }
-        return executable.appendingPathComponent("meshctl").path
-    }
+    static var meshctl: String { TestPaths.meshctl }
 
     /// A fresh directory path under the system temporary directory (not created).
     static func temporaryPath(_ label: String) -> String {
@@ -56,47 +50,16 @@ enum StoreTestSupport {
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
     }
 
-    /// Runs a process with a deadline; returns how it ended and its output.
+    /// Runs a process with a deadline (SIGKILL when it passes); returns how it ended and its output.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> (status: Int32, signaled: Bool, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Drain both pipes while waiting so a chatty child cannot block on a full pipe.
-        let collected = OutputCollector()
-        let group = DispatchGroup()
-        for (pipe, isOut) in [(out, true), (err, false)] {
-            group.enter()
-            DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                collected.set(data, stdout: isOut)
-                group.leave()
-            }
+        do {
+            let result = try ProcessRunner.run(executable, arguments, timeout: timeout, kill: SIGKILL)
+            return (result.status, result.signaled, result.stdoutText, result.stderrText)
+        } catch let timeout as ProcessTimeout {
+            throw TestFailure(timeout.description)
         }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(5_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            _ = group.wait(timeout: .now() + 5)
-            throw TestFailure("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
-        }
-        process.waitUntilExit()
-        _ = group.wait(timeout: .now() + 5)
-        return (process.terminationStatus, process.terminationReason == .uncaughtSignal, collected.stdout, collected.stderr)
     }
-}
-
-final class OutputCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var out = Data(), err = Data()
-    func set(_ data: Data, stdout: Bool) { lock.withLock { if stdout { out = data } else { err = data } } }
-    var stdout: String { lock.withLock { String(decoding: out, as: UTF8.self) } }
-    var stderr: String { lock.withLock { String(decoding: err, as: UTF8.self) } }
 }
 
 struct TestFailure: Error, CustomStringConvertible {

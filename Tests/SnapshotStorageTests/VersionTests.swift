@@ -1,5 +1,6 @@
 // Versions as operators handle them: resolving references, listing, rolling back, gc, history.
 import Foundation
+import MeshFixtures
 @testable import SnapshotStorage
 import XCTest
 

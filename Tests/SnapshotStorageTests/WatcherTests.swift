@@ -1,5 +1,6 @@
 // SnapshotWatcher: delivers each new live snapshot, refuses ones that do not load, keeps the previous.
 import Foundation
+import MeshFixtures
 @testable import SnapshotStorage
 import XCTest
 

@@ -2,6 +2,7 @@
 // temporary directory once per test process (CA, server, mTLS client with a
 // SPIFFE URI SAN, a client from another CA, an expired client).
 import Foundation
+import MeshTestSupport
 @testable import Transport
 
 struct TestCertificates: Sendable {
@@ -67,37 +68,14 @@ struct TestCertificates: Sendable {
     """#
 }
 
-/// Runs a process with a deadline (killed when exceeded); returns its exit status and combined output.
+/// Runs a process with a deadline (killed when exceeded); returns its exit status and output (stdout, then stderr).
 func runProcess(_ executable: String, _ arguments: [String], in directory: URL? = nil, timeout: TimeInterval) -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let directory { process.currentDirectoryURL = directory }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    process.standardInput = FileHandle.nullDevice
-    let output = OutputCollector()
-    pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
-    do { try process.run() } catch { return (-1, "cannot run \(executable): \(error)") }
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { usleep(10_000) }
-    if process.isRunning {
-        process.terminate()
-        process.waitUntilExit()
-        pipe.fileHandleForReading.readabilityHandler = nil
-        return (-2, "timed out after \(timeout)s: " + output.text)
+    do {
+        let result = try ProcessRunner.run(executable, arguments, in: directory, timeout: timeout)
+        return (result.status, result.stdoutText + result.stderrText)
+    } catch let timeout as ProcessTimeout {
+        return (-2, timeout.description)
+    } catch {
+        return (-1, "cannot run \(executable): \(error)")
     }
-    process.waitUntilExit()
-    pipe.fileHandleForReading.readabilityHandler = nil
-    output.append(pipe.fileHandleForReading.readDataToEndOfFile())
-    return (process.terminationStatus, output.text)
-}
-
-private final class OutputCollector: @unchecked Sendable {
-    // @unchecked Sendable: `data` is guarded by `lock`.
-    private let lock = NSLock()
-    private var data = Data()
-    func append(_ chunk: Data) { lock.lock(); data.append(chunk); lock.unlock() }
-    var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
 }

@@ -4,6 +4,7 @@
 // plus a small bound. `make test` builds the release binary; timing-dependent behaviour is only real there.
 import Foundation
 import MeshCertificates
+import MeshTestSupport
 import XCTest
 
 final class ReleaseSignalTests: XCTestCase {
@@ -133,7 +134,7 @@ final class SignalFreeChild {
 
     init(_ executable: String, _ arguments: [String], log: String) throws {
         logPath = log
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

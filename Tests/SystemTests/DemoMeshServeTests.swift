@@ -3,9 +3,10 @@
 // the frontend sidecar, across mutual TLS to the users sidecar, to the users application.
 import Foundation
 import MeshCertificates
+import MeshTestSupport
 import XCTest
 
-final class DemoMeshTests: XCTestCase {
+final class DemoMeshServeTests: XCTestCase {
     var directory = ""
     var children: [ChildProcess] = []
 

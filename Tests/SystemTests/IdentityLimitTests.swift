@@ -2,6 +2,7 @@
 // many connections per certificate identity and refuses the rest with a log line and a metric.
 import Foundation
 import MeshCertificates
+import MeshTestSupport
 import XCTest
 
 final class IdentityLimitTests: XCTestCase {

@@ -4,7 +4,9 @@
 import Foundation
 import MeshCertificates
 import Transport
+import MeshTestSupport
 import XCTest
+import XDSProtocol
 import XDSWire
 
 /// An ADS stream kept open: records responses and can ACK the latest one (so the server may push again).
@@ -36,9 +38,9 @@ final class OpenADSStream: GRPCClientConnectionDelegate, GRPCClientStreamHandler
         let client = try GRPCClient(configuration: GRPCClientConfiguration(host: "127.0.0.1", port: port, security: .tls(credentials)))
         let call = OpenADSStream(loop: loop)
         let connection = try client.connect(on: loop, delegate: call)
-        let request = DiscoveryRequest(node: call.node, typeURL: XDSServiceTests.clusterType).serialized()
+        let request = DiscoveryRequest(node: call.node, typeURL: TypeURL.cluster).serialized()
         loop.execute {
-            call.stream = connection.openStream(path: XDSServiceTests.ads, handler: call)
+            call.stream = connection.openStream(path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources", handler: call)
             _ = call.stream?.send(request)
         }
         return call

@@ -12,6 +12,7 @@ import MeshModel
 import MeshServer
 import ServerTelemetry
 import XDSCache
+import MeshTestSupport
 import XCTest
 
 final class OperabilityTests: XCTestCase {
@@ -158,7 +159,7 @@ final class OperabilityTests: XCTestCase {
     }
 
     func assertPythonCSDSClientSeesTheNack(server: Server, node: String, message: String) throws {
-        guard let python = ClientStatusTests.python else { throw XCTSkip("no Python with xds-protos/grpcio: set MESHCTL_PYTHON (make test does)") }
+        guard let python = TestPaths.installedPython else { throw XCTSkip("no Python with xds-protos/grpcio: set MESHCTL_PYTHON (make test does)") }
         let script = """
         import sys, grpc
         from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
@@ -268,7 +269,7 @@ final class OperabilityTests: XCTestCase {
     }
 
     func testAProxyThatNeverACKsIsStaleAndFailsTheCheckOnlyAfterTheGracePeriod() throws {
-        guard let python = ClientStatusTests.python else { throw XCTSkip("no Python with xds-protos/grpcio: set MESHCTL_PYTHON (make test does)") }
+        guard let python = TestPaths.installedPython else { throw XCTSkip("no Python with xds-protos/grpcio: set MESHCTL_PYTHON (make test does)") }
         try E2E.publish([E2E.group("frontend", listenerPort: E2E.freePort(), routeTo: "backend_a", clusters: ["backend_a": E2E.freePort()],
                                    identities: ["spiffe://mesh.local/proxy/frontend"])], to: store)
         let server = try startServer()
@@ -350,26 +351,14 @@ enum Command {
     }
 
     static func run(_ executable: String, _ arguments: [String], timeout: Double) -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return Result(status: -1, stdout: "", stderr: "cannot run \(executable)") }
-        let stdout = OutputCollector(), stderr = OutputCollector()
-        Thread { stdout.set(out.fileHandleForReading.readDataToEndOfFile()) }.start()
-        Thread { stderr.set(err.fileHandleForReading.readDataToEndOfFile()) }.start()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-            return Result(status: -2, stdout: String(decoding: stdout.wait(), as: UTF8.self), stderr: "timed out after \(timeout)s")
+        do {
+            let result = try ProcessRunner.run(executable, arguments, timeout: timeout)
+            return Result(status: result.status, stdout: result.stdoutText, stderr: result.stderrText)
+        } catch is ProcessTimeout {
+            return Result(status: -2, stdout: "", stderr: "timed out after \(timeout)s")
+        } catch {
+            return Result(status: -1, stdout: "", stderr: "cannot run \(executable)")
         }
-        return Result(status: process.terminationStatus, stdout: String(decoding: stdout.wait(), as: UTF8.self),
-                      stderr: String(decoding: stderr.wait(), as: UTF8.self))
     }
 }
 

@@ -3,6 +3,7 @@
 // (SIGKILL). Used by the tests and by the hidden `meshctl snapshot publish-fixture`
 // to prove that a publish interrupted anywhere leaves the previous version live.
 import Foundation
+import SnapshotStorage
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -4,6 +4,7 @@
 // certificate (its serial, read with `openssl s_client`), and no request fails.
 import Foundation
 import MeshCertificates
+import MeshTestSupport
 import XCTest
 
 final class ProxyCertificateRotationTests: XCTestCase {

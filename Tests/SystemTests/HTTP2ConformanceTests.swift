@@ -4,6 +4,7 @@
 // the same libnghttp2, so a case that is wrong fails there too.
 import Foundation
 import MeshCertificates
+import MeshTestSupport
 import XCTest
 
 final class HTTP2ConformanceTests: XCTestCase {
@@ -30,7 +31,7 @@ final class HTTP2ConformanceTests: XCTestCase {
     }
 
     private func python() throws -> String {
-        guard let python = ClientStatusTests.python else {
+        guard let python = TestPaths.installedPython else {
             throw XCTSkip("no Python with h2 and xds-protos: set MESHCTL_PYTHON (make test does)")
         }
         return python

@@ -1,6 +1,7 @@
 // The store benchmark (not a test): publish a 10,000-service snapshot, then a series of
 // one-cluster changes; measure publish time, bytes written, load time and watcher latency.
 import Foundation
+import SnapshotStorage
 
 /// Measures the directory store on synthetic snapshots.
 public enum StoreBenchmark {

@@ -1,12 +1,14 @@
 // Deterministic made-up snapshots for tests, the crash test hook and the benchmark: resource
 // bodies are pseudo-random bytes (the store does not look inside them).
+import SnapshotStorage
+import XDSProtocol
 
 /// Builds snapshots shaped like a mesh of N services without needing the compiler.
 public enum SyntheticSnapshot {
-    public static let clusterType = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-    public static let endpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-    public static let routeType = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-    public static let listenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
+    public static let clusterType = TypeURL.cluster
+    public static let endpointType = TypeURL.endpoint
+    public static let routeType = TypeURL.route
+    public static let listenerType = TypeURL.listener
 
     /// One group ("mesh") with a cluster and a ClusterLoadAssignment per service, one route
     /// configuration per 100 services and two listeners. `revisions[i]` changes service i's

@@ -10,6 +10,7 @@ import MeshModel
 import MeshServer
 import ServerTelemetry
 import XDSCache
+import MeshTestSupport
 import XCTest
 
 final class EndToEndTests: XCTestCase {

@@ -5,6 +5,7 @@
 // and real HTTPS requests reach the applications through the gateways and the sidecars.
 import Foundation
 import MeshCertificates
+import MeshTestSupport
 import XCTest
 
 final class PerTypeMeshTests: XCTestCase {
