@@ -135,7 +135,7 @@ let package = Package(
         // The client side of meshctl's xDS port for operators: CSDS fetch (`meshctl status`).
         .target(
             name: "XDSClient",
-            dependencies: ["Transport", "XDSWire"]
+            dependencies: ["Transport", "XDSProtocol", "XDSWire"]
         ),
         // Made-up meshes and stores for tests, benchmarks and the crash-test hook: Envoy resources from YAML, proxy
         // groups, synthetic snapshots, a fault-injecting file system, the store benchmark.

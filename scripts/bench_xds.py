@@ -226,7 +226,7 @@ class Bench:
         try:
             json_path = os.path.join(self.work, f"loadgen-churn-{proxies}.json")
             ready = json_path + ".ready"
-            client = self.loadgen(port, store, proxies, "ads-sotw", 120 + self.args.churn_seconds, json_path, ready,
+            client = self.loadgen(port, store, proxies, "ads", 120 + self.args.churn_seconds, json_path, ready,
                                   connections=max(1, proxies // 50) if self.args.churn_shared_connections else None)
             row = {"proxies": proxies, "configured": self.wait_file(ready, client, 90)}
             if row["configured"]:
@@ -468,7 +468,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--meshctl", default=".build/release/meshctl")
     parser.add_argument("--sizes", default="1000,5000,10000")
-    parser.add_argument("--modes", default="ads-sotw,ads-delta")
+    parser.add_argument("--modes", default="ads,ads-delta")
     parser.add_argument("--clusters", type=int, default=50)
     parser.add_argument("--changes", type=int, default=3)
     parser.add_argument("--server-threads", type=int, default=2)
@@ -496,7 +496,7 @@ def main():
                 report = row.get("report", {})
                 print(f"[bench]   storm {row['storm_seconds']} s, rss/proxy {row.get('rss_per_proxy_kib')} KiB, "
                       f"publish→ACK {summary(report.get('publishToAck'))}", file=sys.stderr, flush=True)
-            sotw = next((r for r in results["fanout"] if r["proxies"] == size and r["mode"] == "ads-sotw"), None)
+            sotw = next((r for r in results["fanout"] if r["proxies"] == size and r["mode"] == "ads"), None)
             if not args.skip_ceiling and sotw and sotw.get("report", {}).get("versions"):
                 versions = sotw["report"]["versions"]
                 affected = sum(v["proxiesAffected"] for v in versions)

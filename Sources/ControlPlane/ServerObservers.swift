@@ -1,5 +1,6 @@
 // Metrics and logs as observers of the xDS server's stream events: what used to be
 // calls hard-wired into every stream is now two subscribers the wiring attaches.
+import MeshModel
 import MeshServer
 import ServerTelemetry
 import Transport
@@ -34,7 +35,7 @@ final class MetricsObserver: XDSServerObserver {
         metrics.nacked(type: TypeURL.shortName(record.typeURL), group: group)
     }
 
-    func streamClosed(_ stream: ObjectIdentifier, mode: ProxyMode) { metrics.streamClosed(mode: mode) }
+    func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode) { metrics.streamClosed(mode: mode) }
 }
 
 /// Writes one log line per notable stream event (refusals, opens, NACKs, closes).

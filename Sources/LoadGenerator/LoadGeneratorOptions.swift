@@ -1,18 +1,11 @@
 // Owns what a load-generation run is asked to do and how it can fail: the simulated
 // fleet's shape (proxies, connections, xDS mode, groups), its bounds, and typed errors.
+import MeshModel
 import Transport
 
-/// How the simulated proxies talk xDS.
-public enum LoadMode: String, Sendable, CaseIterable, Codable {
-    /// One aggregated state-of-the-world stream per proxy (Envoy's default ADS).
-    case adsSotw = "ads-sotw"
-    /// One aggregated incremental (delta) stream per proxy.
-    case adsDelta = "ads-delta"
-    /// Four state-of-the-world streams per proxy, one per service (CDS, EDS, LDS, RDS).
-    case perType = "per-type"
-
-    /// gRPC streams each proxy holds open.
-    public var streamsPerProxy: Int { self == .perType ? 4 : 1 }
+extension SubscriptionMode {
+    /// gRPC streams each simulated proxy holds open: one ADS stream, or one per type (CDS, EDS, LDS, RDS).
+    public var streamsPerProxy: Int { isAggregated ? 1 : 4 }
 }
 
 /// The parameters of one load-generation run.
@@ -24,7 +17,7 @@ public struct LoadGeneratorOptions: Sendable {
     public var credentials: TLSClientCredentials
     public var proxies = 100
     public var connections = 10
-    public var mode = LoadMode.adsSotw
+    public var mode = SubscriptionMode.adsStateOfTheWorld
     /// Proxy groups (`node.cluster`); proxy i goes to `groups[i % groups.count]`.
     public var groups: [String] = ["default"]
     /// How long the run lasts after it starts connecting.

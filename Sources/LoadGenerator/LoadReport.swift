@@ -7,6 +7,7 @@
 // carrying V's content for that type. Delta responses carry V itself as system_version_info.
 // Publish time = the store's history record of the publish (or rollback) of V.
 import Foundation
+import MeshModel
 import XDSCache
 import SnapshotStorage
 import XDSProtocol
@@ -124,7 +125,7 @@ public struct LoadReport: Codable, Sendable {
 
     /// The per-type response versions a proxy of `group` ends up with when served `view` (SotW: content versions
     /// over the names it subscribes to; delta: the snapshot version).
-    static func expectedVersions(_ view: GroupView, mode: LoadMode) -> [String: String] {
+    static func expectedVersions(_ view: GroupView, mode: SubscriptionMode) -> [String: String] {
         let clusters = view.resources(typeURL: TypeURL.cluster)
         let listeners = view.resources(typeURL: TypeURL.listener)
         let endpointNames = Set(clusters.values.compactMap { ResourceReferences.endpointName(ofCluster: $0.body.bytes) })
@@ -135,10 +136,10 @@ public struct LoadReport: Codable, Sendable {
             TypeURL.cluster: ContentVersion.of(clusters.values), TypeURL.listener: ContentVersion.of(listeners.values),
             TypeURL.endpoint: ContentVersion.of(endpoints.values), TypeURL.route: ContentVersion.of(routes.values),
         ]
-        return mode == .adsDelta ? content.mapValues { _ in view.version } : content
+        return mode.isDelta ? content.mapValues { _ in view.version } : content
     }
 
-    static func deliveries(store: SnapshotStore, proxies: [SimulatedProxy], mode: LoadMode, startedAt: Double, stoppedAt: Double,
+    static func deliveries(store: SnapshotStore, proxies: [SimulatedProxy], mode: SubscriptionMode, startedAt: Double, stoppedAt: Double,
                            initialVersion: String?) throws -> [MeasuredDelivery] {
         let events = try store.history().filter { ($0.kind == .publish || $0.kind == .rollback) && $0.time.timeIntervalSince1970 >= startedAt }
         guard !events.isEmpty else { return [] }
@@ -162,8 +163,8 @@ public struct LoadReport: Codable, Sendable {
                 let now = expectedVersions(view, mode: mode)
                 let before = previous?.groups[group].map { expectedVersions($0, mode: mode) } ?? [:]
                 // Delta: every version differs, so "changed" is judged on the content, keyed by the snapshot version.
-                let contentNow = expectedVersions(view, mode: .adsSotw)
-                let contentBefore = previous?.groups[group].map { expectedVersions($0, mode: .adsSotw) } ?? [:]
+                let contentNow = expectedVersions(view, mode: .adsStateOfTheWorld)
+                let contentBefore = previous?.groups[group].map { expectedVersions($0, mode: .adsStateOfTheWorld) } ?? [:]
                 let changed = followedTypes.filter { contentNow[$0] != contentBefore[$0] && !(view.resources(typeURL: $0).isEmpty && before[$0] == nil) }
                 guard !changed.isEmpty else { continue }
                 for proxy in members {

@@ -2,6 +2,7 @@
 // resource bodies (CDS → EDS, LDS → RDS), its ACK/NACK answers, and the timings it records.
 // Confined to its connection's event loop: every method runs on that loop's thread.
 import Glibc
+import MeshModel
 import Transport
 import XDSProtocol
 import XDSWire
@@ -38,25 +39,13 @@ struct SplitMix64 {
     }
 }
 
-/// The gRPC paths a proxy uses.
-enum XDSPaths {
-    static let adsSotw = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
-    static let adsDelta = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
-    static let perType: [String: String] = [
-        TypeURL.cluster: "/envoy.service.cluster.v3.ClusterDiscoveryService/StreamClusters",
-        TypeURL.endpoint: "/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints",
-        TypeURL.listener: "/envoy.service.listener.v3.ListenerDiscoveryService/StreamListeners",
-        TypeURL.route: "/envoy.service.route.v3.RouteDiscoveryService/StreamRoutes",
-    ]
-}
-
 /// One simulated proxy; its state is touched only on `loop`.
 final class SimulatedProxy: @unchecked Sendable {
     // @unchecked Sendable: created on the generator's thread, then used only on `loop` (handed over by `execute`);
     // read by the generator after the loops have been joined.
     let index: Int
     let node: Node
-    let mode: LoadMode
+    let mode: SubscriptionMode
     let nackRate: Double
     private var random: SplitMix64
     private let events: GeneratorEvents
@@ -81,7 +70,7 @@ final class SimulatedProxy: @unchecked Sendable {
     private var endpointSubscription: [String] = []
     private var routeSubscription: [String] = []
 
-    init(index: Int, group: String, mode: LoadMode, nackRate: Double, seed: UInt64, events: GeneratorEvents) {
+    init(index: Int, group: String, mode: SubscriptionMode, nackRate: Double, seed: UInt64, events: GeneratorEvents) {
         self.index = index
         self.node = Node(id: "loadgen-\(index)", cluster: group, userAgentName: "meshctl-loadgen")
         self.mode = mode
@@ -97,9 +86,10 @@ final class SimulatedProxy: @unchecked Sendable {
         streamOpenedAt = wallClock()
         let keys: [(key: String, path: String)]
         switch mode {
-        case .adsSotw: keys = [("", XDSPaths.adsSotw)]
-        case .adsDelta: keys = [("", XDSPaths.adsDelta)]
-        case .perType: keys = [TypeURL.cluster, TypeURL.endpoint, TypeURL.listener, TypeURL.route].map { ($0, XDSPaths.perType[$0]!) }
+        case .adsStateOfTheWorld: keys = [("", ServicePath.aggregated)]
+        case .adsDelta: keys = [("", ServicePath.aggregatedDelta)]
+        case .perType, .perTypeDelta:
+            keys = [TypeURL.cluster, TypeURL.endpoint, TypeURL.listener, TypeURL.route].map { ($0, ServicePath.perType($0, delta: mode.isDelta)!) }
         }
         for (key, path) in keys {
             let handler = ProxyStreamHandler(proxy: self, key: key)
@@ -114,7 +104,7 @@ final class SimulatedProxy: @unchecked Sendable {
         subscribe(TypeURL.listener, names: [])
     }
 
-    private func streamKey(_ typeURL: String) -> String { mode == .perType ? typeURL : "" }
+    private func streamKey(_ typeURL: String) -> String { mode.isAggregated ? "" : typeURL }
 
     private func send(_ typeURL: String, _ bytes: [UInt8]) {
         guard let stream = streams[streamKey(typeURL)] else { return }
@@ -127,12 +117,12 @@ final class SimulatedProxy: @unchecked Sendable {
 
     /// A (re)subscription request: SotW replaces the name list, delta sends the difference.
     private func subscribe(_ typeURL: String, names: [String], previous: [String] = []) {
-        switch mode {
-        case .adsSotw, .perType:
+        switch mode.isDelta {
+        case false:
             let request = DiscoveryRequest(versionInfo: acceptedVersion[typeURL] ?? "", node: nodeIfFirst(typeURL),
                                            resourceNames: names, typeURL: typeURL, responseNonce: "")
             send(typeURL, request.serialized())
-        case .adsDelta:
+        case true:
             let old = Set(previous), new = Set(names)
             let request = DeltaDiscoveryRequest(node: nodeIfFirst(typeURL), typeURL: typeURL,
                                                 resourceNamesSubscribe: new.subtracting(old).sorted(),
@@ -146,14 +136,14 @@ final class SimulatedProxy: @unchecked Sendable {
     func receive(_ message: [UInt8], streamKey key: String) {
         let now = wallClock()
         bytesReceived += message.count + 5
-        switch mode {
-        case .adsSotw, .perType:
+        switch mode.isDelta {
+        case false:
             guard let response = try? DiscoveryResponse(serialized: message) else {
                 fail(Transport.GRPCStatus(.internalError, "unparsable DiscoveryResponse (\(message.count) bytes)"))
                 return
             }
             receiveSotW(response, bytes: message.count, at: now, key: key)
-        case .adsDelta:
+        case true:
             guard let response = try? DeltaDiscoveryResponse(serialized: message) else {
                 fail(Transport.GRPCStatus(.internalError, "unparsable DeltaDiscoveryResponse (\(message.count) bytes)"))
                 return

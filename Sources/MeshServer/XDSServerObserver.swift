@@ -3,6 +3,7 @@
 // changed, closed — and observers count, log and record. The server itself knows
 // no metrics system and no log format; the proxy registry is one observer among others.
 import Foundation
+import MeshModel
 import Transport
 import XDSCache
 import XDSProtocol
@@ -20,7 +21,7 @@ public enum XDSStreamRefusal: Sendable, Hashable {
 public protocol XDSServerObserver: AnyObject, Sendable {
     /// A stream (or CSDS call) was refused.
     func streamRefused(_ refusal: XDSStreamRefusal)
-    /// A proxy was admitted on `stream`; `description` names its mode for people ("ads-sotw", "delta Cluster").
+    /// A proxy was admitted on `stream`; `description` names its mode for people ("ads", "per-type-delta Cluster").
     func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String)
     /// A response of `typeURL` was queued (`bytes` long); `publishToSendSeconds` is set when it carried a newly published snapshot.
     func responseSent(_ stream: ObjectIdentifier, typeURL: String, bytes: Int, publishToSendSeconds: Double?)
@@ -31,7 +32,7 @@ public protocol XDSServerObserver: AnyObject, Sendable {
     /// One type's status of an admitted stream changed (after the event's actions were performed).
     func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus)
     /// An admitted stream ended.
-    func streamClosed(_ stream: ObjectIdentifier, mode: ProxyMode)
+    func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode)
     /// The transport closed a stream whose first request named `nodeID` (admitted or not).
     func streamEnded(nodeID: String, group: String, reason: StreamCloseReason)
 }
@@ -43,7 +44,7 @@ extension XDSServerObserver {
     public func acked(_ stream: ObjectIdentifier, record: AckRecord, sendToAckSeconds: Double?) {}
     public func nacked(_ stream: ObjectIdentifier, nodeID: String, group: String, record: NackRecord) {}
     public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) {}
-    public func streamClosed(_ stream: ObjectIdentifier, mode: ProxyMode) {}
+    public func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode) {}
     public func streamEnded(nodeID: String, group: String, reason: StreamCloseReason) {}
 }
 
@@ -55,7 +56,7 @@ extension ProxyRegistry: XDSServerObserver {
 
     public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) { update(stream, type: status) }
 
-    public func streamClosed(_ stream: ObjectIdentifier, mode: ProxyMode) { close(stream) }
+    public func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode) { close(stream) }
 }
 
 /// The hub calls streams on their own event loop.

@@ -43,30 +43,6 @@ public enum StatusReaders: Sendable, Hashable {
     }
 }
 
-/// The gRPC paths meshctl serves, and how each stream behaves.
-enum XDSMethod {
-    static let services: [String: (DiscoveryStream.Variant, DiscoveryStream.Binding)] = {
-        var table: [String: (DiscoveryStream.Variant, DiscoveryStream.Binding)] = [
-            "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources": (.stateOfTheWorld, .aggregated),
-            "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources": (.delta, .aggregated),
-        ]
-        let perType: [(service: String, noun: String)] = [
-            ("envoy.service.listener.v3.ListenerDiscoveryService", "Listeners"),
-            ("envoy.service.cluster.v3.ClusterDiscoveryService", "Clusters"),
-            ("envoy.service.route.v3.RouteDiscoveryService", "Routes"),
-            ("envoy.service.endpoint.v3.EndpointDiscoveryService", "Endpoints"),
-            ("envoy.service.secret.v3.SecretDiscoveryService", "Secrets"),
-        ]
-        let typeURLs = ["Listeners": TypeURL.listener, "Clusters": TypeURL.cluster, "Routes": TypeURL.route,
-                        "Endpoints": TypeURL.endpoint, "Secrets": TypeURL.secret]
-        for (service, noun) in perType {
-            table["/\(service)/Stream\(noun)"] = (.stateOfTheWorld, .singleType(typeURLs[noun]!))
-            table["/\(service)/Delta\(noun)"] = (.delta, .singleType(typeURLs[noun]!))
-        }
-        return table
-    }()
-}
-
 /// Accepts xDS streams and hands each to an `XDSStreamBridge`; CSDS streams to a `ClientStatusHandler`.
 public final class XDSService: GRPCServerHandler {
     public let hub: SnapshotHub
@@ -90,8 +66,8 @@ public final class XDSService: GRPCServerHandler {
     }
 
     public func onStreamOpen(_ request: GRPCRequestHead, stream: ServerStream) -> (any GRPCStreamHandler)? {
-        let csds = request.path == ClientStatusMethod.stream || request.path == ClientStatusMethod.fetch
-        guard csds || XDSMethod.services[request.path] != nil else { return nil }  // UNIMPLEMENTED
+        let csds = request.path == ServicePath.clientStatusStream || request.path == ServicePath.clientStatusFetch
+        guard csds || ServicePath.discovery[request.path] != nil else { return nil }  // UNIMPLEMENTED
         if !configuration.insecurePlaintext && request.connection.peerIdentity == nil {
             _ = stream.finish(Transport.GRPCStatus(.unauthenticated, "a verified client certificate is required"))
             return nil
@@ -104,9 +80,9 @@ public final class XDSService: GRPCServerHandler {
                 _ = stream.finish(Transport.GRPCStatus(.permissionDenied, "identity \(identity?.spiffeID ?? identity?.commonName ?? "(none)") may not read proxy status; operators hold spiffe://TRUST-DOMAIN/operator/NAME certificates (meshctl certs init --operator NAME) or are listed with meshctl serve --status-reader"))
                 return nil
             }
-            return ClientStatusHandler(service: self, stream: stream, streaming: request.path == ClientStatusMethod.stream)
+            return ClientStatusHandler(service: self, stream: stream, streaming: request.path == ServicePath.clientStatusStream)
         }
-        let (variant, binding) = XDSMethod.services[request.path]!
+        let (variant, binding) = ServicePath.discovery[request.path]!
         return XDSStreamBridge(service: self, stream: stream, variant: variant, binding: binding)
     }
 }

@@ -3,6 +3,7 @@
 // group its node claims, performing the machine's actions, feeding back flow
 // control and snapshot changes, and telling the observers. Runs on the stream's loop.
 import Foundation
+import MeshModel
 import Transport
 import XDSCache
 import XDSProtocol
@@ -18,7 +19,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     var group: String?
     var nodeID: String?
     var blocked = false
-    let mode: ProxyMode
+    let mode: SubscriptionMode
     /// When the latest response of each type was sent, and each unanswered nonce (for send→ACK latency).
     private var sentAt: [String: WallClockTime] = [:]
     private var ackedAt: [String: WallClockTime] = [:]
@@ -32,7 +33,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         self.stream = stream
         self.variant = variant
         self.binding = binding
-        self.mode = ProxyMode(variant: variant, binding: binding)
+        self.mode = SubscriptionMode(variant: variant, binding: binding)
     }
 
     static func now() -> WallClockTime {
@@ -117,9 +118,8 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     }
 
     var describeMode: String {
-        let kind = variant == .delta ? "delta" : "sotw"
-        if case .singleType(let url) = binding { return "\(kind) \(url.split(separator: ".").last ?? "")" }
-        return "ads-\(kind)"
+        if case .singleType(let url) = binding { return "\(mode.rawValue) \(url.split(separator: ".").last ?? "")" }
+        return mode.rawValue
     }
 
     func handle(_ event: StreamEvent) {

@@ -5,6 +5,7 @@
 // version) are computed from the ProxyRegistry and hub at scrape time.
 import CoreMetrics
 import Foundation
+import MeshModel
 import Metrics
 import Prometheus
 import XDSCache
@@ -35,8 +36,8 @@ public final class ServerMetrics: @unchecked Sendable {
 
     // MARK: - Recording (hot paths: one dictionary lookup under a lock per call)
 
-    public func streamOpened(mode: ProxyMode) { counter("meshctl_xds_streams_opened_total", [("mode", mode.rawValue)]).increment() }
-    public func streamClosed(mode: ProxyMode) { counter("meshctl_xds_streams_closed_total", [("mode", mode.rawValue)]).increment() }
+    public func streamOpened(mode: SubscriptionMode) { counter("meshctl_xds_streams_opened_total", [("mode", mode.rawValue)]).increment() }
+    public func streamClosed(mode: SubscriptionMode) { counter("meshctl_xds_streams_closed_total", [("mode", mode.rawValue)]).increment() }
 
     public func pushed(type: String, bytes: Int) {
         counter("meshctl_xds_pushes_total", [("type", type)]).increment()

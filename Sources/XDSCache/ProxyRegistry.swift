@@ -4,22 +4,16 @@
 // handlers: the server's streams report to it as an observer after every event that
 // changes it (on their own loop); readers take a consistent copy under the lock.
 import Foundation
+import MeshModel
 import XDSProtocol
 import XDSWire
 
-/// The xDS mode a proxy speaks, as operators name it.
-public enum ProxyMode: String, Sendable, Codable, CaseIterable {
-    case adsSotW = "ads-sotw"
-    case adsDelta = "ads-delta"
-    case perTypeSotW = "per-type-sotw"
-    case perTypeDelta = "per-type-delta"
-
+extension SubscriptionMode {
+    /// The mode a stream of this protocol variant and binding speaks.
     public init(variant: DiscoveryStream.Variant, binding: DiscoveryStream.Binding) {
-        switch (variant, binding) {
-        case (.stateOfTheWorld, .aggregated): self = .adsSotW
-        case (.delta, .aggregated): self = .adsDelta
-        case (.stateOfTheWorld, .singleType): self = .perTypeSotW
-        case (.delta, .singleType): self = .perTypeDelta
+        switch binding {
+        case .aggregated: self.init(aggregated: true, delta: variant == .delta)
+        case .singleType: self.init(aggregated: false, delta: variant == .delta)
         }
     }
 }
@@ -65,7 +59,7 @@ public struct ProxyTypeStatus: Sendable, Codable, Hashable {
 public struct ProxyStreamRecord: Sendable, Codable, Hashable {
     public var nodeID: String
     public var group: String
-    public var mode: ProxyMode
+    public var mode: SubscriptionMode
     /// "address:port" of the proxy's connection.
     public var peer: String
     /// The verified certificate identity (SPIFFE ID or common name); nil with --insecure-plaintext.
@@ -74,7 +68,7 @@ public struct ProxyStreamRecord: Sendable, Codable, Hashable {
     public var connectedAt: Date
     public var types: [ProxyTypeStatus]
 
-    public init(nodeID: String, group: String, mode: ProxyMode, peer: String, identity: String?, userAgent: String,
+    public init(nodeID: String, group: String, mode: SubscriptionMode, peer: String, identity: String?, userAgent: String,
                 connectedAt: Date, types: [ProxyTypeStatus]) {
         self.nodeID = nodeID
         self.group = group
@@ -140,9 +134,9 @@ public final class ProxyRegistry: @unchecked Sendable {
     }
 
     /// Connected streams per (group, mode), for the connected-proxies gauge.
-    public var streamCounts: [String: [ProxyMode: Int]] {
+    public var streamCounts: [String: [SubscriptionMode: Int]] {
         lock.withLock {
-            var counts: [String: [ProxyMode: Int]] = [:]
+            var counts: [String: [SubscriptionMode: Int]] = [:]
             for record in records.values { counts[record.group, default: [:]][record.mode, default: 0] += 1 }
             return counts
         }

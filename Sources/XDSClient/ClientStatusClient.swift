@@ -3,6 +3,7 @@
 // hard deadline. Every way it can fail becomes a sentence an operator can act on.
 import Foundation
 import Transport
+import enum XDSProtocol.ServicePath
 import XDSWire
 
 /// Why a status fetch failed, phrased for the operator.
@@ -64,7 +65,7 @@ private final class FetchCall: GRPCClientConnectionDelegate, GRPCClientStreamHan
     func connectionReady(_ connection: GRPCClientConnection) {
         self.connection = connection
         ready = true
-        guard let stream = connection.openStream(path: ClientStatusMethod.fetch, handler: self) else {
+        guard let stream = connection.openStream(path: ServicePath.clientStatusFetch, handler: self) else {
             complete(.failure(ClientStatusFetchError(description: "\(server) refused a new stream")))
             return
         }

@@ -113,7 +113,7 @@ public struct GenericXDSConfig: Sendable, Hashable {
 public struct ClientConfig: Sendable, Hashable {
     public var node: Node
     public var xdsConfigs: [GenericXDSConfig]
-    /// `client_scope`: meshctl puts the proxy's xDS mode here (e.g. "ads-sotw").
+    /// `client_scope`: meshctl puts the proxy's xDS mode here (e.g. "ads", "per-type-delta").
     public var clientScope: String
 
     public init(node: Node, xdsConfigs: [GenericXDSConfig], clientScope: String = "") {
@@ -128,10 +128,4 @@ public struct ClientStatusResponse: Sendable, Hashable {
     public var configs: [ClientConfig]
 
     public init(configs: [ClientConfig]) { self.configs = configs }
-}
-
-/// gRPC method paths of the Client Status Discovery Service.
-public enum ClientStatusMethod {
-    public static let stream = "/envoy.service.status.v3.ClientStatusDiscoveryService/StreamClientStatus"
-    public static let fetch = "/envoy.service.status.v3.ClientStatusDiscoveryService/FetchClientStatus"
 }

@@ -4,8 +4,6 @@ import Foundation
 import MeshModel
 import SnapshotStorage
 
-extension SubscriptionMode: ExpressibleByArgument {}
-
 struct Bootstrap: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print an Envoy bootstrap that connects a proxy to meshctl serve over mutual TLS."
@@ -32,13 +30,16 @@ struct Bootstrap: ParsableCommand {
     @Option(help: "The name to expect in the server's certificate (default: the server host).")
     var serverName: String?
 
-    @Flag(help: "Use the incremental (delta) xDS protocol.")
+    @Option(help: "How the proxy subscribes: ads (the default), ads-delta, per-type or per-type-delta (as mesh.yaml's xds).")
+    var mode: String?
+
+    @Flag(help: ArgumentHelp("Deprecated: use --mode ads-delta or per-type-delta.", visibility: .hidden))
     var delta = false
 
-    @Flag(exclusivity: .exclusive, help: "Aggregated (one ADS stream, the default) or one stream per resource type.")
+    @Flag(exclusivity: .exclusive, help: ArgumentHelp("Deprecated: use --mode.", visibility: .hidden))
     var streams: StreamLayout?
 
-    @Option(help: ArgumentHelp("The snapshot store meshctl serve serves: the subscription mode defaults to the group's (its xds setting in mesh.yaml), and --delta/--per-type must agree with it.", valueName: "dir"))
+    @Option(help: ArgumentHelp("The snapshot store meshctl serve serves: the subscription mode defaults to the group's (its xds setting in mesh.yaml), and --mode must agree with it.", valueName: "dir"))
     var store: String?
 
     @Option(help: "Envoy admin port on 127.0.0.1.")
@@ -63,24 +64,36 @@ struct Bootstrap: ParsableCommand {
         }
         guard (1...65535).contains(adminPort) else { throw ValidationError("--admin-port must be 1-65535") }
         if nodeId.isEmpty || nodeCluster.isEmpty { throw ValidationError("--node-id and --node-cluster must not be empty") }
+        if let mode {
+            guard SubscriptionMode.parse(mode) != nil else { throw ValidationError("--mode must be one of \(SubscriptionMode.spellings)") }
+            if delta || streams != nil { throw ValidationError("give --mode alone (--delta, --ads and --per-type are its deprecated spellings)") }
+        }
+    }
+
+    /// The mode asked for on the command line (nil: none, follow the group or default to ads).
+    var requestedMode: SubscriptionMode? {
+        if let mode { return SubscriptionMode.parse(mode)?.mode }
+        guard delta || streams != nil else { return nil }
+        return SubscriptionMode(aggregated: (streams ?? .ads) == .ads, delta: delta)
     }
 
     func run() throws {
         let (host, port) = endpoint!
         var bootstrap = ProxyBootstrap(nodeID: nodeId, nodeCluster: nodeCluster, serverHost: host, serverPort: port)
-        switch (streams ?? .ads, delta) {
-        case (.ads, false): bootstrap.mode = .adsStateOfTheWorld
-        case (.ads, true): bootstrap.mode = .adsDelta
-        case (.perType, false): bootstrap.mode = .perType
-        case (.perType, true): bootstrap.mode = .perTypeDelta
+        if mode == nil && (delta || streams != nil), let requestedMode {
+            FileHandle.standardError.write(Data("meshctl bootstrap: warning: --delta, --ads and --per-type are deprecated; write --mode \(requestedMode.rawValue)\n".utf8))
         }
+        if let mode, let warning = SubscriptionMode.deprecationWarning(mode, option: "--mode") {
+            FileHandle.standardError.write(Data("meshctl bootstrap: \(warning)\n".utf8))
+        }
+        bootstrap.mode = requestedMode ?? .adsStateOfTheWorld
         if let store {
             let groupMode = try Self.subscriptionMode(ofGroup: nodeCluster, store: store)
-            if streams == nil && !delta {
+            if requestedMode == nil {
                 bootstrap.mode = groupMode
             } else if bootstrap.mode != groupMode {
                 // Resources compiled for one mode name config sources the other mode's proxy does not have.
-                throw Self.usage("group '\(nodeCluster)' is compiled for xds: \(groupMode.rawValue) (mesh.yaml), not \(bootstrap.mode.rawValue); drop --delta/--per-type/--ads to follow the group, or change its xds setting")
+                throw Self.usage("group '\(nodeCluster)' is compiled for xds: \(groupMode.rawValue) (mesh.yaml), not \(bootstrap.mode.rawValue); drop --mode to follow the group, or change its xds setting")
             }
         }
         if !insecurePlaintext {

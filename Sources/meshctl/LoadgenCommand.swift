@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import LoadGenerator
+import MeshModel
 import Transport
 
 struct Loadgen: ParsableCommand {
@@ -31,8 +32,8 @@ struct Loadgen: ParsableCommand {
     var proxies = 100
     @Option(help: "HTTP/2 connections the proxies are spread over (default: one per proxy, like real Envoys).")
     var connections: Int?
-    @Option(help: "ads-sotw, ads-delta or per-type.")
-    var mode = "ads-sotw"
+    @Option(help: "ads, ads-delta, per-type or per-type-delta (ads-sotw: deprecated spelling of ads).")
+    var mode = "ads"
     @Option(help: "Proxy groups (node.cluster), comma-separated; proxies are spread round-robin.")
     var groups = "default"
     @Option(help: "Seconds the run lasts.")
@@ -62,10 +63,11 @@ struct Loadgen: ParsableCommand {
             printError("meshctl loadgen: \(host) is not a loopback address; pass --allow-remote to load a server you operate elsewhere")
             throw Exit.usage
         }
-        guard let loadMode = LoadMode(rawValue: mode) else {
-            printError("meshctl loadgen: --mode must be one of \(LoadMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        guard let (loadMode, _) = SubscriptionMode.parse(mode) else {
+            printError("meshctl loadgen: --mode must be one of \(SubscriptionMode.spellings)")
             throw Exit.usage
         }
+        if let warning = SubscriptionMode.deprecationWarning(mode, option: "--mode") { printError("meshctl loadgen: \(warning)") }
         for (flag, path) in [("--ca", ca), ("--cert", cert), ("--key", key)] where !FileManager.default.isReadableFile(atPath: path) {
             printError("meshctl loadgen: \(flag) \(path): no such readable file")
             throw Exit.usage

@@ -34,7 +34,7 @@ final class LoadGeneratorTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    func options(identity: String = "frontend", ca: String? = nil, port: Int? = nil, mode: LoadMode = .adsSotw,
+    func options(identity: String = "frontend", ca: String? = nil, port: Int? = nil, mode: SubscriptionMode = .adsStateOfTheWorld,
                  proxies: Int = 50, connections: Int = 4) -> LoadGeneratorOptions {
         var options = LoadGeneratorOptions(host: "127.0.0.1", port: port ?? server.boundPort, credentials: TLSClientCredentials(
             certificateChainFile: "\(directory)/certs/\(identity).crt", privateKeyFile: "\(directory)/certs/\(identity).key",
@@ -51,7 +51,7 @@ final class LoadGeneratorTests: XCTestCase {
 
     /// Runs 50 proxies over 4 connections, publishes a one-cluster change once all are configured, and
     /// returns the report after every proxy answered that change.
-    func runWithOneChange(mode: LoadMode, nackRate: Double = 0) throws -> LoadReport {
+    func runWithOneChange(mode: SubscriptionMode, nackRate: Double = 0) throws -> LoadReport {
         var options = self.options(mode: mode)
         options.nackRate = nackRate
         let generator = try LoadGenerator(options: options)
@@ -59,7 +59,7 @@ final class LoadGeneratorTests: XCTestCase {
         XCTAssertTrue(generator.wait(upTo: 60) { $0.configuredProxies == 50 }, "all proxies configured: \(generator.progress)")
         try Fixture.publish(connectTimeout: "2s", to: directory + "/store")
         let current = try XCTUnwrap(SnapshotStore(directory: directory + "/store").current())
-        let expected = mode == .adsDelta ? current.metadata.version
+        let expected = mode.isDelta ? current.metadata.version
             : ServedSnapshot(current).groups["frontend"]!.contentVersion(typeURL: TypeURL.cluster)
         let deadline = Date().addingTimeInterval(60)
         var answered = 0
@@ -75,7 +75,7 @@ final class LoadGeneratorTests: XCTestCase {
     }
 
     func testSotWProxiesGetTheirConfigAndAckAPublishedChange() throws {
-        let report = try runWithOneChange(mode: .adsSotw)
+        let report = try runWithOneChange(mode: .adsStateOfTheWorld)
         XCTAssertEqual(report.configuredProxies, 50)
         XCTAssertEqual(report.timeToFullConfig.count, 50)
         XCTAssertEqual(report.versions.count, 1, "one version published during the run")
@@ -100,8 +100,16 @@ final class LoadGeneratorTests: XCTestCase {
         XCTAssertEqual(report.versions.first?.acked, 50)
     }
 
+    func testPerTypeDeltaProxiesGetTheirConfigAndAckAPublishedChange() throws {
+        let report = try runWithOneChange(mode: .perTypeDelta)
+        XCTAssertEqual(report.configuredProxies, 50)
+        XCTAssertEqual(report.versions.first?.received, 50)
+        XCTAssertEqual(report.versions.first?.acked, 50)
+        XCTAssertEqual(report.mode, "per-type-delta")
+    }
+
     func testNackRateOneRejectsEveryChangeAfterTheFirstConfig() throws {
-        let report = try runWithOneChange(mode: .adsSotw, nackRate: 1)
+        let report = try runWithOneChange(mode: .adsStateOfTheWorld, nackRate: 1)
         XCTAssertEqual(report.configuredProxies, 50, "the first configuration is always accepted")
         XCTAssertEqual(report.versions.first?.nacked, 50)
         XCTAssertEqual(report.versions.first?.acked, 0)
@@ -109,7 +117,7 @@ final class LoadGeneratorTests: XCTestCase {
     }
 
     func testJSONReportCarriesTheSummaries() throws {
-        let report = try runWithOneChange(mode: .adsSotw)
+        let report = try runWithOneChange(mode: .adsStateOfTheWorld)
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: report.json()) as? [String: Any])
         let summary = try XCTUnwrap(object["publishToAck"] as? [String: Any])
         XCTAssertEqual(summary["count"] as? Int, 50)

@@ -98,4 +98,21 @@ final class SubscriptionModeTests: XCTestCase {
         XCTAssertEqual(error.location.map { Int($0.line) }, try fixture.line(of: "xds: grpc", in: "Configs/mesh.yaml"))
         XCTAssertTrue(error.message.contains("ads, ads-delta, per-type, per-type-delta"), error.message)
     }
+
+    /// One vocabulary: the four spellings are read as themselves; the spellings older versions printed
+    /// (status, metrics, loadgen) are still read, flagged as deprecated; anything else is refused.
+    func testModeSpellingsAndDeprecatedAliases() {
+        for mode in SubscriptionMode.allCases {
+            XCTAssertEqual(SubscriptionMode.parse(mode.rawValue)?.mode, mode)
+            XCTAssertEqual(SubscriptionMode.parse(mode.rawValue)?.deprecated, false)
+            XCTAssertEqual(SubscriptionMode(aggregated: mode.isAggregated, delta: mode.isDelta), mode)
+        }
+        XCTAssertEqual(SubscriptionMode.parse("ads-sotw")?.mode, .adsStateOfTheWorld)
+        XCTAssertEqual(SubscriptionMode.parse("per-type-sotw")?.mode, .perType)
+        XCTAssertEqual(SubscriptionMode.parse("ads-sotw")?.deprecated, true)
+        XCTAssertEqual(SubscriptionMode.deprecationWarning("ads-sotw", option: "--mode"), "warning: --mode ads-sotw is deprecated; write ads")
+        XCTAssertNil(SubscriptionMode.deprecationWarning("ads", option: "--mode"))
+        XCTAssertNil(SubscriptionMode.parse("sotw"))
+        XCTAssertEqual(SubscriptionMode.spellings, "ads, ads-delta, per-type, per-type-delta")
+    }
 }

@@ -22,7 +22,7 @@ final class ClientStatusTests: XCTestCase {
                                  errorState: UpdateFailureState(details: "cannot bind '127.0.0.1:80': Address already in use", versionInfo: "v2",
                                                                 lastUpdateAttemptNanoseconds: 1_790_000_001_000_000_000)),
                 GenericXDSConfig(typeURL: TypeURL.cluster, versionInfo: "c7", configStatus: .synced, clientStatus: .acked),
-            ], clientScope: "ads-sotw"),
+            ], clientScope: "ads"),
             ClientConfig(node: Node(id: "ingress-1", cluster: "ingress"), xdsConfigs: [
                 GenericXDSConfig(typeURL: TypeURL.route, configStatus: .notSent, clientStatus: .requested),
             ]),
@@ -62,7 +62,7 @@ final class ClientStatusTests: XCTestCase {
         XCTAssertEqual(rows.count, 3)
         XCTAssertEqual(rows[0]["node"] as? String, "frontend-1")
         XCTAssertEqual(rows[0]["cluster"] as? String, "frontend")
-        XCTAssertEqual(rows[0]["scope"] as? String, "ads-sotw")
+        XCTAssertEqual(rows[0]["scope"] as? String, "ads")
         XCTAssertEqual(rows[0]["config_status"] as? String, "ERROR")
         XCTAssertEqual(rows[0]["client_status"] as? Int, 4, "NACKED")
         XCTAssertEqual(rows[0]["error"] as? String, "cannot bind '127.0.0.1:80': Address already in use")
@@ -91,7 +91,7 @@ final class ClientStatusTests: XCTestCase {
         let keyA = ObjectIdentifier(streamA), keyB = ObjectIdentifier(streamB)
         defer { withExtendedLifetime((streamA, streamB)) {} }
         let now = Date()
-        registry.open(keyA, ProxyStreamRecord(nodeID: "a", group: "g", mode: .adsSotW, peer: "127.0.0.1:1", identity: "spiffe://m/proxy/g",
+        registry.open(keyA, ProxyStreamRecord(nodeID: "a", group: "g", mode: .adsStateOfTheWorld, peer: "127.0.0.1:1", identity: "spiffe://m/proxy/g",
                                               userAgent: "envoy", connectedAt: now, types: []))
         registry.open(keyB, ProxyStreamRecord(nodeID: "b", group: "g", mode: .perTypeDelta, peer: "127.0.0.1:2", identity: nil,
                                               userAgent: "", connectedAt: now, types: []))
@@ -109,7 +109,7 @@ final class ClientStatusTests: XCTestCase {
         let all = ClientStatusReport.response(to: ClientStatusRequest(), proxies: registry, servedVersion: "served")
         XCTAssertEqual(all.configs.map(\.node.id), ["a", "b"])
         let a = all.configs[0]
-        XCTAssertEqual(a.clientScope, "ads-sotw")
+        XCTAssertEqual(a.clientScope, "ads")
         XCTAssertEqual(a.xdsConfigs.map { TypeURL.shortName($0.typeURL) }, ["LDS", "RDS", "CDS", "EDS"], "operator order")
         XCTAssertEqual(a.xdsConfigs.map(\.configStatus), [.error, .stale, .synced, .notSent])
         XCTAssertEqual(a.xdsConfigs.map(\.clientStatus), [.nacked, .requested, .acked, .requested])

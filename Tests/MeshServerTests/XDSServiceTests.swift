@@ -12,6 +12,7 @@ import SnapshotStorage
 import Transport
 import MeshTestSupport
 import XCTest
+import XDSProtocol
 import XDSWire
 
 final class XDSServiceTests: XCTestCase {
@@ -48,7 +49,7 @@ final class XDSServiceTests: XCTestCase {
         return recording
     }
 
-    static let ads = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+    static let ads = ServicePath.aggregated
     static let clusterType = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 
     func request(node: Node? = Node(id: "f-1", cluster: "frontend"), typeURL: String = clusterType) -> [UInt8] {

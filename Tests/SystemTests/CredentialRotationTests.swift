@@ -40,7 +40,7 @@ final class OpenADSStream: GRPCClientConnectionDelegate, GRPCClientStreamHandler
         let connection = try client.connect(on: loop, delegate: call)
         let request = DiscoveryRequest(node: call.node, typeURL: TypeURL.cluster).serialized()
         loop.execute {
-            call.stream = connection.openStream(path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources", handler: call)
+            call.stream = connection.openStream(path: ServicePath.aggregated, handler: call)
             _ = call.stream?.send(request)
         }
         return call

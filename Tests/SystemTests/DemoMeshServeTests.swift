@@ -71,11 +71,11 @@ final class DemoMeshServeTests: XCTestCase {
                                                    "--key", "\(certs)/operator-oncall.key", "--ca", "\(certs)/ca.crt"], timeout: 30)
                 return status.status == 0 && status.stdout.contains("frontend-1") && status.stdout.contains("users-1")
             }
-            let mode = flags.isEmpty ? "ads-sotw" : "ads-delta"
+            let mode = flags.isEmpty ? "ads" : "ads-delta"
             // users calls no other service, so its sidecar has no EDS cluster and asks for no endpoints.
             for (node, types) in [("frontend-1", 5), ("users-1", 4)] {
                 let row = status.stdout.split(separator: "\n").first { $0.hasPrefix(node + " ") }.map(String.init) ?? ""
-                XCTAssertTrue(row.contains(mode), "\(node): \(status.stdout)")
+                XCTAssertTrue(row.contains(" \(mode) "), "\(node): \(status.stdout)")
                 XCTAssertFalse(row.contains("STALE") || row.contains("NACKED") || row.contains("NOT_SENT"), "\(node): \(status.stdout)")
                 XCTAssertEqual(row.components(separatedBy: "SYNCED").count - 1, types, "every type it asked for is SYNCED: \(status.stdout)")
             }

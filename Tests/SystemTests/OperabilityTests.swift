@@ -106,7 +106,7 @@ final class OperabilityTests: XCTestCase {
         XCTAssertFalse(result.stdout.contains("NACKED"), result.stdout)
         XCTAssertEqual(E2E.get(server.adminPort, "/readyz"), "ready\n")
         let metricsBefore = E2E.get(server.adminPort, "/metrics") ?? ""
-        XCTAssertTrue(metricsBefore.contains(#"meshctl_connected_proxies{group="frontend",mode="ads-sotw"} 1"#), metricsBefore)
+        XCTAssertTrue(metricsBefore.contains(#"meshctl_connected_proxies{group="frontend",mode="ads"} 1"#), metricsBefore)
 
         // Envoy rejects the next snapshot.
         let holder = try HeldPort()

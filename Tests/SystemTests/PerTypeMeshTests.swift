@@ -99,10 +99,10 @@ final class PerTypeMeshTests: XCTestCase {
         // The server saw one kind of stream per resource type from each gateway, and ADS from the sidecars.
         let types = ["Listener", "RouteConfiguration", "Cluster", "ClusterLoadAssignment", "Secret"]
         let log = server.output
-        XCTAssertEqual(streamModes(log, group: "ingress"), Set(types.map { "sotw \($0)" }), log.suffix(3000).description)
-        XCTAssertEqual(streamModes(log, group: "internal-web"), Set(types.map { "delta \($0)" }), log.suffix(3000).description)
-        XCTAssertEqual(streamModes(log, group: "frontend"), ["ads-sotw"])
-        XCTAssertEqual(streamModes(log, group: "admin"), ["ads-sotw"])
+        XCTAssertEqual(streamModes(log, group: "ingress"), Set(types.map { "per-type \($0)" }), log.suffix(3000).description)
+        XCTAssertEqual(streamModes(log, group: "internal-web"), Set(types.map { "per-type-delta \($0)" }), log.suffix(3000).description)
+        XCTAssertEqual(streamModes(log, group: "frontend"), ["ads"])
+        XCTAssertEqual(streamModes(log, group: "admin"), ["ads"])
     }
 
     func testBootstrapFromTheStoreRefusesModeFlagsThatContradictTheGroup() throws {
@@ -113,6 +113,9 @@ final class PerTypeMeshTests: XCTestCase {
             ("no flags follow the group", "ingress", [], 0, "DELTA_GRPC"),
             ("agreeing flags", "ingress", ["--per-type", "--delta"], 0, "DELTA_GRPC"),
             ("contradicting flags", "ingress", ["--delta"], 2, nil),
+            ("agreeing --mode", "ingress", ["--mode", "per-type-delta"], 0, "DELTA_GRPC"),
+            ("contradicting --mode", "ingress", ["--mode", "ads-delta"], 2, nil),
+            ("--mode with a deprecated flag", "ingress", ["--mode", "per-type-delta", "--delta"], 2, nil),
             ("a default group is ADS", "frontend", [], 0, "ads_config"),
             ("a group the store does not have", "nope", [], 2, nil),
         ]

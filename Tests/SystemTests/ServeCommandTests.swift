@@ -4,6 +4,7 @@ import MeshCertificates
 import Transport
 import MeshTestSupport
 import XCTest
+import XDSProtocol
 import XDSWire
 
 final class ServeCommandTests: XCTestCase {
@@ -63,7 +64,7 @@ final class ServeDrainTests: XCTestCase {
         let loop = loops.next()
         let connection = try client.connect(on: loop, delegate: recording)
         let request = DiscoveryRequest(node: Node(id: "f-1", cluster: "frontend"), typeURL: "type.googleapis.com/envoy.config.cluster.v3.Cluster").serialized()
-        loop.execute { _ = connection.openStream(path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources", handler: recording)?.send(request) }
+        loop.execute { _ = connection.openStream(path: ServicePath.aggregated, handler: recording)?.send(request) }
         XCTAssertNotNil(recording.firstMessage(), "the stream is served before the drain")
 
         kill(server.process.processIdentifier, SIGTERM)
