@@ -65,10 +65,14 @@ let package = Package(
             name: "CTransportShims",
             dependencies: ["COpenSSL"]
         ),
+        // What counts as an IP address literal (inet_pton), for every target that must decide it.
+        .target(
+            name: "NetworkAddress"
+        ),
         // epoll event loops, TLS, HTTP/2 sessions and gRPC framing (knows nothing of xDS).
         .target(
             name: "Transport",
-            dependencies: ["COpenSSL", "CNGHTTP2", "CTransportShims"]
+            dependencies: ["COpenSSL", "CNGHTTP2", "CTransportShims", "NetworkAddress"]
         ),
         .target(
             name: "EnvoySchema",
@@ -92,13 +96,13 @@ let package = Package(
         // Development CA and SPIFFE certificates (`meshctl certs init`).
         .target(
             name: "MeshCertificates",
-            dependencies: ["COpenSSL"]
+            dependencies: ["COpenSSL", "NetworkAddress"]
         ),
         // What the compiler writes and proxies and the server read besides Envoy resources: access records,
         // subscription modes, config sources and the proxy bootstrap that must agree with them.
         .target(
             name: "MeshModel",
-            dependencies: ["EnvoySchema"]
+            dependencies: ["EnvoySchema", "NetworkAddress"]
         ),
         // The xDS cache: the served snapshot as per-group views, fed from any SnapshotStoring, handed to
         // subscribed streams; and per-proxy status (the registry). No transport, no gRPC.
@@ -146,7 +150,7 @@ let package = Package(
         // `meshctl compile` / `validate`: Configs/ + templates/ → checked, encoded per-proxy-group snapshots.
         .target(
             name: "MeshCompiler",
-            dependencies: ["EnvoySchema", "MeshModel", "SnapshotStorage", .product(name: "Stencil", package: "Stencil")]
+            dependencies: ["EnvoySchema", "MeshModel", "NetworkAddress", "SnapshotStorage", .product(name: "Stencil", package: "Stencil")]
         ),
         // `meshctl loadgen`: simulated Envoy proxies over mTLS measuring time to configuration and push latency.
         .target(

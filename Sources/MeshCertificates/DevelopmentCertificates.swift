@@ -4,6 +4,7 @@
 // only file of this target that touches OpenSSL.
 import Foundation
 internal import COpenSSL
+import NetworkAddress
 
 /// Errors from certificate generation, with OpenSSL's reason when there is one.
 public struct CertificateError: Error, CustomStringConvertible, Sendable {
@@ -277,8 +278,5 @@ public enum DevelopmentCertificates {
         return written
     }
 
-    static func isIPAddress(_ text: String) -> Bool {
-        var v4 = in_addr(), v6 = in6_addr()
-        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
-    }
+    static func isIPAddress(_ text: String) -> Bool { IPAddress.isLiteral(text) }
 }

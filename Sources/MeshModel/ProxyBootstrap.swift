@@ -5,6 +5,7 @@
 // the ones the compiler writes into resources must agree.
 
 import EnvoySchema
+import NetworkAddress
 
 /// Everything a proxy's bootstrap depends on.
 public struct ProxyBootstrap: Sendable {
@@ -73,7 +74,7 @@ public struct ProxyBootstrap: Sendable {
         static_resources:
           clusters:
           - name: \(Self.xdsClusterName)
-            type: \(isIPAddress(serverHost) ? "STATIC" : "STRICT_DNS")
+            type: \(IPAddress.isLiteral(serverHost) ? "STATIC" : "STRICT_DNS")
             connect_timeout: 1s
             typed_extension_protocol_options:
               envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
@@ -110,8 +111,4 @@ public struct ProxyBootstrap: Sendable {
     }
 
     private func quote(_ s: String) -> String { TextQuoting.json(s) }
-
-    private func isIPAddress(_ host: String) -> Bool {
-        host.contains(":") || host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
-    }
 }

@@ -21,12 +21,7 @@ public enum ClientStatusReport {
     static func config(for record: ProxyStreamRecord, servedVersion: String?, includeDetails: Bool) -> ClientConfig {
         let xds = record.types.map { type -> GenericXDSConfig in
             var x = GenericXDSConfig(typeURL: type.typeURL, versionInfo: type.versionSent ?? "")
-            switch type.status {
-            case .notSent: (x.configStatus, x.clientStatus) = (.notSent, .requested)
-            case .stale: (x.configStatus, x.clientStatus) = (.stale, .requested)
-            case .synced: (x.configStatus, x.clientStatus) = (.synced, .acked)
-            case .nacked: (x.configStatus, x.clientStatus) = (.error, .nacked)
-            }
+            (x.configStatus, x.clientStatus) = type.status.clientStatusDiscovery
             x.lastUpdatedNanoseconds = type.sentAt?.nanosecondsSinceEpoch ?? 0
             if let nack = type.nack {
                 x.errorState = UpdateFailureState(details: nack.message, versionInfo: nack.rejectedVersion ?? "",

@@ -5,6 +5,7 @@
 // memory BIOs: memory BIOs keep their grown buffers for the connection's life,
 // while SSL_MODE_RELEASE_BUFFERS frees the SSL's own buffers whenever idle.
 internal import COpenSSL
+import NetworkAddress
 internal import CTransportShims
 import Glibc
 
@@ -57,7 +58,7 @@ final class TLSConnection {
             SSL_set_connect_state(ssl)
             if let serverName {
                 // An IP literal is checked against IP SANs and never sent as SNI (RFC 6066 forbids it).
-                if Self.isIPAddress(serverName) {
+                if IPAddress.isLiteral(serverName) {
                     guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), serverName) == 1 else {
                         throw OpenSSLErrorQueue.error(.tls, "cannot set expected server address", context: serverName)
                     }
@@ -74,11 +75,6 @@ final class TLSConnection {
     }
 
     deinit { SSL_free(ssl) }
-
-    private static func isIPAddress(_ text: String) -> Bool {
-        var storage = in6_addr()
-        return inet_pton(AF_INET, text, &storage) == 1 || inet_pton(AF_INET6, text, &storage) == 1
-    }
 
     static func owner(of ssl: OpaquePointer?) -> TLSConnection? {
         guard let ssl, let pointer = SSL_get_ex_data(ssl, 0) else { return nil }

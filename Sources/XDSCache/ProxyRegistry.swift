@@ -18,18 +18,6 @@ extension SubscriptionMode {
     }
 }
 
-/// Where a proxy stands for one resource type, as `meshctl status` shows it.
-public enum SyncVerdict: String, Sendable, Codable {
-    /// Requested; nothing sent yet (e.g. names that do not exist yet).
-    case notSent = "NOT_SENT"
-    /// Sent, not yet ACKed.
-    case stale = "STALE"
-    /// The proxy runs the latest version sent.
-    case synced = "SYNCED"
-    /// The proxy rejected the latest version sent.
-    case nacked = "NACKED"
-}
-
 /// One proxy's state for one resource type (from one stream).
 public struct ProxyTypeStatus: Sendable, Codable, Hashable {
     /// Short name: LDS, RDS, CDS, EDS, SDS (or the type URL for others).
@@ -155,12 +143,7 @@ extension ProxyTypeStatus {
     public init(_ status: ProxyStatus, sentAt: WallClockTime?, ackedAt: WallClockTime?) {
         typeURL = status.typeURL
         type = TypeURL.shortName(status.typeURL)
-        switch status.syncState {
-        case .notSent: self.status = .notSent
-        case .awaitingAck: self.status = .stale
-        case .acked: self.status = .synced
-        case .nacked: self.status = .nacked
-        }
+        self.status = status.verdict
         versionSent = status.versionSent
         snapshotSent = status.snapshotVersionSent
         self.sentAt = sentAt.map(Date.init(wallClock:))

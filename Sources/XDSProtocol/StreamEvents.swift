@@ -83,19 +83,42 @@ public enum StreamAction: Sendable, Hashable {
     case close(GRPCStatus)
 }
 
+/// Where a proxy stands for one resource type relative to what was sent: the one verdict the
+/// state machine computes, the registry records, CSDS carries and `meshctl status` prints.
+public enum SyncVerdict: String, Sendable, Hashable, Codable {
+    /// Requested, but nothing sent on this stream yet (e.g. names that do not exist yet).
+    case notSent = "NOT_SENT"
+    /// The latest response is not yet ACKed or NACKed.
+    case stale = "STALE"
+    /// The proxy runs the latest response's version.
+    case synced = "SYNCED"
+    /// The proxy rejected the latest response and runs `versionAcked`.
+    case nacked = "NACKED"
+
+    /// How CSDS reports the verdict: `config_status` and `client_status`.
+    public var clientStatusDiscovery: (config: ConfigStatus, client: ClientResourceStatus) {
+        switch self {
+        case .notSent: (.notSent, .requested)
+        case .stale: (.stale, .requested)
+        case .synced: (.synced, .acked)
+        case .nacked: (.error, .nacked)
+        }
+    }
+
+    /// The verdict a CSDS `config_status` reports (nil for UNKNOWN).
+    public init?(configStatus: ConfigStatus) {
+        switch configStatus {
+        case .notSent: self = .notSent
+        case .stale: self = .stale
+        case .synced: self = .synced
+        case .error: self = .nacked
+        case .unknown: return nil
+        }
+    }
+}
+
 /// Where one resource type of one stream stands, for CSDS and operators.
 public struct ProxyStatus: Sendable, Hashable {
-    /// Where the proxy is relative to what was sent.
-    public enum SyncState: Sendable, Hashable {
-        /// Requested, but nothing sent on this stream yet.
-        case notSent
-        /// The latest response is not yet ACKed or NACKed.
-        case awaitingAck
-        /// The proxy runs the latest response's version.
-        case acked
-        /// The proxy rejected the latest response and runs `versionAcked`.
-        case nacked
-    }
 
     public var typeURL: String
     /// Version of the latest response sent (SotW `version_info` / delta `system_version_info`).
@@ -119,10 +142,10 @@ public struct ProxyStatus: Sendable, Hashable {
 
     public init(typeURL: String) { self.typeURL = typeURL }
 
-    public var syncState: SyncState {
-        guard let nonceSent else { return versionAcked == nil ? .notSent : .acked }
+    public var verdict: SyncVerdict {
+        guard let nonceSent else { return versionAcked == nil ? .notSent : .synced }
         if let lastNack, lastNack.nonce == nonceSent { return .nacked }
-        if nonceAcked == nonceSent { return .acked }
-        return .awaitingAck
+        if nonceAcked == nonceSent { return .synced }
+        return .stale
     }
 }

@@ -127,15 +127,9 @@ struct Status: ParsableCommand {
 
         func cell(_ x: GenericXDSConfig?) -> String {
             guard let x else { return "-" }
-            switch x.configStatus {
-            case .synced: return "SYNCED"
-            case .stale:
-                let age = staleSeconds(x) ?? 0
-                return age > staleAfter ? "STALE (\(Int(age))s)" : "STALE"
-            case .error: return "NACKED"
-            case .notSent: return "NOT_SENT"
-            case .unknown: return "UNKNOWN"
-            }
+            guard let verdict = SyncVerdict(configStatus: x.configStatus) else { return "UNKNOWN" }
+            if verdict == .stale, let age = staleSeconds(x), age > staleAfter { return "STALE (\(Int(age))s)" }
+            return verdict.rawValue
         }
 
         var snapshot: String {

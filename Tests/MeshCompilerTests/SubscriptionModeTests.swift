@@ -115,4 +115,13 @@ final class SubscriptionModeTests: XCTestCase {
         XCTAssertNil(SubscriptionMode.parse("sotw"))
         XCTAssertEqual(SubscriptionMode.spellings, "ads, ads-delta, per-type, per-type-delta")
     }
+
+    /// The bootstrap's xDS cluster is STATIC only for what inet_pton reads as an address; anything else is resolved by DNS.
+    func testBootstrapClusterTypeFollowsInetPton() {
+        for (host, type) in [("127.0.0.1", "STATIC"), ("::1", "STATIC"), ("fd00::2", "STATIC"), ("meshctl.internal", "STRICT_DNS"),
+                             ("1.2.3.04", "STRICT_DNS"), ("xds:1", "STRICT_DNS"), ("1.2.3", "STRICT_DNS")] {
+            let yaml = ProxyBootstrap(nodeID: "n", nodeCluster: "g", serverHost: host, serverPort: 18000).yaml
+            XCTAssertTrue(yaml.contains("type: \(type)\n"), "\(host): \(yaml)")
+        }
+    }
 }

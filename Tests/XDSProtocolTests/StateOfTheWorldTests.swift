@@ -79,7 +79,7 @@ final class StateOfTheWorldTests: XCTestCase {
         let status = stream.proxyStatus(typeURL: CDS)!
         XCTAssertEqual(status.versionAcked, status.versionSent)
         XCTAssertEqual(status.nonceAcked, "1")
-        XCTAssertEqual(status.syncState, .acked)
+        XCTAssertEqual(status.verdict, .synced)
     }
 
     func testNackIsRecognizedByErrorDetailNotByVersion() {
@@ -90,7 +90,7 @@ final class StateOfTheWorldTests: XCTestCase {
             // error_detail set although the version echoes the one sent: a NACK.
             Step(.sotw(EDS, ["c1", "c2"], .nackEchoing("endpoint c2: bad port")), ["nack EDS#2: endpoint c2: bad port"]),
         ])
-        XCTAssertEqual(stream.proxyStatus(typeURL: EDS)?.syncState, .nacked)
+        XCTAssertEqual(stream.proxyStatus(typeURL: EDS)?.verdict, .nacked)
     }
 
     func testNackedVersionIsNeverRepushed() {
@@ -116,7 +116,7 @@ final class StateOfTheWorldTests: XCTestCase {
         ])
         let status = stream.proxyStatus(typeURL: CDS)!
         let accepted = ContentVersion.of(base.resources(typeURL: CDS).values)
-        XCTAssertEqual(status.syncState, .nacked)
+        XCTAssertEqual(status.verdict, .nacked)
         XCTAssertEqual(status.versionAcked, accepted, "the proxy keeps the version it accepted")
         XCTAssertEqual(status.lastNack?.rejectedVersion, status.versionSent)
         XCTAssertEqual(status.lastNack?.proxyVersion, accepted)
@@ -132,7 +132,7 @@ final class StateOfTheWorldTests: XCTestCase {
             Step(.sotw(EDS, ["c1"], .nackNonce("1", "late complaint")), ["nack(stale) EDS#1: late complaint"]),
         ])
         let status = stream.proxyStatus(typeURL: EDS)!
-        XCTAssertEqual(status.syncState, .awaitingAck, "the NACK is about EDS#1, not the latest response")
+        XCTAssertEqual(status.verdict, .stale, "the NACK is about EDS#1, not the latest response")
         XCTAssertEqual(status.lastNack?.rejectedVersion, ContentVersion.of(base.resources(typeURL: EDS).values.filter { $0.name == "c1" }))
     }
 

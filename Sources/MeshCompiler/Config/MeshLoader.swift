@@ -3,6 +3,7 @@
 import EnvoySchema
 import Foundation
 import MeshModel
+import NetworkAddress
 
 enum MeshLoader {
     static let meshKeys = ["mesh", "xds_server", "certificates", "defaults", "templates", "sidecars", "gateways"]
@@ -279,10 +280,7 @@ enum MeshLoader {
         return EndpointAddress(address: String(host), port: number)
     }
 
-    static func isIPAddress(_ s: String) -> Bool {
-        var v4 = in_addr(), v6 = in6_addr()
-        return inet_pton(AF_INET, s, &v4) == 1 || inet_pton(AF_INET6, s, &v6) == 1
-    }
+    static func isIPAddress(_ s: String) -> Bool { IPAddress.isLiteral(s) }
 
     static func isHostName(_ s: String) -> Bool {
         !s.isEmpty && s.count <= 253 && s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
