@@ -65,6 +65,10 @@ let package = Package(
             name: "CTransportShims",
             dependencies: ["COpenSSL"]
         ),
+        // Protobuf varints, for every target that writes or reads the wire format by hand.
+        .target(
+            name: "ProtobufWire"
+        ),
         // What counts as an IP address literal (inet_pton), for every target that must decide it.
         .target(
             name: "NetworkAddress"
@@ -76,12 +80,12 @@ let package = Package(
         ),
         .target(
             name: "EnvoySchema",
-            dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", "COpenSSL", "CYAML"]
+            dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", "COpenSSL", "CYAML", "ProtobufWire"]
         ),
         // xDS envelopes (DiscoveryRequest/Response, delta) as Swift values ⇄ protobuf via protobuf-c.
         .target(
             name: "XDSWire",
-            dependencies: ["CEnvoyProto", "CProtobufC"]
+            dependencies: ["CEnvoyProto", "CProtobufC", "ProtobufWire"]
         ),
         // The per-stream xDS protocol state machines (SotW, delta, ADS ordering, ACK/NACK); no I/O.
         .target(
@@ -155,7 +159,7 @@ let package = Package(
         // `meshctl loadgen`: simulated Envoy proxies over mTLS measuring time to configuration and push latency.
         .target(
             name: "LoadGenerator",
-            dependencies: ["MeshFixtures", "Transport", "XDSWire", "XDSProtocol", "SnapshotStorage", "XDSCache"]
+            dependencies: ["MeshFixtures", "ProtobufWire", "Transport", "XDSWire", "XDSProtocol", "SnapshotStorage", "XDSCache"]
         ),
         // Fuzz harnesses, one per input path (make fuzz runs them under libFuzzer; FuzzReplayTests replays their seeds).
         .target(

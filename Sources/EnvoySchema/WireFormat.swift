@@ -2,6 +2,7 @@
 // protobuf's deterministic serialization byte for byte: fields in field-number
 // order, map entries sorted by key with key and value always written, proto3
 // defaults omitted, packed repeated scalars, unknown fields last.
+import ProtobufWire
 
 enum WireType: UInt8, Sendable {
     case varint = 0, fixed64 = 1, lengthDelimited = 2, startGroup = 3, endGroup = 4, fixed32 = 5
@@ -24,14 +25,7 @@ extension DynamicMessage {
 struct WireWriter {
     var bytes: [UInt8] = []
 
-    mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-    }
+    mutating func varint(_ value: UInt64) { Varint.append(value, to: &bytes) }
 
     mutating func tag(_ number: Int32, _ wireType: WireType) {
         varint(UInt64(UInt32(bitPattern: number) << 3 | UInt32(wireType.rawValue)))
@@ -237,18 +231,12 @@ struct WireReader {
     private func fail(_ message: String) -> WireFormatError { WireFormatError(offset: offset, message: message) }
 
     mutating func varint() throws(WireFormatError) -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while offset < bytes.count {
-            let byte = bytes[offset]
-            offset += 1
-            if shift == 63 && byte > 1 { throw fail("varint overflows 64 bits") }
-            result |= UInt64(byte & 0x7f) << shift
-            if byte & 0x80 == 0 { return result }
-            shift += 7
-            if shift > 63 { throw fail("varint longer than 10 bytes") }
+        switch Varint.decode(bytes, at: &offset) {
+        case .success(let value): return value
+        case .failure(.overflow): throw fail("varint overflows 64 bits")
+        case .failure(.tooLong): throw fail("varint longer than 10 bytes")
+        case .failure(.truncated): throw fail("truncated varint")
         }
-        throw fail("truncated varint")
     }
 
     mutating func fixed32() throws(WireFormatError) -> UInt32 {

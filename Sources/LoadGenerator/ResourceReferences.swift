@@ -4,6 +4,7 @@
 // so the load generator needs neither the schema engine nor a decoded message tree. It reads
 // the bytes in place and allocates nothing but the names it returns (10,000 proxies each
 // re-reading every cluster on every push made allocation the load generator's main cost).
+import ProtobufWire
 
 /// Walks the fields of one serialized protobuf message in place.
 struct ProtobufScanner {
@@ -14,18 +15,7 @@ struct ProtobufScanner {
     func forEach(_ body: (Int, UInt64, UnsafeRawBufferPointer?) -> Void) {
         var index = 0
         let count = bytes.count
-        func varint() -> UInt64? {
-            var value: UInt64 = 0
-            var shift: UInt64 = 0
-            while index < count, shift < 64 {
-                let byte = bytes[index]
-                index += 1
-                value |= UInt64(byte & 0x7f) << shift
-                if byte & 0x80 == 0 { return value }
-                shift += 7
-            }
-            return nil
-        }
+        func varint() -> UInt64? { try? Varint.decode(bytes, at: &index).get() }
         while index < count {
             guard let key = varint() else { return }
             let field = Int(key >> 3)

@@ -5,6 +5,7 @@
 // envelope fields (version, type, nonce, control plane) around the same bytes.
 // The envelope is written here by hand in field-number order, exactly as protobuf-c
 // packs it, so both paths produce identical bytes (tested).
+import ProtobufWire
 
 /// An immutable list of resources wrapped as `google.protobuf.Any`, shared by every response that carries it, optionally with its encoding made once.
 public final class ResourceList: Sendable, Hashable {
@@ -80,24 +81,9 @@ extension DiscoveryResponse {
 
 /// Protobuf wire-format pieces for the hand-written envelope: varints and length-delimited fields.
 enum ProtobufBytes {
-    static func varintSize(_ value: UInt64) -> Int {
-        var value = value
-        var size = 1
-        while value >= 0x80 {
-            value >>= 7
-            size += 1
-        }
-        return size
-    }
+    static func varintSize(_ value: UInt64) -> Int { Varint.size(value) }
 
-    static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
-        var value = value
-        while value >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        out.append(UInt8(value))
-    }
+    static func appendVarint(_ value: UInt64, to out: inout [UInt8]) { Varint.append(value, to: &out) }
 
     /// Tag of a length-delimited field (wire type 2); field numbers here are all < 16, so one byte.
     static func appendTag(field: UInt8, to out: inout [UInt8]) { out.append(field << 3 | 2) }
