@@ -116,7 +116,7 @@ fuzz: fuzz-build
 
 # The concurrency-heavy suites under ThreadSanitizer, the C-interop suites under AddressSanitizer.
 TSAN_SUITES := TransportTests|FrameBoundaryScannerTests|XDSProtocolTests|SnapshotHubTests|WatcherTests|LoadGeneratorTests|XDSServiceTests|GroupViewSharingTests
-ASAN_SUITES := EnvoySchemaTests|XDSProtocolTests|FuzzReplayTests|TransportTests|MeshCompilerTests
+ASAN_SUITES := EnvoySchemaTests|XDSProtocolTests|FuzzReplayTests|TransportTests|MeshCompilationTests
 test-sanitize: build
 	swift build --build-tests --build-path .build-tsan --sanitize=thread
 	TSAN_OPTIONS=halt_on_error=1 swift test --skip-build --build-path .build-tsan --disable-swift-testing --filter '$(TSAN_SUITES)'

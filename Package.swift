@@ -153,7 +153,7 @@ let package = Package(
         ),
         // `meshctl compile` / `validate`: Configs/ + templates/ → checked, encoded per-proxy-group snapshots.
         .target(
-            name: "MeshCompiler",
+            name: "MeshCompilation",
             dependencies: ["EnvoySchema", "MeshModel", "NetworkAddress", "SnapshotStorage", .product(name: "Stencil", package: "Stencil")]
         ),
         // `meshctl loadgen`: simulated Envoy proxies over mTLS measuring time to configuration and push latency.
@@ -164,7 +164,7 @@ let package = Package(
         // Fuzz harnesses, one per input path (make fuzz runs them under libFuzzer; FuzzReplayTests replays their seeds).
         .target(
             name: "FuzzHarnesses",
-            dependencies: ["EnvoySchema", "MeshCompiler", "Transport", "XDSWire"]
+            dependencies: ["EnvoySchema", "MeshCompilation", "Transport", "XDSWire"]
         ),
         // libFuzzer's entry points; an empty program unless built with -sanitize=fuzzer -parse-as-library (make fuzz).
         .executableTarget(
@@ -174,7 +174,7 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: ["EnvoySchema", "MeshCertificates", "MeshModel", "ControlPlane", "MeshServer", "MeshAdmin", "XDSClient", "XDSCache",
-                           "SnapshotStorage", "MeshFixtures", "MeshCompiler", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport",
+                           "SnapshotStorage", "MeshFixtures", "MeshCompilation", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Shared by every test target: paths, the built meshctl, one process runner, an in-process server, and the
@@ -196,8 +196,8 @@ let package = Package(
                            "MeshCertificates", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
         ),
         .testTarget(
-            name: "MeshCompilerTests",
-            dependencies: ["MeshTestSupport", "MeshCompiler", "MeshModel", "EnvoySchema", "SnapshotStorage"]
+            name: "MeshCompilationTests",
+            dependencies: ["MeshTestSupport", "MeshCompilation", "MeshModel", "EnvoySchema", "SnapshotStorage"]
         ),
         .testTarget(
             name: "EnvoySchemaTests",

@@ -5,7 +5,7 @@
 // them under libFuzzer (`make fuzz`); FuzzReplayTests replays every seed through them in `make test`.
 import EnvoySchema
 import Foundation
-import MeshCompiler
+import MeshCompilation
 import Transport
 import XDSWire
 

@@ -3,7 +3,8 @@
 import ArgumentParser
 import EnvoySchema
 import Foundation
-import MeshCompiler
+import MeshAdmin
+import MeshCompilation
 import SnapshotStorage
 
 struct Compile: ParsableCommand {
@@ -99,17 +100,17 @@ enum ResourceDump {
         let staging = directory + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: staging)
         try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
-        let writer = TextWriter(pool: pool)
+        // The one renderer `meshctl snapshot show` and the admin endpoint use (secrets in full: the dump is the operator's).
+        let renderer = ResourceRenderer()
         for group in snapshot.groupNames {
             let resources = snapshot.groups[group]!.resources
-            for typeURL in resources.keys.sorted() {
-                guard let type = pool.messageID(typeURL: typeURL) else { continue }
+            // Types the Envoy schema does not know (the access records) are not Envoy configuration.
+            for typeURL in resources.keys.sorted() where pool.messageID(typeURL: typeURL) != nil {
                 let folder = "\(staging)/\(safe(group))/\(safe(String(typeURL.split(separator: ".").last ?? "")))"
                 try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
                 for name in resources[typeURL]!.keys.sorted() {
                     let resource = resources[typeURL]![name]!
-                    let message = try DynamicMessage(serialized: resource.body, type: type, pool: pool)
-                    let text = "# \(typeURL) \(name)\n# version \(resource.hash)\n" + writer.yaml(message)
+                    let text = "# \(typeURL) \(name)\n# version \(resource.hash)\n" + renderer.yaml(resource)
                     try Data(text.utf8).write(to: URL(fileURLWithPath: "\(folder)/\(safe(name)).yaml"))
                 }
             }

@@ -3,7 +3,7 @@
 // docs/CONFIG.md ("Validate output"), or GitHub annotations.
 import EnvoySchema
 import Foundation
-import MeshCompiler
+import MeshCompilation
 
 struct MeshReportPrinter {
     let format: DiagnosticFormat

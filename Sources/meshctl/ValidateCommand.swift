@@ -3,7 +3,7 @@
 import ArgumentParser
 import EnvoySchema
 import Foundation
-import MeshCompiler
+import MeshCompilation
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(

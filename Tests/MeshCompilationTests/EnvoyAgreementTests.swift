@@ -4,7 +4,7 @@
 // accepts too, including the TLS files the secrets name.
 import EnvoySchema
 import Foundation
-import MeshCompiler
+import MeshCompilation
 import SnapshotStorage
 import XCTest
 

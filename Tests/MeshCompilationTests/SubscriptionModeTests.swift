@@ -3,7 +3,7 @@
 // cluster. Other groups, and the default, are unaffected to the byte.
 import EnvoySchema
 import Foundation
-import MeshCompiler
+import MeshCompilation
 import MeshModel
 import SnapshotStorage
 import XCTest

@@ -1,7 +1,7 @@
 // meshctl's template renderer against Stencil itself: the same bytes for every shipped
 // template and every demo service, and for each language feature the renderer implements;
 // plus the errors Stencil would not give (undefined variables, unclosed tags).
-@testable import MeshCompiler
+@testable import MeshCompilation
 import XCTest
 
 final class TemplateEngineTests: XCTestCase {

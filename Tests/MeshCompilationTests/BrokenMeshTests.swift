@@ -3,7 +3,7 @@
 // the user's service file, mesh.yaml or template, never generated output.
 import EnvoySchema
 import Foundation
-import MeshCompiler
+import MeshCompilation
 import XCTest
 
 final class BrokenMeshTests: XCTestCase {

@@ -2,7 +2,7 @@
 // groups the issue asks for, each with its access record.
 import EnvoySchema
 import Foundation
-import MeshCompiler
+import MeshCompilation
 import MeshModel
 import SnapshotStorage
 import XCTest

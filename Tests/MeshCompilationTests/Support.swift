@@ -2,7 +2,7 @@
 // the compiler run in-process, the meshctl binary and the oracles (Envoy).
 import EnvoySchema
 import Foundation
-import MeshCompiler
+import MeshCompilation
 import MeshTestSupport
 import XCTest
 
