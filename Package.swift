@@ -65,6 +65,11 @@ let package = Package(
             name: "CTransportShims",
             dependencies: ["COpenSSL"]
         ),
+        // OpenSSL's error queue and PEM from memory, for every target that uses OpenSSL.
+        .target(
+            name: "OpenSSLSupport",
+            dependencies: ["COpenSSL"]
+        ),
         // Protobuf varints, for every target that writes or reads the wire format by hand.
         .target(
             name: "ProtobufWire"
@@ -76,11 +81,11 @@ let package = Package(
         // epoll event loops, TLS, HTTP/2 sessions and gRPC framing (knows nothing of xDS).
         .target(
             name: "Transport",
-            dependencies: ["COpenSSL", "CNGHTTP2", "CTransportShims", "NetworkAddress"]
+            dependencies: ["COpenSSL", "CNGHTTP2", "CTransportShims", "NetworkAddress", "OpenSSLSupport"]
         ),
         .target(
             name: "EnvoySchema",
-            dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", "COpenSSL", "CYAML", "ProtobufWire"]
+            dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", "COpenSSL", "CYAML", "OpenSSLSupport", "ProtobufWire"]
         ),
         // xDS envelopes (DiscoveryRequest/Response, delta) as Swift values ⇄ protobuf via protobuf-c.
         .target(
@@ -100,7 +105,7 @@ let package = Package(
         // Development CA and SPIFFE certificates (`meshctl certs init`).
         .target(
             name: "MeshCertificates",
-            dependencies: ["COpenSSL", "NetworkAddress"]
+            dependencies: ["COpenSSL", "NetworkAddress", "OpenSSLSupport"]
         ),
         // What the compiler writes and proxies and the server read besides Envoy resources: access records,
         // subscription modes, config sources and the proxy bootstrap that must agree with them.

@@ -5,6 +5,7 @@
 // of EnvoySchema that touches OpenSSL.
 import Foundation
 internal import COpenSSL
+import OpenSSLSupport
 
 extension BootstrapChecks {
     mutating func checkTLSCertificateFiles(_ view: MessageView) {
@@ -69,11 +70,9 @@ enum PEMMaterial {
     }
 
     private static func withBIO<T>(_ bytes: [UInt8], _ body: (OpaquePointer) -> T?) -> T? {
-        bytes.withUnsafeBytes { raw -> T? in
-            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
-            defer { BIO_free(bio) }
+        MemoryBIO.reading(bytes) { bio in
             let result = body(bio)
-            ERR_clear_error()
+            OpenSSLErrorQueue.clear()
             return result
         }
     }

@@ -5,18 +5,14 @@
 import Foundation
 internal import COpenSSL
 import NetworkAddress
+import OpenSSLSupport
 
 /// Errors from certificate generation, with OpenSSL's reason when there is one.
 public struct CertificateError: Error, CustomStringConvertible, Sendable {
     public let description: String
 
     init(_ what: String) {
-        var reasons: [String] = []
-        while case let code = ERR_get_error(), code != 0 {
-            var buffer = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &buffer, buffer.count)
-            reasons.append(String(cString: buffer))
-        }
+        let reasons = OpenSSLErrorQueue.drain(.full)
         description = reasons.isEmpty ? what : "\(what): \(reasons.joined(separator: "; "))"
     }
 }
@@ -93,12 +89,7 @@ public final class DevelopmentCA: @unchecked Sendable {
     }
 
     private static func readPEM<T>(_ text: String, _ read: (OpaquePointer?, UnsafeMutablePointer<T?>?, (@convention(c) (UnsafeMutablePointer<CChar>?, Int32, Int32, UnsafeMutableRawPointer?) -> Int32)?, UnsafeMutableRawPointer?) -> T?) -> T? {
-        let bytes = Array(text.utf8)
-        return bytes.withUnsafeBytes { buffer -> T? in
-            guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }
-            defer { BIO_free(bio) }
-            return read(bio, nil, nil, nil)
-        }
+        MemoryBIO.reading(Array(text.utf8)) { bio in read(bio, nil, nil, nil) }
     }
 
     /// The URI SANs of a PEM certificate (a proxy's SPIFFE ID), to renew it with the same identity.

@@ -6,6 +6,7 @@
 // while SSL_MODE_RELEASE_BUFFERS frees the SSL's own buffers whenever idle.
 internal import COpenSSL
 import NetworkAddress
+import OpenSSLSupport
 internal import CTransportShims
 import Glibc
 

@@ -1,27 +1,12 @@
 // Owns the OpenSSL SSL_CTX (certificates, trust, protocol versions, ALPN
-// policy) and the one place OpenSSL's thread-local error queue is turned into
-// Swift values.
+// policy) and the one place an OpenSSL failure becomes a TransportError (the
+// error queue itself is read by OpenSSLSupport, shared with the other OpenSSL users).
 internal import COpenSSL
 internal import CTransportShims
+import OpenSSLSupport
 
-/// Drains OpenSSL's (thread-local) error queue into readable reasons; every OpenSSL failure goes through here.
-enum OpenSSLErrorQueue {
-    static func drain() -> [String] {
-        var reasons: [String] = []
-        while true {
-            let code = ERR_get_error()
-            if code == 0 { break }
-            if let reason = ERR_reason_error_string(code) {
-                reasons.append(String(cString: reason))
-            } else {
-                reasons.append("OpenSSL error 0x\(String(code, radix: 16))")
-            }
-        }
-        return reasons
-    }
-
-    static func clear() { ERR_clear_error() }
-
+/// Every OpenSSL failure in the transport goes through here.
+extension OpenSSLErrorQueue {
     static func error(_ kind: TransportError.Kind, _ what: String, context: String = "",
                       fileID: String = #fileID, line: Int = #line) -> TransportError {
         let reasons = drain()
