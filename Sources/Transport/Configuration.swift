@@ -45,11 +45,13 @@ public struct TransportLimits: Sendable, Equatable {
     /// Advertised as SETTINGS_MAX_CONCURRENT_STREAMS and enforced; a peer that keeps exceeding it gets GOAWAY.
     public var maxConcurrentStreamsPerConnection = 100
     /// Connections one client identity (SPIFFE ID, else certificate CN) may hold at once; more are closed right
-    /// after the handshake with GOAWAY ENHANCE_YOUR_CALM, so one stolen key cannot take the server's connection
-    /// slots. Proxies of a group often share an identity: size it for the largest group (plaintext: not applied).
-    public var maxConnectionsPerIdentity = 2048
+    /// after the handshake with GOAWAY ENHANCE_YOUR_CALM, so one stolen key cannot take every connection slot.
+    /// The default does not bind: meshctl's development certificates are per proxy group, and one group may be
+    /// thousands of proxies. With a certificate per proxy, set it to a few (a proxy needs one, two while it
+    /// reconnects). Plaintext connections have no identity and are not counted.
+    public var maxConnectionsPerIdentity = 16_384
     /// Streams one identity may hold open across its connections; more end with RESOURCE_EXHAUSTED.
-    public var maxStreamsPerIdentity = 16_384
+    public var maxStreamsPerIdentity = 65_536
     /// Larger inbound gRPC messages end the stream with RESOURCE_EXHAUSTED.
     public var maxReceiveMessageBytes = 4 * 1024 * 1024
     /// Larger outbound messages are refused by `send` (xDS responses can be big, hence the generous default).

@@ -117,10 +117,26 @@ struct Serve: ParsableCommand {
         options.admin = adminEndpoint
         if !statusReaders.isEmpty { options.statusReaders = .identities(statusReaders) }
         let log = ServerLog(format: logFormat == "json" ? .json : .text, minimumLevel: ServerLog.Level(name: logLevel)!)
+        // Signals are taken over before anything starts: one that arrives while the server is still starting is
+        // kept and acted on as soon as it runs (a drain of nothing, or a reload), never the default "terminate".
+        let stop = StopRequest()
+        let started = Mutex<XDSServer?>(nil)
+        ProcessSignals.handle { signal in
+            switch signal {
+            case SIGHUP:
+                if let server = started.withLock({ $0 }) { server.reloadCredentials(trigger: "SIGHUP") }
+            default:
+                if stop.request(signal) {
+                    log.warning("signal.again", ["signal": signalName(signal), "effect": "exiting now without finishing the drain"])
+                    _exit(1)
+                }
+            }
+        }
         let server: XDSServer
         do {
             server = try XDSServer(options: options, store: SnapshotStore(directory: store), log: log)
             try server.start()
+            started.withLock { $0 = server }
             try runBlocking { try await server.startAdmin() }
             if let (host, _) = adminEndpoint, !isLoopback(host) {
                 log.warning("admin.not-loopback", ["address": admin, "note": "the admin endpoint has no authentication; keep it on loopback or behind a proxy"])
@@ -134,18 +150,6 @@ struct Serve: ParsableCommand {
         if !unreceivable.isEmpty {
             log.error("signals.not-blocked", ["threads": unreceivable.joined(separator: ","),
                                               "effect": "SIGTERM/SIGINT may be lost; stop the process with SIGKILL"])
-        }
-        let stop = StopRequest()
-        ProcessSignals.handle { signal in
-            switch signal {
-            case SIGHUP:
-                server.reloadCredentials(trigger: "SIGHUP")
-            default:
-                if stop.request(signal) {
-                    log.warning("signal.again", ["signal": signalName(signal), "effect": "exiting now without finishing the drain"])
-                    _exit(1)
-                }
-            }
         }
         let signal = stop.wait()
         log.info("signal.received", ["signal": signalName(signal), "effect": "draining for up to \(drainSeconds) s"])
