@@ -40,23 +40,11 @@ final class ReleaseSignalTests: XCTestCase {
 
     /// An operator who does not want to wait for the drain sends the signal again: the process exits at once (1).
     func testSecondSignalExitsWithoutWaitingForTheDrain() throws {
-        guard let meshctl = Self.releaseBinary else {
-            XCTFail("no release build of meshctl: `make test` builds it, or set MESHCTL_RELEASE_BINARY")
-            return
-        }
-        let certs = directory + "/certs"
-        let port = E2E.freePort()
-        let server = try SignalFreeChild(meshctl, ["serve", "--store", directory + "/store", "--listen", "127.0.0.1:\(port)", "--admin", "off",
-                                                   "--tls-cert", certs + "/server.crt", "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt",
-                                                   "--drain-seconds", "60"], log: directory + "/serve.log")
+        guard let (meshctl, server, port) = try startReleaseServe(drainSeconds: 60) else { return }
         defer { server.kill9() }
-        E2E.waitUntil(15, "serve to listen") { server.output.contains("server.listening") }
-        let ready = directory + "/ready"
-        let loadgen = try SignalFreeChild(meshctl, ["loadgen", "--server", "127.0.0.1:\(port)", "--ca", certs + "/ca.crt", "--cert", certs + "/frontend.crt",
-                                                    "--key", certs + "/frontend.key", "--proxies", "10", "--groups", "frontend",
-                                                    "--duration", "120", "--ready-file", ready], log: directory + "/loadgen.log")
+        let loadgen = try startLoadgen(meshctl, port: port, proxies: 10, duration: 120, json: nil)
         defer { loadgen.kill9() }
-        E2E.waitUntil(30, "10 proxies configured") { FileManager.default.fileExists(atPath: ready) }
+        E2E.waitUntil(30, "10 proxies configured") { FileManager.default.fileExists(atPath: self.directory + "/ready") }
         kill(server.pid, SIGTERM)
         E2E.waitUntil(10, "the drain to start") { server.output.contains("server.draining") }
         XCTAssertFalse(server.waitForExit(seconds: 1), "a 60 s drain with open streams is still running")
@@ -68,27 +56,16 @@ final class ReleaseSignalTests: XCTestCase {
 
     /// Starts release serve, connects `proxies` simulated proxies, sends `signal`, and checks the drain.
     private func drain(signal: Int32, proxies: Int) throws {
-        guard let meshctl = Self.releaseBinary else {
-            XCTFail("no release build of meshctl: `make test` builds it (swift build -c release --product meshctl), or set MESHCTL_RELEASE_BINARY")
-            return
-        }
-        let certs = directory + "/certs"
-        let port = E2E.freePort()
-        let server = try SignalFreeChild(meshctl, ["serve", "--store", directory + "/store", "--listen", "127.0.0.1:\(port)", "--admin", "off",
-                                                   "--tls-cert", certs + "/server.crt", "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt",
-                                                   "--drain-seconds", "\(Int(Self.drainSeconds))"], log: directory + "/serve.log")
+        guard let (meshctl, server, port) = try startReleaseServe(drainSeconds: Int(Self.drainSeconds)) else { return }
         defer { server.kill9() }
-        E2E.waitUntil(15, "serve to listen") { server.output.contains("server.listening") }
         XCTAssertEqual(server.blockedSignals(thread: nil) & Self.mask([SIGTERM, SIGINT]), Self.mask([SIGTERM, SIGINT]),
                        "serve's main thread blocks the termination signals itself (it was started with none blocked)")
 
         var loadgen: SignalFreeChild?
         let report = directory + "/loadgen.json"
+        let ready = directory + "/ready"
         if proxies > 0 {
-            let ready = directory + "/ready"
-            loadgen = try SignalFreeChild(meshctl, ["loadgen", "--server", "127.0.0.1:\(port)", "--ca", certs + "/ca.crt", "--cert", certs + "/frontend.crt",
-                                                    "--key", certs + "/frontend.key", "--proxies", "\(proxies)", "--groups", "frontend",
-                                                    "--duration", "300", "--ready-file", ready, "--json", report], log: directory + "/loadgen.log")
+            loadgen = try startLoadgen(meshctl, port: port, proxies: proxies, duration: 300, json: report)
             E2E.waitUntil(Double(proxies) / 50 + 30, "\(proxies) proxies configured") {
                 FileManager.default.fileExists(atPath: ready) || loadgen?.isRunning == false
             }
@@ -117,6 +94,30 @@ final class ReleaseSignalTests: XCTestCase {
         let failures = json["failures"] as? [String: Int] ?? [:]
         let unavailable = failures.filter { $0.key.hasPrefix("unavailable") }.values.reduce(0, +)
         XCTAssertEqual(unavailable, proxies, "every stream ended UNAVAILABLE (so Envoy reconnects elsewhere): \(failures)")
+    }
+
+    /// The release `serve` on a free port with the test's store and certificates, once it listens (nil: no release build).
+    private func startReleaseServe(drainSeconds: Int) throws -> (meshctl: String, server: SignalFreeChild, port: Int)? {
+        guard let meshctl = Self.releaseBinary else {
+            XCTFail("no release build of meshctl: `make test` builds it (swift build -c release --product meshctl), or set MESHCTL_RELEASE_BINARY")
+            return nil
+        }
+        let certs = directory + "/certs"
+        let port = E2E.freePort()
+        let server = try SignalFreeChild(meshctl, ["serve", "--store", directory + "/store", "--listen", "127.0.0.1:\(port)", "--admin", "off",
+                                                   "--tls-cert", certs + "/server.crt", "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt",
+                                                   "--drain-seconds", "\(drainSeconds)"], log: directory + "/serve.log")
+        E2E.waitUntil(15, "serve to listen") { server.output.contains("server.listening") }
+        return (meshctl, server, port)
+    }
+
+    /// Release `loadgen` with `proxies` frontend proxies against `port`; it touches DIR/ready once all are configured.
+    private func startLoadgen(_ meshctl: String, port: Int, proxies: Int, duration: Int, json: String?) throws -> SignalFreeChild {
+        let certs = directory + "/certs"
+        return try SignalFreeChild(meshctl, ["loadgen", "--server", "127.0.0.1:\(port)", "--ca", certs + "/ca.crt", "--cert", certs + "/frontend.crt",
+                                             "--key", certs + "/frontend.key", "--proxies", "\(proxies)", "--groups", "frontend",
+                                             "--duration", "\(duration)", "--ready-file", directory + "/ready"] + (json.map { ["--json", $0] } ?? []),
+                                   log: directory + "/loadgen.log")
     }
 
     static func mask(_ signals: [Int32]) -> UInt64 {
