@@ -79,9 +79,13 @@ let package = Package(
             name: "NetworkAddress"
         ),
         // epoll event loops, TLS, HTTP/2 sessions and gRPC framing (knows nothing of xDS).
+        // The gRPC status type shared by the transport and the xDS protocol.
+        .target(
+            name: "GRPCStatusCodes"
+        ),
         .target(
             name: "Transport",
-            dependencies: ["COpenSSL", "CNGHTTP2", "CTransportShims", "NetworkAddress", "OpenSSLSupport"]
+            dependencies: ["GRPCStatusCodes", "COpenSSL", "CNGHTTP2", "CTransportShims", "NetworkAddress", "OpenSSLSupport"]
         ),
         .target(
             name: "EnvoySchema",
@@ -90,7 +94,7 @@ let package = Package(
         // xDS envelopes (DiscoveryRequest/Response, delta) as Swift values ⇄ protobuf via protobuf-c.
         .target(
             name: "XDSWire",
-            dependencies: ["CEnvoyProto", "CProtobufC", "ProtobufWire"]
+            dependencies: ["CEnvoyProto", "CProtobufC", "GRPCStatusCodes", "ProtobufWire"]
         ),
         // The per-stream xDS protocol state machines (SotW, delta, ADS ordering, ACK/NACK); no I/O.
         .target(

@@ -7,6 +7,7 @@ import Glibc
 import SnapshotStorage
 import Synchronization
 import Transport
+import GRPCStatusCodes
 
 /// Thread-safe progress of a run, updated from the loops.
 final class GeneratorEvents: Sendable {
@@ -18,7 +19,7 @@ final class GeneratorEvents: Sendable {
         var failedProxies = 0
         var failedBeforeConfig = 0
         var firstConnectionFailure: (ConnectionCloseReason?, String)?
-        var firstProxyFailure: (Int, Transport.GRPCStatus)?
+        var firstProxyFailure: (Int, GRPCStatus)?
         var failureCounts: [String: Int] = [:]
     }
 
@@ -30,7 +31,7 @@ final class GeneratorEvents: Sendable {
 
     func proxyConfigured() { state.withLock { $0.configuredProxies += 1 } }
 
-    func proxyFailed(index: Int, status: Transport.GRPCStatus, configured: Bool) {
+    func proxyFailed(index: Int, status: GRPCStatus, configured: Bool) {
         state.withLock {
             $0.failedProxies += 1
             if !configured { $0.failedBeforeConfig += 1 }

@@ -6,6 +6,7 @@ import MeshModel
 import Transport
 import XDSProtocol
 import XDSWire
+import GRPCStatusCodes
 
 /// Wall-clock seconds since the epoch: comparable with the store's publish timestamps (same machine).
 func wallClock() -> Double {
@@ -52,7 +53,7 @@ final class SimulatedProxy: @unchecked Sendable {
 
     private(set) var streamOpenedAt: Double?
     private(set) var fullConfigAt: Double?
-    private(set) var failure: Transport.GRPCStatus?
+    private(set) var failure: GRPCStatus?
     private(set) var receipts: [Receipt] = []
     private(set) var bytesReceived = 0
     private(set) var acksSent = 0
@@ -94,7 +95,7 @@ final class SimulatedProxy: @unchecked Sendable {
         for (key, path) in keys {
             let handler = ProxyStreamHandler(proxy: self, key: key)
             guard let stream = connection.openStream(path: path, handler: handler) else {
-                fail(Transport.GRPCStatus(.unavailable, "the connection refused a new stream"))
+                fail(GRPCStatus(.unavailable, "the connection refused a new stream"))
                 return
             }
             handlers.append(handler)
@@ -139,13 +140,13 @@ final class SimulatedProxy: @unchecked Sendable {
         switch mode.isDelta {
         case false:
             guard let response = try? DiscoveryResponse(serialized: message) else {
-                fail(Transport.GRPCStatus(.internalError, "unparsable DiscoveryResponse (\(message.count) bytes)"))
+                fail(GRPCStatus(.internalError, "unparsable DiscoveryResponse (\(message.count) bytes)"))
                 return
             }
             receiveSotW(response, bytes: message.count, at: now, key: key)
         case true:
             guard let response = try? DeltaDiscoveryResponse(serialized: message) else {
-                fail(Transport.GRPCStatus(.internalError, "unparsable DeltaDiscoveryResponse (\(message.count) bytes)"))
+                fail(GRPCStatus(.internalError, "unparsable DeltaDiscoveryResponse (\(message.count) bytes)"))
                 return
             }
             receiveDelta(response, bytes: message.count, at: now, key: key)
@@ -263,12 +264,12 @@ final class SimulatedProxy: @unchecked Sendable {
         for index in pending { receipts[index].answerFlushedAt = now }
     }
 
-    func finished(_ status: Transport.GRPCStatus, streamKey key: String) {
+    func finished(_ status: GRPCStatus, streamKey key: String) {
         streams[key] = nil
         if status.code != .ok || !events.isStopping { fail(status) }
     }
 
-    private func fail(_ status: Transport.GRPCStatus) {
+    private func fail(_ status: GRPCStatus) {
         guard failure == nil, !events.isStopping else { return }
         failure = status
         events.proxyFailed(index: index, status: status, configured: fullConfigAt != nil)
@@ -303,5 +304,5 @@ final class ProxyStreamHandler: GRPCClientStreamHandler {
 
     func onMessage(_ message: [UInt8]) { proxy.receive(message, streamKey: key) }
     func onFlushed() { proxy.flushed(streamKey: key) }
-    func onFinish(_ status: Transport.GRPCStatus, trailers: [HeaderField]) { proxy.finished(status, streamKey: key) }
+    func onFinish(_ status: GRPCStatus, trailers: [HeaderField]) { proxy.finished(status, streamKey: key) }
 }

@@ -7,6 +7,7 @@ import Transport
 import XDSCache
 import XDSProtocol
 import XDSWire
+import GRPCStatusCodes
 
 /// Builds CSDS answers from the registry.
 public enum ClientStatusReport {
@@ -60,25 +61,25 @@ final class ClientStatusHandler: GRPCStreamHandler {
 
     func onMessage(_ message: [UInt8]) {
         if !streaming && answered {
-            _ = stream.finish(Transport.GRPCStatus(.invalidArgument, "FetchClientStatus takes one request"))
+            _ = stream.finish(GRPCStatus(.invalidArgument, "FetchClientStatus takes one request"))
             return
         }
         let request: ClientStatusRequest
         do {
             request = try ClientStatusRequest(serialized: message)
         } catch {
-            _ = stream.finish(Transport.GRPCStatus(.invalidArgument, "\(error)"))
+            _ = stream.finish(GRPCStatus(.invalidArgument, "\(error)"))
             return
         }
         answered = true
         let response = ClientStatusReport.response(to: request, proxies: service.proxies, servedVersion: service.hub.current?.version)
         switch stream.send(response.serialized()) {
         case .enqueued:
-            if !streaming { _ = stream.finish(Transport.GRPCStatus(.ok, "")) }
+            if !streaming { _ = stream.finish(GRPCStatus(.ok, "")) }
         case .messageTooLarge:
-            _ = stream.finish(Transport.GRPCStatus(.resourceExhausted, "the status of \(response.configs.count) proxies exceeds the message size limit; select fewer with node matchers"))
+            _ = stream.finish(GRPCStatus(.resourceExhausted, "the status of \(response.configs.count) proxies exceeds the message size limit; select fewer with node matchers"))
         case .queueFull:
-            _ = stream.finish(Transport.GRPCStatus(.resourceExhausted, "the client is not reading its status responses"))
+            _ = stream.finish(GRPCStatus(.resourceExhausted, "the client is not reading its status responses"))
         case .closed:
             break
         }
@@ -86,7 +87,7 @@ final class ClientStatusHandler: GRPCStreamHandler {
 
     func onRequestEnd() {
         if streaming || !answered {
-            _ = stream.finish(answered ? Transport.GRPCStatus(.ok, "") : Transport.GRPCStatus(.invalidArgument, "no ClientStatusRequest was sent"))
+            _ = stream.finish(answered ? GRPCStatus(.ok, "") : GRPCStatus(.invalidArgument, "no ClientStatusRequest was sent"))
         }
     }
 }

@@ -6,6 +6,7 @@ import Transport
 import XDSCache
 import XDSProtocol
 import XDSWire
+import GRPCStatusCodes
 
 /// Server-wide settings for the xDS services.
 public struct XDSServiceConfiguration: Sendable {
@@ -69,7 +70,7 @@ public final class XDSService: GRPCServerHandler {
         let csds = request.path == ServicePath.clientStatusStream || request.path == ServicePath.clientStatusFetch
         guard csds || ServicePath.discovery[request.path] != nil else { return nil }  // UNIMPLEMENTED
         if !configuration.insecurePlaintext && request.connection.peerIdentity == nil {
-            _ = stream.finish(Transport.GRPCStatus(.unauthenticated, "a verified client certificate is required"))
+            _ = stream.finish(GRPCStatus(.unauthenticated, "a verified client certificate is required"))
             return nil
         }
         if csds {
@@ -77,7 +78,7 @@ public final class XDSService: GRPCServerHandler {
                 let identity = request.connection.peerIdentity
                 notify { $0.streamRefused(.permissionDenied(service: "csds", nodeID: nil, group: "", identity: identity?.description ?? "none",
                                                             peer: request.connection.remoteAddress)) }
-                _ = stream.finish(Transport.GRPCStatus(.permissionDenied, "identity \(identity?.spiffeID ?? identity?.commonName ?? "(none)") may not read proxy status; operators hold spiffe://TRUST-DOMAIN/operator/NAME certificates (meshctl certs init --operator NAME) or are listed with meshctl serve --status-reader"))
+                _ = stream.finish(GRPCStatus(.permissionDenied, "identity \(identity?.spiffeID ?? identity?.commonName ?? "(none)") may not read proxy status; operators hold spiffe://TRUST-DOMAIN/operator/NAME certificates (meshctl certs init --operator NAME) or are listed with meshctl serve --status-reader"))
                 return nil
             }
             return ClientStatusHandler(service: self, stream: stream, streaming: request.path == ServicePath.clientStatusStream)

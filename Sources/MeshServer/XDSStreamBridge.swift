@@ -8,6 +8,7 @@ import Transport
 import XDSCache
 import XDSProtocol
 import XDSWire
+import GRPCStatusCodes
 
 /// One xDS stream: transport callbacks in, DiscoveryStream actions out. Confined to the stream's loop.
 final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
@@ -185,7 +186,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
                 let node = nodeID ?? "", group = self.group ?? ""
                 service.notify { $0.nacked(ObjectIdentifier(self), nodeID: node, group: group, record: record) }
             case .close(let status):
-                finish(Transport.GRPCStatus.Code(rawValue: Int(status.code.rawValue)) ?? .internalError, status.message)
+                finish(status.code, status.message)
             }
         }
     }
@@ -251,10 +252,10 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         handle(.snapshotChanged(view))
     }
 
-    private func finish(_ code: Transport.GRPCStatus.Code, _ message: String) {
+    private func finish(_ code: GRPCStatus.Code, _ message: String) {
         service.hub.unsubscribe(self)
         unregister()
-        _ = stream.finish(Transport.GRPCStatus(code, message))
+        _ = stream.finish(GRPCStatus(code, message))
     }
 
     private func unregister() {

@@ -1,6 +1,7 @@
 // The transport's entry point for coverage-guided fuzzing (Sources/FuzzHarnesses): bytes a peer could send,
 // fed to a server-side HTTP/2 session and gRPC framing in memory — no sockets, no event loop — the same
 // session code and callbacks the server runs. `package` access: the harnesses are in this package, users are not.
+import GRPCStatusCodes
 
 package enum HTTP2ServerFuzzing {
     /// Feeds `input` to a fresh server session in reads whose sizes come from the input's first bytes, answers

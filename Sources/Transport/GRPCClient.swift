@@ -5,6 +5,7 @@
 internal import CTransportShims
 import Glibc
 import Synchronization
+import GRPCStatusCodes
 
 /// Connection-level events of a client connection, delivered on its loop thread.
 public protocol GRPCClientConnectionDelegate: AnyObject {

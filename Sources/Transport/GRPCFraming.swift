@@ -1,28 +1,10 @@
 // Owns gRPC's wire conventions above HTTP/2: the 5-byte length-prefixed
 // message framing (with its size limit), status codes, and the
 // percent-encoding of grpc-message.
+public import GRPCStatusCodes
 
-/// A gRPC status: the code and message sent in the `grpc-status` / `grpc-message` trailers.
-public struct GRPCStatus: Sendable, Equatable, Error, CustomStringConvertible {
-    /// The gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html).
-    public enum Code: Int, Sendable, Equatable, CaseIterable {
-        case ok = 0, cancelled, unknown, invalidArgument, deadlineExceeded, notFound, alreadyExists,
-            permissionDenied, resourceExhausted, failedPrecondition, aborted, outOfRange, unimplemented,
-            internalError, unavailable, dataLoss, unauthenticated
-    }
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String = "") {
-        self.code = code
-        self.message = message
-    }
-
-    public static let ok = GRPCStatus(.ok)
-
-    public var description: String { message.isEmpty ? "\(code)" : "\(code): \(message)" }
-
+/// How a status travels in HTTP/2: the `grpc-status`/`grpc-message` trailers, and gRPC's mapping of resets.
+extension GRPCStatus {
     /// The status a client reports for a stream its peer reset with an HTTP/2 error code (gRPC's mapping).
     static func forReset(errorCode: HTTP2ErrorCode) -> GRPCStatus {
         switch errorCode {

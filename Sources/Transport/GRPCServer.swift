@@ -4,6 +4,7 @@
 internal import CTransportShims
 import Glibc
 import Synchronization
+import GRPCStatusCodes
 
 /// A gRPC server over HTTP/2 (nghttp2) and mutual TLS (OpenSSL) on epoll event loops.
 ///

@@ -4,6 +4,7 @@
 // (gracefully with GOAWAY, or at once) with exactly one log record.
 internal import CTransportShims
 import Glibc
+import GRPCStatusCodes
 
 /// Stream-level events of an `HTTP2Connection`, delivered on its loop (gRPC server or client role).
 protocol HTTP2ConnectionRole: AnyObject {

@@ -1,6 +1,7 @@
 // Owns the server side of one gRPC stream: inbound deframing with its size
 // limit, lazy response headers, the bounded outbound queue, and ending the
 // stream with a status exactly once.
+import GRPCStatusCodes
 
 /// The server's handle to one gRPC stream, for sending messages and the final status.
 ///

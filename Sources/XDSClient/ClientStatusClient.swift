@@ -5,6 +5,7 @@ import Foundation
 import Transport
 import enum XDSProtocol.ServicePath
 import XDSWire
+import GRPCStatusCodes
 
 /// Why a status fetch failed, phrased for the operator.
 public struct ClientStatusFetchError: Error, CustomStringConvertible, Sendable {

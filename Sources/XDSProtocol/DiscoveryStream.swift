@@ -4,6 +4,7 @@
 // send gates and ADS ordering); the variant rules live in DiscoveryStream+StateOfTheWorld
 // and DiscoveryStream+Delta. Pure: no clocks, no sockets, no encoding.
 import XDSWire
+import GRPCStatusCodes
 
 /// The protocol state of one xDS gRPC stream (aggregated or single-type, state-of-the-world or delta): events in, actions out.
 ///
@@ -92,12 +93,12 @@ public struct DiscoveryStream: Sendable {
         switch event {
         case .request(let request):
             guard configuration.variant == .stateOfTheWorld else {
-                return close(.internal, "a state-of-the-world request reached a delta stream")
+                return close(.internalError, "a state-of-the-world request reached a delta stream")
             }
             return handleStateOfTheWorld(request, at: now)
         case .deltaRequest(let request):
             guard configuration.variant == .delta else {
-                return close(.internal, "a delta request reached a state-of-the-world stream")
+                return close(.internalError, "a delta request reached a state-of-the-world stream")
             }
             return handleDelta(request, at: now)
         case .snapshotChanged(let newView):
@@ -182,7 +183,7 @@ public struct DiscoveryStream: Sendable {
         return .ack(AckRecord(typeURL: state.typeURL, version: sentVersion, nonce: nonce, at: now))
     }
 
-    mutating func close(_ code: GRPCStatusCode, _ message: String) -> [StreamAction] {
+    mutating func close(_ code: GRPCStatus.Code, _ message: String) -> [StreamAction] {
         isClosed = true
         return [.close(GRPCStatus(code: code, message: message))]
     }

@@ -1,6 +1,7 @@
 // The vocabulary between a DiscoveryStream and the transport that drives it: events
 // in, actions out, plus the per-type status record CSDS exposes. All pure values.
 import XDSWire
+import GRPCStatusCodes
 
 /// A wall-clock instant supplied by the caller, so the machine itself never reads a clock.
 public struct WallClockTime: Sendable, Hashable, Comparable, CustomStringConvertible {
@@ -30,18 +31,6 @@ public enum StreamEvent: Sendable {
     case heartbeat
 }
 
-/// A gRPC status a stream ends with.
-public struct GRPCStatus: Error, Sendable, Hashable, CustomStringConvertible {
-    public var code: GRPCStatusCode
-    public var message: String
-
-    public init(code: GRPCStatusCode, message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { "\(code): \(message)" }
-}
 
 /// A proxy's acceptance of a response: it now runs `version` of `typeURL`.
 public struct AckRecord: Sendable, Hashable {

@@ -2,28 +2,29 @@
 // the xDS services with the transport's own client.
 import Foundation
 import Transport
+import GRPCStatusCodes
 
 /// Records one client stream.
 public final class RecordingCall: GRPCClientConnectionDelegate, GRPCClientStreamHandler, @unchecked Sendable {
     // @unchecked Sendable: fields are written on the client loop and read after `done` is signalled.
     private let lock = NSLock()
     private var messages: [[UInt8]] = []
-    private var finalStatus: Transport.GRPCStatus?
+    private var finalStatus: GRPCStatus?
     private let done = DispatchSemaphore(value: 0)
 
     public init() {}
 
     public func onMessage(_ message: [UInt8]) { lock.withLock { messages.append(message) } }
-    public func onFinish(_ status: Transport.GRPCStatus, trailers: [HeaderField]) {
+    public func onFinish(_ status: GRPCStatus, trailers: [HeaderField]) {
         lock.withLock { finalStatus = status }
         done.signal()
     }
     public func connection(_ connection: GRPCClientConnection, closedWith reason: ConnectionCloseReason) {
-        lock.withLock { if finalStatus == nil { finalStatus = Transport.GRPCStatus(.unavailable, "connection closed: \(reason)") } }
+        lock.withLock { if finalStatus == nil { finalStatus = GRPCStatus(.unavailable, "connection closed: \(reason)") } }
         done.signal()
     }
 
-    public func status(timeout: Double = 10) -> Transport.GRPCStatus? {
+    public func status(timeout: Double = 10) -> GRPCStatus? {
         _ = done.wait(timeout: .now() + timeout)
         return lock.withLock { finalStatus }
     }

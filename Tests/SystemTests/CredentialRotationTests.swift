@@ -8,13 +8,14 @@ import MeshTestSupport
 import XCTest
 import XDSProtocol
 import XDSWire
+import GRPCStatusCodes
 
 /// An ADS stream kept open: records responses and can ACK the latest one (so the server may push again).
 final class OpenADSStream: GRPCClientConnectionDelegate, GRPCClientStreamHandler, @unchecked Sendable {
     // @unchecked Sendable: `stream` is used on `loop` only; recorded values are guarded by `lock`.
     private let lock = NSLock()
     private var responses: [DiscoveryResponse] = []
-    private var finalStatus: Transport.GRPCStatus?
+    private var finalStatus: GRPCStatus?
     private var stream: ClientStream?
     let loop: EventLoop
     let node = Node(id: "rotation-1", cluster: "frontend")
@@ -24,13 +25,13 @@ final class OpenADSStream: GRPCClientConnectionDelegate, GRPCClientStreamHandler
     func onMessage(_ message: [UInt8]) {
         if let response = try? DiscoveryResponse(serialized: message) { lock.withLock { responses.append(response) } }
     }
-    func onFinish(_ status: Transport.GRPCStatus, trailers: [HeaderField]) { lock.withLock { finalStatus = status } }
+    func onFinish(_ status: GRPCStatus, trailers: [HeaderField]) { lock.withLock { finalStatus = status } }
     func connection(_ connection: GRPCClientConnection, closedWith reason: ConnectionCloseReason) {
-        lock.withLock { if finalStatus == nil { finalStatus = Transport.GRPCStatus(.unavailable, "connection closed: \(reason)") } }
+        lock.withLock { if finalStatus == nil { finalStatus = GRPCStatus(.unavailable, "connection closed: \(reason)") } }
     }
 
     var responseCount: Int { lock.withLock { responses.count } }
-    var status: Transport.GRPCStatus? { lock.withLock { finalStatus } }
+    var status: GRPCStatus? { lock.withLock { finalStatus } }
 
     /// Connects with `identity`'s certificate, trusting `trustedCA` for the server, and subscribes to clusters.
     static func open(port: Int, certificate: String, key: String, trustedCA: String, on loop: EventLoop) throws -> OpenADSStream {

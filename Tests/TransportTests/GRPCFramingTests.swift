@@ -1,6 +1,7 @@
 // Pure tests of gRPC message framing and grpc-message encoding.
 import XCTest
 @testable import Transport
+import GRPCStatusCodes
 
 final class GRPCFramingTests: XCTestCase {
     func testDeframerReassemblesMessagesAcrossArbitrarySplits() throws {

@@ -5,6 +5,7 @@ import Foundation
 import XCTest
 @testable import Transport
 import Glibc
+import GRPCStatusCodes
 
 /// Collects events from loop threads; tests wait on it with a deadline.
 final class Recorder<Event: Sendable>: @unchecked Sendable {

@@ -4,6 +4,7 @@
 import Foundation
 import XCTest
 @testable import Transport
+import GRPCStatusCodes
 
 final class TransportTests: XCTestCase {
     private func withHarness(_ harness: TestHarness, _ body: (TestHarness) async throws -> Void) async throws {

@@ -172,6 +172,6 @@ func render(_ action: StreamAction) -> String {
     case .nack(let record):
         return "nack\(record.stale ? "(stale)" : "") \(TypeURL.shortName(record.typeURL))#\(record.nonce): \(record.errorDetail.message)"
     case .close(let status):
-        return "close \(status)"
+        return "close \(status.code.name): \(status.message)"
     }
 }
