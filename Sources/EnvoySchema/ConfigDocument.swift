@@ -171,12 +171,15 @@ public enum BootstrapValidation {
     }
 }
 
-/// Phase timings on stderr when MESHCTL_TIMING is set (for profiling, never in normal output).
-struct PhaseClock {
+/// Phase timings on stderr when MESHCTL_TIMING is set (for profiling, never in normal output); the schema
+/// engine's and the compiler's phases are timed with it.
+package struct PhaseClock {
     private static let enabled = ProcessInfo.processInfo.environment["MESHCTL_TIMING"] != nil
     private var last = DispatchTime.now().uptimeNanoseconds
 
-    mutating func lap(_ phase: String) {
+    package init() {}
+
+    package mutating func lap(_ phase: String) {
         guard Self.enabled else { return }
         let now = DispatchTime.now().uptimeNanoseconds
         FileHandle.standardError.write(Data("meshctl timing: \(phase) \((now - last) / 1_000_000) ms\n".utf8))

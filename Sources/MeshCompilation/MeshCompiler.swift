@@ -63,26 +63,13 @@ public enum MeshCompiler {
     }
 }
 
-/// Timings on stderr with MESHCTL_TIMING set (profiling only).
-struct CompileClock {
-    private static let enabled = ProcessInfo.processInfo.environment["MESHCTL_TIMING"] != nil
-    private var last = DispatchTime.now().uptimeNanoseconds
-
-    mutating func lap(_ phase: String) {
-        guard Self.enabled else { return }
-        let now = DispatchTime.now().uptimeNanoseconds
-        FileHandle.standardError.write(Data("meshctl timing: \(phase) \((now - last) / 1_000_000) ms\n".utf8))
-        last = now
-    }
-}
-
 struct Compilation {
     let inputs: CompileInputs
     let pool: DescriptorPool
     let encode: Bool
     var report = CompileReport()
     var pending: [PendingDiagnostic] = []
-    var clock = CompileClock()
+    var clock = PhaseClock()
     /// origin → file, for YAML read straight from the user's files.
     var fileOrigins: [Int32: String] = [:]
     static let jobOriginBase: Int32 = 1_000_000
