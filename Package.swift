@@ -65,7 +65,7 @@ let package = Package(
             name: "CTransportShims",
             dependencies: ["COpenSSL"]
         ),
-        // OpenSSL's error queue and PEM from memory, for every target that uses OpenSSL.
+        // The one Swift layer over OpenSSL: error queue, PEM from memory, X.509 certificates, private keys, SHA-256.
         .target(
             name: "OpenSSLSupport",
             dependencies: ["COpenSSL"]
@@ -89,7 +89,7 @@ let package = Package(
         ),
         .target(
             name: "EnvoySchema",
-            dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", "COpenSSL", "CYAML", "OpenSSLSupport", "ProtobufWire"]
+            dependencies: ["CEnvoyProto", "CProtobufC", "CRE2", "CYAML", "OpenSSLSupport", "ProtobufWire"]
         ),
         // xDS envelopes (DiscoveryRequest/Response, delta) as Swift values ⇄ protobuf via protobuf-c.
         .target(
@@ -104,7 +104,7 @@ let package = Package(
         // The snapshot store: content-addressed, crash-safe record of what the mesh was given (no EnvoySchema).
         .target(
             name: "SnapshotStorage",
-            dependencies: ["COpenSSL"]
+            dependencies: ["OpenSSLSupport"]
         ),
         // Development CA and SPIFFE certificates (`meshctl certs init`).
         .target(
@@ -231,7 +231,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TransportTests",
-            dependencies: ["MeshTestSupport", "Transport"]
+            dependencies: ["MeshTestSupport", "Transport", "OpenSSLSupport", "MeshCertificates"]
         ),
     ],
     cxxLanguageStandard: .cxx17

@@ -158,13 +158,7 @@ public final class XDSServer: @unchecked Sendable {
     }
 
     private func noteServingCertificate() {
-        guard let summary = grpc.certificate else { return }
-        let format = DateFormatter()
-        format.locale = Locale(identifier: "en_US_POSIX")
-        format.timeZone = TimeZone(identifier: "GMT")
-        format.dateFormat = "MMM d HH:mm:ss yyyy zzz"
-        let text = summary.notAfter.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
-        if let date = format.date(from: text) { metrics.servingCertificateExpires(at: date) }
+        if let date = grpc.certificate?.notAfterDate { metrics.servingCertificateExpires(at: date) }
     }
 
     /// Stops accepting, tells proxies to go elsewhere (GOAWAY, UNAVAILABLE), waits up to the grace period.

@@ -2,9 +2,8 @@
 // keys and CA bundles. Envoy reads them when it starts and refuses a missing or
 // unreadable file or a key that does not belong to its certificate, so
 // `validate --envoy` (which runs on that host) checks them too. The only file
-// of EnvoySchema that touches OpenSSL.
+// of EnvoySchema that reads certificates (through OpenSSLSupport).
 import Foundation
-internal import COpenSSL
 import OpenSSLSupport
 
 extension BootstrapChecks {
@@ -54,26 +53,10 @@ enum PEMMaterial {
     enum Verdict { case ok, badCertificate, badKey, mismatch }
 
     static func check(certificate: [UInt8], key: [UInt8]) -> Verdict {
-        guard let x509 = withBIO(certificate, { PEM_read_bio_X509($0, nil, nil, nil) }) else { return .badCertificate }
-        defer { X509_free(x509) }
-        guard let pkey = withBIO(key, { PEM_read_bio_PrivateKey($0, nil, nil, nil) }) else { return .badKey }
-        defer { EVP_PKEY_free(pkey) }
-        let matches = X509_check_private_key(x509, pkey) == 1
-        ERR_clear_error()
-        return matches ? .ok : .mismatch
+        guard let x509 = X509Certificate(pem: certificate) else { return .badCertificate }
+        guard let privateKey = PrivateKey(pem: key) else { return .badKey }
+        return x509.matches(privateKey) ? .ok : .mismatch
     }
 
-    static func hasCertificate(_ pem: [UInt8]) -> Bool {
-        guard let x509 = withBIO(pem, { PEM_read_bio_X509($0, nil, nil, nil) }) else { return false }
-        X509_free(x509)
-        return true
-    }
-
-    private static func withBIO<T>(_ bytes: [UInt8], _ body: (OpaquePointer) -> T?) -> T? {
-        MemoryBIO.reading(bytes) { bio in
-            let result = body(bio)
-            OpenSSLErrorQueue.clear()
-            return result
-        }
-    }
+    static func hasCertificate(_ pem: [UInt8]) -> Bool { X509Certificate(pem: pem) != nil }
 }

@@ -1,7 +1,8 @@
 // A development certificate authority: the CA, the xDS server's certificate and
 // proxy certificates with SPIFFE identities, so a mesh runs with mutual TLS from
 // the first `make run`. Keys are EC P-256, written 0600 and never printed. The
-// only file of this target that touches OpenSSL.
+// only file of this target that touches OpenSSL: certificates, keys and PEM come
+// from OpenSSLSupport; the X.509 fields and extensions of a new certificate are set here.
 import Foundation
 internal import COpenSSL
 import NetworkAddress
@@ -11,10 +12,8 @@ import OpenSSLSupport
 public struct CertificateError: Error, CustomStringConvertible, Sendable {
     public let description: String
 
-    init(_ what: String) {
-        let reasons = OpenSSLErrorQueue.drain(.full)
-        description = reasons.isEmpty ? what : "\(what): \(reasons.joined(separator: "; "))"
-    }
+    init(_ what: String) { description = OpenSSLError(what).description }
+    init(_ error: OpenSSLError) { description = error.description }
 }
 
 /// A certificate and its private key, PEM-encoded.
@@ -40,9 +39,9 @@ public struct CertificateRequest: Sendable {
 }
 
 /// A CA that can issue certificates.
-public final class DevelopmentCA: @unchecked Sendable {
-    private let key: OpaquePointer
-    private let certificate: OpaquePointer
+public final class DevelopmentCA: Sendable {
+    private let key: PrivateKey
+    private let certificate: X509Certificate
     public let issued: IssuedCertificate
 
     /// A new self-signed CA.
@@ -53,80 +52,48 @@ public final class DevelopmentCA: @unchecked Sendable {
         request.clientAuth = false
         request.validForSeconds = validForSeconds
         let key = try Self.generateKey()
-        guard let certificate = X509_new() else { EVP_PKEY_free(key); throw CertificateError("X509_new failed") }
-        do {
-            try Self.fill(certificate, request: request, subjectKey: key, issuer: nil, issuerKey: key)
-            issued = IssuedCertificate(certificatePEM: try Self.certificatePEM(certificate), privateKeyPEM: try Self.keyPEM(key))
-        } catch {
-            X509_free(certificate)
-            EVP_PKEY_free(key)
-            throw error
-        }
+        let certificate = try Self.make(request, subjectKey: key, issuer: nil, issuerKey: key)
+        issued = IssuedCertificate(certificatePEM: try Self.pem(certificate.pem), privateKeyPEM: try Self.pem(key.pem))
         self.key = key
         self.certificate = certificate
     }
 
     /// A CA written earlier (`ca.crt`, `ca.key`), loaded to issue renewals.
     public init(certificatePEM: String, privateKeyPEM: String) throws(CertificateError) {
-        guard let certificate = Self.readPEM(certificatePEM, PEM_read_bio_X509) else { throw CertificateError("the CA certificate is not PEM") }
-        guard let key = Self.readPEM(privateKeyPEM, PEM_read_bio_PrivateKey) else {
-            X509_free(certificate)
-            throw CertificateError("the CA key is not a PEM private key")
-        }
-        guard X509_check_private_key(certificate, key) == 1 else {
-            X509_free(certificate)
-            EVP_PKEY_free(key)
-            throw CertificateError("the CA key does not belong to the CA certificate")
-        }
+        guard let certificate = X509Certificate(pem: Array(certificatePEM.utf8)) else { throw CertificateError("the CA certificate is not PEM") }
+        guard let key = PrivateKey(pem: Array(privateKeyPEM.utf8)) else { throw CertificateError("the CA key is not a PEM private key") }
+        guard certificate.matches(key) else { throw CertificateError("the CA key does not belong to the CA certificate") }
         self.key = key
         self.certificate = certificate
         issued = IssuedCertificate(certificatePEM: certificatePEM, privateKeyPEM: privateKeyPEM)
     }
 
-    deinit {
-        X509_free(certificate)
-        EVP_PKEY_free(key)
-    }
-
-    private static func readPEM<T>(_ text: String, _ read: (OpaquePointer?, UnsafeMutablePointer<T?>?, (@convention(c) (UnsafeMutablePointer<CChar>?, Int32, Int32, UnsafeMutableRawPointer?) -> Int32)?, UnsafeMutableRawPointer?) -> T?) -> T? {
-        MemoryBIO.reading(Array(text.utf8)) { bio in read(bio, nil, nil, nil) }
-    }
-
     /// The URI SANs of a PEM certificate (a proxy's SPIFFE ID), to renew it with the same identity.
     public static func uriNames(ofCertificatePEM text: String) -> [String] {
-        guard let certificate = readPEM(text, PEM_read_bio_X509) else { return [] }
-        defer { X509_free(certificate) }
-        guard let names = X509_get_ext_d2i(certificate, NID_subject_alt_name, nil, nil) else { return [] }
-        let stack = OpaquePointer(names)
-        defer { GENERAL_NAMES_free(stack) }
-        var uris: [String] = []
-        for index in 0..<OPENSSL_sk_num(stack) {
-            guard let name = OPENSSL_sk_value(stack, index)?.assumingMemoryBound(to: GENERAL_NAME.self),
-                  name.pointee.type == GEN_URI, let uri = name.pointee.d.uniformResourceIdentifier,
-                  let data = ASN1_STRING_get0_data(uri) else { continue }
-            uris.append(String(decoding: UnsafeBufferPointer(start: data, count: Int(ASN1_STRING_length(uri))), as: UTF8.self))
-        }
-        return uris
+        X509Certificate(pem: Array(text.utf8))?.uriNames ?? []
     }
 
     /// A certificate for `request`, signed by this CA.
     public func issue(_ request: CertificateRequest) throws(CertificateError) -> IssuedCertificate {
         let subjectKey = try Self.generateKey()
-        defer { EVP_PKEY_free(subjectKey) }
-        guard let certificate = X509_new() else { throw CertificateError("X509_new failed") }
-        defer { X509_free(certificate) }
-        try Self.fill(certificate, request: request, subjectKey: subjectKey, issuer: self.certificate, issuerKey: key)
-        return IssuedCertificate(certificatePEM: try Self.certificatePEM(certificate), privateKeyPEM: try Self.keyPEM(subjectKey))
+        let issuedCertificate = try Self.make(request, subjectKey: subjectKey, issuer: certificate, issuerKey: key)
+        return IssuedCertificate(certificatePEM: try Self.pem(issuedCertificate.pem), privateKeyPEM: try Self.pem(subjectKey.pem))
     }
 
-    private static func generateKey() throws(CertificateError) -> OpaquePointer {
-        guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, nil) else { throw CertificateError("EVP_PKEY_CTX_new_id failed") }
-        defer { EVP_PKEY_CTX_free(context) }
-        var key: OpaquePointer?
-        guard EVP_PKEY_keygen_init(context) == 1,
-              EVP_PKEY_CTX_set_ec_paramgen_curve_nid(context, NID_X9_62_prime256v1) == 1,
-              EVP_PKEY_keygen(context, &key) == 1, let key else { throw CertificateError("EC key generation failed") }
-        return key
+    private static func generateKey() throws(CertificateError) -> PrivateKey {
+        do { return try PrivateKey.generateP256() } catch { throw CertificateError(error) }
+    }
+
+    private static func pem(_ encode: () throws(OpenSSLError) -> String) throws(CertificateError) -> String {
+        do { return try encode() } catch { throw CertificateError(error) }
+    }
+
+    /// A new certificate for `request` with `subjectKey`'s public key, signed by `issuerKey` (self-signed when `issuer` is nil).
+    private static func make(_ request: CertificateRequest, subjectKey: PrivateKey, issuer: X509Certificate?, issuerKey: PrivateKey) throws(CertificateError) -> X509Certificate {
+        guard let raw = X509_new() else { throw CertificateError("X509_new failed") }
+        let certificate = X509Certificate(taking: raw)  // frees `raw` on every path below
+        try fill(raw, request: request, subjectKey: subjectKey.raw, issuer: issuer?.raw, issuerKey: issuerKey.raw)
+        return certificate
     }
 
     private static func fill(_ x509: OpaquePointer, request: CertificateRequest, subjectKey: OpaquePointer, issuer: OpaquePointer?, issuerKey: OpaquePointer) throws(CertificateError) {
@@ -164,24 +131,6 @@ public final class DevelopmentCA: @unchecked Sendable {
             guard X509_add_ext(x509, ext, -1) == 1 else { throw CertificateError("adding extension \(value)") }
         }
         guard X509_sign(x509, issuerKey, EVP_sha256()) > 0 else { throw CertificateError("signing the certificate") }
-    }
-
-    private static func certificatePEM(_ certificate: OpaquePointer) throws(CertificateError) -> String {
-        try withMemoryBIO { bio in PEM_write_bio_X509(bio, certificate) == 1 }
-    }
-
-    private static func keyPEM(_ key: OpaquePointer) throws(CertificateError) -> String {
-        try withMemoryBIO { bio in PEM_write_bio_PrivateKey(bio, key, nil, nil, 0, nil, nil) == 1 }
-    }
-
-    private static func withMemoryBIO(_ write: (OpaquePointer) -> Bool) throws(CertificateError) -> String {
-        guard let bio = BIO_new(BIO_s_mem()) else { throw CertificateError("BIO_new failed") }
-        defer { BIO_free(bio) }
-        guard write(bio) else { throw CertificateError("PEM encoding failed") }
-        let pending = Int(BIO_ctrl_pending(bio))
-        var bytes = [UInt8](repeating: 0, count: pending)
-        guard BIO_read(bio, &bytes, Int32(pending)) == Int32(pending) else { throw CertificateError("reading PEM") }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

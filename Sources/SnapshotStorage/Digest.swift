@@ -1,23 +1,11 @@
-// SHA-256 through OpenSSL's libcrypto: the only place the store touches C digests.
-// The digest algorithm is fetched once; every hash after that is one EVP_Digest call.
-internal import COpenSSL
+// SHA-256 (OpenSSLSupport's, over libcrypto) as the store names things: lowercase hex.
+import OpenSSLSupport
 
 /// SHA-256 of byte strings, as lowercase hex (the store's object names and xDS resource versions).
 enum Digest {
-    private static let algorithm = FetchedAlgorithm()
-
     /// Lowercase hex SHA-256 of `bytes`.
     static func sha256Hex(_ bytes: some ContiguousBytesLike) -> String {
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        let ok = bytes.withBytes { pointer, count in
-            out.withUnsafeMutableBufferPointer { o in
-                EVP_Digest(pointer, count, o.baseAddress, &length, algorithm.md, nil)
-            }
-        }
-        // EVP_Digest fails only when libcrypto cannot allocate: nothing sensible can continue.
-        precondition(ok == 1 && length == 32, "libcrypto SHA-256 failed")
-        return hex(out)
+        hex(bytes.withBytes { SHA256.digest($0, count: $1) })
     }
 
     static func hex(_ bytes: [UInt8]) -> String {
@@ -51,19 +39,6 @@ extension ArraySlice: ContiguousBytesLike where Element == UInt8 {
     func withBytes<R>(_ body: (UnsafeRawPointer?, Int) -> R) -> R {
         withUnsafeBytes { body($0.baseAddress, $0.count) }
     }
-}
-
-/// Owns the explicitly fetched SHA-256 implementation (avoids an implicit fetch per call).
-private final class FetchedAlgorithm: @unchecked Sendable {
-    // Immutable after init; EVP_MD objects are safe to share between threads.
-    let md: OpaquePointer?
-
-    init() {
-        md = EVP_MD_fetch(nil, "SHA256", nil)
-        precondition(md != nil, "libcrypto has no SHA-256")
-    }
-
-    deinit { EVP_MD_free(md) }
 }
 
 /// 64-bit FNV-1a: a fast, stable spread of resource names over index shards (not a security hash).

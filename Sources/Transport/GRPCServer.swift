@@ -5,6 +5,7 @@ internal import CTransportShims
 import Glibc
 import Synchronization
 import GRPCStatusCodes
+import OpenSSLSupport
 
 /// A gRPC server over HTTP/2 (nghttp2) and mutual TLS (OpenSSL) on epoll event loops.
 ///
@@ -42,14 +43,14 @@ public final class GRPCServer: Sendable {
     public var statistics: TransportStatistics { core.counters.snapshot() }
 
     /// The certificate new TLS handshakes present (nil for a plaintext server).
-    public var certificate: TLSCertificateSummary? { core.tlsContext?.certificateSummary }
+    public var certificate: CertificateSummary? { core.tlsContext?.certificateSummary }
 
     /// Loads new credentials (certificate chain, key, client CA bundle) for the connections accepted from now on;
     /// established connections keep the material they were accepted with, so no stream is dropped. If the files
     /// cannot be loaded, the key does not match the certificate, or the certificate is not valid now, this throws
     /// and the current credentials stay in use. A CA bundle may hold old and new CAs during a CA rotation.
     @discardableResult
-    public func reloadCredentials(_ credentials: TLSServerCredentials) throws(TransportError) -> TLSCertificateSummary? {
+    public func reloadCredentials(_ credentials: TLSServerCredentials) throws(TransportError) -> CertificateSummary? {
         guard core.tlsContext != nil else {
             throw TransportError(.tlsConfiguration, "this server runs without TLS (insecure plaintext): there are no credentials to reload")
         }

@@ -125,15 +125,9 @@ final class TLSConnection {
 
     /// The verified peer certificate's identity (nil when the peer presented none).
     func peerIdentity() -> PeerIdentity? {
-        var uris = [CChar](repeating: 0, count: 2048)
-        var commonName = [CChar](repeating: 0, count: 256)
-        let present = transport_peer_identity(ssl, &uris, uris.count, &commonName, commonName.count)
-        guard present == 1 else { return nil }
-        let uriText = String(nulTerminated: uris)
-        let cn = String(nulTerminated: commonName)
-        return PeerIdentity(
-            uriSANs: uriText.isEmpty ? [] : uriText.split(separator: "\n").map(String.init),
-            commonName: cn.isEmpty ? nil : cn)
+        guard let raw = SSL_get0_peer_certificate(ssl) else { return nil }
+        let certificate = X509Certificate(retaining: raw)
+        return PeerIdentity(uriSANs: certificate.uriNames, commonName: certificate.commonName.flatMap { $0.isEmpty ? nil : $0 })
     }
 
     private func outcome(_ rc: Int32) -> Outcome {

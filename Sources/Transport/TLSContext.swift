@@ -15,19 +15,6 @@ extension OpenSSLErrorQueue {
     }
 }
 
-/// A certificate as logs show it: who, which one, and when it is valid.
-public struct TLSCertificateSummary: Sendable, Equatable, CustomStringConvertible {
-    public enum Validity: Sendable, Equatable { case valid, notYetValid, expired }
-    public let subject: String
-    /// Serial number, upper-case hex.
-    public let serial: String
-    public let notBefore: String
-    public let notAfter: String
-    public let validity: Validity
-
-    public var description: String { "\(subject) serial \(serial), valid \(notBefore) – \(notAfter)" }
-}
-
 /// The ALPN protocol the transport speaks.
 private let h2Protocol: [UInt8] = Array("h2".utf8)
 
@@ -121,16 +108,8 @@ final class TLSContext: @unchecked Sendable {
     }
 
     /// The certificate this context presents, described for logs (never key material).
-    var certificateSummary: TLSCertificateSummary? {
-        var subject = [CChar](repeating: 0, count: 512), serial = [CChar](repeating: 0, count: 80)
-        var notBefore = [CChar](repeating: 0, count: 64), notAfter = [CChar](repeating: 0, count: 64)
-        var validity: Int32 = 0
-        guard transport_ssl_ctx_certificate_summary(raw, &subject, subject.count, &serial, serial.count, &notBefore, notBefore.count,
-                                                    &notAfter, notAfter.count, &validity) == 1 else { return nil }
-        return TLSCertificateSummary(
-            subject: String(nulTerminated: subject), serial: String(nulTerminated: serial),
-            notBefore: String(nulTerminated: notBefore), notAfter: String(nulTerminated: notAfter),
-            validity: validity < 0 ? .notYetValid : validity > 0 ? .expired : .valid)
+    var certificateSummary: CertificateSummary? {
+        SSL_CTX_get0_certificate(raw).map { X509Certificate(retaining: $0).summary }
     }
 
     /// A client context: trusts `trustedCAFile`, optionally presents a certificate, offers the given ALPN list.

@@ -26,17 +26,6 @@ long transport_ssl_mode_accept_moving_write_buffer(void);
 // Only valid inside a client-hello callback.
 int transport_client_hello_alpn_offers(SSL *ssl, const unsigned char *proto, size_t proto_len);
 
-// The leaf certificate an SSL_CTX presents: subject (one line), serial (hex), notBefore/notAfter (as OpenSSL
-// prints them), each NUL-terminated and truncated to fit; `validity` is 0 when valid now, -1 when not yet valid,
-// 1 when expired. Returns 0 when the context has no certificate.
-int transport_ssl_ctx_certificate_summary(SSL_CTX *ctx, char *subject, size_t subject_capacity, char *serial,
-                                          size_t serial_capacity, char *not_before, size_t not_before_capacity,
-                                          char *not_after, size_t not_after_capacity, int *validity);
-
-// The verified peer certificate's identity. URI SANs are written to `uris`
-// separated by '\n' (truncated to fit, NUL-terminated); the subject CN to
-// `cn`. Returns 1 when the peer presented a certificate, 0 otherwise.
-int transport_peer_identity(const SSL *ssl, char *uris, size_t uris_capacity, char *cn, size_t cn_capacity);
 
 // MARK: Linux system calls
 
