@@ -70,6 +70,10 @@ let package = Package(
             name: "OpenSSLSupport",
             dependencies: ["COpenSSL"]
         ),
+        // `Locked<Value>`: the one way state is shared between threads (an NSLock, which ThreadSanitizer sees).
+        .target(
+            name: "Locking"
+        ),
         // Protobuf varints, for every target that writes or reads the wire format by hand.
         .target(
             name: "ProtobufWire"
@@ -85,7 +89,7 @@ let package = Package(
         ),
         .target(
             name: "Transport",
-            dependencies: ["GRPCStatusCodes", "COpenSSL", "CNGHTTP2", "CTransportShims", "NetworkAddress", "OpenSSLSupport"]
+            dependencies: ["GRPCStatusCodes", "COpenSSL", "CNGHTTP2", "CTransportShims", "Locking", "NetworkAddress", "OpenSSLSupport"]
         ),
         .target(
             name: "EnvoySchema",
@@ -99,7 +103,7 @@ let package = Package(
         // The per-stream xDS protocol state machines (SotW, delta, ADS ordering, ACK/NACK); no I/O.
         .target(
             name: "XDSProtocol",
-            dependencies: ["XDSWire"]
+            dependencies: ["Locking", "XDSWire"]
         ),
         // The snapshot store: content-addressed, crash-safe record of what the mesh was given (no EnvoySchema).
         .target(
@@ -168,7 +172,7 @@ let package = Package(
         // `meshctl loadgen`: simulated Envoy proxies over mTLS measuring time to configuration and push latency.
         .target(
             name: "LoadGenerator",
-            dependencies: ["MeshFixtures", "ProtobufWire", "Transport", "XDSWire", "XDSProtocol", "SnapshotStorage", "XDSCache"]
+            dependencies: ["Locking", "MeshFixtures", "ProtobufWire", "Transport", "XDSWire", "XDSProtocol", "SnapshotStorage", "XDSCache"]
         ),
         // Fuzz harnesses, one per input path (make fuzz runs them under libFuzzer; FuzzReplayTests replays their seeds).
         .target(
@@ -183,7 +187,7 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: ["EnvoySchema", "MeshCertificates", "MeshModel", "ControlPlane", "MeshServer", "MeshAdmin", "XDSClient", "XDSCache",
-                           "SnapshotStorage", "MeshFixtures", "MeshCompilation", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport",
+                           "SnapshotStorage", "MeshFixtures", "MeshCompilation", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport", "Locking",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Shared by every test target: paths, the built meshctl, one process runner, an in-process server, and the

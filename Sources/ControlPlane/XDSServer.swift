@@ -37,6 +37,7 @@ public struct XDSServerError: Error, CustomStringConvertible, Sendable {
 
 /// A running xDS server.
 public final class XDSServer: @unchecked Sendable {
+    // @unchecked Sendable: `feed`, `admin`, `credentialWatch` and `boundPort` are set by `start` before it returns and read by `drain`/`stop` after it (never concurrently with `start`); `lagTimers` is guarded by `lagTimersLock`.
     public let hub = SnapshotHub()
     public let log: ServerLog
     /// Every connected proxy and where it stands (CSDS, admin endpoint).
@@ -231,6 +232,7 @@ public final class XDSServer: @unchecked Sendable {
 
 /// A Bool shared across threads.
 final class ManagedAtomicFlag: @unchecked Sendable {
+    // @unchecked Sendable: `flag` is only touched under `lock`.
     private let lock = NSLock()
     private var flag = false
     var value: Bool { lock.withLock { flag } }

@@ -4,6 +4,7 @@ internal import CRE2
 
 /// A compiled RE2 regular expression. Immutable; RE2 matching is thread-safe.
 public final class CompiledRegex: @unchecked Sendable {
+    // @unchecked Sendable: the RE2 handle is immutable after init and RE2 documents matching as thread-safe.
     private let handle: OpaquePointer
     public let pattern: String
 

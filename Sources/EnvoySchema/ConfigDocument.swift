@@ -189,6 +189,7 @@ package struct PhaseClock {
 
 /// Large trees built for a one-shot command are released by the process exit, not freed node by node.
 private final class ExitArena: @unchecked Sendable {
+    // @unchecked Sendable: `kept` is only touched under `lock`.
     static let shared = ExitArena()
     private let lock = NSLock()
     private var kept: [Any] = []
@@ -211,6 +212,7 @@ enum ParallelPair {
     }
 
     private final class PairBox<A, B>: @unchecked Sendable {
+        // @unchecked Sendable: `a` and `b` are only touched under `lock`.
         private let lock = NSLock()
         private var a: A?
         private var b: B?

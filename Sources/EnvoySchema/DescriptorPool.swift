@@ -33,6 +33,7 @@ public typealias EnumID = Int32
 /// One field of a message type. A class so the hot paths pass references, not copies; its
 /// `var`s are written only while the pool loads, before the pool is shared.
 public final class FieldDescriptor: @unchecked Sendable {
+    // @unchecked Sendable: its `var`s are written only while the pool loads, before the pool is shared (see the doc comment).
     public let name: String
     public let jsonName: String
     public let number: Int32
@@ -97,6 +98,7 @@ public enum WellKnownType: Sendable {
 /// A message type. A class so the hot paths pass references, not copies; its `var`s are
 /// written only while the pool loads, before the pool is shared.
 public final class MessageDescriptor: @unchecked Sendable {
+    // @unchecked Sendable: its `var`s are written only while the pool loads, before the pool is shared (see the doc comment).
     public let fullName: String
     /// Fields, sorted by field number.
     public internal(set) var fields: [FieldDescriptor]

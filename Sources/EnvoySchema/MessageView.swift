@@ -5,6 +5,7 @@
 
 /// A field path built as a reader descends, rendered only when a problem is reported.
 public final class PathTrail: @unchecked Sendable {
+    // @unchecked Sendable: every stored property is a `let`; a trail is never modified after init.
     public let parent: PathTrail?
     public let step: String
 

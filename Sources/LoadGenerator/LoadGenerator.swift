@@ -2,6 +2,7 @@
 // simulated proxies spread over the connections, early failure detection, and stopping.
 // Proxy state lives on the loops; the generator only sees thread-safe counters until the
 // loops are joined, then reads the proxies' records to build the report.
+import Locking
 import Foundation
 import Glibc
 import SnapshotStorage
@@ -23,7 +24,7 @@ final class GeneratorEvents: Sendable {
         var failureCounts: [String: Int] = [:]
     }
 
-    let state = Mutex(State())
+    let state = Locked(State())
     let stopping = Atomic<Bool>(false)
     let endRequested = Atomic<Bool>(false)
 
@@ -58,7 +59,7 @@ public final class LoadGenerator: @unchecked Sendable {
     private let loops: EventLoopGroup
     private let events = GeneratorEvents()
     private let proxies: [SimulatedProxy]
-    private let connectionSlots: Mutex<[GRPCClientConnection?]>
+    private let connectionSlots: Locked<[GRPCClientConnection?]>
     private var connector: Thread?
     private let connectorDone = DispatchSemaphore(value: 0)
     private(set) var startedAt = 0.0
@@ -82,7 +83,7 @@ public final class LoadGenerator: @unchecked Sendable {
             SimulatedProxy(index: $0, group: options.groups[$0 % options.groups.count], mode: options.mode,
                            nackRate: options.nackRate, seed: options.seed, events: events)
         }
-        connectionSlots = Mutex(Array(repeating: nil, count: options.connections))
+        connectionSlots = Locked(Array(repeating: nil, count: options.connections))
     }
 
     deinit {
@@ -236,7 +237,9 @@ public final class LoadGenerator: @unchecked Sendable {
 }
 
 /// Lists handed to a loop in one closure (the elements are confined to that loop).
+// @unchecked Sendable: the proxies are handed to one loop by this list and touched only there afterwards.
 private struct ProxyList: @unchecked Sendable { let proxies: [SimulatedProxy]; init(_ p: [SimulatedProxy]) { proxies = p } }
+// @unchecked Sendable: the connections are handed to one loop by this list and touched only there afterwards.
 private struct ConnectionList: @unchecked Sendable { let connections: [GRPCClientConnection]; init(_ c: [GRPCClientConnection]) { connections = c } }
 
 /// One connection's events: opens its proxies' streams when HTTP/2 is up, counts failures.

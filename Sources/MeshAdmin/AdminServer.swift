@@ -36,6 +36,7 @@ public struct AdminSources: Sendable {
 
 /// The running admin HTTP server.
 public final class AdminServer: @unchecked Sendable {
+    // @unchecked Sendable: `task` and `boundPort` are set by `start` before it returns and read by `stop`/callers after it; the owner (XDSServer) never calls the two concurrently.
     private let sources: AdminSources
     private let group: MultiThreadedEventLoopGroup
     private var task: Task<Void, any Error>?

@@ -10,6 +10,7 @@ import Glibc
 
 /// TEST HOOK: wraps a file system and injects one fault at the N-th disk-changing step (1-based).
 public final class FaultInjectingFileSystem: StoreFileSystem, @unchecked Sendable {
+    // @unchecked Sendable: `count` and `log` are read and written only under `lock`; the wrapped file system is Sendable.
     /// What happens at the chosen step.
     public enum Fault: Sendable, Equatable {
         /// Count steps only.

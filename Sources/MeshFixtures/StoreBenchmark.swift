@@ -158,6 +158,7 @@ public enum StoreBenchmark {
 
 /// Versions delivered by a watcher, with arrival times.
 final class ArrivalLog: @unchecked Sendable {
+    // @unchecked Sendable: `arrivals` is read and written only while holding `condition`.
     private let condition = NSCondition()
     private var arrivals: [String: UInt64] = [:]
 

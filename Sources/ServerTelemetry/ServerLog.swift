@@ -69,6 +69,7 @@ public struct ServerLog: Sendable {
 /// Lets the first few occurrences of an event through per window, then counts the rest
 /// and reports the count on the next occurrence that is let through. Thread-safe, bounded.
 public final class LogRateLimiter: @unchecked Sendable {
+    // @unchecked Sendable: the per-key windows are only touched under `lock`.
     public struct Policy: Sendable {
         /// Occurrences of one key printed per window.
         public var burst: Int

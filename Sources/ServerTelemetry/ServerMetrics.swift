@@ -12,6 +12,7 @@ import XDSCache
 
 /// The server's metrics registry and the instruments the server's observers record into. Thread-safe.
 public final class ServerMetrics: @unchecked Sendable {
+    // @unchecked Sendable: the instrument caches are only touched under `lock`; the Prometheus registry is thread-safe.
     public let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
     private let lock = NSLock()

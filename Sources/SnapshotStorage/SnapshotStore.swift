@@ -235,6 +235,7 @@ final class WriteSession {
 /// Results of a `concurrentPerform`, one slot per iteration. Each slot is written by exactly one
 /// iteration and read only after all have finished, so no lock is needed.
 final class ParallelSlots<T>: @unchecked Sendable {
+    // @unchecked Sendable: each slot is written by exactly one iteration and read only after `concurrentPerform` returns.
     private let buffer: UnsafeMutableBufferPointer<T?>
 
     init(count: Int) {

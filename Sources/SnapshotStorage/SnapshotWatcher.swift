@@ -8,6 +8,7 @@ import Glibc
 
 /// Watches a store's live pointer and delivers each newly live snapshot, or why it was refused.
 public final class SnapshotWatcher: @unchecked Sendable {
+    // @unchecked Sendable: `stopped`, `live`, `worker` and `signal` are only touched under `lock`; the callbacks are @Sendable.
     /// What the watcher reports.
     public enum Event: Sendable {
         /// A new live snapshot, fully loaded.
@@ -120,6 +121,7 @@ public final class SnapshotWatcher: @unchecked Sendable {
 /// Without inotify (or before the directory exists) it degrades to a timed wait, i.e. polling.
 /// A pipe lets `wake()` end a wait early.
 final class DirectoryChangeSignal: StoreChangeSignal, @unchecked Sendable {
+    // @unchecked Sendable: `watch` and the inotify reads are only touched under `lock`; the file descriptors are fixed at init and `wake()` only writes to the pipe, which is thread-safe.
     private let directory: String
     private let fd: Int32
     private let wakeRead: Int32

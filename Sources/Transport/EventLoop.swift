@@ -1,6 +1,7 @@
 // Owns the epoll event loops: one thread per loop, the fd registrations, the
 // timer heap, and the queue through which other threads hand work to a loop.
 internal import CTransportShims
+import Locking
 import Glibc
 import Synchronization
 
@@ -20,12 +21,12 @@ public struct ScheduledTimer: Sendable, Hashable {
 /// everything else (`schedule`, `cancel`, and all objects bound to this loop) only on the loop thread.
 public final class EventLoop: @unchecked Sendable {
     // @unchecked Sendable: `registrations`, `timers`, `timerActions` and `deferred` are only touched
-    // on the loop thread (guarded by `assertInEventLoop`); `crossThread` is behind a Mutex; the file
+    // on the loop thread (guarded by `assertInEventLoop`); `crossThread` is behind a Locked (NSLock); the file
     // descriptors and `index` are immutable after init.
     public let index: Int
     private let epollFD: Int32
     private let wakeFD: Int32
-    private let crossThread = Mutex(CrossThreadState())
+    private let crossThread = Locked(CrossThreadState())
     private let threadID = Atomic<UInt>(0)
     private var thread = pthread_t()
 

@@ -2,6 +2,7 @@
 // limit, spreading connections over the loops, per-loop connection tables,
 // request validation and handler dispatch, drain, and load statistics.
 internal import CTransportShims
+import Locking
 import Glibc
 import Synchronization
 import GRPCStatusCodes
@@ -122,20 +123,20 @@ final class ServerCore: Sendable {
     let configuration: GRPCServerConfiguration
     /// The credentials new connections are accepted with; replaced whole by a reload (a connection keeps a
     /// reference to the context it started with, and OpenSSL reference-counts the SSL_CTX under it).
-    private let currentTLSContext: Mutex<TLSContext?>
+    private let currentTLSContext: Locked<TLSContext?>
     var tlsContext: TLSContext? { currentTLSContext.withLock { $0 } }
     let group: EventLoopGroup
     let ownsGroup: Bool
     let counters = ServerCounters()
-    let state = Mutex(State())
+    let state = Locked(State())
     /// Connections and streams held per client identity (for the per-identity limits).
-    private let identityUsage = Mutex<[String: (connections: Int, streams: Int)]>([:])
+    private let identityUsage = Locked<[String: (connections: Int, streams: Int)]>([:])
     let loopConnections: [LoopConnections]
     private let nextConnectionID = Atomic<UInt64>(1)
 
     init(configuration: GRPCServerConfiguration, tlsContext: TLSContext?, group: EventLoopGroup, ownsGroup: Bool) {
         self.configuration = configuration
-        currentTLSContext = Mutex(tlsContext)
+        currentTLSContext = Locked(tlsContext)
         self.group = group
         self.ownsGroup = ownsGroup
         loopConnections = group.loops.map { _ in LoopConnections() }

@@ -71,6 +71,7 @@ public struct ProxyStreamRecord: Sendable, Codable, Hashable {
 
 /// Every connected proxy's streams. Thread-safe.
 public final class ProxyRegistry: @unchecked Sendable {
+    // @unchecked Sendable: `records` is only touched under `lock`.
     private let lock = NSLock()
     private var records: [ObjectIdentifier: ProxyStreamRecord] = [:]
 

@@ -21,6 +21,7 @@ public protocol SnapshotSubscriber: AnyObject {
 
 /// A loop-confined subscriber carried across threads; only touched on its own loop.
 private struct SubscriberReference: @unchecked Sendable {
+    // @unchecked Sendable: the weak subscriber is only dereferenced on its own loop, through `executor`.
     weak var subscriber: (any SnapshotSubscriber)?
     let executor: any SubscriberExecutor
     let group: String
@@ -28,6 +29,7 @@ private struct SubscriberReference: @unchecked Sendable {
 
 /// The current snapshot and the streams that follow it. Thread-safe.
 public final class SnapshotHub: @unchecked Sendable {
+    // @unchecked Sendable: `served` and `subscribers` are only touched under `lock`; subscribers are called on their own loops.
     private let lock = NSLock()
     private var served: ServedSnapshot?
     private var subscribers: [ObjectIdentifier: SubscriberReference] = [:]

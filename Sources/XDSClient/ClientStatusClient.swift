@@ -43,6 +43,7 @@ public enum ClientStatusClient {
 
 /// One connection and one FetchClientStatus stream; confined to the client's loop, result read after `done`.
 private final class FetchCall: GRPCClientConnectionDelegate, GRPCClientStreamHandler, @unchecked Sendable {
+    // @unchecked Sendable: confined to the client connection's loop; `result` is written there before `done.signal()` and read by the caller only after `done.wait()`.
     let server: String
     let request: ClientStatusRequest
     let done = DispatchSemaphore(value: 0)

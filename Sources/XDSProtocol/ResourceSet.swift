@@ -3,7 +3,7 @@
 // each sorted, versioned and Any-encoded once. Every proxy of a group subscribes
 // alike, so 10,000 streams reading one view plan and encode once per type, not
 // 10,000 times; a stream remembers what it sent as a reference to the shared set.
-import Synchronization
+import Locking
 import XDSWire
 
 /// The resources of one type that a state-of-the-world response carries, sorted by name, with their content version; immutable and shared by every stream sending the same answer.
@@ -101,7 +101,7 @@ public final class ResourceSetCache: Sendable {
         var named: [NamedKey: ResourceSet] = [:]
     }
 
-    private let memo = Mutex(Memo())
+    private let memo = Locked(Memo())
 
     public init() {}
 

@@ -7,7 +7,7 @@
 /// The storage is a fixed allocation rather than a `[UInt8]` so the encoder can point
 /// protobuf-c at many bodies at once without copying them; it never changes after `init`.
 public final class ResourceBytes: @unchecked Sendable, Hashable, CustomStringConvertible {
-    // Immutable after init and freed only in deinit, so sharing across threads is safe.
+    // @unchecked Sendable: Immutable after init and freed only in deinit, so sharing across threads is safe.
     private let storage: UnsafeMutableRawBufferPointer
     /// Number of bytes.
     public let count: Int

@@ -6,17 +6,17 @@
 // own manager thread) see only signals that land on a thread blocking them; the event loops and the main
 // thread did not, so a release `serve` silently lost every SIGTERM. Blocking before the first thread is
 // created makes every later thread inherit the mask, so the one sigwait thread is the only receiver.
+import Locking
 import Foundation
-import Synchronization
 
 enum ProcessSignals {
     /// The signals received here; any other signal keeps its default behaviour.
     static let handled: [Int32] = [SIGTERM, SIGINT, SIGHUP]
 
-    private static let handler = Mutex<(@Sendable (Int32) -> Void)?>(nil)
+    private static let handler = Locked<(@Sendable (Int32) -> Void)?>(nil)
     /// The receiving thread's id (its /proc/self/task entry): while it sits in sigwait the kernel shows the
     /// signals as unblocked there.
-    private static let receiverThreadID = Mutex<String?>(nil)
+    private static let receiverThreadID = Locked<String?>(nil)
 
     private static var handledSet: sigset_t {
         var set = sigset_t()

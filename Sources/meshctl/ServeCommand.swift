@@ -1,11 +1,11 @@
 // `meshctl serve`: the xDS server.
+import Locking
 import ArgumentParser
 import Foundation
 import ControlPlane
 import MeshServer
 import ServerTelemetry
 import SnapshotStorage
-import Synchronization
 import Transport
 
 struct Serve: ParsableCommand {
@@ -120,7 +120,7 @@ struct Serve: ParsableCommand {
         // Signals are taken over before anything starts: one that arrives while the server is still starting is
         // kept and acted on as soon as it runs (a drain of nothing, or a reload), never the default "terminate".
         let stop = StopRequest()
-        let started = Mutex<XDSServer?>(nil)
+        let started = Locked<XDSServer?>(nil)
         ProcessSignals.handle { signal in
             switch signal {
             case SIGHUP:
@@ -165,7 +165,7 @@ struct Serve: ParsableCommand {
 
 /// The first termination signal starts the drain; a second one while draining means "now".
 final class StopRequest: Sendable {
-    private let state = Mutex<Int32?>(nil)
+    private let state = Locked<Int32?>(nil)
     private let signalled = DispatchSemaphore(value: 0)
 
     /// Records a signal; returns true if one had already arrived.

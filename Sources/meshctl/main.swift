@@ -13,6 +13,7 @@ func runOnLargeStack() -> Never {
 }
 
 final class ExitStatus: @unchecked Sendable {
+    // @unchecked Sendable: `value` is written once before `done.signal()` and read only after `done.wait()`; the semaphore orders the two.
     private let done = DispatchSemaphore(value: 0)
     private(set) var value: Int32 = 2
     func set(_ v: Int32) { value = v; done.signal() }

@@ -13,6 +13,7 @@ enum Parallel {
 
 /// One write-once slot per index; each index is written by exactly one worker.
 private final class Slots<T>: @unchecked Sendable {
+    // @unchecked Sendable: each slot is written by exactly one worker and read only after all workers have finished.
     private let storage: UnsafeMutablePointer<T?>
     private let count: Int
 

@@ -79,6 +79,7 @@ public indirect enum TemplateType: Sendable {
 
 /// A named record type with its members (documented in docs/CONFIG.md, "Template context").
 public final class TemplateObjectType: @unchecked Sendable {
+    // @unchecked Sendable: `fields` is set while the schema is built, before the type is shared, and only read afterwards.
     public let name: String
     /// Member name → type. Set once while the schema is built, read-only afterwards.
     public private(set) var fields: [String: TemplateType] = [:]
