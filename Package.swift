@@ -108,7 +108,7 @@ let package = Package(
         // The snapshot store: content-addressed, crash-safe record of what the mesh was given (no EnvoySchema).
         .target(
             name: "SnapshotStorage",
-            dependencies: ["OpenSSLSupport"]
+            dependencies: ["Locking", "OpenSSLSupport"]
         ),
         // Development CA and SPIFFE certificates (`meshctl certs init`).
         .target(
@@ -167,7 +167,7 @@ let package = Package(
         // `meshctl compile` / `validate`: Configs/ + templates/ → checked, encoded per-proxy-group snapshots.
         .target(
             name: "MeshCompilation",
-            dependencies: ["EnvoySchema", "MeshModel", "NetworkAddress", "SnapshotStorage", .product(name: "Stencil", package: "Stencil")]
+            dependencies: ["EnvoySchema", "Locking", "MeshModel", "NetworkAddress", "SnapshotStorage", .product(name: "Stencil", package: "Stencil")]
         ),
         // `meshctl loadgen`: simulated Envoy proxies over mTLS measuring time to configuration and push latency.
         .target(

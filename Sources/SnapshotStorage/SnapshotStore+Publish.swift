@@ -1,6 +1,7 @@
 // Publishing: plan the objects a snapshot needs, write the missing ones children-first,
 // write the manifest, read everything back, then move `current` (see SnapshotStore.swift for the order).
 import Foundation
+import Locking
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,8 +39,8 @@ extension SnapshotStore {
         let plan: Plan
         let existingManifest: Manifest?
         do {
-            let planSlot = ParallelSlots<Result<Plan, SnapshotStoreError>>(count: 1)
-            let manifestSlot = ParallelSlots<Manifest>(count: 1)
+            let planSlot = WriteOnceSlots<Result<Plan, SnapshotStoreError>>(count: 1)
+            let manifestSlot = WriteOnceSlots<Manifest>(count: 1)
             let store = self
             DispatchQueue.concurrentPerform(iterations: 2) { i in
                 if i == 0 {

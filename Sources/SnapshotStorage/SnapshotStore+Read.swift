@@ -1,6 +1,7 @@
 // Reading the store: a version by reference (current, full id, unique prefix), loaded with
 // the chosen checks from its manifest, indexes, shards and bodies; the list of versions; the history.
 import Foundation
+import Locking
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,7 +42,7 @@ extension SnapshotStore {
             }
         }
         let shardJobs = jobs
-        let slots = ParallelSlots<Result<[Resource], SnapshotStoreError>>(count: shardJobs.count)
+        let slots = WriteOnceSlots<Result<[Resource], SnapshotStoreError>>(count: shardJobs.count)
         DispatchQueue.concurrentPerform(iterations: shardJobs.count) { i in
             let job = shardJobs[i]
             let typeURL = manifest.groups[job.group].types[job.type].typeURL

@@ -231,24 +231,3 @@ final class WriteSession {
         return "\(directory)/\(prefix)-\(counter)"
     }
 }
-
-/// Results of a `concurrentPerform`, one slot per iteration. Each slot is written by exactly one
-/// iteration and read only after all have finished, so no lock is needed.
-final class ParallelSlots<T>: @unchecked Sendable {
-    // @unchecked Sendable: each slot is written by exactly one iteration and read only after `concurrentPerform` returns.
-    private let buffer: UnsafeMutableBufferPointer<T?>
-
-    init(count: Int) {
-        buffer = .allocate(capacity: max(count, 1))
-        buffer.initialize(repeating: nil)
-    }
-
-    deinit {
-        _ = buffer.deinitialize()
-        buffer.deallocate()
-    }
-
-    func set(_ index: Int, _ value: T) { buffer[index] = value }
-
-    var values: [T?] { Array(buffer) }
-}

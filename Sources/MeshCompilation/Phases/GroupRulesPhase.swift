@@ -1,6 +1,7 @@
 // Phase 7, group rules: each proxy group's cross-references (routes to clusters,
 // clusters to endpoints, listeners to routes) checked in parallel.
 import EnvoySchema
+import Locking
 import Foundation
 import MeshModel
 import SnapshotStorage

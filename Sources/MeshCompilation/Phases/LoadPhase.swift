@@ -1,6 +1,7 @@
 // Phase 1, load: find mesh.yaml and services/*.yaml, read and parse them (services in
 // parallel) into the mesh definition and one service definition per file.
 import EnvoySchema
+import Locking
 import Foundation
 import MeshModel
 import SnapshotStorage

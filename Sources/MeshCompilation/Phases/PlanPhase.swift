@@ -2,6 +2,7 @@
 // per (template, service or gateway), plus the upstream renderings groups that do not
 // subscribe by ADS need with their own config source.
 import EnvoySchema
+import Locking
 import Foundation
 import MeshModel
 import SnapshotStorage

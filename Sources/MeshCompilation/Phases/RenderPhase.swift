@@ -1,6 +1,7 @@
 // Phase 5, render: every job rendered, read as Envoy, validated and encoded (parallel,
 // each independent); then the raw patches that matched nothing are reported.
 import EnvoySchema
+import Locking
 import Foundation
 import MeshModel
 import SnapshotStorage

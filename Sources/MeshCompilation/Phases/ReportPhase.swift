@@ -1,6 +1,7 @@
 // Phase 8, report: diagnostics mapped back to the user's files, de-duplicated and sorted;
 // with encoding asked for and no errors, each group's resources and access record.
 import EnvoySchema
+import Locking
 import Foundation
 import MeshModel
 import SnapshotStorage
