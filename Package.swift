@@ -194,7 +194,7 @@ let package = Package(
         // end-to-end helpers (loopback ports, child processes, small published meshes).
         .target(
             name: "MeshTestSupport",
-            dependencies: ["ControlPlane", "EnvoySchema", "MeshFixtures", "ServerTelemetry", "SnapshotStorage", "Transport"],
+            dependencies: ["ControlPlane", "EnvoySchema", "MeshCertificates", "MeshFixtures", "ServerTelemetry", "SnapshotStorage", "Transport"],
             path: "Tests/MeshTestSupport"
         ),
         .testTarget(

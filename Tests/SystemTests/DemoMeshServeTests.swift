@@ -7,51 +7,22 @@ import MeshTestSupport
 import XCTest
 
 final class DemoMeshServeTests: XCTestCase {
-    var directory = ""
-    var children: [ChildProcess] = []
+    var mesh: DemoMeshRun?
 
-    override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: E2E.envoy) else { throw XCTSkip("Envoy is not installed; run through `make test`") }
-        directory = try E2E.temporaryDirectory()
-    }
-
-    override func tearDown() {
-        for child in children.reversed() { child.stop() }
-        if !directory.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
-    }
+    override func tearDown() { mesh?.stop() }
 
     func testDemoMeshRoutesAcrossMutualTLSInEveryADSMode() throws {
-        let certs = directory + "/certs"
-        _ = try DevelopmentCertificates.write(to: certs, trustDomain: "mesh.local", proxies: ["frontend", "users", "ingress", "internal-web"],
-                                               operators: ["oncall"])
-        let configs = try E2E.demoConfigs(in: directory, certificates: certs)
-        let store = directory + "/store"
-        let compile = E2E.run(E2E.meshctl, ["compile", "--configs", configs, "--templates", E2E.root.appendingPathComponent("templates").path, "--out", store], timeout: 120)
-        XCTAssertEqual(compile?.status, 0, compile?.output ?? "compile did not finish")
-
+        let mesh = try DemoMeshRun(proxies: ["frontend", "users", "ingress", "internal-web"], operators: ["oncall"])
+        self.mesh = mesh
+        let certs = mesh.certificates
         // The users application (the demo's endpoint for users is 127.0.0.1:19170).
-        children.append(try startUpstream(port: 19170, body: "users-app", directory: directory))
-
-        let serverPort = E2E.freePort()
-        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", store, "--listen", "127.0.0.1:\(serverPort)", "--admin", "127.0.0.1:0", "--tls-cert", certs + "/server.crt",
-                                                    "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt", "--drain-seconds", "1"],
-                                      log: directory + "/server.log")
-        children.append(server)
-        E2E.waitUntil(15, "serve to listen") { server.output.contains("server.listening") }
+        try mesh.startApplication(port: 19170, body: "users-app")
+        let (_, serverPort) = try mesh.startServe(admin: "127.0.0.1:0")
 
         for flags in [[], ["--delta"]] {
             var proxies: [ChildProcess] = []
             for group in ["users", "frontend"] {
-                let admin = E2E.freePort()
-                let bootstrap = E2E.run(E2E.meshctl, ["bootstrap", "--node-id", "\(group)-1", "--node-cluster", group, "--server", "127.0.0.1:\(serverPort)",
-                                                      "--cert", "\(certs)/\(group).crt", "--key", "\(certs)/\(group).key", "--ca", "\(certs)/ca.crt",
-                                                      "--server-name", "localhost", "--admin-port", "\(admin)"] + flags, timeout: 30)
-                let path = "\(directory)/\(group)-\(admin).yaml"
-                try (bootstrap?.output ?? "").write(toFile: path, atomically: true, encoding: .utf8)
-                let envoy = try ChildProcess(E2E.envoy, ["-c", path, "--base-id", "\(admin)", "--disable-hot-restart", "-l", "warning"],
-                                             log: "\(directory)/envoy-\(group)-\(admin).log")
-                children.append(envoy)
-                proxies.append(envoy)
+                proxies.append(try mesh.startEnvoy(group: group, serverPort: serverPort, bootstrapFlags: flags).process)
             }
             // frontend's application calls users through its sidecar's outbound listener (10111).
             let deadline = Date().addingTimeInterval(30)

@@ -9,19 +9,9 @@ import MeshTestSupport
 import XCTest
 
 final class PerTypeMeshTests: XCTestCase {
-    var directory = ""
-    var children: [ChildProcess] = []
+    var mesh: DemoMeshRun?
 
-    override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: E2E.envoy) else { throw XCTSkip("Envoy is not installed; run through `make test`") }
-        directory = try E2E.temporaryDirectory()
-    }
-
-    override func tearDown() {
-        for child in children.reversed() { child.stop() }
-        children = []
-        if !directory.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
-    }
+    override func tearDown() { mesh?.stop() }
 
     /// GET over TLS through a gateway (its development certificate is not for this host name: -k).
     func httpsGet(_ port: Int, _ path: String) -> String? {
@@ -45,46 +35,27 @@ final class PerTypeMeshTests: XCTestCase {
     }
 
     func testGatewaysOnPerTypeStreamsGetEveryResourceTypeAndRouteTraffic() throws {
-        let certs = directory + "/certs"
         let groups = ["frontend", "admin", "ingress", "internal-web"]
-        _ = try DevelopmentCertificates.write(to: certs, trustDomain: "mesh.local", proxies: groups)
-        let configs = try E2E.demoConfigs(in: directory, certificates: certs, gatewayModes: ["ingress": "per-type", "internal-web": "per-type-delta"])
-        let store = directory + "/store"
-        let compile = E2E.run(E2E.meshctl, ["compile", "--configs", configs, "--templates", E2E.root.appendingPathComponent("templates").path, "--out", store], timeout: 120)
-        XCTAssertEqual(compile?.status, 0, compile?.output ?? "compile did not finish")
+        let mesh = try DemoMeshRun(proxies: groups, gatewayModes: ["ingress": "per-type", "internal-web": "per-type-delta"])
+        self.mesh = mesh
 
         // The applications behind the frontend and admin sidecars (the demo's endpoints).
-        children.append(try startUpstream(port: 19110, body: "frontend-app", directory: directory))
-        children.append(try startUpstream(port: 19190, body: "admin-app", directory: directory))
-
-        let serverPort = E2E.freePort()
-        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", store, "--listen", "127.0.0.1:\(serverPort)", "--admin", "127.0.0.1:0", "--tls-cert", certs + "/server.crt",
-                                                    "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt", "--drain-seconds", "1"],
-                                      log: directory + "/server.log")
-        children.append(server)
-        E2E.waitUntil(15, "serve to listen") { server.output.contains("server.listening") }
+        try mesh.startApplication(port: 19110, body: "frontend-app")
+        try mesh.startApplication(port: 19190, body: "admin-app")
+        let (server, serverPort) = try mesh.startServe(admin: "127.0.0.1:0")
 
         var proxies: [ChildProcess] = []
         for group in groups {
-            let admin = E2E.freePort()
             // No mode flags: the group's mode comes from the store.
-            let bootstrap = E2E.run(E2E.meshctl, ["bootstrap", "--node-id", "\(group)-1", "--node-cluster", group, "--server", "127.0.0.1:\(serverPort)",
-                                                  "--cert", "\(certs)/\(group).crt", "--key", "\(certs)/\(group).key", "--ca", "\(certs)/ca.crt",
-                                                  "--server-name", "localhost", "--admin-port", "\(admin)", "--store", store], timeout: 30)
-            XCTAssertEqual(bootstrap?.status, 0, "bootstrap for \(group)")
-            let yaml = bootstrap?.output ?? ""
+            let envoy = try mesh.startEnvoy(group: group, serverPort: serverPort, bootstrapFlags: ["--store", mesh.store],
+                                            envoyArguments: ["--drain-time-s", "1", "--parent-shutdown-time-s", "2"])
+            let yaml = envoy.bootstrap
             switch group {
             case "ingress": XCTAssertTrue(yaml.contains("api_type: GRPC,") && !yaml.contains("ads_config"), "ingress bootstrap is per-type SotW:\n\(yaml)")
             case "internal-web": XCTAssertTrue(yaml.contains("api_type: DELTA_GRPC,") && !yaml.contains("ads_config"), "internal-web bootstrap is per-type delta:\n\(yaml)")
             default: XCTAssertTrue(yaml.contains("ads_config"), "\(group) bootstrap is ADS")
             }
-            let path = "\(directory)/\(group)-\(admin).yaml"
-            try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-            let envoy = try ChildProcess(E2E.envoy, ["-c", path, "--base-id", "\(admin)", "--disable-hot-restart", "-l", "warning",
-                                                     "--drain-time-s", "1", "--parent-shutdown-time-s", "2"],
-                                         log: "\(directory)/envoy-\(group)-\(admin).log")
-            children.append(envoy)
-            proxies.append(envoy)
+            proxies.append(envoy.process)
         }
         func logs() -> String { proxies.map(\.output).joined(separator: "\n").suffix(3000).description }
 
@@ -106,9 +77,9 @@ final class PerTypeMeshTests: XCTestCase {
     }
 
     func testBootstrapFromTheStoreRefusesModeFlagsThatContradictTheGroup() throws {
-        let configs = try E2E.demoConfigs(in: directory, certificates: directory + "/certs", gatewayModes: ["ingress": "per-type-delta"])
-        let store = directory + "/store"
-        XCTAssertEqual(E2E.run(E2E.meshctl, ["compile", "--configs", configs, "--templates", E2E.root.appendingPathComponent("templates").path, "--out", store], timeout: 120)?.status, 0)
+        let mesh = try DemoMeshRun(proxies: [], gatewayModes: ["ingress": "per-type-delta"])
+        self.mesh = mesh
+        let store = mesh.store
         let cases: [(name: String, group: String, flags: [String], status: Int32, mode: String?)] = [
             ("no flags follow the group", "ingress", [], 0, "DELTA_GRPC"),
             ("agreeing flags", "ingress", ["--per-type", "--delta"], 0, "DELTA_GRPC"),

@@ -8,18 +8,9 @@ import MeshTestSupport
 import XCTest
 
 final class ProxyCertificateRotationTests: XCTestCase {
-    var directory = ""
-    var children: [ChildProcess] = []
+    var mesh: DemoMeshRun?
 
-    override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: E2E.envoy) else { throw XCTSkip("Envoy is not installed; run through `make test`") }
-        directory = try E2E.temporaryDirectory()
-    }
-
-    override func tearDown() {
-        for child in children.reversed() { child.stop() }
-        if !directory.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
-    }
+    override func tearDown() { mesh?.stop() }
 
     /// The serial of the certificate a new TLS connection to 127.0.0.1:`port` is shown (as a mesh client would see it).
     private func presentedSerial(port: Int, certs: String) -> String? {
@@ -33,31 +24,12 @@ final class ProxyCertificateRotationTests: XCTestCase {
     }
 
     func testRenewedSidecarCertificateIsServedWithoutRestartOrFailedRequests() throws {
-        let certs = directory + "/certs"
-        _ = try DevelopmentCertificates.write(to: certs, trustDomain: "mesh.local", proxies: ["frontend", "users"])
-        let configs = try E2E.demoConfigs(in: directory, certificates: certs)
-        let store = directory + "/store"
-        let compile = E2E.run(E2E.meshctl, ["compile", "--configs", configs, "--templates", E2E.root.appendingPathComponent("templates").path, "--out", store], timeout: 120)
-        XCTAssertEqual(compile?.status, 0, compile?.output ?? "compile did not finish")
-        children.append(try startUpstream(port: 19170, body: "users-app", directory: directory))
-        let serverPort = E2E.freePort()
-        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", store, "--listen", "127.0.0.1:\(serverPort)", "--admin", "off", "--tls-cert", certs + "/server.crt",
-                                                    "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt", "--drain-seconds", "1"],
-                                      log: directory + "/server.log")
-        children.append(server)
-        E2E.waitUntil(15, "serve to listen") { server.output.contains("server.listening") }
-        var envoys: [ChildProcess] = []
-        for group in ["users", "frontend"] {
-            let admin = E2E.freePort()
-            let bootstrap = E2E.run(E2E.meshctl, ["bootstrap", "--node-id", "\(group)-1", "--node-cluster", group, "--server", "127.0.0.1:\(serverPort)",
-                                                  "--cert", "\(certs)/\(group).crt", "--key", "\(certs)/\(group).key", "--ca", "\(certs)/ca.crt",
-                                                  "--server-name", "localhost", "--admin-port", "\(admin)"], timeout: 30)
-            let path = "\(directory)/\(group).yaml"
-            try (bootstrap?.output ?? "").write(toFile: path, atomically: true, encoding: .utf8)
-            let envoy = try ChildProcess(E2E.envoy, ["-c", path, "--base-id", "\(admin)", "--disable-hot-restart", "-l", "warning"], log: "\(directory)/envoy-\(group).log")
-            children.append(envoy)
-            envoys.append(envoy)
-        }
+        let mesh = try DemoMeshRun(proxies: ["frontend", "users"])
+        self.mesh = mesh
+        let certs = mesh.certificates
+        try mesh.startApplication(port: 19170, body: "users-app")
+        let (_, serverPort) = try mesh.startServe()
+        let envoys = try ["users", "frontend"].map { try mesh.startEnvoy(group: $0, serverPort: serverPort).process }
         let request = ["-s", "-f", "-m", "2", "-H", "Host: users", "http://127.0.0.1:10111/users/42"]
         E2E.waitUntil(30, "frontend → users over the mesh") { E2E.run("/usr/bin/curl", request, timeout: 5)?.output == "users-app" }
 
