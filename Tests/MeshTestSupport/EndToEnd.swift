@@ -3,6 +3,7 @@
 // child processes (upstream HTTP servers, meshctl serve, Envoy) stopped when a test ends.
 import EnvoySchema
 import Foundation
+import MeshCertificates
 import MeshFixtures
 import SnapshotStorage
 import XCTest
@@ -62,6 +63,14 @@ public enum E2E {
           - name: envoy.filters.network.tcp_proxy
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: \(cluster)}
         """
+    }
+
+    /// The smallest served mesh: development certificates for `frontend` in DIRECTORY/certs and one published
+    /// `frontend` group (listener 10001 → cluster `backend` on 127.0.0.1:19001) in the directory store DIRECTORY/store.
+    public static func publishFrontendMesh(in directory: String) throws {
+        _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend"])
+        try publish([group("frontend", listenerPort: 10001, routeTo: "backend", clusters: ["backend": 19001],
+                           identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
     }
 
     /// The repository's Configs/ copied into `directory`, with the certificate paths pointed at `certificates`

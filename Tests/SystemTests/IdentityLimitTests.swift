@@ -10,9 +10,7 @@ final class IdentityLimitTests: XCTestCase {
         let directory = try E2E.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let certs = directory + "/certs"
-        _ = try DevelopmentCertificates.write(to: certs, trustDomain: "mesh.local", proxies: ["frontend"])
-        try E2E.publish([E2E.group("frontend", listenerPort: 10001, routeTo: "backend", clusters: ["backend": 19001],
-                                   identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
+        try E2E.publishFrontendMesh(in: directory)
         let port = E2E.freePort(), admin = E2E.freePort()
         let server = try ChildProcess(E2E.meshctl, ["serve", "--store", directory + "/store", "--listen", "127.0.0.1:\(port)", "--admin", "127.0.0.1:\(admin)",
                                                     "--tls-cert", certs + "/server.crt", "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt",

@@ -23,9 +23,7 @@ final class ReleaseSignalTests: XCTestCase {
 
     override func setUpWithError() throws {
         directory = try E2E.temporaryDirectory()
-        _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend"])
-        try E2E.publish([E2E.group("frontend", listenerPort: 10001, routeTo: "backend", clusters: ["backend": 19001],
-                                   identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
+        try E2E.publishFrontendMesh(in: directory)
     }
 
     override func tearDown() {

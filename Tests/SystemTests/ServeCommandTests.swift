@@ -45,9 +45,7 @@ final class ServeDrainTests: XCTestCase {
     func testSIGTERMDrainsStreamsAndExits() throws {
         let directory = try E2E.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend"])
-        try E2E.publish([E2E.group("frontend", listenerPort: 10001, routeTo: "backend", clusters: ["backend": 19001],
-                                   identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
+        try E2E.publishFrontendMesh(in: directory)
         let port = E2E.freePort()
         let server = try ChildProcess(E2E.meshctl, ["serve", "--store", directory + "/store", "--listen", "127.0.0.1:\(port)", "--admin", "127.0.0.1:0",
                                                     "--tls-cert", directory + "/certs/server.crt", "--tls-key", directory + "/certs/server.key",
