@@ -172,7 +172,7 @@ let package = Package(
         // `meshctl loadgen`: simulated Envoy proxies over mTLS measuring time to configuration and push latency.
         .target(
             name: "LoadGenerator",
-            dependencies: ["Locking", "MeshFixtures", "ProtobufWire", "Transport", "XDSWire", "XDSProtocol", "SnapshotStorage", "XDSCache"]
+            dependencies: ["Locking", "MeshFixtures", "NetworkAddress", "ProtobufWire", "Transport", "XDSWire", "XDSProtocol", "SnapshotStorage", "XDSCache"]
         ),
         // Fuzz harnesses, one per input path (make fuzz runs them under libFuzzer; FuzzReplayTests replays their seeds).
         .target(
@@ -187,7 +187,7 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: ["EnvoySchema", "MeshCertificates", "MeshModel", "ControlPlane", "MeshServer", "MeshAdmin", "XDSClient", "XDSCache",
-                           "SnapshotStorage", "MeshFixtures", "MeshCompilation", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport", "Locking",
+                           "SnapshotStorage", "MeshFixtures", "MeshCompilation", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport", "Locking", "NetworkAddress",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Shared by every test target: paths, the built meshctl, one process runner, an in-process server, and the

@@ -22,6 +22,8 @@ public struct XDSServerOptions: Sendable {
     public var drainGrace: Duration = .seconds(10)
     /// The admin endpoint's HOST:PORT (nil: none).
     public var admin: (host: String, port: Int)?
+    /// Who may read the admin endpoint (a bearer token; open only on loopback, which `meshctl serve` enforces).
+    public var adminAccess = AdminAccess.open
     /// Who may read proxy status over CSDS.
     public var statusReaders = StatusReaders.operators
     /// How often the TLS files are checked for changes (rotation without a restart; nil: only on `reloadCredentials`).
@@ -127,7 +129,8 @@ public final class XDSServer: @unchecked Sendable {
         guard let (host, port) = options.admin else { return }
         let accepting = self.accepting
         let server = AdminServer(sources: AdminSources(hub: hub, proxies: proxies, metrics: metrics, store: store,
-                                                       listening: { accepting.value }))
+                                                       listening: { accepting.value }),
+                                 access: options.adminAccess)
         try await server.start(host: host, port: port, log: log)
         admin = server
     }

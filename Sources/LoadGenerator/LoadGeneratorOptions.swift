@@ -1,6 +1,7 @@
 // Owns what a load-generation run is asked to do and how it can fail: the simulated
 // fleet's shape (proxies, connections, xDS mode, groups), its bounds, and typed errors.
 import MeshModel
+import NetworkAddress
 import Transport
 
 extension SubscriptionMode {
@@ -59,11 +60,7 @@ public struct LoadGeneratorOptions: Sendable {
     }
 
     /// Whether `host` is a loopback address (127.0.0.0/8 or ::1).
-    public static func isLoopback(_ host: String) -> Bool {
-        if host == "::1" || host == "[::1]" || host == "localhost" { return true }
-        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
-    }
+    public static func isLoopback(_ host: String) -> Bool { IPAddress.isLoopback(host) }
 }
 
 /// Why a load-generation run could not do its job; `description` is the message for the user.

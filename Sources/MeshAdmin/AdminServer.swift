@@ -3,6 +3,7 @@
 // history and diffs, and the status page. HTTP/1.1 comes from Hummingbird
 // (SwiftNIO's parser, with header size limits), on one event-loop thread of its own.
 // Nothing here serves a file or a certificate; secret resources are never rendered.
+// Beyond loopback it needs a bearer token (`serve --admin-expose --admin-token-file`).
 import EnvoySchema
 import Foundation
 import Hummingbird
@@ -34,16 +35,52 @@ public struct AdminSources: Sendable {
     }
 }
 
+/// Who may read the admin endpoint.
+public struct AdminAccess: Sendable {
+    /// When set, every path but the probes (/healthz, /readyz) needs `Authorization: Bearer <token>`.
+    public var bearerToken: String?
+
+    public init(bearerToken: String? = nil) { self.bearerToken = bearerToken }
+
+    /// Open to anyone who can connect: only for loopback binds (`meshctl serve` refuses it elsewhere).
+    public static let open = AdminAccess()
+}
+
+/// Refuses requests without the configured bearer token (401, `WWW-Authenticate: Bearer`). The comparison takes the
+/// same time wherever the first wrong byte is, so the token cannot be guessed byte by byte from response times.
+struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: [UInt8]
+    let refused: @Sendable () -> Void
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let presented = request.headers[.authorization].map { Array($0.utf8) } ?? []
+        let expected = Array("Bearer ".utf8) + token
+        var difference = UInt8(presented.count == expected.count ? 0 : 1)
+        for index in expected.indices { difference |= expected[index] ^ (index < presented.count ? presented[index] : 0) }
+        guard difference == 0 else {
+            refused()
+            var headers = HTTPFields()
+            headers[.wwwAuthenticate] = "Bearer realm=\"meshctl admin\""
+            headers[.contentType] = "text/plain; charset=utf-8"
+            return Response(status: .unauthorized, headers: headers,
+                            body: .init(byteBuffer: ByteBuffer(string: "unauthorized: send Authorization: Bearer <the token in serve's --admin-token-file>\n")))
+        }
+        return try await next(request, context)
+    }
+}
+
 /// The running admin HTTP server.
 public final class AdminServer: @unchecked Sendable {
     // @unchecked Sendable: `task` and `boundPort` are set by `start` before it returns and read by `stop`/callers after it; the owner (XDSServer) never calls the two concurrently.
     private let sources: AdminSources
+    private let access: AdminAccess
     private let group: MultiThreadedEventLoopGroup
     private var task: Task<Void, any Error>?
     public private(set) var boundPort = 0
 
-    public init(sources: AdminSources) {
+    public init(sources: AdminSources, access: AdminAccess = .open) {
         self.sources = sources
+        self.access = access
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
 
@@ -55,6 +92,12 @@ public final class AdminServer: @unchecked Sendable {
         router.get("/readyz") { _, _ -> Response in
             let (ready, why) = AdminRoutes.readiness(sources)
             return AdminRoutes.text(ready ? "ready\n" : "not ready: \(why)\n", status: ready ? .ok : .serviceUnavailable)
+        }
+        // Routes added after this line need the token (Hummingbird binds middleware to a route when it is added);
+        // the probes above stay open: they say only "ok"/"ready" and orchestrators probe without credentials.
+        if let token = access.bearerToken {
+            let metrics = sources.metrics
+            router.add(middleware: BearerTokenMiddleware(token: Array(token.utf8), refused: { metrics.adminRequestRefused() }))
         }
         router.get("/metrics") { _, _ -> Response in
             AdminRoutes.text(sources.metrics.render(proxies: sources.proxies, hub: sources.hub), contentType: "text/plain; version=0.0.4; charset=utf-8")

@@ -58,6 +58,7 @@ public final class ServerMetrics: @unchecked Sendable {
     public func snapshotLoadFailed() { counter("meshctl_snapshot_load_failures_total", []).increment() }
     public func snapshotLoaded() { counter("meshctl_snapshot_loads_total", []).increment() }
     public func identityLimitRefused(kind: String) { counter("meshctl_identity_limit_refusals_total", [("kind", kind)]).increment() }
+    public func adminRequestRefused() { counter("meshctl_admin_unauthorized_requests_total", []).increment() }
     public func tlsCredentialsReloaded(result: String) { counter("meshctl_tls_credential_reloads_total", [("result", result)]).increment() }
     /// When the certificate new handshakes present expires (alert on it before proxies refuse it).
     public func servingCertificateExpires(at date: Date) {

@@ -2,6 +2,8 @@
 import Locking
 import ArgumentParser
 import Foundation
+import MeshAdmin
+import NetworkAddress
 import ControlPlane
 import MeshServer
 import ServerTelemetry
@@ -44,6 +46,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Admin endpoint HOST:PORT (/healthz, /readyz, /metrics, /debug/proxies, status page at /), or 'off'.")
     var admin = "127.0.0.1:18001"
 
+    @Flag(help: "Allow --admin on an address other than loopback (needs --admin-token-file).")
+    var adminExpose = false
+
+    @Option(help: "A file holding the bearer token every admin request but /healthz and /readyz must send (Authorization: Bearer TOKEN); required with --admin-expose.")
+    var adminTokenFile: String?
+
     @Option(name: .customLong("status-reader"), help: "A SPIFFE ID allowed to read proxy status over CSDS (repeatable; a trailing * matches by prefix). Default: spiffe://TRUST-DOMAIN/operator/NAME identities.")
     var statusReaders: [String] = []
 
@@ -69,11 +77,36 @@ struct Serve: ParsableCommand {
     var maxStreamsPerIdentity: Int = TransportLimits().maxStreamsPerIdentity
 
     var endpoint: (host: String, port: Int)? { hostPort(listen) }
+
+    /// The admin bearer token: the token file's content without surrounding white space (never logged or printed).
+    func adminToken() throws -> String? {
+        guard let path = adminTokenFile else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("--admin-token-file \(path) cannot be read: give a file holding the bearer token (e.g. from `openssl rand -hex 32`)")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard token.count >= 16 else {
+            throw ValidationError("--admin-token-file \(path) holds \(token.isEmpty ? "no token" : "a token shorter than 16 characters"): use a long random token (e.g. `openssl rand -hex 32`)")
+        }
+        guard token.allSatisfy({ $0.isASCII && !$0.isWhitespace && !$0.isNewline }) else {
+            throw ValidationError("--admin-token-file \(path): the token must be one line of printable ASCII without spaces")
+        }
+        return token
+    }
     var adminEndpoint: (host: String, port: Int)? { admin == "off" ? nil : hostPort(admin) }
 
     func validate() throws {
         guard endpoint != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:18000") }
         guard admin == "off" || adminEndpoint != nil else { throw ValidationError("--admin must be HOST:PORT, e.g. 127.0.0.1:18001, or off") }
+        if let (host, _) = adminEndpoint, !IPAddress.isLoopback(host) {
+            guard adminExpose else {
+                throw ValidationError("--admin \(admin) is not a loopback address: the admin endpoint shows every proxy and the store's history. Bind it to 127.0.0.1, or add --admin-expose with --admin-token-file FILE to serve it beyond this host")
+            }
+            guard adminTokenFile != nil else {
+                throw ValidationError("--admin-expose needs --admin-token-file FILE: a file holding the bearer token admin requests must send")
+            }
+        }
+        if adminTokenFile != nil { _ = try adminToken() }
         guard ServerLog.Level(name: logLevel) != nil else { throw ValidationError("--log-level must be debug, info, warning or error") }
         for reader in statusReaders where !reader.hasPrefix("spiffe://") {
             throw ValidationError("--status-reader \(reader): give a SPIFFE ID such as spiffe://mesh.local/operator/oncall")
@@ -115,6 +148,7 @@ struct Serve: ParsableCommand {
         options.limits.firstMessageTimeout = .milliseconds(Int(firstRequestTimeout * 1000))
         if maxConnectionAge > 0 { options.limits.maxConnectionAge = .seconds(maxConnectionAge) }
         options.admin = adminEndpoint
+        options.adminAccess = AdminAccess(bearerToken: try? adminToken())
         if !statusReaders.isEmpty { options.statusReaders = .identities(statusReaders) }
         let log = ServerLog(format: logFormat == "json" ? .json : .text, minimumLevel: ServerLog.Level(name: logLevel)!)
         // Signals are taken over before anything starts: one that arrives while the server is still starting is
@@ -138,8 +172,8 @@ struct Serve: ParsableCommand {
             try server.start()
             started.withLock { $0 = server }
             try runBlocking { try await server.startAdmin() }
-            if let (host, _) = adminEndpoint, !isLoopback(host) {
-                log.warning("admin.not-loopback", ["address": admin, "note": "the admin endpoint has no authentication; keep it on loopback or behind a proxy"])
+            if let (host, _) = adminEndpoint, !IPAddress.isLoopback(host) {
+                log.warning("admin.not-loopback", ["address": admin, "note": "the admin endpoint is served beyond this host; every request but /healthz and /readyz needs the bearer token"])
             }
         } catch {
             printError("meshctl: serve: \(error)")
@@ -208,10 +242,6 @@ func hostPort(_ text: String) -> (host: String, port: Int)? {
     var host = String(text[..<colon])
     if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
     return host.isEmpty ? nil : (host, port)
-}
-
-func isLoopback(_ host: String) -> Bool {
-    host == "localhost" || host == "::1" || host.hasPrefix("127.")
 }
 
 /// Runs async work from a synchronous command and returns its result.

@@ -21,7 +21,13 @@ final class ServeCommandTests: XCTestCase {
             ("key of another certificate", ["--store", directory + "/store", "--tls-cert", certs + "/server.crt", "--tls-key", certs + "/p.key", "--client-ca", certs + "/ca.crt"], "key values mismatch"),
             ("no TLS and no opt-out", ["--store", directory + "/store"], "mutual TLS needs"),
             ("bad listen address", ["--store", directory + "/store", "--listen", "nowhere"] + tls, "HOST:PORT"),
+            ("admin beyond loopback without --admin-expose", ["--store", directory + "/store", "--admin", "0.0.0.0:18001"] + tls, "not a loopback address"),
+            ("admin on a name that only looks like loopback", ["--store", directory + "/store", "--admin", "127.0.0.1.example.com:18001"] + tls, "not a loopback address"),
+            ("--admin-expose without a token", ["--store", directory + "/store", "--admin", "0.0.0.0:18001", "--admin-expose"] + tls, "needs --admin-token-file"),
+            ("unreadable token file", ["--store", directory + "/store", "--admin-token-file", directory + "/no-token"] + tls, "cannot be read"),
+            ("short token", ["--store", directory + "/store", "--admin-token-file", directory + "/short-token"] + tls, "shorter than 16 characters"),
         ]
+        try "secret\n".write(toFile: directory + "/short-token", atomically: true, encoding: .utf8)
         for c in cases {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: E2E.meshctl)
@@ -37,6 +43,52 @@ final class ServeCommandTests: XCTestCase {
             XCTAssertEqual(process.terminationStatus, 2, "\(c.name): \(message)")
             XCTAssertTrue(message.contains(c.says), "\(c.name): \(message)")
         }
+    }
+}
+
+final class AdminAccessTests: XCTestCase {
+    /// With --admin-token-file every admin path but the probes needs the bearer token; refusals are counted.
+    func testBearerTokenGuardsEverythingButTheProbes() throws {
+        let directory = try E2E.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try E2E.publishFrontendMesh(in: directory)
+        let certs = directory + "/certs"
+        let token = "0123456789abcdef0123456789abcdef"
+        try "\(token)\n".write(toFile: directory + "/admin-token", atomically: true, encoding: .utf8)
+        let server = try ChildProcess(E2E.meshctl, ["serve", "--store", directory + "/store", "--listen", "127.0.0.1:\(E2E.freePort())",
+                                                    "--admin", "127.0.0.1:0", "--admin-token-file", directory + "/admin-token",
+                                                    "--tls-cert", certs + "/server.crt", "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt",
+                                                    "--drain-seconds", "1"], log: directory + "/server.log")
+        defer { server.stop() }
+        var adminPort = 0
+        E2E.waitUntil(15, "the admin endpoint to listen") {
+            guard let line = server.output.split(separator: "\n").first(where: { $0.contains("admin.listening") }),
+                  let range = line.range(of: "address=") else { return false }
+            adminPort = Int(line[range.upperBound...].prefix { $0 != " " }.split(separator: ":").last ?? "") ?? 0
+            return adminPort > 0
+        }
+        func get(_ path: String, _ headers: [String] = []) -> (code: String, body: String) {
+            let arguments = ["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}"] + headers.flatMap { ["-H", $0] } + ["http://127.0.0.1:\(adminPort)\(path)"]
+            let output = E2E.run("/usr/bin/curl", arguments, timeout: 10)?.output ?? ""
+            let code = output.split(separator: "\n").last.map(String.init) ?? ""
+            return (code, String(output.dropLast(code.count)))
+        }
+        XCTAssertEqual(get("/healthz").code, "200", "probes stay open")
+        XCTAssertEqual(get("/readyz").code, "200", "probes stay open")
+        for path in ["/metrics", "/debug/proxies", "/", "/api/snapshots"] {
+            let anonymous = get(path)
+            XCTAssertEqual(anonymous.code, "401", "\(path) without a token")
+            XCTAssertTrue(anonymous.body.contains("Authorization: Bearer"), "\(path) says what to send: \(anonymous.body)")
+            XCTAssertFalse(anonymous.body.contains(token), "the refusal never echoes the token")
+        }
+        XCTAssertEqual(get("/metrics", ["Authorization: Bearer \(token.dropLast())x"]).code, "401", "a token wrong in its last byte")
+        XCTAssertEqual(get("/metrics", ["Authorization: Bearer \(token)extra"]).code, "401", "a longer token")
+        XCTAssertEqual(get("/metrics", ["Authorization: \(token)"]).code, "401", "no Bearer scheme")
+        let metrics = get("/metrics", ["Authorization: Bearer \(token)"])
+        XCTAssertEqual(metrics.code, "200")
+        XCTAssertTrue(metrics.body.contains("meshctl_admin_unauthorized_requests_total 7"), metrics.body)
+        XCTAssertEqual(get("/debug/proxies", ["Authorization: Bearer \(token)"]).code, "200")
+        XCTAssertFalse(server.output.contains(token), "the token is never logged")
     }
 }
 
