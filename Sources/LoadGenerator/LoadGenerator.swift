@@ -17,6 +17,10 @@ final class GeneratorEvents: Sendable {
         var failedConnections = 0
         var connectsInFlight = 0
         var configuredProxies = 0
+        /// Proxies configured on their current connection (falls when connections are lost, rises as they return).
+        var configuredNow = 0
+        var reconnects = 0
+        var connectionsLost = 0
         var failedProxies = 0
         var failedBeforeConfig = 0
         var firstConnectionFailure: (ConnectionCloseReason?, String)?
@@ -30,7 +34,14 @@ final class GeneratorEvents: Sendable {
 
     var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
-    func proxyConfigured() { state.withLock { $0.configuredProxies += 1 } }
+    func proxyConfigured(first: Bool) {
+        state.withLock {
+            if first { $0.configuredProxies += 1 }
+            $0.configuredNow += 1
+        }
+    }
+
+    func proxyLostConfiguredSession() { state.withLock { $0.configuredNow -= 1 } }
 
     func proxyFailed(index: Int, status: GRPCStatus, configured: Bool) {
         state.withLock {
@@ -48,6 +59,10 @@ public struct LoadProgress: Sendable, Equatable {
     public let failedConnections: Int
     public let configuredProxies: Int
     public let failedProxies: Int
+    /// Proxies configured on their current connection (with `reconnect`: back after a loss).
+    public var configuredNow = 0
+    public var reconnects = 0
+    public var connectionsLost = 0
 }
 
 /// Simulated Envoy proxies over mutual TLS against one xDS server, measuring what each proxy gets and when.
@@ -81,7 +96,8 @@ public final class LoadGenerator: @unchecked Sendable {
         let events = self.events
         proxies = (0..<options.proxies).map {
             SimulatedProxy(index: $0, group: options.groups[$0 % options.groups.count], mode: options.mode,
-                           nackRate: options.nackRate, seed: options.seed, events: events)
+                           nackRate: options.nackRate, seed: options.seed, events: events,
+                           reconnects: options.reconnect || options.churnPerSecond > 0)
         }
         connectionSlots = Locked(Array(repeating: nil, count: options.connections))
     }
@@ -92,7 +108,8 @@ public final class LoadGenerator: @unchecked Sendable {
 
     public var progress: LoadProgress {
         events.state.withLock { LoadProgress(readyConnections: $0.readyConnections, failedConnections: $0.failedConnections,
-                                             configuredProxies: $0.configuredProxies, failedProxies: $0.failedProxies) }
+                                             configuredProxies: $0.configuredProxies, failedProxies: $0.failedProxies,
+                                             configuredNow: $0.configuredNow, reconnects: $0.reconnects, connectionsLost: $0.connectionsLost) }
     }
 
     /// Starts connecting (paced, on a background thread) and returns at once.
@@ -108,6 +125,12 @@ public final class LoadGenerator: @unchecked Sendable {
         thread.stackSize = 1 << 20
         connector = thread
         thread.start()
+        if options.churnPerSecond > 0 {
+            Thread { [self] in churn() }.start()
+        }
+        if let path = options.progressFile {
+            Thread { [self] in writeProgress(to: path) }.start()
+        }
     }
 
     private func connectAll() {
@@ -117,15 +140,66 @@ public final class LoadGenerator: @unchecked Sendable {
             }
             if events.isStopping { return }
             events.state.withLock { $0.connectsInFlight += 1 }
-            let loop = loops.loops[index % loops.loops.count]
-            let members = stride(from: index, to: proxies.count, by: options.connections).map { proxies[$0] }
-            let delegate = ConnectionObserver(events: events, proxies: members)
-            do {
-                let connection = try client.connect(on: loop, delegate: delegate)
-                connectionSlots.withLock { $0[index] = connection }
-            } catch {
-                delegate.failedAtOnce(error.description)
+            connect(index, attempt: 0)
+        }
+    }
+
+    /// Opens connection `index` for its proxies (their streams start when it is ready). With reconnects, a lost
+    /// connection comes back here after a jittered backoff: 0.25 s doubling to 4 s, like Envoy's default.
+    private func connect(_ index: Int, attempt: Int, first: Bool = true) {
+        guard !events.isStopping else { return }
+        let loop = loops.loops[index % loops.loops.count]
+        let members = stride(from: index, to: proxies.count, by: options.connections).map { proxies[$0] }
+        let reconnects = options.reconnect || options.churnPerSecond > 0
+        let delegate = ConnectionObserver(events: events, proxies: members, countsAsFirst: first, onLost: !reconnects ? nil : { [weak self] wasReady in
+            guard let self, !self.events.isStopping else { return }
+            let next = wasReady ? 0 : attempt + 1
+            let base = wasReady ? 0.05 : min(4.0, 0.25 * Double(1 << min(next, 5)))
+            let delay = base * Double.random(in: 0.5...1.5)
+            let retry: @Sendable () -> Void = { [weak self] in
+                _ = loop.schedule(after: .milliseconds(Int(delay * 1000))) { [weak self] in
+                    guard let self else { return }
+                    self.events.state.withLock { $0.reconnects += 1 }
+                    self.connect(index, attempt: next, first: false)
+                }
+                _ = self
             }
+            if loop.inEventLoop { retry() } else { loop.execute(retry) }
+        })
+        do {
+            let connection = try client.connect(on: loop, delegate: delegate)
+            connectionSlots.withLock { $0[index] = connection }
+        } catch {
+            delegate.failedAtOnce(error.description)
+        }
+    }
+
+    /// Closes `churnPerSecond` random connections per second until the run stops; each reconnects.
+    private func churn() {
+        var random = SplitMix64(state: options.seed &* 31 &+ 7)
+        var owed = 0.0
+        while !events.isStopping && !events.endRequested.load(ordering: .acquiring) {
+            usleep(100_000)
+            owed += options.churnPerSecond / 10
+            while owed >= 1 {
+                owed -= 1
+                let index = Int(random.nextUnit() * Double(options.connections)) % options.connections
+                guard let connection = connectionSlots.withLock({ $0[index] }) else { continue }
+                connection.eventLoop.execute { connection.close() }
+            }
+        }
+    }
+
+    /// One JSON line per 100 ms: seconds since start and the progress counters.
+    private func writeProgress(to path: String) {
+        guard let file = fopen(path, "w") else { return }
+        defer { fclose(file) }
+        while !events.isStopping {
+            let p = progress
+            let line = "{\"t\":\(String(format: "%.3f", wallClock() - startedAt)),\"ready_connections\":\(p.readyConnections),\"configured\":\(p.configuredProxies),\"configured_now\":\(p.configuredNow),\"reconnects\":\(p.reconnects),\"connections_lost\":\(p.connectionsLost),\"failed_proxies\":\(p.failedProxies)}\n"
+            fputs(line, file)
+            fflush(file)
+            usleep(100_000)
         }
     }
 
@@ -149,7 +223,7 @@ public final class LoadGenerator: @unchecked Sendable {
     /// True when no proxy can still succeed.
     private var hopeless: Bool {
         events.state.withLock {
-            $0.failedConnections == options.connections || $0.failedProxies == options.proxies
+            (!options.reconnect && options.churnPerSecond == 0 && $0.failedConnections == options.connections) || $0.failedProxies == options.proxies
         }
     }
 
@@ -242,19 +316,27 @@ private struct ProxyList: @unchecked Sendable { let proxies: [SimulatedProxy]; i
 // @unchecked Sendable: the connections are handed to one loop by this list and touched only there afterwards.
 private struct ConnectionList: @unchecked Sendable { let connections: [GRPCClientConnection]; init(_ c: [GRPCClientConnection]) { connections = c } }
 
-/// One connection's events: opens its proxies' streams when HTTP/2 is up, counts failures.
+/// One connection's events: opens its proxies' streams when HTTP/2 is up, counts failures; with reconnects, hands a
+/// lost connection back to the generator (`onLost`) after its proxies have ended their sessions.
 final class ConnectionObserver: GRPCClientConnectionDelegate, @unchecked Sendable {
     // @unchecked Sendable: its callbacks run on the connection's loop only.
     private let events: GeneratorEvents
     private let proxies: [SimulatedProxy]
+    /// Whether this is the connection's first attempt (its outcome counts in ready/failed connections).
+    private let countsAsFirst: Bool
+    private let onLost: ((_ wasReady: Bool) -> Void)?
     private var settled = false
+    private var ready = false
 
-    init(events: GeneratorEvents, proxies: [SimulatedProxy]) {
+    init(events: GeneratorEvents, proxies: [SimulatedProxy], countsAsFirst: Bool = true, onLost: ((Bool) -> Void)? = nil) {
         self.events = events
         self.proxies = proxies
+        self.countsAsFirst = countsAsFirst
+        self.onLost = onLost
     }
 
     func connectionReady(_ connection: GRPCClientConnection) {
+        ready = true
         settle(ready: true, reason: nil, message: "")
         guard !events.isStopping else { return }
         for proxy in proxies { proxy.start(on: connection) }
@@ -262,17 +344,25 @@ final class ConnectionObserver: GRPCClientConnectionDelegate, @unchecked Sendabl
 
     func connection(_ connection: GRPCClientConnection, closedWith reason: ConnectionCloseReason) {
         settle(ready: false, reason: reason, message: reason.description)
+        guard let onLost, !events.isStopping else { return }
+        if ready {
+            events.state.withLock { $0.connectionsLost += 1 }
+            for proxy in proxies { proxy.sessionLost() }
+        }
+        onLost(ready)
     }
 
     func failedAtOnce(_ message: String) {
         settle(ready: false, reason: nil, message: message)
+        onLost?(false)
     }
 
     private func settle(ready: Bool, reason: ConnectionCloseReason?, message: String) {
         guard !settled else { return }
         settled = true
         events.state.withLock {
-            $0.connectsInFlight -= 1
+            $0.connectsInFlight -= countsAsFirst ? 1 : 0
+            guard countsAsFirst else { return }
             if ready {
                 $0.readyConnections += 1
             } else {

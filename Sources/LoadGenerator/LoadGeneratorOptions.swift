@@ -35,6 +35,13 @@ public struct LoadGeneratorOptions: Sendable {
     public var seed: UInt64 = 1
     /// The server's limit on concurrent streams per connection (meshctl serve's default).
     public var serverStreamLimit = 100
+    /// Reconnect like Envoy when a connection or stream is lost (jittered exponential backoff, 0.25 s doubling to 4 s),
+    /// instead of counting the proxy as failed: for server restarts, failovers and drains.
+    public var reconnect = false
+    /// Connections closed by the client per second, each reconnecting at once (churn; implies `reconnect`).
+    public var churnPerSecond = 0.0
+    /// Write one JSON line of progress here every 100 ms (for scripts that watch a storm).
+    public var progressFile: String?
 
     public init(host: String, port: Int, credentials: TLSClientCredentials) {
         self.host = host
@@ -50,6 +57,7 @@ public struct LoadGeneratorOptions: Sendable {
         if groups.isEmpty || groups.contains(where: \.isEmpty) { return "--groups must list at least one non-empty group name" }
         if !(0.0...1.0).contains(nackRate) { return "--nack-rate must be between 0 and 1" }
         if duration <= .zero { return "--duration must be positive" }
+        if churnPerSecond < 0 || !churnPerSecond.isFinite { return "--churn-per-second must be zero or positive" }
         if !(1...65535).contains(port) { return "the server port must be 1-65535" }
         let perConnection = (proxies + connections - 1) / connections * mode.streamsPerProxy
         if perConnection > serverStreamLimit {

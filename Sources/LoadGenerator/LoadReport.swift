@@ -67,6 +67,10 @@ public struct LoadReport: Codable, Sendable {
     public var failedConnections: Int
     public var configuredProxies: Int
     public var failedProxies: Int
+    /// With reconnects: proxies configured on their connection when the run ended, connections lost, reconnect attempts.
+    public var configuredAtEnd: Int
+    public var connectionsLost: Int
+    public var reconnects: Int
     public var failures: [String: Int]
     /// Time from a proxy's stream opening to its complete configuration (CDS, EDS, LDS, RDS all received).
     public var timeToFullConfig: LatencySummary
@@ -108,7 +112,9 @@ public struct LoadReport: Codable, Sendable {
             mode: options.mode.rawValue, proxies: options.proxies, connections: options.connections, groups: options.groups,
             durationSeconds: ((stoppedAt - startedAt) * 1000).rounded() / 1000,
             readyConnections: progress.readyConnections, failedConnections: progress.failedConnections,
-            configuredProxies: progress.configuredProxies, failedProxies: progress.failedProxies, failures: failureCounts,
+            configuredProxies: progress.configuredProxies, failedProxies: progress.failedProxies,
+            configuredAtEnd: progress.configuredNow, connectionsLost: progress.connectionsLost, reconnects: progress.reconnects,
+            failures: failureCounts,
             timeToFullConfig: LatencySummary(milliseconds: opened), fullConfigSinceStart: LatencySummary(milliseconds: sinceStart),
             responses: proxies.reduce(0) { $0 + $1.receipts.count }, acksSent: proxies.reduce(0) { $0 + $1.acksSent },
             nacksSent: proxies.reduce(0) { $0 + $1.nacksSent }, bytesReceived: proxies.reduce(0) { $0 + $1.bytesReceived },
@@ -223,6 +229,9 @@ public struct LoadReport: Codable, Sendable {
         var lines: [String] = []
         lines.append("meshctl loadgen: \(proxies) proxies (\(mode)) over \(connections) connections, groups \(groups.joined(separator: ",")), \(String(format: "%.1f", durationSeconds)) s")
         lines.append("connections: \(readyConnections) up, \(failedConnections) failed; proxies: \(configuredProxies) configured, \(failedProxies) failed")
+        if connectionsLost > 0 || reconnects > 0 {
+            lines.append("reconnects: \(connectionsLost) connections lost, \(reconnects) reconnect attempts; \(configuredAtEnd) proxies configured at the end")
+        }
         lines.append("responses \(responses), ACKs \(acksSent), NACKs \(nacksSent), bytes received \(bytesReceived)")
         lines.append("")
         lines.append("".padding(toLength: 34, withPad: " ", startingAt: 0) + ["count", "p50 ms", "p90 ms", "p99 ms", "max ms"].map { $0.leftPad(9) }.joined())

@@ -50,6 +50,11 @@ final class SimulatedProxy: @unchecked Sendable {
     let nackRate: Double
     private var random: SplitMix64
     private let events: GeneratorEvents
+    /// Whether a lost stream or connection ends only this session (the proxy comes back) rather than failing it.
+    private let reconnects: Bool
+    /// Configured on the current connection (counted in `configuredNow`).
+    private var sessionConfigured = false
+    private weak var connection: GRPCClientConnection?
 
     private(set) var streamOpenedAt: Double?
     private(set) var fullConfigAt: Double?
@@ -71,7 +76,8 @@ final class SimulatedProxy: @unchecked Sendable {
     private var endpointSubscription: [String] = []
     private var routeSubscription: [String] = []
 
-    init(index: Int, group: String, mode: SubscriptionMode, nackRate: Double, seed: UInt64, events: GeneratorEvents) {
+    init(index: Int, group: String, mode: SubscriptionMode, nackRate: Double, seed: UInt64, events: GeneratorEvents, reconnects: Bool = false) {
+        self.reconnects = reconnects
         self.index = index
         self.node = Node(id: "loadgen-\(index)", cluster: group, userAgentName: "meshctl-loadgen")
         self.mode = mode
@@ -84,7 +90,8 @@ final class SimulatedProxy: @unchecked Sendable {
 
     /// Opens the proxy's stream(s) on `connection` and sends the initial wildcard requests. On-loop.
     func start(on connection: GRPCClientConnection) {
-        streamOpenedAt = wallClock()
+        self.connection = connection
+        if streamOpenedAt == nil { streamOpenedAt = wallClock() }
         let keys: [(key: String, path: String)]
         switch mode {
         case .adsStateOfTheWorld: keys = [("", ServicePath.aggregated)]
@@ -251,11 +258,34 @@ final class SimulatedProxy: @unchecked Sendable {
     }
 
     private func checkFullConfig(at now: Double) {
-        guard fullConfigAt == nil, received.contains(TypeURL.cluster), received.contains(TypeURL.listener) else { return }
+        guard !sessionConfigured, received.contains(TypeURL.cluster), received.contains(TypeURL.listener) else { return }
         let endpoints = held[TypeURL.endpoint] ?? [:], routes = held[TypeURL.route] ?? [:]
         guard endpointSubscription.allSatisfy({ endpoints[$0] != nil }), routeSubscription.allSatisfy({ routes[$0] != nil }) else { return }
-        fullConfigAt = now
-        events.proxyConfigured()
+        sessionConfigured = true
+        let first = fullConfigAt == nil
+        if first { fullConfigAt = now }
+        events.proxyConfigured(first: first)
+    }
+
+    /// The connection is gone (server restart, drain, churn): end this session and wait for the connection to come
+    /// back. The next session claims no versions (like a restarted Envoy), so the server sends everything again and
+    /// "configured again" means the complete configuration arrived on the new connection: the heavier case for the
+    /// server, and one that cannot count a proxy as configured that was silently resumed. On-loop.
+    func sessionLost() {
+        for stream in streams.values { stream.cancel() }
+        streams.removeAll()
+        handlers.removeAll()
+        sentNode.removeAll()
+        unflushedReceipts.removeAll()
+        held.removeAll()
+        received.removeAll()
+        acceptedVersion.removeAll()
+        endpointSubscription = []
+        routeSubscription = []
+        if sessionConfigured {
+            sessionConfigured = false
+            events.proxyLostConfiguredSession()
+        }
     }
 
     func flushed(streamKey key: String) {
@@ -266,7 +296,18 @@ final class SimulatedProxy: @unchecked Sendable {
 
     func finished(_ status: GRPCStatus, streamKey key: String) {
         streams[key] = nil
-        if status.code != .ok || !events.isStopping { fail(status) }
+        guard !events.isStopping else { return }
+        guard reconnects else {
+            fail(status)
+            return
+        }
+        // The server ended a stream (e.g. UNAVAILABLE while draining): start a new session; on the same connection
+        // after a short pause when it is still up, otherwise when the connection comes back.
+        sessionLost()
+        _ = connection?.eventLoop.schedule(after: .milliseconds(Int.random(in: 250...750))) { [weak self] in
+            guard let self, self.streams.isEmpty, let connection = self.connection, connection.isReady, !self.events.isStopping else { return }
+            self.start(on: connection)
+        }
     }
 
     private func fail(_ status: GRPCStatus) {

@@ -50,6 +50,12 @@ struct Loadgen: ParsableCommand {
     var readyFile: String?
     @Flag(help: "Allow a server address outside loopback (the load is real: only point it at your own servers).")
     var allowRemote = false
+    @Flag(help: "Reconnect like Envoy (jittered backoff) when a connection or stream is lost, instead of counting the proxy as failed.")
+    var reconnect = false
+    @Option(help: "Churn: connections closed by the proxies per second, each reconnecting (implies --reconnect).")
+    var churnPerSecond = 0.0
+    @Option(help: "Write one JSON line of progress (configured proxies now, reconnects, …) every 100 ms to this file.")
+    var progressFile: String?
 
     func run() throws {
         guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]) else {
@@ -86,6 +92,9 @@ struct Loadgen: ParsableCommand {
         options.nackRate = nackRate
         options.storeDirectory = store
         options.eventLoops = max(1, threads)
+        options.reconnect = reconnect
+        options.churnPerSecond = churnPerSecond
+        options.progressFile = progressFile
         if let problem = options.problem() {
             printError("meshctl loadgen: \(problem)")
             throw Exit.usage

@@ -108,6 +108,53 @@ final class LoadGeneratorTests: XCTestCase {
         XCTAssertEqual(report.mode, "per-type-delta")
     }
 
+    /// A server restart (drain, then a new server on the same port): with --reconnect every proxy loses its
+    /// configuration's connection, comes back with backoff, and is configured again; none counts as failed.
+    func testReconnectingProxiesAreConfiguredAgainAfterTheServerRestarts() throws {
+        var options = self.options(proxies: 40, connections: 8)
+        options.reconnect = true
+        let generator = try LoadGenerator(options: options)
+        generator.start()
+        XCTAssertTrue(generator.wait(upTo: 30) { $0.configuredNow == 40 }, "all configured: \(generator.progress)")
+        let port = server.boundPort
+        InProcessServer.stop(server)
+        server = nil
+        XCTAssertTrue(generator.wait(upTo: 15) { $0.configuredNow == 0 && $0.connectionsLost == 8 }, "every connection lost: \(generator.progress)")
+        usleep(300_000)  // a few refused reconnects while the server is away
+        server = try InProcessServer.start(store: directory + "/store", certificates: directory + "/certs", port: port)
+        XCTAssertTrue(generator.wait(upTo: 30) { $0.configuredNow == 40 }, "all configured again: \(generator.progress)")
+        let report = generator.stop()
+        XCTAssertNil(generator.verdict())
+        XCTAssertEqual(report.failedProxies, 0, "\(report.failures)")
+        XCTAssertEqual(report.configuredAtEnd, 40)
+        XCTAssertEqual(report.connectionsLost, 8)
+        XCTAssertGreaterThanOrEqual(report.reconnects, 8)
+        XCTAssertTrue(report.table().contains("8 connections lost"), report.table())
+    }
+
+    /// Churn: connections closed at random by the proxies reconnect; at the end every proxy is configured, none failed.
+    func testChurnReconnectsAndEveryProxyEndsConfigured() throws {
+        var options = self.options(proxies: 40, connections: 8)
+        options.churnPerSecond = 10
+        options.duration = .seconds(3)
+        options.progressFile = directory + "/progress.jsonl"
+        let generator = try LoadGenerator(options: options)
+        generator.start()
+        XCTAssertTrue(generator.wait(upTo: 30) { $0.configuredNow == 40 && $0.connectionsLost >= 15 }, "churned: \(generator.progress)")
+        options.churnPerSecond = 0
+        generator.waitForEnd()
+        // The churn thread stops with the run; connections closed in its last tick come back within a second.
+        let report = generator.stop()
+        XCTAssertNil(generator.verdict())
+        XCTAssertEqual(report.failedProxies, 0, "\(report.failures)")
+        XCTAssertGreaterThanOrEqual(report.connectionsLost, 15)
+        let lines = try String(contentsOfFile: directory + "/progress.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertGreaterThan(lines.count, 10, "a progress line every 100 ms")
+        let last = try XCTUnwrap(lines.last.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        XCTAssertNotNil(last["configured_now"] as? Int)
+        XCTAssertGreaterThanOrEqual(last["connections_lost"] as? Int ?? 0, 15)
+    }
+
     func testNackRateOneRejectsEveryChangeAfterTheFirstConfig() throws {
         let report = try runWithOneChange(mode: .adsStateOfTheWorld, nackRate: 1)
         XCTAssertEqual(report.configuredProxies, 50, "the first configuration is always accepted")

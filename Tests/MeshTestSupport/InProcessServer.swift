@@ -8,10 +8,10 @@ import Transport
 
 public enum InProcessServer {
     /// Starts serving `store` with the server certificate and CA in `certificates` (as `meshctl certs init` lays them
-    /// out), then waits up to 10 s for the live snapshot to be served (check `server.hub.current`).
-    public static func start(store: String, certificates: String, eventLoops: Int = 1) throws -> XDSServer {
+    /// out) on `port` (0: an ephemeral one), then waits up to 10 s for the live snapshot to be served (check `server.hub.current`).
+    public static func start(store: String, certificates: String, eventLoops: Int = 1, port: Int = 0) throws -> XDSServer {
         var options = XDSServerOptions()
-        options.port = 0
+        options.port = port
         options.eventLoops = eventLoops
         options.drainGrace = .milliseconds(200)
         options.tls = TLSServerCredentials(certificateChainFile: certificates + "/server.crt", privateKeyFile: certificates + "/server.key",
