@@ -114,9 +114,10 @@ fuzz: fuzz-build
 	    -print_final_stats=1 2>&1 | tee .fuzz/$$harness/log | grep -E "^#[0-9]+ +(INITED|DONE)|stat::number_of_executed_units|ERROR|SUMMARY" ; \
 	done
 
-# The concurrency-heavy suites under ThreadSanitizer, the C-interop suites under AddressSanitizer.
-TSAN_SUITES := TransportTests|FrameBoundaryScannerTests|XDSProtocolTests|SnapshotHubTests|WatcherTests|LoadGeneratorTests|XDSServiceTests|GroupViewSharingTests
-ASAN_SUITES := EnvoySchemaTests|XDSProtocolTests|FuzzReplayTests|TransportTests|MeshCompilationTests
+# The concurrency-heavy suites under ThreadSanitizer, the C-interop suites under AddressSanitizer (with the
+# SystemTests classes that came out of those targets, so the sanitized meshctl runs them as before).
+TSAN_SUITES := TransportTests|FrameBoundaryScannerTests|XDSProtocolTests|SnapshotHubTests|WatcherTests|LoadGeneratorTests|XDSServiceTests|GroupViewSharingTests|LoadgenCommandTests
+ASAN_SUITES := EnvoySchemaTests|XDSProtocolTests|FuzzReplayTests|TransportTests|MeshCompilationTests|EnvoyCommandLineTests|EnvoyExamplesTests|CompileCommandTests|EnvoyAgreementTests
 test-sanitize: build
 	swift build --build-tests --build-path .build-tsan --sanitize=thread
 	TSAN_OPTIONS=halt_on_error=1 swift test --skip-build --build-path .build-tsan --disable-swift-testing --filter '$(TSAN_SUITES)'

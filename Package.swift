@@ -190,11 +190,12 @@ let package = Package(
                            "SnapshotStorage", "MeshFixtures", "MeshCompilation", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport", "Locking", "NetworkAddress",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        // Shared by every test target: paths, the built meshctl, one process runner, an in-process server, and the
-        // end-to-end helpers (loopback ports, child processes, small published meshes).
+        // Shared by every test target: paths, the built meshctl, one process runner, an in-process server, the
+        // end-to-end helpers (loopback ports, child processes, small published meshes), the demo mesh copied to
+        // mutate and compile, temporary stores, and the load generator's served mesh.
         .target(
             name: "MeshTestSupport",
-            dependencies: ["ControlPlane", "EnvoySchema", "MeshCertificates", "MeshFixtures", "ServerTelemetry", "SnapshotStorage", "Transport"],
+            dependencies: ["ControlPlane", "EnvoySchema", "MeshCertificates", "MeshCompilation", "MeshFixtures", "ServerTelemetry", "SnapshotStorage", "Transport"],
             path: "Tests/MeshTestSupport"
         ),
         .testTarget(
@@ -202,11 +203,11 @@ let package = Package(
             dependencies: ["MeshTestSupport", "ControlPlane", "MeshServer", "MeshAdmin", "ServerTelemetry", "XDSCache", "XDSClient", "MeshModel",
                            "MeshCertificates", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
         ),
-        // Real processes: meshctl end to end, real Envoy proxies, a headless Chromium.
+        // Real processes: meshctl end to end (every command a user runs), real Envoy proxies, a headless Chromium.
         .testTarget(
             name: "SystemTests",
             dependencies: ["MeshTestSupport", "ControlPlane", "MeshServer", "MeshAdmin", "ServerTelemetry", "XDSCache", "XDSClient", "MeshModel",
-                           "MeshCertificates", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
+                           "MeshCertificates", "MeshCompilation", "MeshFixtures", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
         ),
         .testTarget(
             name: "MeshCompilationTests",
@@ -226,8 +227,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LoadGeneratorTests",
-            dependencies: ["MeshTestSupport", "MeshFixtures", "LoadGenerator", "ControlPlane", "MeshModel", "ServerTelemetry", "XDSCache", "MeshCertificates",
-                           "SnapshotStorage", "EnvoySchema", "XDSProtocol", "Transport"]
+            dependencies: ["MeshTestSupport", "LoadGenerator", "ControlPlane", "MeshModel", "XDSCache", "SnapshotStorage", "XDSProtocol", "Transport"]
         ),
         .testTarget(
             name: "FuzzReplayTests",

@@ -14,9 +14,6 @@ enum TestSupport {
 
     static var corpus: URL { root.appendingPathComponent("Tests/Corpus/envoy") }
 
-    /// The built meshctl binary, next to the test bundle.
-    static var meshctl: URL { URL(fileURLWithPath: TestPaths.meshctl) }
-
     static var python: String { TestPaths.python }
     static var envoy: String { TestPaths.envoy }
 

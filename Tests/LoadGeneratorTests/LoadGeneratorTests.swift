@@ -1,17 +1,13 @@
 // The load generator against an in-process xDS server over mutual TLS: simulated proxies
 // get their configuration, a published change is matched to its snapshot version and ACKed
 // by every proxy, and bad targets end with a clear error instead of a hang.
-import EnvoySchema
 import Foundation
 import LoadGenerator
-import MeshCertificates
 import ControlPlane
 import MeshModel
-import ServerTelemetry
 import XDSCache
 import SnapshotStorage
 import Transport
-import MeshFixtures
 import MeshTestSupport
 import XCTest
 import XDSProtocol
@@ -21,17 +17,11 @@ final class LoadGeneratorTests: XCTestCase {
     var server: XDSServer!
 
     override func setUpWithError() throws {
-        directory = try TestPaths.temporaryDirectory("meshctl-loadgen")
-        _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend", "intruder"])
-        _ = try DevelopmentCertificates.write(to: directory + "/other-ca", trustDomain: "mesh.local", proxies: [])
-        try Fixture.publish(connectTimeout: "1s", to: directory + "/store")
-        server = try InProcessServer.start(store: directory + "/store", certificates: directory + "/certs")
-        XCTAssertNotNil(server.hub.current, "the server loaded the snapshot")
+        (directory, server) = try FrontendMesh.serve()
     }
 
     override func tearDown() {
-        InProcessServer.stop(server)
-        try? FileManager.default.removeItem(atPath: directory)
+        FrontendMesh.stop(server, directory: directory)
     }
 
     func options(identity: String = "frontend", ca: String? = nil, port: Int? = nil, mode: SubscriptionMode = .adsStateOfTheWorld,
@@ -57,7 +47,7 @@ final class LoadGeneratorTests: XCTestCase {
         let generator = try LoadGenerator(options: options)
         generator.start()
         XCTAssertTrue(generator.wait(upTo: 60) { $0.configuredProxies == 50 }, "all proxies configured: \(generator.progress)")
-        try Fixture.publish(connectTimeout: "2s", to: directory + "/store")
+        try FrontendMesh.publish(connectTimeout: "2s", to: directory + "/store")
         let current = try XCTUnwrap(SnapshotStore(directory: directory + "/store").current())
         let expected = mode.isDelta ? current.metadata.version
             : ServedSnapshot(current).groups["frontend"]!.contentVersion(typeURL: TypeURL.cluster)
@@ -223,16 +213,4 @@ final class LoadGeneratorTests: XCTestCase {
 
     /// A loopback port nothing listens on (bound, then released).
     func closedPort() -> Int { E2E.freePort() }
-}
-
-/// The load generator tests' mesh, from the shared fixture builder.
-enum Fixture {
-    /// Publishes group "frontend" (identity spiffe://mesh.local/proxy/frontend) with cluster "backend" of `connectTimeout`.
-    static func publish(connectTimeout: String, to store: String) throws {
-        let group = try EnvoyFixtures(file: "loadgen-test").httpGroup(
-            "frontend", listenerPort: 10001, routeTo: "backend", routeTimeout: nil, clusters: [("backend", 19001)],
-            connectTimeout: connectTimeout, identities: ["spiffe://mesh.local/proxy/frontend"])
-        let snapshot = try Snapshot.make(groups: [group], compilerVersion: "loadgen-test")
-        _ = try SnapshotStore(directory: store, createIfMissing: true).publish(snapshot)
-    }
 }

@@ -4,6 +4,7 @@
 import EnvoySchema
 import Foundation
 import MeshCompilation
+import MeshTestSupport
 import XCTest
 
 final class BrokenMeshTests: XCTestCase {

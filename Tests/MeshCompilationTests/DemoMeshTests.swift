@@ -3,6 +3,7 @@
 import EnvoySchema
 import Foundation
 import MeshCompilation
+import MeshTestSupport
 import MeshModel
 import SnapshotStorage
 import XCTest

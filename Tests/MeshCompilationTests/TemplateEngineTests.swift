@@ -2,6 +2,7 @@
 // template and every demo service, and for each language feature the renderer implements;
 // plus the errors Stencil would not give (undefined variables, unclosed tags).
 @testable import MeshCompilation
+import MeshTestSupport
 import XCTest
 
 final class TemplateEngineTests: XCTestCase {

@@ -1,6 +1,7 @@
 // Bad input and bad disks: each case gives a clear error and leaves the live version untouched.
 import Foundation
 import MeshFixtures
+import MeshTestSupport
 @testable import SnapshotStorage
 import XCTest
 

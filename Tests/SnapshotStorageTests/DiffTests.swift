@@ -1,6 +1,7 @@
 // Snapshot diffs: which resources changed per group and type, and line diffs of changed ones.
 import Foundation
 import MeshFixtures
+import MeshTestSupport
 @testable import SnapshotStorage
 import XCTest
 

@@ -1,6 +1,7 @@
 // Publishing and loading: round trips, content-addressed versions, no-op and incremental publishes.
 import Foundation
 import MeshFixtures
+import MeshTestSupport
 @testable import SnapshotStorage
 import XCTest
 

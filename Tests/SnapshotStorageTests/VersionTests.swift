@@ -1,6 +1,7 @@
 // Versions as operators handle them: resolving references, listing, rolling back, gc, history.
 import Foundation
 import MeshFixtures
+import MeshTestSupport
 @testable import SnapshotStorage
 import XCTest
 

@@ -1,6 +1,7 @@
 // SnapshotWatcher: delivers each new live snapshot, refuses ones that do not load, keeps the previous.
 import Foundation
 import MeshFixtures
+import MeshTestSupport
 @testable import SnapshotStorage
 import XCTest
 

@@ -2,10 +2,11 @@
 // (the hidden `meshctl snapshot publish-fixture` test hook): the store keeps serving the old
 // version (or, past the commit, the complete new one), and `verify` cleans the debris.
 import Foundation
-@testable import SnapshotStorage
+import MeshTestSupport
+import SnapshotStorage
 import XCTest
 
-final class CrashTests: XCTestCase {
+final class PublishCrashTests: XCTestCase {
     typealias S = StoreTestSupport
 
     func meshctl() throws -> String {

@@ -1,13 +1,13 @@
-// The meshctl binary end to end: exit codes, messages and output for good and bad input.
-import EnvoySchema
+// `meshctl validate --envoy` and `meshctl schema` end to end: exit codes, messages and output for good and bad input.
 import Foundation
+import MeshTestSupport
 import XCTest
 
-final class CommandLineTests: XCTestCase {
+final class EnvoyCommandLineTests: XCTestCase {
     var directory: URL!
 
     override func setUpWithError() throws {
-        directory = try TestSupport.temporaryDirectory()
+        directory = URL(fileURLWithPath: try TestPaths.temporaryDirectory("meshctl-test"))
     }
 
     override func tearDownWithError() throws {
@@ -21,11 +21,11 @@ final class CommandLineTests: XCTestCase {
     }
 
     func meshctl(_ arguments: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-        let result = try TestSupport.run(TestSupport.meshctl.path, arguments, stdin: stdin, timeout: 60)
+        let result = try ProcessRunner.run(TestPaths.meshctl, arguments, stdin: stdin, timeout: 60)
         return (result.status, String(decoding: result.stdout, as: UTF8.self), String(decoding: result.stderr, as: UTF8.self))
     }
 
-    var example: String { TestSupport.root.appendingPathComponent("examples/envoy/front-proxy.yaml").path }
+    var example: String { TestPaths.root.appendingPathComponent("examples/envoy/front-proxy.yaml").path }
 
     func testValidBootstrapExitsZero() throws {
         let result = try meshctl(["validate", "--envoy", example])
@@ -103,18 +103,18 @@ final class CommandLineTests: XCTestCase {
 
     func testSchemaEncodeAndDecodeRoundTripThroughStandardIO() throws {
         let type = "envoy.config.bootstrap.v3.Bootstrap"
-        let encoded = try TestSupport.run(TestSupport.meshctl.path, ["schema", "encode", "--type", type, example])
+        let encoded = try ProcessRunner.run(TestPaths.meshctl, ["schema", "encode", "--type", type, example])
         XCTAssertEqual(encoded.status, 0)
         let decoded = try meshctl(["schema", "decode", "--type", type, "-"], stdin: encoded.stdout)
         XCTAssertEqual(decoded.status, 0)
         XCTAssertTrue(decoded.stdout.contains("\"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"), decoded.stdout)
-        let reencoded = try TestSupport.run(TestSupport.meshctl.path, ["schema", "encode", "--type", type, "-"], stdin: Data(decoded.stdout.utf8))
+        let reencoded = try ProcessRunner.run(TestPaths.meshctl, ["schema", "encode", "--type", type, "-"], stdin: Data(decoded.stdout.utf8))
         XCTAssertEqual(reencoded.stdout, encoded.stdout, "decode then encode gives the same bytes")
     }
 
     func testEncodeRefusesInvalidInputAndWritesNothing() throws {
         let path = try write("c.yaml", Data("name: \"\"\n".utf8))
-        let result = try TestSupport.run(TestSupport.meshctl.path, ["schema", "encode", "--type", "envoy.config.cluster.v3.Cluster", path])
+        let result = try ProcessRunner.run(TestPaths.meshctl, ["schema", "encode", "--type", "envoy.config.cluster.v3.Cluster", path])
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stdout.isEmpty)
         XCTAssertTrue(String(decoding: result.stderr, as: UTF8.self).contains("c.yaml:1:1: error: name: value must not be empty"))

@@ -2,12 +2,14 @@
 // three output formats, publishing into the store, and a failed compile leaving the
 // previous store and dump untouched.
 import Foundation
+import MeshTestSupport
 import SnapshotStorage
 import XCTest
 
 final class CompileCommandTests: XCTestCase {
     func meshctl(_ arguments: [String], in fixture: MeshFixture) throws -> (status: Int32, stdout: String, stderr: String) {
-        try TestSupport.run(TestSupport.meshctl.path, arguments, in: fixture.directory)
+        let result = try ProcessRunner.run(TestPaths.meshctl, arguments, in: fixture.directory, timeout: 120)
+        return (result.status, result.stdoutText, result.stderrText)
     }
 
     func testCompilePublishesAndAnUnchangedCompileWritesNothing() throws {

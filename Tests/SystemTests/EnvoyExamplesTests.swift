@@ -3,12 +3,13 @@
 // give each file the verdict Envoy 1.40 gave it (truth.tsv). Real configurations written by people
 // who did not write meshctl's rules.
 import Foundation
+import MeshTestSupport
 import XCTest
 
 final class EnvoyExamplesTests: XCTestCase {
     /// `<package root>/../shared/corpus/envoy-examples`, as CI lays the clone out.
     static var corpus: URL {
-        TestSupport.root.deletingLastPathComponent().appendingPathComponent("shared/corpus/envoy-examples")
+        TestPaths.root.deletingLastPathComponent().appendingPathComponent("shared/corpus/envoy-examples")
     }
 
     /// Files where this host's verdict cannot match Envoy's, each for a stated reason. The test fails
@@ -24,7 +25,7 @@ final class EnvoyExamplesTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: truthFile.path) else {
             throw XCTSkip("the Envoy examples corpus is not at \(Self.corpus.path) (CI keeps shared/ beside the clone)")
         }
-        let meshctl = TestSupport.meshctl.path
+        let meshctl = TestPaths.meshctl
         var agreed = 0, total = 0
         var disagreements: [String] = []
         for line in try String(contentsOf: truthFile, encoding: .utf8).split(separator: "\n") {
@@ -32,7 +33,7 @@ final class EnvoyExamplesTests: XCTestCase {
             guard parts.count == 2, let envoyStatus = Int(parts[1]) else { continue }
             total += 1
             let file = Self.corpus.appendingPathComponent("cases").appendingPathComponent(parts[0])
-            let run = try TestSupport.run(meshctl, ["validate", "--envoy", file.path], timeout: 120)
+            let run = try ProcessRunner.run(meshctl, ["validate", "--envoy", file.path], timeout: 120)
             XCTAssertTrue(run.status == 0 || run.status == 1, "\(parts[0]): meshctl exited \(run.status): \(String(decoding: run.stderr, as: UTF8.self))")
             let meshctlValid = run.status == 0
             if meshctlValid == (envoyStatus == 0) {

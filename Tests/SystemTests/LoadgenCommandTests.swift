@@ -1,9 +1,21 @@
 // `meshctl loadgen` as a user runs it: exit status and message for bad targets, bounded waits.
+import ControlPlane
 import Foundation
 import MeshTestSupport
 import XCTest
 
-extension LoadGeneratorTests {
+final class LoadgenCommandTests: XCTestCase {
+    var directory = ""
+    var server: XDSServer!
+
+    override func setUpWithError() throws {
+        (directory, server) = try FrontendMesh.serve()
+    }
+
+    override func tearDown() {
+        FrontendMesh.stop(server, directory: directory)
+    }
+
     /// Runs meshctl with `arguments`; (exit status, stderr), or nil if it did not end within `timeout` seconds.
     func runMeshctl(_ arguments: [String], timeout: Double = 60) throws -> (Int32, String)? {
         do {

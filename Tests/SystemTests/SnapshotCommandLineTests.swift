@@ -2,10 +2,10 @@
 import Foundation
 import MeshFixtures
 import MeshTestSupport
-@testable import SnapshotStorage
+import SnapshotStorage
 import XCTest
 
-final class CommandLineTests: XCTestCase {
+final class SnapshotCommandLineTests: XCTestCase {
     typealias S = StoreTestSupport
 
     var meshctl: String { S.meshctl }

@@ -5,18 +5,19 @@
 import EnvoySchema
 import Foundation
 import MeshCompilation
+import MeshTestSupport
 import SnapshotStorage
 import XCTest
 
 final class EnvoyAgreementTests: XCTestCase {
     func testEveryDemoProxyGroupPassesEnvoyValidate() throws {
-        let envoy = TestSupport.envoy
+        let envoy = TestPaths.envoy
         guard FileManager.default.isExecutableFile(atPath: envoy) else { throw XCTSkip("no Envoy at \(envoy) (set MESHCTL_ENVOY)") }
         let fixture = try MeshFixture()
         let certificates = fixture.url("certs")
         let groups = ["admin", "catalog", "frontend", "inventory", "ledger", "orders", "orders-canary", "payments", "users", "ingress", "internal-web"]
-        let issued = try TestSupport.run(TestSupport.meshctl.path, ["certs", "init", "--out", certificates.path] + groups.flatMap { ["--proxy", $0] })
-        XCTAssertEqual(issued.status, 0, issued.stderr)
+        let issued = try ProcessRunner.run(TestPaths.meshctl, ["certs", "init", "--out", certificates.path] + groups.flatMap { ["--proxy", $0] }, timeout: 120)
+        XCTAssertEqual(issued.status, 0, issued.stderrText)
         try fixture.replace("Configs/mesh.yaml", "directory: /tmp/meshctl-demo/certs", with: "directory: \(certificates.path)")
         let report = try fixture.compile(encode: true)
         XCTAssertEqual(report.errorCount, 0, report.summary())
@@ -25,14 +26,14 @@ final class EnvoyAgreementTests: XCTestCase {
             let bootstrap = try Self.bootstrap(group)
             let path = fixture.url("\(group.group)-bootstrap.json")
             try Data(bootstrap.utf8).write(to: path)
-            let result = try TestSupport.run(envoy, ["--mode", "validate", "-c", path.path, "-l", "critical", "--disable-hot-restart"], timeout: 120)
-            XCTAssertEqual(result.status, 0, "envoy --mode validate refused proxy group \(group.group):\n\(result.stdout)\(result.stderr)")
+            let result = try ProcessRunner.run(envoy, ["--mode", "validate", "-c", path.path, "-l", "critical", "--disable-hot-restart"], timeout: 120)
+            XCTAssertEqual(result.status, 0, "envoy --mode validate refused proxy group \(group.group):\n\(result.stdoutText)\(result.stderrText)")
         }
     }
 
     /// One proxy group's resources as a static bootstrap Envoy can validate offline.
     static func bootstrap(_ group: ProxyGroupResources) throws -> String {
-        let pool = TestSupport.pool
+        let pool = E2E.pool
         let writer = TextWriter(pool: pool)
         func decoded(_ kind: String) throws -> [String: JSONValue] {
             let typeURL = "type.googleapis.com/" + kind
