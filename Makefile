@@ -20,7 +20,7 @@ MESHCTL := .build/debug/meshctl
 export MESHCTL_PYTHON := $(abspath $(PYTHON))
 export MESHCTL_ENVOY := $(abspath $(ENVOY))
 
-.PHONY: run test deps generate build clean fuzz fuzz-build test-sanitize bench bench-schema bench-store bench-transport bench-compile
+.PHONY: run test deps generate build clean fuzz fuzz-build test-sanitize bench bench-schema bench-store bench-transport bench-compile bench-storms
 
 deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
@@ -77,6 +77,13 @@ bench: build $(STAMPS)/apt-bench
 	swift build -c release
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
 	$(PYTHON) scripts/bench_xds.py --meshctl .build/release/meshctl --plot docs/bench-push-latency.png --markdown docs/bench-xds-latest.md
+	$(PYTHON) scripts/bench_storms.py --meshctl .build/release/meshctl --markdown docs/bench-storms-latest.md
+
+# Reconnect storm, churn soak (the leak test: exits non-zero when RSS or descriptors do not come back) and
+# never-reading proxies; also part of `make bench`. Sizes: scripts/bench_storms.py --help.
+bench-storms: build
+	swift build -c release
+	$(PYTHON) scripts/bench_storms.py --meshctl .build/release/meshctl --markdown docs/bench-storms-latest.md $(STORMS_ARGS)
 
 bench-compile: build
 	swift build -c release

@@ -127,8 +127,8 @@ class Bench:
                    "--identity", self.identity, *extra]
         return subprocess.run(command, check=True, capture_output=True, text=True, timeout=300).stdout.strip()
 
-    def serve(self, store, proxies):
-        port = free_port()
+    def serve(self, store, proxies, port=None):
+        port = port or free_port()
         self.admin_port = free_port()
         log = open(os.path.join(self.work, f"serve-{port}.log"), "w")
         process = subprocess.Popen(
@@ -142,12 +142,12 @@ class Bench:
             raise SystemExit("meshctl serve did not start listening within 30 s")
         return process, port
 
-    def loadgen(self, port, store, proxies, mode, duration, json_path, ready_path, connections=None):
+    def loadgen(self, port, store, proxies, mode, duration, json_path, ready_path, connections=None, extra=()):
         command = [self.meshctl, "loadgen", "--server", f"127.0.0.1:{port}", "--ca", f"{self.certs}/ca.crt",
                    "--cert", f"{self.certs}/loadgen.crt", "--key", f"{self.certs}/loadgen.key",
                    "--proxies", str(proxies), "--connections", str(connections or proxies), "--mode", mode,
                    "--duration", str(duration), "--store", store, "--json", json_path, "--ready-file", ready_path,
-                   "--threads", str(self.args.client_threads)]
+                   "--threads", str(self.args.client_threads), *extra]
         log = open(json_path + ".log", "w")
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
