@@ -107,7 +107,7 @@ clean:
 # Corpora grow in .fuzz/HARNESS/corpus (seeded from the project's corpora on first use); a crash leaves its input
 # in .fuzz/HARNESS/ — fix it, then keep the input in Tests/FuzzCorpus/HARNESS (FuzzReplayTests replays it).
 FUZZ_SECONDS ?= 60
-FUZZ_HARNESSES ?= envoy-text envoy-binary template mesh-config discovery client-status http2-server
+FUZZ_HARNESSES ?= envoy-text envoy-binary template mesh-config discovery client-status http2-server tls-server
 fuzz-build: deps generate
 	swift build --product meshctl-fuzz --build-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DMESHCTL_FUZZING
 

@@ -177,7 +177,7 @@ let package = Package(
         // Fuzz harnesses, one per input path (make fuzz runs them under libFuzzer; FuzzReplayTests replays their seeds).
         .target(
             name: "FuzzHarnesses",
-            dependencies: ["EnvoySchema", "MeshCompilation", "Transport", "XDSWire"]
+            dependencies: ["EnvoySchema", "MeshCertificates", "MeshCompilation", "Transport", "XDSWire"]
         ),
         // libFuzzer's entry points; an empty program unless built with -sanitize=fuzzer -parse-as-library (make fuzz).
         .executableTarget(

@@ -1,10 +1,11 @@
 // One fuzz harness per input path meshctl reads from someone else: Envoy configuration text and binary, templates,
-// the mesh configuration, the discovery and CSDS envelopes, and the bytes a peer sends the xDS server. Each runs
+// the mesh configuration, the discovery and CSDS envelopes, and the bytes a peer sends the xDS server (HTTP/2 and TLS). Each runs
 // the same code the product runs on that input and checks invariants that must hold for any input (a decoded
 // message re-encodes to what decodes to the same message; nothing crashes, hangs or leaks). `meshctl-fuzz` calls
 // them under libFuzzer (`make fuzz`); FuzzReplayTests replays every seed through them in `make test`.
 import EnvoySchema
 import Foundation
+import MeshCertificates
 import MeshCompilation
 import Transport
 import XDSWire
@@ -25,6 +26,8 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     case clientStatus = "client-status"
     /// HTTP/2 + gRPC framing as the server receives it, in memory.
     case http2Server = "http2-server"
+    /// The TLS record layer and ClientHello as the server's own SSL_CTX receives them, over memory BIOs.
+    case tlsServer = "tls-server"
 
     /// Runs one input. Violated invariants trap (libFuzzer reports them as crashes with the input).
     public func run(_ input: [UInt8]) {
@@ -36,6 +39,7 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .discovery: Self.discovery(input)
         case .clientStatus: Self.clientStatus(input)
         case .http2Server: HTTP2ServerFuzzing.run(input)
+        case .tlsServer: TLSServerHarness.shared.session?.run(input)
         }
     }
 
@@ -66,9 +70,18 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
             seeds += SeedEnvelopes.clientStatus
         case .http2Server:
             seeds += SeedEnvelopes.http2
+        case .tlsServer:
+            if let session = TLSServerHarness.shared.session {
+                for (name, alpn) in [("hello-h2", ["h2"]), ("hello-h2-http11", ["h2", "http/1.1"]), ("hello-http11", ["http/1.1"]), ("hello-no-alpn", [])] {
+                    seeds.append((name, session.clientHello(alpn: alpn)))
+                }
+            }
         }
         return seeds
     }
+
+    /// Runs the TLS harness; true only if a handshake completed (which fuzzed bytes cannot do: a `true` is a finding).
+    public static func runTLS(_ input: [UInt8]) -> Bool { TLSServerHarness.shared.session?.run(input) ?? false }
 
     /// Runs the HTTP/2 harness and returns how many gRPC messages the session delivered (for tests of the harness).
     public static func runHTTP2(_ input: [UInt8]) -> Int { HTTP2ServerFuzzing.run(input) }
@@ -182,6 +195,26 @@ final class MeshConfigHarness: @unchecked Sendable {
         try? (replacesMesh ? body : originalMesh).write(to: URL(fileURLWithPath: configs + "/mesh.yaml"))
         try? (replacesMesh ? originalService : body).write(to: URL(fileURLWithPath: configs + "/services/users.yaml"))
         _ = try? MeshCompiler.compile(CompileInputs(configs: configs, templates: templates), pool: FuzzHarness.pool, encode: false)
+    }
+}
+
+/// The TLS harness's server and client: development certificates written once to a temporary directory.
+final class TLSServerHarness: Sendable {
+    static let shared = TLSServerHarness()
+    let session: TLSServerFuzzing?
+
+    private init() {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshctl-fuzz-tls-\(getpid())").path
+        do {
+            _ = try DevelopmentCertificates.write(to: directory, trustDomain: "mesh.local", proxies: ["client"])
+            session = try TLSServerFuzzing(
+                server: TLSServerCredentials(certificateChainFile: directory + "/server.crt", privateKeyFile: directory + "/server.key",
+                                             clientCAFile: directory + "/ca.crt"),
+                client: TLSClientCredentials(certificateChainFile: directory + "/client.crt", privateKeyFile: directory + "/client.key",
+                                             trustedCAFile: directory + "/ca.crt", serverName: "localhost"))
+        } catch {
+            session = nil
+        }
     }
 }
 

@@ -27,6 +27,19 @@ final class FuzzReplayTests: XCTestCase {
     func testDiscoverySeeds() { replay(.discovery, atLeast: 5) }
     func testClientStatusSeeds() { replay(.clientStatus, atLeast: 3) }
     func testHTTP2ServerSeeds() { replay(.http2Server, atLeast: 4) }
+    func testTLSServerSeeds() { replay(.tlsServer, atLeast: 4) }
+
+    /// The TLS harness really drives the server's SSL_CTX: its seeds are real ClientHellos (a TLS handshake record),
+    /// and none completes a handshake without a client answering the server.
+    func testTLSHarnessSeedsAreClientHellosThatCannotFinishAlone() {
+        let seeds = FuzzHarness.tlsServer.seedInputs(root: Self.root).filter { $0.name.hasPrefix("hello-") }
+        XCTAssertEqual(seeds.count, 4)
+        for seed in seeds {
+            XCTAssertEqual(Array(seed.bytes.prefix(2)), [0x16, 0x03], "\(seed.name) is a TLS handshake record")
+            XCTAssertGreaterThan(seed.bytes.count, 100, seed.name)
+            XCTAssertFalse(FuzzHarness.runTLS(seed.bytes), seed.name)
+        }
+    }
 
     /// The HTTP/2 harness really drives a server session: the well-formed request seed yields its gRPC message.
     func testHTTP2HarnessDeframesTheSeedRequest() {
