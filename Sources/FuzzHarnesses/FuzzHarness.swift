@@ -167,7 +167,9 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
 }
 
 /// The mesh configuration harness: a copy of the demo Configs/ in a temporary directory, where the input replaces
-/// mesh.yaml (first byte even) or the users service file (odd); then the whole compile runs, without encoding.
+/// mesh.yaml (first byte even) or the users service file (odd); then the configuration phases run (load and mesh
+/// rules), and for one selector value in 32 (bits 1-5 clear) the whole compile, without encoding — so the loader is
+/// explored at the speed of parsing while templates and rendering still see mutated configurations.
 final class MeshConfigHarness: @unchecked Sendable {
     // @unchecked Sendable: libFuzzer and the replay test call `run` from one thread at a time.
     static let shared = MeshConfigHarness()
@@ -194,7 +196,12 @@ final class MeshConfigHarness: @unchecked Sendable {
         let replacesMesh = selector % 2 == 0
         try? (replacesMesh ? body : originalMesh).write(to: URL(fileURLWithPath: configs + "/mesh.yaml"))
         try? (replacesMesh ? originalService : body).write(to: URL(fileURLWithPath: configs + "/services/users.yaml"))
-        _ = try? MeshCompiler.compile(CompileInputs(configs: configs, templates: templates), pool: FuzzHarness.pool, encode: false)
+        let inputs = CompileInputs(configs: configs, templates: templates)
+        if selector & 0x3e == 0 {
+            _ = try? MeshCompiler.compile(inputs, pool: FuzzHarness.pool, encode: false)
+        } else {
+            _ = try? MeshCompiler.checkConfiguration(inputs, pool: FuzzHarness.pool)
+        }
     }
 }
 

@@ -43,6 +43,14 @@ public enum MeshCompiler {
         return try compilation.run()
     }
 
+    /// The configuration phases only — load (read and parse every file) and mesh rules — with diagnostics mapped like a
+    /// full compile's. For the fuzz harness of the configuration loader: a full compile also renders every template
+    /// for every service, which makes each input hundreds of times slower to explore.
+    package static func checkConfiguration(_ inputs: CompileInputs, pool: DescriptorPool) throws(CompileUsageError) -> CompileReport {
+        var compilation = Compilation(inputs: inputs, pool: pool, encode: false)
+        return try compilation.runConfigurationPhases()
+    }
+
     /// Called by one-shot commands (the CLI) before compiling: see `keepUntilExit`.
     public static func releaseAtExit() { ExitKeepAlive.enabled = true }
 
@@ -94,6 +102,13 @@ struct Compilation {
         let groups = assembleGroups(plan, model: model)                       // Phases/AssemblePhase.swift
         checkGroupRules(groups, results: results, model: model)               // Phases/GroupRulesPhase.swift
         return makeReport(plan: &plan, groups: groups, results: results, loaded: loaded, model: model)  // Phases/ReportPhase.swift
+    }
+
+    /// Load and mesh rules, then the report: `MeshCompiler.checkConfiguration`.
+    mutating func runConfigurationPhases() throws(CompileUsageError) -> CompileReport {
+        guard let sources = try locate() else { return finish(jobs: []) }
+        _ = applyMeshRules(load(sources))
+        return finish(jobs: [])
     }
 
     static func parse(_ text: String, file: String, origin: Int32) -> Result<YAMLNode, Diagnostic> {
