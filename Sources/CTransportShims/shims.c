@@ -183,6 +183,8 @@ int transport_set_nodelay(int fd) {
 
 size_t transport_malloc_usable_size(void *pointer) { return malloc_usable_size(pointer); }
 
+int transport_malloc_trim(void) { return malloc_trim(0); }
+
 size_t transport_heap_in_use(void) {
     struct mallinfo2 info = mallinfo2();
     return info.uordblks + info.hblkhd;

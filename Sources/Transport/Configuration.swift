@@ -81,6 +81,11 @@ public struct TransportLimits: Sendable, Equatable {
     public var closeLinger: Duration = .seconds(2)
     /// listen(2) backlog.
     public var listenBacklog = 4096
+    /// After this many connections have closed, the heap's free pages go back to the kernel (malloc_trim, on a
+    /// utility thread, 2 s after the threshold so a burst of closes is trimmed once). Without it, glibc keeps the
+    /// memory of every connection the server ever held at once: after a storm the server's RSS stays at its peak.
+    /// nil disables it.
+    public var releaseMemoryAfterClosedConnections: Int? = 256
 
     public init() {}
 }

@@ -3,6 +3,7 @@
 // request validation and handler dispatch, drain, and load statistics.
 internal import CTransportShims
 import Locking
+import Dispatch
 import Glibc
 import Synchronization
 import GRPCStatusCodes
@@ -81,6 +82,10 @@ final class ServerCounters: Sendable {
     let refused = Atomic<Int>(0)
     let buffered = Atomic<Int>(0)
     let peakBuffered = Atomic<Int>(0)
+    /// Connections closed since the heap was last trimmed, and whether a trim is already scheduled.
+    let closedSinceTrim = Atomic<Int>(0)
+    let trimScheduled = Atomic<Bool>(false)
+    let heapTrims = Atomic<Int>(0)
 
     func notePeak(_ value: Int) {
         var current = peakBuffered.load(ordering: .relaxed)
@@ -100,7 +105,8 @@ final class ServerCounters: Sendable {
             refusedConnections: refused.load(ordering: .relaxed),
             bufferedOutboundBytes: buffered.load(ordering: .relaxed),
             peakConnectionOutboundBytes: peakBuffered.load(ordering: .relaxed),
-            http2HeapBytes: HTTP2MemoryAccounting.currentBytes)
+            http2HeapBytes: HTTP2MemoryAccounting.currentBytes,
+            heapTrims: heapTrims.load(ordering: .relaxed))
     }
 }
 
@@ -237,6 +243,23 @@ final class ServerCore: Sendable {
     private func connectionEnded() {
         let remaining = counters.activeConnections.wrappingSubtract(1, ordering: .relaxed).newValue
         if remaining == 0 { resumeDrainWaitersIfIdle() }
+        releaseMemoryIfManyClosed()
+    }
+
+    /// Hands free heap pages back to the kernel once `releaseMemoryAfterClosedConnections` connections have closed,
+    /// batched: one trim 2 s after the threshold, off the event loops (malloc_trim walks every arena).
+    private func releaseMemoryIfManyClosed() {
+        guard let threshold = configuration.limits.releaseMemoryAfterClosedConnections else { return }
+        let closed = counters.closedSinceTrim.wrappingAdd(1, ordering: .relaxed).newValue
+        guard closed >= threshold,
+              counters.trimScheduled.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        let counters = self.counters
+        DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + 2) {
+            counters.closedSinceTrim.store(0, ordering: .relaxed)
+            _ = transport_malloc_trim()
+            counters.heapTrims.wrappingAdd(1, ordering: .relaxed)
+            counters.trimScheduled.store(false, ordering: .relaxed)
+        }
     }
 
     private func resumeDrainWaitersIfIdle() {

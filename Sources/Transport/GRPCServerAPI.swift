@@ -86,4 +86,6 @@ public struct TransportStatistics: Sendable, Equatable {
     public var peakConnectionOutboundBytes = 0
     /// Heap bytes in use by nghttp2 sessions (process-wide).
     public var http2HeapBytes = 0
+    /// Times free heap pages were handed back to the kernel after many connections closed.
+    public var heapTrims = 0
 }

@@ -387,6 +387,24 @@ final class TransportTests: XCTestCase {
         }
     }
 
+    /// After `releaseMemoryAfterClosedConnections` connections closed, the server trims its heap once (batched 2 s
+    /// later), and again only after as many more: a storm's memory goes back to the kernel instead of staying at its peak.
+    func testClosedConnectionsTriggerOneBatchedHeapTrim() async throws {
+        try await withHarness(TestHarness { $0.limits.releaseMemoryAfterClosedConnections = 3 }) { h in
+            XCTAssertEqual(h.server.statistics.heapTrims, 0)
+            for _ in 0..<4 {
+                let call = h.call(try h.client(), path: "/test.Echo/Echo", messages: [[1]])
+                XCTAssertEqual(call.status()?.code, .ok)
+                call.hangUp()
+            }
+            XCTAssertTrue(eventually { h.server.statistics.activeConnections == 0 })
+            XCTAssertTrue(eventually(timeout: 6) { h.server.statistics.heapTrims == 1 }, "one trim for the burst: \(h.server.statistics)")
+            usleep(2_500_000)
+            XCTAssertEqual(h.server.statistics.heapTrims, 1, "no second trim without three more closes")
+            try h.assertStillServing()
+        }
+    }
+
     // MARK: plaintext
 
     func testPlaintextOnlyWhenExplicitlyConfigured() async throws {

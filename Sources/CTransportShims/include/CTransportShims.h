@@ -31,6 +31,8 @@ int transport_client_hello_alpn_offers(SSL *ssl, const unsigned char *proto, siz
 
 // malloc_usable_size(3), for nghttp2's counting allocator.
 size_t transport_malloc_usable_size(void *pointer);
+// malloc_trim(0): gives free heap pages (in every arena, not only the top) back to the kernel.
+int transport_malloc_trim(void);
 // Bytes the process heap has handed out (mallinfo2: arena + mmapped chunks in use).
 size_t transport_heap_in_use(void);
 
