@@ -81,10 +81,6 @@ public struct TransportLimits: Sendable, Equatable {
     public var closeLinger: Duration = .seconds(2)
     /// listen(2) backlog.
     public var listenBacklog = 4096
-    /// TLS handshakes in progress at once. At the limit the listener stops accepting — new connections wait in the
-    /// kernel's backlog — until a handshake ends, so a reconnect storm's handshakes finish in order instead of all
-    /// sharing the CPU until they time out together (and are retried). nil: unlimited.
-    public var maxConcurrentHandshakes: Int? = 256
     /// After this many connections have closed, the heap's free pages go back to the kernel (malloc_trim, on a
     /// utility thread, 2 s after the threshold so a burst of closes is trimmed once). Without it, glibc keeps the
     /// memory of every connection the server ever held at once: after a storm the server's RSS stays at its peak.

@@ -82,8 +82,6 @@ final class ServerCounters: Sendable {
     let refused = Atomic<Int>(0)
     let buffered = Atomic<Int>(0)
     let peakBuffered = Atomic<Int>(0)
-    /// TLS handshakes accepted and not yet ended (for `maxConcurrentHandshakes`).
-    let handshakesInProgress = Atomic<Int>(0)
     /// Connections closed since the heap was last trimmed, and whether a trim is already scheduled.
     let closedSinceTrim = Atomic<Int>(0)
     let trimScheduled = Atomic<Bool>(false)
@@ -108,8 +106,7 @@ final class ServerCounters: Sendable {
             bufferedOutboundBytes: buffered.load(ordering: .relaxed),
             peakConnectionOutboundBytes: peakBuffered.load(ordering: .relaxed),
             http2HeapBytes: HTTP2MemoryAccounting.currentBytes,
-            heapTrims: heapTrims.load(ordering: .relaxed),
-            handshakesInProgress: handshakesInProgress.load(ordering: .relaxed))
+            heapTrims: heapTrims.load(ordering: .relaxed))
     }
 }
 
@@ -211,7 +208,6 @@ final class ServerCore: Sendable {
         let (handler, draining) = state.withLock { ($0.handler, $0.draining) }
         guard let handler, !draining else {
             Glibc.close(fd)
-            handshakeEnded()
             connectionEnded()
             return
         }
@@ -235,7 +231,6 @@ final class ServerCore: Sendable {
                 level: .warning, connectionID: id, peer: peer, closeReason: nil,
                 message: "cannot set up connection: \(error)"))
             Glibc.close(fd)
-            handshakeEnded()
             connectionEnded()
         }
     }
@@ -243,23 +238,6 @@ final class ServerCore: Sendable {
     func connectionClosed(_ server: GRPCServerConnection) {
         loopConnections[server.connection.loop.index].connections[server.connection.id] = nil
         connectionEnded()
-    }
-
-    /// Whether the listener may accept another connection now (false while `maxConcurrentHandshakes` are in progress).
-    var admitsHandshake: Bool {
-        guard tlsContext != nil, let limit = limits.maxConcurrentHandshakes else { return true }
-        return counters.handshakesInProgress.load(ordering: .relaxed) < limit
-    }
-
-    /// Counts an accepted TLS connection until its handshake ends (see `handshakeEnded`).
-    func handshakeStarted() {
-        if tlsContext != nil { counters.handshakesInProgress.wrappingAdd(1, ordering: .relaxed) }
-    }
-
-    /// A counted handshake ended: completed, failed, timed out, or its connection never got going.
-    func handshakeEnded() {
-        guard tlsContext != nil else { return }
-        counters.handshakesInProgress.wrappingSubtract(1, ordering: .relaxed)
     }
 
     private func connectionEnded() {
@@ -327,7 +305,6 @@ final class Listener: EventLoopSelectable, @unchecked Sendable {
     private var closed = false
     private var lastRefusalLog: ContinuousClock.Instant?
     private var refusalsSinceLog = 0
-    private var pausedForHandshakes = false
 
     init(fd: Int32, loop: EventLoop, core: ServerCore) {
         self.fd = fd
@@ -353,10 +330,6 @@ final class Listener: EventLoopSelectable, @unchecked Sendable {
         let counters = core.counters
         // Bounded per wakeup so a connection storm cannot starve this loop's own connections.
         for _ in 0..<64 where !closed {
-            guard core.admitsHandshake else {
-                pauseForHandshakes()
-                return
-            }
             let fd = transport_accept(self.fd, &address, address.count, &port)
             if fd < 0 {
                 if errno == EMFILE || errno == ENFILE {
@@ -375,7 +348,6 @@ final class Listener: EventLoopSelectable, @unchecked Sendable {
                 continue
             }
             counters.accepted.wrappingAdd(1, ordering: .relaxed)
-            core.handshakeStarted()
             _ = transport_set_nodelay(fd)
             let target = core.group.next()
             let core = self.core
@@ -394,23 +366,6 @@ final class Listener: EventLoopSelectable, @unchecked Sendable {
         core.configuration.logger(TransportLogRecord(
             level: .warning, connectionID: nil, peer: "", closeReason: .connectionLimit,
             message: "refused \(count) connection(s): \(message)"))
-    }
-
-    /// Stops accepting while `maxConcurrentHandshakes` are in progress; checks every 5 ms and resumes below it.
-    private func pauseForHandshakes() {
-        guard token != 0, !pausedForHandshakes else { return }
-        pausedForHandshakes = true
-        loop.modify(fd: fd, token: token, events: 0)
-        resumeWhenHandshakesAllow()
-    }
-
-    private func resumeWhenHandshakesAllow() {
-        loop.schedule(after: .milliseconds(5)) { [weak self] in
-            guard let self, !self.closed else { return }
-            guard self.core.admitsHandshake else { return self.resumeWhenHandshakesAllow() }
-            self.pausedForHandshakes = false
-            self.loop.modify(fd: self.fd, token: self.token, events: transport_epollin())
-        }
     }
 
     private func pauseAccepting() {
@@ -436,8 +391,6 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
     /// Requests that are not gRPC, waiting for their end before they are answered.
     private var rejected: [HTTP2StreamID: NonGRPCRequest] = [:]
     private var context: ConnectionContext
-    /// Counted in the server's handshakes in progress until the connection becomes active or closes.
-    private var handshakeCounted = true
 
     init(core: ServerCore, connection: HTTP2Connection, handler: any GRPCServerHandler) {
         self.core = core
@@ -453,14 +406,7 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
         connection.reportBufferedBytes()
     }
 
-    private func endHandshake() {
-        guard handshakeCounted else { return }
-        handshakeCounted = false
-        core.handshakeEnded()
-    }
-
     func connectionBecameActive(_ connection: HTTP2Connection) {
-        endHandshake()
         context = ConnectionContext(
             id: connection.id, remoteAddress: connection.peerAddress, peerIdentity: connection.peerIdentity,
             eventLoopIndex: connection.loop.index)
@@ -607,7 +553,6 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
     }
 
     func connection(_ connection: HTTP2Connection, closedWith reason: ConnectionCloseReason) {
-        endHandshake()
         let open = streams
         streams.removeAll()
         rejected.removeAll()

@@ -88,6 +88,4 @@ public struct TransportStatistics: Sendable, Equatable {
     public var http2HeapBytes = 0
     /// Times free heap pages were handed back to the kernel after many connections closed.
     public var heapTrims = 0
-    /// TLS handshakes accepted and not yet ended.
-    public var handshakesInProgress = 0
 }

@@ -231,27 +231,6 @@ final class TransportTests: XCTestCase {
         }
     }
 
-    /// At `maxConcurrentHandshakes` the listener waits: a silent connection holding the only handshake slot delays the
-    /// next client until its handshake times out; then that client is served, and no slot is left counted.
-    func testHandshakeAdmissionWaitsForAFreeSlot() async throws {
-        try await withHarness(TestHarness {
-            $0.limits.maxConcurrentHandshakes = 1
-            $0.limits.handshakeTimeout = .milliseconds(600)
-        }) { h in
-            let raw = try RawConnection(port: h.port, credentials: nil)
-            XCTAssertTrue(eventually { h.server.statistics.handshakesInProgress == 1 })
-            let started = Date()
-            let call = h.call(try h.client(), path: "/test.Echo/Echo", messages: [[7]])
-            XCTAssertEqual(call.status()?.code, .ok)
-            XCTAssertGreaterThan(Date().timeIntervalSince(started), 0.3, "the client waited for the silent connection's slot")
-            XCTAssertTrue(raw.readUntilClosed(timeout: 10))
-            call.hangUp()
-            XCTAssertTrue(eventually { h.server.statistics.handshakesInProgress == 0 && h.server.statistics.activeConnections == 0 },
-                          "\(h.server.statistics)")
-            try h.assertStillServing()
-        }
-    }
-
     // MARK: bad input
 
     func testBadInputIsRefusedAndLoggedOnce() async throws {
