@@ -14,7 +14,10 @@ public final class SnapshotWatcher: @unchecked Sendable {
         /// A new live snapshot, fully loaded.
         case loaded(Snapshot)
         /// `current` moved to a version that cannot be loaded; the previously delivered snapshot stays live.
+        /// `version` is "current" when the live pointer itself cannot be read (e.g. the database is unreachable).
         case refused(version: String, error: SnapshotStoreError)
+        /// The live pointer can be read again after `.refused(version: "current", …)`.
+        case storeReachable
     }
 
     /// Every event, in order. Only the newest few are buffered for a slow consumer (snapshots are large).
@@ -90,6 +93,7 @@ public final class SnapshotWatcher: @unchecked Sendable {
             var pointer: String?
             do {
                 pointer = try store.currentVersion()
+                if pointerError != nil { emit(.storeReachable) }
                 pointerError = nil
             } catch {
                 if pointerError != error { emit(.refused(version: "current", error: error)) }

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import MeshModel
+import PostgresStorage
 import SnapshotStorage
 
 struct Bootstrap: ParsableCommand {
@@ -109,7 +110,7 @@ struct Bootstrap: ParsableCommand {
     /// The group's mode as the live snapshot in `store` records it.
     static func subscriptionMode(ofGroup group: String, store path: String) throws -> SubscriptionMode {
         let snapshot: Snapshot?
-        do { snapshot = try SnapshotStore(directory: path).current() } catch {
+        do { snapshot = try openSnapshotStore(path).current() } catch {
             throw Self.usage("--store \(path): \(error)")
         }
         guard let snapshot else { throw Self.usage("--store \(path): nothing published yet; run meshctl compile first") }

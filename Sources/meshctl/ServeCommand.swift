@@ -7,6 +7,7 @@ import NetworkAddress
 import ControlPlane
 import MeshServer
 import ServerTelemetry
+import PostgresStorage
 import SnapshotStorage
 import Transport
 
@@ -16,8 +17,14 @@ struct Serve: ParsableCommand {
         discussion: "Follows the store: a newly published or rolled-back snapshot is pushed to connected proxies. SIGTERM or SIGINT drains: new connections are refused, proxies are told to reconnect elsewhere (a second signal exits at once). SIGHUP, or a change of the TLS files, loads the certificate, key and client CA bundle again for new connections; established streams are kept, and files that cannot be used are refused with a log line while the current ones stay."
     )
 
-    @Option(help: "The snapshot store directory (written by meshctl compile).")
+    @Option(help: "The snapshot store (written by meshctl compile): a directory, or postgres://USER@HOST:PORT/DATABASE to follow a shared store with other replicas.")
     var store: String
+
+    @Option(help: "A local directory kept as a copy of the last snapshot served: a replica started while its PostgreSQL store is unreachable serves from it (and says so).")
+    var cache: String?
+
+    @Option(help: "Seconds between reads of a PostgreSQL store's live version when no notification arrives (the backstop for a missed NOTIFY; default 2, or the URL's poll_interval).")
+    var storePollInterval: Double?
 
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = "127.0.0.1:18000"
@@ -111,9 +118,13 @@ struct Serve: ParsableCommand {
         for reader in statusReaders where !reader.hasPrefix("spiffe://") {
             throw ValidationError("--status-reader \(reader): give a SPIFFE ID such as spiffe://mesh.local/operator/oncall")
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: store, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ValidationError("--store \(store): no such directory; create it by publishing a snapshot (meshctl compile --out \(store))")
+        let parsed: StoreArgument
+        do { parsed = try StoreArgument(store) } catch { throw ValidationError("--store: \(error)") }
+        if case .directory(let path) = parsed {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--store \(store): no such directory; create it by publishing a snapshot (meshctl compile --out \(store))")
+            }
         }
         if !insecurePlaintext {
             guard tlsCert != nil, tlsKey != nil, clientCa != nil else {
@@ -122,6 +133,9 @@ struct Serve: ParsableCommand {
             for (flag, path) in [("--tls-cert", tlsCert!), ("--tls-key", tlsKey!), ("--client-ca", clientCa!)] where !FileManager.default.isReadableFile(atPath: path) {
                 throw ValidationError("\(flag) \(path): no such readable file")
             }
+        }
+        if let storePollInterval, !(0.01...3600).contains(storePollInterval) {
+            throw ValidationError("--store-poll-interval must be 0.01-3600 seconds")
         }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1-256") }
         guard logFormat == "text" || logFormat == "json" else { throw ValidationError("--log-format must be text or json") }
@@ -149,6 +163,7 @@ struct Serve: ParsableCommand {
         if maxConnectionAge > 0 { options.limits.maxConnectionAge = .seconds(maxConnectionAge) }
         options.admin = adminEndpoint
         options.adminAccess = AdminAccess(bearerToken: try? adminToken())
+        options.cacheDirectory = cache
         if !statusReaders.isEmpty { options.statusReaders = .identities(statusReaders) }
         let log = ServerLog(format: logFormat == "json" ? .json : .text, minimumLevel: ServerLog.Level(name: logLevel)!)
         // Signals are taken over before anything starts: one that arrives while the server is still starting is
@@ -168,7 +183,7 @@ struct Serve: ParsableCommand {
         }
         let server: XDSServer
         do {
-            server = try XDSServer(options: options, store: SnapshotStore(directory: store), log: log)
+            server = try XDSServer(options: options, store: followedStore(), log: log)
             try server.start()
             started.withLock { $0 = server }
             try runBlocking { try await server.startAdmin() }
@@ -194,6 +209,15 @@ struct Serve: ParsableCommand {
         }
         drained.wait()
         log.info("server.stopped", [:])
+    }
+}
+
+extension Serve {
+    /// The store to follow; a PostgreSQL store with --store-poll-interval applied.
+    func followedStore() throws -> any SnapshotStoring {
+        guard case .postgres(var url) = try StoreArgument(store), let storePollInterval else { return try openSnapshotStore(store) }
+        url.pollIntervalMilliseconds = Int(storePollInterval * 1000)
+        return try PostgresSnapshotStore(url: url)
     }
 }
 
