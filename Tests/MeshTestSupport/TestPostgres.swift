@@ -1,7 +1,9 @@
 // A throwaway PostgreSQL server for tests: initdb into a temporary directory, listening on a Unix socket in
 // that directory and on 127.0.0.1 at a free port, stopped and removed at the end. PostgreSQL refuses to run
 // as root (CI runs as root), so as root the cluster belongs to an unprivileged user (`nobody`) and every
-// server command runs through `runuser`; as anyone else it runs as that user.
+// server command runs through `setpriv` (which execs, so the server is this process's own child and a signal
+// reaches it directly); as anyone else it runs as that user. The server runs in the foreground as a child
+// (not through `pg_ctl start`, whose daemonized server outlives a killed test run unnoticed).
 import Foundation
 
 public final class TestPostgres: @unchecked Sendable {
@@ -17,7 +19,7 @@ public final class TestPostgres: @unchecked Sendable {
     let binaries: String
     let runAs: String?
     private let lock = NSLock()
-    private var running = false
+    private var server: ChildProcess?
 
     public var dataDirectory: String { directory + "/data" }
     public var socketDirectory: String { directory + "/socket" }
@@ -75,20 +77,29 @@ public final class TestPostgres: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// Starts (or restarts) the server on the same port and data.
+    /// Starts (or restarts) the server on the same port and data; waits up to 60 s until it accepts connections.
     public func start() throws {
-        let result = try command("pg_ctl", ["-D", dataDirectory, "-l", logPath, "-w", "-t", "60", "start"], timeout: 90)
-        guard result.status == 0 else {
-            throw Failure(description: "pg_ctl start failed (\(result.status)): \(result.stderrText)\(result.stdoutText)\n\(log())")
+        let (executable, arguments) = invocation("postgres", ["-D", dataDirectory])
+        let child = try ChildProcess(executable, arguments, log: logPath + ".\(UUID().uuidString.prefix(4))")
+        lock.withLock { server = child }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            guard child.process.isRunning else { break }
+            if let probe = try? command("pg_isready", ["-h", socketDirectory, "-p", String(port), "-U", superuser], timeout: 10), probe.status == 0 { return }
+            usleep(100_000)
         }
-        lock.withLock { running = true }
+        stop()
+        throw Failure(description: "PostgreSQL did not accept connections within 60 s:\n\(String(child.output.suffix(3000)))")
     }
 
-    /// Stops the server (fast shutdown: connections are closed); a no-op when stopped.
+    /// Stops the server (fast shutdown: SIGINT, open connections are closed; SIGKILL after 30 s); a no-op when stopped.
     public func stop() {
-        guard lock.withLock({ running }) else { return }
-        _ = try? command("pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "-t", "60", "stop"], timeout: 90)
-        lock.withLock { running = false }
+        guard let child = lock.withLock({ () -> ChildProcess? in defer { server = nil }; return server }) else { return }
+        guard child.process.isRunning else { return }
+        kill(child.process.processIdentifier, SIGINT)
+        let deadline = Date().addingTimeInterval(30)
+        while child.process.isRunning && Date() < deadline { usleep(20_000) }
+        child.kill9()
     }
 
     /// A store URL for `database` over the Unix socket (`user` defaults to the superuser).
@@ -120,16 +131,20 @@ public final class TestPostgres: @unchecked Sendable {
         return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// The server log so far (for failure messages).
+    /// The running server's log so far (for failure messages).
     public func log() -> String {
-        (try? String(contentsOfFile: logPath, encoding: .utf8)).map { String($0.suffix(4000)) } ?? ""
+        lock.withLock { server }.map { String($0.output.suffix(4000)) } ?? ""
+    }
+
+    /// The command line that runs a PostgreSQL program as the cluster's owner.
+    private func invocation(_ name: String, _ arguments: [String]) -> (String, [String]) {
+        guard let runAs else { return ("\(binaries)/\(name)", arguments) }
+        return ("/usr/bin/setpriv", ["--reuid=\(runAs)", "--regid=nogroup", "--clear-groups", "--reset-env", "\(binaries)/\(name)"] + arguments)
     }
 
     private func command(_ name: String, _ arguments: [String], timeout: Double) throws -> ProcessOutput {
-        if let runAs {
-            return try ProcessRunner.run("/usr/sbin/runuser", ["-u", runAs, "--", "\(binaries)/\(name)"] + arguments, in: URL(fileURLWithPath: "/tmp"), timeout: timeout)
-        }
-        return try ProcessRunner.run("\(binaries)/\(name)", arguments, timeout: timeout)
+        let (executable, full) = invocation(name, arguments)
+        return try ProcessRunner.run(executable, full, in: URL(fileURLWithPath: "/tmp"), timeout: timeout)
     }
 
     private static func check(_ result: ProcessOutput, _ what: String) throws {

@@ -18,9 +18,11 @@ struct StoreConformance {
     typealias S = StoreTestSupport
     let make: () throws -> StoreUnderTest
 
+    /// Version n, made n seconds after a fixed time, so "newest" is well defined for list and gc.
     func v(_ n: Int, group: String = "web") -> Snapshot {
-        S.snapshot([S.cluster("api", "api-\(n)"), S.cluster("db", "db-1"), S.endpoint("api", "ep-\(n)")], group: group,
-                   message: "change \(n)", source: "r\(n)")
+        try! Snapshot.make(groups: [ProxyGroupResources(group: group, resources: [S.cluster("api", "api-\(n)"), S.cluster("db", "db-1"), S.endpoint("api", "ep-\(n)")])],
+                           sourceRevision: "r\(n)", author: "tester", message: "change \(n)", compilerVersion: "test",
+                           createdAt: Date(timeIntervalSince1970: 1_800_000_000 + Double(n)))
     }
 
     func publishAndUnchanged() throws {
