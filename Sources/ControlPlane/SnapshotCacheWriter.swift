@@ -27,7 +27,7 @@ final class SnapshotCacheWriter: @unchecked Sendable {
         queue.async { [self] in
             guard let next = lock.withLock({ () -> Snapshot? in defer { pending = nil }; return pending }) else { return }
             do {
-                if try store.currentVersion() == next.metadata.version { return }
+                if (try? store.currentVersion()) == next.metadata.version { return }
                 _ = try store.publish(next)
                 // Only the newest matters: older copies would make the cache grow with every publish.
                 _ = try store.gc(keep: 1)

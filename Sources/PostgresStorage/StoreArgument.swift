@@ -23,9 +23,10 @@ public enum StoreArgument: Sendable, Equatable {
                 }
                 self = .directory(url.path)
             default:
+                let shown = Self.redacted(trimmed)
                 throw .invalidStoreArgument(
-                    argument: Self.redacted(trimmed),
-                    reason: "unknown scheme \"\(scheme)\": a store is a directory path or a postgres://USER@HOST:PORT/DATABASE URL (for a directory whose name contains \"\(scheme):\" write ./\(trimmed))")
+                    argument: shown,
+                    reason: "unknown scheme \"\(scheme)\": a store is a directory path or a postgres://USER@HOST:PORT/DATABASE URL (for a directory whose name contains \"\(scheme):\" write ./\(shown))")
             }
         } else {
             self = .directory(trimmed)

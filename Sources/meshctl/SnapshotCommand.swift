@@ -303,8 +303,13 @@ struct SnapshotCommand: ParsableCommand {
             let target = try storeCall { () throws -> any SnapshotImporting in
                 switch try StoreArgument(to) {
                 case .directory(let path):
-                    return SnapshotStore(directory: path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path, createIfMissing: true)
-                case .postgres(let url): return try PostgresSnapshotStore(url: url, createIfMissing: true)
+                    let store = SnapshotStore(directory: path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path, createIfMissing: true)
+                    try store.initialize()
+                    return store
+                case .postgres(let url):
+                    let store = try PostgresSnapshotStore(url: url, createIfMissing: true)
+                    try store.initialize()
+                    return store
                 }
             }
             try storeCall { () throws in

@@ -52,7 +52,7 @@ public final class TestPostgres: @unchecked Sendable {
         }
         chmod(directory, 0o755)
         chmod(socketDirectory, 0o755)
-        try Self.check(command("initdb", ["-D", dataDirectory, "-U", superuser, "--auth=trust", "--encoding=UTF8", "--no-sync", "--locale=C"], timeout: 120), "initdb")
+        try Self.check(command("initdb", ["-D", dataDirectory, "-U", superuser, "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-sync", "--locale=C"], timeout: 120), "initdb")
         // fsync off: a test server never survives a machine crash anyway, and fsync is the slow part.
         let settings = """
 
