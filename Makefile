@@ -91,9 +91,9 @@ bench-compile: build
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
 	$(PYTHON) scripts/bench_compile.py --meshctl .build/release/meshctl --envoy $(ENVOY)
 
-bench-store: build
+bench-store: build $(STAMPS)/apt-bench
 	swift build -c release
-	.build/release/meshctl snapshot bench --services 10000 --changes 100
+	scripts/bench_store.sh .build/release/meshctl 10000 100
 
 bench-transport: build
 	swift build --build-tests

@@ -222,7 +222,7 @@ let package = Package(
         .testTarget(
             name: "SystemTests",
             dependencies: ["MeshTestSupport", "ControlPlane", "MeshServer", "MeshAdmin", "ServerTelemetry", "XDSCache", "XDSClient", "MeshModel",
-                           "MeshCertificates", "MeshCompilation", "MeshFixtures", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
+                           "MeshCertificates", "MeshCompilation", "MeshFixtures", "SnapshotStorage", "PostgresStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
         ),
         .testTarget(
             name: "MeshCompilationTests",
@@ -234,7 +234,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SnapshotStorageTests",
-            dependencies: ["MeshTestSupport", "MeshFixtures", "SnapshotStorage", "PostgresStorage"]
+            dependencies: ["MeshTestSupport", "MeshFixtures", "SnapshotStorage"]
         ),
         .testTarget(
             name: "XDSProtocolTests",

@@ -81,7 +81,12 @@ public struct PostgresSnapshotStore: SnapshotStoring {
         try transaction(c) { () throws(SnapshotStoreError) in
             // Two first publishers at once: the second waits here and then finds the schema made.
             _ = try c.run("SELECT pg_advisory_xact_lock(\(Self.writersLock + 1))", location: location)
-            let again = try c.run("SELECT to_regclass('meshctl_schema') IS NOT NULL", location: location)
+            // A catalog query, not to_regclass: that one may answer from this backend's cache, which an advisory
+            // lock does not refresh, and miss the table the other creator just committed.
+            let again = try c.run("""
+                SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                               WHERE c.relname = 'meshctl_schema' AND n.nspname = current_schema())
+                """, location: location)
             if (try? again.first?.decode(Bool.self)) == true { return }
             for statement in Self.schemaV1 { _ = try c.run(PostgresQuery(unsafeSQL: statement), location: location) }
             let writer = "meshctl"
@@ -453,6 +458,14 @@ public struct PostgresSnapshotStore: SnapshotStoring {
                 let (orphans, _) = try removeUnreferencedObjects(c, versions: versions)
                 if orphans > 0 { report.debrisRemoved.append("\(orphans) object(s) no version references") }
             }
+        }
+    }
+
+    /// The database's size on disk (tables, indexes, catalog), for the benchmark.
+    public func databaseBytes() throws(SnapshotStoreError) -> Int {
+        try session.withConnection { c throws(SnapshotStoreError) in
+            let rows = try c.run("SELECT pg_database_size(current_database())::bigint", location: location)
+            return Int((try? rows.first?.decode(Int64.self)) ?? 0)
         }
     }
 

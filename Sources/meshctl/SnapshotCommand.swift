@@ -419,8 +419,11 @@ struct SnapshotCommand: ParsableCommand {
             shouldDisplay: false
         )
 
-        @Option(help: "Store directory to create (default: a temporary directory, removed afterwards).")
+        @Option(help: "Store directory to create (default: a temporary directory, removed afterwards), or an empty PostgreSQL database's postgres:// URL.")
         var store: String?
+
+        @Option(help: "With a postgres:// --store: a second empty database for the notification-latency samples.")
+        var noticeStore: String?
 
         @Option(help: "Services (each a cluster and a ClusterLoadAssignment).")
         var services: Int = 10_000
@@ -429,6 +432,18 @@ struct SnapshotCommand: ParsableCommand {
         var changes: Int = 100
 
         func run() throws {
+            if let store, case .postgres(let url) = try storeCall({ try StoreArgument(store) }) {
+                let database = try storeCall { try PostgresSnapshotStore(url: url, createIfMissing: true) }
+                var figures = try StoreBenchmark.run(store: database, services: services, changes: changes)
+                figures.storeBytes = (try? database.databaseBytes()) ?? 0
+                if let noticeStore {
+                    let notice = try storeCall { try openPublishTarget(noticeStore) }
+                    figures.watcherNoticeMs = try StoreBenchmark.noticeLatency(store: notice, samples: 10)
+                }
+                print("store: \(database.location) (store size = the whole database, tables and indexes)")
+                print(figures.report)
+                return
+            }
             let directory = store ?? NSTemporaryDirectory() + "meshctl-bench-\(getpid())"
             defer { if store == nil { try? FileManager.default.removeItem(atPath: directory) } }
             let figures = try StoreBenchmark.run(directory: directory, services: services, changes: changes)

@@ -5,7 +5,7 @@ import Foundation
 import MeshFixtures
 import MeshTestSupport
 import PostgresStorage
-@testable import SnapshotStorage
+import SnapshotStorage
 import XCTest
 
 final class PostgresStoreCommandLineTests: XCTestCase {
@@ -181,5 +181,50 @@ final class PostgresStoreCommandLineTests: XCTestCase {
         }
         XCTAssertTrue(replicas[0].process.output.contains("store.reachable"), replicas[0].process.output)
         XCTAssertFalse(replicas.map(\.process.output).joined().contains("correct-horse"))
+    }
+}
+
+final class PostgresPublishKillTests: XCTestCase {
+    typealias S = StoreTestSupport
+
+    override class func tearDown() {
+        SharedPostgres.shutdown()
+        super.tearDown()
+    }
+
+    /// kill -9 of a publishing meshctl at random moments: the live version is the old or the new one, the store
+    /// verifies clean, and a publish afterwards works.
+    func testKillDuringPublishLeavesTheOldOrTheNewVersion() throws {
+        guard FileManager.default.isExecutableFile(atPath: S.meshctl) else { throw TestFailure("meshctl is not built at \(S.meshctl)") }
+        let (_, url) = try SharedPostgres.database()
+        XCTAssertEqual(try ProcessRunner.run(S.meshctl, ["snapshot", "publish-fixture", "--store", url, "--services", "1500", "--seed", "1"], timeout: 120).status, 0)
+        let store = try openSnapshotStore(url)
+        var generator = SystemRandomNumberGenerator()
+        var killed = 0
+        for round in 0..<8 {
+            let old = try XCTUnwrap(try store.currentVersion())
+            let seed = 100 + round
+            let new = S.synthetic(services: 1500, seed: UInt64(seed)).metadata.version
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: S.meshctl)
+            process.arguments = ["snapshot", "publish-fixture", "--store", url, "--services", "1500", "--seed", String(seed)]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            usleep(UInt32.random(in: 20_000...600_000, using: &generator))
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                killed += 1
+            }
+            process.waitUntilExit()
+            let live = try XCTUnwrap(try store.currentVersion())
+            XCTAssertTrue(live == old || live == new, "round \(round): live \(live) is neither the old nor the new version")
+            XCTAssertEqual(try store.load(version: "current", check: .hashes).metadata.version, live)
+            let report = store.verify()
+            XCTAssertTrue(report.isHealthy, "round \(round): \(report.problems)")
+        }
+        XCTAssertGreaterThan(killed, 0, "no publish was interrupted; the timings need a larger snapshot")
+        let after = try ProcessRunner.run(S.meshctl, ["snapshot", "publish-fixture", "--store", url, "--services", "1500", "--seed", "999"], timeout: 120)
+        XCTAssertEqual(after.status, 0, after.stderrText)
     }
 }

@@ -5,7 +5,7 @@ import Foundation
 import MeshFixtures
 import MeshTestSupport
 import PostgresStorage
-@testable import SnapshotStorage
+import SnapshotStorage
 import XCTest
 
 /// A store under test and the argument that names it on the command line.
