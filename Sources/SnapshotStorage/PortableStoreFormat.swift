@@ -54,6 +54,10 @@ package enum PortableStoreFormat {
                                 groupCount: manifest.groups.count, resourceCount: manifest.resourceCount)
     }
 
+    /// True when the snapshot's version was computed from its content by `Snapshot.make` (so it can be trusted
+    /// without re-hashing, e.g. to recognise an unchanged publish).
+    package static func versionIsComputed(_ snapshot: Snapshot) -> Bool { snapshot.sortedContent != nil }
+
     /// The index hashes a manifest references (what must be present for the version to load).
     package static func indexHashes(manifest bytes: [UInt8], version: String) throws(SnapshotStoreError) -> [String] {
         try decodeManifest(bytes, version: version).groups.flatMap { $0.types.map(\.index.hash) }
