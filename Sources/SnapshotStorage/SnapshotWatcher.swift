@@ -26,6 +26,7 @@ public final class SnapshotWatcher: @unchecked Sendable {
     private let continuation: AsyncStream<Event>.Continuation
     private let store: any SnapshotStoring
     private let handler: (@Sendable (Event) -> Void)?
+    private var confirmed: (@Sendable (String) -> Void)?
     private let pollMilliseconds: Int
     private let retryMilliseconds: Int
     private let check: LoadCheck
@@ -73,6 +74,17 @@ public final class SnapshotWatcher: @unchecked Sendable {
 
     private var isStopped: Bool { lock.withLock { stopped } }
 
+    /// Called after every read of the live pointer that found the version already delivered (the follower is
+    /// up to date as of that read); set once, right after starting.
+    public func onUpToDate(_ confirmed: @escaping @Sendable (String) -> Void) {
+        lock.withLock { self.confirmed = confirmed }
+    }
+
+    /// Reads the live pointer again now instead of at the end of the current wait.
+    public func refresh() {
+        lock.withLock { signal }?.wake()
+    }
+
     private func emit(_ event: Event) {
         handler?(event)
         continuation.yield(event)
@@ -116,6 +128,8 @@ public final class SnapshotWatcher: @unchecked Sendable {
                     }
                 }
             }
+            // The pointer was read and its version is the one delivered: this follower is up to date as of this read.
+            if let version = pointer, version == delivered, let confirmed = lock.withLock({ self.confirmed }) { confirmed(version) }
             signal.wait(milliseconds: pollMilliseconds)
         }
     }

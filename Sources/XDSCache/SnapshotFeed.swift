@@ -18,9 +18,11 @@ public final class SnapshotFeed: Sendable {
     }
 
     private let watcher: SnapshotWatcher
+    private let hub: SnapshotHub
 
     /// Starts following `store` at once; its live snapshot (if any) is the first event.
     public init(store: any SnapshotStoring, hub: SnapshotHub, onEvent: @escaping @Sendable (Event) -> Void) {
+        self.hub = hub
         watcher = SnapshotWatcher(store: store, pollMilliseconds: store.followPollMilliseconds) { event in
             switch event {
             case .loaded(let snapshot):
@@ -34,8 +36,14 @@ public final class SnapshotFeed: Sendable {
                 onEvent(.storeReachable(serving: hub.current?.version))
             }
         }
+        let watcher = self.watcher
+        watcher.onUpToDate { version in hub.confirmUpToDate(version: version) }
+        hub.setRefresher { watcher.refresh() }
     }
 
     /// Stops following the store (the hub keeps serving what it has).
-    public func stop() { watcher.stop() }
+    public func stop() {
+        hub.setRefresher(nil)
+        watcher.stop()
+    }
 }
