@@ -378,26 +378,46 @@ public struct PostgresSnapshotStore: SnapshotStoring {
     public func gc(keep: Int) throws(SnapshotStoreError) -> GCReport {
         guard keep >= 0 else { throw .invalidSnapshot(reason: "gc --keep must be 0 or more") }
         return try read(emptyValue: GCReport()) { c throws(SnapshotStoreError) in
-            try transaction(c) { () throws(SnapshotStoreError) -> GCReport in
-                // Alone: no publish may rely on an object being present while gc decides it is not needed.
-                _ = try c.run("SELECT pg_advisory_xact_lock(\(Self.writersLock))", location: location)
-                var report = GCReport()
-                let current = try livePointer(c).version
-                let summaries = try list(c)
-                var kept = Set(summaries.prefix(keep).map(\.metadata.version))
-                if let current { kept.insert(current) }
-                for summary in summaries where !kept.contains(summary.metadata.version) {
-                    let version = summary.metadata.version
-                    _ = try appendHistory(c, HistoryEvent(kind: .gc, time: Date(), version: version, reason: "gc --keep \(keep)",
-                                                          sourceRevision: summary.metadata.sourceRevision))
-                    _ = try c.run("DELETE FROM meshctl_versions WHERE version = \(version)", location: location)
-                    report.removedVersions.append(version)
-                }
-                report.keptVersions = summaries.map(\.metadata.version).filter { kept.contains($0) }
-                let (removed, freed) = try removeUnreferencedObjects(c, versions: Array(kept))
-                report.removedObjects = removed
-                report.freedBytes = freed
-                return report
+            try transaction(c) { () throws(SnapshotStoreError) -> GCReport in try collect(c, keep: keep) }
+        }
+    }
+
+    /// gc inside the caller's transaction.
+    func collect(_ c: PostgresConnection, keep: Int) throws(SnapshotStoreError) -> GCReport {
+        // Alone: no publish may rely on an object being present while gc decides it is not needed.
+        _ = try c.run("SELECT pg_advisory_xact_lock(\(Self.writersLock))", location: location)
+        var report = GCReport()
+        let current = try livePointer(c).version
+        let summaries = try list(c)
+        var kept = Set(summaries.prefix(keep).map(\.metadata.version))
+        if let current { kept.insert(current) }
+        for summary in summaries where !kept.contains(summary.metadata.version) {
+            let version = summary.metadata.version
+            _ = try appendHistory(c, HistoryEvent(kind: .gc, time: Date(), version: version, reason: "gc --keep \(keep)",
+                                                  sourceRevision: summary.metadata.sourceRevision))
+            _ = try c.run("DELETE FROM meshctl_versions WHERE version = \(version)", location: location)
+            report.removedVersions.append(version)
+        }
+        report.keptVersions = summaries.map(\.metadata.version).filter { kept.contains($0) }
+        let (removed, freed) = try removeUnreferencedObjects(c, versions: Array(kept))
+        report.removedObjects = removed
+        report.freedBytes = freed
+        return report
+    }
+
+    /// The advisory lock that makes store maintenance (gc) a singleton across replicas.
+    public static let maintenanceLock: Int64 = 0x6D65_7368_6374_6C02
+
+    /// gc, run by at most one replica at a time: when another session holds the maintenance lock (another
+    /// replica is collecting) this returns nil at once. The lock is transaction-scoped, so a replica that dies
+    /// mid-gc releases it with its connection.
+    public func gcUnlessRunningElsewhere(keep: Int) throws(SnapshotStoreError) -> GCReport? {
+        guard keep >= 0 else { throw .invalidSnapshot(reason: "gc --keep must be 0 or more") }
+        return try read(emptyValue: GCReport()) { c throws(SnapshotStoreError) -> GCReport? in
+            try transaction(c) { () throws(SnapshotStoreError) -> GCReport? in
+                let rows = try c.run("SELECT pg_try_advisory_xact_lock(\(Self.maintenanceLock))", location: location)
+                guard (try? rows.first?.decode(Bool.self)) == true else { return nil }
+                return try collect(c, keep: keep)
             }
         }
     }

@@ -26,6 +26,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds between reads of a PostgreSQL store's live version when no notification arrives (the backstop for a missed NOTIFY; default 2, or the URL's poll_interval).")
     var storePollInterval: Double?
 
+    @Option(help: "Run `snapshot gc --keep N` every --gc-interval seconds (off by default). On a PostgreSQL store one replica at a time does it (an advisory lock; the others skip that round).")
+    var gcKeep: Int?
+
+    @Option(help: "Seconds between the gc rounds of --gc-keep.")
+    var gcInterval: Double = 3600
+
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = "127.0.0.1:18000"
 
@@ -134,6 +140,8 @@ struct Serve: ParsableCommand {
                 throw ValidationError("\(flag) \(path): no such readable file")
             }
         }
+        if let gcKeep, gcKeep < 0 { throw ValidationError("--gc-keep must be 0 or more") }
+        guard gcInterval >= 1, gcInterval <= 7 * 86_400 else { throw ValidationError("--gc-interval must be 1 to 604800 seconds") }
         if let storePollInterval, !(0.01...3600).contains(storePollInterval) {
             throw ValidationError("--store-poll-interval must be 0.01-3600 seconds")
         }
@@ -185,6 +193,7 @@ struct Serve: ParsableCommand {
         do {
             server = try XDSServer(options: options, store: followedStore(), log: log)
             try server.start()
+            startPeriodicGC(server.store, log: log)
             started.withLock { $0 = server }
             try runBlocking { try await server.startAdmin() }
             if let (host, _) = adminEndpoint, !IPAddress.isLoopback(host) {
@@ -213,6 +222,36 @@ struct Serve: ParsableCommand {
 }
 
 extension Serve {
+    /// --gc-keep: a background thread collecting every --gc-interval seconds; on PostgreSQL only while no other
+    /// replica is collecting (so N replicas do not run N collections).
+    func startPeriodicGC(_ store: any SnapshotStoring, log: ServerLog) {
+        guard let keep = gcKeep else { return }
+        let interval = gcInterval
+        let thread = Thread {
+            while true {
+                Thread.sleep(forTimeInterval: interval)
+                do throws(SnapshotStoreError) {
+                    let report: GCReport?
+                    if let database = store as? PostgresSnapshotStore {
+                        report = try database.gcUnlessRunningElsewhere(keep: keep)
+                    } else {
+                        report = try store.gc(keep: keep)
+                    }
+                    if let report {
+                        log.info("store.gc", ["keep": "\(keep)", "removed_versions": "\(report.removedVersions.count)",
+                                              "removed_objects": "\(report.removedObjects)", "freed_bytes": "\(report.freedBytes)"])
+                    } else {
+                        log.info("store.gc-skipped", ["reason": "another replica is collecting"])
+                    }
+                } catch {
+                    log.warning("store.gc-failed", ["error": "\(error)"])
+                }
+            }
+        }
+        thread.name = "meshctl-gc"
+        thread.start()
+    }
+
     /// The store to follow; a PostgreSQL store with --store-poll-interval applied.
     func followedStore() throws -> any SnapshotStoring {
         guard case .postgres(var url) = try StoreArgument(store), let storePollInterval else { return try openSnapshotStore(store) }

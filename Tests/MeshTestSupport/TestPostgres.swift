@@ -131,6 +131,13 @@ public final class TestPostgres: @unchecked Sendable {
         return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Runs SQL in one psql session in the background (e.g. to hold a lock while sleeping); stop it when done.
+    public func sqlSession(_ statements: String, database: String) throws -> ChildProcess {
+        let (executable, arguments) = invocation("psql", ["-h", socketDirectory, "-p", String(port), "-U", superuser, "-d", database,
+                                                          "-v", "ON_ERROR_STOP=1", "-At", "-c", statements])
+        return try ChildProcess(executable, arguments, log: directory + "/session-\(UUID().uuidString.prefix(6)).log")
+    }
+
     /// The running server's log so far (for failure messages).
     public func log() -> String {
         lock.withLock { server }.map { String($0.output.suffix(4000)) } ?? ""

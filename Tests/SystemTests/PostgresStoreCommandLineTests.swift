@@ -184,6 +184,39 @@ final class PostgresStoreCommandLineTests: XCTestCase {
     }
 }
 
+final class PostgresMaintenanceTests: XCTestCase {
+    typealias S = StoreTestSupport
+
+    override class func tearDown() {
+        SharedPostgres.shutdown()
+        super.tearDown()
+    }
+
+    /// gc as a singleton job: while another session (another replica) holds the maintenance lock a replica's gc
+    /// round is skipped; once that session ends — as a dead replica's connection does — the next round collects.
+    func testGCRunsOnOneReplicaAtATime() throws {
+        let (server, url) = try SharedPostgres.database()
+        guard case .postgres(let parsed) = try StoreArgument(url) else { return XCTFail("not a PostgreSQL URL") }
+        let store = try PostgresSnapshotStore(url: parsed, createIfMissing: true)
+        for n in 1...3 { _ = try store.publish(S.synthetic(services: 3, seed: UInt64(n))) }
+        let database = String(url.split(separator: "/").last!)
+        let other = try server.sqlSession("SELECT pg_advisory_lock(\(PostgresSnapshotStore.maintenanceLock)); SELECT pg_sleep(4)", database: database)
+        defer { other.stop() }
+        E2E.waitUntil(10, "the other session holds the lock") {
+            (try? server.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", database: database)) == "1"
+        }
+        XCTAssertNil(try store.gcUnlessRunningElsewhere(keep: 0), "another replica is collecting: skip")
+        XCTAssertEqual(try store.list().count, 3, "nothing collected")
+        other.stop()
+        E2E.waitUntil(10, "the other session is gone") {
+            (try? server.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", database: database)) == "0"
+        }
+        let report = try XCTUnwrap(try store.gcUnlessRunningElsewhere(keep: 0))
+        XCTAssertEqual(report.removedVersions.count, 2)
+        XCTAssertEqual(try store.list().count, 1)
+    }
+}
+
 final class PostgresPublishKillTests: XCTestCase {
     typealias S = StoreTestSupport
 
