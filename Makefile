@@ -6,9 +6,10 @@ SHELL := /bin/bash
 
 APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libre2-dev libyaml-dev pkg-config openssl nghttp2-client
 # Only for `make test`: the status page is checked in a real headless browser.
-TEST_APT_PACKAGES := chromium curl nghttp2-server
+# postgresql: the PostgreSQL store tests initdb their own throwaway server (TestPostgres).
+TEST_APT_PACKAGES := chromium curl nghttp2-server postgresql
 # Only for `make bench`: nghttpd, the HTTP/2 server the fan-out ceiling is measured with (h2load is in APT_PACKAGES).
-BENCH_APT_PACKAGES := nghttp2-server
+BENCH_APT_PACKAGES := nghttp2-server postgresql
 VENV := .venv
 VENV_ENVOY := .venv-envoy
 PYTHON := $(VENV)/bin/python
@@ -90,9 +91,9 @@ bench-compile: build
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
 	$(PYTHON) scripts/bench_compile.py --meshctl .build/release/meshctl --envoy $(ENVOY)
 
-bench-store: build
+bench-store: build $(STAMPS)/apt-bench
 	swift build -c release
-	.build/release/meshctl snapshot bench --services 10000 --changes 100
+	scripts/bench_store.sh .build/release/meshctl 10000 100
 
 bench-transport: build
 	swift build --build-tests

@@ -20,6 +20,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // The PostgreSQL snapshot store (PostgresStorage only) and the event loops it runs on.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // libprotobuf-c from Debian (libprotobuf-c-dev).
@@ -110,6 +114,17 @@ let package = Package(
             name: "SnapshotStorage",
             dependencies: ["Locking", "OpenSSLSupport"]
         ),
+        // The snapshot store on PostgreSQL (postgres-nio): one shared history for several `serve` replicas and
+        // publishers on other machines; and the store argument (a path or a postgres:// URL) every command parses.
+        .target(
+            name: "PostgresStorage",
+            dependencies: ["SnapshotStorage",
+                           .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
         // Development CA and SPIFFE certificates (`meshctl certs init`).
         .target(
             name: "MeshCertificates",
@@ -187,7 +202,7 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: ["EnvoySchema", "MeshCertificates", "MeshModel", "ControlPlane", "MeshServer", "MeshAdmin", "XDSClient", "XDSCache",
-                           "SnapshotStorage", "MeshFixtures", "MeshCompilation", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport", "Locking", "NetworkAddress",
+                           "SnapshotStorage", "PostgresStorage", "MeshFixtures", "MeshCompilation", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport", "Locking", "NetworkAddress",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Shared by every test target: paths, the built meshctl, one process runner, an in-process server, the
@@ -207,7 +222,7 @@ let package = Package(
         .testTarget(
             name: "SystemTests",
             dependencies: ["MeshTestSupport", "ControlPlane", "MeshServer", "MeshAdmin", "ServerTelemetry", "XDSCache", "XDSClient", "MeshModel",
-                           "MeshCertificates", "MeshCompilation", "MeshFixtures", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
+                           "MeshCertificates", "MeshCompilation", "MeshFixtures", "SnapshotStorage", "PostgresStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
         ),
         .testTarget(
             name: "MeshCompilationTests",

@@ -69,4 +69,9 @@ final class LogObserver: XDSServerObserver {
     func streamEnded(nodeID: String, group: String, reason: StreamCloseReason) {
         log.info("xds.stream-closed", ["node": nodeID, "group": group, "reason": "\(reason)"])
     }
+
+    func streamHeld(nodeID: String, group: String) {
+        log.info("xds.stream-held", ["node": nodeID, "group": group,
+                                     "reason": "the proxy reports a version this replica does not serve; answering once the store's live version is confirmed"])
+    }
 }

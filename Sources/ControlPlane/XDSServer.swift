@@ -28,6 +28,9 @@ public struct XDSServerOptions: Sendable {
     public var statusReaders = StatusReaders.operators
     /// How often the TLS files are checked for changes (rotation without a restart; nil: only on `reloadCredentials`).
     public var credentialPollInterval: Duration? = .seconds(2)
+    /// A local directory store kept as a copy of the last snapshot served (`--cache`): a replica started while
+    /// its (remote) store is unreachable serves from it instead of serving nothing.
+    public var cacheDirectory: String?
 
     public init() {}
 }
@@ -52,6 +55,8 @@ public final class XDSServer: @unchecked Sendable {
     private var feed: SnapshotFeed?
     private var admin: AdminServer?
     private let accepting = ManagedAtomicFlag()
+    /// Why the store's live pointer cannot be read right now (nil: it can), for /readyz and the logs.
+    private let storeProblem = SharedText()
     // Guards lagTimers: written on each loop, read by drain().
     private let lagTimersLock = NSLock()
     private var lagTimers: [(EventLoop, ScheduledTimer)] = []
@@ -107,29 +112,67 @@ public final class XDSServer: @unchecked Sendable {
         }
         let log = self.log
         let metrics = self.metrics
+        let storeProblem = self.storeProblem
+        let store = self.store
+        metrics.storeReachable(true)
+        let cacheWriter = options.cacheDirectory.map { SnapshotCacheWriter(directory: $0, log: log) }
+        if let cacheWriter { startFromCacheIfStoreIsDown(cacheWriter) }
         feed = SnapshotFeed(store: store, hub: hub) { event in
             switch event {
             case .loaded:
                 metrics.snapshotLoaded()
             case .served(let snapshot, let notified, let handOff):
+                cacheWriter?.keep(snapshot)
                 log.info("snapshot.loaded", ["version": String(snapshot.metadata.version.prefix(12)), "groups": "\(snapshot.groups.count)",
                                              "resources": "\(snapshot.resourceCount)", "streams_notified": "\(notified)",
                                              "handoff_ms": "\(handOff.components.seconds * 1000 + handOff.components.attoseconds / 1_000_000_000_000_000)"])
             case .refused(let version, let error, let serving):
                 metrics.snapshotLoadFailed()
-                log.error("snapshot.refused", ["version": String(version.prefix(12)), "error": "\(error)", "serving": String(serving?.prefix(12) ?? "none")])
+                if version == "current" {
+                    // The pointer cannot be read (a database store that is down): keep serving what we have.
+                    storeProblem.set("\(error)")
+                    metrics.storeReachable(false)
+                    log.error("store.unavailable", ["error": "\(error)", "serving": String(serving?.prefix(12) ?? "none"),
+                                                    "effect": "serving the last loaded snapshot; retrying with backoff"])
+                } else {
+                    log.error("snapshot.refused", ["version": String(version.prefix(12)), "error": "\(error)", "serving": String(serving?.prefix(12) ?? "none")])
+                }
+            case .storeReachable(let serving):
+                storeProblem.set(nil)
+                metrics.storeReachable(true)
+                log.info("store.reachable", ["store": store.location, "serving": String(serving?.prefix(12) ?? "none")])
             }
         }
         log.info("server.listening", ["address": "\(options.host):\(boundPort)", "tls": options.insecurePlaintext ? "off (--insecure-plaintext)" : "mutual",
                                       "store": store.location, "loops": "\(options.eventLoops)"])
     }
 
+    /// Before following the store: when its live pointer cannot be read (a database that is down) and the cache
+    /// has a snapshot, serve that one, so proxies connecting now get configuration; the store's live version
+    /// replaces it as soon as the store answers.
+    private func startFromCacheIfStoreIsDown(_ cache: SnapshotCacheWriter) {
+        do {
+            _ = try store.currentVersion()
+        } catch {
+            if let snapshot = cache.cached() {
+                _ = hub.serve(snapshot)
+                log.warning("store.starting-from-cache", ["store": store.location, "error": "\(error)", "cache": cache.directory,
+                                                          "serving": String(snapshot.metadata.version.prefix(12)),
+                                                          "effect": "serving the cached snapshot until the store answers"])
+            } else {
+                log.error("store.unavailable-no-cache", ["store": store.location, "error": "\(error)", "cache": cache.directory,
+                                                         "effect": "nothing to serve until the store answers"])
+            }
+        }
+    }
+
     /// Starts the admin endpoint (health, metrics, proxy table, status page) if one was configured.
     public func startAdmin() async throws {
         guard let (host, port) = options.admin else { return }
         let accepting = self.accepting
+        let storeProblem = self.storeProblem
         let server = AdminServer(sources: AdminSources(hub: hub, proxies: proxies, metrics: metrics, store: store,
-                                                       listening: { accepting.value }),
+                                                       listening: { accepting.value }, storeProblem: { storeProblem.value }),
                                  access: options.adminAccess)
         try await server.start(host: host, port: port, log: log)
         admin = server
@@ -231,6 +274,15 @@ public final class XDSServer: @unchecked Sendable {
             }
         }
     }
+}
+
+/// An optional String shared across threads.
+final class SharedText: @unchecked Sendable {
+    // @unchecked Sendable: `text` is only touched under `lock`.
+    private let lock = NSLock()
+    private var text: String?
+    var value: String? { lock.withLock { text } }
+    func set(_ value: String?) { lock.withLock { text = value } }
 }
 
 /// A Bool shared across threads.

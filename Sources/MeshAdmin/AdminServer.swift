@@ -25,13 +25,17 @@ public struct AdminSources: Sendable {
     public let store: (any SnapshotStoring)?
     /// Whether the xDS listener accepts connections (false before start and while draining).
     public let listening: @Sendable () -> Bool
+    /// Why the store's live pointer cannot be read now (nil: it can); the replica keeps serving what it has.
+    public let storeProblem: @Sendable () -> String?
 
-    public init(hub: SnapshotHub, proxies: ProxyRegistry, metrics: ServerMetrics, store: (any SnapshotStoring)?, listening: @escaping @Sendable () -> Bool) {
+    public init(hub: SnapshotHub, proxies: ProxyRegistry, metrics: ServerMetrics, store: (any SnapshotStoring)?, listening: @escaping @Sendable () -> Bool,
+                storeProblem: @escaping @Sendable () -> String? = { nil }) {
         self.hub = hub
         self.proxies = proxies
         self.metrics = metrics
         self.store = store
         self.listening = listening
+        self.storeProblem = storeProblem
     }
 }
 
@@ -91,7 +95,9 @@ public final class AdminServer: @unchecked Sendable {
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { _, _ -> Response in
             let (ready, why) = AdminRoutes.readiness(sources)
-            return AdminRoutes.text(ready ? "ready\n" : "not ready: \(why)\n", status: ready ? .ok : .serviceUnavailable)
+            // Ready while there is a snapshot to serve, even with the store unreachable: say so in the body.
+            let note = sources.storeProblem().map { " (store unavailable, serving the last loaded snapshot: \($0))" } ?? ""
+            return AdminRoutes.text(ready ? "ready\(note)\n" : "not ready: \(why)\(note)\n", status: ready ? .ok : .serviceUnavailable)
         }
         // Routes added after this line need the token (Hummingbird binds middleware to a route when it is added);
         // the probes above stay open: they say only "ok"/"ready" and orchestrators probe without credentials.

@@ -61,7 +61,18 @@ public enum StoreBenchmark {
     /// Runs the benchmark in `directory` (which must be empty or absent).
     public static func run(directory: String, services: Int = 10_000, changes: Int = 100, loads: Int = 5,
                            watcherSamples: Int = 10) throws -> Figures {
-        let store = SnapshotStore(directory: directory, createIfMissing: true)
+        var figures = try run(store: SnapshotStore(directory: directory, createIfMissing: true), services: services, changes: changes,
+                              loads: loads, watcherSamples: watcherSamples)
+        figures.storeBytes = directorySize(directory)
+        figures.watcherNoticeMs = try noticeLatency(store: SnapshotStore(directory: directory + "-notice", createIfMissing: true), samples: watcherSamples)
+        try? FileManager.default.removeItem(atPath: directory + "-notice")
+        return figures
+    }
+
+    /// Runs the benchmark on any (empty) store; `storeBytes` and the notice latency are the caller's to fill in
+    /// (how a backend's size is measured, and where a tiny second store lives, depend on the backend).
+    public static func run(store: any SnapshotStoring, services: Int = 10_000, changes: Int = 100, loads: Int = 5,
+                           watcherSamples: Int = 10) throws -> Figures {
         var figures = Figures()
         let baseGroups = SyntheticSnapshot.groups(services: services)
         var made: Snapshot?
@@ -98,7 +109,7 @@ public enum StoreBenchmark {
         // Watcher: time from calling publish to the new snapshot arriving through the callback
         // (publish + inotify wake-up + a full load).
         let arrivals = ArrivalLog()
-        let watcher = SnapshotWatcher(store: store) { event in
+        let watcher = SnapshotWatcher(store: store, pollMilliseconds: store.followPollMilliseconds) { event in
             if case .loaded(let s) = event { arrivals.record(s.metadata.version) }
         }
         defer { watcher.stop() }
@@ -112,22 +123,19 @@ public enum StoreBenchmark {
                 figures.watcherDeliveryMs.append(Double(Int64(at) - Int64(start)) / 1e6)
             }
         }
-        figures.storeBytes = directorySize(directory)
-        figures.watcherNoticeMs = try noticeLatency(directory: directory + "-notice", samples: watcherSamples)
-        try? FileManager.default.removeItem(atPath: directory + "-notice")
         return figures
     }
 
-    /// How soon a watcher notices a new `current` (the load is negligible for one resource).
-    static func noticeLatency(directory: String, samples: Int) throws -> [Double] {
-        let store = SnapshotStore(directory: directory, createIfMissing: true)
+    /// How soon a watcher notices a new `current` (the load is negligible for one resource), on a store that
+    /// holds nothing else (its live version is replaced).
+    public static func noticeLatency(store: any SnapshotStoring, samples: Int) throws -> [Double] {
         func tiny(_ i: Int) throws -> Snapshot {
             try Snapshot.make(groups: [ProxyGroupResources(group: "g", resources: [Resource(typeURL: SyntheticSnapshot.clusterType, name: "c", body: Array("\(i)".utf8))])],
                               compilerVersion: "bench")
         }
         _ = try store.publish(try tiny(0))
         let arrivals = ArrivalLog()
-        // A long poll interval: what is measured is the inotify path.
+        // A long poll interval: what is measured is the change signal's path (inotify, or LISTEN/NOTIFY).
         let watcher = SnapshotWatcher(store: store, pollMilliseconds: 10_000) { event in
             if case .loaded(let s) = event { arrivals.record(s.metadata.version) }
         }

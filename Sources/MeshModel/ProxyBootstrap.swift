@@ -16,6 +16,9 @@ public struct ProxyBootstrap: Sendable {
     public var nodeCluster: String
     public var serverHost: String
     public var serverPort: Int
+    /// More `meshctl serve` replicas after the first: the xDS cluster lists them all, and Envoy reconnects to
+    /// another one when its connection breaks.
+    public var additionalServers: [(host: String, port: Int)] = []
     public var mode: SubscriptionMode = .adsStateOfTheWorld
     /// mTLS material on the proxy's host; nil only with plaintext (development).
     public var certificate: String?
@@ -74,7 +77,7 @@ public struct ProxyBootstrap: Sendable {
         static_resources:
           clusters:
           - name: \(Self.xdsClusterName)
-            type: \(IPAddress.isLiteral(serverHost) ? "STATIC" : "STRICT_DNS")
+            type: \(servers.allSatisfy { IPAddress.isLiteral($0.host) } ? "STATIC" : "STRICT_DNS")
             connect_timeout: 1s
             typed_extension_protocol_options:
               envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
@@ -86,9 +89,12 @@ public struct ProxyBootstrap: Sendable {
               cluster_name: \(Self.xdsClusterName)
               endpoints:
               - lb_endpoints:
-                - endpoint: {address: {socket_address: {address: \(quote(serverHost)), port_value: \(serverPort)}}}
 
         """
+        for server in servers {
+            out += "        - endpoint: {address: {socket_address: {address: \(quote(server.host)), port_value: \(server.port)}}}\n"
+        }
+        out += "\n"
         if let certificate, let privateKey, let caCertificate {
             let name = serverName ?? serverHost
             out += """
@@ -109,6 +115,9 @@ public struct ProxyBootstrap: Sendable {
         }
         return out
     }
+
+    /// Every replica, the first one first.
+    var servers: [(host: String, port: Int)] { [(serverHost, serverPort)] + additionalServers }
 
     private func quote(_ s: String) -> String { TextQuoting.json(s) }
 }

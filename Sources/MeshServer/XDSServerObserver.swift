@@ -35,6 +35,9 @@ public protocol XDSServerObserver: AnyObject, Sendable {
     func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode)
     /// The transport closed a stream whose first request named `nodeID` (admitted or not).
     func streamEnded(nodeID: String, group: String, reason: StreamCloseReason)
+    /// A reconnecting proxy reported a version this replica does not serve; its answer waits until this replica
+    /// has read the store's live version (it may be behind the replica the proxy came from).
+    func streamHeld(nodeID: String, group: String)
 }
 
 extension XDSServerObserver {
@@ -46,6 +49,7 @@ extension XDSServerObserver {
     public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) {}
     public func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode) {}
     public func streamEnded(nodeID: String, group: String, reason: StreamCloseReason) {}
+    public func streamHeld(nodeID: String, group: String) {}
 }
 
 /// The registry records who is connected and where each proxy stands (read by CSDS and the admin endpoint).

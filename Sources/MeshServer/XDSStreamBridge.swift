@@ -26,6 +26,8 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     private var ackedAt: [String: WallClockTime] = [:]
     private var nonceSentAt: [String: WallClockTime] = [:]
     private var registered = false
+    /// Messages that arrived while a request waits for the freshness check (processed in order afterwards).
+    private var held: [[UInt8]]?
 
     var executor: any SubscriberExecutor { stream.eventLoop }
 
@@ -47,6 +49,10 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     static let servedTypes: Set<String> = [TypeURL.listener, TypeURL.route, TypeURL.cluster, TypeURL.endpoint, TypeURL.secret]
 
     func onMessage(_ message: [UInt8]) {
+        if held != nil {
+            held!.append(message)
+            return
+        }
         let event: StreamEvent
         let node: Node?
         let typeURL: String
@@ -72,7 +78,46 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
             return
         }
         if machine == nil && !start(node: node) { return }
+        if claimsUnknownVersion(event) {
+            // The proxy reports configuration this replica does not serve: it may come from a replica that is
+            // ahead. Answer only once this replica has read the store's live version and serves it (fetching
+            // the newer snapshot if there is one); until then — also while the store is unreachable — hold.
+            held = []
+            service.notify { $0.streamHeld(nodeID: self.nodeID ?? "", group: self.group ?? "") }
+            let me = LoopConfined(self)
+            service.hub.whenUpToDate(on: executor) { me.value.release(event) }
+            return
+        }
         handle(event)
+    }
+
+    /// A first request for a type (no nonce yet: a reconnect) claiming a version other than the one served now.
+    private func claimsUnknownVersion(_ event: StreamEvent) -> Bool {
+        guard service.hub.canConfirmFreshness, let group, let view = service.hub.current?.groups[group] else { return false }
+        switch event {
+        case .request(let r):
+            return r.responseNonce.isEmpty && !r.versionInfo.isEmpty && r.versionInfo != view.contentVersion(typeURL: r.typeURL)
+        case .deltaRequest(let r):
+            guard r.responseNonce.isEmpty, !r.initialResourceVersions.isEmpty else { return false }
+            let ours = view.resources(typeURL: r.typeURL)
+            return r.initialResourceVersions.contains { name, version in ours[name]?.version != version }
+        default:
+            return false
+        }
+    }
+
+    /// The freshness check passed: handle the held request, then whatever arrived meanwhile.
+    private func release(_ event: StreamEvent) {
+        guard !stream.isClosed, let queued = held else { return }
+        held = nil
+        handle(event)
+        for (i, message) in queued.enumerated() {
+            if held != nil {
+                held!.append(contentsOf: queued[i...])
+                break
+            }
+            onMessage(message)
+        }
     }
 
     /// The first request: pick the group from the node, check the proxy may receive it, create the machine.
@@ -264,6 +309,13 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         let key = ObjectIdentifier(self), mode = self.mode
         service.notify { $0.streamClosed(key, mode: mode) }
     }
+}
+
+/// A loop-confined object carried to its own loop through a Sendable closure; only touched there.
+private struct LoopConfined<T: AnyObject>: @unchecked Sendable {
+    // @unchecked Sendable: `value` is only dereferenced on the loop it belongs to (the work runs on its executor).
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 extension StreamEvent {

@@ -57,6 +57,10 @@ public final class ServerMetrics: @unchecked Sendable {
     public func tlsHandshakeFailed(reason: String) { counter("meshctl_tls_handshake_failures_total", [("reason", reason)]).increment() }
     public func snapshotLoadFailed() { counter("meshctl_snapshot_load_failures_total", []).increment() }
     public func snapshotLoaded() { counter("meshctl_snapshot_loads_total", []).increment() }
+    /// 1 while the store's live pointer can be read, 0 while it cannot (a database store that is down).
+    public func storeReachable(_ reachable: Bool) {
+        lock.withLock { gaugeLocked("meshctl_store_reachable", []).record(reachable ? 1 : 0) }
+    }
     public func identityLimitRefused(kind: String) { counter("meshctl_identity_limit_refusals_total", [("kind", kind)]).increment() }
     public func adminRequestRefused() { counter("meshctl_admin_unauthorized_requests_total", []).increment() }
     public func tlsCredentialsReloaded(result: String) { counter("meshctl_tls_credential_reloads_total", [("result", result)]).increment() }

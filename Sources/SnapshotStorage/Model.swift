@@ -228,6 +228,13 @@ public struct VersionSummary: Sendable, Equatable {
     public let groupCount: Int
     public let resourceCount: Int
     public let isCurrent: Bool
+
+    public init(metadata: SnapshotMetadata, groupCount: Int, resourceCount: Int, isCurrent: Bool) {
+        self.metadata = metadata
+        self.groupCount = groupCount
+        self.resourceCount = resourceCount
+        self.isCurrent = isCurrent
+    }
 }
 
 /// A line of the store's history: what became live, when, and who said so.
@@ -276,6 +283,8 @@ public struct GCReport: Sendable, Equatable {
     public var keptVersions: [String] = []
     public var removedObjects = 0
     public var freedBytes = 0
+
+    public init() {}
 }
 
 /// How much the loader checks resource bodies against the index.

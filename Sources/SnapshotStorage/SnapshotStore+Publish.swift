@@ -104,11 +104,17 @@ extension SnapshotStore {
     }
 
     func planObjects(_ sorted: SortedContent) throws(SnapshotStoreError) -> Plan {
+        try Self.planObjects(sorted) { hash, size in fs.status(objectPath(hash)).map { $0.kind == .file && $0.size == size } ?? false }
+    }
+
+    /// The plan with the store's presence test given by the caller (another backend asks its own storage;
+    /// `{ _, _ in false }` lists every object of the tree).
+    static func planObjects(_ sorted: SortedContent, stored: (String, Int) -> Bool) throws(SnapshotStoreError) -> Plan {
         var plan = Plan()
         var planned = Set<String>()
         func present(_ hash: String, size: Int) -> Bool {
             if planned.contains(hash) { return true }
-            return fs.status(objectPath(hash)).map { $0.kind == .file && $0.size == size } ?? false
+            return stored(hash, size)
         }
         for (groupName, sortedTypes) in sorted {
             var types: [Manifest.TypeEntry] = []

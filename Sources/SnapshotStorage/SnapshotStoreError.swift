@@ -37,6 +37,16 @@ public enum SnapshotStoreError: Error, Equatable, Sendable, CustomStringConverti
     case invalidSnapshot(reason: String)
     /// The store was written by a newer meshctl.
     case unsupportedFormat(path: String, found: String)
+    /// A remote store (a database) cannot be reached, or the connection to it broke; nothing was changed.
+    case unreachable(location: String, detail: String)
+    /// A remote store refused the credentials or the database does not exist.
+    case accessDenied(location: String, detail: String)
+    /// A store argument that is neither a directory path nor a URL of a backend meshctl knows.
+    case invalidStoreArgument(argument: String, reason: String)
+    /// Concurrent publishers kept moving the live pointer; this publish gave up after `attempts` tries.
+    case publishConflict(location: String, attempts: Int)
+    /// A remote store reported an error meshctl does not classify (SQLSTATE and message).
+    case database(location: String, detail: String)
 
     public var description: String {
         switch self {
@@ -76,6 +86,16 @@ public enum SnapshotStoreError: Error, Equatable, Sendable, CustomStringConverti
             return "refusing to publish an inconsistent snapshot: \(reason)"
         case .unsupportedFormat(let path, let found):
             return "\(path) was written by a newer meshctl (format \"\(found)\"): use that meshctl"
+        case .unreachable(let location, let detail):
+            return "cannot reach the snapshot store at \(location) (\(detail)): check the host, port and that the database is running; nothing was changed"
+        case .accessDenied(let location, let detail):
+            return "the snapshot store at \(location) refused access (\(detail)): check the user, the password (in the URL, PGPASSWORD, ~/.pgpass, or password_file=PATH) and the database name; nothing was changed"
+        case .invalidStoreArgument(let argument, let reason):
+            return "store \"\(argument)\": \(reason)"
+        case .publishConflict(let location, let attempts):
+            return "other publishers kept moving the live version of \(location); gave up after \(attempts) attempts: publish again"
+        case .database(let location, let detail):
+            return "the snapshot store at \(location) failed: \(detail); nothing was changed"
         }
     }
 }

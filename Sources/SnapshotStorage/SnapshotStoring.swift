@@ -28,6 +28,9 @@ public protocol SnapshotStoring: Sendable {
     func verify() -> VerifyReport
     /// A way to wait for `current` to move (used by `SnapshotWatcher`).
     func makeChangeSignal() -> any StoreChangeSignal
+    /// How long a follower waits between reads of the live pointer when its change signal stays quiet
+    /// (the poll backstop: a missed signal costs at most this long).
+    var followPollMilliseconds: Int { get }
 }
 
 /// Wakes a waiter when the live pointer may have moved. Spurious wake-ups are allowed; a waiter
@@ -40,6 +43,19 @@ public protocol StoreChangeSignal: AnyObject, Sendable {
 }
 
 extension SnapshotStoring {
+    /// A local directory is cheap to read and inotify can miss a change on some file systems: poll often.
+    public var followPollMilliseconds: Int { 50 }
+
     /// A stored version, loaded with the default check (sizes).
     public func load(version: String) throws(SnapshotStoreError) -> Snapshot { try load(version: version, check: .sizes) }
+}
+
+/// A store that can take versions and history from another store as they are (`meshctl snapshot copy`):
+/// identical version ids, metadata and history, whichever backends the two are.
+public protocol SnapshotImporting: SnapshotStoring {
+    /// Stores a version without making it live and without a history line; a version already stored is left alone.
+    func importVersion(_ snapshot: Snapshot) throws(SnapshotStoreError)
+    /// Writes `events` as the store's history and makes `live` the live version. Refused unless the store
+    /// has no history and no live version yet (a copy never merges two histories).
+    func importHistory(_ events: [HistoryEvent], live: String?) throws(SnapshotStoreError)
 }

@@ -14,7 +14,10 @@ public final class SnapshotWatcher: @unchecked Sendable {
         /// A new live snapshot, fully loaded.
         case loaded(Snapshot)
         /// `current` moved to a version that cannot be loaded; the previously delivered snapshot stays live.
+        /// `version` is "current" when the live pointer itself cannot be read (e.g. the database is unreachable).
         case refused(version: String, error: SnapshotStoreError)
+        /// The live pointer can be read again after `.refused(version: "current", …)`.
+        case storeReachable
     }
 
     /// Every event, in order. Only the newest few are buffered for a slow consumer (snapshots are large).
@@ -23,6 +26,7 @@ public final class SnapshotWatcher: @unchecked Sendable {
     private let continuation: AsyncStream<Event>.Continuation
     private let store: any SnapshotStoring
     private let handler: (@Sendable (Event) -> Void)?
+    private var confirmed: (@Sendable (String) -> Void)?
     private let pollMilliseconds: Int
     private let retryMilliseconds: Int
     private let check: LoadCheck
@@ -70,6 +74,17 @@ public final class SnapshotWatcher: @unchecked Sendable {
 
     private var isStopped: Bool { lock.withLock { stopped } }
 
+    /// Called after every read of the live pointer that found the version already delivered (the follower is
+    /// up to date as of that read); set once, right after starting.
+    public func onUpToDate(_ confirmed: @escaping @Sendable (String) -> Void) {
+        lock.withLock { self.confirmed = confirmed }
+    }
+
+    /// Reads the live pointer again now instead of at the end of the current wait.
+    public func refresh() {
+        lock.withLock { signal }?.wake()
+    }
+
     private func emit(_ event: Event) {
         handler?(event)
         continuation.yield(event)
@@ -90,6 +105,7 @@ public final class SnapshotWatcher: @unchecked Sendable {
             var pointer: String?
             do {
                 pointer = try store.currentVersion()
+                if pointerError != nil { emit(.storeReachable) }
                 pointerError = nil
             } catch {
                 if pointerError != error { emit(.refused(version: "current", error: error)) }
@@ -112,6 +128,8 @@ public final class SnapshotWatcher: @unchecked Sendable {
                     }
                 }
             }
+            // The pointer was read and its version is the one delivered: this follower is up to date as of this read.
+            if let version = pointer, version == delivered, let confirmed = lock.withLock({ self.confirmed }) { confirmed(version) }
             signal.wait(milliseconds: pollMilliseconds)
         }
     }

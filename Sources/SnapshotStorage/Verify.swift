@@ -29,6 +29,8 @@ public struct VerifyReport: Sendable, Equatable {
     /// One line per thing removed or finished: temporary files, orphaned and damaged objects, pending manifests.
     public var debrisRemoved: [String] = []
 
+    public init() {}
+
     /// No problems remain (debris that was cleaned up does not count).
     public var isHealthy: Bool { problems.isEmpty }
 

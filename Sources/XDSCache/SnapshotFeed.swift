@@ -13,13 +13,17 @@ public final class SnapshotFeed: Sendable {
         case served(Snapshot, streamsNotified: Int, handOff: Duration)
         /// The store's live version cannot be loaded; `serving` (if any) stays served.
         case refused(version: String, error: SnapshotStoreError, serving: String?)
+        /// The store's live pointer can be read again after a refusal of "current".
+        case storeReachable(serving: String?)
     }
 
     private let watcher: SnapshotWatcher
+    private let hub: SnapshotHub
 
     /// Starts following `store` at once; its live snapshot (if any) is the first event.
     public init(store: any SnapshotStoring, hub: SnapshotHub, onEvent: @escaping @Sendable (Event) -> Void) {
-        watcher = SnapshotWatcher(store: store) { event in
+        self.hub = hub
+        watcher = SnapshotWatcher(store: store, pollMilliseconds: store.followPollMilliseconds) { event in
             switch event {
             case .loaded(let snapshot):
                 onEvent(.loaded(snapshot))
@@ -28,10 +32,18 @@ public final class SnapshotFeed: Sendable {
                 onEvent(.served(snapshot, streamsNotified: notified, handOff: ContinuousClock.now - started))
             case .refused(let version, let error):
                 onEvent(.refused(version: version, error: error, serving: hub.current?.version))
+            case .storeReachable:
+                onEvent(.storeReachable(serving: hub.current?.version))
             }
         }
+        let watcher = self.watcher
+        watcher.onUpToDate { version in hub.confirmUpToDate(version: version) }
+        hub.setRefresher { watcher.refresh() }
     }
 
     /// Stops following the store (the hub keeps serving what it has).
-    public func stop() { watcher.stop() }
+    public func stop() {
+        hub.setRefresher(nil)
+        watcher.stop()
+    }
 }

@@ -33,6 +33,16 @@ public final class SnapshotHub: @unchecked Sendable {
     private let lock = NSLock()
     private var served: ServedSnapshot?
     private var subscribers: [ObjectIdentifier: SubscriberReference] = [:]
+    private var freshnessWaiters: [FreshnessWaiter] = []
+    private var refresher: (@Sendable () -> Void)?
+
+    /// Work waiting until this replica has read the store's live version (after the work was queued) and serves it.
+    private struct FreshnessWaiter {
+        let executor: any SubscriberExecutor
+        let work: @Sendable () -> Void
+        /// Confirmations seen since queued: the first may come from a read that began before; the second cannot.
+        var confirmations = 0
+    }
 
     public init() {}
 
@@ -91,4 +101,46 @@ public final class SnapshotHub: @unchecked Sendable {
     }
 
     public var streamCount: Int { lock.withLock { subscribers.count } }
+
+    // MARK: Freshness (a proxy must never be sent older configuration than it reports having)
+
+    /// Set by the feed: asks the store follower to read the live pointer now. Nil: nothing follows a store.
+    public func setRefresher(_ refresher: (@Sendable () -> Void)?) {
+        lock.withLock { self.refresher = refresher }
+    }
+
+    /// Whether a store follower can confirm freshness (otherwise nothing would ever release a waiter).
+    public var canConfirmFreshness: Bool { lock.withLock { refresher != nil } }
+
+    /// Runs `work` on `executor` once a read of the store's live pointer that began after this call found the
+    /// version this hub serves — i.e. once this replica is known to be serving the newest published snapshot.
+    /// While the store cannot be read the work waits (a proxy that may be ahead of us is held, never sent older).
+    public func whenUpToDate(on executor: any SubscriberExecutor, _ work: @escaping @Sendable () -> Void) {
+        let refresher = lock.withLock { () -> (@Sendable () -> Void)? in
+            freshnessWaiters.append(FreshnessWaiter(executor: executor, work: work))
+            return self.refresher
+        }
+        refresher?()
+    }
+
+    /// Asks the store follower to read the live pointer now (e.g. when the store may have come back).
+    public func requestRefresh() {
+        lock.withLock { refresher }?()
+    }
+
+    /// Called by the feed after each read of the live pointer that found `version` already served.
+    public func confirmUpToDate(version: String) {
+        let (ready, again) = lock.withLock { () -> ([FreshnessWaiter], (@Sendable () -> Void)?) in
+            guard served?.version == version, !freshnessWaiters.isEmpty else { return ([], nil) }
+            for i in freshnessWaiters.indices { freshnessWaiters[i].confirmations += 1 }
+            let ready = freshnessWaiters.filter { $0.confirmations >= 2 }
+            freshnessWaiters.removeAll { $0.confirmations >= 2 }
+            return (ready, freshnessWaiters.isEmpty ? nil : refresher)
+        }
+        for waiter in ready { waiter.executor.execute(waiter.work) }
+        again?()
+    }
+
+    /// Streams waiting for a freshness check (for tests and the status page).
+    public var heldForFreshness: Int { lock.withLock { freshnessWaiters.count } }
 }

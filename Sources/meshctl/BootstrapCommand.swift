@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import MeshModel
+import PostgresStorage
 import SnapshotStorage
 
 struct Bootstrap: ParsableCommand {
@@ -15,8 +16,8 @@ struct Bootstrap: ParsableCommand {
     @Option(help: "The proxy's node cluster: the proxy group it belongs to.")
     var nodeCluster: String
 
-    @Option(help: "The xDS server, HOST:PORT.")
-    var server: String
+    @Option(help: "The xDS server, HOST:PORT; repeat it for several meshctl serve replicas (the proxy reconnects to another when one goes), or give one DNS name that resolves to all of them.")
+    var server: [String] = []
 
     @Option(help: "The proxy's certificate (PEM file on the proxy's host).")
     var cert: String?
@@ -50,15 +51,18 @@ struct Bootstrap: ParsableCommand {
 
     enum StreamLayout: String, EnumerableFlag { case ads, perType }
 
-    var endpoint: (host: String, port: Int)? {
+    static func endpoint(_ server: String) -> (host: String, port: Int)? {
         guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]), (1...65535).contains(port) else { return nil }
         var host = String(server[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return host.isEmpty ? nil : (host, port)
     }
 
+    var endpoints: [(host: String, port: Int)] { server.compactMap(Self.endpoint) }
+
     func validate() throws {
-        guard endpoint != nil else { throw ValidationError("--server must be HOST:PORT, e.g. 127.0.0.1:18000") }
+        guard !server.isEmpty else { throw ValidationError("give --server HOST:PORT (repeat it for several replicas)") }
+        for s in server where Self.endpoint(s) == nil { throw ValidationError("--server \(s) must be HOST:PORT, e.g. 127.0.0.1:18000") }
         if !insecurePlaintext && (cert == nil || key == nil || ca == nil) {
             throw ValidationError("mutual TLS needs --cert, --key and --ca (or --insecure-plaintext for local development)")
         }
@@ -78,8 +82,9 @@ struct Bootstrap: ParsableCommand {
     }
 
     func run() throws {
-        let (host, port) = endpoint!
-        var bootstrap = ProxyBootstrap(nodeID: nodeId, nodeCluster: nodeCluster, serverHost: host, serverPort: port)
+        let all = endpoints
+        var bootstrap = ProxyBootstrap(nodeID: nodeId, nodeCluster: nodeCluster, serverHost: all[0].host, serverPort: all[0].port)
+        bootstrap.additionalServers = Array(all.dropFirst())
         if mode == nil && (delta || streams != nil), let requestedMode {
             FileHandle.standardError.write(Data("meshctl bootstrap: warning: --delta, --ads and --per-type are deprecated; write --mode \(requestedMode.rawValue)\n".utf8))
         }
@@ -109,7 +114,7 @@ struct Bootstrap: ParsableCommand {
     /// The group's mode as the live snapshot in `store` records it.
     static func subscriptionMode(ofGroup group: String, store path: String) throws -> SubscriptionMode {
         let snapshot: Snapshot?
-        do { snapshot = try SnapshotStore(directory: path).current() } catch {
+        do { snapshot = try openSnapshotStore(path).current() } catch {
             throw Self.usage("--store \(path): \(error)")
         }
         guard let snapshot else { throw Self.usage("--store \(path): nothing published yet; run meshctl compile first") }

@@ -5,6 +5,7 @@ import EnvoySchema
 import Foundation
 import MeshAdmin
 import MeshCompilation
+import PostgresStorage
 import SnapshotStorage
 
 struct Compile: ParsableCommand {
@@ -26,7 +27,7 @@ struct Compile: ParsableCommand {
     @Option(help: "The templates directory.")
     var templates: String = "templates"
 
-    @Option(help: "The snapshot store directory (created if missing).")
+    @Option(help: "The snapshot store: a directory (created if missing) or postgres://USER@HOST:PORT/DATABASE (tables created in an empty database).")
     var out: String = ".meshctl/store"
 
     @Option(help: "Also write every resource as YAML to DIR/<group>/<type>/<name>.yaml (replaced on success).")
@@ -61,9 +62,7 @@ struct Compile: ParsableCommand {
         do {
             snapshot = try MeshCompiler.snapshot(report, sourceRevision: sourceRevision, author: author, message: message)
             MeshCompiler.keepUntilExit(snapshot)
-            // Absolute: the store creates missing directories from the root down.
-            let directory = out.hasPrefix("/") ? out : FileManager.default.currentDirectoryPath + "/" + out
-            outcome = try SnapshotStore(directory: directory, createIfMissing: true).publish(snapshot)
+            outcome = try openPublishTarget(out).publish(snapshot)
         } catch {
             printError("meshctl: compile: \(error)")
             throw Exit.usage
@@ -76,13 +75,13 @@ struct Compile: ParsableCommand {
         }
         let published: String
         switch outcome {
-        case .published(let version, let bytes): published = "published version \(version.prefix(12)) to \(out) (\(bytes) bytes written)"
-        case .unchanged(let version): published = "unchanged: version \(version.prefix(12)) in \(out) is already current"
+        case .published(let version, let bytes): published = "published version \(version.prefix(12)) to \(StoreArgument.displayed(out)) (\(bytes) bytes written)"
+        case .unchanged(let version): published = "unchanged: version \(version.prefix(12)) in \(StoreArgument.displayed(out)) is already current"
         }
         switch format {
         case .json:
             MeshReportPrinter(format: .json).print(report, command: "compile", extra: [
-                "version": outcome.version, "store": out, "outcome": { if case .published = outcome { return "published" } else { return "unchanged" } }(),
+                "version": outcome.version, "store": StoreArgument.displayed(out), "outcome": { if case .published = outcome { return "published" } else { return "unchanged" } }(),
             ])
         default:
             MeshReportPrinter(format: format).print(report, command: "compile")

@@ -7,6 +7,7 @@ import NetworkAddress
 import ControlPlane
 import MeshServer
 import ServerTelemetry
+import PostgresStorage
 import SnapshotStorage
 import Transport
 
@@ -16,8 +17,20 @@ struct Serve: ParsableCommand {
         discussion: "Follows the store: a newly published or rolled-back snapshot is pushed to connected proxies. SIGTERM or SIGINT drains: new connections are refused, proxies are told to reconnect elsewhere (a second signal exits at once). SIGHUP, or a change of the TLS files, loads the certificate, key and client CA bundle again for new connections; established streams are kept, and files that cannot be used are refused with a log line while the current ones stay."
     )
 
-    @Option(help: "The snapshot store directory (written by meshctl compile).")
+    @Option(help: "The snapshot store (written by meshctl compile): a directory, or postgres://USER@HOST:PORT/DATABASE to follow a shared store with other replicas.")
     var store: String
+
+    @Option(help: "A local directory kept as a copy of the last snapshot served: a replica started while its PostgreSQL store is unreachable serves from it (and says so).")
+    var cache: String?
+
+    @Option(help: "Seconds between reads of a PostgreSQL store's live version when no notification arrives (the backstop for a missed NOTIFY; default 2, or the URL's poll_interval).")
+    var storePollInterval: Double?
+
+    @Option(help: "Run `snapshot gc --keep N` every --gc-interval seconds (off by default). On a PostgreSQL store one replica at a time does it (an advisory lock; the others skip that round).")
+    var gcKeep: Int?
+
+    @Option(help: "Seconds between the gc rounds of --gc-keep.")
+    var gcInterval: Double = 3600
 
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = "127.0.0.1:18000"
@@ -111,9 +124,13 @@ struct Serve: ParsableCommand {
         for reader in statusReaders where !reader.hasPrefix("spiffe://") {
             throw ValidationError("--status-reader \(reader): give a SPIFFE ID such as spiffe://mesh.local/operator/oncall")
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: store, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ValidationError("--store \(store): no such directory; create it by publishing a snapshot (meshctl compile --out \(store))")
+        let parsed: StoreArgument
+        do { parsed = try StoreArgument(store) } catch { throw ValidationError("--store: \(error)") }
+        if case .directory(let path) = parsed {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--store \(store): no such directory; create it by publishing a snapshot (meshctl compile --out \(store))")
+            }
         }
         if !insecurePlaintext {
             guard tlsCert != nil, tlsKey != nil, clientCa != nil else {
@@ -122,6 +139,11 @@ struct Serve: ParsableCommand {
             for (flag, path) in [("--tls-cert", tlsCert!), ("--tls-key", tlsKey!), ("--client-ca", clientCa!)] where !FileManager.default.isReadableFile(atPath: path) {
                 throw ValidationError("\(flag) \(path): no such readable file")
             }
+        }
+        if let gcKeep, gcKeep < 0 { throw ValidationError("--gc-keep must be 0 or more") }
+        guard gcInterval >= 1, gcInterval <= 7 * 86_400 else { throw ValidationError("--gc-interval must be 1 to 604800 seconds") }
+        if let storePollInterval, !(0.01...3600).contains(storePollInterval) {
+            throw ValidationError("--store-poll-interval must be 0.01-3600 seconds")
         }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1-256") }
         guard logFormat == "text" || logFormat == "json" else { throw ValidationError("--log-format must be text or json") }
@@ -149,6 +171,7 @@ struct Serve: ParsableCommand {
         if maxConnectionAge > 0 { options.limits.maxConnectionAge = .seconds(maxConnectionAge) }
         options.admin = adminEndpoint
         options.adminAccess = AdminAccess(bearerToken: try? adminToken())
+        options.cacheDirectory = cache
         if !statusReaders.isEmpty { options.statusReaders = .identities(statusReaders) }
         let log = ServerLog(format: logFormat == "json" ? .json : .text, minimumLevel: ServerLog.Level(name: logLevel)!)
         // Signals are taken over before anything starts: one that arrives while the server is still starting is
@@ -168,8 +191,9 @@ struct Serve: ParsableCommand {
         }
         let server: XDSServer
         do {
-            server = try XDSServer(options: options, store: SnapshotStore(directory: store), log: log)
+            server = try XDSServer(options: options, store: followedStore(), log: log)
             try server.start()
+            startPeriodicGC(server.store, log: log)
             started.withLock { $0 = server }
             try runBlocking { try await server.startAdmin() }
             if let (host, _) = adminEndpoint, !IPAddress.isLoopback(host) {
@@ -194,6 +218,45 @@ struct Serve: ParsableCommand {
         }
         drained.wait()
         log.info("server.stopped", [:])
+    }
+}
+
+extension Serve {
+    /// --gc-keep: a background thread collecting every --gc-interval seconds; on PostgreSQL only while no other
+    /// replica is collecting (so N replicas do not run N collections).
+    func startPeriodicGC(_ store: any SnapshotStoring, log: ServerLog) {
+        guard let keep = gcKeep else { return }
+        let interval = gcInterval
+        let thread = Thread {
+            while true {
+                Thread.sleep(forTimeInterval: interval)
+                do throws(SnapshotStoreError) {
+                    let report: GCReport?
+                    if let database = store as? PostgresSnapshotStore {
+                        report = try database.gcUnlessRunningElsewhere(keep: keep)
+                    } else {
+                        report = try store.gc(keep: keep)
+                    }
+                    if let report {
+                        log.info("store.gc", ["keep": "\(keep)", "removed_versions": "\(report.removedVersions.count)",
+                                              "removed_objects": "\(report.removedObjects)", "freed_bytes": "\(report.freedBytes)"])
+                    } else {
+                        log.info("store.gc-skipped", ["reason": "another replica is collecting"])
+                    }
+                } catch {
+                    log.warning("store.gc-failed", ["error": "\(error)"])
+                }
+            }
+        }
+        thread.name = "meshctl-gc"
+        thread.start()
+    }
+
+    /// The store to follow; a PostgreSQL store with --store-poll-interval applied.
+    func followedStore() throws -> any SnapshotStoring {
+        guard case .postgres(var url) = try StoreArgument(store), let storePollInterval else { return try openSnapshotStore(store) }
+        url.pollIntervalMilliseconds = Int(storePollInterval * 1000)
+        return try PostgresSnapshotStore(url: url)
     }
 }
 

@@ -5,6 +5,7 @@ import EnvoySchema
 import Foundation
 import MeshAdmin
 import MeshFixtures
+import PostgresStorage
 import SnapshotStorage
 
 struct SnapshotCommand: ParsableCommand {
@@ -15,13 +16,18 @@ struct SnapshotCommand: ParsableCommand {
         VERSION is `current`, a full version id, or a unique prefix of one.
         Exit status: 0 success, 1 the store or a version is damaged, 2 usage error or the store cannot be used.
         """,
-        subcommands: [List.self, Show.self, Diff.self, Rollback.self, GC.self, Verify.self, History.self,
+        subcommands: [List.self, Show.self, Diff.self, Rollback.self, GC.self, Verify.self, History.self, Init.self, Copy.self,
                       PublishFixture.self, Bench.self]
     )
 
     struct StoreOption: ParsableArguments {
-        @Option(help: "Snapshot store directory.")
+        @Option(help: "Snapshot store: a directory, or postgres://USER@HOST:PORT/DATABASE (see docs/DEPLOYMENT.md).")
         var store: String
+
+        /// The store the argument names (a URL with an unknown scheme is refused here).
+        func open(createIfMissing: Bool = false) throws(SnapshotStoreError) -> any SnapshotStoring {
+            try openSnapshotStore(store, createIfMissing: createIfMissing)
+        }
     }
 
     // MARK: list
@@ -32,9 +38,9 @@ struct SnapshotCommand: ParsableCommand {
         @OptionGroup var options: StoreOption
 
         func run() throws {
-            let versions = try storeCall { try SnapshotStore(directory: options.store).list() }
+            let versions = try storeCall { try options.open().list() }
             if versions.isEmpty {
-                print("no versions in \(options.store)")
+                print("no versions in \(StoreArgument.displayed(options.store))")
                 return
             }
             var rows = [["", "VERSION", "CREATED", "GROUPS", "RESOURCES", "SOURCE", "AUTHOR", "MESSAGE"]]
@@ -72,7 +78,7 @@ struct SnapshotCommand: ParsableCommand {
         enum OutputFormat: String, ExpressibleByArgument { case yaml, json }
 
         func run() throws {
-            let snapshot = try storeCall { try SnapshotStore(directory: options.store).load(version: version) }
+            let snapshot = try storeCall { try options.open().load(version: version) }
             if let group, snapshot.groups[group] == nil {
                 printError("meshctl: version \(snapshot.metadata.version.prefix(12)) has no proxy group \"\(group)\"; it has: \(snapshot.groupNames.joined(separator: ", "))")
                 throw Exit.usage
@@ -146,7 +152,7 @@ struct SnapshotCommand: ParsableCommand {
         var to: String = "current"
 
         func run() throws {
-            let store = SnapshotStore(directory: options.store)
+            let store = try storeCall { try options.open() }
             let a = try storeCall { try store.load(version: from) }
             let b = try storeCall { try store.load(version: to) }
             let renderer = ResourceRenderer()
@@ -174,7 +180,7 @@ struct SnapshotCommand: ParsableCommand {
 
         func run() throws {
             let who = author ?? ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "unknown"
-            let outcome = try storeCall { try SnapshotStore(directory: options.store).rollback(to: version, reason: reason, author: who) }
+            let outcome = try storeCall { try options.open().rollback(to: version, reason: reason, author: who) }
             switch outcome {
             case .alreadyCurrent(let v): print("\(v.prefix(12)) is already the live version; nothing changed")
             case .rolledBack(let from, let to):
@@ -201,7 +207,7 @@ struct SnapshotCommand: ParsableCommand {
         }
 
         func run() throws {
-            let report = try storeCall { try SnapshotStore(directory: options.store).gc(keep: keep) }
+            let report = try storeCall { try options.open().gc(keep: keep) }
             print("kept \(report.keptVersions.count) version(s); removed \(report.removedVersions.count) version(s) and \(report.removedObjects) object(s), \(report.freedBytes) bytes freed")
             for v in report.removedVersions { print("  removed \(v.prefix(12))") }
         }
@@ -218,7 +224,7 @@ struct SnapshotCommand: ParsableCommand {
         @OptionGroup var options: StoreOption
 
         func run() throws {
-            let report = SnapshotStore(directory: options.store).verify()
+            let report = try storeCall { try options.open() }.verify()
             for line in report.debrisRemoved { print("cleaned: \(line)") }
             for problem in report.problems { printError("problem: \(problem)") }
             let live = report.currentVersion.map { String($0.prefix(12)) } ?? "none"
@@ -239,7 +245,7 @@ struct SnapshotCommand: ParsableCommand {
 
         func run() throws {
             let events = try storeCall { () throws -> [HistoryEvent] in
-                let store = SnapshotStore(directory: options.store)
+                let store = try options.open()
                 _ = try store.list()
                 return try store.history()
             }
@@ -250,6 +256,77 @@ struct SnapshotCommand: ParsableCommand {
                 if let s = e.sourceRevision { line += " source \(s)" }
                 if let r = e.reason { line += ": \(oneLine(r))" }
                 print(line)
+            }
+        }
+    }
+
+    // MARK: init
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the store: a directory store's layout, or a PostgreSQL store's tables (also in a database that holds other tables); migrate an older schema."
+        )
+
+        @OptionGroup var options: StoreOption
+
+        func run() throws {
+            let described = try storeCall { () throws -> String in
+                switch try StoreArgument(options.store) {
+                case .directory(let path):
+                    try SnapshotStore(directory: path, createIfMissing: true).initialize()
+                    return "directory store \(path)"
+                case .postgres(let url):
+                    try PostgresSnapshotStore(url: url, createIfMissing: true).initialize()
+                    return "PostgreSQL store \(url.redactedDescription) (schema \(PostgresSnapshotStore.schemaVersion))"
+                }
+            }
+            print("store ready: \(described)")
+        }
+    }
+
+    // MARK: copy
+
+    struct Copy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy every version with its metadata, the history and the live version to a new, empty store (directory or PostgreSQL, either way).",
+            discussion: "Version ids stay identical (they are content hashes). The target must have no history yet; it is created when missing."
+        )
+
+        @Option(help: "The store to copy from: a directory or a postgres:// URL.")
+        var from: String
+
+        @Option(help: "The store to copy to (new or empty): a directory or a postgres:// URL.")
+        var to: String
+
+        func run() throws {
+            let source = try storeCall { try openSnapshotStore(from) }
+            let target = try storeCall { () throws -> any SnapshotImporting in
+                switch try StoreArgument(to) {
+                case .directory(let path):
+                    let store = SnapshotStore(directory: path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path, createIfMissing: true)
+                    try store.initialize()
+                    return store
+                case .postgres(let url):
+                    let store = try PostgresSnapshotStore(url: url, createIfMissing: true)
+                    try store.initialize()
+                    return store
+                }
+            }
+            try storeCall { () throws in
+                guard try target.currentVersion() == nil, try target.history().isEmpty else {
+                    throw SnapshotStoreError.notAStore(path: target.location, reason: "it already has a history; copy into a new, empty store")
+                }
+                let versions = try source.list()
+                let history = try source.history()
+                let live = try source.currentVersion()
+                // Oldest first, so a copy interrupted part-way holds the older versions and can be redone from scratch.
+                for (n, summary) in versions.reversed().enumerated() {
+                    let snapshot = try source.load(version: summary.metadata.version, check: .hashes)
+                    try target.importVersion(snapshot)
+                    print("copied \(summary.metadata.version.prefix(12)) (\(n + 1)/\(versions.count))")
+                }
+                try target.importHistory(history, live: live)
+                print("copied \(versions.count) version(s) and \(history.count) history event(s) from \(source.location) to \(target.location); live version \(live.map { String($0.prefix(12)) } ?? "none")")
             }
         }
     }
@@ -288,6 +365,9 @@ struct SnapshotCommand: ParsableCommand {
         @Option(help: "Seconds to wait for another publisher's lock.")
         var lockTimeout: Double = 30
 
+        @Option(name: .customLong("repeat"), help: "Publish this many snapshots (seeds SEED, SEED+1, …), one line each; a failed publish prints `failed: …` and the next is tried.")
+        var count: Int = 1
+
         func run() throws {
             let fault: FaultInjectingFileSystem.Fault
             if let k = crashAtStep { fault = .crash(atStep: k) }
@@ -295,17 +375,39 @@ struct SnapshotCommand: ParsableCommand {
             else if let k = enospcAtStep { fault = .fail(errno: ENOSPC, atStep: k) }
             else { fault = .none }
             let fs = FaultInjectingFileSystem(fault: fault)
-            let store = SnapshotStore(directory: options.store, createIfMissing: true, lockTimeout: lockTimeout, fileSystem: fs)
+            // Faults are injected into the directory store's file system; a database store takes the same snapshots.
+            let store: any SnapshotStoring = try storeCall { () throws -> any SnapshotStoring in
+                switch try StoreArgument(options.store) {
+                case .directory(let path): return SnapshotStore(directory: path, createIfMissing: true, lockTimeout: lockTimeout, fileSystem: fs)
+                case .postgres: return try openPublishTarget(options.store)
+                }
+            }
             let revisions = Dictionary(uniqueKeysWithValues: (0..<max(0, changed)).map { ($0, 1) })
-            let snapshot = try storeCall {
-                try Snapshot.make(groups: SyntheticSnapshot.groups(services: services, seed: seed, revisions: revisions),
-                                  message: "fixture", compilerVersion: "fixture")
+            var failures = 0
+            for i in 0..<max(1, count) {
+                let snapshot = try storeCall {
+                    try Snapshot.make(groups: SyntheticSnapshot.groups(services: services, seed: seed + UInt64(i), revisions: revisions),
+                                      message: "fixture", compilerVersion: "fixture")
+                }
+                if count > 1 {
+                    do {
+                        switch try store.publish(snapshot) {
+                        case .published(let v, _): print("published \(v)")
+                        case .unchanged(let v): print("unchanged \(v)")
+                        }
+                    } catch {
+                        failures += 1
+                        print("failed: \(error)")
+                    }
+                    continue
+                }
+                let outcome = try storeCall { try store.publish(snapshot) }
+                switch outcome {
+                case .published(let v, let bytes): print("published \(v) bytes \(bytes) steps \(fs.steps)")
+                case .unchanged(let v): print("unchanged \(v) steps \(fs.steps)")
+                }
             }
-            let outcome = try storeCall { try store.publish(snapshot) }
-            switch outcome {
-            case .published(let v, let bytes): print("published \(v) bytes \(bytes) steps \(fs.steps)")
-            case .unchanged(let v): print("unchanged \(v) steps \(fs.steps)")
-            }
+            if failures > 0 { throw Exit.invalid }
         }
     }
 
@@ -317,8 +419,11 @@ struct SnapshotCommand: ParsableCommand {
             shouldDisplay: false
         )
 
-        @Option(help: "Store directory to create (default: a temporary directory, removed afterwards).")
+        @Option(help: "Store directory to create (default: a temporary directory, removed afterwards), or an empty PostgreSQL database's postgres:// URL.")
         var store: String?
+
+        @Option(help: "With a postgres:// --store: a second empty database for the notification-latency samples.")
+        var noticeStore: String?
 
         @Option(help: "Services (each a cluster and a ClusterLoadAssignment).")
         var services: Int = 10_000
@@ -327,6 +432,18 @@ struct SnapshotCommand: ParsableCommand {
         var changes: Int = 100
 
         func run() throws {
+            if let store, case .postgres(let url) = try storeCall({ try StoreArgument(store) }) {
+                let database = try storeCall { try PostgresSnapshotStore(url: url, createIfMissing: true) }
+                var figures = try StoreBenchmark.run(store: database, services: services, changes: changes)
+                figures.storeBytes = (try? database.databaseBytes()) ?? 0
+                if let noticeStore {
+                    let notice = try storeCall { try openPublishTarget(noticeStore) }
+                    figures.watcherNoticeMs = try StoreBenchmark.noticeLatency(store: notice, samples: 10)
+                }
+                print("store: \(database.location) (store size = the whole database, tables and indexes)")
+                print(figures.report)
+                return
+            }
             let directory = store ?? NSTemporaryDirectory() + "meshctl-bench-\(getpid())"
             defer { if store == nil { try? FileManager.default.removeItem(atPath: directory) } }
             let figures = try StoreBenchmark.run(directory: directory, services: services, changes: changes)

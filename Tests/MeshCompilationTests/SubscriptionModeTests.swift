@@ -117,6 +117,20 @@ final class SubscriptionModeTests: XCTestCase {
         XCTAssertEqual(SubscriptionMode.spellings, "ads, ads-delta, per-type, per-type-delta")
     }
 
+    /// Several replicas: the xDS cluster lists every one (the proxy reconnects to another when one goes); one host
+    /// name among them makes the whole cluster DNS-resolved.
+    func testBootstrapListsEveryReplica() {
+        var bootstrap = ProxyBootstrap(nodeID: "n", nodeCluster: "g", serverHost: "10.0.0.1", serverPort: 18000)
+        bootstrap.additionalServers = [("10.0.0.2", 18000), ("10.0.0.3", 18001)]
+        let yaml = bootstrap.yaml
+        for (host, port) in [("10.0.0.1", 18000), ("10.0.0.2", 18000), ("10.0.0.3", 18001)] {
+            XCTAssertTrue(yaml.contains("- endpoint: {address: {socket_address: {address: \"\(host)\", port_value: \(port)}}}"), yaml)
+        }
+        XCTAssertTrue(yaml.contains("type: STATIC\n"), yaml)
+        bootstrap.additionalServers.append(("xds.internal", 18000))
+        XCTAssertTrue(bootstrap.yaml.contains("type: STRICT_DNS\n"))
+    }
+
     /// The bootstrap's xDS cluster is STATIC only for what inet_pton reads as an address; anything else is resolved by DNS.
     func testBootstrapClusterTypeFollowsInetPton() {
         for (host, type) in [("127.0.0.1", "STATIC"), ("::1", "STATIC"), ("fd00::2", "STATIC"), ("meshctl.internal", "STRICT_DNS"),

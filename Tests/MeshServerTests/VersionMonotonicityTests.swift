@@ -1,0 +1,173 @@
+// A replica that is behind never sends a proxy older configuration than the proxy reports having: a
+// reconnecting proxy whose version_info this replica does not serve is answered only once the replica has read
+// the store's live version (and loaded it), and is held while the store cannot be read.
+import ControlPlane
+import Foundation
+import MeshCertificates
+import MeshTestSupport
+import ServerTelemetry
+import SnapshotStorage
+import Transport
+import XCTest
+import XDSCache
+import XDSProtocol
+import XDSWire
+
+/// A store whose follower is never woken by a change (no inotify, a minute between polls), so the replica stays
+/// behind a publish until something asks it to look; and which can be made unreadable, like a database that is down.
+final class QuietStore: SnapshotStoring, @unchecked Sendable {
+    // @unchecked Sendable: `failing` is only touched under `lock`; `base` is a Sendable value.
+    let base: SnapshotStore
+    private let lock = NSLock()
+    private var failing = false
+
+    init(_ base: SnapshotStore) { self.base = base }
+
+    func setFailing(_ value: Bool) { lock.withLock { failing = value } }
+
+    private func check() throws(SnapshotStoreError) {
+        if lock.withLock({ failing }) { throw .unreachable(location: "quiet", detail: "made unreachable by the test") }
+    }
+
+    var location: String { base.location }
+    var followPollMilliseconds: Int { 60_000 }
+    func publish(_ snapshot: Snapshot) throws(SnapshotStoreError) -> PublishOutcome { try base.publish(snapshot) }
+    func currentVersion() throws(SnapshotStoreError) -> String? { try check(); return try base.currentVersion() }
+    func current() throws(SnapshotStoreError) -> Snapshot? { try check(); return try base.current() }
+    func load(version: String, check level: LoadCheck) throws(SnapshotStoreError) -> Snapshot { try check(); return try base.load(version: version, check: level) }
+    func resolve(_ reference: String) throws(SnapshotStoreError) -> String { try base.resolve(reference) }
+    func list() throws(SnapshotStoreError) -> [VersionSummary] { try base.list() }
+    func history() throws(SnapshotStoreError) -> [HistoryEvent] { try base.history() }
+    func rollback(to reference: String, reason: String?, author: String?) throws(SnapshotStoreError) -> RollbackOutcome {
+        try base.rollback(to: reference, reason: reason, author: author)
+    }
+    func gc(keep: Int) throws(SnapshotStoreError) -> GCReport { try base.gc(keep: keep) }
+    func verify() -> VerifyReport { base.verify() }
+    func makeChangeSignal() -> any StoreChangeSignal { TimedSignal() }
+}
+
+/// Wakes only on `wake()` or the timeout.
+final class TimedSignal: StoreChangeSignal, @unchecked Sendable {
+    // @unchecked Sendable: `woken` is only touched under `condition`.
+    private let condition = NSCondition()
+    private var woken = false
+
+    func wait(milliseconds: Int) {
+        condition.lock()
+        let deadline = Date().addingTimeInterval(Double(milliseconds) / 1000)
+        while !woken && condition.wait(until: deadline) {}
+        woken = false
+        condition.unlock()
+    }
+
+    func wake() {
+        condition.lock()
+        woken = true
+        condition.signal()
+        condition.unlock()
+    }
+}
+
+final class VersionMonotonicityTests: XCTestCase {
+    var directory = ""
+    var server: XDSServer!
+    var store: QuietStore!
+    let loops = EventLoopGroup(loopCount: 1)
+    static let clusterType = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+
+    override func setUpWithError() throws {
+        directory = try E2E.temporaryDirectory()
+        _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend"])
+        try publish(clusters: ["backend": 19001])
+        store = QuietStore(SnapshotStore(directory: directory + "/store"))
+        var options = XDSServerOptions()
+        options.port = 0
+        options.eventLoops = 1
+        options.drainGrace = .milliseconds(200)
+        let certs = directory + "/certs"
+        options.tls = TLSServerCredentials(certificateChainFile: certs + "/server.crt", privateKeyFile: certs + "/server.key", clientCAFile: certs + "/ca.crt")
+        server = try XDSServer(options: options, store: store, log: ServerLog(minimumLevel: .error))
+        try server.start()
+        E2E.waitUntil(10, "the first snapshot served") { self.server.hub.current != nil }
+    }
+
+    override func tearDown() {
+        InProcessServer.stop(server)
+        loops.shutdown()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func publish(clusters: [String: Int]) throws {
+        try E2E.publish([E2E.group("frontend", listenerPort: 10001, routeTo: "backend", clusters: clusters,
+                                   identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
+    }
+
+    /// The CDS version_info a proxy holding the store's live snapshot reports.
+    func liveClusterVersion() throws -> String {
+        let live = try XCTUnwrap(try SnapshotStore(directory: directory + "/store").current())
+        return try XCTUnwrap(ServedSnapshot(live).groups["frontend"]).contentVersion(typeURL: Self.clusterType)
+    }
+
+    func reconnect(claiming version: String) throws -> RecordingCall {
+        let certs = directory + "/certs"
+        let credentials = TLSClientCredentials(certificateChainFile: certs + "/frontend.crt", privateKeyFile: certs + "/frontend.key",
+                                               trustedCAFile: certs + "/ca.crt", serverName: "localhost")
+        let client = try GRPCClient(configuration: GRPCClientConfiguration(host: "127.0.0.1", port: server.boundPort, security: .tls(credentials)))
+        let recording = RecordingCall()
+        let loop = loops.next()
+        let connection = try client.connect(on: loop, delegate: recording)
+        let request = DiscoveryRequest(versionInfo: version, node: Node(id: "f-1", cluster: "frontend"), typeURL: Self.clusterType).serialized()
+        loop.execute {
+            guard let stream = connection.openStream(path: ServicePath.aggregated, handler: recording) else { return }
+            _ = stream.send(request)
+        }
+        return recording
+    }
+
+    func testAProxyAheadOfTheReplicaIsSentTheNewerSnapshotNotTheOlderOne() throws {
+        let v1 = try XCTUnwrap(server.hub.current?.version)
+        // Another replica has served this publish; this one has not noticed it (nothing wakes it for a minute).
+        try publish(clusters: ["backend": 19001, "extra": 19003])
+        let v2Clusters = try liveClusterVersion()
+        let v2 = try XCTUnwrap(try store.base.currentVersion())
+        XCTAssertNotEqual(v1, v2)
+        XCTAssertEqual(server.hub.current?.version, v1, "the replica is behind")
+        let recording = try reconnect(claiming: v2Clusters)
+        // Without the check the replica would answer at once with v1's clusters; instead it fetches v2 (well
+        // before its next poll, a minute away), and a proxy that already has v2 needs no answer at all.
+        E2E.waitUntil(10, "the replica fetched the newer snapshot") { self.server.hub.current?.version == v2 }
+        XCTAssertNil(recording.firstMessage(timeout: 1), "nothing older was sent")
+        XCTAssertEqual(server.hub.heldForFreshness, 0)
+        // The stream is live: the next publish reaches the proxy.
+        try publish(clusters: ["backend": 19001, "extra": 19003, "third": 19004])
+        server.hub.requestRefresh()
+        let response = try DiscoveryResponse(serialized: try XCTUnwrap(recording.firstMessage(timeout: 10), "the next publish"))
+        XCTAssertEqual(response.versionInfo, try liveClusterVersion())
+        XCTAssertEqual(response.resources.count, 3)
+    }
+
+    func testWhileTheStoreCannotBeReadAProxyAheadIsHeldThenAnswered() throws {
+        try publish(clusters: ["backend": 19001, "extra": 19003])
+        let v2Clusters = try liveClusterVersion()
+        store.setFailing(true)
+        let recording = try reconnect(claiming: v2Clusters)
+        XCTAssertNil(recording.firstMessage(timeout: 1.5), "held: this replica cannot tell whether it is behind")
+        E2E.waitUntil(5, "the stream is counted as held") { self.server.hub.heldForFreshness == 1 }
+        store.setFailing(false)
+        // The store follower reads again at its next poll (a minute here): ask now.
+        server.hub.requestRefresh()
+        let v2 = try XCTUnwrap(try store.base.currentVersion())
+        E2E.waitUntil(10, "the replica caught up and released the stream") { self.server.hub.current?.version == v2 && self.server.hub.heldForFreshness == 0 }
+        XCTAssertNil(recording.firstMessage(timeout: 1), "the proxy already has v2: nothing older, nothing at all")
+    }
+
+    func testAProxyReportingTheServedVersionIsAnsweredAtOnce() throws {
+        let served = try XCTUnwrap(server.hub.current?.groups["frontend"]).contentVersion(typeURL: Self.clusterType)
+        store.setFailing(true)
+        // Nothing to check: the proxy has exactly what this replica serves (even with the store unreadable).
+        let recording = try reconnect(claiming: served)
+        Thread.sleep(forTimeInterval: 1)
+        XCTAssertEqual(server.hub.heldForFreshness, 0, "not held")
+        XCTAssertNil(recording.status(timeout: 0.1), "the stream stays open")
+    }
+}

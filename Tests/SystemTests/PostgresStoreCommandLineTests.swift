@@ -1,0 +1,263 @@
+// The PostgreSQL store as an operator meets it through meshctl: bad input (one clear line, non-zero exit,
+// nothing written), credentials that never appear in output, `snapshot copy` both ways, and `serve`
+// replicas following the database through an outage.
+import Foundation
+import MeshFixtures
+import MeshTestSupport
+import PostgresStorage
+import SnapshotStorage
+import XCTest
+
+final class PostgresStoreCommandLineTests: XCTestCase {
+    typealias S = StoreTestSupport
+
+    override class func tearDown() {
+        SharedPostgres.shutdown()
+        super.tearDown()
+    }
+
+    func meshctl(_ arguments: [String], in directory: String? = nil) throws -> ProcessOutput {
+        guard FileManager.default.isExecutableFile(atPath: S.meshctl) else { throw TestFailure("meshctl is not built at \(S.meshctl)") }
+        return try ProcessRunner.run(S.meshctl, arguments, in: directory.map { URL(fileURLWithPath: $0) }, timeout: 60, kill: SIGKILL)
+    }
+
+    /// One line on stderr, exit status 2, and the line says `expected`.
+    func assertRefused(_ r: ProcessOutput, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, 2, r.stderrText, file: file, line: line)
+        let lines = r.stderrText.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "one line: \(r.stderrText)", file: file, line: line)
+        XCTAssertTrue(r.stderrText.contains(expected), "expected \"\(expected)\" in: \(r.stderrText)", file: file, line: line)
+    }
+
+    func testBadInputIsOneClearLineAndWritesNothing() throws {
+        let (server, url) = try SharedPostgres.database()
+        // Unreachable database.
+        let closed = E2E.freePort()
+        assertRefused(try meshctl(["snapshot", "publish-fixture", "--store", "postgres://meshctl@127.0.0.1:\(closed)/db?sslmode=disable"]), "cannot reach")
+        // A URL typo: an unknown scheme is refused, and no directory appears in the working directory.
+        let work = try TestPaths.temporaryDirectory("pg-cli")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        for bad in ["postgress://meshctl@127.0.0.1/db", "s3://bucket/store", "postgres:/db"] {
+            let r = try meshctl(["snapshot", "publish-fixture", "--store", bad], in: work)
+            XCTAssertEqual(r.status, 2, "\(bad): \(r.stderrText)")
+            XCTAssertTrue(r.stderrText.contains("store \""), r.stderrText)
+        }
+        let compile = try meshctl(["compile", "--configs", S.root.appendingPathComponent("Configs").path,
+                                   "--templates", S.root.appendingPathComponent("templates").path, "--out", "postgress://u@h:5432/db"], in: work)
+        XCTAssertEqual(compile.status, 2, compile.stderrText)
+        XCTAssertTrue(compile.stderrText.contains("unknown scheme \"postgress\""), compile.stderrText)
+        XCTAssertEqual(S.files(in: work), [], "a refused store argument writes nothing")
+        // A database that holds other tables is not taken for a store.
+        let other = "other_\(getpid())"
+        try server.sql("CREATE DATABASE \(other)")
+        try server.sql("CREATE TABLE customers (id int)", database: other)
+        assertRefused(try meshctl(["snapshot", "publish-fixture", "--store", server.url(database: other)]), "is not a snapshot store")
+        XCTAssertEqual(try server.sql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'meshctl%'", database: other), "0")
+        // A store written by a newer meshctl.
+        XCTAssertEqual(try meshctl(["snapshot", "publish-fixture", "--store", url]).status, 0)
+        let database = String(url.split(separator: "/").last!)
+        try server.sql("UPDATE meshctl_schema SET version = 99", database: database)
+        assertRefused(try meshctl(["snapshot", "list", "--store", url]), "newer meshctl")
+        assertRefused(try meshctl(["snapshot", "publish-fixture", "--store", url, "--seed", "7"]), "newer meshctl")
+        XCTAssertEqual(try server.sql("SELECT count(*) FROM meshctl_versions", database: database), "1", "nothing was written")
+    }
+
+    func testCredentialsFromURLOrFileAreCheckedAndNeverPrinted() throws {
+        let (server, url) = try SharedPostgres.database()
+        let database = String(url.split(separator: "/").last!)
+        try server.sql("CREATE ROLE publisher LOGIN PASSWORD 'correct-horse'")
+        try server.sql("GRANT ALL ON DATABASE \(database) TO publisher")
+        try server.sql("GRANT ALL ON SCHEMA public TO publisher", database: database)
+        let wrong = try meshctl(["snapshot", "publish-fixture", "--store", server.tcpURL(database: database, user: "publisher", password: "battery-staple")])
+        assertRefused(wrong, "refused access")
+        XCTAssertFalse(wrong.stderrText.contains("battery-staple") || wrong.stdoutText.contains("battery-staple"))
+        let right = try meshctl(["snapshot", "publish-fixture", "--store", server.tcpURL(database: database, user: "publisher", password: "correct-horse")])
+        XCTAssertEqual(right.status, 0, right.stderrText)
+        // The password from a file (password_file=) and from a pgpass file (passfile=); the URL shown carries neither.
+        let dir = try TestPaths.temporaryDirectory("pg-pass")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        S.write("correct-horse\n", to: dir + "/password")
+        let viaFile = try meshctl(["snapshot", "list", "--store", server.tcpURL(database: database, user: "publisher") + "&password_file=\(dir)/password"])
+        XCTAssertEqual(viaFile.status, 0, viaFile.stderrText)
+        S.write("127.0.0.1:\(server.port):\(database):publisher:correct-horse\n", to: dir + "/pgpass")
+        let viaPgpass = try meshctl(["snapshot", "history", "--store", server.tcpURL(database: database, user: "publisher") + "&passfile=\(dir)/pgpass"])
+        XCTAssertEqual(viaPgpass.status, 0, viaPgpass.stderrText)
+        XCTAssertEqual(viaPgpass.stdoutText.split(separator: "\n").count, 1, viaPgpass.stdoutText)
+        // A URL password never shows in messages, even when the command fails.
+        let shown = try meshctl(["snapshot", "list", "--store", "postgres://publisher:correct-horse@127.0.0.1:\(E2E.freePort())/x?sslmode=disable"])
+        XCTAssertEqual(shown.status, 2)
+        XCTAssertFalse(shown.stderrText.contains("correct-horse"), shown.stderrText)
+        let typo = try meshctl(["snapshot", "list", "--store", "postgress://publisher:correct-horse@127.0.0.1/x"])
+        XCTAssertFalse(typo.stderrText.contains("correct-horse"), typo.stderrText)
+    }
+
+    func testCopyKeepsVersionIdsMetadataAndHistoryBothWays() throws {
+        let (_, url) = try SharedPostgres.database()
+        let source = TemporaryStore("copy-src")
+        let store = source.store()
+        for n in 1...3 {
+            _ = try store.publish(try Snapshot.make(groups: SyntheticSnapshot.groups(services: 5 + n, seed: UInt64(n)), sourceRevision: "r\(n)",
+                                                    author: "dev\(n)", message: "change \(n)", compilerVersion: "test",
+                                                    createdAt: Date(timeIntervalSince1970: 1_800_000_000 + Double(n))))
+        }
+        let first = try store.list().last!.metadata.version
+        _ = try store.rollback(to: first, reason: "revert", author: "oncall")
+        let toDatabase = try meshctl(["snapshot", "copy", "--from", source.path, "--to", url])
+        XCTAssertEqual(toDatabase.status, 0, toDatabase.stderrText)
+        let database = try openSnapshotStore(url)
+        XCTAssertEqual(try database.list(), try store.list())
+        XCTAssertEqual(try database.history(), try store.history())
+        XCTAssertEqual(try database.currentVersion(), first)
+        for summary in try store.list() {
+            XCTAssertEqual(try database.load(version: summary.metadata.version, check: .hashes).groups.mapValues(\.resources),
+                           try store.load(version: summary.metadata.version).groups.mapValues(\.resources))
+        }
+        // And back into a new directory.
+        let back = TemporaryStore("copy-back", create: false)
+        let toDirectory = try meshctl(["snapshot", "copy", "--from", url, "--to", back.path])
+        XCTAssertEqual(toDirectory.status, 0, toDirectory.stderrText)
+        XCTAssertEqual(try back.store().list(), try store.list())
+        XCTAssertEqual(try back.store().history(), try store.history())
+        XCTAssertTrue(back.store().verify().isHealthy)
+        // A copy never merges into a store that already has a history.
+        let again = try meshctl(["snapshot", "copy", "--from", source.path, "--to", url])
+        XCTAssertEqual(again.status, 2)
+        XCTAssertTrue(again.stderrText.contains("already has a history"), again.stderrText)
+    }
+
+    /// Two `serve` replicas follow one database: a publish reaches both; with the database stopped they keep
+    /// serving (and say so); a publish after it returns reaches both without a restart; a replica started while
+    /// the database is down serves its --cache copy.
+    func testReplicasFollowTheDatabaseThroughAnOutage() throws {
+        let (server, url) = try SharedPostgres.database()
+        let work = try TestPaths.temporaryDirectory("pg-serve")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        XCTAssertEqual(try meshctl(["snapshot", "publish-fixture", "--store", url, "--services", "4", "--seed", "1"]).status, 0)
+        var replicas: [(process: ChildProcess, admin: Int)] = []
+        defer { for r in replicas { r.process.stop() } }
+        func startReplica(_ name: String) throws -> (process: ChildProcess, admin: Int) {
+            let admin = E2E.freePort()
+            let child = try ChildProcess(S.meshctl, ["serve", "--store", url, "--insecure-plaintext", "--listen", "127.0.0.1:\(E2E.freePort())",
+                                                     "--admin", "127.0.0.1:\(admin)", "--store-poll-interval", "0.5", "--cache", "\(work)/cache-\(name)"],
+                                         log: "\(work)/\(name).log")
+            return (child, admin)
+        }
+        func served(_ admin: Int) -> String? {
+            guard let body = E2E.get(admin, "/debug/proxies"), let data = body.data(using: .utf8),
+                  let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+            return json["served_version"] as? String
+        }
+        replicas = [try startReplica("a"), try startReplica("b")]
+        let store = try openSnapshotStore(url)
+        let v1 = try XCTUnwrap(try store.currentVersion())
+        for r in replicas { E2E.waitUntil(30, "replica serves v1") { served(r.admin) == v1 } }
+        // A publish reaches every replica (NOTIFY; the poll is the backstop).
+        XCTAssertEqual(try meshctl(["snapshot", "publish-fixture", "--store", url, "--services", "4", "--seed", "2"]).status, 0)
+        let v2 = try XCTUnwrap(try store.currentVersion())
+        for r in replicas { E2E.waitUntil(15, "replica serves v2") { served(r.admin) == v2 } }
+        // The database goes away: replicas keep serving v2 and say the store is unavailable.
+        server.stop()
+        for r in replicas {
+            E2E.waitUntil(15, "replica reports the outage") { (E2E.get(r.admin, "/readyz") ?? "").contains("store unavailable") }
+            XCTAssertEqual(served(r.admin), v2)
+            XCTAssertTrue((E2E.get(r.admin, "/metrics") ?? "").contains("meshctl_store_reachable 0"))
+        }
+        // A replica started now serves the cache another replica's copy would give it: here its own, from a first run.
+        try FileManager.default.copyItem(atPath: "\(work)/cache-a", toPath: "\(work)/cache-c")
+        let late = try startReplica("c")
+        replicas.append(late)
+        E2E.waitUntil(15, "late replica serves its cache") { served(late.admin) == v2 }
+        XCTAssertTrue(late.process.output.contains("store.starting-from-cache"), late.process.output)
+        // Down for some seconds: every replica still serves.
+        Thread.sleep(forTimeInterval: 3)
+        for r in replicas { XCTAssertEqual(served(r.admin), v2) }
+        // The database returns; a publish made after reaches every replica, none restarted.
+        try server.start()
+        XCTAssertEqual(try meshctl(["snapshot", "publish-fixture", "--store", url, "--services", "4", "--seed", "3"]).status, 0)
+        let v3 = try XCTUnwrap(try store.currentVersion())
+        for r in replicas {
+            E2E.waitUntil(30, "replica serves v3 after the outage") { served(r.admin) == v3 }
+            XCTAssertTrue(r.process.process.isRunning)
+        }
+        XCTAssertTrue(replicas[0].process.output.contains("store.reachable"), replicas[0].process.output)
+        XCTAssertFalse(replicas.map(\.process.output).joined().contains("correct-horse"))
+    }
+}
+
+final class PostgresMaintenanceTests: XCTestCase {
+    typealias S = StoreTestSupport
+
+    override class func tearDown() {
+        SharedPostgres.shutdown()
+        super.tearDown()
+    }
+
+    /// gc as a singleton job: while another session (another replica) holds the maintenance lock a replica's gc
+    /// round is skipped; once that session ends — as a dead replica's connection does — the next round collects.
+    func testGCRunsOnOneReplicaAtATime() throws {
+        let (server, url) = try SharedPostgres.database()
+        guard case .postgres(let parsed) = try StoreArgument(url) else { return XCTFail("not a PostgreSQL URL") }
+        let store = try PostgresSnapshotStore(url: parsed, createIfMissing: true)
+        for n in 1...3 { _ = try store.publish(S.synthetic(services: 3, seed: UInt64(n))) }
+        let database = String(url.split(separator: "/").last!)
+        let other = try server.sqlSession("SELECT pg_advisory_lock(\(PostgresSnapshotStore.maintenanceLock)); SELECT pg_sleep(4)", database: database)
+        defer { other.stop() }
+        E2E.waitUntil(10, "the other session holds the lock") {
+            (try? server.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", database: database)) == "1"
+        }
+        XCTAssertNil(try store.gcUnlessRunningElsewhere(keep: 0), "another replica is collecting: skip")
+        XCTAssertEqual(try store.list().count, 3, "nothing collected")
+        other.stop()
+        E2E.waitUntil(10, "the other session is gone") {
+            (try? server.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", database: database)) == "0"
+        }
+        let report = try XCTUnwrap(try store.gcUnlessRunningElsewhere(keep: 0))
+        XCTAssertEqual(report.removedVersions.count, 2)
+        XCTAssertEqual(try store.list().count, 1)
+    }
+}
+
+final class PostgresPublishKillTests: XCTestCase {
+    typealias S = StoreTestSupport
+
+    override class func tearDown() {
+        SharedPostgres.shutdown()
+        super.tearDown()
+    }
+
+    /// kill -9 of a publishing meshctl at random moments: the live version is the old or the new one, the store
+    /// verifies clean, and a publish afterwards works.
+    func testKillDuringPublishLeavesTheOldOrTheNewVersion() throws {
+        guard FileManager.default.isExecutableFile(atPath: S.meshctl) else { throw TestFailure("meshctl is not built at \(S.meshctl)") }
+        let (_, url) = try SharedPostgres.database()
+        XCTAssertEqual(try ProcessRunner.run(S.meshctl, ["snapshot", "publish-fixture", "--store", url, "--services", "1500", "--seed", "1"], timeout: 120).status, 0)
+        let store = try openSnapshotStore(url)
+        var generator = SystemRandomNumberGenerator()
+        var killed = 0
+        for round in 0..<8 {
+            let old = try XCTUnwrap(try store.currentVersion())
+            let seed = 100 + round
+            let new = S.synthetic(services: 1500, seed: UInt64(seed)).metadata.version
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: S.meshctl)
+            process.arguments = ["snapshot", "publish-fixture", "--store", url, "--services", "1500", "--seed", String(seed)]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            usleep(UInt32.random(in: 20_000...600_000, using: &generator))
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                killed += 1
+            }
+            process.waitUntilExit()
+            let live = try XCTUnwrap(try store.currentVersion())
+            XCTAssertTrue(live == old || live == new, "round \(round): live \(live) is neither the old nor the new version")
+            XCTAssertEqual(try store.load(version: "current", check: .hashes).metadata.version, live)
+            let report = store.verify()
+            XCTAssertTrue(report.isHealthy, "round \(round): \(report.problems)")
+        }
+        XCTAssertGreaterThan(killed, 0, "no publish was interrupted; the timings need a larger snapshot")
+        let after = try ProcessRunner.run(S.meshctl, ["snapshot", "publish-fixture", "--store", url, "--services", "1500", "--seed", "999"], timeout: 120)
+        XCTAssertEqual(after.status, 0, after.stderrText)
+    }
+}
