@@ -48,12 +48,26 @@ public enum StoreArgument: Sendable, Equatable {
         return nil
     }
 
-    /// The text with any password in its user-info replaced, for messages.
+    /// The text with any password replaced, for messages: the user-info's, and the value of any query
+    /// parameter whose name mentions a password (a `password=` meshctl refuses still must not be echoed).
     static func redacted(_ text: String) -> String {
-        guard let schemeEnd = text.range(of: "://"), let at = text[schemeEnd.upperBound...].firstIndex(of: "@") else { return text }
-        let userInfo = text[schemeEnd.upperBound..<at]
-        guard let colon = userInfo.firstIndex(of: ":") else { return text }
-        return String(text[..<colon]) + ":REDACTED" + String(text[at...])
+        var base = text
+        var query: String?
+        if let mark = text.firstIndex(of: "?") {
+            base = String(text[..<mark])
+            query = String(text[text.index(after: mark)...])
+        }
+        if let schemeEnd = base.range(of: "://"), let at = base[schemeEnd.upperBound...].firstIndex(of: "@"),
+           let colon = base[schemeEnd.upperBound..<at].firstIndex(of: ":") {
+            base = String(base[..<colon]) + ":REDACTED" + String(base[at...])
+        }
+        guard let query else { return base }
+        let items = query.split(separator: "&", omittingEmptySubsequences: false).map { item -> String in
+            guard let equals = item.firstIndex(of: "=") else { return String(item) }
+            let key = item[..<equals].lowercased()
+            return key.contains("password") && key != "password_file" ? String(item[..<equals]) + "=REDACTED" : String(item)
+        }
+        return base + "?" + items.joined(separator: "&")
     }
 
     /// How the store appears in logs and messages (never with a password).

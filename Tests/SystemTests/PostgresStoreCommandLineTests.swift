@@ -89,6 +89,9 @@ final class PostgresStoreCommandLineTests: XCTestCase {
         XCTAssertFalse(shown.stderrText.contains("correct-horse"), shown.stderrText)
         let typo = try meshctl(["snapshot", "list", "--store", "postgress://publisher:correct-horse@127.0.0.1/x"])
         XCTAssertFalse(typo.stderrText.contains("correct-horse"), typo.stderrText)
+        let asParameter = try meshctl(["snapshot", "list", "--store", "postgres://publisher@127.0.0.1/x?password=correct-horse"])
+        assertRefused(asParameter, "unknown parameter \"password\"")
+        XCTAssertFalse(asParameter.stderrText.contains("correct-horse"), asParameter.stderrText)
     }
 
     func testCopyKeepsVersionIdsMetadataAndHistoryBothWays() throws {
