@@ -131,7 +131,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
             finish(.unavailable, "no snapshot is loaded yet; publish one with meshctl compile")
             return false
         }
-        guard let view = snapshot.groups[node.cluster] else {
+        guard let view = service.hub.view(group: node.cluster, nodeID: node.id) else {
             service.notify { $0.streamRefused(.unknownGroup(nodeID: node.id, group: node.cluster, snapshotVersion: snapshot.version)) }
             finish(.notFound, "proxy group '\(node.cluster)' does not exist in snapshot \(snapshot.version.prefix(12))")
             return false
@@ -151,7 +151,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         machine = DiscoveryStream(configuration: .init(variant: variant, binding: binding,
                                                        controlPlaneIdentifier: service.configuration.controlPlaneIdentifier,
                                                        limits: service.configuration.limits), view: view)
-        service.hub.subscribe(self, group: node.cluster)
+        service.hub.subscribe(self, group: node.cluster, nodeID: node.id, startedWith: view)
         let identity = stream.connection.peerIdentity
         let record = ProxyStreamRecord(
             nodeID: node.id, group: node.cluster, mode: mode, peer: stream.connection.remoteAddress,

@@ -1,0 +1,360 @@
+// The server's side of a progressive rollout: decides, for each newly live snapshot, whether
+// it rolls out at once or in waves (the policy records the snapshot carries); feeds the pure
+// RolloutMachine with stream events (it is an XDSServerObserver), time and operators'
+// requests from the store; and performs what the machine reports: hand the next wave its
+// version (the hub), save the state (the store), move the live pointer back on failure (the
+// store's rollback, recorded in history), count, log.
+import Foundation
+import MeshModel
+import MeshServer
+import RolloutPlanning
+import ServerTelemetry
+import SnapshotStorage
+import XDSCache
+import XDSProtocol
+
+/// Runs the rollouts of one server. Thread-safe: observer calls arrive from every event loop, snapshots from
+/// the store watcher, ticks from its own queue. Lock order: the controller never calls the hub while holding
+/// its lock (the hub calls `receivesNew` outside its own).
+public final class RolloutController: XDSServerObserver, @unchecked Sendable {
+    private let hub: SnapshotHub
+    private let store: any SnapshotStoring
+    private let log: ServerLog
+    private let metrics: ServerMetrics
+    private let lock = NSLock()
+    private var machine: RolloutMachine?
+    /// The snapshot proxies are held back on while `machine` is active.
+    private var previous: ServedSnapshot?
+    /// The version this controller rolled the store back to (its next load is not a new rollout).
+    private var expectedRollback: String?
+    private var streams: [ObjectIdentifier: ProxyKey] = [:]
+    private var stopped = false
+    private var loadedOnce = false
+    private let queue = DispatchQueue(label: "meshctl.rollout")
+    private var timer: DispatchSourceTimer?
+    private var groupsWithWaveGauge: Set<String> = []
+
+    /// How often waves are judged and operators' requests taken.
+    public static let tickInterval: DispatchTimeInterval = .milliseconds(100)
+
+    public init(hub: SnapshotHub, store: any SnapshotStoring, log: ServerLog, metrics: ServerMetrics) {
+        self.hub = hub
+        self.store = store
+        self.log = log
+        self.metrics = metrics
+    }
+
+    static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+
+    /// The current (or last) rollout's state, for the admin endpoint.
+    public var state: RolloutState? { lock.withLock { machine?.state } }
+
+    /// Starts judging waves and taking requests.
+    public func start() {
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + Self.tickInterval, repeating: Self.tickInterval)
+        timer.setEventHandler { [weak self] in self?.tick() }
+        timer.resume()
+        lock.withLock { self.timer = timer }
+    }
+
+    /// Stops before the server drains: streams closing during a drain are not proxies failing.
+    public func stop() {
+        let timer = lock.withLock { () -> DispatchSourceTimer? in
+            stopped = true
+            return self.timer
+        }
+        timer?.cancel()
+        queue.sync {}
+    }
+
+    // MARK: Snapshots
+
+    /// Serves a newly live snapshot, at once or as the start (or the continuation after a restart) of a rollout.
+    /// Returns the number of streams handed a new view.
+    public func serve(_ snapshot: Snapshot) -> Int {
+        let version = snapshot.metadata.version
+        let policies = Self.policies(of: snapshot)
+        let now = Self.now()
+        enum Decision { case immediate, keep(ServedSnapshot), restore(RolloutMachine, ServedSnapshot), start(ServedSnapshot) }
+        var ended: [RolloutChange] = []
+        var endedState: RolloutState?
+        let decision: Decision = lock.withLock {
+            let first = !loadedOnce
+            loadedOnce = true
+            if expectedRollback == version {
+                expectedRollback = nil
+                return .immediate
+            }
+            if first {
+                // A restarted server continues a rollout of the version that is still live.
+                if let saved = savedState(), saved.phase.isActive, saved.target == version,
+                   let before = try? store.load(version: saved.previous) {
+                    return .restore(RolloutMachine(restoring: saved), ServedSnapshot(before))
+                }
+                return .immediate
+            }
+            if machine?.state.target == version && machine!.state.phase.isActive, let previous { return .keep(previous) }
+            // Anything newer replaces a rollout still under way; proxies of its passed waves go forward, not back.
+            if machine != nil, machine!.state.phase.isActive {
+                ended = machine!.supersede(now: now)
+                endedState = machine!.state
+            }
+            guard !policies.isEmpty, let current = hub.current, current.version != version else { return .immediate }
+            if isOperatorRollback(to: version) { return .immediate }
+            let base = endedState.flatMap { _ in previous } ?? current
+            return .start(base)
+        }
+        if let endedState { perform(ended, state: endedState) }
+        switch decision {
+        case .immediate:
+            lock.withLock { if machine?.state.phase.isActive == true { machine = nil }; previous = nil }
+            clearWaveGauges()
+            return hub.serve(snapshot)
+        case .keep(let before):
+            return hub.serve(snapshot, rollout: serving(before))
+        case .restore(let restored, let before):
+            lock.withLock {
+                machine = restored
+                previous = before
+            }
+            log.info("rollout.resumed", ["target": String(version.prefix(12)), "previous": String(restored.state.previous.prefix(12)),
+                                         "waves": waveText(restored.state)])
+            updateWaveGauges(restored.state)
+            return hub.serve(snapshot, rollout: serving(before))
+        case .start(let before):
+            let next = ServedSnapshot(snapshot)
+            var inputs: [String: GroupRolloutInput] = [:]
+            for (group, policy) in policies {
+                // A group the previous version did not have cannot be held back on it.
+                guard let old = before.groups[group], let new = next.groups[group] else { continue }
+                inputs[group] = GroupRolloutInput(policy: policy, changed: old.contentHash != new.contentHash)
+            }
+            let started: RolloutState = lock.withLock {
+                let fresh = RolloutMachine(id: UUID().uuidString.lowercased(), target: version, previous: before.version,
+                                           groups: inputs, connected: Array(Set(streams.values)), now: now)
+                machine = fresh
+                previous = before
+                return fresh.state
+            }
+            save(started)
+            log.info("rollout.started", ["target": String(version.prefix(12)), "previous": String(before.version.prefix(12)),
+                                         "groups": "\(inputs.count)", "waves": waveText(started)])
+            updateWaveGauges(started)
+            let notified = hub.serve(snapshot, rollout: serving(before))
+            tick()
+            return notified
+        }
+    }
+
+    /// Each group's policy record (groups without one roll out at once).
+    static func policies(of snapshot: Snapshot) -> [String: RolloutPolicy] {
+        var policies: [String: RolloutPolicy] = [:]
+        for (name, group) in snapshot.groups {
+            if let record = group.resources[RolloutPolicy.typeURL]?.values.first, let policy = RolloutPolicy.decode(record.body) {
+                policies[name] = policy
+            }
+        }
+        return policies
+    }
+
+    /// A person moved the live pointer back (`meshctl snapshot rollback`): that goes everywhere at once.
+    private func isOperatorRollback(to version: String) -> Bool {
+        guard let last = try? store.history().last else { return false }
+        return last.kind == .rollback && last.version == version
+    }
+
+    private func savedState() -> RolloutState? {
+        guard let store = store as? any RolloutStateStoring, let data = try? store.loadRolloutState() else { return nil }
+        return RolloutState.decode(data)
+    }
+
+    private func serving(_ before: ServedSnapshot) -> RolloutServing {
+        RolloutServing(previous: before) { [weak self] group, node in self?.receivesNew(ProxyKey(group: group, node: node)) ?? true }
+    }
+
+    private func receivesNew(_ proxy: ProxyKey) -> Bool {
+        lock.withLock {
+            guard machine != nil else { return true }
+            machine!.admit(proxy)
+            return machine!.receivesTarget(proxy)
+        }
+    }
+
+    // MARK: Stream events
+
+    public func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String) {
+        let proxy = ProxyKey(group: record.group, node: record.nodeID)
+        lock.withLock {
+            streams[stream] = proxy
+            guard !stopped else { return }
+            machine?.connected(proxy, now: Self.now())
+        }
+    }
+
+    public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) {
+        step { machine, streams in
+            guard let proxy = streams[stream] else { return [] }
+            let sync: TypeSync = switch status.status {
+            case .synced, .notSent: .synced
+            case .stale: .pending
+            case .nacked: .rejected
+            }
+            let progress = TypeProgress(sync: sync, targetSent: status.snapshotSent == machine.state.target,
+                                        ackedAt: status.ackedAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) })
+            return machine.typeStatus(proxy, typeURL: status.typeURL, progress, rejection: status.nack?.message, now: Self.now())
+        }
+    }
+
+    public func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode) {
+        let proxy = lock.withLock { streams.removeValue(forKey: stream) }
+        guard let proxy else { return }
+        step { machine, _ in machine.disconnected(proxy, now: Self.now()) }
+    }
+
+    // MARK: Time and operators
+
+    private func tick() {
+        for request in takeRequests() { apply(request) }
+        step { machine, _ in machine.tick(now: Self.now()) }
+    }
+
+    private func takeRequests() -> [RolloutRequest] {
+        guard let store = store as? any RolloutStateStoring else { return [] }
+        do { return try store.takeRolloutRequests() } catch {
+            log.error("rollout.requests-unreadable", ["store": self.store.location, "error": "\(error)"], rateLimitKey: "rollout.requests")
+            return []
+        }
+    }
+
+    private func apply(_ request: RolloutRequest) {
+        var refusal: String?
+        step { machine, _ in
+            guard request.target == machine.state.target || request.target.isEmpty else {
+                refusal = "it names version \(request.target.prefix(12)) but the rollout is of \(machine.state.target.prefix(12))"
+                return []
+            }
+            do {
+                let now = Self.now()
+                switch request.action {
+                case "pause": return try machine.pause(by: request.by, reason: request.reason, now: now)
+                case "resume": return try machine.resume(by: request.by, reason: request.reason, now: now)
+                case "promote": return try machine.promote(by: request.by, reason: request.reason, now: now)
+                case "abort": return try machine.abort(by: request.by, reason: request.reason, now: now)
+                default:
+                    refusal = "unknown action '\(request.action)'"
+                    return []
+                }
+            } catch {
+                refusal = "\(error)"
+                return []
+            }
+        }
+        if lock.withLock({ machine == nil }) { refusal = "no rollout has run on this server" }
+        if let refusal {
+            log.warning("rollout.request-refused", ["action": request.action, "by": request.by, "reason": refusal])
+        }
+    }
+
+    /// Runs one machine step under the lock, then performs its changes outside it.
+    private func step(_ body: (inout RolloutMachine, [ObjectIdentifier: ProxyKey]) -> [RolloutChange]) {
+        let result: ([RolloutChange], RolloutState)? = lock.withLock {
+            guard !stopped, machine != nil else { return nil }
+            let changes = body(&machine!, streams)
+            return (changes, machine!.state)
+        }
+        guard let (changes, state) = result, !changes.isEmpty else { return }
+        perform(changes, state: state)
+    }
+
+    // MARK: Performing changes
+
+    private func perform(_ changes: [RolloutChange], state: RolloutState) {
+        save(state)
+        var redeliver = false
+        for change in changes {
+            switch change {
+            case .waveStarted(let group, let wave):
+                redeliver = true
+                log.info("rollout.wave-started", ["target": String(state.target.prefix(12)), "group": group, "wave": "\(wave + 1)",
+                                                  "proxies": state.groups[group]?.members(ofWave: wave).joined(separator: ",") ?? ""])
+            case .groupCompleted(let group):
+                redeliver = true
+                log.info("rollout.group-completed", ["target": String(state.target.prefix(12)), "group": group])
+            case .failed(let failure):
+                redeliver = true
+                log.error("rollout.failed", ["target": String(state.target.prefix(12)), "node": failure.proxy.node, "group": failure.proxy.group,
+                                             "kind": failure.kind.rawValue, "type": failure.typeURL ?? "", "error": failure.detail,
+                                             "action": state.phase == .halted ? "halt" : "rollback"])
+            case .operatorAction(let action):
+                redeliver = true
+                log.info("rollout.operator", ["target": String(state.target.prefix(12)), "action": action.action, "by": action.by, "reason": action.reason ?? ""])
+            case .finished(let phase):
+                metrics.rolloutFinished(result: phase.result)
+                log.info("rollout.finished", ["target": String(state.target.prefix(12)), "result": phase.result])
+                switch phase {
+                case .completed:
+                    lock.withLock { previous = nil }
+                    hub.updateRollout(nil)
+                case .rolledBack, .aborted:
+                    rollBack(state, phase: phase)
+                default: break
+                }
+            }
+        }
+        if redeliver { hub.redeliver() }
+        updateWaveGauges(state)
+    }
+
+    /// Every proxy goes back to the previous version now (the machine admits none to the target any more), then
+    /// the live pointer moves back through the store, recording why.
+    private func rollBack(_ state: RolloutState, phase: RolloutPhase) {
+        hub.redeliver()
+        let reason: String
+        let author: String
+        if phase == .aborted, let action = state.actions.last(where: { $0.action == "abort" }) {
+            reason = "rollout of \(state.target.prefix(12)) aborted by \(action.by)" + (action.reason.map { ": \($0)" } ?? "")
+            author = action.by
+        } else {
+            reason = "automatic rollback: " + (state.failure?.summary ?? "the rollout failed")
+            author = "meshctl serve (rollout)"
+        }
+        lock.withLock { expectedRollback = state.previous }
+        do {
+            _ = try store.rollback(to: state.previous, reason: reason, author: author)
+            log.warning("rollout.rolled-back", ["to": String(state.previous.prefix(12)), "from": String(state.target.prefix(12)), "reason": reason])
+        } catch {
+            lock.withLock { expectedRollback = nil }
+            log.error("rollout.rollback-failed", ["to": String(state.previous.prefix(12)), "error": "\(error)",
+                                                  "fix": "proxies are served the previous version; run meshctl snapshot rollback \(state.previous.prefix(12))"])
+        }
+    }
+
+    private func save(_ state: RolloutState) {
+        guard let store = store as? any RolloutStateStoring else { return }
+        do { try store.saveRolloutState(state.encoded()) } catch {
+            log.error("rollout.state-unsaved", ["store": self.store.location, "error": "\(error)"], rateLimitKey: "rollout.state")
+        }
+    }
+
+    private func updateWaveGauges(_ state: RolloutState) {
+        lock.withLock {
+            for (group, plan) in state.groups {
+                let wave = state.phase.isActive && !plan.isComplete ? plan.wave + 1 : 0
+                metrics.rolloutWave(group: group, wave: wave)
+                groupsWithWaveGauge.insert(group)
+            }
+        }
+    }
+
+    private func clearWaveGauges() {
+        lock.withLock { for group in groupsWithWaveGauge { metrics.rolloutWave(group: group, wave: 0) } }
+    }
+
+    private func waveText(_ state: RolloutState) -> String {
+        state.groups.keys.sorted().map { group in
+            let plan = state.groups[group]!
+            return "\(group):" + plan.policy.waves.indices.map { "\(plan.members(ofWave: $0).count)" }.joined(separator: "/")
+        }.joined(separator: " ")
+    }
+}
