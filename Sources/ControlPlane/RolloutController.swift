@@ -132,7 +132,7 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
             }
             let started: RolloutState = lock.withLock {
                 let fresh = RolloutMachine(id: UUID().uuidString.lowercased(), target: version, previous: before.version,
-                                           groups: inputs, connected: Array(Set(streams.values)), now: now)
+                                           groups: inputs, connected: Array(streams.values), now: now)
                 machine = fresh
                 previous = before
                 return fresh.state

@@ -43,15 +43,22 @@ public struct RolloutMachine: Sendable {
 
     /// A new rollout of `target` over `previous`: groups in `groups` roll out in waves, the connected proxies of
     /// each ordered by `canaryOrder` and cut by the policy's cumulative counts. Groups not listed (no policy,
-    /// new, removed) are not held back.
+    /// new, removed) are not held back. `connected` lists each connected stream's proxy (a proxy with one stream
+    /// per type appears once per stream).
     public init(id: String, target: String, previous: String, groups: [String: GroupRolloutInput], connected: [ProxyKey], now: Int64) {
         var plans: [String: GroupRollout] = [:]
+        var streams: [ProxyKey: Int] = [:]
+        for proxy in connected { streams[proxy, default: 0] += 1 }
         for (name, input) in groups {
-            let nodes = Self.canaryOrder(connected.filter { $0.group == name }.map(\.node))
+            let nodes = Self.canaryOrder(streams.keys.filter { $0.group == name }.map(\.node))
             let counts = input.policy.cumulativeCounts(groupSize: nodes.count)
             var proxies: [String: ProxyProgress] = [:]
             for (j, node) in nodes.enumerated() {
-                proxies[node] = ProxyProgress(wave: counts.firstIndex { j < $0 } ?? counts.count - 1)
+                var progress = ProxyProgress(wave: counts.firstIndex { j < $0 } ?? counts.count - 1)
+                progress.streams = streams[ProxyKey(group: name, node: node)] ?? 0
+                // The first wave is handed the version as the rollout starts.
+                if progress.wave == 0 && input.changed { progress.receivedAt = now }
+                proxies[node] = progress
             }
             plans[name] = GroupRollout(policy: input.policy, changed: input.changed, wave: 0, waveStartedAt: [now],
                                        completedAt: input.changed ? nil : now, proxies: proxies)

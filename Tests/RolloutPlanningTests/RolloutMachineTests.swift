@@ -16,7 +16,6 @@ final class RolloutMachineTests: XCTestCase {
         var m = RolloutMachine(id: "r", target: "new", previous: "old",
                                groups: ["web": GroupRolloutInput(policy: p, changed: true), "api": GroupRolloutInput(policy: p, changed: true)],
                                connected: all, now: t)
-        for proxy in all { m.connected(proxy, now: t) }
         return (m, all)
     }
 

@@ -1,0 +1,303 @@
+// Progressive rollout against real Envoy 1.40 processes: five Envoys of one group and two of
+// another follow `meshctl serve`. A snapshot the canary rejects (a listener on a port another
+// socket holds) is rolled back before any other proxy receives it; a canary killed after
+// receiving a version fails it too; a good snapshot goes wave by wave, each wave's Envoys
+// receiving it at least the bake time after the previous wave's; operators pause, resume,
+// promote and abort through the store; a proxy joining mid-rollout gets its wave's version and
+// a proxy of a passed wave that reconnects does not go back.
+import Foundation
+import MeshCertificates
+import MeshModel
+import MeshTestSupport
+import RolloutPlanning
+import SnapshotStorage
+import XCTest
+
+final class RolloutSystemTests: XCTestCase {
+    var directory = ""
+    var certs = ""
+    var store = ""
+    var children: [ChildProcess] = []
+    var upstreamA = 0, upstreamB = 0
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: E2E.envoy) else {
+            throw XCTSkip("Envoy is not installed at \(E2E.envoy); run through `make test`")
+        }
+        directory = try E2E.temporaryDirectory()
+        certs = directory + "/certs"
+        store = directory + "/store"
+        _ = try DevelopmentCertificates.write(to: certs, trustDomain: "mesh.local", proxies: ["web", "api"], operators: ["oncall"])
+        // Clusters need endpoints only to exist; no traffic is sent (each Envoy's listener binds port 0).
+        upstreamA = E2E.freePort()
+        upstreamB = E2E.freePort()
+    }
+
+    override func tearDown() {
+        for child in children.reversed() { child.stop() }
+        children = []
+        if !directory.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    // MARK: Helpers
+
+    struct Server {
+        let process: ChildProcess
+        let port: Int
+        let adminPort: Int
+    }
+
+    struct Proxy {
+        let process: ChildProcess
+        let adminPort: Int
+        let node: String
+        let group: String
+    }
+
+    func startServer(port: Int? = nil) throws -> Server {
+        let port = port ?? E2E.freePort()
+        let process = try ChildProcess(E2E.meshctl, ["serve", "--store", store, "--listen", "127.0.0.1:\(port)", "--admin", "127.0.0.1:0",
+                                                     "--tls-cert", certs + "/server.crt", "--tls-key", certs + "/server.key",
+                                                     "--client-ca", certs + "/ca.crt", "--threads", "2", "--drain-seconds", "1"],
+                                       log: directory + "/server-\(UUID().uuidString.prefix(4)).log")
+        children.append(process)
+        var adminPort = 0
+        E2E.waitUntil(15, "meshctl serve and its admin endpoint to listen") {
+            guard let line = process.output.split(separator: "\n").first(where: { $0.contains("admin.listening") }),
+                  let range = line.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression) else { return false }
+            adminPort = Int(line[range].split(separator: ":").last!) ?? 0
+            return adminPort > 0
+        }
+        return Server(process: process, port: port, adminPort: adminPort)
+    }
+
+    func startEnvoy(group: String, serverPort: Int, node: String? = nil) throws -> Proxy {
+        let admin = E2E.freePort()
+        let node = node ?? "\(group)-\(admin)"
+        let bootstrap = E2E.run(E2E.meshctl, ["bootstrap", "--node-id", node, "--node-cluster", group, "--server", "127.0.0.1:\(serverPort)",
+                                              "--cert", "\(certs)/\(group).crt", "--key", "\(certs)/\(group).key", "--ca", "\(certs)/ca.crt",
+                                              "--server-name", "localhost", "--admin-port", "\(admin)"], timeout: 30)
+        XCTAssertEqual(bootstrap?.status, 0)
+        let path = directory + "/envoy-\(admin).yaml"
+        try (bootstrap?.output ?? "").write(toFile: path, atomically: true, encoding: .utf8)
+        let envoy = try ChildProcess(E2E.envoy, ["-c", path, "--base-id", "\(admin)", "--disable-hot-restart", "-l", "warning",
+                                                 "--drain-time-s", "1", "--parent-shutdown-time-s", "2"],
+                                     log: directory + "/envoy-\(admin).log")
+        children.append(envoy)
+        return Proxy(process: envoy, adminPort: admin, node: node, group: group)
+    }
+
+    /// A group routing "/" to `cluster`, with an optional extra listener and rollout policy record.
+    func group(_ name: String, routeTo cluster: String, policy: RolloutPolicy?, extraListener: String? = nil) throws -> ProxyGroupResources {
+        let base = try E2E.group(name, listenerPort: 0, routeTo: cluster, clusters: ["backend_a": upstreamA, "backend_b": upstreamB],
+                                 identities: ["spiffe://mesh.local/proxy/\(name)"], extraListener: extraListener)
+        var list = base.resources.values.flatMap(\.values)
+        if let policy { list.append(Resource(typeURL: RolloutPolicy.typeURL, name: name, body: policy.encoded())) }
+        return ProxyGroupResources(group: name, resources: list)
+    }
+
+    @discardableResult
+    func publish(_ groups: [ProxyGroupResources]) throws -> String {
+        let snapshot = try Snapshot.make(groups: groups, compilerVersion: "e2e")
+        return try SnapshotStore(directory: store, createIfMissing: true).publish(snapshot).version
+    }
+
+    /// The cluster Envoy's route `local_route` sends "/" to, and when Envoy took that route configuration.
+    func route(_ proxy: Proxy) -> (cluster: String, updated: Date)? {
+        guard let dump = E2E.get(proxy.adminPort, "/config_dump?resource=dynamic_route_configs"),
+              let json = try? JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any],
+              let configs = json["configs"] as? [[String: Any]] else { return nil }
+        for entry in configs {
+            guard let config = entry["route_config"] as? [String: Any], config["name"] as? String == "local_route",
+                  let hosts = config["virtual_hosts"] as? [[String: Any]], let routes = hosts.first?["routes"] as? [[String: Any]],
+                  let cluster = (routes.first?["route"] as? [String: Any])?["cluster"] as? String,
+                  let updated = entry["last_updated"] as? String else { continue }
+            let format = ISO8601DateFormatter()
+            format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            guard let date = format.date(from: updated) else { continue }
+            return (cluster, date)
+        }
+        return nil
+    }
+
+    func rolloutState() -> RolloutState? {
+        (try? SnapshotStore(directory: store).loadRolloutState()).flatMap { $0 }.flatMap(RolloutState.decode)
+    }
+
+    func meshctl(_ arguments: [String], timeout: Double = 60) -> Command.Result { Command.run(E2E.meshctl, arguments, timeout: timeout) }
+
+    func status(_ server: Server) -> Command.Result {
+        meshctl(["status", "--server", "127.0.0.1:\(server.port)", "--cert", "\(certs)/operator-oncall.crt", "--key", "\(certs)/operator-oncall.key",
+                 "--ca", "\(certs)/ca.crt", "--timeout", "5", "--store", store], timeout: 30)
+    }
+
+    /// Five web and two api Envoys on the first version (routing to backend_a).
+    func startFleet(policy: RolloutPolicy) throws -> (Server, [Proxy]) {
+        try publish([group("web", routeTo: "backend_a", policy: policy), group("api", routeTo: "backend_a", policy: policy)])
+        let server = try startServer()
+        var proxies: [Proxy] = []
+        for _ in 0..<5 { proxies.append(try startEnvoy(group: "web", serverPort: server.port)) }
+        for _ in 0..<2 { proxies.append(try startEnvoy(group: "api", serverPort: server.port)) }
+        E2E.waitUntil(60, "seven Envoys on the first version") { proxies.allSatisfy { route($0)?.cluster == "backend_a" } }
+        return (server, proxies)
+    }
+
+    // MARK: Tests
+
+    func testACanaryNackRollsBackBeforeAnyOtherProxyReceivesTheVersion() throws {
+        let policy = RolloutPolicy(waves: [.proxies(1), .percent(50), .percent(100)], bakeMilliseconds: 1000)
+        let (server, proxies) = try startFleet(policy: policy)
+        let good = try SnapshotStore(directory: store).currentVersion()!
+        let web = proxies.filter { $0.group == "web" }
+        let canary = RolloutMachine.canaryOrder(web.map(\.node)).first!
+
+        let held = try HeldPort()
+        let broken = E2E.listenerOnAHeldPort(held.port, cluster: "backend_a")
+        let bad = try publish([group("web", routeTo: "backend_a", policy: policy, extraListener: broken), group("api", routeTo: "backend_a", policy: policy)])
+        XCTAssertNotEqual(bad, good)
+        E2E.waitUntil(20, "the rollout to roll back") { server.process.output.contains("rollout.rolled-back") }
+
+        XCTAssertEqual(try SnapshotStore(directory: store).currentVersion(), good, "the live pointer is back on the previous version")
+        let rollback = try XCTUnwrap(SnapshotStore(directory: store).history().last)
+        XCTAssertEqual(rollback.kind, .rollback)
+        XCTAssertEqual(rollback.version, good)
+        XCTAssertTrue(rollback.reason?.contains(canary) ?? false, rollback.reason ?? "")
+        XCTAssertTrue(rollback.reason?.contains("Listener") ?? false, "the history names the type: \(rollback.reason ?? "")")
+        XCTAssertTrue(rollback.reason?.contains("\(held.port)") ?? false, "and Envoy's error detail: \(rollback.reason ?? "")")
+
+        // Only the canary ever received the bad version: Envoy's own count of rejected LDS updates.
+        for proxy in proxies {
+            let stats = E2E.get(proxy.adminPort, "/stats?filter=listener_manager.lds.update_rejected") ?? ""
+            let rejected = stats.split(separator: "\n").first { $0.hasPrefix("listener_manager.lds.update_rejected:") }
+                .flatMap { Int($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }
+            XCTAssertEqual(rejected.map { $0 > 0 }, proxy.node == canary, "\(proxy.node): \(stats)")
+        }
+
+        let state = try XCTUnwrap(rolloutState())
+        XCTAssertEqual(state.phase, .rolledBack)
+        XCTAssertEqual(state.failure?.proxy.node, canary)
+        XCTAssertEqual(state.failure?.kind, .nack)
+
+        let result = status(server)
+        XCTAssertEqual(result.status, 1, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("rollout FAILED") && result.stdout.contains(canary) && result.stdout.contains("\(held.port)"), result.stdout)
+        let rolloutStatus = meshctl(["rollout", "status", "--store", store])
+        XCTAssertEqual(rolloutStatus.status, 1, rolloutStatus.stdout + rolloutStatus.stderr)
+        XCTAssertTrue(rolloutStatus.stdout.contains("FAILED") && rolloutStatus.stdout.contains(canary), rolloutStatus.stdout)
+
+        let metrics = E2E.get(server.adminPort, "/metrics") ?? ""
+        XCTAssertTrue(metrics.contains(#"meshctl_rollouts_total{result="rolled_back"} 1"#), metrics)
+        let page = E2E.get(server.adminPort, "/api/rollout") ?? ""
+        XCTAssertTrue(page.contains(canary), page)
+        E2E.waitUntil(10, "every proxy back on (still on) the good version") { proxies.allSatisfy { route($0)?.cluster == "backend_a" } }
+        withExtendedLifetime(held) {}
+    }
+
+    func testAGoodSnapshotGoesWaveByWaveAndOperatorsSteerIt() throws {
+        let bake = 1.5
+        let policy = RolloutPolicy(waves: [.proxies(1), .percent(50), .percent(100)], bakeMilliseconds: Int64(bake * 1000))
+        let (server, proxies) = try startFleet(policy: policy)
+
+        // 1. A good version, waves 1 / 3 / 5 (web) and 1 / 1 / 2 (api), each gated on ACKs and 1.5 s of bake.
+        let second = try publish([group("web", routeTo: "backend_b", policy: policy), group("api", routeTo: "backend_b", policy: policy)])
+        let waited = meshctl(["rollout", "status", "--store", store, "--wait", "--timeout", "60"], timeout: 90)
+        XCTAssertEqual(waited.status, 0, waited.stdout + waited.stderr)
+        let state = try XCTUnwrap(rolloutState())
+        XCTAssertEqual(state.target, second)
+        XCTAssertEqual(state.phase, .completed)
+        for group in ["web", "api"] {
+            let plan = try XCTUnwrap(state.groups[group])
+            var receipts: [[Date]] = []
+            for wave in plan.policy.waves.indices {
+                receipts.append(try plan.members(ofWave: wave).map { node in
+                    let proxy = try XCTUnwrap(proxies.first { $0.node == node })
+                    let route = try XCTUnwrap(self.route(proxy))
+                    XCTAssertEqual(route.cluster, "backend_b")
+                    return route.updated
+                })
+            }
+            XCTAssertEqual(receipts.map(\.count), group == "web" ? [1, 2, 2] : [1, 0, 1])
+            let nonEmpty = receipts.filter { !$0.isEmpty }
+            for (earlier, later) in zip(nonEmpty, nonEmpty.dropFirst()) {
+                let gap = later.min()!.timeIntervalSince(earlier.max()!)
+                print("rollout: group \(group) next wave received \(String(format: "%.3f", gap)) s after the previous one (bake \(bake) s)")
+                XCTAssertGreaterThanOrEqual(gap, bake - 0.01, "group \(group): a wave receives the version only after the previous one baked")
+            }
+        }
+
+        // 2. A third version with a long bake: pause holds, resume continues, promote skips the bake.
+        let slow = RolloutPolicy(waves: [.proxies(1), .percent(50), .percent(100)], bakeMilliseconds: 120_000)
+        let third = try publish([group("web", routeTo: "backend_a", policy: slow), group("api", routeTo: "backend_a", policy: slow)])
+        E2E.waitUntil(10, "the third rollout to start") { rolloutState()?.target == third }
+        let operatorArguments = ["--store", store, "--operator", "ana", "--reason", "system test"]
+        var result = meshctl(["rollout", "pause"] + operatorArguments)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertEqual(rolloutState()?.phase, .paused)
+        result = meshctl(["rollout", "pause"] + operatorArguments)
+        XCTAssertEqual(result.status, 1, "pausing a paused rollout is refused: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("not running"), result.stderr)
+
+        // A proxy joining now is put in a later wave (the first is full) and keeps the previous version.
+        let web = proxies.filter { $0.group == "web" }
+        let joiner = try startEnvoy(group: "web", serverPort: server.port)
+        E2E.waitUntil(30, "the new Envoy to be configured") { route(joiner) != nil }
+        XCTAssertEqual(route(joiner)?.cluster, "backend_b", "a proxy of a later wave gets the previous version")
+
+        result = meshctl(["rollout", "resume"] + operatorArguments)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        let canary = try XCTUnwrap(rolloutState()?.groups["web"]?.members(ofWave: 0).first)
+        E2E.waitUntil(10, "the canary on the third version") { route(web.first { $0.node == canary }!)?.cluster == "backend_a" }
+        result = meshctl(["rollout", "promote"] + operatorArguments)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        E2E.waitUntil(10, "promote to start the second wave without waiting for the bake") { rolloutState()?.groups["web"]?.wave == 1 }
+        let secondWave = rolloutState()!.groups["web"]!.members(ofWave: 1)
+        E2E.waitUntil(10, "the second wave on the third version") {
+            secondWave.allSatisfy { node in proxies.first { $0.node == node }.map { route($0)?.cluster == "backend_a" } ?? false }
+        }
+
+        // The canary's wave has passed: restarted with the same node id it gets the third version again, not the second.
+        let canaryProxy = web.first { $0.node == canary }!
+        canaryProxy.process.stop()
+        let returned = try startEnvoy(group: "web", serverPort: server.port, node: canary)
+        E2E.waitUntil(30, "the returning canary to be configured") { route(returned) != nil }
+        XCTAssertEqual(route(returned)?.cluster, "backend_a", "a proxy of a passed wave does not go back")
+        XCTAssertEqual(rolloutState()?.phase, .running, "a proxy of a passed wave leaving is not a failure")
+
+        // 3. Abort: the live pointer goes back to the second version and every proxy follows.
+        result = meshctl(["rollout", "abort"] + operatorArguments)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        E2E.waitUntil(10, "the store to roll back") { (try? SnapshotStore(directory: store).currentVersion()) == second }
+        let history = try XCTUnwrap(SnapshotStore(directory: store).history().last)
+        XCTAssertEqual(history.kind, .rollback)
+        XCTAssertEqual(history.author, "ana")
+        XCTAssertTrue(history.reason?.contains("aborted by ana") ?? false, history.reason ?? "")
+        let everyone = proxies.filter { $0.node != canary } + [returned, joiner]
+        E2E.waitUntil(15, "every proxy back on the second version") { everyone.allSatisfy { route($0)?.cluster == "backend_b" } }
+        XCTAssertEqual(rolloutState()?.actions.map(\.action), ["pause", "resume", "promote", "abort"])
+        XCTAssertEqual(rolloutState()?.actions.map(\.by), ["ana", "ana", "ana", "ana"])
+        let statusAfterAbort = meshctl(["rollout", "status", "--store", store, "--version", third])
+        XCTAssertEqual(statusAfterAbort.status, 4, statusAfterAbort.stdout + statusAfterAbort.stderr)
+        result = meshctl(["rollout", "abort"] + operatorArguments)
+        XCTAssertEqual(result.status, 1, "nothing to abort any more: \(result.stderr)")
+    }
+
+    func testACanaryKilledAfterReceivingTheVersionFailsTheRollout() throws {
+        let policy = RolloutPolicy(waves: [.proxies(1), .percent(100)], bakeMilliseconds: 5000)
+        try publish([group("web", routeTo: "backend_a", policy: policy)])
+        let server = try startServer()
+        let web = try (0..<3).map { _ in try startEnvoy(group: "web", serverPort: server.port) }
+        E2E.waitUntil(60, "three Envoys on the first version") { web.allSatisfy { route($0)?.cluster == "backend_a" } }
+        let first = try SnapshotStore(directory: store).currentVersion()!
+        let canary = RolloutMachine.canaryOrder(web.map(\.node)).first!
+        let canaryProxy = web.first { $0.node == canary }!
+
+        try publish([group("web", routeTo: "backend_b", policy: policy)])
+        E2E.waitUntil(10, "the canary to take the new version") { route(canaryProxy)?.cluster == "backend_b" }
+        canaryProxy.process.kill9()
+        E2E.waitUntil(10, "the rollout to roll back") { server.process.output.contains("rollout.rolled-back") }
+        XCTAssertEqual(try SnapshotStore(directory: store).currentVersion(), first)
+        XCTAssertEqual(rolloutState()?.failure?.kind, .disconnected)
+        XCTAssertEqual(rolloutState()?.failure?.proxy.node, canary)
+        for proxy in web where proxy.node != canary { XCTAssertEqual(route(proxy)?.cluster, "backend_a", "\(proxy.node) never received it") }
+    }
+}
