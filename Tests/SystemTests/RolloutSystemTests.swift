@@ -300,4 +300,39 @@ final class RolloutSystemTests: XCTestCase {
         XCTAssertEqual(rolloutState()?.failure?.proxy.node, canary)
         for proxy in web where proxy.node != canary { XCTAssertEqual(route(proxy)?.cluster, "backend_a", "\(proxy.node) never received it") }
     }
+
+    func testARestartedServerContinuesTheSameWave() throws {
+        let policy = RolloutPolicy(waves: [.proxies(1), .percent(50), .percent(100)], bakeMilliseconds: 120_000)
+        try publish([group("web", routeTo: "backend_a", policy: policy)])
+        let port = E2E.freePort()
+        let server = try startServer(port: port)
+        let web = try (0..<4).map { _ in try startEnvoy(group: "web", serverPort: port) }
+        E2E.waitUntil(60, "four Envoys on the first version") { web.allSatisfy { route($0)?.cluster == "backend_a" } }
+        let second = try publish([group("web", routeTo: "backend_b", policy: policy)])
+        E2E.waitUntil(10, "the rollout to start") { rolloutState()?.target == second }
+        XCTAssertEqual(meshctl(["rollout", "promote", "--store", store, "--operator", "ana"]).status, 0)
+        E2E.waitUntil(10, "the second wave") { rolloutState()?.groups["web"]?.wave == 1 }
+        let plan = try XCTUnwrap(rolloutState()?.groups["web"])
+        let onNew = Set(plan.members(ofWave: 0) + plan.members(ofWave: 1))
+        XCTAssertEqual(onNew.count, 2, "waves of 1 and 2 of 4 proxies")
+        func onExpectedVersions() -> Bool {
+            web.allSatisfy { route($0)?.cluster == (onNew.contains($0.node) ? "backend_b" : "backend_a") }
+        }
+        E2E.waitUntil(10, "the first two waves on the new version, the rest on the previous one") { onExpectedVersions() }
+
+        server.process.stop()
+        XCTAssertEqual(rolloutState()?.phase, .running, "a draining server's closing streams are not proxies failing")
+        let restarted = try startServer(port: port)
+        E2E.waitUntil(15, "the restarted server to continue the rollout") { restarted.process.output.contains("rollout.resumed") }
+        E2E.waitUntil(30, "every Envoy back on the restarted server") {
+            let table = E2E.get(restarted.adminPort, "/debug/proxies").flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return table?["proxy_count"] as? Int == web.count
+        }
+        usleep(1_000_000)
+        XCTAssertTrue(onExpectedVersions(), "no proxy went forward or back across the restart")
+        XCTAssertEqual(rolloutState()?.groups["web"]?.wave, 1, "the same wave: not restarted, not skipped")
+        XCTAssertEqual(rolloutState()?.phase, .running)
+        XCTAssertEqual(meshctl(["rollout", "promote", "--store", store, "--operator", "ana"]).status, 0)
+        E2E.waitUntil(10, "the last wave after the restart") { web.allSatisfy { route($0)?.cluster == "backend_b" } }
+    }
 }
