@@ -70,13 +70,19 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
 
     // MARK: Snapshots
 
-    /// Serves a newly live snapshot, at once or as the start (or the continuation after a restart) of a rollout.
-    /// Returns the number of streams handed a new view.
+    /// Serves a newly live snapshot: at once, as the start (or, after a restart, the continuation) of a rollout,
+    /// or — while another rollout runs — queued behind it. Returns the number of streams handed a new view.
     public func serve(_ snapshot: Snapshot) -> Int {
         let version = snapshot.metadata.version
         let policies = Self.policies(of: snapshot)
         let now = Self.now()
-        enum Decision { case immediate, keep(ServedSnapshot), restore(RolloutMachine, ServedSnapshot), start(ServedSnapshot) }
+        enum Decision {
+            case immediate
+            case keep(ServedSnapshot)
+            case restore(RolloutMachine, target: Snapshot, before: ServedSnapshot)
+            case queued(RolloutState, replaced: String?)
+            case start
+        }
         var ended: [RolloutChange] = []
         var endedState: RolloutState?
         let decision: Decision = lock.withLock {
@@ -87,63 +93,96 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
                 return .immediate
             }
             if first {
-                // A restarted server continues a rollout of the version that is still live.
-                if let saved = savedState(), saved.phase.isActive, saved.target == version,
-                   let before = try? store.load(version: saved.previous) {
-                    return .restore(RolloutMachine(restoring: saved), ServedSnapshot(before))
+                // A restarted server continues a rollout of the version that is still live, or of the version a
+                // publish is queued behind.
+                if let saved = savedState(), saved.phase.isActive, let before = try? store.load(version: saved.previous) {
+                    if saved.target == version { return .restore(RolloutMachine(restoring: saved), target: snapshot, before: ServedSnapshot(before)) }
+                    if saved.queued == version, let target = try? store.load(version: saved.target) {
+                        return .restore(RolloutMachine(restoring: saved), target: target, before: ServedSnapshot(before))
+                    }
                 }
                 return .immediate
             }
-            if machine?.state.target == version && machine!.state.phase.isActive, let previous { return .keep(previous) }
-            // Anything newer replaces a rollout still under way; proxies of its passed waves go forward, not back.
-            if machine != nil, machine!.state.phase.isActive {
-                ended = machine!.supersede(now: now)
-                endedState = machine!.state
+            if let machine, machine.state.phase.isActive {
+                if machine.state.target == version, let previous { return .keep(previous) }
+                // An emergency override (no policy) or a person's rollback goes everywhere now, ending the rollout.
+                if policies.isEmpty || isOperatorRollback(to: version) {
+                    ended = self.machine!.supersede(now: now)
+                    endedState = self.machine!.state
+                    return .immediate
+                }
+                // Anything else waits for the running rollout; a newer publish replaces one already waiting.
+                let replaced = self.machine!.enqueue(version)
+                return .queued(self.machine!.state, replaced: replaced)
             }
             guard !policies.isEmpty, let current = hub.current, current.version != version else { return .immediate }
             if isOperatorRollback(to: version) { return .immediate }
-            let base = endedState.flatMap { _ in previous } ?? current
-            return .start(base)
+            return .start
         }
         if let endedState { perform(ended, state: endedState) }
         switch decision {
         case .immediate:
-            lock.withLock { if machine?.state.phase.isActive == true { machine = nil }; previous = nil }
+            lock.withLock { previous = nil }
             clearWaveGauges()
             return hub.serve(snapshot)
         case .keep(let before):
             return hub.serve(snapshot, rollout: serving(before))
-        case .restore(let restored, let before):
+        case .restore(let restored, let target, let before):
             lock.withLock {
                 machine = restored
                 previous = before
             }
-            log.info("rollout.resumed", ["target": String(version.prefix(12)), "previous": String(restored.state.previous.prefix(12)),
-                                         "waves": waveText(restored.state)])
+            log.info("rollout.resumed", ["target": String(restored.state.target.prefix(12)), "previous": String(restored.state.previous.prefix(12)),
+                                         "queued": String(restored.state.queued?.prefix(12) ?? "none"), "waves": waveText(restored.state)])
             updateWaveGauges(restored.state)
-            return hub.serve(snapshot, rollout: serving(before))
-        case .start(let before):
-            let next = ServedSnapshot(snapshot)
-            var inputs: [String: GroupRolloutInput] = [:]
-            for (group, policy) in policies {
-                // A group the previous version did not have cannot be held back on it.
-                guard let old = before.groups[group], let new = next.groups[group] else { continue }
-                inputs[group] = GroupRolloutInput(policy: policy, changed: old.contentHash != new.contentHash)
-            }
-            let started: RolloutState = lock.withLock {
-                let fresh = RolloutMachine(id: UUID().uuidString.lowercased(), target: version, previous: before.version,
-                                           groups: inputs, connected: Array(streams.values), now: now)
-                machine = fresh
-                previous = before
-                return fresh.state
-            }
-            save(started)
-            log.info("rollout.started", ["target": String(version.prefix(12)), "previous": String(before.version.prefix(12)),
-                                         "groups": "\(inputs.count)", "waves": waveText(started)])
-            updateWaveGauges(started)
-            let notified = hub.serve(snapshot, rollout: serving(before))
-            tick()
-            return notified
+            return hub.serve(target, rollout: serving(before))
+        case .queued(let state, let replaced):
+            save(state)
+            log.info("rollout.queued", ["version": String(version.prefix(12)), "behind": String(state.target.prefix(12)),
+                                        "replaced": String(replaced?.prefix(12) ?? "none")])
+            return 0
+        case .start:
+            guard let before = hub.current else { return hub.serve(snapshot) }
+            return start(snapshot, policies: policies, before: before, now: now)
+        }
+    }
+
+    /// Starts rolling `snapshot` out over `before` (what every proxy has now).
+    private func start(_ snapshot: Snapshot, policies: [String: RolloutPolicy], before: ServedSnapshot, now: Int64) -> Int {
+        let version = snapshot.metadata.version
+        let next = ServedSnapshot(snapshot)
+        var inputs: [String: GroupRolloutInput] = [:]
+        for (group, policy) in policies {
+            // A group the previous version did not have cannot be held back on it.
+            guard let old = before.groups[group], let new = next.groups[group] else { continue }
+            inputs[group] = GroupRolloutInput(policy: policy, changed: old.contentHash != new.contentHash)
+        }
+        let started: RolloutState = lock.withLock {
+            let fresh = RolloutMachine(id: UUID().uuidString.lowercased(), target: version, previous: before.version,
+                                       groups: inputs, connected: Array(streams.values), now: now)
+            machine = fresh
+            previous = before
+            return fresh.state
+        }
+        save(started)
+        log.info("rollout.started", ["target": String(version.prefix(12)), "previous": String(before.version.prefix(12)),
+                                     "groups": "\(inputs.count)", "waves": waveText(started)])
+        updateWaveGauges(started)
+        let notified = hub.serve(snapshot, rollout: serving(before))
+        queue.async { [weak self] in self?.tick() }
+        return notified
+    }
+
+    /// The rollout completed with a publish waiting behind it: that one starts now, over the version just rolled out.
+    private func startQueued(_ version: String) {
+        guard let before = hub.current else { return }
+        do {
+            let snapshot = try store.load(version: version)
+            log.info("rollout.dequeued", ["version": String(version.prefix(12)), "previous": String(before.version.prefix(12))])
+            _ = start(snapshot, policies: Self.policies(of: snapshot), before: before, now: Self.now())
+        } catch {
+            log.error("rollout.queued-unloadable", ["version": String(version.prefix(12)), "error": "\(error)",
+                                                    "serving": String(before.version.prefix(12))])
         }
     }
 
@@ -271,6 +310,7 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
 
     private func perform(_ changes: [RolloutChange], state: RolloutState) {
         save(state)
+        updateWaveGauges(state)
         var redeliver = false
         for change in changes {
             switch change {
@@ -296,6 +336,7 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
                 case .completed:
                     lock.withLock { previous = nil }
                     hub.updateRollout(nil)
+                    if let queued = state.queued { startQueued(queued) }
                 case .rolledBack, .aborted:
                     rollBack(state, phase: phase)
                 default: break
@@ -303,14 +344,13 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
             }
         }
         if redeliver { hub.redeliver() }
-        updateWaveGauges(state)
     }
 
     /// Every proxy goes back to the previous version now (the machine admits none to the target any more), then
     /// the live pointer moves back through the store, recording why.
     private func rollBack(_ state: RolloutState, phase: RolloutPhase) {
         hub.redeliver()
-        let reason: String
+        var reason: String
         let author: String
         if phase == .aborted, let action = state.actions.last(where: { $0.action == "abort" }) {
             reason = "rollout of \(state.target.prefix(12)) aborted by \(action.by)" + (action.reason.map { ": \($0)" } ?? "")
@@ -319,6 +359,8 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
             reason = "automatic rollback: " + (state.failure?.summary ?? "the rollout failed")
             author = "meshctl serve (rollout)"
         }
+        // A publish waiting behind the rollout is dropped with it (it was written on top of the rolled-back version).
+        if let queued = state.queued { reason += "; the publish of \(queued.prefix(12)) that waited behind it is dropped (publish it again)" }
         lock.withLock { expectedRollback = state.previous }
         do {
             _ = try store.rollback(to: state.previous, reason: reason, author: author)

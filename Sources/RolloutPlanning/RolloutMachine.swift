@@ -311,6 +311,17 @@ public struct RolloutMachine: Sendable {
         return [action, .finished(.aborted)]
     }
 
+    /// A newer version was published while this rollout runs: it waits until this one completes. A version already
+    /// waiting is replaced (collapsed): only the newest is rolled out next. Returns the version it replaced.
+    @discardableResult
+    public mutating func enqueue(_ version: String) -> String? {
+        guard state.phase.isActive, version != state.queued else { return nil }
+        let replaced = state.queued
+        if let replaced { state.collapsed.append(replaced) }
+        state.queued = version
+        return replaced
+    }
+
     /// A newer version became live before this one was everywhere.
     public mutating func supersede(now: Int64) -> [RolloutChange] {
         guard state.phase.isActive else { return [] }

@@ -173,6 +173,11 @@ public struct RolloutState: Codable, Sendable, Equatable {
     public var failure: RolloutFailure?
     public var actions: [RolloutOperatorAction]
     public var finishedAt: Int64?
+    /// The newest version published while this rollout ran: it starts when this one completes (and is dropped
+    /// when this one is rolled back). Nil when nothing waits.
+    public var queued: String?
+    /// Versions that waited in the queue and were replaced there by a newer publish, oldest first.
+    public var collapsed: [String]
 
     public init(id: String, target: String, previous: String, startedAt: Int64, groups: [String: GroupRollout]) {
         self.id = id
@@ -184,6 +189,8 @@ public struct RolloutState: Codable, Sendable, Equatable {
         self.failure = nil
         self.actions = []
         self.finishedAt = nil
+        self.queued = nil
+        self.collapsed = []
     }
 
     public func encoded() -> Data {

@@ -35,6 +35,8 @@ public protocol RolloutStateStoring: Sendable {
     func submitRolloutRequest(_ request: RolloutRequest) throws(SnapshotStoreError)
     /// Takes every waiting request, oldest first (each is returned once).
     func takeRolloutRequests() throws(SnapshotStoreError) -> [RolloutRequest]
+    /// How many requests wait to be taken.
+    func pendingRolloutRequestCount() throws(SnapshotStoreError) -> Int
 }
 
 extension SnapshotStore: RolloutStateStoring {
@@ -74,6 +76,11 @@ extension SnapshotStore: RolloutStateStoring {
             if let request = try? decoder.decode(RolloutRequest.self, from: Data(bytes)) { requests.append(request) }
         }
         return requests
+    }
+
+    public func pendingRolloutRequestCount() throws(SnapshotStoreError) -> Int {
+        guard fs.status(rolloutRequestsDirectory) != nil else { return 0 }
+        return try io { () throws(FileSystemError) in try fs.listDirectory(rolloutRequestsDirectory) }.filter { $0.hasSuffix(".json") }.count
     }
 
     /// Writes `bytes` to a temporary name and renames it into place, creating the rollout directories on first use.

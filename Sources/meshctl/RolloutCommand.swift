@@ -129,6 +129,13 @@ struct RolloutCommand: ParsableCommand {
                 }
                 return Verdict(text: describe(state), exit: exit, done: !(state.phase == .running || state.phase == .paused), phase: state.phase.rawValue)
             }
+            if let state, state.queued == version || state.collapsed.contains(version) {
+                let waiting = state.queued == version
+                let text = waiting ? "version \(version.prefix(12)): queued behind the rollout of \(state.target.prefix(12)) (\(state.phase.rawValue))\n"
+                                   : "version \(version.prefix(12)): replaced in the queue by a newer publish (\(state.queued?.prefix(12) ?? "none")); it will not roll out\n"
+                return Verdict(text: text + describe(state), exit: waiting ? RolloutCommand.exitInProgress : RolloutCommand.exitEnded,
+                               done: !waiting, phase: waiting ? "queued" : "collapsed")
+            }
             // No rollout of this version recorded: published without a policy, or the server has not started it yet.
             let snapshot: Snapshot
             do { snapshot = try store.load(version: version) } catch {
@@ -149,6 +156,8 @@ struct RolloutCommand: ParsableCommand {
             if let finished = state.finishedAt { out += ", ended \(time(finished)) (\(seconds(finished - state.startedAt)))" }
             out += "\n"
             if let failure = state.failure { out += "FAILED: \(failure.summary)\n" }
+            if let queued = state.queued { out += "queued behind it: \(queued.prefix(12))\n" }
+            if !state.collapsed.isEmpty { out += "replaced in the queue (collapsed to the newest): \(state.collapsed.map { String($0.prefix(12)) }.joined(separator: ", "))\n" }
             for group in state.groups.keys.sorted() {
                 let plan = state.groups[group]!
                 let position = plan.isComplete ? "complete" : "wave \(plan.wave + 1) of \(plan.policy.waves.count)"
@@ -222,16 +231,29 @@ struct RolloutCommand: ParsableCommand {
                 throw Exit.usage
             }
             let sentMilliseconds = Int64((sent.timeIntervalSince1970 * 1000).rounded(.down))
+            // Taken: the server consumed the request. Recorded: it is in the rollout's actions, or it ended the
+            // rollout and the next queued one replaced the state.
+            var takenAt: Date?
             let deadline = Date().addingTimeInterval(timeout)
             while Date() < deadline {
-                if let now = try store.state(snapshots),
-                   now.actions.contains(where: { $0.action == action && $0.by == `operator` && $0.at >= sentMilliseconds }) {
-                    print("rollout \(action): taken by the server; the rollout of \(now.target.prefix(12)) is \(now.phase.rawValue)")
-                    return
+                if takenAt == nil, (try? snapshots.pendingRolloutRequestCount()) == 0 { takenAt = Date() }
+                if let now = try store.state(snapshots) {
+                    if now.actions.contains(where: { $0.action == action && $0.by == `operator` && $0.at >= sentMilliseconds }) {
+                        print("rollout \(action): taken by the server; the rollout of \(now.target.prefix(12)) is \(now.phase.rawValue)")
+                        return
+                    }
+                    if now.target != state.target {
+                        print("rollout \(action): taken by the server; the rollout of \(state.target.prefix(12)) is over and the queued \(now.target.prefix(12)) is \(now.phase.rawValue)")
+                        return
+                    }
+                }
+                if let takenAt, Date().timeIntervalSince(takenAt) > 2 {
+                    printError("meshctl: rollout \(action): the server took the request but did not apply it (its log says why: rollout.request-refused)")
+                    throw RolloutCommand.exitFailed
                 }
                 usleep(100_000)
             }
-            printError("meshctl: rollout \(action): the server has not taken the request within \(Int(timeout))s (is meshctl serve running on \(store.store)? its log says why it refused one)")
+            printError("meshctl: rollout \(action): the server has not taken the request within \(Int(timeout))s (is meshctl serve running on \(store.store)?)")
             throw Exit.usage
         }
     }

@@ -187,4 +187,15 @@ final class RolloutMachineTests: XCTestCase {
         XCTAssertTrue(all.allSatisfy { m.receivesTarget($0) })
         XCTAssertTrue(m.state.groups["web"]!.isComplete)
     }
+
+    func testPublishesQueueBehindARunningRolloutAndCollapseToTheNewest() throws {
+        var (m, _) = machine()
+        XCTAssertNil(m.enqueue("v3"))
+        XCTAssertEqual(m.enqueue("v4"), "v3")
+        XCTAssertEqual(m.state.queued, "v4")
+        XCTAssertEqual(m.state.collapsed, ["v3"])
+        _ = try m.abort(by: "ana", reason: nil, now: 1)
+        XCTAssertNil(m.enqueue("v5"), "an ended rollout queues nothing")
+        XCTAssertEqual(m.state.queued, "v4")
+    }
 }

@@ -89,7 +89,9 @@ final class RolloutSystemTests: XCTestCase {
 
     /// A group routing "/" to `cluster`, with an optional extra listener and rollout policy record.
     func group(_ name: String, routeTo cluster: String, policy: RolloutPolicy?, extraListener: String? = nil) throws -> ProxyGroupResources {
-        let base = try E2E.group(name, listenerPort: 0, routeTo: cluster, clusters: ["backend_a": upstreamA, "backend_b": upstreamB],
+        var clusters = ["backend_a": upstreamA, "backend_b": upstreamB]
+        clusters[cluster] = clusters[cluster] ?? upstreamA
+        let base = try E2E.group(name, listenerPort: 0, routeTo: cluster, clusters: clusters,
                                  identities: ["spiffe://mesh.local/proxy/\(name)"], extraListener: extraListener)
         var list = base.resources.values.flatMap(\.values)
         if let policy { list.append(Resource(typeURL: RolloutPolicy.typeURL, name: name, body: policy.encoded())) }
@@ -334,5 +336,45 @@ final class RolloutSystemTests: XCTestCase {
         XCTAssertEqual(rolloutState()?.phase, .running)
         XCTAssertEqual(meshctl(["rollout", "promote", "--store", store, "--operator", "ana"]).status, 0)
         E2E.waitUntil(10, "the last wave after the restart") { web.allSatisfy { route($0)?.cluster == "backend_b" } }
+    }
+
+    func testPublishesDuringARolloutQueueBehindItAndCollapseToTheNewest() throws {
+        let policy = RolloutPolicy(waves: [.proxies(1), .percent(100)], bakeMilliseconds: 120_000)
+        try publish([group("web", routeTo: "backend_a", policy: policy)])
+        let server = try startServer()
+        let web = try (0..<3).map { _ in try startEnvoy(group: "web", serverPort: server.port) }
+        E2E.waitUntil(60, "three Envoys on the first version") { web.allSatisfy { route($0)?.cluster == "backend_a" } }
+        let second = try publish([group("web", routeTo: "backend_b", policy: policy)])
+        E2E.waitUntil(10, "the rollout of the second version") { rolloutState()?.target == second }
+        let third = try publish([group("web", routeTo: "backend_c", policy: policy)])
+        E2E.waitUntil(10, "the third version to queue") { rolloutState()?.queued == third }
+        let fourth = try publish([group("web", routeTo: "backend_d", policy: policy)])
+        E2E.waitUntil(10, "the fourth version to replace it in the queue") { rolloutState()?.queued == fourth }
+        XCTAssertEqual(rolloutState()?.collapsed, [third])
+        XCTAssertEqual(rolloutState()?.target, second, "the running rollout goes on")
+        var result = meshctl(["rollout", "status", "--store", store])
+        XCTAssertEqual(result.status, 3, "the latest publish is queued: \(result.stdout)")
+        XCTAssertTrue(result.stdout.contains("queued behind the rollout of \(second.prefix(12))"), result.stdout)
+        result = meshctl(["rollout", "status", "--store", store, "--version", third])
+        XCTAssertEqual(result.status, 4, result.stdout)
+        usleep(500_000)
+        XCTAssertTrue(web.allSatisfy { ["backend_a", "backend_b"].contains(route($0)?.cluster ?? "") }, "no proxy received a queued version")
+
+        // The second version completes (two promotes: its last wave, then done); the newest queued one starts over
+        // it with its own first wave.
+        XCTAssertEqual(meshctl(["rollout", "promote", "--store", store, "--operator", "ana"]).status, 0)
+        XCTAssertEqual(meshctl(["rollout", "promote", "--store", store, "--operator", "ana"]).status, 0)
+        E2E.waitUntil(10, "the fourth version's rollout to start") { rolloutState()?.target == fourth }
+        XCTAssertEqual(rolloutState()?.previous, second)
+        let canary = try XCTUnwrap(rolloutState()?.groups["web"]?.members(ofWave: 0).first)
+        E2E.waitUntil(10, "the canary on the fourth version, the others on the second") {
+            web.allSatisfy { route($0)?.cluster == ($0.node == canary ? "backend_d" : "backend_b") }
+        }
+        XCTAssertFalse(web.contains { route($0)?.cluster == "backend_c" }, "the collapsed version never went out")
+        XCTAssertEqual(meshctl(["rollout", "promote", "--store", store, "--operator", "ana"]).status, 0)
+        XCTAssertEqual(meshctl(["rollout", "promote", "--store", store, "--operator", "ana"]).status, 0)
+        let done = meshctl(["rollout", "status", "--store", store, "--wait", "--timeout", "20"], timeout: 40)
+        XCTAssertEqual(done.status, 0, done.stdout + done.stderr)
+        E2E.waitUntil(10, "every proxy on the fourth version") { web.allSatisfy { route($0)?.cluster == "backend_d" } }
     }
 }
