@@ -17,6 +17,9 @@ import XDSProtocol
 /// the store watcher, ticks from its own queue. Lock order: the controller never calls the hub while holding
 /// its lock (the hub calls `receivesNew` outside its own).
 public final class RolloutController: XDSServerObserver, @unchecked Sendable {
+    // @unchecked Sendable: rule 2 — every mutable field (machine, previous, expectedRollback, streams, stopped,
+    // loadedOnce, timer, groupsWithWaveGauge) is read and written only under `lock`; hub, store, log and metrics are
+    // thread-safe themselves.
     private let hub: SnapshotHub
     private let store: any SnapshotStoring
     private let log: ServerLog
