@@ -171,7 +171,7 @@ let package = Package(
         // `meshctl serve` wired: store → cache → xDS server → transport, metrics and logs as observers, admin beside.
         .target(
             name: "ControlPlane",
-            dependencies: ["MeshAdmin", "MeshServer", "RolloutPlanning", "ServerTelemetry", "SnapshotStorage", "Transport", "XDSCache"]
+            dependencies: ["Locking", "MeshAdmin", "MeshServer", "RolloutPlanning", "ServerTelemetry", "SnapshotStorage", "Transport", "XDSCache"]
         ),
         // The client side of meshctl's xDS port for operators: CSDS fetch (`meshctl status`).
         .target(

@@ -5,6 +5,10 @@
 // version (the hub), save the state (the store), move the live pointer back on failure (the
 // store's rollback, recorded in history), count, log.
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Locking
 import MeshModel
 import MeshServer
 import RolloutPlanning
@@ -36,6 +40,8 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
     private let queue = DispatchQueue(label: "meshctl.rollout")
     private var timer: DispatchSourceTimer?
     private var groupsWithWaveGauge: Set<String> = []
+    /// For the policies' external gates (no cache, no cookies).
+    private let gateSession = URLSession(configuration: .ephemeral)
 
     /// How often waves are judged and operators' requests taken.
     public static let tickInterval: DispatchTimeInterval = .milliseconds(100)
@@ -329,6 +335,9 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
                 log.error("rollout.failed", ["target": String(state.target.prefix(12)), "node": failure.proxy.node, "group": failure.proxy.group,
                                              "kind": failure.kind.rawValue, "type": failure.typeURL ?? "", "error": failure.detail,
                                              "action": state.phase == .halted ? "halt" : "rollback"])
+            case .gateRequested(let group, let wave, let gate):
+                log.info("rollout.gate-asked", ["target": String(state.target.prefix(12)), "group": group, "wave": "\(wave + 1)", "url": gate.url])
+                askGate(gate, group: group, wave: wave, rolloutID: state.id)
             case .operatorAction(let action):
                 redeliver = true
                 log.info("rollout.operator", ["target": String(state.target.prefix(12)), "action": action.action, "by": action.by, "reason": action.reason ?? ""])
@@ -372,6 +381,55 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
             lock.withLock { expectedRollback = nil }
             log.error("rollout.rollback-failed", ["to": String(state.previous.prefix(12)), "error": "\(error)",
                                                   "fix": "proxies are served the previous version; run meshctl snapshot rollback \(state.previous.prefix(12))"])
+        }
+    }
+
+    /// GETs the gate's URL off the lock; a 2xx answer passes the wave, anything else (another status, an error,
+    /// no answer within the gate's timeout) fails it with what happened.
+    private func askGate(_ gate: RolloutPolicy.Gate, group: String, wave: Int, rolloutID: String) {
+        guard let url = URL(string: gate.url) else {
+            answerGate(group: group, wave: wave, rolloutID: rolloutID, passed: false, detail: "the gate URL \(gate.url) cannot be parsed")
+            return
+        }
+        var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: Double(gate.timeoutMilliseconds) / 1000)
+        request.httpMethod = "GET"
+        let started = Date()
+        // Answered once: by the response, or by our own deadline (URLSession's timeout does not bound a server that
+        // accepts the connection and never answers).
+        let answered = Locked(false)
+        let claim: @Sendable () -> Bool = { answered.withLock { done in defer { done = true }; return !done } }
+        let task = gateSession.dataTask(with: request) { [weak self] data, response, error in
+            guard claim() else { return }
+            let elapsed = String(format: "%.1fs", Date().timeIntervalSince(started))
+            let passed: Bool
+            let detail: String
+            if let error {
+                passed = false
+                detail = "the gate \(gate.url) could not be asked (\(elapsed)): \(error.localizedDescription)"
+            } else if let http = response as? HTTPURLResponse {
+                let body = String(decoding: (data ?? Data()).prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                passed = (200..<300).contains(http.statusCode)
+                detail = "the gate \(gate.url) answered HTTP \(http.statusCode)" + (body.isEmpty ? "" : ": \(body)")
+            } else {
+                passed = false
+                detail = "the gate \(gate.url) gave no HTTP answer"
+            }
+            self?.answerGate(group: group, wave: wave, rolloutID: rolloutID, passed: passed, detail: detail)
+        }
+        task.resume()
+        queue.asyncAfter(deadline: .now() + .milliseconds(Int(gate.timeoutMilliseconds))) { [weak self] in
+            guard claim() else { return }
+            task.cancel()
+            self?.answerGate(group: group, wave: wave, rolloutID: rolloutID, passed: false,
+                             detail: "the gate \(gate.url) did not answer within \(RolloutPolicy.seconds(gate.timeoutMilliseconds))")
+        }
+    }
+
+    private func answerGate(group: String, wave: Int, rolloutID: String, passed: Bool, detail: String) {
+        log.info("rollout.gate-answered", ["group": group, "wave": "\(wave + 1)", "passed": "\(passed)", "detail": detail])
+        step { machine, _ in
+            guard machine.state.id == rolloutID else { return [] }
+            return machine.gateAnswered(group: group, wave: wave, passed: passed, detail: detail, now: Self.now())
         }
     }
 

@@ -50,21 +50,37 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
         case halt
     }
 
+    /// An external check asked at the end of each wave's bake: an HTTP GET that must answer 2xx within `timeout`
+    /// (e.g. a service that runs a Prometheus query of error rates). Any other answer, or none, fails the wave.
+    public struct Gate: Codable, Sendable, Equatable {
+        public var url: String
+        public var timeoutMilliseconds: Int64
+
+        public init(url: String, timeoutMilliseconds: Int64) {
+            self.url = url
+            self.timeoutMilliseconds = timeoutMilliseconds
+        }
+
+        enum CodingKeys: String, CodingKey { case url, timeoutMilliseconds = "timeout_ms" }
+    }
+
     public var waves: [WaveSize]
     /// How long every proxy of a wave must stay connected after ACKing before the next wave starts.
     public var bakeMilliseconds: Int64
     /// How long a proxy may take to ACK every changed type before its silence fails the wave.
     public var ackTimeoutMilliseconds: Int64
     public var onFailure: FailureAction
+    public var gate: Gate?
 
     public static let defaultAckTimeoutMilliseconds: Int64 = 10_000
 
     public init(waves: [WaveSize], bakeMilliseconds: Int64, ackTimeoutMilliseconds: Int64 = defaultAckTimeoutMilliseconds,
-                onFailure: FailureAction = .rollback) {
+                onFailure: FailureAction = .rollback, gate: Gate? = nil) {
         self.waves = waves
         self.bakeMilliseconds = bakeMilliseconds
         self.ackTimeoutMilliseconds = ackTimeoutMilliseconds
         self.onFailure = onFailure
+        self.gate = gate
     }
 
     /// What is wrong with the waves, as one sentence per problem (empty when they are usable): they must grow,
@@ -107,7 +123,7 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case waves, bake = "bake_ms", ackTimeout = "ack_timeout_ms", onFailure = "on_failure"
+        case waves, bake = "bake_ms", ackTimeout = "ack_timeout_ms", onFailure = "on_failure", gate
     }
 
     public init(from decoder: any Decoder) throws {
@@ -122,6 +138,7 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
         bakeMilliseconds = try c.decode(Int64.self, forKey: .bake)
         ackTimeoutMilliseconds = try c.decodeIfPresent(Int64.self, forKey: .ackTimeout) ?? Self.defaultAckTimeoutMilliseconds
         onFailure = try c.decode(FailureAction.self, forKey: .onFailure)
+        gate = try c.decodeIfPresent(Gate.self, forKey: .gate)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -130,6 +147,7 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
         try c.encode(bakeMilliseconds, forKey: .bake)
         try c.encode(ackTimeoutMilliseconds, forKey: .ackTimeout)
         try c.encode(onFailure, forKey: .onFailure)
+        try c.encodeIfPresent(gate, forKey: .gate)
     }
 
     public func encoded() -> [UInt8] {
@@ -145,6 +163,7 @@ public struct RolloutPolicy: Codable, Sendable, Equatable {
     /// "waves 1, 10%, 100%; bake 30s; on failure rollback", for people.
     public var summary: String {
         "waves \(waves.map(\.description).joined(separator: ", ")); bake \(Self.seconds(bakeMilliseconds)); on failure \(onFailure.rawValue)"
+            + (gate.map { "; gate \($0.url)" } ?? "")
     }
 
     public static func seconds(_ ms: Int64) -> String {

@@ -16,6 +16,8 @@ public enum RolloutChange: Sendable, Equatable {
     case finished(RolloutPhase)
     /// An operator's command took effect.
     case operatorAction(RolloutOperatorAction)
+    /// Wave `wave` of `group` baked: ask the policy's gate, and answer with `gateAnswered`.
+    case gateRequested(group: String, wave: Int, gate: RolloutPolicy.Gate)
 }
 
 /// An operator command the rollout cannot take in its phase.
@@ -72,6 +74,8 @@ public struct RolloutMachine: Sendable {
     public init(restoring saved: RolloutState) {
         state = saved
         for (name, group) in saved.groups {
+            // A gate asked before the restart is asked again (its answer died with the old server).
+            if group.gatePassedWave != group.wave { state.groups[name]!.gateAskedWave = nil }
             for (node, progress) in group.proxies {
                 var p = progress
                 p.streams = 0
@@ -226,9 +230,29 @@ public struct RolloutMachine: Sendable {
                 if now - member.settledAt! < group.policy.bakeMilliseconds { passed = false }
             }
             state.groups[name] = group
-            if passed && state.phase == .running { changes += advance(name, now: now) }
+            guard passed && state.phase == .running else { continue }
+            if let gate = group.policy.gate, group.gatePassedWave != group.wave {
+                // The proxies passed; the gate has the last word on this wave.
+                if group.gateAskedWave != group.wave {
+                    state.groups[name]!.gateAskedWave = group.wave
+                    changes.append(.gateRequested(group: name, wave: group.wave, gate: gate))
+                }
+                continue
+            }
+            changes += advance(name, now: now)
         }
         return changes + finishIfComplete(now: now)
+    }
+
+    /// The gate's answer for wave `wave` of `group`: a pass lets the wave advance, anything else fails the rollout.
+    public mutating func gateAnswered(group name: String, wave: Int, passed: Bool, detail: String, now: Int64) -> [RolloutChange] {
+        guard state.phase == .running || state.phase == .paused, let group = state.groups[name], !group.isComplete,
+              group.wave == wave, group.gateAskedWave == wave else { return [] }
+        if passed {
+            state.groups[name]!.gatePassedWave = wave
+            return tick(now: now)
+        }
+        return fail(RolloutFailure(kind: .gate, proxy: ProxyKey(group: name, node: "(gate)"), typeURL: nil, detail: detail, at: now, wave: wave))
     }
 
     /// Moves `group` to its next wave (or completes it), handing the new version to the next wave's members.

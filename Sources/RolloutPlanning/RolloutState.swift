@@ -53,6 +53,8 @@ public struct RolloutFailure: Codable, Sendable, Equatable {
         case disconnected
         /// The proxy did not ACK the new version within the ACK timeout (a hang?).
         case silent
+        /// The policy's external gate answered anything but 2xx, or nothing within its timeout.
+        case gate
     }
 
     public var kind: Kind
@@ -79,6 +81,7 @@ public struct RolloutFailure: Codable, Sendable, Equatable {
         case .nack: return "proxy \(proxy.node) (group \(proxy.group)) rejected\(type) in wave \(wave + 1): \(detail)"
         case .disconnected: return "proxy \(proxy.node) (group \(proxy.group)) disconnected in wave \(wave + 1) within the bake time after receiving the new version"
         case .silent: return "proxy \(proxy.node) (group \(proxy.group)) did not ACK\(type) in wave \(wave + 1): \(detail)"
+        case .gate: return "the gate failed wave \(wave + 1) of group \(proxy.group): \(detail)"
         }
     }
 }
@@ -153,6 +156,9 @@ public struct GroupRollout: Codable, Sendable, Equatable {
     public var completedAt: Int64?
     /// node id → progress.
     public var proxies: [String: ProxyProgress]
+    /// The wave the policy's gate was last asked about, and the last wave it passed.
+    public var gateAskedWave: Int? = nil
+    public var gatePassedWave: Int? = nil
 
     public var isComplete: Bool { completedAt != nil }
 

@@ -22,14 +22,15 @@ final class RolloutPolicyTests: XCTestCase {
 
         let fixture = try MeshFixture()
         try fixture.replace("Configs/mesh.yaml", "\nrollout: immediate\n", with: "\nrollout: {waves: [1, 10%, 50%, 100%], bake: 30s, on_failure: rollback}\n")
-        try fixture.replace("Configs/mesh.yaml", "    kind: ingress\n", with: "    kind: ingress\n    rollout: {waves: [50%, 100%], bake: 2s, on_failure: halt, ack_timeout: 5s}\n")
+        try fixture.replace("Configs/mesh.yaml", "    kind: ingress\n", with: "    kind: ingress\n    rollout: {waves: [50%, 100%], bake: 2s, on_failure: halt, ack_timeout: 5s, gate: {url: \"http://127.0.0.1:9090/ok\", timeout: 3s}}\n")
         try fixture.append("Configs/services/orders.yaml", "\nrollout: immediate\n")
         let report = try fixture.compile(encode: true)
         XCTAssertEqual(report.errorCount, 0, report.summary())
         let mesh = try XCTUnwrap(try policy(report, "frontend"))
         XCTAssertEqual(mesh, RolloutPolicy(waves: [.proxies(1), .percent(10), .percent(50), .percent(100)], bakeMilliseconds: 30_000, onFailure: .rollback))
         XCTAssertEqual(try policy(report, "ingress"),
-                       RolloutPolicy(waves: [.percent(50), .percent(100)], bakeMilliseconds: 2000, ackTimeoutMilliseconds: 5000, onFailure: .halt))
+                       RolloutPolicy(waves: [.percent(50), .percent(100)], bakeMilliseconds: 2000, ackTimeoutMilliseconds: 5000, onFailure: .halt,
+                                     gate: RolloutPolicy.Gate(url: "http://127.0.0.1:9090/ok", timeoutMilliseconds: 3000)))
         XCTAssertNil(try policy(report, "orders"), "a service's `rollout: immediate` overrides the mesh")
         for group in baseline.groups {
             var resources = try XCTUnwrap(report.groups.first { $0.group == group.group }).resources
@@ -49,6 +50,8 @@ final class RolloutPolicyTests: XCTestCase {
             ("rollout: {waves: [1, 100%], bake: 1s, on_failure: retry}", "retry", "rollout.on_failure", "rollback, halt"),
             ("rollout: {waves: [1, 100%]}", "rollout:", "rollout.bake", "needs 'bake'"),
             ("rollout: gradually", "gradually", "rollout", "immediate"),
+            ("rollout: {waves: [1, 100%], bake: 0s, gate: {url: \"http://127.0.0.1:9090/ok\"}}", "bake: 0s", "rollout.bake", "a gate needs a bake time"),
+            ("rollout: {waves: [1, 100%], bake: 5s, gate: {url: \"prometheus:9090\"}}", "prometheus", "rollout.gate.url", "not an http:// or https:// URL"),
         ]
         for c in cases {
             let fixture = try MeshFixture()

@@ -198,4 +198,23 @@ final class RolloutMachineTests: XCTestCase {
         XCTAssertNil(m.enqueue("v5"), "an ended rollout queues nothing")
         XCTAssertEqual(m.state.queued, "v4")
     }
+
+    func testTheGateHasTheLastWordOnEachWave() throws {
+        var gated = policy
+        gated.gate = RolloutPolicy.Gate(url: "http://127.0.0.1:9/ok", timeoutMilliseconds: 1000)
+        var (m, all) = machine(policy: gated)
+        ackAll(&m, all, at: 10)
+        let asked = m.tick(now: 1010)
+        XCTAssertEqual(asked, [.gateRequested(group: "api", wave: 0, gate: gated.gate!), .gateRequested(group: "web", wave: 0, gate: gated.gate!)])
+        XCTAssertEqual(m.tick(now: 1500), [], "asked once; no advance before the answer")
+        XCTAssertEqual(m.gateAnswered(group: "web", wave: 0, passed: true, detail: "HTTP 200", now: 1600), [.waveStarted(group: "web", wave: 1)])
+        XCTAssertEqual(m.gateAnswered(group: "web", wave: 0, passed: false, detail: "late", now: 1700), [], "an answer for a passed wave is ignored")
+        let restored = RolloutMachine(restoring: m.state)
+        XCTAssertNil(restored.state.groups["api"]!.gateAskedWave, "a question lost with the old server is asked again")
+        let failed = m.gateAnswered(group: "api", wave: 0, passed: false, detail: "the gate answered HTTP 500: error rate 7%", now: 1800)
+        guard case .failed(let failure) = failed.first else { return XCTFail("\(failed)") }
+        XCTAssertEqual(failure.kind, .gate)
+        XCTAssertTrue(failure.summary.contains("error rate 7%"), failure.summary)
+        XCTAssertEqual(m.state.phase, .rolledBack)
+    }
 }

@@ -377,4 +377,33 @@ final class RolloutSystemTests: XCTestCase {
         XCTAssertEqual(done.status, 0, done.stdout + done.stderr)
         E2E.waitUntil(10, "every proxy on the fourth version") { web.allSatisfy { route($0)?.cluster == "backend_d" } }
     }
+
+    func testAGateThatPassesLetsWavesAdvanceAndOneThatDoesNotAnswerRollsBack() throws {
+        let gateServer = E2E.freePort()
+        children.append(try startUpstream(port: gateServer, body: "error rate ok", directory: directory))
+        let passing = RolloutPolicy(waves: [.proxies(1), .percent(100)], bakeMilliseconds: 500,
+                                    gate: RolloutPolicy.Gate(url: "http://127.0.0.1:\(gateServer)/check", timeoutMilliseconds: 2000))
+        try publish([group("web", routeTo: "backend_a", policy: passing)])
+        let server = try startServer()
+        let web = try (0..<3).map { _ in try startEnvoy(group: "web", serverPort: server.port) }
+        E2E.waitUntil(60, "three Envoys on the first version") { web.allSatisfy { route($0)?.cluster == "backend_a" } }
+        let second = try publish([group("web", routeTo: "backend_b", policy: passing)])
+        let done = meshctl(["rollout", "status", "--store", store, "--wait", "--timeout", "30"], timeout: 60)
+        XCTAssertEqual(done.status, 0, done.stdout + done.stderr)
+        XCTAssertEqual(server.process.output.components(separatedBy: "rollout.gate-answered").count - 1, 2, "asked once per wave")
+        XCTAssertTrue(web.allSatisfy { route($0)?.cluster == "backend_b" })
+
+        // A gate that accepts the connection and never answers: the wave fails after the gate's timeout, saying so.
+        let silent = try HeldPort(listening: true)
+        let hanging = RolloutPolicy(waves: [.proxies(1), .percent(100)], bakeMilliseconds: 500,
+                                    gate: RolloutPolicy.Gate(url: "http://127.0.0.1:\(silent.port)/check", timeoutMilliseconds: 1000))
+        try publish([group("web", routeTo: "backend_a", policy: hanging)])
+        let failed = meshctl(["rollout", "status", "--store", store, "--wait", "--timeout", "30"], timeout: 60)
+        XCTAssertEqual(failed.status, 1, failed.stdout + failed.stderr)
+        XCTAssertTrue(failed.stdout.contains("did not answer within 1s"), failed.stdout)
+        XCTAssertEqual(rolloutState()?.failure?.kind, .gate)
+        E2E.waitUntil(10, "the store back on the second version") { (try? SnapshotStore(directory: store).currentVersion()) == second }
+        E2E.waitUntil(10, "every proxy back on the second version") { web.allSatisfy { route($0)?.cluster == "backend_b" } }
+        withExtendedLifetime(silent) {}
+    }
 }

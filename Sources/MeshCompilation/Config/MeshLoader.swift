@@ -84,7 +84,7 @@ enum MeshLoader {
             return .immediate
         }
         guard let f = reader.fields(node, path: path, what: "'rollout' (immediate, or a mapping with waves and bake)",
-                                    known: ["waves", "bake", "on_failure", "ack_timeout"], required: ["waves", "bake"]) else { return nil }
+                                    known: ["waves", "bake", "on_failure", "ack_timeout", "gate"], required: ["waves", "bake"]) else { return nil }
         var waves: [RolloutPolicy.WaveSize] = []
         var waveLocations: [SourceLocation] = []
         var ok = true
@@ -114,8 +114,28 @@ enum MeshLoader {
         if let v = reader.choice(f["on_failure"], path: path + ".on_failure", allowed: RolloutPolicy.FailureAction.allCases.map(\.rawValue)) {
             onFailure = RolloutPolicy.FailureAction(rawValue: v.value)!
         } else if f["on_failure"] != nil { ok = false }
+        var gate: RolloutPolicy.Gate?
+        if let n = f["gate"], let g = reader.fields(n, path: path + ".gate", what: "'gate' (an HTTP check asked after each wave's bake)", known: ["url", "timeout"], required: ["url"]) {
+            if let url = reader.string(g["url"], path: path + ".gate.url") {
+                let lower = url.value.lowercased()
+                if (lower.hasPrefix("http://") || lower.hasPrefix("https://")) && url.value.count > 8 && !url.value.contains(" ") {
+                    var timeout: Int64 = 5000
+                    if let v = reader.duration(g["timeout"], path: path + ".gate.timeout") {
+                        if let positive = positive(v, path: path + ".gate.timeout", &reader) { timeout = positive.milliseconds } else { ok = false }
+                    }
+                    gate = RolloutPolicy.Gate(url: url.value, timeoutMilliseconds: timeout)
+                } else {
+                    reader.report("config.rollout", "gate url '\(url.value)' is not an http:// or https:// URL; the gate is asked with an HTTP GET and passes on a 2xx answer", path: path + ".gate.url", at: url.location)
+                    ok = false
+                }
+            } else { ok = false }
+            if let bake, bake.value.milliseconds == 0 {
+                reader.report("config.rollout", "a gate needs a bake time longer than 0: it is asked when a wave's bake ends, to judge what the proxies did meanwhile", path: path + ".bake", at: bake.location)
+                ok = false
+            }
+        } else if f["gate"] != nil { ok = false }
         guard ok, let bake, !waves.isEmpty else { return nil }
-        return .waves(RolloutPolicy(waves: waves, bakeMilliseconds: bake.value.milliseconds, ackTimeoutMilliseconds: ackTimeout, onFailure: onFailure))
+        return .waves(RolloutPolicy(waves: waves, bakeMilliseconds: bake.value.milliseconds, ackTimeoutMilliseconds: ackTimeout, onFailure: onFailure, gate: gate))
     }
 
     static func positive(_ v: Located<ConfigDuration>, path: String, _ reader: inout ConfigReader) -> ConfigDuration? {
