@@ -91,6 +91,11 @@ bench-compile: build
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
 	$(PYTHON) scripts/bench_compile.py --meshctl .build/release/meshctl --envoy $(ENVOY)
 
+# Progressive rollout: what a clean rollout adds over immediate, and a canary NACK with 1,000 simulated proxies.
+bench-rollout: build
+	swift build -c release
+	$(PYTHON) scripts/bench_rollout.py --meshctl .build/release/meshctl --proxies 1000 --bake-ms 2000
+
 bench-store: build $(STAMPS)/apt-bench
 	swift build -c release
 	scripts/bench_store.sh .build/release/meshctl 10000 100
