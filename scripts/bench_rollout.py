@@ -16,39 +16,14 @@ loopback and publishes the synthetic benchmark mesh (`meshctl bench-fixture`):
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
-def stop(process, timeout=20):
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_xds import free_port, stop, wait_port  # noqa: E402  (the same process helpers as make bench)
 
 
 def log_time(text):

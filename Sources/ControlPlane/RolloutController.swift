@@ -92,8 +92,6 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
             case queued(RolloutState, replaced: String?)
             case start
         }
-        var ended: [RolloutChange] = []
-        var endedState: RolloutState?
         let decision: Decision = lock.withLock {
             let first = !loadedOnce
             loadedOnce = true
@@ -116,19 +114,19 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
                 if machine.state.target == version, let previous { return .keep(previous) }
                 // An emergency override (no policy) or a person's rollback goes everywhere now, ending the rollout.
                 if policies.isEmpty || isOperatorRollback(to: version) {
-                    ended = self.machine!.supersede(now: now)
-                    endedState = self.machine!.state
+                    schedule(self.machine!.supersede(now: now), state: self.machine!.state)
                     return .immediate
                 }
                 // Anything else waits for the running rollout; a newer publish replaces one already waiting.
                 let replaced = self.machine!.enqueue(version)
-                return .queued(self.machine!.state, replaced: replaced)
+                let state = self.machine!.state
+                queue.async { [self] in save(state) }
+                return .queued(state, replaced: replaced)
             }
             guard !policies.isEmpty, let current = hub.current, current.version != version else { return .immediate }
             if isOperatorRollback(to: version) { return .immediate }
             return .start
         }
-        if let endedState { perform(ended, state: endedState) }
         switch decision {
         case .immediate:
             lock.withLock { previous = nil }
@@ -146,7 +144,6 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
             updateWaveGauges(restored.state)
             return hub.serve(target, rollout: serving(before))
         case .queued(let state, let replaced):
-            save(state)
             log.info("rollout.queued", ["version": String(version.prefix(12)), "behind": String(state.target.prefix(12)),
                                         "replaced": String(replaced?.prefix(12) ?? "none")])
             return 0
@@ -171,9 +168,10 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
                                        groups: inputs, connected: Array(streams.values), now: now)
             machine = fresh
             previous = before
-            return fresh.state
+            let state = fresh.state
+            queue.async { [self] in save(state) }
+            return state
         }
-        save(started)
         log.info("rollout.started", ["target": String(version.prefix(12)), "previous": String(before.version.prefix(12)),
                                      "groups": "\(inputs.count)", "waves": waveText(started)])
         updateWaveGauges(started)
@@ -304,15 +302,20 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
         }
     }
 
-    /// Runs one machine step under the lock, then performs its changes outside it.
+    /// Runs one machine step under the lock; its changes are performed on the controller's queue, in the order the
+    /// steps took the lock (so saved states never go back), and never on an event loop (a rollback writes to disk).
     private func step(_ body: (inout RolloutMachine, [ObjectIdentifier: ProxyKey]) -> [RolloutChange]) {
-        let result: ([RolloutChange], RolloutState)? = lock.withLock {
-            guard !stopped, machine != nil else { return nil }
+        lock.withLock {
+            guard !stopped, machine != nil else { return }
             let changes = body(&machine!, streams)
-            return (changes, machine!.state)
+            guard !changes.isEmpty else { return }
+            schedule(changes, state: machine!.state)
         }
-        guard let (changes, state) = result, !changes.isEmpty else { return }
-        perform(changes, state: state)
+    }
+
+    /// Queues `perform`; called with the lock held.
+    private func schedule(_ changes: [RolloutChange], state: RolloutState) {
+        queue.async { [self] in perform(changes, state: state) }
     }
 
     // MARK: Performing changes

@@ -130,7 +130,11 @@ struct RolloutCommand: ParsableCommand {
                 return Verdict(text: describe(state), exit: exit, done: !(state.phase == .running || state.phase == .paused), phase: state.phase.rawValue)
             }
             if let state, state.queued == version || state.collapsed.contains(version) {
-                let waiting = state.queued == version
+                let waiting = state.queued == version && (state.phase.isActive || state.phase == .completed)
+                if state.queued == version && !state.phase.isActive && state.phase != .completed {
+                    return Verdict(text: "version \(version.prefix(12)): waited behind the rollout of \(state.target.prefix(12)), which ended \(state.phase.rawValue); it was dropped (publish it again)\n" + describe(state),
+                                   exit: RolloutCommand.exitEnded, done: true, phase: "dropped")
+                }
                 let text = waiting ? "version \(version.prefix(12)): queued behind the rollout of \(state.target.prefix(12)) (\(state.phase.rawValue))\n"
                                    : "version \(version.prefix(12)): replaced in the queue by a newer publish (\(state.queued?.prefix(12) ?? "none")); it will not roll out\n"
                 return Verdict(text: text + describe(state), exit: waiting ? RolloutCommand.exitInProgress : RolloutCommand.exitEnded,
@@ -258,39 +262,54 @@ struct RolloutCommand: ParsableCommand {
         }
     }
 
-    struct Pause: ParsableCommand {
+    /// pause, resume, promote, abort: one command each, all sent the same way.
+    protocol OperatorCommand: ParsableCommand {
+        static var action: String { get }
+        var options: CommandOptions { get }
+        /// The machine's rule for the command (checked locally first, for the same refusal the server would give).
+        static func apply(_ machine: inout RolloutMachine, by: String, reason: String?) throws(RolloutCommandError) -> [RolloutChange]
+    }
+
+    struct Pause: OperatorCommand {
         static let configuration = CommandConfiguration(abstract: "Hold every group at its current wave (failures are still detected).")
+        static let action = "pause"
         @OptionGroup var options: CommandOptions
-        func run() throws {
-            let (by, reason) = (options.operator, options.reason)
-            try options.send("pause") { (m: inout RolloutMachine) throws(RolloutCommandError) in try m.pause(by: by, reason: reason, now: 0) }
+        static func apply(_ m: inout RolloutMachine, by: String, reason: String?) throws(RolloutCommandError) -> [RolloutChange] {
+            try m.pause(by: by, reason: reason, now: 0)
         }
     }
 
-    struct Resume: ParsableCommand {
+    struct Resume: OperatorCommand {
         static let configuration = CommandConfiguration(abstract: "Let a paused rollout advance again.")
+        static let action = "resume"
         @OptionGroup var options: CommandOptions
-        func run() throws {
-            let (by, reason) = (options.operator, options.reason)
-            try options.send("resume") { (m: inout RolloutMachine) throws(RolloutCommandError) in try m.resume(by: by, reason: reason, now: 0) }
+        static func apply(_ m: inout RolloutMachine, by: String, reason: String?) throws(RolloutCommandError) -> [RolloutChange] {
+            try m.resume(by: by, reason: reason, now: 0)
         }
     }
 
-    struct Promote: ParsableCommand {
+    struct Promote: OperatorCommand {
         static let configuration = CommandConfiguration(abstract: "Start the next wave now (skip the rest of the bake); a halted rollout goes everywhere.")
+        static let action = "promote"
         @OptionGroup var options: CommandOptions
-        func run() throws {
-            let (by, reason) = (options.operator, options.reason)
-            try options.send("promote") { (m: inout RolloutMachine) throws(RolloutCommandError) in try m.promote(by: by, reason: reason, now: 0) }
+        static func apply(_ m: inout RolloutMachine, by: String, reason: String?) throws(RolloutCommandError) -> [RolloutChange] {
+            try m.promote(by: by, reason: reason, now: 0)
         }
     }
 
-    struct Abort: ParsableCommand {
+    struct Abort: OperatorCommand {
         static let configuration = CommandConfiguration(abstract: "Stop the rollout and roll the live version back to the previous one.")
+        static let action = "abort"
         @OptionGroup var options: CommandOptions
-        func run() throws {
-            let (by, reason) = (options.operator, options.reason)
-            try options.send("abort") { (m: inout RolloutMachine) throws(RolloutCommandError) in try m.abort(by: by, reason: reason, now: 0) }
+        static func apply(_ m: inout RolloutMachine, by: String, reason: String?) throws(RolloutCommandError) -> [RolloutChange] {
+            try m.abort(by: by, reason: reason, now: 0)
         }
+    }
+}
+
+extension RolloutCommand.OperatorCommand {
+    func run() throws {
+        let (by, reason) = (options.operator, options.reason)
+        try options.send(Self.action) { (m: inout RolloutMachine) throws(RolloutCommandError) in try Self.apply(&m, by: by, reason: reason) }
     }
 }

@@ -6,7 +6,6 @@
 // promote and abort through the store; a proxy joining mid-rollout gets its wave's version and
 // a proxy of a passed wave that reconnects does not go back.
 import Foundation
-import MeshCertificates
 import MeshModel
 import MeshTestSupport
 import RolloutPlanning
@@ -14,30 +13,20 @@ import SnapshotStorage
 import XCTest
 
 final class RolloutSystemTests: XCTestCase {
-    var directory = ""
-    var certs = ""
-    var store = ""
-    var children: [ChildProcess] = []
+    var run: DemoMeshRun!
+    var certs: String { run.certificates }
+    var store: String { run.store }
     var upstreamA = 0, upstreamB = 0
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: E2E.envoy) else {
-            throw XCTSkip("Envoy is not installed at \(E2E.envoy); run through `make test`")
-        }
-        directory = try E2E.temporaryDirectory()
-        certs = directory + "/certs"
-        store = directory + "/store"
-        _ = try DevelopmentCertificates.write(to: certs, trustDomain: "mesh.local", proxies: ["web", "api"], operators: ["oncall"])
+        // Certificates and processes only: each test publishes its own snapshots to the store.
+        run = try DemoMeshRun(proxies: ["web", "api"], operators: ["oncall"], compileDemo: false)
         // Clusters need endpoints only to exist; no traffic is sent (each Envoy's listener binds port 0).
         upstreamA = E2E.freePort()
         upstreamB = E2E.freePort()
     }
 
-    override func tearDown() {
-        for child in children.reversed() { child.stop() }
-        children = []
-        if !directory.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
-    }
+    override func tearDown() { run?.stop() }
 
     // MARK: Helpers
 
@@ -54,15 +43,11 @@ final class RolloutSystemTests: XCTestCase {
         let group: String
     }
 
+    /// `meshctl serve` with its admin endpoint on a free port (read from its log).
     func startServer(port: Int? = nil) throws -> Server {
-        let port = port ?? E2E.freePort()
-        let process = try ChildProcess(E2E.meshctl, ["serve", "--store", store, "--listen", "127.0.0.1:\(port)", "--admin", "127.0.0.1:0",
-                                                     "--tls-cert", certs + "/server.crt", "--tls-key", certs + "/server.key",
-                                                     "--client-ca", certs + "/ca.crt", "--threads", "2", "--drain-seconds", "1"],
-                                       log: directory + "/server-\(UUID().uuidString.prefix(4)).log")
-        children.append(process)
+        let (process, port) = try run.startServe(admin: "127.0.0.1:0", name: "server-\(UUID().uuidString.prefix(4))", port: port)
         var adminPort = 0
-        E2E.waitUntil(15, "meshctl serve and its admin endpoint to listen") {
+        E2E.waitUntil(15, "the admin endpoint to listen") {
             guard let line = process.output.split(separator: "\n").first(where: { $0.contains("admin.listening") }),
                   let range = line.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression) else { return false }
             adminPort = Int(line[range].split(separator: ":").last!) ?? 0
@@ -71,20 +56,14 @@ final class RolloutSystemTests: XCTestCase {
         return Server(process: process, port: port, adminPort: adminPort)
     }
 
+    private var envoys = 0
+
     func startEnvoy(group: String, serverPort: Int, node: String? = nil) throws -> Proxy {
-        let admin = E2E.freePort()
-        let node = node ?? "\(group)-\(admin)"
-        let bootstrap = E2E.run(E2E.meshctl, ["bootstrap", "--node-id", node, "--node-cluster", group, "--server", "127.0.0.1:\(serverPort)",
-                                              "--cert", "\(certs)/\(group).crt", "--key", "\(certs)/\(group).key", "--ca", "\(certs)/ca.crt",
-                                              "--server-name", "localhost", "--admin-port", "\(admin)"], timeout: 30)
-        XCTAssertEqual(bootstrap?.status, 0)
-        let path = directory + "/envoy-\(admin).yaml"
-        try (bootstrap?.output ?? "").write(toFile: path, atomically: true, encoding: .utf8)
-        let envoy = try ChildProcess(E2E.envoy, ["-c", path, "--base-id", "\(admin)", "--disable-hot-restart", "-l", "warning",
-                                                 "--drain-time-s", "1", "--parent-shutdown-time-s", "2"],
-                                     log: directory + "/envoy-\(admin).log")
-        children.append(envoy)
-        return Proxy(process: envoy, adminPort: admin, node: node, group: group)
+        envoys += 1
+        let node = node ?? "\(group)-\(envoys)"
+        let envoy = try run.startEnvoy(group: group, nodeID: node, serverPort: serverPort,
+                                       envoyArguments: ["--drain-time-s", "1", "--parent-shutdown-time-s", "2"])
+        return Proxy(process: envoy.process, adminPort: envoy.adminPort, node: node, group: group)
     }
 
     /// A group routing "/" to `cluster`, with an optional extra listener and rollout policy record.
@@ -380,7 +359,7 @@ final class RolloutSystemTests: XCTestCase {
 
     func testAGateThatPassesLetsWavesAdvanceAndOneThatDoesNotAnswerRollsBack() throws {
         let gateServer = E2E.freePort()
-        children.append(try startUpstream(port: gateServer, body: "error rate ok", directory: directory))
+        try run.startApplication(port: gateServer, body: "error rate ok")
         let passing = RolloutPolicy(waves: [.proxies(1), .percent(100)], bakeMilliseconds: 500,
                                     gate: RolloutPolicy.Gate(url: "http://127.0.0.1:\(gateServer)/check", timeoutMilliseconds: 2000))
         try publish([group("web", routeTo: "backend_a", policy: passing)])
