@@ -221,7 +221,7 @@ let package = Package(
         .testTarget(
             name: "MeshServerTests",
             dependencies: ["MeshTestSupport", "ControlPlane", "MeshServer", "MeshAdmin", "ServerTelemetry", "XDSCache", "XDSClient", "MeshModel",
-                           "MeshCertificates", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
+                           "MeshCertificates", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire", "Locking"]
         ),
         // Real processes: meshctl end to end (every command a user runs), real Envoy proxies, a headless Chromium.
         .testTarget(
