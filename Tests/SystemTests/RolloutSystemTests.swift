@@ -58,10 +58,10 @@ final class RolloutSystemTests: XCTestCase {
 
     private var envoys = 0
 
-    func startEnvoy(group: String, serverPort: Int, node: String? = nil) throws -> Proxy {
+    func startEnvoy(group: String, serverPort: Int, node: String? = nil, bootstrapFlags: [String] = []) throws -> Proxy {
         envoys += 1
         let node = node ?? "\(group)-\(envoys)"
-        let envoy = try run.startEnvoy(group: group, nodeID: node, serverPort: serverPort,
+        let envoy = try run.startEnvoy(group: group, nodeID: node, serverPort: serverPort, bootstrapFlags: bootstrapFlags,
                                        envoyArguments: ["--drain-time-s", "1", "--parent-shutdown-time-s", "2"])
         return Proxy(process: envoy.process, adminPort: envoy.adminPort, node: node, group: group)
     }
@@ -384,5 +384,25 @@ final class RolloutSystemTests: XCTestCase {
         E2E.waitUntil(10, "the store back on the second version") { (try? SnapshotStore(directory: store).currentVersion()) == second }
         E2E.waitUntil(10, "every proxy back on the second version") { web.allSatisfy { route($0)?.cluster == "backend_b" } }
         withExtendedLifetime(silent) {}
+    }
+
+    /// The gate reads per-type status, not one protocol's version strings: incremental (delta) ADS Envoys roll out
+    /// wave by wave too.
+    func testDeltaEnvoysRollOutWaveByWave() throws {
+        let policy = RolloutPolicy(waves: [.proxies(1), .percent(100)], bakeMilliseconds: 1000)
+        try publish([group("web", routeTo: "backend_a", policy: policy)])
+        let server = try startServer()
+        let web = try (0..<3).map { _ in try startEnvoy(group: "web", serverPort: server.port, bootstrapFlags: ["--mode", "ads-delta"]) }
+        E2E.waitUntil(60, "three delta Envoys on the first version") { web.allSatisfy { route($0)?.cluster == "backend_a" } }
+        try publish([group("web", routeTo: "backend_b", policy: policy)])
+        let done = meshctl(["rollout", "status", "--store", store, "--wait", "--timeout", "30"], timeout: 60)
+        XCTAssertEqual(done.status, 0, done.stdout + done.stderr)
+        let plan = try XCTUnwrap(rolloutState()?.groups["web"])
+        let receipts = try plan.policy.waves.indices.map { wave in
+            try plan.members(ofWave: wave).map { node in try XCTUnwrap(route(try XCTUnwrap(web.first { $0.node == node }))).updated }
+        }
+        XCTAssertEqual(receipts.map(\.count), [1, 2])
+        XCTAssertGreaterThanOrEqual(receipts[1].min()!.timeIntervalSince(receipts[0].max()!), 0.99, "the second wave after the first one's bake")
+        XCTAssertTrue(web.allSatisfy { route($0)?.cluster == "backend_b" })
     }
 }
