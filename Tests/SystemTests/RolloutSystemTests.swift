@@ -405,4 +405,45 @@ final class RolloutSystemTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(receipts[1].min()!.timeIntervalSince(receipts[0].max()!), 0.99, "the second wave after the first one's bake")
         XCTAssertTrue(web.allSatisfy { route($0)?.cluster == "backend_b" })
     }
+
+    /// `on_failure: halt`: the canary's NACK stops the rollout where it is and waits for a person; the live version
+    /// stays, nobody else receives it, status fails, and `abort` is what rolls it back.
+    func testHaltKeepsTheRolloutWhereItFailedUntilAPersonAborts() throws {
+        let policy = RolloutPolicy(waves: [.proxies(1), .percent(100)], bakeMilliseconds: 1000, onFailure: .halt)
+        try publish([group("web", routeTo: "backend_a", policy: policy)])
+        let server = try startServer()
+        let web = try (0..<3).map { _ in try startEnvoy(group: "web", serverPort: server.port) }
+        E2E.waitUntil(60, "three Envoys on the first version") { web.allSatisfy { route($0)?.cluster == "backend_a" } }
+        let good = try SnapshotStore(directory: store).currentVersion()!
+        let canary = RolloutMachine.canaryOrder(web.map(\.node)).first!
+        let held = try HeldPort()
+        let bad = try publish([group("web", routeTo: "backend_a", policy: policy, extraListener: E2E.listenerOnAHeldPort(held.port, cluster: "backend_a"))])
+        E2E.waitUntil(20, "the rollout to halt") { rolloutState()?.phase == .halted }
+        XCTAssertEqual(rolloutState()?.failure?.proxy.node, canary)
+        XCTAssertEqual(try SnapshotStore(directory: store).currentVersion(), bad, "halt leaves the live pointer where it is")
+        usleep(1_500_000)
+        XCTAssertEqual(rolloutState()?.phase, .halted, "and nothing advances")
+        let metrics = E2E.get(server.adminPort, "/metrics") ?? ""
+        XCTAssertTrue(metrics.contains(#"meshctl_rollouts_total{result="halted"} 1"#), metrics)
+        XCTAssertTrue(metrics.contains(#"meshctl_rollout_wave{group="web"} 1"#), "the group is held in its first wave: \(metrics)")
+        let result = status(server)
+        XCTAssertEqual(result.status, 1, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("rollout FAILED") && result.stdout.contains(canary), result.stdout)
+        let resume = meshctl(["rollout", "resume", "--store", store, "--operator", "ana"])
+        XCTAssertEqual(resume.status, 1)
+        XCTAssertTrue(resume.stderr.contains("promote it") && resume.stderr.contains("abort it"), resume.stderr)
+
+        let abort = meshctl(["rollout", "abort", "--store", store, "--operator", "ana", "--reason", "port clash on the canary"])
+        XCTAssertEqual(abort.status, 0, abort.stdout + abort.stderr)
+        E2E.waitUntil(10, "the store back on the good version") { (try? SnapshotStore(directory: store).currentVersion()) == good }
+        let history = try XCTUnwrap(SnapshotStore(directory: store).history().last)
+        XCTAssertEqual(history.kind, .rollback)
+        XCTAssertEqual(history.author, "ana")
+        XCTAssertTrue(history.reason?.contains("port clash on the canary") ?? false, history.reason ?? "")
+        for proxy in web where proxy.node != canary {
+            let stats = E2E.get(proxy.adminPort, "/stats?filter=listener_manager.lds.update_rejected") ?? ""
+            XCTAssertTrue(stats.contains("listener_manager.lds.update_rejected: 0"), "\(proxy.node) never received the bad version: \(stats)")
+        }
+        withExtendedLifetime(held) {}
+    }
 }
