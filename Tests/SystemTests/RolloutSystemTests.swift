@@ -429,6 +429,16 @@ final class RolloutSystemTests: XCTestCase {
         let result = status(server)
         XCTAssertEqual(result.status, 1, result.stdout + result.stderr)
         XCTAssertTrue(result.stdout.contains("rollout FAILED") && result.stdout.contains(canary), result.stdout)
+        // The status page's rollout panel, rendered by a real browser: the phase, the waves and the failure.
+        if let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: FileManager.default.isExecutableFile) {
+            let dom = Command.run(chromium, [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--user-data-dir=\(run.directory)/chromium", "--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(server.adminPort)/"], timeout: 90)
+            XCTAssertEqual(dom.status, 0, dom.stderr)
+            XCTAssertTrue(dom.stdout.contains(#"class="badge halted""#), dom.stdout.suffix(3000).description)
+            XCTAssertTrue(dom.stdout.contains("Failed: nack by \(canary)") && dom.stdout.contains("\(held.port)"), dom.stdout.suffix(3000).description)
+            XCTAssertTrue(dom.stdout.contains("1 of 2"), "the group's current wave: \(dom.stdout.suffix(3000))")
+        }
         let resume = meshctl(["rollout", "resume", "--store", store, "--operator", "ana"])
         XCTAssertEqual(resume.status, 1)
         XCTAssertTrue(resume.stderr.contains("promote it") && resume.stderr.contains("abort it"), resume.stderr)
