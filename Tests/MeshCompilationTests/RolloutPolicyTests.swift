@@ -1,10 +1,11 @@
 // `rollout:` in mesh.yaml, a gateway and a service: read, validated at the user's position,
 // and carried in the snapshot as one policy record per group; `immediate` (the default)
-// leaves every group's resources as they were, byte for byte. `meshctl compile --rollout
-// immediate --reason` drops the records and says so in history.
+// leaves every group's resources as they were, byte for byte. (`meshctl compile --rollout
+// immediate --reason` is in SystemTests/CompileCommandTests.)
 import EnvoySchema
 import Foundation
 import MeshCompilation
+import MeshTestSupport
 import MeshModel
 import SnapshotStorage
 import XCTest
@@ -63,25 +64,5 @@ final class RolloutPolicyTests: XCTestCase {
             XCTAssertEqual(error.location.map { Int($0.line) }, try fixture.line(of: c.needle, in: "Configs/mesh.yaml", after: "See docs/CONFIG.md"), c.yaml)
             XCTAssertGreaterThan(error.location?.column ?? 0, 1, "\(c.yaml): a column, not just a line")
         }
-    }
-
-    func testCompileRolloutImmediateNeedsAReasonAndIsRecorded() throws {
-        let fixture = try MeshFixture()
-        try fixture.replace("Configs/mesh.yaml", "\nrollout: immediate\n", with: "\nrollout: {waves: [1, 100%], bake: 30s}\n")
-        let store = fixture.path("store")
-        let arguments = ["compile", "--configs", fixture.path("Configs"), "--templates", fixture.path("templates"), "--out", store]
-        let refused = try TestSupport.run(TestSupport.meshctl.path, arguments + ["--rollout", "immediate"])
-        XCTAssertEqual(refused.status, 2, refused.stderr)
-        XCTAssertTrue(refused.stderr.contains("--reason"), refused.stderr)
-        let waves = try TestSupport.run(TestSupport.meshctl.path, arguments)
-        XCTAssertEqual(waves.status, 0, waves.stderr)
-        let override = try TestSupport.run(TestSupport.meshctl.path, arguments + ["--rollout", "immediate", "--reason", "CVE fix", "--author", "ana"])
-        XCTAssertEqual(override.status, 0, override.stderr)
-        let snapshots = SnapshotStore(directory: store)
-        let live = try XCTUnwrap(try snapshots.current())
-        XCTAssertTrue(live.groups.values.allSatisfy { $0.resources[RolloutPolicy.typeURL] == nil }, "the override carries no policy records")
-        let event = try XCTUnwrap(try snapshots.history().last)
-        XCTAssertEqual(event.kind, .publish)
-        XCTAssertTrue(event.reason?.contains("rollout override: immediate, by ana: CVE fix") ?? false, event.reason ?? "")
     }
 }
