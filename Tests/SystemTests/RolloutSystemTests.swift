@@ -43,17 +43,10 @@ final class RolloutSystemTests: XCTestCase {
         let group: String
     }
 
-    /// `meshctl serve` with its admin endpoint on a free port (read from its log).
+    /// `meshctl serve` with its admin endpoint on a free port.
     func startServer(port: Int? = nil) throws -> Server {
         let (process, port) = try run.startServe(admin: "127.0.0.1:0", name: "server-\(UUID().uuidString.prefix(4))", port: port)
-        var adminPort = 0
-        E2E.waitUntil(15, "the admin endpoint to listen") {
-            guard let line = process.output.split(separator: "\n").first(where: { $0.contains("admin.listening") }),
-                  let range = line.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression) else { return false }
-            adminPort = Int(line[range].split(separator: ":").last!) ?? 0
-            return adminPort > 0
-        }
-        return Server(process: process, port: port, adminPort: adminPort)
+        return Server(process: process, port: port, adminPort: E2E.adminPort(of: process))
     }
 
     private var envoys = 0
