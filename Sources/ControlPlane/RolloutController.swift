@@ -129,12 +129,14 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
         }
         switch decision {
         case .immediate:
+            hub.accountForLive(nil)
             lock.withLock { previous = nil }
             clearWaveGauges()
             return hub.serve(snapshot)
         case .keep(let before):
             return hub.serve(snapshot, rollout: serving(before))
         case .restore(let restored, let target, let before):
+            hub.accountForLive(restored.state.queued)
             lock.withLock {
                 machine = restored
                 previous = before
@@ -144,6 +146,8 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
             updateWaveGauges(restored.state)
             return hub.serve(target, rollout: serving(before))
         case .queued(let state, let replaced):
+            // The store names a version this replica knowingly does not serve yet: it is still up to date.
+            hub.accountForLive(version)
             log.info("rollout.queued", ["version": String(version.prefix(12)), "behind": String(state.target.prefix(12)),
                                         "replaced": String(replaced?.prefix(12) ?? "none")])
             return 0
@@ -183,6 +187,7 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
     /// The rollout completed with a publish waiting behind it: that one starts now, over the version just rolled out.
     private func startQueued(_ version: String) {
         guard let before = hub.current else { return }
+        hub.accountForLive(nil)
         do {
             let snapshot = try store.load(version: version)
             log.info("rollout.dequeued", ["version": String(version.prefix(12)), "previous": String(before.version.prefix(12))])

@@ -91,16 +91,20 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         handle(event)
     }
 
-    /// A first request for a type (no nonce yet: a reconnect) claiming a version other than the one served now.
+    /// A first request for a type (no nonce yet: a reconnect) claiming a version other than the ones served now (the
+    /// newest, and during a rollout the previous one, which proxies not yet in a passed wave have).
     private func claimsUnknownVersion(_ event: StreamEvent) -> Bool {
         guard service.hub.canConfirmFreshness, let group, let view = service.hub.current?.groups[group] else { return false }
+        let views = [view] + (service.hub.heldBack?.groups[group].map { [$0] } ?? [])
         switch event {
         case .request(let r):
-            return r.responseNonce.isEmpty && !r.versionInfo.isEmpty && r.versionInfo != view.contentVersion(typeURL: r.typeURL)
+            return r.responseNonce.isEmpty && !r.versionInfo.isEmpty && !views.contains { r.versionInfo == $0.contentVersion(typeURL: r.typeURL) }
         case .deltaRequest(let r):
             guard r.responseNonce.isEmpty, !r.initialResourceVersions.isEmpty else { return false }
-            let ours = view.resources(typeURL: r.typeURL)
-            return r.initialResourceVersions.contains { name, version in ours[name]?.version != version }
+            return !views.contains { view in
+                let ours = view.resources(typeURL: r.typeURL)
+                return !r.initialResourceVersions.contains { name, version in ours[name]?.version != version }
+            }
         default:
             return false
         }
