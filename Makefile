@@ -21,7 +21,7 @@ MESHCTL := .build/debug/meshctl
 export MESHCTL_PYTHON := $(abspath $(PYTHON))
 export MESHCTL_ENVOY := $(abspath $(ENVOY))
 
-.PHONY: run test deps generate build clean fuzz fuzz-build test-sanitize bench bench-schema bench-store bench-transport bench-compile bench-storms
+.PHONY: run test deps generate build clean fuzz fuzz-build test-sanitize bench bench-schema bench-store bench-transport bench-compile bench-storms bench-rollout
 
 deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
@@ -90,6 +90,11 @@ bench-compile: build
 	swift build -c release
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
 	$(PYTHON) scripts/bench_compile.py --meshctl .build/release/meshctl --envoy $(ENVOY)
+
+# Progressive rollout: what a clean rollout adds over immediate, and a canary NACK with 1,000 simulated proxies.
+bench-rollout: build
+	swift build -c release
+	$(PYTHON) scripts/bench_rollout.py --meshctl .build/release/meshctl --proxies 1000 --bake-ms 2000
 
 bench-store: build $(STAMPS)/apt-bench
 	swift build -c release

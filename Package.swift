@@ -136,6 +136,11 @@ let package = Package(
             name: "MeshModel",
             dependencies: ["EnvoySchema", "NetworkAddress"]
         ),
+        // The progressive rollout as a pure state machine: wave plan, membership, gating, outcome (no clock, no I/O).
+        .target(
+            name: "RolloutPlanning",
+            dependencies: ["MeshModel"]
+        ),
         // The xDS cache: the served snapshot as per-group views, fed from any SnapshotStoring, handed to
         // subscribed streams; and per-proxy status (the registry). No transport, no gRPC.
         .target(
@@ -160,13 +165,13 @@ let package = Package(
         // page; and the one renderer of resources as YAML/JSON (also `meshctl snapshot show|diff`).
         .target(
             name: "MeshAdmin",
-            dependencies: ["EnvoySchema", "SnapshotStorage", "ServerTelemetry", "XDSCache", "XDSProtocol",
+            dependencies: ["EnvoySchema", "RolloutPlanning", "SnapshotStorage", "ServerTelemetry", "XDSCache", "XDSProtocol",
                            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdCore", package: "hummingbird")]
         ),
         // `meshctl serve` wired: store → cache → xDS server → transport, metrics and logs as observers, admin beside.
         .target(
             name: "ControlPlane",
-            dependencies: ["MeshAdmin", "MeshServer", "ServerTelemetry", "SnapshotStorage", "Transport", "XDSCache"]
+            dependencies: ["Locking", "MeshAdmin", "MeshServer", "RolloutPlanning", "ServerTelemetry", "SnapshotStorage", "Transport", "XDSCache"]
         ),
         // The client side of meshctl's xDS port for operators: CSDS fetch (`meshctl status`).
         .target(
@@ -202,7 +207,7 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: ["EnvoySchema", "MeshCertificates", "MeshModel", "ControlPlane", "MeshServer", "MeshAdmin", "XDSClient", "XDSCache",
-                           "SnapshotStorage", "PostgresStorage", "MeshFixtures", "MeshCompilation", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport", "Locking", "NetworkAddress",
+                           "SnapshotStorage", "PostgresStorage", "MeshFixtures", "MeshCompilation", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport", "Locking", "NetworkAddress", "RolloutPlanning",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Shared by every test target: paths, the built meshctl, one process runner, an in-process server, the
@@ -216,13 +221,13 @@ let package = Package(
         .testTarget(
             name: "MeshServerTests",
             dependencies: ["MeshTestSupport", "ControlPlane", "MeshServer", "MeshAdmin", "ServerTelemetry", "XDSCache", "XDSClient", "MeshModel",
-                           "MeshCertificates", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
+                           "MeshCertificates", "SnapshotStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire", "Locking"]
         ),
         // Real processes: meshctl end to end (every command a user runs), real Envoy proxies, a headless Chromium.
         .testTarget(
             name: "SystemTests",
             dependencies: ["MeshTestSupport", "ControlPlane", "MeshServer", "MeshAdmin", "ServerTelemetry", "XDSCache", "XDSClient", "MeshModel",
-                           "MeshCertificates", "MeshCompilation", "MeshFixtures", "SnapshotStorage", "PostgresStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire"]
+                           "MeshCertificates", "MeshCompilation", "MeshFixtures", "SnapshotStorage", "PostgresStorage", "EnvoySchema", "Transport", "XDSProtocol", "XDSWire", "RolloutPlanning"]
         ),
         .testTarget(
             name: "MeshCompilationTests",
@@ -243,6 +248,10 @@ let package = Package(
         .testTarget(
             name: "LoadGeneratorTests",
             dependencies: ["MeshTestSupport", "LoadGenerator", "ControlPlane", "MeshModel", "XDSCache", "SnapshotStorage", "XDSProtocol", "Transport"]
+        ),
+        .testTarget(
+            name: "RolloutPlanningTests",
+            dependencies: ["RolloutPlanning", "MeshModel"]
         ),
         .testTarget(
             name: "FuzzReplayTests",

@@ -50,6 +50,8 @@ public final class XDSServer: @unchecked Sendable {
     public let metrics = ServerMetrics()
     /// Where snapshots come from (any backend).
     public let store: any SnapshotStoring
+    /// Progressive rollouts of new snapshots (the policy each snapshot carries).
+    public let rollouts: RolloutController
     private let options: XDSServerOptions
     private let grpc: GRPCServer
     private var feed: SnapshotFeed?
@@ -69,6 +71,7 @@ public final class XDSServer: @unchecked Sendable {
         self.options = options
         self.store = store
         self.log = log
+        rollouts = RolloutController(hub: hub, store: store, log: log, metrics: metrics)
         let security: ServerTransportSecurity
         if options.insecurePlaintext {
             security = .insecurePlaintext
@@ -94,7 +97,7 @@ public final class XDSServer: @unchecked Sendable {
         serviceConfiguration.insecurePlaintext = options.insecurePlaintext
         serviceConfiguration.statusReaders = options.statusReaders
         let service = XDSService(hub: hub, configuration: serviceConfiguration, proxies: proxies,
-                                 observers: [MetricsObserver(metrics: metrics), LogObserver(log: log)])
+                                 observers: [MetricsObserver(metrics: metrics), LogObserver(log: log), rollouts])
         do {
             boundPort = try grpc.start(handler: service)
         } catch {
@@ -117,7 +120,9 @@ public final class XDSServer: @unchecked Sendable {
         metrics.storeReachable(true)
         let cacheWriter = options.cacheDirectory.map { SnapshotCacheWriter(directory: $0, log: log) }
         if let cacheWriter { startFromCacheIfStoreIsDown(cacheWriter) }
-        feed = SnapshotFeed(store: store, hub: hub) { event in
+        let rollouts = self.rollouts
+        rollouts.start()
+        feed = SnapshotFeed(store: store, hub: hub, serve: { rollouts.serve($0) }) { event in
             switch event {
             case .loaded:
                 metrics.snapshotLoaded()
@@ -171,8 +176,10 @@ public final class XDSServer: @unchecked Sendable {
         guard let (host, port) = options.admin else { return }
         let accepting = self.accepting
         let storeProblem = self.storeProblem
+        let rollouts = self.rollouts
         let server = AdminServer(sources: AdminSources(hub: hub, proxies: proxies, metrics: metrics, store: store,
-                                                       listening: { accepting.value }, storeProblem: { storeProblem.value }),
+                                                       listening: { accepting.value }, storeProblem: { storeProblem.value },
+                                                       rollout: { rollouts.state }),
                                  access: options.adminAccess)
         try await server.start(host: host, port: port, log: log)
         admin = server
@@ -213,6 +220,7 @@ public final class XDSServer: @unchecked Sendable {
         log.info("server.draining", ["grace": "\(options.drainGrace)"])
         accepting.set(false)
         feed?.stop()
+        rollouts.stop()
         credentialWatch?.stop()
         for (loop, timer) in lagTimersLock.withLock({ lagTimers }) { loop.execute { loop.cancel(timer) } }
         await grpc.drain(gracePeriod: options.drainGrace)

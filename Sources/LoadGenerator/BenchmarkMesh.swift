@@ -4,6 +4,7 @@
 // Resources come from the shared fixture builder the tests use.
 import Foundation
 import MeshFixtures
+import MeshModel
 import SnapshotStorage
 
 /// A made-up but valid mesh for benchmarks: per group one listener, one route configuration and K EDS clusters.
@@ -18,6 +19,8 @@ public struct BenchmarkMesh: Sendable {
     public var clusterRevisions: [Int: Int] = [:]
     /// Changes every cluster's endpoint port (EDS churn).
     public var endpointRevision = 0
+    /// The rollout policy every group carries (nil: immediate, no record).
+    public var rollout: RolloutPolicy?
 
     public init(groups: [String], clusters: Int, identities: [String]) {
         self.groups = groups
@@ -47,7 +50,8 @@ public struct BenchmarkMesh: Sendable {
             throw LoadGeneratorError(.store, "benchmark mesh template is not valid Envoy: \(error)")
         }
         let groupResources = groups.map { group in
-            ProxyGroupResources(group: group, resources: shared + [EnvoyFixtures.access(group: group, identities: identities)])
+            ProxyGroupResources(group: group, resources: shared + [EnvoyFixtures.access(group: group, identities: identities)]
+                                + (rollout.map { [Resource(typeURL: RolloutPolicy.typeURL, name: group, body: $0.encoded())] } ?? []))
         }
         do {
             return try Snapshot.make(groups: groupResources, message: message, compilerVersion: "meshctl-benchmark-mesh")

@@ -11,6 +11,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
+import RolloutPlanning
 import ServerTelemetry
 import SnapshotStorage
 import XDSCache
@@ -28,14 +29,18 @@ public struct AdminSources: Sendable {
     /// Why the store's live pointer cannot be read now (nil: it can); the replica keeps serving what it has.
     public let storeProblem: @Sendable () -> String?
 
+    /// The current (or last) progressive rollout, if one ran since the server started.
+    public let rollout: @Sendable () -> RolloutState?
+
     public init(hub: SnapshotHub, proxies: ProxyRegistry, metrics: ServerMetrics, store: (any SnapshotStoring)?, listening: @escaping @Sendable () -> Bool,
-                storeProblem: @escaping @Sendable () -> String? = { nil }) {
+                storeProblem: @escaping @Sendable () -> String? = { nil }, rollout: @escaping @Sendable () -> RolloutState? = { nil }) {
         self.hub = hub
         self.proxies = proxies
         self.metrics = metrics
         self.store = store
         self.listening = listening
         self.storeProblem = storeProblem
+        self.rollout = rollout
     }
 }
 
@@ -114,6 +119,13 @@ public final class AdminServer: @unchecked Sendable {
         router.get("/api/snapshots") { _, _ -> Response in
             guard let store = sources.store else { return AdminRoutes.text("no store\n", status: .notFound) }
             return AdminRoutes.snapshots(store: store, served: sources.hub.current?.version)
+        }
+        router.get("/api/rollout") { _, _ -> Response in
+            guard let state = sources.rollout() else { return AdminRoutes.text("no rollout has run on this server\n", status: .notFound) }
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            headers[.cacheControl] = "no-store"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(data: state.encoded())))
         }
         router.get("/diff") { request, _ -> Response in
             guard let store = sources.store else { return AdminRoutes.text("no store\n", status: .notFound) }

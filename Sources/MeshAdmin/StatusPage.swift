@@ -1,5 +1,5 @@
 // The status page at `/` on the admin endpoint: one static HTML document, no build
-// step, no external assets. It reads /debug/proxies and /api/snapshots and refreshes
+// step, no external assets. It reads /debug/proxies, /api/rollout and /api/snapshots and refreshes
 // itself; every value from a proxy (node ids, NACK messages) is inserted as text,
 // never as markup.
 
@@ -29,6 +29,7 @@ enum StatusPage {
   .SYNCED { background:var(--ok); } .STALE { background:var(--warn); } .NACKED { background:var(--bad); } .NOT_SENT { background:var(--idle); }
   tr.nack td { background:#fff5f5; color:var(--bad); font-family:ui-monospace, monospace; font-size:12px; white-space:pre-wrap; }
   .live { color:var(--ok); font-weight:600; }
+  .running, .paused { background:var(--warn); } .completed, .superseded { background:var(--ok); } .rolled_back, .aborted, .halted { background:var(--bad); }
   #error { display:none; background:#fff5f5; color:var(--bad); border:1px solid #f3c2c2; padding:8px 14px; border-radius:6px; }
   .empty { color:var(--muted); padding:14px; }
   a { color:#0969da; }
@@ -45,6 +46,14 @@ enum StatusPage {
 </header>
 <main>
   <div id="error"></div>
+  <section id="rollout" style="display:none">
+    <h2>Rollout <span id="rollout-phase" class="badge"></span> <span class="stat" id="rollout-versions"></span></h2>
+    <div class="empty" id="rollout-failure" style="display:none"></div>
+    <table id="rollout-groups">
+      <thead><tr><th>Group</th><th>Waves</th><th>Current wave</th><th>Bake</th><th>Wave started</th><th>Proxies by wave</th></tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
   <section>
     <h2>Proxies</h2>
     <table id="proxies">
@@ -138,12 +147,40 @@ function renderSnapshots(data) {
     body.appendChild(tr);
   });
 }
+function renderRollout(r) {
+  document.getElementById("rollout").style.display = "block";
+  const phase = document.getElementById("rollout-phase");
+  phase.textContent = r.phase;
+  phase.className = "badge " + r.phase;
+  document.getElementById("rollout-versions").textContent = short(r.previous) + " → " + short(r.target) + ", started " + when(r.startedAt)
+    + (r.finishedAt ? ", ended " + when(r.finishedAt) : "");
+  const failure = document.getElementById("rollout-failure");
+  failure.style.display = r.failure ? "block" : "none";
+  if (r.failure) failure.textContent = "Failed: " + r.failure.kind + " by " + r.failure.proxy.node + " (" + r.failure.proxy.group + ")"
+    + (r.failure.typeURL ? " " + r.failure.typeURL.split(".").pop() : "") + " in wave " + (r.failure.wave + 1) + ": " + r.failure.detail;
+  const body = document.querySelector("#rollout-groups tbody");
+  body.replaceChildren();
+  for (const name of Object.keys(r.groups).sort()) {
+    const g = r.groups[name];
+    const tr = el("tr");
+    tr.appendChild(el("td", name));
+    tr.appendChild(el("td", g.policy.waves.join(", "), "mono"));
+    tr.appendChild(el("td", g.completedAt ? "done " + when(g.completedAt) : (g.wave + 1) + " of " + g.policy.waves.length));
+    tr.appendChild(el("td", (g.policy.bake_ms / 1000) + "s"));
+    tr.appendChild(el("td", when(g.waveStartedAt[g.waveStartedAt.length - 1])));
+    const waves = g.policy.waves.map((_, i) => (i + 1) + ": " + Object.keys(g.proxies).filter(n => g.proxies[n].wave === i).sort().join(", "));
+    tr.appendChild(el("td", waves.join("  ·  "), "mono"));
+    body.appendChild(tr);
+  }
+}
 async function refresh() {
   const error = document.getElementById("error");
   try {
     const proxies = await fetch("/debug/proxies", {cache: "no-store"});
     if (!proxies.ok) throw new Error("/debug/proxies: HTTP " + proxies.status);
     renderProxies(await proxies.json());
+    const rollout = await fetch("/api/rollout", {cache: "no-store"});
+    if (rollout.ok) renderRollout(await rollout.json());
     const snapshots = await fetch("/api/snapshots", {cache: "no-store"});
     if (snapshots.ok) renderSnapshots(await snapshots.json());
     error.style.display = "none";

@@ -91,16 +91,20 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         handle(event)
     }
 
-    /// A first request for a type (no nonce yet: a reconnect) claiming a version other than the one served now.
+    /// A first request for a type (no nonce yet: a reconnect) claiming a version other than the ones served now (the
+    /// newest, and during a rollout the previous one, which proxies not yet in a passed wave have).
     private func claimsUnknownVersion(_ event: StreamEvent) -> Bool {
         guard service.hub.canConfirmFreshness, let group, let view = service.hub.current?.groups[group] else { return false }
+        let views = [view] + (service.hub.heldBack?.groups[group].map { [$0] } ?? [])
         switch event {
         case .request(let r):
-            return r.responseNonce.isEmpty && !r.versionInfo.isEmpty && r.versionInfo != view.contentVersion(typeURL: r.typeURL)
+            return r.responseNonce.isEmpty && !r.versionInfo.isEmpty && !views.contains { r.versionInfo == $0.contentVersion(typeURL: r.typeURL) }
         case .deltaRequest(let r):
             guard r.responseNonce.isEmpty, !r.initialResourceVersions.isEmpty else { return false }
-            let ours = view.resources(typeURL: r.typeURL)
-            return r.initialResourceVersions.contains { name, version in ours[name]?.version != version }
+            return !views.contains { view in
+                let ours = view.resources(typeURL: r.typeURL)
+                return !r.initialResourceVersions.contains { name, version in ours[name]?.version != version }
+            }
         default:
             return false
         }
@@ -131,7 +135,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
             finish(.unavailable, "no snapshot is loaded yet; publish one with meshctl compile")
             return false
         }
-        guard let view = snapshot.groups[node.cluster] else {
+        guard let view = service.hub.view(group: node.cluster, nodeID: node.id) else {
             service.notify { $0.streamRefused(.unknownGroup(nodeID: node.id, group: node.cluster, snapshotVersion: snapshot.version)) }
             finish(.notFound, "proxy group '\(node.cluster)' does not exist in snapshot \(snapshot.version.prefix(12))")
             return false
@@ -151,7 +155,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         machine = DiscoveryStream(configuration: .init(variant: variant, binding: binding,
                                                        controlPlaneIdentifier: service.configuration.controlPlaneIdentifier,
                                                        limits: service.configuration.limits), view: view)
-        service.hub.subscribe(self, group: node.cluster)
+        service.hub.subscribe(self, group: node.cluster, nodeID: node.id, startedWith: view)
         let identity = stream.connection.peerIdentity
         let record = ProxyStreamRecord(
             nodeID: node.id, group: node.cluster, mode: mode, peer: stream.connection.remoteAddress,

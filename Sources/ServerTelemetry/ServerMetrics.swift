@@ -68,6 +68,12 @@ public final class ServerMetrics: @unchecked Sendable {
     public func servingCertificateExpires(at date: Date) {
         lock.withLock { gaugeLocked("meshctl_tls_certificate_expiry_timestamp_seconds", []).record(date.timeIntervalSince1970) }
     }
+    /// A rollout ended (or halted) with `result`: completed, rolled_back, halted, aborted, superseded.
+    public func rolloutFinished(result: String) { counter("meshctl_rollouts_total", [("result", result)]).increment() }
+    /// The wave (1-based) `group` is in; 0 when no rollout holds the group back.
+    public func rolloutWave(group: String, wave: Int) {
+        lock.withLock { gaugeLocked("meshctl_rollout_wave", [("group", group)]).record(wave) }
+    }
     public func eventLoopLag(loop: Int, seconds: Double) { timer("meshctl_event_loop_lag_seconds", [("loop", "\(loop)")]).recordSeconds(seconds) }
 
     // MARK: - Scrape

@@ -20,15 +20,18 @@ public final class SnapshotFeed: Sendable {
     private let watcher: SnapshotWatcher
     private let hub: SnapshotHub
 
-    /// Starts following `store` at once; its live snapshot (if any) is the first event.
-    public init(store: any SnapshotStoring, hub: SnapshotHub, onEvent: @escaping @Sendable (Event) -> Void) {
+    /// Starts following `store` at once; its live snapshot (if any) is the first event. `serve` hands a loaded
+    /// snapshot to the hub (the default serves it to every proxy at once; a rollout controller may hold some back)
+    /// and returns the number of streams notified.
+    public init(store: any SnapshotStoring, hub: SnapshotHub, serve: (@Sendable (Snapshot) -> Int)? = nil,
+                onEvent: @escaping @Sendable (Event) -> Void) {
         self.hub = hub
         watcher = SnapshotWatcher(store: store, pollMilliseconds: store.followPollMilliseconds) { event in
             switch event {
             case .loaded(let snapshot):
                 onEvent(.loaded(snapshot))
                 let started = ContinuousClock.now
-                let notified = hub.serve(snapshot)
+                let notified = serve?(snapshot) ?? hub.serve(snapshot)
                 onEvent(.served(snapshot, streamsNotified: notified, handOff: ContinuousClock.now - started))
             case .refused(let version, let error):
                 onEvent(.refused(version: version, error: error, serving: hub.current?.version))

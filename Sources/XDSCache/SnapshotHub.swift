@@ -1,8 +1,9 @@
 // The snapshot being served and the streams being served from it. Replacing the
-// snapshot hands each stream whose proxy group changed its new view, on the
-// stream's own event loop; streams of unchanged groups are not woken. The hub
-// knows no transport: a stream names the serial executor (its event loop) it
-// must be called on.
+// snapshot hands each stream whose view changed its new view, on the stream's own
+// event loop; streams whose view did not change are not woken. During a progressive
+// rollout the hub serves two snapshots side by side: the new one to proxies the
+// rollout admits, the previous one to the rest. The hub knows no transport: a stream
+// names the serial executor (its event loop) it must be called on.
 import Foundation
 import SnapshotStorage
 import XDSProtocol
@@ -19,20 +20,40 @@ public protocol SnapshotSubscriber: AnyObject {
     func snapshotChanged(to view: GroupView)
 }
 
+/// Two versions served side by side while a rollout runs: `previous` to every proxy `receivesNew` refuses.
+public struct RolloutServing: Sendable {
+    public let previous: ServedSnapshot
+    /// Whether the proxy (group, node id) gets the new snapshot. Called outside the hub's lock, possibly from
+    /// many threads; it may admit an unknown proxy into the rollout's plan.
+    public let receivesNew: @Sendable (_ group: String, _ nodeID: String) -> Bool
+
+    public init(previous: ServedSnapshot, receivesNew: @escaping @Sendable (_ group: String, _ nodeID: String) -> Bool) {
+        self.previous = previous
+        self.receivesNew = receivesNew
+    }
+}
+
 /// A loop-confined subscriber carried across threads; only touched on its own loop.
 private struct SubscriberReference: @unchecked Sendable {
     // @unchecked Sendable: the weak subscriber is only dereferenced on its own loop, through `executor`.
     weak var subscriber: (any SnapshotSubscriber)?
     let executor: any SubscriberExecutor
     let group: String
+    let nodeID: String
 }
 
 /// The current snapshot and the streams that follow it. Thread-safe.
 public final class SnapshotHub: @unchecked Sendable {
-    // @unchecked Sendable: `served` and `subscribers` are only touched under `lock`; subscribers are called on their own loops.
+    // @unchecked Sendable: `served`, `rollout`, `subscribers`, `delivered`, `accountedLive`, `freshnessWaiters` and `refresher` are only touched under `lock`; subscribers are called on their own loops.
     private let lock = NSLock()
     private var served: ServedSnapshot?
+    private var rollout: RolloutServing?
     private var subscribers: [ObjectIdentifier: SubscriberReference] = [:]
+    /// The content hash of the view each subscriber was last handed (or started with).
+    private var delivered: [ObjectIdentifier: String] = [:]
+    /// A live version the store names that this hub knowingly does not serve yet (a publish queued behind a rollout):
+    /// reading it from the store still confirms this replica is up to date.
+    private var accountedLive: String?
     private var freshnessWaiters: [FreshnessWaiter] = []
     private var refresher: (@Sendable () -> Void)?
 
@@ -44,31 +65,58 @@ public final class SnapshotHub: @unchecked Sendable {
         var confirmations = 0
     }
 
+
     public init() {}
 
-    /// The snapshot now being served, if one was loaded.
+    /// The newest snapshot (the store's live one), if one was loaded.
     public var current: ServedSnapshot? { lock.withLock { served } }
 
-    /// Serves `snapshot` from now on; every stream of a group whose content changed gets the new view.
-    /// Returns the number of streams notified.
+    /// The previous snapshot while a rollout holds proxies back on it.
+    public var heldBack: ServedSnapshot? { lock.withLock { rollout?.previous } }
+
+    /// The view the proxy `nodeID` of `group` is to be served now: the newest snapshot's, or during a rollout
+    /// the previous one's when the rollout has not reached the proxy (nil when neither has the group).
+    public func view(group: String, nodeID: String) -> GroupView? {
+        let (newest, rollout) = lock.withLock { (served, self.rollout) }
+        guard let rollout else { return newest?.groups[group] }
+        if rollout.receivesNew(group, nodeID) { return newest?.groups[group] ?? rollout.previous.groups[group] }
+        return rollout.previous.groups[group] ?? newest?.groups[group]
+    }
+
+    /// Serves `snapshot` from now on, ending any rollout (`rollout` nil) or starting one; every stream whose
+    /// view changed gets it. Returns the number of streams notified.
     @discardableResult
-    public func serve(_ snapshot: Snapshot) -> Int {
+    public func serve(_ snapshot: Snapshot, rollout: RolloutServing? = nil) -> Int {
         let next = ServedSnapshot(snapshot)
-        let (previous, targets) = lock.withLock { () -> (ServedSnapshot?, [SubscriberReference]) in
-            let previous = served
+        lock.withLock {
             served = next
-            return (previous, Array(subscribers.values))
+            self.rollout = rollout
         }
-        var notified = 0
+        return redeliver()
+    }
+
+    /// Replaces (or ends, with nil) the rollout's side-by-side serving without a new snapshot, e.g. when a
+    /// wave starts or the rollout fails; every stream whose view changed gets it. Returns the streams notified.
+    @discardableResult
+    public func updateRollout(_ rollout: RolloutServing?) -> Int {
+        lock.withLock { self.rollout = rollout }
+        return redeliver()
+    }
+
+    /// Hands every stream whose view changed its new view, per loop. What a stream is due is recorded when it is
+    /// planned, so each change is counted once; the hand-off itself delivers whatever view is current when it runs.
+    public func redeliver() -> Int {
+        let targets = lock.withLock { subscribers.map { ($0.key, $0.value, delivered[$0.key]) } }
+        var due: [(ObjectIdentifier, SubscriberReference, String)] = []
+        for (key, target, last) in targets {
+            guard let view = view(group: target.group, nodeID: target.nodeID), view.contentHash != last else { continue }
+            due.append((key, target, view.contentHash))
+        }
+        lock.withLock { for (key, _, hash) in due where subscribers[key] != nil { delivered[key] = hash } }
         var perLoop: [ObjectIdentifier: (loop: any SubscriberExecutor, streams: [SubscriberReference])] = [:]
-        for target in targets {
-            guard let view = next.groups[target.group] else { continue }
-            if let old = previous?.groups[target.group], old.contentHash == view.contentHash { continue }
-            notified += 1
-            perLoop[ObjectIdentifier(target.executor), default: (target.executor, [])].streams.append(target)
-        }
+        for (_, target, _) in due { perLoop[ObjectIdentifier(target.executor), default: (target.executor, [])].streams.append(target) }
         for (loop, streams) in perLoop.values { handOff(streams[...], on: loop) }
-        return notified
+        return due.count
     }
 
     /// Streams handed their new view per loop turn. Between chunks the loop writes what the previous
@@ -76,28 +124,43 @@ public final class SnapshotHub: @unchecked Sendable {
     /// loop has been planned (and the loop keeps serving other connections meanwhile).
     public static let handOffChunk = 128
 
-    /// Each chunk delivers the group's view current when it runs, not when it was queued: a later
-    /// snapshot may arrive while chunks are pending, and no stream may be handed an older view after a newer one.
+    /// Each chunk delivers the view current when it runs, not when it was queued: a later snapshot may
+    /// arrive while chunks are pending, and no stream may be handed an older view after a newer one.
     private func handOff(_ streams: ArraySlice<SubscriberReference>, on loop: any SubscriberExecutor) {
         let chunk = streams.prefix(Self.handOffChunk)
         let rest = streams.dropFirst(Self.handOffChunk)
         loop.execute { [self] in
-            let groups = current?.groups
             for reference in chunk {
-                guard let view = groups?[reference.group] else { continue }
-                reference.subscriber?.snapshotChanged(to: view)
+                guard let subscriber = reference.subscriber, let view = view(group: reference.group, nodeID: reference.nodeID) else { continue }
+                subscriber.snapshotChanged(to: view)
             }
             if !rest.isEmpty { handOff(rest, on: loop) }
         }
     }
 
-    /// `subscriber` gets every later view of `group` that differs in content, on its executor.
-    public func subscribe(_ subscriber: any SnapshotSubscriber, group: String) {
-        lock.withLock { subscribers[ObjectIdentifier(subscriber)] = SubscriberReference(subscriber: subscriber, executor: subscriber.executor, group: group) }
+    /// `subscriber` gets every later view of `group` for `nodeID` that differs in content from `startedWith`
+    /// (the view it was created with), on its executor. A change that happened between the stream taking its
+    /// first view and subscribing is delivered at once.
+    public func subscribe(_ subscriber: any SnapshotSubscriber, group: String, nodeID: String = "", startedWith: GroupView? = nil) {
+        let key = ObjectIdentifier(subscriber)
+        let reference = SubscriberReference(subscriber: subscriber, executor: subscriber.executor, group: group, nodeID: nodeID)
+        let now = view(group: group, nodeID: nodeID)
+        lock.withLock {
+            subscribers[key] = reference
+            delivered[key] = startedWith?.contentHash ?? now?.contentHash
+        }
+        if let startedWith, let now, now.contentHash != startedWith.contentHash {
+            lock.withLock { delivered[key] = now.contentHash }
+            handOff([reference][...], on: reference.executor)
+        }
     }
 
     public func unsubscribe(_ subscriber: any SnapshotSubscriber) {
-        _ = lock.withLock { subscribers.removeValue(forKey: ObjectIdentifier(subscriber)) }
+        let key = ObjectIdentifier(subscriber)
+        lock.withLock {
+            subscribers.removeValue(forKey: key)
+            delivered.removeValue(forKey: key)
+        }
     }
 
     public var streamCount: Int { lock.withLock { subscribers.count } }
@@ -131,7 +194,7 @@ public final class SnapshotHub: @unchecked Sendable {
     /// Called by the feed after each read of the live pointer that found `version` already served.
     public func confirmUpToDate(version: String) {
         let (ready, again) = lock.withLock { () -> ([FreshnessWaiter], (@Sendable () -> Void)?) in
-            guard served?.version == version, !freshnessWaiters.isEmpty else { return ([], nil) }
+            guard served?.version == version || accountedLive == version, !freshnessWaiters.isEmpty else { return ([], nil) }
             for i in freshnessWaiters.indices { freshnessWaiters[i].confirmations += 1 }
             let ready = freshnessWaiters.filter { $0.confirmations >= 2 }
             freshnessWaiters.removeAll { $0.confirmations >= 2 }
@@ -139,6 +202,11 @@ public final class SnapshotHub: @unchecked Sendable {
         }
         for waiter in ready { waiter.executor.execute(waiter.work) }
         again?()
+    }
+
+    /// The store's live version is `version`, which this hub knowingly does not serve yet (queued behind a rollout).
+    public func accountForLive(_ version: String?) {
+        lock.withLock { accountedLive = version }
     }
 
     /// Streams waiting for a freshness check (for tests and the status page).

@@ -5,6 +5,7 @@ import EnvoySchema
 import Foundation
 import MeshAdmin
 import MeshCompilation
+import MeshModel
 import PostgresStorage
 import SnapshotStorage
 
@@ -48,6 +49,23 @@ struct Compile: ParsableCommand {
     @Flag(help: "Treat warnings as errors: publish nothing when there are warnings.")
     var strict = false
 
+    @Option(help: "Emergency override of mesh.yaml's rollout policy: `immediate` sends this version to every proxy at once (needs --reason; recorded in history).")
+    var rollout: String?
+
+    @Option(help: "Why the rollout policy is overridden (required with --rollout; recorded in history).")
+    var reason: String?
+
+    func validate() throws {
+        if let rollout {
+            guard rollout == "immediate" else { throw ValidationError("--rollout: the only override is 'immediate' (waves come from mesh.yaml)") }
+            guard let reason, !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw ValidationError("--rollout immediate needs --reason: say why every proxy must get this version at once (it is recorded in history)")
+            }
+        } else if reason != nil {
+            throw ValidationError("--reason goes with --rollout immediate")
+        }
+    }
+
     func run() throws {
         AllocatorTuning.apply()
         let pool = try loadSchema()
@@ -60,6 +78,17 @@ struct Compile: ParsableCommand {
         let snapshot: Snapshot
         let outcome: PublishOutcome
         do {
+            var report = report
+            var message = message
+            if rollout == "immediate", let reason {
+                // Without its policy records the server serves the version to every proxy at once.
+                report.groups = report.groups.map { group in
+                    var resources = group.resources
+                    resources[RolloutPolicy.typeURL] = nil
+                    return ProxyGroupResources(group: group.group, resources: resources)
+                }
+                message = (message.map { $0 + " " } ?? "") + "[rollout override: immediate, by \(author ?? NSUserName()): \(reason)]"
+            }
             snapshot = try MeshCompiler.snapshot(report, sourceRevision: sourceRevision, author: author, message: message)
             MeshCompiler.keepUntilExit(snapshot)
             outcome = try openPublishTarget(out).publish(snapshot)

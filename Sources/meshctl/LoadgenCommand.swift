@@ -170,11 +170,23 @@ struct BenchFixture: ParsableCommand {
     var churnPerSecond = 0.0
     @Option(help: "Endpoint churn: for how many seconds.")
     var churnSeconds = 0.0
+    @Option(help: "Rollout waves every group's policy record carries, comma-separated (e.g. 1,10%,100%); none: immediate.")
+    var rolloutWaves: String?
+    @Option(help: "The rollout policy's bake time in milliseconds.")
+    var rolloutBakeMs: Int64 = 2000
 
     func run() throws {
         let store = URL(fileURLWithPath: self.store).path  // the store wants an absolute directory
         var mesh = BenchmarkMesh(groups: groups.split(separator: ",").map(String.init), clusters: clusters, identities: identity)
         mesh.listenerPort = listenerPort
+        if let rolloutWaves {
+            let waves = rolloutWaves.split(separator: ",").compactMap { RolloutPolicy.WaveSize(text: String($0)) }
+            guard RolloutPolicy.problems(of: waves).isEmpty, waves.count == rolloutWaves.split(separator: ",").count else {
+                printError("meshctl bench-fixture: --rollout-waves \(rolloutWaves): \(RolloutPolicy.problems(of: waves).map(\.message).joined(separator: "; "))")
+                throw Exit.usage
+            }
+            mesh.rollout = RolloutPolicy(waves: waves, bakeMilliseconds: rolloutBakeMs)
+        }
         if let changeCluster { mesh.clusterRevisions[changeCluster] = revision }
         do {
             guard churnPerSecond > 0 else {

@@ -4,6 +4,8 @@
 // script can gate on it.
 import ArgumentParser
 import Foundation
+import RolloutPlanning
+import SnapshotStorage
 import XDSClient
 import Transport
 import XDSProtocol
@@ -49,6 +51,9 @@ struct Status: ParsableCommand {
     @Option(help: "Seconds to wait for each server.")
     var timeout: Double = 5
 
+    @Option(help: "Also report the latest publish's progressive rollout from this snapshot store; a rolled-back or halted one fails the check.")
+    var store: String?
+
     func validate() throws {
         guard format == "table" || format == "json" else { throw ValidationError("--format must be table or json") }
         for server in servers where hostPort(server) == nil { throw ValidationError("--server \(server): give HOST:PORT, e.g. 127.0.0.1:18000") }
@@ -89,8 +94,24 @@ struct Status: ParsableCommand {
         case "json": print(json(rows))
         default: print(proxyID == nil ? table(rows, reports: reports) : rows.map(detail).joined(separator: "\n"), terminator: "")
         }
+        let rolloutFailed = store.map(reportRollout) ?? false
         if unreachable { throw Exit.usage }
-        if rows.contains(where: { $0.failsCheck }) { throw Exit.invalid }
+        if rows.contains(where: { $0.failsCheck }) || rolloutFailed { throw Exit.invalid }
+    }
+
+    /// Prints the rollout line of the latest publish; true when that rollout failed (its proxy and Envoy's error are named).
+    func reportRollout(_ directory: String) -> Bool {
+        let snapshots = SnapshotStore(directory: directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
+        guard let data = try? snapshots.loadRolloutState(), let state = RolloutState.decode(data) else { return false }
+        guard let published = (try? snapshots.history())?.last(where: { $0.kind == .publish })?.version, published == state.target else { return false }
+        let line = "rollout of \(state.target.prefix(12)) (from \(state.previous.prefix(12))): \(state.phase.rawValue)"
+        let destination = format == "json" ? FileHandle.standardError : FileHandle.standardOutput
+        if let failure = state.failure, state.phase == .rolledBack || state.phase == .halted {
+            destination.write(Data("\n\(line)\nrollout FAILED: \(failure.summary)\n".utf8))
+            return true
+        }
+        destination.write(Data("\n\(line)\n".utf8))
+        return false
     }
 
     struct ServerReport {

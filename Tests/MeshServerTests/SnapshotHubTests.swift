@@ -1,5 +1,6 @@
 // The hub hands a new snapshot to streams in chunks per loop; whatever the timing, every
 // stream ends on the newest view and never receives an older view after a newer one.
+import Locking
 import MeshServer
 @testable import XDSCache
 import SnapshotStorage
@@ -68,5 +69,50 @@ final class SnapshotHubTests: XCTestCase {
         XCTAssertEqual(hub.serve(again), 0)
         usleep(100_000)
         XCTAssertEqual(subscriber.received, [])
+    }
+
+    /// During a rollout each stream is served its proxy's version; moving the decision (a wave starting, a rollback)
+    /// wakes exactly the streams whose view changes, and a stream subscribing after a change still gets it.
+    func testARolloutServesTwoVersionsSideBySideAndWakesOnlyStreamsWhoseViewChanges() throws {
+        let loops = EventLoopGroup(loopCount: 1)
+        defer { loops.shutdown() }
+        let hub = SnapshotHub()
+        let old = try snapshot("old"), new = try snapshot("new")
+        hub.serve(old)
+        let canary = RecordingSubscriber(eventLoop: loops.loops[0]), other = RecordingSubscriber(eventLoop: loops.loops[0])
+        hub.subscribe(canary, group: "web", nodeID: "canary", startedWith: hub.view(group: "web", nodeID: "canary"))
+        hub.subscribe(other, group: "web", nodeID: "other", startedWith: hub.view(group: "web", nodeID: "other"))
+        let admitted = Locked<Set<String>>(["canary"])
+        let serving = RolloutServing(previous: ServedSnapshot(old)) { _, node in admitted.withLock { $0.contains(node) } }
+        // Each step waits for its hand-off: a hand-off delivers the view current when it runs.
+        func settle(_ counts: [(RecordingSubscriber, Int)]) {
+            let deadline = Date().addingTimeInterval(5)
+            while Date() < deadline && !counts.allSatisfy({ $0.0.received.count >= $0.1 }) { usleep(5_000) }
+        }
+        XCTAssertEqual(hub.serve(new, rollout: serving), 1, "only the canary's view changes")
+        settle([(canary, 1)])
+        XCTAssertEqual(hub.view(group: "web", nodeID: "other")?.version, old.metadata.version)
+        XCTAssertEqual(hub.view(group: "web", nodeID: "canary")?.version, new.metadata.version)
+        XCTAssertEqual(hub.heldBack?.version, old.metadata.version)
+
+        admitted.withLock { $0.insert("other") }
+        XCTAssertEqual(hub.redeliver(), 1, "the next wave: only the other stream")
+        settle([(other, 1)])
+        admitted.withLock { $0 = [] }
+        XCTAssertEqual(hub.redeliver(), 2, "a rollback: both go back")
+        settle([(canary, 2), (other, 2)])
+        XCTAssertEqual(hub.updateRollout(nil), 2, "the rollout ends with the new version everywhere")
+        settle([(canary, 3), (other, 3)])
+        let o = old.metadata.version, n = new.metadata.version
+        XCTAssertEqual(canary.received, [n, o, n])
+        XCTAssertEqual(other.received, [n, o, n])
+        let deadline = Date().addingTimeInterval(5)
+
+        // A stream that took its first view just before the change is handed the change at once.
+        let late = RecordingSubscriber(eventLoop: loops.loops[0])
+        hub.subscribe(late, group: "web", nodeID: "late", startedWith: GroupView(version: o, resources: [:]))
+        while Date() < deadline && late.received.isEmpty { usleep(10_000) }
+        XCTAssertEqual(late.received, [n])
+        withExtendedLifetime([canary, other, late]) {}
     }
 }

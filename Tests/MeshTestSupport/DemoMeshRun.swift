@@ -18,13 +18,18 @@ public final class DemoMeshRun {
     public private(set) var children: [ChildProcess] = []
 
     /// Skips the test when Envoy is not installed; writes certificates for `proxies` and `operators`, copies Configs/
-    /// (gateways' `xds` modes set from `gatewayModes`) and compiles it into `store`.
-    public init(proxies: [String], operators: [String] = [], gatewayModes: [String: String] = [:]) throws {
+    /// (gateways' `xds` modes set from `gatewayModes`) and compiles it into `store` — unless `compileDemo` is false
+    /// (a test that publishes its own snapshots to `store`; `configs` is then empty).
+    public init(proxies: [String], operators: [String] = [], gatewayModes: [String: String] = [:], compileDemo: Bool = true) throws {
         guard FileManager.default.isExecutableFile(atPath: E2E.envoy) else { throw XCTSkip("Envoy is not installed; run through `make test`") }
         directory = try E2E.temporaryDirectory()
         certificates = directory + "/certs"
         store = directory + "/store"
         _ = try DevelopmentCertificates.write(to: certificates, trustDomain: "mesh.local", proxies: proxies, operators: operators)
+        guard compileDemo else {
+            configs = ""
+            return
+        }
         configs = try E2E.demoConfigs(in: directory, certificates: certificates, gatewayModes: gatewayModes)
         let compile = E2E.run(E2E.meshctl, ["compile", "--configs", configs, "--templates", E2E.root.appendingPathComponent("templates").path,
                                             "--out", store], timeout: 120)
@@ -45,10 +50,10 @@ public final class DemoMeshRun {
         adopt(try startUpstream(port: port, body: body, directory: directory))
     }
 
-    /// `meshctl serve` on the store with the development server certificate; returns the process and its xDS port once
-    /// it logs `server.listening`.
-    public func startServe(admin: String = "off", extraArguments: [String] = [], name: String = "server") throws -> (process: ChildProcess, port: Int) {
-        let port = E2E.freePort()
+    /// `meshctl serve` on the store with the development server certificate (on `port`, default a free one); returns the
+    /// process and its xDS port once it logs `server.listening`.
+    public func startServe(admin: String = "off", extraArguments: [String] = [], name: String = "server", port: Int? = nil) throws -> (process: ChildProcess, port: Int) {
+        let port = port ?? E2E.freePort()
         let server = adopt(try ChildProcess(E2E.meshctl, ["serve", "--store", store, "--listen", "127.0.0.1:\(port)", "--admin", admin,
                                                           "--tls-cert", certificates + "/server.crt", "--tls-key", certificates + "/server.key",
                                                           "--client-ca", certificates + "/ca.crt", "--drain-seconds", "1"] + extraArguments,

@@ -89,6 +89,19 @@ public enum E2E {
         return configs
     }
 
+    /// The admin endpoint's port of a `meshctl serve --admin 127.0.0.1:0`, read from its `admin.listening` log line
+    /// (0, and a test failure, when it does not log one within `seconds`).
+    public static func adminPort(of server: ChildProcess, within seconds: Double = 15, file: StaticString = #filePath, line: UInt = #line) -> Int {
+        var port = 0
+        waitUntil(seconds, "meshctl serve's admin endpoint to listen", file: file, line: line) {
+            guard let logged = server.output.split(separator: "\n").first(where: { $0.contains("admin.listening") }),
+                  let range = logged.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression) else { return false }
+            port = Int(logged[range].split(separator: ":").last!) ?? 0
+            return port > 0
+        }
+        return port
+    }
+
     /// Polls `condition` every 50 ms until it holds or `seconds` pass.
     public static func waitUntil(_ seconds: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line, _ condition: () -> Bool) {
         let deadline = Date().addingTimeInterval(seconds)

@@ -2,6 +2,7 @@
 // three output formats, publishing into the store, and a failed compile leaving the
 // previous store and dump untouched.
 import Foundation
+import MeshModel
 import MeshTestSupport
 import SnapshotStorage
 import XCTest
@@ -104,5 +105,26 @@ final class CompileCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 1)
         let line = try fixture.line(of: "timeout: 5x", in: "Configs/services/catalog.yaml")
         XCTAssertTrue(result.stdout.hasPrefix("::error file=Configs/services/catalog.yaml,line=\(line),col=10,title=config.value::timeout: '5x' is not a duration"), result.stdout)
+    }
+
+    /// The emergency override: `--rollout immediate` needs `--reason`; the version carries no policy and history says why.
+    func testCompileRolloutImmediateNeedsAReasonAndIsRecorded() throws {
+        let fixture = try MeshFixture()
+        try fixture.replace("Configs/mesh.yaml", "\nrollout: immediate\n", with: "\nrollout: {waves: [1, 100%], bake: 30s}\n")
+        let store = fixture.path("store")
+        let arguments = ["compile", "--configs", fixture.path("Configs"), "--templates", fixture.path("templates"), "--out", store]
+        let refused = try meshctl(arguments + ["--rollout", "immediate"], in: fixture)
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--reason"), refused.stderr)
+        let waves = try meshctl(arguments, in: fixture)
+        XCTAssertEqual(waves.status, 0, waves.stderr)
+        let override = try meshctl(arguments + ["--rollout", "immediate", "--reason", "CVE fix", "--author", "ana"], in: fixture)
+        XCTAssertEqual(override.status, 0, override.stderr)
+        let snapshots = SnapshotStore(directory: store)
+        let live = try XCTUnwrap(try snapshots.current())
+        XCTAssertTrue(live.groups.values.allSatisfy { $0.resources[RolloutPolicy.typeURL] == nil }, "the override carries no policy records")
+        let event = try XCTUnwrap(try snapshots.history().last)
+        XCTAssertEqual(event.kind, .publish)
+        XCTAssertTrue(event.reason?.contains("rollout override: immediate, by ana: CVE fix") ?? false, event.reason ?? "")
     }
 }

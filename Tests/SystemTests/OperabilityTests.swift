@@ -48,14 +48,7 @@ final class OperabilityTests: XCTestCase {
                                                      "--client-ca", certs + "/ca.crt", "--threads", "2", "--drain-seconds", "1"] + extra,
                                        log: directory + "/server.log")
         children.append(process)
-        var adminPort = 0
-        E2E.waitUntil(15, "meshctl serve and its admin endpoint to listen") {
-            guard let line = process.output.split(separator: "\n").first(where: { $0.contains("admin.listening") }),
-                  let range = line.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression) else { return false }
-            adminPort = Int(line[range].split(separator: ":").last!) ?? 0
-            return adminPort > 0
-        }
-        return Server(process: process, port: port, adminPort: adminPort)
+        return Server(process: process, port: port, adminPort: E2E.adminPort(of: process))
     }
 
     func startEnvoy(serverPort: Int) throws -> Int {

@@ -6,9 +6,9 @@ import MeshModel
 import NetworkAddress
 
 enum MeshLoader {
-    static let meshKeys = ["mesh", "xds_server", "certificates", "defaults", "templates", "sidecars", "gateways"]
+    static let meshKeys = ["mesh", "xds_server", "certificates", "defaults", "templates", "sidecars", "gateways", "rollout"]
     static let serviceKeys = ["name", "description", "owners", "ports", "endpoints", "hosts", "sidecar", "dependencies", "routes",
-                              "timeout", "connect_timeout", "retries", "mtls", "security", "envoy"]
+                              "timeout", "connect_timeout", "retries", "mtls", "security", "envoy", "rollout"]
     static let routeKeys = ["name", "match", "service", "port", "split", "redirect", "direct_response", "timeout", "retries", "mirror", "rewrite_prefix"]
     /// Envoy's `retry_on` conditions (HTTP and gRPC).
     static let retryConditions = ["5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited", "retriable-4xx",
@@ -68,12 +68,74 @@ enum MeshLoader {
             mesh.sidecarNodeIDs = reader.strings(f["node_ids"], path: "sidecars.node_ids").map(\.value)
             if let v = reader.choice(f["xds"], path: "sidecars.xds", allowed: xdsModes) { mesh.sidecarXDS = SubscriptionMode(rawValue: v.value)! }
         }
+        if let node = top["rollout"] { mesh.rollout = rollout(node, path: "rollout", &reader) ?? mesh.rollout }
         if let items = reader.list(top["gateways"], path: "gateways") {
             for (i, item) in items.enumerated() {
                 if let gateway = self.gateway(item, path: "gateways[\(i)]", mesh: mesh, &reader) { mesh.gateways.append(gateway) }
             }
         }
         return mesh
+    }
+
+    /// `rollout: immediate` or `rollout: {waves: [1, 10%, 100%], bake: 30s, on_failure: rollback|halt, ack_timeout: 10s}`.
+    static func rollout(_ node: YAMLNode, path: String, _ reader: inout ConfigReader) -> RolloutChoice? {
+        if case .scalar = node.kind {
+            guard reader.choice(node, path: path, allowed: ["immediate"]) != nil else { return nil }
+            return .immediate
+        }
+        guard let f = reader.fields(node, path: path, what: "'rollout' (immediate, or a mapping with waves and bake)",
+                                    known: ["waves", "bake", "on_failure", "ack_timeout", "gate"], required: ["waves", "bake"]) else { return nil }
+        var waves: [RolloutPolicy.WaveSize] = []
+        var waveLocations: [SourceLocation] = []
+        var ok = true
+        for (i, item) in (reader.list(f["waves"], path: path + ".waves") ?? []).enumerated() {
+            guard let text = reader.string(item, path: "\(path).waves[\(i)]") else { ok = false; continue }
+            guard let wave = RolloutPolicy.WaveSize(text: text.value) else {
+                reader.report("config.rollout", "wave '\(text.value)' is neither a number of proxies (e.g. 1) nor a percentage of the group (e.g. 10%)", path: "\(path).waves[\(i)]", at: text.location)
+                ok = false
+                continue
+            }
+            waves.append(wave)
+            waveLocations.append(text.location)
+        }
+        if f["waves"] != nil && ok {
+            for problem in RolloutPolicy.problems(of: waves) {
+                let location = waveLocations.indices.contains(problem.index) ? waveLocations[problem.index] : f["waves"]?.location
+                reader.report("config.rollout", problem.message, path: "\(path).waves[\(problem.index)]", at: location)
+                ok = false
+            }
+        }
+        let bake = reader.duration(f["bake"], path: path + ".bake")
+        var ackTimeout = RolloutPolicy.defaultAckTimeoutMilliseconds
+        if let v = reader.duration(f["ack_timeout"], path: path + ".ack_timeout") {
+            if let positive = positive(v, path: path + ".ack_timeout", &reader) { ackTimeout = positive.milliseconds } else { ok = false }
+        }
+        var onFailure = RolloutPolicy.FailureAction.rollback
+        if let v = reader.choice(f["on_failure"], path: path + ".on_failure", allowed: RolloutPolicy.FailureAction.allCases.map(\.rawValue)) {
+            onFailure = RolloutPolicy.FailureAction(rawValue: v.value)!
+        } else if f["on_failure"] != nil { ok = false }
+        var gate: RolloutPolicy.Gate?
+        if let n = f["gate"], let g = reader.fields(n, path: path + ".gate", what: "'gate' (an HTTP check asked after each wave's bake)", known: ["url", "timeout"], required: ["url"]) {
+            if let url = reader.string(g["url"], path: path + ".gate.url") {
+                let lower = url.value.lowercased()
+                if (lower.hasPrefix("http://") || lower.hasPrefix("https://")) && url.value.count > 8 && !url.value.contains(" ") {
+                    var timeout: Int64 = 5000
+                    if let v = reader.duration(g["timeout"], path: path + ".gate.timeout") {
+                        if let positive = positive(v, path: path + ".gate.timeout", &reader) { timeout = positive.milliseconds } else { ok = false }
+                    }
+                    gate = RolloutPolicy.Gate(url: url.value, timeoutMilliseconds: timeout)
+                } else {
+                    reader.report("config.rollout", "gate url '\(url.value)' is not an http:// or https:// URL; the gate is asked with an HTTP GET and passes on a 2xx answer", path: path + ".gate.url", at: url.location)
+                    ok = false
+                }
+            } else { ok = false }
+            if let bake, bake.value.milliseconds == 0 {
+                reader.report("config.rollout", "a gate needs a bake time longer than 0: it is asked when a wave's bake ends, to judge what the proxies did meanwhile", path: path + ".bake", at: bake.location)
+                ok = false
+            }
+        } else if f["gate"] != nil { ok = false }
+        guard ok, let bake, !waves.isEmpty else { return nil }
+        return .waves(RolloutPolicy(waves: waves, bakeMilliseconds: bake.value.milliseconds, ackTimeoutMilliseconds: ackTimeout, onFailure: onFailure, gate: gate))
     }
 
     static func positive(_ v: Located<ConfigDuration>, path: String, _ reader: inout ConfigReader) -> ConfigDuration? {
@@ -85,7 +147,7 @@ enum MeshLoader {
     }
 
     static func gateway(_ node: YAMLNode, path: String, mesh: MeshDefinition, _ reader: inout ConfigReader) -> GatewayDefinition? {
-        let keys = ["name", "kind", "template", "identities", "node_ids", "listen", "tls", "hosts", "routes", "cors", "xds"]
+        let keys = ["name", "kind", "template", "identities", "node_ids", "listen", "tls", "hosts", "routes", "cors", "xds", "rollout"]
         guard let f = reader.fields(node, path: path, what: "a gateway", known: keys, required: ["name", "kind", "template", "listen", "tls", "routes"]) else { return nil }
         guard let name = reader.name(f["name"], path: path + ".name", what: "gateway name"),
               let kindText = reader.choice(f["kind"], path: path + ".kind", allowed: ["ingress", "internal-web"]),
@@ -131,7 +193,8 @@ enum MeshLoader {
                                  nodeIDs: reader.strings(f["node_ids"], path: path + ".node_ids").map(\.value),
                                  listenAddress: listenAddress, listenPort: listenPort, certificate: certificate, privateKey: privateKey,
                                  hosts: f["hosts"].map { reader.strings($0, path: path + ".hosts") } ?? [Located(value: "*", location: node.location)],
-                                 routes: routes, cors: cors, xds: xds ?? .adsStateOfTheWorld, location: node.location)
+                                 routes: routes, cors: cors, xds: xds ?? .adsStateOfTheWorld,
+                                 rollout: f["rollout"].flatMap { rollout($0, path: path + ".rollout", &reader) }, location: node.location)
     }
 
     // MARK: services
@@ -210,7 +273,8 @@ enum MeshLoader {
                                  timeout: reader.duration(f["timeout"], path: "timeout")?.value,
                                  connectTimeout: reader.duration(f["connect_timeout"], path: "connect_timeout").flatMap { positive($0, path: "connect_timeout", &reader) },
                                  retries: f["retries"].flatMap { retries($0, path: "retries", &reader) },
-                                 mtlsDisabled: mtlsDisabled, allowedCallers: allowedCallers, raw: raw, location: node.location)
+                                 mtlsDisabled: mtlsDisabled, allowedCallers: allowedCallers, raw: raw,
+                                 rollout: f["rollout"].flatMap { rollout($0, path: "rollout", &reader) }, location: node.location)
     }
 
     static func port(_ node: YAMLNode, path: String, _ reader: inout ConfigReader) -> PortDefinition? {

@@ -33,6 +33,8 @@ struct MeshDefinition: Sendable {
     /// How every sidecar group's proxies subscribe (`sidecars.xds`).
     var sidecarXDS = SubscriptionMode.adsStateOfTheWorld
     var gateways: [GatewayDefinition] = []
+    /// How new snapshots reach each group's proxies unless the group says otherwise (`rollout:`).
+    var rollout = RolloutChoice.immediate
     var location = SourceLocation(line: 1, column: 1)
 
     func identity(ofService name: String) -> String {
@@ -43,6 +45,18 @@ struct MeshDefinition: Sendable {
         let file = pattern.replacingOccurrences(of: "{proxy}", with: proxy)
         if file.hasPrefix("/") { return file }
         return certificateDirectory.hasSuffix("/") ? certificateDirectory + file : certificateDirectory + "/" + file
+    }
+}
+
+/// `rollout:` as written: at once, or in waves.
+enum RolloutChoice: Sendable, Equatable {
+    case immediate
+    case waves(RolloutPolicy)
+
+    /// The record the snapshot carries (nil: immediate, no record).
+    var policy: RolloutPolicy? {
+        if case .waves(let policy) = self { return policy }
+        return nil
     }
 }
 
@@ -69,6 +83,8 @@ struct GatewayDefinition: Sendable {
     var cors: CORSDefinition?
     /// How the gateway's proxies subscribe (`xds`).
     var xds: SubscriptionMode
+    /// The gateway's own `rollout:` (nil: the mesh's).
+    var rollout: RolloutChoice?
     var location: SourceLocation
 }
 
@@ -242,6 +258,8 @@ struct ServiceDefinition: Sendable {
     var mtlsDisabled: Located<String>?
     var allowedCallers: [Located<String>]
     var raw: RawEnvoyDefinition
+    /// The service's sidecar group's own `rollout:` (nil: the mesh's).
+    var rollout: RolloutChoice?
     var location: SourceLocation
 
     /// The first HTTP or gRPC port (what routes and outbound virtual hosts use by default).

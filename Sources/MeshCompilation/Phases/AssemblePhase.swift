@@ -20,13 +20,15 @@ extension Compilation {
                 plans.append(ProxyGroupPlan(name: name, kind: "sidecar", jobs: [own] + reached.compactMap { upstream($0, mesh.sidecarXDS) },
                                             identities: [builder.identity(name)],
                                             nodeIDs: mesh.sidecarNodeIDs.map { $0.replacingOccurrences(of: "{service}", with: name) },
-                                            xds: mesh.sidecarXDS))
+                                            xds: mesh.sidecarXDS,
+                                            rollout: (model.services[name]?.rollout ?? mesh.rollout).policy))
             }
             for gateway in gateways {
                 guard let own = gatewayJob[gateway.name.value], (gatewayReach[gateway.name.value] ?? []).allSatisfy({ upstreamJob[$0] != nil }) else { continue }
                 plans.append(ProxyGroupPlan(name: gateway.name.value, kind: gateway.kind.rawValue,
                                             jobs: [own] + (gatewayReach[gateway.name.value] ?? []).compactMap { upstream($0, gateway.xds) },
-                                            identities: gateway.identities, nodeIDs: gateway.nodeIDs, xds: gateway.xds))
+                                            identities: gateway.identities, nodeIDs: gateway.nodeIDs, xds: gateway.xds,
+                                            rollout: (gateway.rollout ?? mesh.rollout).policy))
             }
         }
         report.groupCount = plans.count

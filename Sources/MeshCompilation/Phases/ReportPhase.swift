@@ -25,6 +25,10 @@ extension Compilation {
                 for job in plan.jobs { for r in results[job].resources { if let e = r.encoded { list.append(e) } } }
                 list.append(Resource(typeURL: GroupAccess.typeURL, name: plan.name,
                                      body: GroupAccess(group: plan.name, identities: plan.identities, nodeIDs: plan.nodeIDs, xds: plan.xds).encoded()))
+                // Immediate groups carry no record, so snapshots of meshes without a rollout policy are unchanged.
+                if let rollout = plan.rollout {
+                    list.append(Resource(typeURL: RolloutPolicy.typeURL, name: plan.name, body: rollout.encoded()))
+                }
                 return ProxyGroupResources(group: plan.name, resources: list)
             }
             clock.lap("groups assembled")

@@ -15,6 +15,8 @@ struct ProxyGroupPlan: Sendable {
     let nodeIDs: [String]
     /// How the group's proxies subscribe (recorded in its access record).
     let xds: SubscriptionMode
+    /// How new snapshots reach the group's proxies (nil: immediate).
+    var rollout: RolloutPolicy? = nil
 }
 
 struct GroupRules {
