@@ -235,6 +235,29 @@ final class BrokenMeshTests: XCTestCase {
                  try $0.append("Configs/services/inventory.yaml", BrokenMeshTests.servicePatchHeader + "    clusters:\n      inventory.htp:\n        connect_timeout: 2s\n")
              },
              expected: [Expected(rule: "config.raw-unknown-resource", file: "Configs/services/inventory.yaml", marker: "inventory.htp")]),
+        // Proxyless gRPC clients (proxyless: grpc; Configs/services/settlement.yaml).
+        Case(name: "a proxyless client with a port", mutate: {
+                 try $0.append("Configs/services/settlement.yaml", "ports:\n  - {name: grpc, protocol: grpc, port: 10200}\n")
+             },
+             expected: [Expected(rule: "config.value", file: "Configs/services/settlement.yaml", marker: "ports:")]),
+        Case(name: "a proxyless client's callee with routes gRPC cannot follow", mutate: {
+                 try $0.replace("Configs/services/settlement.yaml", "dependencies: [payments]", with: "dependencies: [payments, orders]")
+             },
+             expected: [Expected(rule: "grpc.unsupported-route", file: "Configs/services/orders.yaml", marker: "- name: healthz"),
+                        Expected(rule: "grpc.unsupported-route", file: "Configs/services/orders.yaml", marker: "- name: old-api"),
+                        Expected(rule: "grpc.retry-condition", severity: .warning, file: "Configs/services/orders.yaml", marker: "retries: {attempts: 2")]),
+        Case(name: "a proxyless client depending on a TCP service", mutate: {
+                 try $0.replace("Configs/services/settlement.yaml", "dependencies: [payments]", with: "dependencies: [payments, ledger]")
+             },
+             expected: [Expected(rule: "grpc.tcp-dependency", file: "Configs/services/settlement.yaml", marker: "dependencies: [payments, ledger]")]),
+        Case(name: "a dependency on a proxyless client", mutate: {
+                 try $0.replace("Configs/services/inventory.yaml", "endpoints:", with: "dependencies: [settlement]\nendpoints:")
+             },
+             expected: [Expected(rule: "mesh.proxyless-dependency", file: "Configs/services/inventory.yaml", marker: "dependencies: [settlement]")]),
+        Case(name: "an unknown proxyless kind", mutate: {
+                 try $0.replace("Configs/services/settlement.yaml", "\nproxyless: grpc\n", with: "\nproxyless: grcp\n")
+             },
+             expected: [Expected(rule: "config.value", file: "Configs/services/settlement.yaml", marker: "proxyless: grcp")]),
     ]
 
     func testEveryBrokenMeshReportsItsRuleAtTheUsersLine() throws {

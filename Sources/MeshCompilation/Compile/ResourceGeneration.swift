@@ -10,8 +10,8 @@ struct RenderJob: Sendable {
     let role: TemplateRole
     let template: CompiledTemplate
     let roots: [String: TemplateValue]
-    /// Stamped on every position in the rendered text.
-    let origin: Int32
+    /// Stamped on every position in the rendered text: jobOriginBase + the job's index in the plan.
+    var origin: Int32
     /// The service or gateway the job renders for.
     let owner: String
     /// Raw Envoy patches of the owning service (merged by kind and name).
@@ -22,6 +22,8 @@ struct RenderJob: Sendable {
     let requireMTLS: Bool
     /// Names of the sidecar's inbound listeners (they take mesh traffic).
     let inboundListeners: Set<String>
+    /// For a proxyless client: the clusters it renders for services that require mutual TLS, and their service.
+    var meshClusters: [String: String] = [:]
 }
 
 /// One generated resource, checked (and encoded when it has no errors).
@@ -134,6 +136,8 @@ enum ResourceGeneration {
             switch (job.role, kind) {
             case (.upstream, .clusters):
                 rules.checkMeshCluster(view, service: job.owner)
+            case (.grpcClient, .clusters):
+                if let service = job.meshClusters[name?.value ?? ""] { rules.checkMeshCluster(view, service: service) }
             case (.sidecar, .listeners):
                 let inbound = view.enumNumber("traffic_direction") == 1 || job.inboundListeners.contains(name?.value ?? "")
                 if inbound { rules.checkMeshListener(view, service: job.owner) }

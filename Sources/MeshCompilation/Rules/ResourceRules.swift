@@ -250,7 +250,8 @@ struct ResourceRules {
             return
         }
         let common = tls.child("common_tls_context")
-        if common?.children("tls_certificates").isEmpty ?? true, common?.children("tls_certificate_sds_secret_configs").isEmpty ?? true {
+        if common?.children("tls_certificates").isEmpty ?? true, common?.children("tls_certificate_sds_secret_configs").isEmpty ?? true,
+           common?.child("tls_certificate_provider_instance") == nil {
             report(.error, "mesh.mtls-required", "cluster '\(name)' uses TLS without a client certificate, so the sidecars of '\(service)' cannot verify the caller; add tls_certificate_sds_secret_configs (the mesh identity) to common_tls_context",
                    path: tls.path + ".common_tls_context", at: common?.location ?? tls.location)
         }

@@ -1,0 +1,100 @@
+"""A proxyless gRPC application and its server, with grpcio (PyPI) as the real xDS client.
+
+  serve --port P --cert C --key K --ca CA
+      A gRPC server on 127.0.0.1:P standing in for a mesh service's sidecar: mutual TLS with the
+      service's mesh certificate, client certificates required, answering grpc.health.v1.Health/Check
+      with SERVING. Prints 'listening' once it accepts, then one 'peer URI' line per call (the
+      caller's SPIFFE identity as TLS saw it). Runs until terminated.
+
+  call --bootstrap FILE --target xds:///NAME [--deadline SECONDS] [--hold SECONDS]
+      Dials the target through gRPC's xDS resolver (FILE as GRPC_XDS_BOOTSTRAP) with
+      xDS channel credentials (the cluster's TLS comes from the control plane), calls Health/Check
+      until it answers or the deadline passes, and prints one JSON line: {"ok": true, "status": ...}
+      or {"ok": false, "code": ..., "details": ...}. Exit 0 when the call was answered.
+
+No generated protobuf code: the health messages are two bytes each way, written out below.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent import futures
+
+grpc = None  # imported in main(), after GRPC_XDS_BOOTSTRAP is set
+
+CHECK = "/grpc.health.v1.Health/Check"
+SERVING = b"\x08\x01"  # HealthCheckResponse{status: SERVING}
+
+
+def serve(args):
+    def check(request, context):
+        for key, values in context.auth_context().items():
+            if key == "x509_subject_alternative_name":
+                for value in values:
+                    print("peer", value.decode(), flush=True)
+        return SERVING
+
+    handler = grpc.method_handlers_generic_handler(
+        "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(check)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    credentials = grpc.ssl_server_credentials(
+        [(open(args.key, "rb").read(), open(args.cert, "rb").read())],
+        root_certificates=open(args.ca, "rb").read(), require_client_auth=True)
+    server.add_secure_port("127.0.0.1:%d" % args.port, credentials)
+    server.start()
+    print("listening", flush=True)
+    server.wait_for_termination()
+
+
+def call(args):
+    credentials = grpc.xds_channel_credentials(fallback_credentials=grpc.local_channel_credentials())
+    channel = grpc.secure_channel(args.target, credentials)
+    method = channel.unary_unary(CHECK)
+    deadline = time.monotonic() + args.deadline
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            answer = method(b"", timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+            status = "SERVING" if answer == SERVING else answer.hex()
+            print(json.dumps({"ok": True, "status": status}), flush=True)
+            if args.hold > 0:
+                time.sleep(args.hold)  # stay connected, so the control plane can be asked about this client
+            channel.close()
+            return 0
+        except grpc.RpcError as error:
+            last = {"ok": False, "code": error.code().name, "details": error.details()}
+            time.sleep(0.2)
+    print(json.dumps(last or {"ok": False, "code": "NONE", "details": "no attempt finished"}), flush=True)
+    channel.close()
+    return 1
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command", required=True)
+    s = commands.add_parser("serve")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--cert", required=True)
+    s.add_argument("--key", required=True)
+    s.add_argument("--ca", required=True)
+    c = commands.add_parser("call")
+    c.add_argument("--bootstrap", required=True)
+    c.add_argument("--target", required=True)
+    c.add_argument("--deadline", type=float, default=20.0)
+    c.add_argument("--hold", type=float, default=0.0)
+    args = parser.parse_args()
+    global grpc
+    if args.command == "call":
+        os.environ["GRPC_XDS_BOOTSTRAP"] = args.bootstrap
+    import grpc as module
+    grpc = module
+    if args.command == "serve":
+        serve(args)
+        return 0
+    return call(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
