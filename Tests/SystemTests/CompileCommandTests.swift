@@ -88,7 +88,7 @@ final class CompileCommandTests: XCTestCase {
         XCTAssertEqual(object["ok"] as? Bool, false)
         let summary = try XCTUnwrap(object["summary"] as? [String: Any])
         XCTAssertEqual(summary["errors"] as? Int, 1)
-        XCTAssertEqual(summary["services"] as? Int, 9)
+        XCTAssertEqual(summary["services"] as? Int, 10)
         let diagnostic = try XCTUnwrap((object["diagnostics"] as? [[String: Any]])?.first)
         XCTAssertEqual(diagnostic["rule"] as? String, "config.value")
         XCTAssertEqual(diagnostic["file"] as? String, "Configs/services/catalog.yaml")
