@@ -145,6 +145,8 @@ enum ResourceGeneration {
                 break
             }
         }
+        // A proxyless gRPC client's group is read by gRPC, not Envoy: its rules too, for everything in the job.
+        if job.role == .grpcClient { rules.checkGRPCProfile(view, kind: kind) }
         result.diagnostics += rules.diagnostics
         let hasErrors = result.diagnostics.count { $0.diagnostic.severity == .error } > errorsBefore
         var encoded: Resource?
