@@ -1,16 +1,19 @@
 """A proxyless gRPC application and its server, with grpcio (PyPI) as the real xDS client.
 
-  serve --port P --cert C --key K --ca CA
+  serve --port P --cert C --key K --ca CA --name NAME
       A gRPC server on 127.0.0.1:P standing in for a mesh service's sidecar: mutual TLS with the
       service's mesh certificate, client certificates required, answering grpc.health.v1.Health/Check
-      with SERVING. Prints 'listening' once it accepts, then one 'peer URI' line per call (the
-      caller's SPIFFE identity as TLS saw it). Runs until terminated.
+      with SERVING and NAME in the trailing metadata 'backend'. Prints 'listening' once it accepts,
+      then one 'peer URI' line per call (the caller's SPIFFE identity as TLS saw it). Runs until
+      terminated.
 
-  call --bootstrap FILE --target xds:///NAME [--deadline SECONDS] [--hold SECONDS]
+  call --bootstrap FILE --target xds:///NAME [--deadline SECONDS] [--hold SECONDS] [--repeat]
       Dials the target through gRPC's xDS resolver (FILE as GRPC_XDS_BOOTSTRAP) with
       xDS channel credentials (the cluster's TLS comes from the control plane), calls Health/Check
       until it answers or the deadline passes, and prints one JSON line: {"ok": true, "status": ...}
-      or {"ok": false, "code": ..., "details": ...}. Exit 0 when the call was answered.
+      or {"ok": false, "code": ..., "details": ...}. Exit 0 when the call was answered. With
+      --repeat it keeps calling (every 100 ms, one JSON line per call, with the answering backend)
+      until the deadline, so configuration changes can be watched from one running client.
 
 No generated protobuf code: the health messages are two bytes each way, written out below.
 """
@@ -33,6 +36,7 @@ def serve(args):
             if key == "x509_subject_alternative_name":
                 for value in values:
                     print("peer", value.decode(), flush=True)
+        context.set_trailing_metadata((("backend", args.name),))
         return SERVING
 
     handler = grpc.method_handlers_generic_handler(
@@ -54,18 +58,29 @@ def call(args):
     method = channel.unary_unary(CHECK)
     deadline = time.monotonic() + args.deadline
     last = None
+    answered = False
     while time.monotonic() < deadline:
         try:
-            answer = method(b"", timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+            answer, rpc = method.with_call(b"", timeout=min(5.0, max(0.5, deadline - time.monotonic())))
             status = "SERVING" if answer == SERVING else answer.hex()
-            print(json.dumps({"ok": True, "status": status}), flush=True)
+            backend = dict(rpc.trailing_metadata() or ()).get("backend", "")
+            print(json.dumps({"ok": True, "status": status, "backend": backend}), flush=True)
+            answered = True
+            if args.repeat:
+                time.sleep(0.1)
+                continue
             if args.hold > 0:
                 time.sleep(args.hold)  # stay connected, so the control plane can be asked about this client
             channel.close()
             return 0
         except grpc.RpcError as error:
             last = {"ok": False, "code": error.code().name, "details": error.details()}
+            if args.repeat:
+                print(json.dumps(last), flush=True)
             time.sleep(0.2)
+    if answered:
+        channel.close()
+        return 0
     print(json.dumps(last or {"ok": False, "code": "NONE", "details": "no attempt finished"}), flush=True)
     channel.close()
     return 1
@@ -79,11 +94,13 @@ def main():
     s.add_argument("--cert", required=True)
     s.add_argument("--key", required=True)
     s.add_argument("--ca", required=True)
+    s.add_argument("--name", default="")
     c = commands.add_parser("call")
     c.add_argument("--bootstrap", required=True)
     c.add_argument("--target", required=True)
     c.add_argument("--deadline", type=float, default=20.0)
     c.add_argument("--hold", type=float, default=0.0)
+    c.add_argument("--repeat", action="store_true")
     args = parser.parse_args()
     global grpc
     if args.command == "call":

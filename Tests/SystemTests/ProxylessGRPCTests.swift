@@ -41,16 +41,89 @@ final class ProxylessGRPCTests: XCTestCase {
         return path
     }
 
+    /// A grpcio server standing in for `name`'s sidecar on `port`, with `name`'s mesh certificate; answers name itself.
+    func startBackend(_ mesh: DemoMeshRun, python: String, name: String, port: Int) throws -> ChildProcess {
+        let certs = mesh.certificates
+        let backend = mesh.adopt(try ChildProcess(python, [Self.script, "serve", "--port", "\(port)", "--cert", "\(certs)/\(name).crt",
+                                                           "--key", "\(certs)/\(name).key", "--ca", "\(certs)/ca.crt", "--name", name],
+                                                  log: "\(mesh.directory)/\(name).log"))
+        E2E.waitUntil(20, "the grpcio \(name) server to listen") { backend.output.contains("listening") }
+        return backend
+    }
+
+    func compile(_ mesh: DemoMeshRun) {
+        let result = Command.run(E2E.meshctl, ["compile", "--configs", mesh.configs, "--templates", TestPaths.root.appendingPathComponent("templates").path,
+                                               "--out", mesh.store], timeout: 120)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+    }
+
+    /// The backends that answered, in the order of the client's JSON lines from `line` on.
+    func backends(_ output: String, from line: Int = 0) -> [String] {
+        output.split(separator: "\n").dropFirst(line).compactMap { text -> String? in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], object["ok"] as? Bool == true else { return nil }
+            return object["backend"] as? String
+        }
+    }
+
+    func testARouteChangeReachesTheRunningClientWithoutARestart() throws {
+        let python = try python()
+        let mesh = try DemoMeshRun(proxies: ["settlement", "payments", "payments-canary"])
+        self.mesh = mesh
+        // A canary of payments that nothing routes to yet (its sidecar would be on 10155).
+        try """
+            name: payments-canary
+            owners: [team-payments]
+            ports: [{name: grpc, protocol: grpc, port: 10155}]
+            endpoints: {static: ["127.0.0.1:19155"]}
+            security: {allowed_callers: [orders, orders-canary, settlement]}
+
+            """.write(toFile: mesh.configs + "/services/payments-canary.yaml", atomically: true, encoding: .utf8)
+        let paymentsFile = mesh.configs + "/services/payments.yaml"
+        let payments = try String(contentsOfFile: paymentsFile, encoding: .utf8)
+        XCTAssertTrue(payments.contains("    local_port: 10152\n"))
+        try payments.replacingOccurrences(of: "    local_port: 10152\n", with: "    local_port: 10152\n  - payments-canary\n")
+            .write(toFile: paymentsFile, atomically: true, encoding: .utf8)
+        compile(mesh)
+        _ = try startBackend(mesh, python: python, name: "payments", port: 10150)
+        _ = try startBackend(mesh, python: python, name: "payments-canary", port: 10155)
+        let (server, serverPort) = try mesh.startServe()
+        let bootstrap = try grpcBootstrap(mesh, node: "settlement-1", group: "settlement", identity: "settlement", serverPort: serverPort)
+        let client = mesh.adopt(try ChildProcess(python, [Self.script, "call", "--bootstrap", bootstrap, "--target", "xds:///payments",
+                                                          "--deadline", "90", "--repeat"],
+                                                 log: "\(mesh.directory)/settlement.log"))
+        E2E.waitUntil(40, "ten answers before the change") { backends(client.output).count >= 10 }
+        XCTAssertEqual(Set(backends(client.output)), ["payments"], "before the change only payments answers: \(client.output.suffix(2000))")
+
+        // Payments' owners split its health checks half and half with the canary; the running client follows.
+        let linesBefore = client.output.split(separator: "\n").count
+        try (try String(contentsOfFile: paymentsFile, encoding: .utf8) + """
+              - name: health
+                match: {prefix: /grpc.health.v1.Health/}
+                split:
+                  targets:
+                    - {service: payments, weight: 50}
+                    - {service: payments-canary, weight: 50}
+
+            """).write(toFile: paymentsFile, atomically: true, encoding: .utf8)
+        let published = Date()
+        compile(mesh)
+        E2E.waitUntil(40, "the canary to answer the running client") { backends(client.output, from: linesBefore).contains("payments-canary") }
+        let applied = Date().timeIntervalSince(published)
+        E2E.waitUntil(20, "forty answers after the change") { backends(client.output, from: linesBefore).count >= 40 }
+        let after = backends(client.output, from: linesBefore)
+        XCTAssertTrue(after.contains("payments") && after.contains("payments-canary"), "both halves of the split answer: \(after)")
+        XCTAssertTrue(client.process.isRunning, "the same client process, never restarted")
+        XCTAssertTrue(server.output.contains("snapshot.loaded"), server.output.suffix(2000).description)
+        print("proxyless: route change applied by grpcio \(Int(applied * 1000)) ms after compile started")
+    }
+
     func testGrpcioCallsAMeshServiceThroughMeshctlsGeneratedConfigOverMutualTLS() throws {
         let python = try python()
         let mesh = try DemoMeshRun(proxies: ["settlement", "payments", "orders"], operators: ["oncall"])
         self.mesh = mesh
         let certs = mesh.certificates
         // payments' sidecar port (10150 in Configs/services/payments.yaml), served by grpcio with payments' identity.
-        let payments = mesh.adopt(try ChildProcess(python, [Self.script, "serve", "--port", "10150", "--cert", "\(certs)/payments.crt",
-                                                            "--key", "\(certs)/payments.key", "--ca", "\(certs)/ca.crt"],
-                                                   log: "\(mesh.directory)/payments.log"))
-        E2E.waitUntil(20, "the grpcio payments server to listen") { payments.output.contains("listening") }
+        let payments = try startBackend(mesh, python: python, name: "payments", port: 10150)
         let (server, serverPort) = try mesh.startServe()
 
         let bootstrap = try grpcBootstrap(mesh, node: "settlement-1", group: "settlement", identity: "settlement", serverPort: serverPort)
@@ -58,7 +131,7 @@ final class ProxylessGRPCTests: XCTestCase {
                                                           "--deadline", "30", "--hold", "30"],
                                                  log: "\(mesh.directory)/settlement.log"))
         E2E.waitUntil(40, "grpcio to call xds:///payments") { client.output.contains("\"ok\"") }
-        XCTAssertTrue(client.output.contains(#"{"ok": true, "status": "SERVING"}"#),
+        XCTAssertTrue(client.output.contains(#"{"ok": true, "status": "SERVING", "backend": "payments"}"#),
                       "client: \(client.output)\nserve: \(server.output.suffix(3000))\npayments: \(payments.output)")
         // payments saw the caller's mesh identity: the cluster's certificate provider presented settlement's certificate.
         XCTAssertTrue(payments.output.contains("peer spiffe://mesh.local/proxy/settlement"), payments.output)
