@@ -117,6 +117,31 @@ final class ProxylessGRPCTests: XCTestCase {
         print("proxyless: route change applied by grpcio \(Int(applied * 1000)) ms after compile started")
     }
 
+    func testAGRPCClientOfAPerTypeGroupIsRefusedWithAClearStatus() throws {
+        let python = try python()
+        let mesh = try DemoMeshRun(proxies: ["ingress"], gatewayModes: ["ingress": "per-type"])
+        self.mesh = mesh
+        let certs = mesh.certificates
+        let (server, serverPort) = try mesh.startServe()
+        // meshctl refuses to write the bootstrap…
+        let refusedBootstrap = Command.run(E2E.meshctl, ["bootstrap", "--grpc", "--node-id", "ingress-1", "--node-cluster", "ingress",
+                                                         "--server", "127.0.0.1:\(serverPort)", "--cert", "\(certs)/ingress.crt", "--key", "\(certs)/ingress.key",
+                                                         "--ca", "\(certs)/ca.crt", "--store", mesh.store], timeout: 30)
+        XCTAssertEqual(refusedBootstrap.status, 2)
+        XCTAssertTrue(refusedBootstrap.stderr.contains("xds: per-type"), refusedBootstrap.stderr)
+        // …and the server refuses the ADS stream of a client bootstrapped without the store.
+        let written = Command.run(E2E.meshctl, ["bootstrap", "--grpc", "--node-id", "ingress-1", "--node-cluster", "ingress",
+                                                "--server", "127.0.0.1:\(serverPort)", "--cert", "\(certs)/ingress.crt", "--key", "\(certs)/ingress.key",
+                                                "--ca", "\(certs)/ca.crt"], timeout: 30)
+        XCTAssertEqual(written.status, 0, written.stderr)
+        let bootstrap = "\(mesh.directory)/ingress-grpc.json"
+        try written.stdout.write(toFile: bootstrap, atomically: true, encoding: .utf8)
+        let refused = Command.run(python, [Self.script, "call", "--bootstrap", bootstrap, "--target", "xds:///ingress", "--deadline", "8"], timeout: 60)
+        XCTAssertNotEqual(refused.status, 0, refused.stdout)
+        XCTAssertTrue(refused.stdout.contains("FAILED_PRECONDITION"), "the client's error names the refusal: \(refused.stdout)")
+        XCTAssertTrue(server.output.contains("xds.mode-mismatch group=ingress"), server.output.suffix(2000).description)
+    }
+
     func testGrpcioCallsAMeshServiceThroughMeshctlsGeneratedConfigOverMutualTLS() throws {
         let python = try python()
         let mesh = try DemoMeshRun(proxies: ["settlement", "payments", "orders"], operators: ["oncall"])
