@@ -1,11 +1,12 @@
 """A proxyless gRPC application and its server, with grpcio (PyPI) as the real xDS client.
 
-  serve --port P --cert C --key K --ca CA --name NAME
+  serve --port P (--cert C --key K --ca CA | --plaintext) --name NAME
       A gRPC server on 127.0.0.1:P standing in for a mesh service's sidecar: mutual TLS with the
       service's mesh certificate, client certificates required, answering grpc.health.v1.Health/Check
       with SERVING and NAME in the trailing metadata 'backend'. Prints 'listening' once it accepts,
       then one 'peer URI' line per call (the caller's SPIFFE identity as TLS saw it). Runs until
-      terminated.
+      terminated. With --plaintext it is the application behind a real Envoy sidecar instead
+      (cleartext HTTP/2 on loopback, as the sidecar's local cluster speaks it).
 
   call --bootstrap FILE --target xds:///NAME [--deadline SECONDS] [--hold SECONDS] [--repeat]
       Dials the target through gRPC's xDS resolver (FILE as GRPC_XDS_BOOTSTRAP) with
@@ -36,6 +37,9 @@ def serve(args):
             if key == "x509_subject_alternative_name":
                 for value in values:
                     print("peer", value.decode(), flush=True)
+        for key, value in context.invocation_metadata():
+            if key == "x-forwarded-client-cert":  # set by an Envoy sidecar in front of this server
+                print("xfcc", value, flush=True)
         context.set_trailing_metadata((("backend", args.name),))
         return SERVING
 
@@ -43,10 +47,13 @@ def serve(args):
         "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(check)})
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handler,))
-    credentials = grpc.ssl_server_credentials(
-        [(open(args.key, "rb").read(), open(args.cert, "rb").read())],
-        root_certificates=open(args.ca, "rb").read(), require_client_auth=True)
-    server.add_secure_port("127.0.0.1:%d" % args.port, credentials)
+    if args.plaintext:
+        server.add_insecure_port("127.0.0.1:%d" % args.port)
+    else:
+        credentials = grpc.ssl_server_credentials(
+            [(open(args.key, "rb").read(), open(args.cert, "rb").read())],
+            root_certificates=open(args.ca, "rb").read(), require_client_auth=True)
+        server.add_secure_port("127.0.0.1:%d" % args.port, credentials)
     server.start()
     print("listening", flush=True)
     server.wait_for_termination()
@@ -91,9 +98,10 @@ def main():
     commands = parser.add_subparsers(dest="command", required=True)
     s = commands.add_parser("serve")
     s.add_argument("--port", type=int, required=True)
-    s.add_argument("--cert", required=True)
-    s.add_argument("--key", required=True)
-    s.add_argument("--ca", required=True)
+    s.add_argument("--cert")
+    s.add_argument("--key")
+    s.add_argument("--ca")
+    s.add_argument("--plaintext", action="store_true")
     s.add_argument("--name", default="")
     c = commands.add_parser("call")
     c.add_argument("--bootstrap", required=True)
@@ -108,6 +116,8 @@ def main():
     import grpc as module
     grpc = module
     if args.command == "serve":
+        if not args.plaintext and not (args.cert and args.key and args.ca):
+            parser.error("serve needs --cert, --key and --ca (or --plaintext)")
         serve(args)
         return 0
     return call(args)

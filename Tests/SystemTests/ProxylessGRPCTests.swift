@@ -117,6 +117,26 @@ final class ProxylessGRPCTests: XCTestCase {
         print("proxyless: route change applied by grpcio \(Int(applied * 1000)) ms after compile started")
     }
 
+    func testGrpcioCallsAnApplicationBehindARealEnvoySidecarOverMeshMutualTLS() throws {
+        let python = try python()
+        let mesh = try DemoMeshRun(proxies: ["settlement", "payments"])
+        self.mesh = mesh
+        // payments' application where Configs/services/payments.yaml puts it (19150), behind payments' real Envoy sidecar (10150).
+        let application = mesh.adopt(try ChildProcess(python, [Self.script, "serve", "--port", "19150", "--plaintext", "--name", "payments-app"],
+                                                      log: "\(mesh.directory)/payments-app.log"))
+        E2E.waitUntil(20, "the payments application to listen") { application.output.contains("listening") }
+        let (server, serverPort) = try mesh.startServe()
+        let sidecar = try mesh.startEnvoy(group: "payments", serverPort: serverPort)
+        let bootstrap = try grpcBootstrap(mesh, node: "settlement-1", group: "settlement", identity: "settlement", serverPort: serverPort)
+        let client = mesh.adopt(try ChildProcess(python, [Self.script, "call", "--bootstrap", bootstrap, "--target", "xds:///payments", "--deadline", "40"],
+                                                 log: "\(mesh.directory)/settlement.log"))
+        E2E.waitUntil(50, "grpcio to call payments through its sidecar") { client.output.contains("\"ok\"") }
+        XCTAssertTrue(client.output.contains(#"{"ok": true, "status": "SERVING", "backend": "payments-app"}"#),
+                      "client: \(client.output)\nsidecar: \(sidecar.process.output.suffix(2000))\nserve: \(server.output.suffix(2000))")
+        // The sidecar verified the client's mesh certificate and told the application who called.
+        XCTAssertTrue(application.output.contains("URI=spiffe://mesh.local/proxy/settlement"), application.output)
+    }
+
     func testAGRPCClientOfAPerTypeGroupIsRefusedWithAClearStatus() throws {
         let python = try python()
         let mesh = try DemoMeshRun(proxies: ["ingress"], gatewayModes: ["ingress": "per-type"])
