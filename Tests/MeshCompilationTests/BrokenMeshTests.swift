@@ -288,6 +288,26 @@ final class BrokenMeshTests: XCTestCase {
                      + "    listeners:\n      payments:\n        api_listener: null\n        address: {socket_address: {address: 127.0.0.1, port_value: 10201}}\n")
              },
              expected: [Expected(rule: "grpc.api-listener", file: "Configs/services/settlement.yaml", marker: "address: {socket_address")]),
+        Case(name: "gRPC: a raw cluster reaching an undeclared service", mutate: {
+                 try $0.append("Configs/services/settlement.yaml", """
+                     envoy:
+                       add:
+                         clusters:
+                           - name: orders.http
+                             type: EDS
+                             eds_cluster_config: {eds_config: {ads: {}, resource_api_version: V3}}
+                         cluster_load_assignments:
+                           - cluster_name: orders.http
+                             endpoints: [{load_balancing_weight: 1, lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 10130}}}}]}]
+
+                     """)
+             },
+             expected: [Expected(rule: "mesh.undeclared-dependency", file: "Configs/services/settlement.yaml", marker: "- name: orders.http")]),
+        Case(name: "gRPC: mutual TLS removed from a callee's cluster", mutate: {
+                 try $0.append("Configs/services/settlement.yaml", BrokenMeshTests.servicePatchHeader + "    clusters:\n      payments.grpc:\n        transport_socket: null\n")
+             },
+             // The patch removed the field, so the cluster that lacks it is where the problem shows.
+             expected: [Expected(rule: "mesh.mtls-required", file: "templates/grpc-client.yaml", marker: "- name: {{ port.cluster }}")]),
         Case(name: "an unknown proxyless kind", mutate: {
                  try $0.replace("Configs/services/settlement.yaml", "\nproxyless: grpc\n", with: "\nproxyless: grcp\n")
              },

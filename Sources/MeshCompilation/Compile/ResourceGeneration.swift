@@ -24,6 +24,9 @@ struct RenderJob: Sendable {
     let inboundListeners: Set<String>
     /// For a proxyless client: the clusters it renders for services that require mutual TLS, and their service.
     var meshClusters: [String: String] = [:]
+    /// For a proxyless client: the clusters of mesh services it does not reach (a raw cluster by such a name would
+    /// reach an undeclared dependency), and their service.
+    var undeclaredClusters: [String: String] = [:]
 }
 
 /// One generated resource, checked (and encoded when it has no errors).
@@ -144,6 +147,11 @@ enum ResourceGeneration {
             default:
                 break
             }
+        }
+        if job.role == .grpcClient, kind == .clusters, let service = job.undeclaredClusters[name?.value ?? ""] {
+            // Raw Envoy (envoy.add) in a proxyless group obeys the same dependency rule as generated resources.
+            rules.report(.error, "mesh.undeclared-dependency", "cluster '\(name!.value)' reaches service '\(service)', which '\(job.owner)' does not declare; add '\(service)' to its dependencies (its routes, cluster and endpoints are then generated)",
+                         path: "name", at: name?.location)
         }
         // A proxyless gRPC client's group is read by gRPC, not Envoy: its rules too, for everything in the job.
         if job.role == .grpcClient { rules.checkGRPCProfile(view, kind: kind) }

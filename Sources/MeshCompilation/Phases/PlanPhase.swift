@@ -71,15 +71,21 @@ extension Compilation {
                 guard let grpcClientTemplate else { return [] }
                 let upstreams = service.dependencies.compactMap { upstreamsByName[$0.service.value] }
                 let reachedNames = reachFromClients.closure(of: service.dependencies.map(\.service.value))
-                var meshClusters: [String: String] = [:]
-                for callee in reachedNames where mtlsStrict && services[callee]!.mtlsDisabled == nil {
-                    for port in services[callee]!.ports { meshClusters[ResourceNames.cluster(service: callee, port: port.name.value)] = callee }
+                var meshClusters: [String: String] = [:], undeclaredClusters: [String: String] = [:]
+                let reachedSet = Set(reachedNames)
+                for (callee, definition) in services {
+                    for port in definition.ports {
+                        let cluster = ResourceNames.cluster(service: callee, port: port.name.value)
+                        if !reachedSet.contains(callee) { undeclaredClusters[cluster] = callee }
+                        else if mtlsStrict && definition.mtlsDisabled == nil { meshClusters[cluster] = callee }
+                    }
                 }
                 return [RenderJob(role: .grpcClient, template: grpcClientTemplate,
                                   roots: ["mesh": meshValue, "service": built[i].service, "upstreams": .list(upstreams),
                                           "services": .list(reachedNames.compactMap { serviceValues[$0] })],
                                   origin: origin, owner: name, patches: service.raw.patches, additions: service.raw.additions,
-                                  requireMTLS: requireMTLS, inboundListeners: [], meshClusters: meshClusters)]
+                                  requireMTLS: requireMTLS, inboundListeners: [], meshClusters: meshClusters,
+                                  undeclaredClusters: undeclaredClusters)]
             }
             if let upstreamTemplate {
                 out.append(RenderJob(role: .upstream, template: upstreamTemplate, roots: ["mesh": meshValue, "service": built[i].service, "config_source": defaultSource],
