@@ -65,7 +65,7 @@ final class ProxylessGRPCTests: XCTestCase {
         }
     }
 
-    func testARouteChangeReachesTheRunningClientWithoutARestart() throws {
+    func testARouteChangeReachesTheRunningClientWithoutARestartAndARemovedDependencyFailsClearly() throws {
         let python = try python()
         let mesh = try DemoMeshRun(proxies: ["settlement", "payments", "payments-canary"])
         self.mesh = mesh
@@ -115,6 +115,24 @@ final class ProxylessGRPCTests: XCTestCase {
         XCTAssertTrue(client.process.isRunning, "the same client process, never restarted")
         XCTAssertTrue(server.output.contains("snapshot.loaded"), server.output.suffix(2000).description)
         print("proxyless: route change applied by grpcio \(Int(applied * 1000)) ms after compile started")
+
+        // settlement stops depending on payments: its listener leaves the group, and the running client's calls fail clearly.
+        let settlementFile = mesh.configs + "/services/settlement.yaml"
+        let settlement = try String(contentsOfFile: settlementFile, encoding: .utf8)
+        XCTAssertTrue(settlement.contains("dependencies: [payments]\n"))
+        try settlement.replacingOccurrences(of: "dependencies: [payments]\n", with: "dependencies: []\n").write(toFile: settlementFile, atomically: true, encoding: .utf8)
+        let linesBeforeRemoval = client.output.split(separator: "\n").count
+        compile(mesh)
+        var failure: [String: Any]?
+        E2E.waitUntil(30, "the client's calls to fail after payments left its group") {
+            failure = client.output.split(separator: "\n").dropFirst(linesBeforeRemoval).lazy
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .first { $0["ok"] as? Bool == false }
+            return failure != nil
+        }
+        print("proxyless: after removal the client gets \(failure?["code"] ?? "-"): \(failure?["details"] ?? "-")")
+        XCTAssertEqual(failure?["code"] as? String, "UNAVAILABLE", "\(failure ?? [:])")
+        XCTAssertTrue((failure?["details"] as? String ?? "").contains("payments"), "the error names the target: \(failure ?? [:])")
     }
 
     func testGrpcioCallsAnApplicationBehindARealEnvoySidecarOverMeshMutualTLS() throws {
