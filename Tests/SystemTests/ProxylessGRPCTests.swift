@@ -167,6 +167,13 @@ final class ProxylessGRPCTests: XCTestCase {
                                                          "--ca", "\(certs)/ca.crt", "--store", mesh.store], timeout: 30)
         XCTAssertEqual(refusedBootstrap.status, 2)
         XCTAssertTrue(refusedBootstrap.stderr.contains("xds: per-type"), refusedBootstrap.stderr)
+        // gRPC speaks ADS only, and checks the server's certificate against --server's host.
+        for flags in [["--mode", "per-type"], ["--server-name", "localhost"]] {
+            let usage = Command.run(E2E.meshctl, ["bootstrap", "--grpc", "--node-id", "x-1", "--node-cluster", "settlement", "--server", "127.0.0.1:18000",
+                                                  "--insecure-plaintext"] + flags, timeout: 30)
+            XCTAssertEqual(usage.status, 2, "\(flags): \(usage.stderr)")
+            XCTAssertTrue(usage.stderr.contains("--grpc"), "\(flags): \(usage.stderr)")
+        }
         // …and the server refuses the ADS stream of a client bootstrapped without the store.
         let written = Command.run(E2E.meshctl, ["bootstrap", "--grpc", "--node-id", "ingress-1", "--node-cluster", "ingress",
                                                 "--server", "127.0.0.1:\(serverPort)", "--cert", "\(certs)/ingress.crt", "--key", "\(certs)/ingress.key",
