@@ -10,7 +10,8 @@ enum MeshLoader {
     static let serviceKeys = ["name", "description", "owners", "ports", "endpoints", "hosts", "sidecar", "dependencies", "routes",
                               "timeout", "connect_timeout", "retries", "mtls", "security", "envoy", "proxyless"]
     /// What a proxyless client (`proxyless: grpc`) cannot have: it has no sidecar and serves nothing.
-    static let proxylessForbiddenKeys = ["ports", "endpoints", "hosts", "sidecar", "routes", "security"]
+    /// Its routes' defaults (timeout, retries, connect_timeout) and its mTLS opt-out would apply to nothing.
+    static let proxylessForbiddenKeys = ["ports", "endpoints", "hosts", "sidecar", "routes", "security", "timeout", "connect_timeout", "retries", "mtls"]
     static let routeKeys = ["name", "match", "service", "port", "split", "redirect", "direct_response", "timeout", "retries", "mirror", "rewrite_prefix"]
     /// Envoy's `retry_on` conditions (HTTP and gRPC).
     static let retryConditions = ["5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited", "retriable-4xx",
