@@ -113,5 +113,10 @@ final class ProxylessClientTests: XCTestCase {
         XCTAssertEqual(providers?["mesh-identity"]?["plugin_name"] as? String, "file_watcher")
         XCTAssertEqual((providers?["mesh-identity"]?["config"] as? [String: String])?["private_key_file"], "/certs/settlement.key")
         XCTAssertEqual((providers?["mesh-ca"]?["config"] as? [String: String])?["ca_certificate_file"], "/certs/ca.crt")
+
+        // Several serve replicas (--server repeated): gRPC falls back through them in order.
+        bootstrap.additionalServers = [("::1", 18001)]
+        let replicas = (try? JSONSerialization.jsonObject(with: Data(bootstrap.json.utf8)) as? [String: Any])?["xds_servers"] as? [[String: Any]]
+        XCTAssertEqual(replicas?.map { $0["server_uri"] as? String }, ["127.0.0.1:18000", "[::1]:18001"])
     }
 }
