@@ -29,6 +29,10 @@ cat <<TXT
      $MESHCTL bootstrap --node-id frontend-1 --node-cluster frontend --server 127.0.0.1:18000 \\
        --cert $CERTS/frontend.crt --key $CERTS/frontend.key --ca $CERTS/ca.crt --server-name localhost > /tmp/frontend.yaml
      .venv-envoy/bin/envoy -c /tmp/frontend.yaml
+   A proxyless gRPC client (settlement) takes gRPC's bootstrap instead and dials xds:///payments:
+     $MESHCTL bootstrap --grpc --node-id settlement-1 --node-cluster settlement --server 127.0.0.1:18000 \\
+       --cert $CERTS/settlement.crt --key $CERTS/settlement.key --ca $CERTS/ca.crt > /tmp/settlement.json
+     .venv/bin/python Tests/Proxyless/grpc_proxyless.py call --bootstrap /tmp/settlement.json --target xds:///payments
    Then see where every proxy stands (CSDS, as an operator):
      $MESHCTL status --server 127.0.0.1:18000 --cert $CERTS/operator-admin.crt --key $CERTS/operator-admin.key --ca $CERTS/ca.crt
    Status page, metrics and probes: http://127.0.0.1:18001/ (/metrics /healthz /readyz /debug/proxies)

@@ -52,6 +52,8 @@ final class LogObserver: XDSServerObserver {
             log.warning("csds.permission-denied", ["identity": identity, "peer": peer])
         case .permissionDenied(_, let node, let group, let identity, let peer):
             log.warning("xds.permission-denied", ["node": node ?? "", "group": group, "identity": identity, "peer": peer])
+        case .modeMismatch(let node, let group, let groupMode, let streamMode):
+            log.warning("xds.mode-mismatch", ["node": node, "group": group, "group_mode": groupMode.rawValue, "stream_mode": streamMode.rawValue])
         }
     }
 

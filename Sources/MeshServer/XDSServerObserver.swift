@@ -14,6 +14,9 @@ public enum XDSStreamRefusal: Sendable, Hashable {
     case unknownGroup(nodeID: String, group: String, snapshotVersion: String)
     /// The peer's verified identity may not use `service` ("xds": receive `group`; "csds": read proxy status).
     case permissionDenied(service: String, nodeID: String?, group: String, identity: String, peer: String)
+    /// The group is compiled for per-type streams and the stream is ADS, or the other way round: its resources name
+    /// config sources the proxy does not have (a proxyless gRPC client speaks ADS only).
+    case modeMismatch(nodeID: String, group: String, groupMode: SubscriptionMode, streamMode: SubscriptionMode)
 }
 
 /// Receives every stream event of an `XDSService`. Called on the stream's event loop, from many loops

@@ -151,6 +151,16 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
                 return false
             }
         }
+        // A group whose mesh.yaml names an xds mode gets resources whose config sources fit that mode only: an ADS
+        // stream (every proxyless gRPC client) to a per-type group, or the reverse, would be served config it cannot
+        // follow. Groups on the default keep accepting any mode, as they always have.
+        if let access = snapshot.access[node.cluster], access.xds != nil, let groupMode = access.subscriptionMode,
+           groupMode.isAggregated != mode.isAggregated {
+            let streamMode = mode
+            service.notify { $0.streamRefused(.modeMismatch(nodeID: node.id, group: node.cluster, groupMode: groupMode, streamMode: streamMode)) }
+            finish(.failedPrecondition, "proxy group '\(node.cluster)' is compiled for xds: \(groupMode.rawValue) (mesh.yaml), but this stream subscribes by \(mode.rawValue); bootstrap the proxy with meshctl bootstrap --store to follow the group (gRPC clients need an ADS group: make it a proxyless: grpc service)")
+            return false
+        }
         group = node.cluster
         machine = DiscoveryStream(configuration: .init(variant: variant, binding: binding,
                                                        controlPlaneIdentifier: service.configuration.controlPlaneIdentifier,

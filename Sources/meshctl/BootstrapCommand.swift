@@ -1,4 +1,5 @@
-// `meshctl bootstrap`: a working Envoy bootstrap for one proxy.
+// `meshctl bootstrap`: a working Envoy bootstrap for one proxy, or with --grpc the xDS bootstrap
+// JSON of a proxyless gRPC application (GRPC_XDS_BOOTSTRAP).
 import ArgumentParser
 import Foundation
 import MeshModel
@@ -7,7 +8,8 @@ import SnapshotStorage
 
 struct Bootstrap: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print an Envoy bootstrap that connects a proxy to meshctl serve over mutual TLS."
+        abstract: "Print an Envoy bootstrap that connects a proxy to meshctl serve over mutual TLS.",
+        discussion: "With --grpc: the xDS bootstrap JSON for a proxyless gRPC application (a `proxyless: grpc` service), to pass in GRPC_XDS_BOOTSTRAP; --cert, --key and --ca become its channel credentials and its certificate providers (mesh-identity, mesh-ca)."
     )
 
     @Option(help: "The proxy's node id.")
@@ -49,6 +51,9 @@ struct Bootstrap: ParsableCommand {
     @Flag(help: "Connect without TLS (development only; the server must run with --insecure-plaintext).")
     var insecurePlaintext = false
 
+    @Flag(help: "Print gRPC's xDS bootstrap JSON (GRPC_XDS_BOOTSTRAP) for a proxyless gRPC client group instead of Envoy's.")
+    var grpc = false
+
     enum StreamLayout: String, EnumerableFlag { case ads, perType }
 
     static func endpoint(_ server: String) -> (host: String, port: Int)? {
@@ -72,6 +77,12 @@ struct Bootstrap: ParsableCommand {
             guard SubscriptionMode.parse(mode) != nil else { throw ValidationError("--mode must be one of \(SubscriptionMode.spellings)") }
             if delta || streams != nil { throw ValidationError("give --mode alone (--delta, --ads and --per-type are its deprecated spellings)") }
         }
+        if grpc {
+            if let mode = requestedMode, mode != .adsStateOfTheWorld {
+                throw ValidationError("gRPC's xDS client subscribes by state-of-the-world ADS only; drop --mode (or give --mode ads) with --grpc")
+            }
+            if serverName != nil { throw ValidationError("--server-name does not apply to --grpc: gRPC checks the server's certificate against the --server host") }
+        }
     }
 
     /// The mode asked for on the command line (nil: none, follow the group or default to ads).
@@ -83,6 +94,7 @@ struct Bootstrap: ParsableCommand {
 
     func run() throws {
         let all = endpoints
+        if grpc { return try runGRPC(all) }
         var bootstrap = ProxyBootstrap(nodeID: nodeId, nodeCluster: nodeCluster, serverHost: all[0].host, serverPort: all[0].port)
         bootstrap.additionalServers = Array(all.dropFirst())
         if mode == nil && (delta || streams != nil), let requestedMode {
@@ -109,6 +121,23 @@ struct Bootstrap: ParsableCommand {
         }
         bootstrap.adminPort = adminPort
         print(bootstrap.yaml, terminator: "")
+    }
+
+    func runGRPC(_ servers: [(host: String, port: Int)]) throws {
+        if let store {
+            let groupMode = try Self.subscriptionMode(ofGroup: nodeCluster, store: store)
+            guard groupMode == .adsStateOfTheWorld else {
+                throw Self.usage("group '\(nodeCluster)' is compiled for xds: \(groupMode.rawValue), which gRPC's xDS client cannot use (it subscribes by ADS, state of the world); make it a proxyless: grpc service")
+            }
+        }
+        var bootstrap = GRPCBootstrap(nodeID: nodeId, nodeCluster: nodeCluster, serverHost: servers[0].host, serverPort: servers[0].port)
+        bootstrap.additionalServers = Array(servers.dropFirst())
+        if !insecurePlaintext {
+            bootstrap.certificate = cert
+            bootstrap.privateKey = key
+            bootstrap.caCertificate = ca
+        }
+        print(bootstrap.json, terminator: "")
     }
 
     /// The group's mode as the live snapshot in `store` records it.

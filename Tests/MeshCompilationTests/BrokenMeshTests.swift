@@ -235,6 +235,83 @@ final class BrokenMeshTests: XCTestCase {
                  try $0.append("Configs/services/inventory.yaml", BrokenMeshTests.servicePatchHeader + "    clusters:\n      inventory.htp:\n        connect_timeout: 2s\n")
              },
              expected: [Expected(rule: "config.raw-unknown-resource", file: "Configs/services/inventory.yaml", marker: "inventory.htp")]),
+        // Proxyless gRPC clients (proxyless: grpc; Configs/services/settlement.yaml).
+        Case(name: "a proxyless client with a port", mutate: {
+                 try $0.append("Configs/services/settlement.yaml", "ports:\n  - {name: grpc, protocol: grpc, port: 10200}\n")
+             },
+             expected: [Expected(rule: "config.value", file: "Configs/services/settlement.yaml", marker: "ports:")]),
+        Case(name: "a proxyless client's callee with routes gRPC cannot follow", mutate: {
+                 try $0.replace("Configs/services/settlement.yaml", "dependencies: [payments]", with: "dependencies: [payments, orders]")
+             },
+             expected: [Expected(rule: "grpc.unsupported-route", file: "Configs/services/orders.yaml", marker: "- name: healthz"),
+                        Expected(rule: "grpc.unsupported-route", file: "Configs/services/orders.yaml", marker: "- name: old-api"),
+                        Expected(rule: "grpc.retry-condition", severity: .warning, file: "Configs/services/orders.yaml", marker: "retries: {attempts: 2")]),
+        Case(name: "a proxyless client depending on a TCP service", mutate: {
+                 try $0.replace("Configs/services/settlement.yaml", "dependencies: [payments]", with: "dependencies: [payments, ledger]")
+             },
+             expected: [Expected(rule: "grpc.tcp-dependency", file: "Configs/services/settlement.yaml", marker: "dependencies: [payments, ledger]")]),
+        Case(name: "a dependency on a proxyless client", mutate: {
+                 try $0.replace("Configs/services/inventory.yaml", "endpoints:", with: "dependencies: [settlement]\nendpoints:")
+             },
+             expected: [Expected(rule: "mesh.proxyless-dependency", file: "Configs/services/inventory.yaml", marker: "dependencies: [settlement]")]),
+        // The gRPC validation profile, on what raw Envoy does to a proxyless group.
+        Case(name: "gRPC: endpoints without a locality weight", mutate: {
+                 try $0.append("Configs/services/settlement.yaml", BrokenMeshTests.servicePatchHeader
+                     + "    cluster_load_assignments:\n      payments.grpc:\n        endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 10150}}}}]}]\n")
+             },
+             expected: [Expected(rule: "grpc.locality-weight", file: "Configs/services/settlement.yaml", marker: "endpoints: [{lb_endpoints")]),
+        Case(name: "gRPC: a client certificate by SDS", mutate: {
+                 try $0.append("Configs/services/settlement.yaml", BrokenMeshTests.servicePatchHeader
+                     + "    clusters:\n      payments.grpc:\n        transport_socket:\n          typed_config:\n            common_tls_context:\n"
+                     + "              tls_certificate_sds_secret_configs: [{name: mesh-identity, sds_config: {ads: {}, resource_api_version: V3}}]\n")
+             },
+             expected: [Expected(rule: "grpc.sds", file: "Configs/services/settlement.yaml", marker: "tls_certificate_sds_secret_configs")]),
+        Case(name: "gRPC: a static cluster and an SDS secret added", mutate: {
+                 try $0.append("Configs/services/settlement.yaml", """
+                     envoy:
+                       add:
+                         clusters:
+                           - name: legacy
+                             type: STATIC
+                             connect_timeout: 1s
+                             load_assignment: {cluster_name: legacy, endpoints: [{load_balancing_weight: 1, lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 19999}}}}]}]}
+                         secrets:
+                           - name: extra-secret
+                             validation_context: {trusted_ca: {filename: /tmp/ca.crt}}
+
+                     """)
+             },
+             expected: [Expected(rule: "grpc.cluster-type", file: "Configs/services/settlement.yaml", marker: "type: STATIC"),
+                        Expected(rule: "grpc.sds", file: "Configs/services/settlement.yaml", marker: "- name: extra-secret")]),
+        Case(name: "gRPC: a listener with an address", mutate: {
+                 try $0.append("Configs/services/settlement.yaml", BrokenMeshTests.servicePatchHeader
+                     + "    listeners:\n      payments:\n        api_listener: null\n        address: {socket_address: {address: 127.0.0.1, port_value: 10201}}\n")
+             },
+             expected: [Expected(rule: "grpc.api-listener", file: "Configs/services/settlement.yaml", marker: "address: {socket_address")]),
+        Case(name: "gRPC: a raw cluster reaching an undeclared service", mutate: {
+                 try $0.append("Configs/services/settlement.yaml", """
+                     envoy:
+                       add:
+                         clusters:
+                           - name: orders.http
+                             type: EDS
+                             eds_cluster_config: {eds_config: {ads: {}, resource_api_version: V3}}
+                         cluster_load_assignments:
+                           - cluster_name: orders.http
+                             endpoints: [{load_balancing_weight: 1, lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 10130}}}}]}]
+
+                     """)
+             },
+             expected: [Expected(rule: "mesh.undeclared-dependency", file: "Configs/services/settlement.yaml", marker: "- name: orders.http")]),
+        Case(name: "gRPC: mutual TLS removed from a callee's cluster", mutate: {
+                 try $0.append("Configs/services/settlement.yaml", BrokenMeshTests.servicePatchHeader + "    clusters:\n      payments.grpc:\n        transport_socket: null\n")
+             },
+             // The patch removed the field, so the cluster that lacks it is where the problem shows.
+             expected: [Expected(rule: "mesh.mtls-required", file: "templates/grpc-client.yaml", marker: "- name: {{ port.cluster }}")]),
+        Case(name: "an unknown proxyless kind", mutate: {
+                 try $0.replace("Configs/services/settlement.yaml", "\nproxyless: grpc\n", with: "\nproxyless: grcp\n")
+             },
+             expected: [Expected(rule: "config.value", file: "Configs/services/settlement.yaml", marker: "proxyless: grcp")]),
     ]
 
     func testEveryBrokenMeshReportsItsRuleAtTheUsersLine() throws {

@@ -79,6 +79,20 @@ final class CompileCommandTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("1 error"), result.stderr)
     }
 
+    /// What gRPC's xDS client would ACK and then drop (a locality without weight) fails `meshctl validate` first, at the user's line.
+    func testValidateRefusesWhatAGRPCClientWouldDrop() throws {
+        let fixture = try MeshFixture()
+        try fixture.append("Configs/services/settlement.yaml", "envoy:\n  patch:\n    cluster_load_assignments:\n      payments.grpc:\n"
+            + "        endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 10150}}}}]}]\n")
+        let result = try meshctl(["validate", "--format", "json"], in: fixture)
+        XCTAssertEqual(result.status, 1, result.stdout)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let diagnostics = try XCTUnwrap(object["diagnostics"] as? [[String: Any]])
+        XCTAssertEqual(diagnostics.map { $0["rule"] as? String }, ["grpc.locality-weight"], result.stdout)
+        XCTAssertEqual(diagnostics.first?["file"] as? String, "Configs/services/settlement.yaml")
+        XCTAssertEqual(diagnostics.first?["line"] as? Int, try fixture.line(of: "endpoints: [{lb_endpoints", in: "Configs/services/settlement.yaml"))
+    }
+
     func testJSONOutputFollowsTheDocumentedSchema() throws {
         let fixture = try MeshFixture()
         try fixture.replace("Configs/services/catalog.yaml", "timeout: 5s", with: "timeout: 5x")
@@ -89,7 +103,7 @@ final class CompileCommandTests: XCTestCase {
         XCTAssertEqual(object["ok"] as? Bool, false)
         let summary = try XCTUnwrap(object["summary"] as? [String: Any])
         XCTAssertEqual(summary["errors"] as? Int, 1)
-        XCTAssertEqual(summary["services"] as? Int, 9)
+        XCTAssertEqual(summary["services"] as? Int, 10)
         let diagnostic = try XCTUnwrap((object["diagnostics"] as? [[String: Any]])?.first)
         XCTAssertEqual(diagnostic["rule"] as? String, "config.value")
         XCTAssertEqual(diagnostic["file"] as? String, "Configs/services/catalog.yaml")

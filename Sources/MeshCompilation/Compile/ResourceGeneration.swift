@@ -10,8 +10,8 @@ struct RenderJob: Sendable {
     let role: TemplateRole
     let template: CompiledTemplate
     let roots: [String: TemplateValue]
-    /// Stamped on every position in the rendered text.
-    let origin: Int32
+    /// Stamped on every position in the rendered text: jobOriginBase + the job's index in the plan.
+    var origin: Int32
     /// The service or gateway the job renders for.
     let owner: String
     /// Raw Envoy patches of the owning service (merged by kind and name).
@@ -22,6 +22,11 @@ struct RenderJob: Sendable {
     let requireMTLS: Bool
     /// Names of the sidecar's inbound listeners (they take mesh traffic).
     let inboundListeners: Set<String>
+    /// For a proxyless client: the clusters it renders for services that require mutual TLS, and their service.
+    var meshClusters: [String: String] = [:]
+    /// For a proxyless client: the clusters of mesh services it does not reach (a raw cluster by such a name would
+    /// reach an undeclared dependency), and their service.
+    var undeclaredClusters: [String: String] = [:]
 }
 
 /// One generated resource, checked (and encoded when it has no errors).
@@ -134,6 +139,8 @@ enum ResourceGeneration {
             switch (job.role, kind) {
             case (.upstream, .clusters):
                 rules.checkMeshCluster(view, service: job.owner)
+            case (.grpcClient, .clusters):
+                if let service = job.meshClusters[name?.value ?? ""] { rules.checkMeshCluster(view, service: service) }
             case (.sidecar, .listeners):
                 let inbound = view.enumNumber("traffic_direction") == 1 || job.inboundListeners.contains(name?.value ?? "")
                 if inbound { rules.checkMeshListener(view, service: job.owner) }
@@ -141,6 +148,13 @@ enum ResourceGeneration {
                 break
             }
         }
+        if job.role == .grpcClient, kind == .clusters, let service = job.undeclaredClusters[name?.value ?? ""] {
+            // Raw Envoy (envoy.add) in a proxyless group obeys the same dependency rule as generated resources.
+            rules.report(.error, "mesh.undeclared-dependency", "cluster '\(name!.value)' reaches service '\(service)', which '\(job.owner)' does not declare; add '\(service)' to its dependencies (its routes, cluster and endpoints are then generated)",
+                         path: "name", at: name?.location)
+        }
+        // A proxyless gRPC client's group is read by gRPC, not Envoy: its rules too, for everything in the job.
+        if job.role == .grpcClient { rules.checkGRPCProfile(view, kind: kind) }
         result.diagnostics += rules.diagnostics
         let hasErrors = result.diagnostics.count { $0.diagnostic.severity == .error } > errorsBefore
         var encoded: Resource?

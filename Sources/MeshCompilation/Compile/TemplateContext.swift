@@ -23,7 +23,7 @@ enum ContextSchema {
     static let route = object("route", [
         "id": .string, "name": .string, "match": .object(match), "cluster": .string, "split": .list(.object(weighted)),
         "timeout": .string, "retries": .object(retries), "mirror": .object(mirror), "rewrite_prefix": .string,
-        "redirect": .object(redirect), "direct_response": .object(directResponse),
+        "redirect": .object(redirect), "direct_response": .object(directResponse), "grpc_retries": .object(retries),
     ])
     static let upstream = object("upstream", ["name": .string, "vhost": .string, "domains": .list(.string), "routes": .list(.object(route)), "grpc": .bool])
     static let tcpDependency = object("tcp dependency", ["service": .string, "cluster": .string, "listener": .string, "address": .string, "port": .int])
@@ -59,6 +59,7 @@ enum ContextSchema {
         case .upstream: return ["mesh": .object(mesh), "service": .object(service), "config_source": .string]
         case .sidecar: return ["mesh": .object(mesh), "service": .object(service), "upstreams": .list(.object(upstream)), "config_source": .string]
         case .gateway: return ["mesh": .object(mesh), "group": .object(group), "upstreams": .list(.object(upstream)), "config_source": .string]
+        case .grpcClient: return ["mesh": .object(mesh), "service": .object(service), "upstreams": .list(.object(upstream)), "services": .list(.object(service))]
         }
     }
 }
@@ -72,6 +73,9 @@ enum TemplateRole: String, Sendable {
     case sidecar
     /// Once per gateway group.
     case gateway
+    /// Once per proxyless gRPC client (`proxyless: grpc`): per dependency an API listener named for the
+    /// target, its routes, and the clusters and endpoints of every service it reaches, all in gRPC's dialect.
+    case grpcClient = "grpc-client"
 }
 
 /// SDS secret names every proxy group gets for its mesh identity and the mesh CA.
@@ -258,6 +262,12 @@ struct ContextBuilder {
             fields["timeout"] = .string(timeout.envoy)
             let explicit = route.retries ?? service?.retries
             fields["retries"] = retriesValue(explicit ?? mesh.retries, isMeshDefault: explicit == nil, timeout: timeout)
+            // gRPC retries on status codes only and has no per-try timeout (gRFC A44): what is left of the policy.
+            if var grpc = explicit ?? mesh.retries {
+                grpc.on = grpc.on.filter { MeshChecks.grpcRetryConditions.contains($0) }
+                grpc.perTryTimeout = nil
+                if !grpc.on.isEmpty { fields["grpc_retries"] = retriesValue(grpc) }
+            }
             if let mirror = route.mirror, let cluster = cluster(for: mirror.target) {
                 fields["mirror"] = .object(TemplateObject(ContextSchema.mirror, ["cluster": .string(cluster), "percent": .int(mirror.percent)]))
             }

@@ -8,7 +8,10 @@ import NetworkAddress
 enum MeshLoader {
     static let meshKeys = ["mesh", "xds_server", "certificates", "defaults", "templates", "sidecars", "gateways", "rollout"]
     static let serviceKeys = ["name", "description", "owners", "ports", "endpoints", "hosts", "sidecar", "dependencies", "routes",
-                              "timeout", "connect_timeout", "retries", "mtls", "security", "envoy", "rollout"]
+                              "timeout", "connect_timeout", "retries", "mtls", "security", "envoy", "rollout", "proxyless"]
+    /// What a proxyless client (`proxyless: grpc`) cannot have: it has no sidecar and serves nothing.
+    /// Its routes' defaults (timeout, retries, connect_timeout) and its mTLS opt-out would apply to nothing.
+    static let proxylessForbiddenKeys = ["ports", "endpoints", "hosts", "sidecar", "routes", "security", "timeout", "connect_timeout", "retries", "mtls"]
     static let routeKeys = ["name", "match", "service", "port", "split", "redirect", "direct_response", "timeout", "retries", "mirror", "rewrite_prefix"]
     /// Envoy's `retry_on` conditions (HTTP and gRPC).
     static let retryConditions = ["5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited", "retriable-4xx",
@@ -53,8 +56,9 @@ enum MeshLoader {
             if let n = f["retries"] { mesh.retries = retries(n, path: "defaults.retries", &reader) }
             if let v = reader.choice(f["mtls"], path: "defaults.mtls", allowed: ["strict", "disabled"]) { mesh.mtlsStrict = v.value == "strict" }
         }
-        if let node = top["templates"], let f = reader.fields(node, path: "templates", what: "'templates'", known: ["upstream", "sidecar"]) {
+        if let node = top["templates"], let f = reader.fields(node, path: "templates", what: "'templates'", known: ["upstream", "sidecar", "grpc_client"]) {
             if let v = reader.string(f["upstream"], path: "templates.upstream") { mesh.upstreamTemplate = v }
+            if let v = reader.string(f["grpc_client"], path: "templates.grpc_client") { mesh.grpcClientTemplate = v }
             if let v = reader.string(f["sidecar"], path: "templates.sidecar") { mesh.sidecarTemplate = v }
         }
         if let node = top["sidecars"], let f = reader.fields(node, path: "sidecars", what: "'sidecars'", known: ["address", "outbound_address", "identity", "node_ids", "xds"]) {
@@ -200,7 +204,20 @@ enum MeshLoader {
     // MARK: services
 
     static func service(_ node: YAMLNode, file: String, origin: Int32, reader: inout ConfigReader) -> ServiceDefinition? {
-        guard let f = reader.fields(node, path: "", what: "a service", known: serviceKeys, required: ["name", "owners", "ports"]) else { return nil }
+        // A proxyless gRPC client has no ports; every other service needs them.
+        var proxyless: Located<String>?
+        if case .mapping(let pairs) = node.kind, let value = pairs.first(where: { $0.0.scalarText == "proxyless" })?.1 {
+            // An unknown kind is reported here; the service is still read as proxyless, so no "needs ports" follows.
+            proxyless = reader.choice(value, path: "proxyless", allowed: ["grpc"]) ?? Located(value: "grpc", location: value.location)
+        }
+        let required = proxyless == nil ? ["name", "owners", "ports"] : ["name", "owners"]
+        guard let f = reader.fields(node, path: "", what: "a service", known: serviceKeys, required: required) else { return nil }
+        if proxyless != nil {
+            for key in proxylessForbiddenKeys where f[key] != nil {
+                reader.report("config.value", "'\(key)' does not apply to a proxyless gRPC client (proxyless: grpc): it has no sidecar and nothing calls it; remove '\(key)', or remove 'proxyless' to give the service a sidecar",
+                              path: key, at: f.keyLocation(key))
+            }
+        }
         let name = reader.name(f["name"], path: "name", what: "service name")
         var owners = reader.strings(f["owners"], path: "owners", what: "'owners'").map(\.value)
         if f["owners"] != nil && owners.isEmpty, let n = f["owners"], case .sequence = n.kind {
@@ -274,7 +291,8 @@ enum MeshLoader {
                                  connectTimeout: reader.duration(f["connect_timeout"], path: "connect_timeout").flatMap { positive($0, path: "connect_timeout", &reader) },
                                  retries: f["retries"].flatMap { retries($0, path: "retries", &reader) },
                                  mtlsDisabled: mtlsDisabled, allowedCallers: allowedCallers, raw: raw,
-                                 rollout: f["rollout"].flatMap { rollout($0, path: "rollout", &reader) }, location: node.location)
+                                 rollout: f["rollout"].flatMap { rollout($0, path: "rollout", &reader) }, location: node.location,
+                                 proxyless: proxyless)
     }
 
     static func port(_ node: YAMLNode, path: String, _ reader: inout ConfigReader) -> PortDefinition? {

@@ -23,6 +23,8 @@ struct MeshDefinition: Sendable {
     var mtlsStrict = true
     var upstreamTemplate = Located(value: "upstream.yaml", location: SourceLocation(line: 1, column: 1))
     var sidecarTemplate = Located(value: "sidecar.yaml", location: SourceLocation(line: 1, column: 1))
+    /// Rendered once per proxyless gRPC client service (`proxyless: grpc`); read only when the mesh has one.
+    var grpcClientTemplate = Located(value: "grpc-client.yaml", location: SourceLocation(line: 1, column: 1))
     /// Where sidecars listen for mesh traffic (inbound).
     var sidecarAddress = "0.0.0.0"
     /// Where sidecars listen for their local application (outbound).
@@ -261,6 +263,11 @@ struct ServiceDefinition: Sendable {
     /// The service's sidecar group's own `rollout:` (nil: the mesh's).
     var rollout: RolloutChoice?
     var location: SourceLocation
+    /// `proxyless: grpc`: the application is a gRPC client that takes its config from meshctl itself
+    /// (gRPC's xDS resolver, `xds:///SERVICE`); no sidecar, no ports, nothing calls it.
+    var proxyless: Located<String>? = nil
+
+    var isProxyless: Bool { proxyless != nil }
 
     /// The first HTTP or gRPC port (what routes and outbound virtual hosts use by default).
     var primaryHTTPPort: PortDefinition? { ports.first { $0.proto.isHTTP } }

@@ -16,6 +16,13 @@ extension Compilation {
         do {
             for name in names {
                 guard let own = sidecarJob[name], let reached = sidecarReach[name] else { continue }
+                if model.services[name]?.isProxyless == true {
+                    // gRPC clients speak state-of-the-world ADS only; their one job holds everything they get.
+                    plans.append(ProxyGroupPlan(name: name, kind: TemplateRole.grpcClient.rawValue, jobs: [own], identities: [builder.identity(name)],
+                                                nodeIDs: mesh.sidecarNodeIDs.map { $0.replacingOccurrences(of: "{service}", with: name) },
+                                                xds: .adsStateOfTheWorld))
+                    continue
+                }
                 guard reached.allSatisfy({ upstreamJob[$0] != nil }) else { continue }
                 plans.append(ProxyGroupPlan(name: name, kind: "sidecar", jobs: [own] + reached.compactMap { upstream($0, mesh.sidecarXDS) },
                                             identities: [builder.identity(name)],

@@ -48,7 +48,11 @@ extension Compilation {
         let upstreamTemplate = templates[ConfigSources.join(inputs.templates, mesh.upstreamTemplate.value)]
         let sidecarTemplate = templates[ConfigSources.join(inputs.templates, mesh.sidecarTemplate.value)]
         // Each service's jobs sit at fixed positions (its index × jobs per service), so they too are built in parallel.
-        let perService = (upstreamTemplate != nil ? 1 : 0) + (sidecarTemplate != nil ? 1 : 0)
+        let grpcClientTemplate = templates[ConfigSources.join(inputs.templates, mesh.grpcClientTemplate.value)]
+        let perService = (upstreamTemplate != nil ? 1 : 0) + (sidecarTemplate != nil || grpcClientTemplate != nil ? 1 : 0)
+        var serviceValueByName: [String: TemplateValue] = [:]
+        for (i, name) in names.enumerated() { serviceValueByName[name] = built[i].service }
+        let serviceValues = serviceValueByName, reachFromClients = Reach(services: services)
         let upstreamsByName = upstreamValues, mtlsStrict = mesh.mtlsStrict
         // The upstream resources every group shares are rendered with the default (ADS) config source;
         // groups that subscribe otherwise get their own renderings below.
@@ -61,6 +65,28 @@ extension Compilation {
             let inbound = Set(service.ports.map { ResourceNames.inbound(service: name, port: $0.name.value) })
             var out: [RenderJob] = []
             var origin = Compilation.jobOriginBase + Int32(i * perService)
+            if service.isProxyless {
+                // gRPC's own xDS client: no upstream resources of its own (nothing calls it), no sidecar;
+                // one job renders everything it needs in gRPC's dialect.
+                guard let grpcClientTemplate else { return [] }
+                let upstreams = service.dependencies.compactMap { upstreamsByName[$0.service.value] }
+                let reachedNames = reachFromClients.closure(of: service.dependencies.map(\.service.value))
+                var meshClusters: [String: String] = [:], undeclaredClusters: [String: String] = [:]
+                let reachedSet = Set(reachedNames)
+                for (callee, definition) in services {
+                    for port in definition.ports {
+                        let cluster = ResourceNames.cluster(service: callee, port: port.name.value)
+                        if !reachedSet.contains(callee) { undeclaredClusters[cluster] = callee }
+                        else if mtlsStrict && definition.mtlsDisabled == nil { meshClusters[cluster] = callee }
+                    }
+                }
+                return [RenderJob(role: .grpcClient, template: grpcClientTemplate,
+                                  roots: ["mesh": meshValue, "service": built[i].service, "upstreams": .list(upstreams),
+                                          "services": .list(reachedNames.compactMap { serviceValues[$0] })],
+                                  origin: origin, owner: name, patches: service.raw.patches, additions: service.raw.additions,
+                                  requireMTLS: requireMTLS, inboundListeners: [], meshClusters: meshClusters,
+                                  undeclaredClusters: undeclaredClusters)]
+            }
             if let upstreamTemplate {
                 out.append(RenderJob(role: .upstream, template: upstreamTemplate, roots: ["mesh": meshValue, "service": built[i].service, "config_source": defaultSource],
                                      origin: origin, owner: name, patches: service.raw.patches, additions: [:],
@@ -79,7 +105,9 @@ extension Compilation {
         jobs.reserveCapacity(names.count * perService + gateways.count)
         var upstreamJob: [String: Int] = [:], sidecarJob: [String: Int] = [:], gatewayJob: [String: Int] = [:]
         for (i, name) in names.enumerated() {
-            for job in serviceJobs[i] {
+            for var job in serviceJobs[i] {
+                // A proxyless client has one job where other services have two: the origin is the job's final index.
+                job.origin = Self.jobOriginBase + Int32(jobs.count)
                 if job.role == .upstream { upstreamJob[name] = jobs.count } else { sidecarJob[name] = jobs.count }
                 jobs.append(job)
             }
@@ -108,7 +136,7 @@ extension Compilation {
             sidecarReach[name] = reach.closure(of: services[name]!.dependencies.map(\.service.value))
         }
         var needs: [(reached: [String], mode: SubscriptionMode)] = gateways.map { (gatewayReach[$0.name.value] ?? [], $0.xds) }
-        needs += names.compactMap { sidecarReach[$0].map { ($0, mesh.sidecarXDS) } }
+        needs += names.compactMap { name in services[name]!.isProxyless ? nil : sidecarReach[name].map { ($0, mesh.sidecarXDS) } }
         var variantJob: [String: Int] = [:]
         for (reached, mode) in needs where mode.configSource != SubscriptionMode.adsStateOfTheWorld.configSource {
             for service in reached {

@@ -14,6 +14,7 @@ extension Compilation {
         var failedTemplates = Set<String>()
         var roles: [(Located<String>, TemplateRole)] = []
         if !services.isEmpty { roles += [(mesh.upstreamTemplate, .upstream), (mesh.sidecarTemplate, .sidecar)] }
+        if services.values.contains(where: \.isProxyless) { roles.append((mesh.grpcClientTemplate, .grpcClient)) }
         roles += gateways.map { ($0.template, .gateway) }
         var checkedRoles = Set<String>()
         for (name, role) in roles {

@@ -51,7 +51,7 @@ struct MeshChecks {
             service.routes = service.routes.enumerated().compactMap { i, route in
                 checkRoute(route, path: "routes[\(i)]", file: service.file, owner: service, services: services)
             }
-            if service.outboundPort == nil, let d = service.dependencies.first(where: { services[$0.service.value]?.primaryHTTPPort != nil }) {
+            if !service.isProxyless, service.outboundPort == nil, let d = service.dependencies.first(where: { services[$0.service.value]?.primaryHTTPPort != nil }) {
                 report(.error, "config.missing-key", "'\(name)' calls HTTP/gRPC dependencies but has no sidecar.outbound_port for its application to send them to; add sidecar: {outbound_port: N}",
                        file: service.file, path: "sidecar.outbound_port", at: d.location)
             }
@@ -91,6 +91,7 @@ struct MeshChecks {
             return g
         }
         _ = gatewayNames
+        checkProxylessClients(cleaned)
         reportCycles(cleaned)
         return (cleaned, gateways)
     }
@@ -110,6 +111,23 @@ struct MeshChecks {
             if !seen.insert(name).inserted {
                 report(.warning, "mesh.duplicate-dependency", "'\(name)' is listed twice in dependencies; remove one", file: service.file, path: path, at: dependency.service.location)
                 continue
+            }
+            if target.isProxyless {
+                report(.error, "mesh.proxyless-dependency", "'\(name)' is a proxyless gRPC client (proxyless: grpc): it serves nothing, so '\(service.name.value)' cannot depend on it; remove the dependency",
+                       file: service.file, path: path, at: dependency.service.location)
+                continue
+            }
+            if service.isProxyless {
+                let chosen = dependency.port.flatMap { p in target.ports.first { $0.name.value == p.value } } ?? target.primaryHTTPPort
+                if dependency.localPort != nil || chosen == nil || chosen?.proto == .tcp {
+                    report(.error, "grpc.tcp-dependency", "'\(service.name.value)' is a proxyless gRPC client, which reaches only HTTP/gRPC ports; '\(name)' is reached over TCP (no local_port exists without a sidecar) — give '\(name)' a grpc port or give '\(service.name.value)' a sidecar",
+                           file: service.file, path: path, at: dependency.location)
+                    continue
+                }
+                if chosen?.proto == .http {
+                    report(.warning, "grpc.http-port", "'\(name)' is reached on its 'http' port; a gRPC client's calls reach the application over HTTP/1.1 there — declare the port as protocol: grpc if the application speaks gRPC",
+                           file: service.file, path: path, at: dependency.service.location)
+                }
             }
             if let port = dependency.port, !target.ports.contains(where: { $0.name.value == port.value }) {
                 report(.error, "mesh.unknown-port", "'\(name)' has no port '\(port.value)'; its ports: \(target.ports.map(\.name.value).joined(separator: ", "))",
@@ -179,6 +197,45 @@ struct MeshChecks {
             }
         }
         return valid ? route : nil
+    }
+
+    /// gRPC's conditions in an xDS retry policy (gRFC A44); it ignores Envoy's HTTP ones.
+    static let grpcRetryConditions: Set<String> = ["cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"]
+
+    /// What a proxyless gRPC client cannot do with the routes of the services it reaches (gRFC A28, A31, A44):
+    /// a redirect, direct response, mirror or prefix rewrite would be NACKed or silently ignored, so each is an
+    /// error at the route, naming the clients; retry conditions gRPC does not know are dropped, with a warning.
+    mutating func checkProxylessClients(_ services: [String: ServiceDefinition]) {
+        let reach = Reach(services: services)
+        var clientsOf: [String: [String]] = [:]
+        for name in services.keys.sorted() where services[name]!.isProxyless {
+            for reached in reach.closure(of: services[name]!.dependencies.map(\.service.value)) { clientsOf[reached, default: []].append(name) }
+        }
+        for callee in clientsOf.keys.sorted() {
+            let service = services[callee]!, clients = clientsOf[callee]!.map { "'\($0)'" }.joined(separator: ", ")
+            for (i, route) in service.routes.enumerated() {
+                let path = "routes[\(i)]"
+                var unsupported: [String] = []
+                switch route.action {
+                case .redirect: unsupported.append("a redirect")
+                case .directResponse: unsupported.append("a direct response")
+                default: break
+                }
+                if route.mirror != nil { unsupported.append("mirroring") }
+                if route.rewritePrefix != nil { unsupported.append("a prefix rewrite") }
+                if !unsupported.isEmpty {
+                    report(.error, "grpc.unsupported-route", "route \(route.name.map { "'\($0.value)' " } ?? "")of '\(callee)' uses \(unsupported.joined(separator: " and ")), which gRPC's xDS client does not support, and the proxyless gRPC client(s) \(clients) reach '\(callee)'; move the route to a gateway, or route those clients elsewhere",
+                           file: service.file, path: path, at: route.location)
+                }
+                if let retries = route.retries ?? service.retries {
+                    let dropped = retries.on.filter { !Self.grpcRetryConditions.contains($0) }
+                    if !dropped.isEmpty {
+                        report(.warning, "grpc.retry-condition", "retry conditions \(dropped.joined(separator: ", ")) of '\(callee)' mean nothing to gRPC (it retries on status codes: \(Self.grpcRetryConditions.sorted().joined(separator: ", "))); the proxyless client(s) \(clients) retry only on the others",
+                               file: service.file, path: route.retries != nil ? path + ".retries" : "retries", at: retries.location)
+                    }
+                }
+            }
+        }
     }
 
     /// Dependency cycles (services that call each other, directly or not) are legal but worth knowing.

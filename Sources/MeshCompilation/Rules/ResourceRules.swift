@@ -84,6 +84,11 @@ struct ResourceRules {
                 }
                 transportSocket(chain.child("transport_socket"), into: &facts)
             }
+            // A gRPC client's listener (api_listener) refers to its routes like a filter chain's HCM does.
+            if let (type, hcm) = root.child("api_listener")?.unpacked("api_listener"), type == TypeNames.httpConnectionManager,
+               let rds = hcm.child("rds"), let name = rds.string("route_config_name"), !name.isEmpty {
+                facts.references.append(ResourceReference(kind: .routeConfiguration, name: name, at: rds.joined("route_config_name"), location: rds.location(of: "route_config_name"), provenance: nil))
+            }
             if let socket = root.child("address")?.child("socket_address"), let host = socket.string("address") {
                 var port: UInt64 = 0
                 if case .uint(let p)? = socket.value("port_value") { port = p }
@@ -250,7 +255,8 @@ struct ResourceRules {
             return
         }
         let common = tls.child("common_tls_context")
-        if common?.children("tls_certificates").isEmpty ?? true, common?.children("tls_certificate_sds_secret_configs").isEmpty ?? true {
+        if common?.children("tls_certificates").isEmpty ?? true, common?.children("tls_certificate_sds_secret_configs").isEmpty ?? true,
+           common?.child("tls_certificate_provider_instance") == nil {
             report(.error, "mesh.mtls-required", "cluster '\(name)' uses TLS without a client certificate, so the sidecars of '\(service)' cannot verify the caller; add tls_certificate_sds_secret_configs (the mesh identity) to common_tls_context",
                    path: tls.path + ".common_tls_context", at: common?.location ?? tls.location)
         }
