@@ -5,6 +5,7 @@ import ServerTelemetry
 import SnapshotStorage
 
 final class SnapshotCacheWriter: @unchecked Sendable {
+    // @unchecked Sendable: `pending` is only touched under `lock`; the store is written only on the serial `queue`.
     let directory: String
     private let store: SnapshotStore
     private let log: ServerLog

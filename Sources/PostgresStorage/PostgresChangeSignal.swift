@@ -8,6 +8,7 @@ import PostgresNIO
 import SnapshotStorage
 
 final class PostgresChangeSignal: StoreChangeSignal, @unchecked Sendable {
+    // @unchecked Sendable: `pending`, `connection`, `nextAttempt` and `backoff` are only touched while holding `condition`; `session` is Sendable in its own right.
     private let session: PostgresSession
     private let condition = NSCondition()
     // Guarded by `condition`.

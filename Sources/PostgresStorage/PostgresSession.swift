@@ -26,6 +26,7 @@ enum PostgresRuntime {
 
 /// A TaskExecutor on a serial dispatch queue: tasks started with it never occupy a cooperative-pool thread.
 final class QueueTaskExecutor: TaskExecutor, @unchecked Sendable {
+    // @unchecked Sendable: its only state is a serial DispatchQueue, which is thread-safe.
     private let queue: DispatchQueue
 
     init(label: String) { queue = DispatchQueue(label: label) }
@@ -49,6 +50,7 @@ func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T
 }
 
 final class ResultBox<T: Sendable>: @unchecked Sendable {
+    // @unchecked Sendable: `value` is only touched under `lock`.
     private let lock = NSLock()
     private var value: Result<T, any Error>?
     func set(_ result: Result<T, any Error>) { lock.withLock { value = result } }
@@ -58,6 +60,7 @@ final class ResultBox<T: Sendable>: @unchecked Sendable {
 /// One connection, opened on first use and again after it broke (with backoff, so a replica whose database
 /// is gone does not hammer it). Calls are serialized: a store object runs one transaction at a time.
 final class PostgresSession: @unchecked Sendable {
+    // @unchecked Sendable: `connection` and `lastFailure` are only touched under `lock` (one transaction at a time); `url` and `password` are immutable.
     let url: PostgresStoreURL
     private let password: String?
     private let lock = NSLock()

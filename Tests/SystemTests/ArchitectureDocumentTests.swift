@@ -77,3 +77,27 @@ final class ArchitectureDocumentTests: XCTestCase {
         }
     }
 }
+
+/// ARCHITECTURE's "Sharing state between threads": every `@unchecked Sendable` in Sources/ says, right beside it,
+/// which rule makes it safe — so a new one cannot slip in unexplained.
+final class UncheckedSendableReasonTests: XCTestCase {
+    func testEveryUncheckedSendableCarriesItsReason() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let sources = root.appendingPathComponent("Sources")
+        let walker = try XCTUnwrap(FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil))
+        var unexplained: [String] = []
+        var checked = 0
+        for case let file as URL in walker where file.pathExtension == "swift" && !file.path.contains("/generated/") {
+            let lines = try String(contentsOf: file, encoding: .utf8).components(separatedBy: "\n")
+            for (index, line) in lines.enumerated() where line.contains("@unchecked Sendable") && !line.trimmingCharacters(in: .whitespaces).hasPrefix("//") {
+                checked += 1
+                let neighbours = lines[max(0, index - 1)...min(lines.count - 1, index + 1)]
+                if !neighbours.contains(where: { $0.contains("// @unchecked Sendable:") }) {
+                    unexplained.append("\(file.path.replacingOccurrences(of: root.path + "/", with: "")):\(index + 1)")
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 30, "the scan found the declarations")
+        XCTAssertEqual(unexplained, [], "add a '// @unchecked Sendable: <why it is safe>' line beside each")
+    }
+}
