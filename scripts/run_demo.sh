@@ -16,7 +16,10 @@ echo "== meshctl compile → $STORE"
 "$MESHCTL" snapshot list --store "$STORE" | head -5
 
 groups=$("$MESHCTL" snapshot show current --store "$STORE" --names-only | awk '/^group:/ {print $2}' | sort -u)
-if [ ! -f "$CERTS/ca.crt" ] || [ ! -f "$CERTS/operator-admin.crt" ]; then
+# (Re)issue when the CA, the operator or any group's certificate is missing (a group added since the last run).
+missing=0
+for name in ca operator-admin $groups; do [ -f "$CERTS/$name.crt" ] || missing=1; done
+if [ "$missing" = 1 ]; then
   echo "== meshctl certs init → $CERTS (development CA, SPIFFE IDs spiffe://mesh.local/proxy/<group>)"
   args=()
   for group in $groups; do args+=(--proxy "$group"); done

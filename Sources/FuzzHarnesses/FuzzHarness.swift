@@ -63,6 +63,7 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .meshConfig:
             let configs = root.appendingPathComponent("Configs")
             seeds.append(("mesh.yaml", [0] + Self.bytes(configs.appendingPathComponent("mesh.yaml"))))
+            seeds.append(("mesh.yaml-full-compile", [0x80] + Self.bytes(configs.appendingPathComponent("mesh.yaml"))))
             seeds += Self.files(under: configs.appendingPathComponent("services")).map { ("service-" + $0.lastPathComponent, [1] + Self.bytes($0)) }
         case .discovery:
             seeds += SeedEnvelopes.discovery
@@ -168,8 +169,9 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
 
 /// The mesh configuration harness: a copy of the demo Configs/ in a temporary directory, where the input replaces
 /// mesh.yaml (first byte even) or the users service file (odd); then the configuration phases run (load and mesh
-/// rules), and for one selector value in 32 (bits 1-5 clear) the whole compile, without encoding — so the loader is
-/// explored at the speed of parsing while templates and rendering still see mutated configurations.
+/// rules), and when the first byte's top bit is set the whole compile, without encoding — so the loader is explored
+/// at the speed of parsing (the seeds and most mutations keep their first byte) while templates and rendering still
+/// see mutated configurations whenever the fuzzer flips that bit.
 final class MeshConfigHarness: @unchecked Sendable {
     // @unchecked Sendable: libFuzzer and the replay test call `run` from one thread at a time.
     static let shared = MeshConfigHarness()
@@ -197,7 +199,7 @@ final class MeshConfigHarness: @unchecked Sendable {
         try? (replacesMesh ? body : originalMesh).write(to: URL(fileURLWithPath: configs + "/mesh.yaml"))
         try? (replacesMesh ? originalService : body).write(to: URL(fileURLWithPath: configs + "/services/users.yaml"))
         let inputs = CompileInputs(configs: configs, templates: templates)
-        if selector & 0x3e == 0 {
+        if selector & 0x80 != 0 {
             _ = try? MeshCompiler.compile(inputs, pool: FuzzHarness.pool, encode: false)
         } else {
             _ = try? MeshCompiler.checkConfiguration(inputs, pool: FuzzHarness.pool)
