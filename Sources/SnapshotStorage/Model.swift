@@ -324,3 +324,19 @@ func appendDecimal(_ value: Int, to out: inout [UInt8]) {
         divisor /= 10
     }
 }
+
+extension Snapshot {
+    /// The snapshot's content sorted for storage, and its version, checked: a snapshot from `Snapshot.make` is
+    /// consistent and versioned by construction (its fields are immutable); any other is checked and its version
+    /// recomputed here, and a version that does not match the content is refused. Every backend publishes through this.
+    func checkedContent() throws(SnapshotStoreError) -> (sorted: SortedContent, version: String) {
+        if let cached = sortedContent { return (cached, metadata.version) }
+        try Snapshot.checkConsistency(groups)
+        let sorted = Snapshot.sortedContent(groups)
+        let version = Snapshot.contentVersion(sorted)
+        guard version == metadata.version else {
+            throw .invalidSnapshot(reason: "metadata says version \(metadata.version) but the content hashes to \(version) (build snapshots with Snapshot.make)")
+        }
+        return (sorted, version)
+    }
+}

@@ -160,6 +160,18 @@ enum ObjectFormat {
         let detail: String
     }
 
+    /// The manifest of `version`: decoded, and checked to describe that version (any backend reads it this way).
+    static func decodeManifest(_ bytes: [UInt8], of version: String) throws(SnapshotStoreError) -> Manifest {
+        switch decodeManifest(bytes) {
+        case .failure(let problem): throw .manifestCorrupt(version: version, detail: problem.detail)
+        case .success(let manifest):
+            guard manifest.metadata.version == version else {
+                throw .manifestCorrupt(version: version, detail: "it describes version \(manifest.metadata.version)")
+            }
+            return manifest
+        }
+    }
+
     static func decodeManifest(_ bytes: [UInt8]) -> Result<Manifest, ManifestProblem> {
         do {
             let m = try Timestamp.decoder.decode(Manifest.self, from: Data(bytes))

@@ -34,19 +34,7 @@ package enum PortableStoreFormat {
     /// `stored` does not report present (an index reported present implies its shards and bodies are).
     package static func encode(_ snapshot: Snapshot,
                                stored: (String, Int) -> Bool = { _, _ in false }) throws(SnapshotStoreError) -> PortableSnapshot {
-        let sorted: SortedContent
-        let version: String
-        if let cached = snapshot.sortedContent {
-            sorted = cached
-            version = snapshot.metadata.version
-        } else {
-            try Snapshot.checkConsistency(snapshot.groups)
-            sorted = Snapshot.sortedContent(snapshot.groups)
-            version = Snapshot.contentVersion(sorted)
-        }
-        guard version == snapshot.metadata.version else {
-            throw .invalidSnapshot(reason: "metadata says version \(snapshot.metadata.version) but the content hashes to \(version) (build snapshots with Snapshot.make)")
-        }
+        let (sorted, version) = try snapshot.checkedContent()
         let plan = try SnapshotStore.planObjects(sorted, stored: stored)
         let manifest = Manifest(format: ObjectFormat.manifestFormat, metadata: snapshot.metadata, groups: plan.manifestGroups)
         return PortableSnapshot(metadata: snapshot.metadata, manifest: ObjectFormat.encodeManifest(manifest),
@@ -150,14 +138,7 @@ package enum PortableStoreFormat {
     package static func sha256Hex(_ bytes: [UInt8]) -> String { Digest.sha256Hex(bytes) }
 
     private static func decodeManifest(_ bytes: [UInt8], version: String) throws(SnapshotStoreError) -> Manifest {
-        switch ObjectFormat.decodeManifest(bytes) {
-        case .failure(let problem): throw .manifestCorrupt(version: version, detail: problem.detail)
-        case .success(let manifest):
-            guard manifest.metadata.version == version else {
-                throw .manifestCorrupt(version: version, detail: "it describes version \(manifest.metadata.version)")
-            }
-            return manifest
-        }
+        try ObjectFormat.decodeManifest(bytes, of: version)
     }
 
     private static func checked(_ ref: ObjectRef, _ bytes: [UInt8]?, version: String, hash: Bool) throws(SnapshotStoreError) -> [UInt8] {

@@ -12,21 +12,7 @@ extension SnapshotStore {
     /// Makes `snapshot` the live version. Identical content to the live version is a no-op (`.unchanged`).
     /// Content identical to an older stored version makes that version live again, reusing its objects.
     public func publish(_ snapshot: Snapshot) throws(SnapshotStoreError) -> PublishOutcome {
-        // A snapshot from `Snapshot.make` is consistent and versioned by construction (its fields
-        // are immutable); any other is checked and its version recomputed here.
-        let sorted: SortedContent
-        let version: String
-        if let cached = snapshot.sortedContent {
-            sorted = cached
-            version = snapshot.metadata.version
-        } else {
-            try Snapshot.checkConsistency(snapshot.groups)
-            sorted = Snapshot.sortedContent(snapshot.groups)
-            version = Snapshot.contentVersion(sorted)
-        }
-        guard version == snapshot.metadata.version else {
-            throw .invalidSnapshot(reason: "metadata says version \(snapshot.metadata.version) but the content hashes to \(version) (build snapshots with Snapshot.make)")
-        }
+        let (sorted, version) = try snapshot.checkedContent()
         let lock = try lockForWriting(purpose: "publish")
         defer { withExtendedLifetime(lock) {} }
         try initializeLayout()

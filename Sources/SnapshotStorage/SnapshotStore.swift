@@ -167,14 +167,7 @@ public struct SnapshotStore: SnapshotStoring {
             }
         }
         guard let bytes else { throw .versionNotFound(reference: version) }
-        switch ObjectFormat.decodeManifest(bytes) {
-        case .failure(let problem): throw .manifestCorrupt(version: version, detail: problem.detail)
-        case .success(let manifest):
-            guard manifest.metadata.version == version else {
-                throw .manifestCorrupt(version: version, detail: "it describes version \(manifest.metadata.version)")
-            }
-            return manifest
-        }
+        return try ObjectFormat.decodeManifest(bytes, of: version)
     }
 
     /// Stored version ids (final manifests, plus the pending one `current` names).
