@@ -29,6 +29,19 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     /// The TLS record layer and ClientHello as the server's own SSL_CTX receives them, over memory BIOs.
     case tlsServer = "tls-server"
 
+    /// Builds what every input shares — the descriptor pool, the harness's fixtures — before the first input, so
+    /// libFuzzer's per-input timeout measures inputs, not the one-time start-up (which under load exceeded it).
+    public func prepare() {
+        switch self {
+        case .envoyText, .envoyBinary, .template: _ = Self.pool
+        case .meshConfig:
+            _ = Self.pool
+            _ = MeshConfigHarness.shared
+        case .tlsServer: _ = TLSServerHarness.shared
+        case .discovery, .clientStatus, .http2Server: break
+        }
+    }
+
     /// Runs one input. Violated invariants trap (libFuzzer reports them as crashes with the input).
     public func run(_ input: [UInt8]) {
         switch self {

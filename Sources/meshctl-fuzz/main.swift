@@ -33,6 +33,7 @@ if let directory = environment["MESHCTL_FUZZ_SEED_DIR"], let root = environment[
         try? Data(bytes).write(to: URL(fileURLWithPath: directory).appendingPathComponent("seed-" + seed))
     }
 }
+harness.prepare()
 var argc = CommandLine.argc
 var argv = CommandLine.unsafeArgv
 exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzTestOneInput))
