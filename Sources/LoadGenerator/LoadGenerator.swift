@@ -97,7 +97,7 @@ public final class LoadGenerator: @unchecked Sendable {
         proxies = (0..<options.proxies).map {
             SimulatedProxy(index: $0, group: options.groups[$0 % options.groups.count], mode: options.mode,
                            nackRate: options.nackRate, seed: options.seed, events: events,
-                           reconnects: options.reconnect || options.churnPerSecond > 0)
+                           reconnects: options.reconnects)
         }
         connectionSlots = Locked(Array(repeating: nil, count: options.connections))
     }
@@ -150,19 +150,18 @@ public final class LoadGenerator: @unchecked Sendable {
         guard !events.isStopping else { return }
         let loop = loops.loops[index % loops.loops.count]
         let members = stride(from: index, to: proxies.count, by: options.connections).map { proxies[$0] }
-        let reconnects = options.reconnect || options.churnPerSecond > 0
-        let delegate = ConnectionObserver(events: events, proxies: members, countsAsFirst: first, onLost: !reconnects ? nil : { [weak self] wasReady in
+        let delegate = ConnectionObserver(events: events, proxies: members, countsAsFirst: first, onLost: !options.reconnects ? nil : { [weak self] wasReady in
             guard let self, !self.events.isStopping else { return }
             let next = wasReady ? 0 : attempt + 1
             let base = wasReady ? 0.05 : min(4.0, 0.25 * Double(1 << min(next, 5)))
             let delay = base * Double.random(in: 0.5...1.5)
-            let retry: @Sendable () -> Void = { [weak self] in
+            // `schedule` is loop-only: hop onto the loop when the loss was seen elsewhere (a connect that failed at once).
+            let retry: @Sendable () -> Void = {
                 _ = loop.schedule(after: .milliseconds(Int(delay * 1000))) { [weak self] in
                     guard let self else { return }
                     self.events.state.withLock { $0.reconnects += 1 }
                     self.connect(index, attempt: next, first: false)
                 }
-                _ = self
             }
             if loop.inEventLoop { retry() } else { loop.execute(retry) }
         })
@@ -223,7 +222,7 @@ public final class LoadGenerator: @unchecked Sendable {
     /// True when no proxy can still succeed.
     private var hopeless: Bool {
         events.state.withLock {
-            (!options.reconnect && options.churnPerSecond == 0 && $0.failedConnections == options.connections) || $0.failedProxies == options.proxies
+            (!options.reconnects && $0.failedConnections == options.connections) || $0.failedProxies == options.proxies
         }
     }
 

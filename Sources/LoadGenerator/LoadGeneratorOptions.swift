@@ -43,6 +43,9 @@ public struct LoadGeneratorOptions: Sendable {
     /// Write one JSON line of progress here every 100 ms (for scripts that watch a storm).
     public var progressFile: String?
 
+    /// Whether lost connections and streams are reconnected (asked for, or implied by churn).
+    public var reconnects: Bool { reconnect || churnPerSecond > 0 }
+
     public init(host: String, port: Int, credentials: TLSClientCredentials) {
         self.host = host
         self.port = port

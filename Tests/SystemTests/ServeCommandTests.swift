@@ -60,13 +60,7 @@ final class AdminAccessTests: XCTestCase {
                                                     "--tls-cert", certs + "/server.crt", "--tls-key", certs + "/server.key", "--client-ca", certs + "/ca.crt",
                                                     "--drain-seconds", "1"], log: directory + "/server.log")
         defer { server.stop() }
-        var adminPort = 0
-        E2E.waitUntil(15, "the admin endpoint to listen") {
-            guard let line = server.output.split(separator: "\n").first(where: { $0.contains("admin.listening") }),
-                  let range = line.range(of: "address=") else { return false }
-            adminPort = Int(line[range.upperBound...].prefix { $0 != " " }.split(separator: ":").last ?? "") ?? 0
-            return adminPort > 0
-        }
+        let adminPort = E2E.adminPort(of: server)
         func get(_ path: String, _ headers: [String] = []) -> (code: String, body: String) {
             let arguments = ["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}"] + headers.flatMap { ["-H", $0] } + ["http://127.0.0.1:\(adminPort)\(path)"]
             let output = E2E.run("/usr/bin/curl", arguments, timeout: 10)?.output ?? ""
