@@ -68,11 +68,22 @@ extension BootstrapChecks {
         "envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig",
         "envoy.config.bootstrap.v3.LayeredRuntime", "envoy.config.core.v3.HealthCheck.HttpHealthCheck", "envoy.config.overload.v3.OverloadAction",
         "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", "envoy.config.core.v3.HealthCheck.Payload",
+        "xds.type.matcher.v3.Matcher.OnMatch", "envoy.config.common.matcher.v3.Matcher.OnMatch",
+        "envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig",
+    ]
+
+    /// Matchers whose actions Envoy builds with one context's action factories: the matcher's path and the action
+    /// types those factories take. An action of any other type is "Didn't find a registered implementation".
+    static let matcherActionContexts: [String: (field: String, owner: String, actions: Set<String>)] = [
+        "envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig": ("matcher", "the UDP proxy", ["envoy.extensions.filters.udp.udp_proxy.v3.Route"]),
     ]
 
     /// Rules over the whole bootstrap that need no cross-reference table.
     mutating func checkEnvoyRules(root: MessageView, staticClusters: [String: Int32], staticSecrets: Set<String>) {
         var usesXDS = false
+        // Matchers met on the walk whose actions are typed by their owner (the walk visits a message before
+        // the messages inside it, so a matcher's actions are checked after its owner registered it).
+        var typedMatchers: [(path: String, owner: String, actions: Set<String>)] = []
         // Only messages of these types have rules; the rest are passed by ID without a string compare.
         let index = RuleTypeIndex.shared(for: pool)
         let ruleTypes = index.ruleTypes
@@ -187,6 +198,12 @@ extension BootstrapChecks {
                 checkTLSCertificateFiles(view)
             case "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext" where checkHostFiles:
                 checkValidationContextFiles(view)
+            case "envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig":
+                if let context = Self.matcherActionContexts[view.typeName], view.has(context.field) {
+                    typedMatchers.append((view.join(context.field), context.owner, context.actions))
+                }
+            case "xds.type.matcher.v3.Matcher.OnMatch", "envoy.config.common.matcher.v3.Matcher.OnMatch":
+                checkMatcherAction(view, typedBy: typedMatchers.last { view.path.hasPrefix($0.path + ".") })
             case "envoy.config.listener.v3.Listener":
                 checkListenerManagerRules(view)
                 if view.value("address") == nil && view.value("internal_listener") == nil && view.value("api_listener") == nil && view.value("additional_addresses") == nil {
@@ -360,5 +377,23 @@ final class RuleTypeIndex: Sendable {
         let index = RuleTypeIndex(pool: pool)
         cache[ObjectIdentifier(pool)] = index
         return index
+    }
+}
+
+extension BootstrapChecks {
+    /// A matcher's action is an extension found by its config type (Matcher::ActionFactory): it needs a
+    /// typed_config with an @type, and where the matcher's owner takes one kind of action, that kind.
+    mutating func checkMatcherAction(_ onMatch: MessageView, typedBy context: (path: String, owner: String, actions: Set<String>)?) {
+        guard let action = onMatch.child("action") else { return }
+        let name = action.string("name") ?? ""
+        let url = action.value("typed_config")?.messageValue?.value(at: 0)?.value.stringValue ?? ""
+        let type = url.split(separator: "/").last.map(String.init) ?? ""
+        guard !type.isEmpty else {
+            report("envoy.matcher-action", "matcher action '\(name)' has no typed_config \"@type\": Envoy finds the action's implementation by its config type; add typed_config with the action's \"@type\"", path: action.path, at: action.location)
+            return
+        }
+        if let context, !context.actions.contains(type) {
+            report("envoy.matcher-action", "matcher action '\(name)' is a \(type), but \(context.owner) takes \(context.actions.sorted().joined(separator: " or ")) actions; use one of those", path: action.join("typed_config"), at: action.location(of: "typed_config"))
+        }
     }
 }

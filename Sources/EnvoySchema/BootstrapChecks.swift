@@ -140,11 +140,13 @@ public struct BootstrapChecks: Sendable {
         report("xref.static-secret", "secret '\(name)' is not defined in static_resources.secrets (and no sds_config names a server for it); define it or add sds_config", path: view.path + ".name", at: view.location(of: "name"))
     }
 
+    /// A listener's socket address as Envoy's listener manager compares them: a TCP and a UDP listener
+    /// may share an address and port (ListenerImpl compares the socket type too), so UDP keys say so.
     func socketAddress(_ address: MessageView?) -> (key: String, port: UInt64)? {
         guard let socket = address?.child("socket_address"), let host = socket.string("address") else { return nil }
         var port: UInt64 = 0
         if case .uint(let p)? = socket.value("port_value") { port = p }
-        return ("\(host):\(port)", port)
+        return ("\(host):\(port)\(socket.enumNumber("protocol") == 1 ? " (UDP)" : "")", port)
     }
 
     /// Envoy's per-resource rules (filter order, header mutation, cluster settings, duplicate
