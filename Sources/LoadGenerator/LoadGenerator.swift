@@ -115,9 +115,7 @@ public final class LoadGenerator: @unchecked Sendable {
     /// Starts connecting (paced, on a background thread) and returns at once.
     public func start() {
         startedAt = wallClock()
-        if let directory = options.storeDirectory {
-            initialStoreVersion = try? SnapshotStore(directory: directory).currentVersion()
-        }
+        initialStoreVersion = try? options.store?.currentVersion()
         let thread = Thread { [self] in
             connectAll()
             connectorDone.signal()

@@ -2,6 +2,7 @@
 // fleet's shape (proxies, connections, xDS mode, groups), its bounds, and typed errors.
 import MeshModel
 import NetworkAddress
+import SnapshotStorage
 import Transport
 
 extension SubscriptionMode {
@@ -25,8 +26,10 @@ public struct LoadGeneratorOptions: Sendable {
     public var duration: Duration = .seconds(30)
     /// Fraction of responses (after a proxy's first full configuration) answered with a NACK.
     public var nackRate = 0.0
-    /// A snapshot store the server serves from: published versions and their publish times are read from it.
-    public var storeDirectory: String?
+    /// The snapshot store the server serves from (any backend): published versions and their publish times are
+    /// read from it. `storeLocation` names it in the report's notes.
+    public var store: (any SnapshotStoring)?
+    public var storeLocation = ""
     /// Client event loops (threads).
     public var eventLoops = EventLoopGroup.onlineCPUCount
     /// Most TLS handshakes in flight at once, so a connect storm does not overflow the server's accept backlog.

@@ -93,12 +93,12 @@ public struct LoadReport: Codable, Sendable {
         let opened = proxies.compactMap { p in p.fullConfigAt.flatMap { full in p.streamOpenedAt.map { (full - $0) * 1000 } } }
         let sinceStart = proxies.compactMap { $0.fullConfigAt.map { ($0 - startedAt) * 1000 } }
         var versions: [MeasuredDelivery] = []
-        if let directory = options.storeDirectory {
+        if let store = options.store {
             do {
-                versions = try deliveries(store: SnapshotStore(directory: directory), proxies: proxies, mode: options.mode,
+                versions = try deliveries(store: store, proxies: proxies, mode: options.mode,
                                           startedAt: startedAt, stoppedAt: stoppedAt, initialVersion: initialStoreVersion)
             } catch {
-                notes.append("cannot read the store \(directory): \(error)")
+                notes.append("cannot read the store \(options.storeLocation): \(error)")
             }
         } else {
             notes.append("no --store: publish-to-receipt/ACK latencies need the store the server serves from")
@@ -145,7 +145,7 @@ public struct LoadReport: Codable, Sendable {
         return mode.isDelta ? content.mapValues { _ in view.version } : content
     }
 
-    static func deliveries(store: SnapshotStore, proxies: [SimulatedProxy], mode: SubscriptionMode, startedAt: Double, stoppedAt: Double,
+    static func deliveries(store: any SnapshotStoring, proxies: [SimulatedProxy], mode: SubscriptionMode, startedAt: Double, stoppedAt: Double,
                            initialVersion: String?) throws -> [MeasuredDelivery] {
         let events = try store.history().filter { ($0.kind == .publish || $0.kind == .rollback) && $0.time.timeIntervalSince1970 >= startedAt }
         guard !events.isEmpty else { return [] }

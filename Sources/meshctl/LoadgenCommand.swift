@@ -3,6 +3,8 @@ import ArgumentParser
 import Foundation
 import LoadGenerator
 import MeshModel
+import PostgresStorage
+import SnapshotStorage
 import Transport
 
 struct Loadgen: ParsableCommand {
@@ -11,7 +13,7 @@ struct Loadgen: ParsableCommand {
         discussion: """
         Each proxy (node id loadgen-<i>, node cluster = its group) subscribes like Envoy (CDS and LDS wildcard, then the \
         EDS/RDS names they refer to), ACKs every response (NACKs --nack-rate of them once configured), and records when \
-        each response arrived and its ACK was sent. With --store (the directory the server serves from), every version \
+        each response arrived and its ACK was sent. With --store (the store the server serves from: a directory or a postgres:// URL), every version \
         published during the run is matched to the responses and publish→receipt/ACK latencies are reported. Stops after \
         --duration; exits 1 if the server is unreachable, the TLS handshake fails, streams are refused, or a proxy never \
         gets its configuration.
@@ -90,7 +92,15 @@ struct Loadgen: ParsableCommand {
         options.groups = groups.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         options.duration = .milliseconds(Int64(duration * 1000))
         options.nackRate = nackRate
-        options.storeDirectory = store
+        if let store {
+            do {
+                options.store = try openSnapshotStore(store)
+            } catch {
+                printError("meshctl loadgen: --store \(StoreArgument.displayed(store)): \(error)")
+                throw Exit.usage
+            }
+            options.storeLocation = StoreArgument.displayed(store)
+        }
         options.eventLoops = max(1, threads)
         options.reconnect = reconnect
         options.churnPerSecond = churnPerSecond
@@ -152,7 +162,7 @@ struct BenchFixture: ParsableCommand {
         shouldDisplay: false
     )
 
-    @Option(help: "The snapshot store directory (created if missing).")
+    @Option(help: "The snapshot store: a directory (created if missing) or a postgres:// URL.")
     var store: String
     @Option(help: "Proxy groups, comma-separated.")
     var groups = "default"
@@ -164,19 +174,29 @@ struct BenchFixture: ParsableCommand {
     var listenerPort = 10_000
     @Option(help: "Change this cluster's connect_timeout (a one-cluster change) to revision --revision.")
     var changeCluster: Int?
-    @Option(help: "Revision for --change-cluster.")
+    @Option(help: "Revision for --change-cluster; with churn, the first endpoint revision (so runs can follow each other).")
     var revision = 1
     @Option(help: "Endpoint churn: publishes per second, each moving every cluster's endpoints.")
     var churnPerSecond = 0.0
     @Option(help: "Endpoint churn: for how many seconds.")
     var churnSeconds = 0.0
+    @Option(help: "Endpoint churn: stop after this many publishes (even before --churn-seconds).")
+    var churnVersions: Int?
     @Option(help: "Rollout waves every group's policy record carries, comma-separated (e.g. 1,10%,100%); none: immediate.")
     var rolloutWaves: String?
     @Option(help: "The rollout policy's bake time in milliseconds.")
     var rolloutBakeMs: Int64 = 2000
+    @Flag(help: "After the version, print when the publish returned (Unix time, seconds): the start of publish → served.")
+    var printPublishedAt = false
 
     func run() throws {
-        let store = URL(fileURLWithPath: self.store).path  // the store wants an absolute directory
+        let store: any SnapshotStoring
+        do {
+            store = try openPublishTarget(self.store)
+        } catch {
+            printError("meshctl bench-fixture: --store \(StoreArgument.displayed(self.store)): \(error)")
+            throw Exit.usage
+        }
         var mesh = BenchmarkMesh(groups: groups.split(separator: ",").map(String.init), clusters: clusters, identities: identity)
         mesh.listenerPort = listenerPort
         if let rolloutWaves {
@@ -191,16 +211,16 @@ struct BenchFixture: ParsableCommand {
         do {
             guard churnPerSecond > 0 else {
                 let version = try mesh.publish(to: store, message: changeCluster.map { "cluster svc-\($0) revision \(revision)" } ?? "benchmark mesh")
-                print(version)
+                print(printPublishedAt ? "\(version) \(String(format: "%.3f", Date().timeIntervalSince1970))" : version)
                 return
             }
             let interval = 1 / churnPerSecond
             let start = Date()
             var tick = 0
             var slow = 0
-            while Date().timeIntervalSince(start) < churnSeconds {
+            while Date().timeIntervalSince(start) < churnSeconds && tick < (churnVersions ?? .max) {
                 tick += 1
-                mesh.endpointRevision = tick
+                mesh.endpointRevision = revision + tick - 1
                 try mesh.publish(to: store, message: "endpoint churn \(tick)")
                 let next = start.addingTimeInterval(Double(tick) * interval)
                 let wait = next.timeIntervalSinceNow

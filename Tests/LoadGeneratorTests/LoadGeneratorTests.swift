@@ -34,7 +34,7 @@ final class LoadGeneratorTests: XCTestCase {
         options.mode = mode
         options.groups = ["frontend"]
         options.duration = .seconds(60)
-        options.storeDirectory = directory + "/store"
+        options.store = SnapshotStore(directory: directory + "/store")
         options.eventLoops = 2
         return options
     }
