@@ -28,6 +28,9 @@ struct Compile: ParsableCommand {
     @Option(help: "The templates directory.")
     var templates: String = "templates"
 
+    @Option(help: "Files the resources name on the proxies' hosts (certificates, keys, CA bundles, paths), checked on this host: off, warning (they may exist only on the proxies' hosts) or error.")
+    var hostFiles: HostFileCheck = .warning
+
     @Option(help: "The snapshot store: a directory (created if missing) or postgres://USER@HOST:PORT/DATABASE (tables created in an empty database).")
     var out: String = ".meshctl/store"
 
@@ -69,7 +72,7 @@ struct Compile: ParsableCommand {
     func run() throws {
         AllocatorTuning.apply()
         let pool = try loadSchema()
-        let report = try compileMesh(CompileInputs(configs: configs, templates: templates), pool: pool, encode: true)
+        let report = try compileMesh(CompileInputs(configs: configs, templates: templates, hostFiles: hostFiles), pool: pool, encode: true)
         guard report.errorCount == 0 && !(strict && report.warningCount > 0) else {
             MeshReportPrinter(format: format).print(report, command: "compile")
             if format == .text { printError("compile: nothing written") }

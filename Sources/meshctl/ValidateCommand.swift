@@ -29,6 +29,9 @@ struct Validate: ParsableCommand {
     @Option(help: "The templates directory (without --envoy).")
     var templates: String = "templates"
 
+    @Option(help: "Files the resources name on the proxies' hosts (certificates, keys, CA bundles, paths), checked on this host: off, warning (they may exist only on the proxies' hosts) or error.")
+    var hostFiles: HostFileCheck = .warning
+
     @Option(help: "Output format: text, json or github.")
     var format: DiagnosticFormat = .text
 
@@ -54,7 +57,7 @@ struct Validate: ParsableCommand {
         if !envoy { AllocatorTuning.apply() }
         let pool = try loadSchema()
         guard envoy else {
-            let report = try compileMesh(CompileInputs(configs: configs, templates: templates), pool: pool, encode: false)
+            let report = try compileMesh(CompileInputs(configs: configs, templates: templates, hostFiles: hostFiles), pool: pool, encode: false)
             MeshReportPrinter(format: format).print(report, command: "validate")
             if report.errorCount > 0 || (strict && report.warningCount > 0) { throw Exit.invalid }
             return
@@ -88,3 +91,5 @@ func compileMesh(_ inputs: CompileInputs, pool: DescriptorPool, encode: Bool) th
         throw Exit.usage
     }
 }
+
+extension HostFileCheck: ExpressibleByArgument {}

@@ -46,7 +46,9 @@ public final class MeshFixture {
 
     public func remove(_ relative: String) throws { try FileManager.default.removeItem(at: url(relative)) }
 
-    public var inputs: CompileInputs { CompileInputs(configs: configs.path, templates: templates.path) }
+    /// Host files off: the fixture's certificate paths name files on proxies' hosts, absent here (HostFileCheckTests
+    /// tests that check on its own).
+    public var inputs: CompileInputs { CompileInputs(configs: configs.path, templates: templates.path, hostFiles: .off) }
 
     public func compile(encode: Bool = false) throws -> CompileReport {
         try MeshCompiler.compile(inputs, pool: E2E.pool, encode: encode)

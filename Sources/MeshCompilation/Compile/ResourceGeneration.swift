@@ -47,7 +47,7 @@ struct JobResult: Sendable {
 }
 
 enum ResourceGeneration {
-    static func run(_ job: RenderJob, pool: DescriptorPool, encode: Bool) -> JobResult {
+    static func run(_ job: RenderJob, pool: DescriptorPool, encode: Bool, hostFiles: HostFileCheck) -> JobResult {
         var result = JobResult()
         func fail(_ rule: String, _ message: String, at location: SourceLocation?) {
             result.diagnostics.append(PendingDiagnostic(diagnostic: Diagnostic(.error, rule: rule, message: message, path: "", location: location), provenance: nil))
@@ -100,7 +100,7 @@ enum ResourceGeneration {
             nodes += items.map { (kind, $0) }
         }
         for (kind, node) in nodes {
-            checkResource(kind: kind, node: node, job: job, pool: pool, encode: encode, into: &result)
+            checkResource(kind: kind, node: node, job: job, pool: pool, encode: encode, hostFiles: hostFiles, into: &result)
         }
         return result
     }
@@ -113,7 +113,8 @@ enum ResourceGeneration {
         return nil
     }
 
-    static func checkResource(kind: ResourceKind, node: YAMLNode, job: RenderJob, pool: DescriptorPool, encode: Bool, into result: inout JobResult) {
+    static func checkResource(kind: ResourceKind, node: YAMLNode, job: RenderJob, pool: DescriptorPool, encode: Bool, hostFiles: HostFileCheck,
+                              into result: inout JobResult) {
         guard let type = pool.messageID(named: kind.typeName) else { return }
         let errorsBefore = result.diagnostics.count { $0.diagnostic.severity == .error }
         var reader = TextReader(pool: pool, syntax: .yaml, file: nil)
@@ -128,9 +129,17 @@ enum ResourceGeneration {
         var validator = ConstraintValidator(pool: pool, file: nil)
         validator.validate(message)
         var envoyRules = BootstrapChecks(pool: pool, file: nil)
+        envoyRules.checkHostFiles = hostFiles != .off
         envoyRules.check(resource: message)
         // Duplicate domains are checked by the compiler's route rules, which know which service file declared them.
-        let envoyDiagnostics = envoyRules.diagnostics.filter { $0.rule != "xref.duplicate-domain" }
+        let envoyDiagnostics = envoyRules.diagnostics.filter { $0.rule != "xref.duplicate-domain" }.map { diagnostic in
+            guard HostFileCheck.rules.contains(diagnostic.rule) else { return diagnostic }
+            // Checked here, needed there: say which host was looked at and how to make it an error.
+            var onProxyHost = diagnostic
+            onProxyHost.message += " (checked on \(HostFileCheck.thisHost), the host running meshctl; every proxy of the group needs it on its own host\(hostFiles == .warning ? "; --host-files error makes this an error" : ""))"
+            if hostFiles == .warning { onProxyHost.severity = .warning }
+            return onProxyHost
+        }
         result.diagnostics += (validator.diagnostics + envoyDiagnostics).map { PendingDiagnostic(diagnostic: $0, provenance: nil) }
         var rules = ResourceRules(pool: pool)
         let view = MessageView(pool: pool, message: message, path: "")

@@ -8,11 +8,31 @@ import Foundation
 public struct CompileInputs: Sendable {
     public var configs: String
     public var templates: String
+    /// What to do with files the generated resources name on the proxies' hosts (certificates, keys, CA bundles,
+    /// config-source and runtime paths, Wasm and GeoIP files), checked on the host running the compile.
+    public var hostFiles: HostFileCheck
 
-    public init(configs: String = "Configs", templates: String = "templates") {
+    public init(configs: String = "Configs", templates: String = "templates", hostFiles: HostFileCheck = .warning) {
         self.configs = configs
         self.templates = templates
+        self.hostFiles = hostFiles
     }
+}
+
+/// The files a mesh's resources name live on the proxies' hosts, not on the machine that compiles (CI): a file
+/// missing here is a warning by default — it may well exist where Envoy runs — and an error when this host is
+/// laid out like the proxies' (`--host-files error`), or not looked at (`off`).
+public enum HostFileCheck: String, Sendable, CaseIterable {
+    case off, warning, error
+
+    /// The rules of EnvoySchema's host checks (BootstrapChecks.checkHostFiles).
+    public static let rules: Set<String> = ["envoy.tls-file", "envoy.tls-key-mismatch", "envoy.host-path"]
+
+    /// This machine's name, for messages that say where a file was looked for.
+    static let thisHost: String = {
+        var name = [CChar](repeating: 0, count: 256)
+        return gethostname(&name, name.count - 1) == 0 ? String(cString: name) : "this host"
+    }()
 }
 
 /// Why compiling cannot even start (a usage error: exit 2).

@@ -11,8 +11,8 @@ extension Compilation {
         let services = model.services, names = plan.names, upstreamJob = plan.upstreamJob, sidecarJob = plan.sidecarJob
         // Render, read, validate, encode: every job independent.
         let allJobs = plan.jobs
-        let pool = self.pool, encode = self.encode
-        let results = Parallel.map(allJobs.count) { ResourceGeneration.run(allJobs[$0], pool: pool, encode: encode) }
+        let pool = self.pool, encode = self.encode, hostFiles = inputs.hostFiles
+        let results = Parallel.map(allJobs.count) { ResourceGeneration.run(allJobs[$0], pool: pool, encode: encode, hostFiles: hostFiles) }
         for result in results { pending += result.diagnostics }
         clock.lap("render + read + validate + encode")
 
