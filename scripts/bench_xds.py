@@ -173,23 +173,29 @@ class Bench:
             ready = json_path + ".ready"
             budget = 60 + proxies / 50
             started = time.time()
+            server_cpu_start = cpu_seconds(server.pid)
             client = self.loadgen(port, store, proxies, mode, budget + self.args.changes * 10 + 30, json_path, ready)
             configured = self.wait_file(ready, client, budget)
             storm_seconds = time.time() - started
             row = {"proxies": proxies, "mode": mode, "configured": configured, "storm_seconds": round(storm_seconds, 2)}
+            if client.poll() is None:
+                # Both sides of the storm: the load generator shares the cores, so its cost is part of the picture.
+                row["server_cpu_seconds_storm"] = round(cpu_seconds(server.pid) - server_cpu_start, 2)
+                row["loadgen_cpu_seconds_storm"] = round(cpu_seconds(client.pid), 2)
             if configured:
                 time.sleep(2)
                 rss_idle = rss_kib(server.pid)
                 row["server_rss_before_kib"] = rss_before
                 row["server_rss_idle_kib"] = rss_idle
                 row["rss_per_proxy_kib"] = round((rss_idle - rss_before) / proxies, 1)
-                cpu_before = cpu_seconds(server.pid)
+                cpu_before, client_cpu_before = cpu_seconds(server.pid), cpu_seconds(client.pid)
                 metrics_before = scrape(self.admin_port)
                 gap = max(2.0, proxies / 2000)
                 for change in range(1, self.args.changes + 1):
                     self.fixture(store, "--change-cluster", str(change % self.args.clusters), "--revision", str(change))
                     time.sleep(gap)
                 row["server_cpu_seconds_during_changes"] = round(cpu_seconds(server.pid) - cpu_before, 2)
+                row["loadgen_cpu_seconds_during_changes"] = round(cpu_seconds(client.pid) - client_cpu_before, 2)
                 metrics_after = scrape(self.admin_port)
                 if metrics_after:
                     def ms(value):
@@ -358,6 +364,20 @@ class Bench:
             stop(server)
 
 
+# go-control-plane v0.11.1 at 10,000 ADS proxies, measured side by side with meshctl on this machine by an independent
+# run (issue #15's table); quoted beside meshctl's figures, never re-measured here.
+PEER_REFERENCE = {
+    (10000, "ads"): {"storm_s": 16.0, "storm_cpu_s": 16.6, "rss_kib": 163, "cpu_per_change_s": 5.94, "ack_p99_s": 5.49},
+    (10000, "ads-sotw"): {"storm_s": 16.0, "storm_cpu_s": 16.6, "rss_kib": 163, "cpu_per_change_s": 5.94, "ack_p99_s": 5.49},
+    (10000, "ads-delta"): {"storm_s": 19.1, "storm_cpu_s": 20.3, "rss_kib": 204, "cpu_per_change_s": 5.14, "ack_p99_s": 3.46},
+}
+
+
+def per_change(row, key):
+    changes = len(row.get("report", {}).get("versions", [])) or None
+    return f"{row[key] / changes:.2f} s" if key in row and changes else "—"
+
+
 def summary(s):
     return f"{s['p50']:.0f} / {s['p99']:.0f} / {s['max']:.0f}" if s and s.get("count") else "—"
 
@@ -369,17 +389,24 @@ def markdown(results, args):
              f"connection per proxy, benchmark mesh of {args.clusters} EDS clusters + 1 listener + 1 route per group. "
              "Latencies are per proxy, in ms, from the snapshot's createdAt (made just before the store write).", "",
              "### Connect storm and idle cost", "",
-             "| proxies | mode | all configured after | stream open → full config p50 / p99 / max | server RSS per idle proxy |",
-             "|---|---|---|---|---|"]
+             "The go-control-plane column is the published reference of issue #15 (envoyproxy/go-control-plane v0.11.1, its "
+             "snapshot cache and gRPC server, same certificates, mesh and client, alternating runs on this machine, 10,000 "
+             "proxies); it cannot be rebuilt here (no Go module registry), so it is quoted, not re-measured.", "",
+             "| proxies | mode | all configured after | stream open → full config p50 / p99 / max | server RSS per idle proxy "
+             "| CPU during the storm: server / loadgen | go-control-plane (reference): configured after, server CPU, RSS per proxy |",
+             "|---|---|---|---|---|---|---|"]
     for row in results["fanout"]:
         report = row.get("report", {})
+        peer = PEER_REFERENCE.get((row["proxies"], row["mode"]), {})
+        peer_text = f"{peer['storm_s']} s, {peer['storm_cpu_s']} s, {peer['rss_kib']} KiB" if peer else "—"
         lines.append(f"| {row['proxies']:,} | {row['mode']} | {row['storm_seconds']:.1f} s"
                      f"{'' if row['configured'] else ' (NOT all configured)'} | {summary(report.get('timeToFullConfig'))} | "
-                     f"{row.get('rss_per_proxy_kib', '—')} KiB |")
+                     f"{row.get('rss_per_proxy_kib', '—')} KiB | {row.get('server_cpu_seconds_storm', '—')} s / "
+                     f"{row.get('loadgen_cpu_seconds_storm', '—')} s | {peer_text} |")
     lines += ["", "### Push fan-out of a one-cluster change", "",
               "| proxies | mode | changes | proxies reached | publish → receipt p50 / p99 / max | publish → ACK p50 / p99 / max "
-              "| bytes per proxy per change | server CPU during changes |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| bytes per proxy per change | CPU per change: server / loadgen | go-control-plane (reference): server CPU per change, publish → ACK p99 |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for row in results["fanout"]:
         report = row.get("report", {})
         versions = report.get("versions", [])
@@ -388,7 +415,8 @@ def markdown(results, args):
         per_proxy = (sum(v["bytesDelivered"] for v in versions) / affected) if affected else 0
         lines.append(f"| {row['proxies']:,} | {row['mode']} | {len(versions)} | {reached:,} / {affected:,} | "
                      f"{summary(report.get('publishToReceipt'))} | {summary(report.get('publishToAck'))} | "
-                     f"{per_proxy:,.0f} B | {row.get('server_cpu_seconds_during_changes', '—')} s |")
+                     f"{per_proxy:,.0f} B | {per_change(row, 'server_cpu_seconds_during_changes')} / {per_change(row, 'loadgen_cpu_seconds_during_changes')} | "
+                     + (f"{peer['cpu_per_change_s']} s, {peer['ack_p99_s']} s |" if (peer := PEER_REFERENCE.get((row['proxies'], row['mode']))) else "— |"))
     if any(row.get("server_metrics") for row in results["fanout"]):
         lines += ["", "### The same changes as the server's own metrics (/metrics, scraped before and after)", "",
                   "Latency quantiles are interpolated within histogram buckets (1, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10 s), "

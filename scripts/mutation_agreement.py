@@ -14,7 +14,6 @@ summary; the exit status is 0 either way (this is a survey, not a gate: meshctl 
 refuses a few things Envoy accepts, see docs/ARCHITECTURE.md).
 """
 import argparse
-import copy
 import glob
 import json
 import os
@@ -28,77 +27,20 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def paths(node, prefix=()):
-    yield prefix, node
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from paths(value, prefix + (key,))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from paths(value, prefix + (index,))
+sys.path.insert(0, os.path.join(ROOT, "Tests", "Corpus", "realworld"))
+from mutants import KINDS, apply, propose  # noqa: E402  (the same edits the real-world corpus gate is built from)
 
-
-def get(node, path):
-    for key in path:
-        node = node[key]
-    return node
+# This survey's short kind names, and the corpus's names they stand for.
+SHORT_KINDS = {"dup": "duplicate", "del": "delete", "neg": "negate", "zero": "zero", "str": "string",
+               "enum": "enum-swap", "empty": "empty", "type": "wrong-type"}
 
 
 def mutate(doc, kind, types, rng):
-    """Applies one change of `kind` to `doc` in place; returns its description or None."""
-    nodes = list(paths(doc))
-    if kind == "dup":
-        lists = [(p, n) for p, n in nodes if isinstance(n, list) and n and isinstance(n[0], dict)]
-        if not lists:
-            return None
-        p, n = rng.choice(lists)
-        n.append(copy.deepcopy(rng.choice(n)))
-        return f"duplicate an element of {p}"
-    if kind == "del":
-        objects = [(p, n) for p, n in nodes if isinstance(n, dict) and n]
-        p, n = rng.choice(objects)
-        key = rng.choice(list(n))
-        if key == "@type":
-            return None
-        del n[key]
-        return f"delete {p + (key,)}"
-    if kind in ("neg", "zero"):
-        numbers = [(p, n) for p, n in nodes if isinstance(n, int) and not isinstance(n, bool) and p]
-        if not numbers:
-            return None
-        p, n = rng.choice(numbers)
-        get(doc, p[:-1])[p[-1]] = -n if kind == "neg" else 0
-        return f"{kind} {p}"
-    if kind == "str":
-        strings = [(p, n) for p, n in nodes if isinstance(n, str) and p and p[-1] != "@type"]
-        p, n = rng.choice(strings)
-        get(doc, p[:-1])[p[-1]] = rng.choice(["", n + "x", "*", "localhost", n.upper()])
-        return f"change string {p}"
-    if kind == "enum":
-        enums = [(p, n) for p, n in nodes if isinstance(n, str) and n.isupper() and "_" in n]
-        if not enums:
-            return None
-        p, n = rng.choice(enums)
-        get(doc, p[:-1])[p[-1]] = rng.choice(["STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS", "ORIGINAL_DST", "ROUND_ROBIN", "RING_HASH", "UDP"])
-        return f"swap enum {p}"
-    if kind == "empty":
-        containers = [(p, n) for p, n in nodes if isinstance(n, (dict, list)) and n and p]
-        p, n = rng.choice(containers)
-        get(doc, p[:-1])[p[-1]] = {} if isinstance(n, dict) else []
-        return f"empty {p}"
-    if kind == "type":
-        anys = [(p, n) for p, n in nodes if p and p[-1] == "@type" and isinstance(n, str)]
-        if not anys:
-            return None
-        p, _ = rng.choice(anys)
-        new_type = rng.choice(types)
-        holder = get(doc, p[:-1])
-        for key in list(holder):
-            if key != "@type":
-                del holder[key]
-        holder["@type"] = "type.googleapis.com/" + new_type
-        return f"type {p} -> {new_type}"
-    raise ValueError(kind)
+    """Applies one edit of `kind` to `doc`; returns (the edited document, its description) or None."""
+    edit = propose(doc, SHORT_KINDS.get(kind, kind), types, rng)
+    if not edit:
+        return None
+    return apply(doc, edit), f"{edit['op']} {edit['path']}"
 
 
 def main():
@@ -107,7 +49,8 @@ def main():
     parser.add_argument("--envoy", required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--count", type=int, default=200)
-    parser.add_argument("--kinds", default="dup,del,neg,zero,str,enum,empty,type")
+    parser.add_argument("--kinds", default="dup,del,neg,zero,str,enum,empty,type",
+                        help=f"short names ({', '.join(SHORT_KINDS)}) or the corpus's ({', '.join(KINDS)})")
     args = parser.parse_args()
     args.meshctl, args.envoy = os.path.abspath(args.meshctl), os.path.abspath(args.envoy)  # the tools run elsewhere
     rng = random.Random(args.seed)
@@ -123,9 +66,10 @@ def main():
             source = rng.choice(sources)
             with open(source) as f:
                 doc = yaml.safe_load(f)
-            what = mutate(doc, rng.choice(kinds), types, rng)
-            if what is None:
+            mutated = mutate(doc, rng.choice(kinds), types, rng)
+            if mutated is None:
                 continue
+            doc, what = mutated
             path = os.path.join(tmp, f"mutant-{total}.yaml")
             with open(path, "w") as f:
                 yaml.safe_dump(doc, f)
