@@ -45,7 +45,7 @@ sleep $D
 sleep 1.5
 A=$(snap)
 CONNECTED=$($PSQL -d mesh -c "SELECT count(*) FROM meshctl_proxy_status")
-echo "rows while connected: $CONNECTED"
+echo "rows while connected: $CONNECTED; mean record size (bytes, as stored): $($PSQL -d mesh -c "SELECT round(avg(pg_column_size(record))) || ' / JSON text ' || round(avg(length(record::text))) FROM meshctl_proxy_status")"
 $M status --store "$URL" | head -4
 $M status --store "$URL" >/dev/null; echo "status exit $?"
 wait $LP || true
