@@ -9,7 +9,7 @@
 //                         version, Envoy's error detail and the times); `nacked` is set when any type is NACKED
 //
 // Write rate is bounded by the writer, not by proxy events: a replica writes at most once per flush interval,
-// and each write is ONE statement (heartbeat upsert + changed rows upserted + gone rows deleted, as data-modifying
+// and each write is ONE statement and one round trip (the schema version is checked once per connection) (heartbeat upsert + changed rows upserted + gone rows deleted, as data-modifying
 // CTEs), whatever the number of proxies that changed. A replica that stops writing keeps its rows; readers show
 // them as stale once its heartbeat is older than their threshold, and the maintenance leader deletes the replica
 // and its rows once the heartbeat is older than the expiry (`expireFleet`).
@@ -103,7 +103,7 @@ extension PostgresSnapshotStore {
         let goneGroups = batch.removed.map(\.group), goneNodes = batch.removed.map(\.nodeID)
         // The DELETE sees the table as it was before this statement: rows upserted here are in the kept set.
         let keptGroups = batch.replaceAll ? groups : [], keptNodes = batch.replaceAll ? nodes : []
-        return try read(emptyValue: nil) { c throws(SnapshotStoreError) in
+        return try read(emptyValue: nil, checkOncePerConnection: true) { c throws(SnapshotStoreError) in
             let rows = try c.run("""
                 WITH beat AS (
                     INSERT INTO meshctl_replicas (replica_id, xds_address, admin_address, started_at, heartbeat_at, serving_version, maintenance_leader)

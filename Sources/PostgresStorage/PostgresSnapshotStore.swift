@@ -160,12 +160,18 @@ public struct PostgresSnapshotStore: SnapshotStoring {
         }
     }
 
-    /// A read: the schema must be there (or the store is empty when it is absent and `emptyIfAbsent`).
-    func read<T>(emptyValue: T?, _ body: (PostgresConnection) throws(SnapshotStoreError) -> T) throws(SnapshotStoreError) -> T {
+    /// A read: the schema must be there (or the store is empty when it is absent and `emptyIfAbsent`). With
+    /// `checkOncePerConnection` (the fleet writer's once-a-second statement) the schema is checked on a connection's
+    /// first use only, so each call is one round trip.
+    func read<T>(emptyValue: T?, checkOncePerConnection: Bool = false,
+                 _ body: (PostgresConnection) throws(SnapshotStoreError) -> T) throws(SnapshotStoreError) -> T {
         try session.withConnection { c throws(SnapshotStoreError) in
-            if try checkSchema(c, create: false) == .absent {
-                if let emptyValue { return emptyValue }
-                throw .notAStore(path: location, reason: "the database has no meshctl schema; publish once (`meshctl compile --out URL`) or run `meshctl snapshot init --store URL`")
+            if !checkOncePerConnection || session.schemaCheckedConnection != ObjectIdentifier(c) {
+                if try checkSchema(c, create: false) == .absent {
+                    if let emptyValue { return emptyValue }
+                    throw .notAStore(path: location, reason: "the database has no meshctl schema; publish once (`meshctl compile --out URL`) or run `meshctl snapshot init --store URL`")
+                }
+                session.schemaCheckedConnection = ObjectIdentifier(c)
             }
             return try body(c)
         }

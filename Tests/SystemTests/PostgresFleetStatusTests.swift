@@ -136,6 +136,18 @@ final class PostgresFleetStatusTests: XCTestCase {
         XCTAssertTrue(page.contains(good) && page.contains(nacking) && page.contains("replica-b"), page)
         XCTAssertTrue(page.contains("127.0.0.1:\(holder.port)"), "the NACK's message: \(page)")
         XCTAssertTrue((E2E.get(b.admin, "/") ?? "").contains("id=\"fleet\""), "the page has the fleet section")
+        if let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: FileManager.default.isExecutableFile) {
+            // The page as a browser renders it: replica b's page lists a's proxy, its own NACKing one and Envoy's error.
+            let dom = Command.run(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                                             "--user-data-dir=\(directory)/chromium", "--virtual-time-budget=5000", "--dump-dom",
+                                             "http://127.0.0.1:\(b.admin)/"], timeout: 90)
+            XCTAssertEqual(dom.status, 0, dom.stderr)
+            let fleetSection = dom.stdout.components(separatedBy: "id=\"fleet\"").dropFirst().first ?? ""
+            XCTAssertTrue(fleetSection.contains(good) && fleetSection.contains("replica-a"), String(fleetSection.prefix(3000)))
+            XCTAssertTrue(fleetSection.contains(nacking) && fleetSection.contains("127.0.0.1:\(holder.port)"), String(fleetSection.prefix(3000)))
+            XCTAssertTrue(fleetSection.contains("maintenance leader"), String(fleetSection.prefix(3000)))
+            XCTAssertFalse(dom.stdout.contains(Self.password))
+        }
 
         // Singleton jobs: only a collected and trimmed while it held the lock.
         E2E.waitUntil(15, "the leader collects and trims") {
