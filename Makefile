@@ -87,6 +87,7 @@ bench-fleet: build $(STAMPS)/apt-test
 	swift build -c release --product meshctl
 	MESHCTL=.build/release/meshctl N=1000 D=30 scripts/bench_fleet_status.sh
 	MESHCTL=.build/release/meshctl N=1000 D=30 CHURN=50 scripts/bench_fleet_status.sh
+	MESHCTL=.build/release/meshctl N=1000 D=30 CHANGES=3 scripts/bench_fleet_status.sh
 
 bench-storms: build
 	swift build -c release

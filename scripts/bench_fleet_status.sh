@@ -1,7 +1,7 @@
 #!/bin/bash
 # Fleet-status write rate of one `meshctl serve` replica on a PostgreSQL store: `meshctl loadgen` N proxies for
-# D seconds (optionally CHURN reconnects/s), the fleet statement counted by pg_stat_statements and the rows by
-# pg_stat_user_tables. Usage: MESHCTL=.build/release/meshctl N=1000 D=30 [CHURN=50] scripts/bench_fleet_status.sh
+# D seconds (optionally CHURN reconnects/s, or CHANGES one-cluster changes spread over the run), the fleet statement counted by pg_stat_statements and the rows by
+# pg_stat_user_tables. Usage: MESHCTL=.build/release/meshctl N=1000 D=30 [CHURN=50 | CHANGES=3] scripts/bench_fleet_status.sh
 # Needs PostgreSQL 15 with pg_stat_statements (Debian postgresql-15); runs initdb as nobody when run as root.
 set -e
 M=${MESHCTL:-.build/release/meshctl}; M=$(realpath $M)
@@ -26,7 +26,8 @@ $PSQL -d postgres -c "CREATE DATABASE mesh" >/dev/null
 $PSQL -d mesh -c "CREATE EXTENSION pg_stat_statements" >/dev/null
 URL="postgres://meshctl@127.0.0.1:$PORT/mesh?sslmode=disable"
 $M certs init --out $W/certs --proxy loadgen >/dev/null
-$M bench-fixture --store $W/dirstore --clusters 50 --identity spiffe://mesh.local/proxy/loadgen >/dev/null
+V1=$($M bench-fixture --store $W/dirstore --clusters 50 --identity spiffe://mesh.local/proxy/loadgen)
+V2=$($M bench-fixture --store $W/dirstore --clusters 50 --identity spiffe://mesh.local/proxy/loadgen --change-cluster 3 --revision 2)
 $M snapshot copy --from $W/dirstore --to "$URL" >/dev/null
 XP=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 AP=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
@@ -41,7 +42,19 @@ B=$(snap)
 $M loadgen --server 127.0.0.1:$XP --ca $W/certs/ca.crt --cert $W/certs/loadgen.crt --key $W/certs/loadgen.key --proxies $N --duration $((D+20)) \
   --threads 1 --store "$URL" ${CHURN:+--churn-per-second $CHURN} > $W/loadgen.log 2>&1 &
 LP=$!
-sleep $D
+if [ -n "$CHANGES" ]; then
+  # CHANGES one-cluster changes, D/(CHANGES+1) s apart: the live version toggles between the two stored versions
+  # (snapshot rollback), so every proxy is sent a new CDS/EDS and ACKs it.
+  GAP=$((D / (CHANGES + 1))); LIVE=$V2
+  for i in $(seq 1 $CHANGES); do
+    sleep $GAP
+    if [ "$LIVE" = "$V2" ]; then LIVE=$V1; else LIVE=$V2; fi
+    $M snapshot rollback --store "$URL" --reason bench "$LIVE" >/dev/null
+  done
+  sleep $((D - GAP * CHANGES))
+else
+  sleep $D
+fi
 sleep 1.5
 A=$(snap)
 CONNECTED=$($PSQL -d mesh -c "SELECT count(*) FROM meshctl_proxy_status")
