@@ -38,6 +38,8 @@ public final class FleetStatusRecorder: XDSServerObserver, @unchecked Sendable {
     private var needsFullSync = true
     private var stopped = false
     private var failing = false
+    /// Signalled when the flush thread has written its last batch and ended.
+    private let ended = DispatchSemaphore(value: 0)
 
     public init(proxies: ProxyRegistry, hub: SnapshotHub, flushInterval: Double, heartbeatInterval: Double, log: ServerLog, write: @escaping Writer) {
         self.proxies = proxies
@@ -77,12 +79,21 @@ public final class FleetStatusRecorder: XDSServerObserver, @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops flushing after one last batch (a draining replica's proxies have gone by then).
+    /// Stops flushing after one last batch (a draining replica's proxies have gone by then); does not wait.
     public func stop() {
         condition.withLock {
             stopped = true
             condition.signal()
         }
+    }
+
+    /// Waits until the last batch is written (or `seconds` pass): a replica removing its rows at exit does it after,
+    /// so the last heartbeat cannot bring its row back.
+    @discardableResult
+    public func waitUntilEnded(seconds: Double) -> Bool {
+        guard ended.wait(timeout: .now() + seconds) == .success else { return false }
+        ended.signal()
+        return true
     }
 
     private func run() {
@@ -96,7 +107,10 @@ public final class FleetStatusRecorder: XDSServerObserver, @unchecked Sendable {
             if finished || !idle || Date().timeIntervalSince(lastWrite) >= heartbeatInterval {
                 if flush() { lastWrite = Date() }
             }
-            if finished { return }
+            if finished {
+                ended.signal()
+                return
+            }
         }
     }
 

@@ -203,6 +203,11 @@ public final class XDSServer: @unchecked Sendable {
 
     public var statistics: TransportStatistics { grpc.statistics }
 
+    /// After `drain`: waits (at most `seconds`) until the fleet-status writer has written its last batch.
+    public func waitForFleetWriter(seconds: Double) {
+        fleetRecorder?.waitUntilEnded(seconds: seconds)
+    }
+
     /// Reloads `--tls-cert`, `--tls-key` and `--client-ca` for new connections (SIGHUP, or the files changed);
     /// established streams keep going. A file that cannot be used is refused with a log line and the current
     /// credentials stay. Returns whether the new credentials are in use.

@@ -74,17 +74,20 @@ final class StoreMaintenance: @unchecked Sendable {
         thread.start()
     }
 
-    /// Gives the lock up (draining): another replica takes it at its next try.
+    /// Stops the jobs (draining); the maintenance thread gives the lock up when it next wakes (≤ 2 s), or the
+    /// process's exit does. The lock object is the maintenance thread's alone, so it is not touched from here.
     func stop() {
         stopped.withLock { $0 = true }
-        lock?.release()
-        leader.withLock { $0 = false }
     }
 
     private func run() {
         // Leadership is checked often (a dead leader is replaced within `tick`); the jobs run every `interval`.
         let tick = min(interval, lock == nil ? interval : 2)
         var nextJobs = Date().addingTimeInterval(interval)
+        defer {
+            lock?.release()
+            leader.withLock { $0 = false }
+        }
         while !stopped.withLock({ $0 }) {
             Thread.sleep(forTimeInterval: tick)
             if stopped.withLock({ $0 }) { return }

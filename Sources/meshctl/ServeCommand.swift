@@ -254,6 +254,7 @@ struct Serve: ParsableCommand {
         drained.wait()
         maintenance.stop()
         if let fleetStore {
+            server.waitForFleetWriter(seconds: 5)
             // Its proxies have gone: remove its rows now rather than leaving them to expire.
             do throws(SnapshotStoreError) { try fleetStore.removeReplica(replicaName) } catch {
                 log.warning("fleet.remove-failed", ["error": "\(error)", "effect": "the rows expire after --replica-expire-after"])
