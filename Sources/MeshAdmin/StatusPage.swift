@@ -1,5 +1,6 @@
 // The status page at `/` on the admin endpoint: one static HTML document, no build
-// step, no external assets. It reads /debug/proxies, /api/rollout and /api/snapshots and refreshes
+// step, no external assets. It reads /debug/proxies, /api/rollout, /api/fleet (every replica's proxies, on a
+// PostgreSQL store) and /api/snapshots and refreshes
 // itself; every value from a proxy (node ids, NACK messages) is inserted as text,
 // never as markup.
 
@@ -61,6 +62,13 @@ enum StatusPage {
       <tbody></tbody>
     </table>
     <div class="empty" id="no-proxies">No proxy is connected.</div>
+  </section>
+  <section id="fleet" style="display:none">
+    <h2>Fleet <span class="stat" id="fleet-summary"></span></h2>
+    <table id="fleet-proxies">
+      <thead><tr><th>Replica</th><th>Proxy</th><th>Group</th><th>LDS</th><th>RDS</th><th>CDS</th><th>EDS</th><th>SDS</th><th>Snapshot</th><th>Heartbeat</th></tr></thead>
+      <tbody></tbody>
+    </table>
   </section>
   <section>
     <h2>Snapshot history</h2>
@@ -173,6 +181,48 @@ function renderRollout(r) {
     body.appendChild(tr);
   }
 }
+function renderFleet(f) {
+  document.getElementById("fleet").style.display = "block";
+  document.getElementById("fleet-summary").textContent = f.replicas.length + " replica(s), " + f.proxy_count + " prox" + (f.proxy_count === 1 ? "y" : "ies")
+    + (f.nacked_count ? ", " + f.nacked_count + " NACKED" : "");
+  const body = document.querySelector("#fleet-proxies tbody");
+  body.replaceChildren();
+  for (const r of f.replicas) {
+    const beat = (r.stale ? "STALE " : "") + (r.heartbeat_age_seconds < 0 ? "none" : Math.round(r.heartbeat_age_seconds) + "s ago")
+      + (r.maintenance_leader ? " · maintenance leader" : "");
+    const replica = r.replica_id + " (" + r.xds_address + ", serving " + short(r.serving_version) + ")";
+    if (!r.proxies.length) {
+      const tr = el("tr");
+      tr.appendChild(el("td", replica, "mono"));
+      const none = el("td", "no proxy");
+      none.colSpan = 8;
+      tr.appendChild(none);
+      tr.appendChild(el("td", beat));
+      body.appendChild(tr);
+    }
+    for (const p of r.proxies) {
+      const tr = el("tr");
+      tr.appendChild(el("td", replica, "mono"));
+      tr.appendChild(el("td", p.node_id, "mono"));
+      tr.appendChild(el("td", p.group));
+      const byType = {};
+      for (const t of p.types) byType[t.type] = t;
+      for (const name of TYPES) tr.appendChild(badge(byType[name]));
+      const snapshots = [...new Set(p.types.map(t => t.snapshot_sent).filter(Boolean))];
+      tr.appendChild(el("td", snapshots.map(short).join(", ") || "–", "mono"));
+      tr.appendChild(el("td", beat));
+      body.appendChild(tr);
+      for (const t of p.types) {
+        if (t.status !== "NACKED" || !t.nack) continue;
+        const row = el("tr", null, "nack");
+        const td = el("td", r.replica_id + " " + p.node_id + " " + t.type + " NACK of " + short(t.nack.rejected_version) + ": " + t.nack.message);
+        td.colSpan = 10;
+        row.appendChild(td);
+        body.appendChild(row);
+      }
+    }
+  }
+}
 async function refresh() {
   const error = document.getElementById("error");
   try {
@@ -181,6 +231,8 @@ async function refresh() {
     renderProxies(await proxies.json());
     const rollout = await fetch("/api/rollout", {cache: "no-store"});
     if (rollout.ok) renderRollout(await rollout.json());
+    const fleet = await fetch("/api/fleet", {cache: "no-store"});
+    if (fleet.ok) renderFleet(await fleet.json());
     const snapshots = await fetch("/api/snapshots", {cache: "no-store"});
     if (snapshots.ok) renderSnapshots(await snapshots.json());
     error.style.display = "none";

@@ -60,12 +60,15 @@ final class ResultBox<T: Sendable>: @unchecked Sendable {
 /// One connection, opened on first use and again after it broke (with backoff, so a replica whose database
 /// is gone does not hammer it). Calls are serialized: a store object runs one transaction at a time.
 final class PostgresSession: @unchecked Sendable {
-    // @unchecked Sendable: `connection` and `lastFailure` are only touched under `lock` (one transaction at a time); `url` and `password` are immutable.
+    // @unchecked Sendable: `connection`, `lastFailure` and `schemaCheckedConnection` are only touched under `lock` (one transaction at a time); `url` and `password` are immutable.
     let url: PostgresStoreURL
     private let password: String?
     private let lock = NSLock()
     private var connection: PostgresConnection?
     private var lastFailure: (error: SnapshotStoreError, at: Date, delay: Double)?
+    /// The connection whose schema version was checked (frequent writers check once per connection, not per call).
+    /// Only touched inside `withConnection`, under `lock`.
+    var schemaCheckedConnection: ObjectIdentifier?
     private static let nextID = NSLock()
     nonisolated(unsafe) private static var counter = 0
 
@@ -115,6 +118,7 @@ final class PostgresSession: @unchecked Sendable {
         if let connection, !connection.isClosed { return connection }
         connection = nil
         if let failure = lastFailure, Date().timeIntervalSince(failure.at) < failure.delay { throw failure.error }
+        schemaCheckedConnection = nil
         do {
             let c = try openConnection()
             connection = c

@@ -9,6 +9,10 @@
 //   meshctl_live     (id = 1, version → meshctl_versions, generation)   the live pointer; the foreign key
 //                    means it can never name a missing version, and gc cannot delete the live one
 //   meshctl_history  (seq, kind, version, event JSON)              publish / rollback / gc, oldest first
+// Schema version 2 adds (schemaV2Additions; a version-1 store is migrated in one transaction on first use):
+//   meshctl_replicas     (replica_id PK, addresses, started_at, heartbeat_at, serving_version, maintenance_leader)
+//   meshctl_proxy_status (replica_id, group_name, node_id PK; nacked, record JSON, updated_at)   fleet status
+//                        (PostgresFleetStatus.swift says how it is written and expired)
 //
 // Publish is one transaction: objects the database lacks, the version row, then the live pointer moved by
 // compare-and-set on the generation read at the start (UPDATE … WHERE generation = $seen), the history
@@ -29,7 +33,7 @@ public struct PostgresSnapshotStore: SnapshotStoring {
     let createIfMissing: Bool
 
     /// The schema this meshctl writes and reads.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
     /// The advisory lock key writers share and gc takes alone ("meshctl" in ASCII).
     static let writersLock: Int64 = 0x6D65_7368_6374_6C01
     static let channel = "meshctl_live"
@@ -88,16 +92,26 @@ public struct PostgresSnapshotStore: SnapshotStoring {
                                WHERE c.relname = 'meshctl_schema' AND n.nspname = current_schema())
                 """, location: location)
             if (try? again.first?.decode(Bool.self)) == true { return }
-            for statement in Self.schemaV1 { _ = try c.run(PostgresQuery(unsafeSQL: statement), location: location) }
+            for statement in Self.schemaV1 + Self.schemaV2Additions { _ = try c.run(PostgresQuery(unsafeSQL: statement), location: location) }
             let writer = "meshctl"
             _ = try c.run("INSERT INTO meshctl_schema (id, version, written_by) VALUES (1, \(Self.schemaVersion), \(writer))", location: location)
         }
         return .current
     }
 
-    /// Steps from older schema versions; version 1 is the first, so there is nothing to migrate yet.
+    /// Steps from older schema versions, in one transaction: a store of schema 1 gets the version-2 tables. Two
+    /// replicas opening an old store at once serialize on the creation lock; the second finds it migrated.
     func migrate(_ c: PostgresConnection, from version: Int) throws(SnapshotStoreError) {
-        throw .unsupportedFormat(path: location, found: "schema \(version), which this meshctl cannot migrate")
+        guard version == 1 else {
+            throw .unsupportedFormat(path: location, found: "schema \(version), which this meshctl cannot migrate")
+        }
+        try transaction(c) { () throws(SnapshotStoreError) in
+            _ = try c.run("SELECT pg_advisory_xact_lock(\(Self.writersLock + 1))", location: location)
+            let rows = try c.run("SELECT version FROM meshctl_schema WHERE id = 1", location: location)
+            guard let found = try? rows.first?.decode(Int.self), found < Self.schemaVersion else { return }
+            for statement in Self.schemaV2Additions { _ = try c.run(PostgresQuery(unsafeSQL: statement), location: location) }
+            _ = try c.run("UPDATE meshctl_schema SET version = \(Self.schemaVersion), written_by = 'meshctl' WHERE id = 1", location: location)
+        }
     }
 
     static let schemaV1 = [
@@ -110,6 +124,22 @@ public struct PostgresSnapshotStore: SnapshotStoring {
         "CREATE TABLE meshctl_live (id int PRIMARY KEY CHECK (id = 1), version text REFERENCES meshctl_versions (version), generation bigint NOT NULL)",
         "INSERT INTO meshctl_live (id, version, generation) VALUES (1, NULL, 0)",
         "CREATE TABLE meshctl_history (seq bigserial PRIMARY KEY, kind text NOT NULL, version text NOT NULL, event text NOT NULL)",
+    ]
+
+    /// What schema version 2 adds to version 1 (a fresh store runs both lists; `migrate` runs this one).
+    static let schemaV2Additions = [
+        // Fleet status (PostgresFleetStatus): one heartbeat row per running replica, one row per proxy it serves.
+        """
+        CREATE TABLE meshctl_replicas (replica_id text PRIMARY KEY, xds_address text NOT NULL, admin_address text,
+            started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL, serving_version text,
+            maintenance_leader boolean NOT NULL DEFAULT false)
+        """,
+        """
+        CREATE TABLE meshctl_proxy_status (replica_id text NOT NULL, group_name text NOT NULL, node_id text NOT NULL,
+            nacked boolean NOT NULL, record jsonb NOT NULL, updated_at timestamptz NOT NULL,
+            PRIMARY KEY (replica_id, group_name, node_id))
+        """,
+        "CREATE INDEX meshctl_proxy_status_node ON meshctl_proxy_status (group_name, node_id)",
     ]
 
     /// Creates the schema (also in a database that holds other tables) and checks it.
@@ -130,12 +160,18 @@ public struct PostgresSnapshotStore: SnapshotStoring {
         }
     }
 
-    /// A read: the schema must be there (or the store is empty when it is absent and `emptyIfAbsent`).
-    func read<T>(emptyValue: T?, _ body: (PostgresConnection) throws(SnapshotStoreError) -> T) throws(SnapshotStoreError) -> T {
+    /// A read: the schema must be there (or the store is empty when it is absent and `emptyIfAbsent`). With
+    /// `checkOncePerConnection` (the fleet writer's once-a-second statement) the schema is checked on a connection's
+    /// first use only, so each call is one round trip.
+    func read<T>(emptyValue: T?, checkOncePerConnection: Bool = false,
+                 _ body: (PostgresConnection) throws(SnapshotStoreError) -> T) throws(SnapshotStoreError) -> T {
         try session.withConnection { c throws(SnapshotStoreError) in
-            if try checkSchema(c, create: false) == .absent {
-                if let emptyValue { return emptyValue }
-                throw .notAStore(path: location, reason: "the database has no meshctl schema; publish once (`meshctl compile --out URL`) or run `meshctl snapshot init --store URL`")
+            if !checkOncePerConnection || session.schemaCheckedConnection != ObjectIdentifier(c) {
+                if try checkSchema(c, create: false) == .absent {
+                    if let emptyValue { return emptyValue }
+                    throw .notAStore(path: location, reason: "the database has no meshctl schema; publish once (`meshctl compile --out URL`) or run `meshctl snapshot init --store URL`")
+                }
+                session.schemaCheckedConnection = ObjectIdentifier(c)
             }
             return try body(c)
         }
@@ -403,23 +439,6 @@ public struct PostgresSnapshotStore: SnapshotStoring {
         report.removedObjects = removed
         report.freedBytes = freed
         return report
-    }
-
-    /// The advisory lock that makes store maintenance (gc) a singleton across replicas.
-    public static let maintenanceLock: Int64 = 0x6D65_7368_6374_6C02
-
-    /// gc, run by at most one replica at a time: when another session holds the maintenance lock (another
-    /// replica is collecting) this returns nil at once. The lock is transaction-scoped, so a replica that dies
-    /// mid-gc releases it with its connection.
-    public func gcUnlessRunningElsewhere(keep: Int) throws(SnapshotStoreError) -> GCReport? {
-        guard keep >= 0 else { throw .invalidSnapshot(reason: "gc --keep must be 0 or more") }
-        return try read(emptyValue: GCReport()) { c throws(SnapshotStoreError) -> GCReport? in
-            try transaction(c) { () throws(SnapshotStoreError) -> GCReport? in
-                let rows = try c.run("SELECT pg_try_advisory_xact_lock(\(Self.maintenanceLock))", location: location)
-                guard (try? rows.first?.decode(Bool.self)) == true else { return nil }
-                return try collect(c, keep: keep)
-            }
-        }
     }
 
     /// Deletes every object none of `versions` references; returns (objects, bytes) removed.

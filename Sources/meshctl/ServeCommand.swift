@@ -26,11 +26,26 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds between reads of a PostgreSQL store's live version when no notification arrives (the backstop for a missed NOTIFY; default 2, or the URL's poll_interval).")
     var storePollInterval: Double?
 
-    @Option(help: "Run `snapshot gc --keep N` every --gc-interval seconds (off by default). On a PostgreSQL store one replica at a time does it (an advisory lock; the others skip that round).")
+    @Option(help: "Run `snapshot gc --keep N` every --gc-interval seconds (off by default). On a PostgreSQL store only the maintenance leader does it: the replica holding the maintenance advisory lock (one at a time; another takes over when it dies).")
     var gcKeep: Int?
 
-    @Option(help: "Seconds between the gc rounds of --gc-keep.")
+    @Option(help: "Seconds between the maintenance rounds (gc of --gc-keep, trimming of --history-keep).")
     var gcInterval: Double = 3600
+
+    @Option(help: "PostgreSQL store: keep only the newest N history lines (publish, rollback, gc events), trimmed by the maintenance leader every --gc-interval seconds (off by default).")
+    var historyKeep: Int?
+
+    @Option(help: "PostgreSQL store: this replica's name in the fleet-status table (default HOSTNAME:PORT of --listen).")
+    var replicaId: String?
+
+    @Option(help: "PostgreSQL store: seconds between this replica's fleet-status writes (one statement each, of the proxies that changed); the bound on its write rate.")
+    var fleetFlushInterval: Double = 1
+
+    @Option(help: "PostgreSQL store: seconds without a heartbeat after which the status page shows a replica's proxies as stale (the heartbeat is written at least every 5 s).")
+    var replicaStaleAfter: Double = 15
+
+    @Option(help: "PostgreSQL store: seconds without a heartbeat after which the maintenance leader deletes a replica's fleet rows.")
+    var replicaExpireAfter: Double = 300
 
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = "127.0.0.1:18000"
@@ -141,6 +156,17 @@ struct Serve: ParsableCommand {
             }
         }
         if let gcKeep, gcKeep < 0 { throw ValidationError("--gc-keep must be 0 or more") }
+        if let historyKeep {
+            guard historyKeep >= 1 else { throw ValidationError("--history-keep must be 1 or more") }
+            guard case .postgres = parsed else { throw ValidationError("--history-keep trims a PostgreSQL store's history; a directory store keeps its whole history") }
+        }
+        if let replicaId, replicaId.isEmpty || replicaId.count > 200 || replicaId.contains(where: { $0.isNewline }) {
+            throw ValidationError("--replica-id must be 1-200 characters on one line")
+        }
+        guard (0.05...60).contains(fleetFlushInterval) else { throw ValidationError("--fleet-flush-interval must be 0.05-60 seconds") }
+        guard replicaStaleAfter >= 1, replicaExpireAfter >= replicaStaleAfter else {
+            throw ValidationError("--replica-stale-after must be at least 1 second and --replica-expire-after at least as long")
+        }
         guard gcInterval >= 1, gcInterval <= 7 * 86_400 else { throw ValidationError("--gc-interval must be 1 to 604800 seconds") }
         if let storePollInterval, !(0.01...3600).contains(storePollInterval) {
             throw ValidationError("--store-poll-interval must be 0.01-3600 seconds")
@@ -190,10 +216,19 @@ struct Serve: ParsableCommand {
             }
         }
         let server: XDSServer
+        let maintenance: StoreMaintenance
+        let fleetStore: PostgresSnapshotStore?
         do {
-            server = try XDSServer(options: options, store: followedStore(), log: log)
+            let followed = try followedStore()
+            fleetStore = try (followed as? PostgresSnapshotStore).map { try PostgresSnapshotStore(url: $0.url) }
+            // Its own store object (its own connection): a long gc never delays the snapshot feed or fleet writes.
+            let maintained = try (followed as? PostgresSnapshotStore).map { try PostgresSnapshotStore(url: $0.url) } ?? followed
+            maintenance = try StoreMaintenance(store: maintained, gcKeep: gcKeep, historyKeep: historyKeep, interval: gcInterval,
+                                               expireAfter: replicaExpireAfter, log: log)
+            if let fleetStore { configureFleet(&options, store: fleetStore, maintenance: maintenance) }
+            server = try XDSServer(options: options, store: followed, log: log)
             try server.start()
-            startPeriodicGC(server.store, log: log)
+            maintenance.start()
             started.withLock { $0 = server }
             try runBlocking { try await server.startAdmin() }
             if let (host, _) = adminEndpoint, !IPAddress.isLoopback(host) {
@@ -217,39 +252,38 @@ struct Serve: ParsableCommand {
             drained.signal()
         }
         drained.wait()
+        maintenance.stop()
+        if let fleetStore {
+            server.waitForFleetWriter(seconds: 5)
+            // Its proxies have gone: remove its rows now rather than leaving them to expire.
+            do throws(SnapshotStoreError) { try fleetStore.removeReplica(replicaName) } catch {
+                log.warning("fleet.remove-failed", ["error": "\(error)", "effect": "the rows expire after --replica-expire-after"])
+            }
+        }
         log.info("server.stopped", [:])
     }
 }
 
 extension Serve {
-    /// --gc-keep: a background thread collecting every --gc-interval seconds; on PostgreSQL only while no other
-    /// replica is collecting (so N replicas do not run N collections).
-    func startPeriodicGC(_ store: any SnapshotStoring, log: ServerLog) {
-        guard let keep = gcKeep else { return }
-        let interval = gcInterval
-        let thread = Thread {
-            while true {
-                Thread.sleep(forTimeInterval: interval)
-                do throws(SnapshotStoreError) {
-                    let report: GCReport?
-                    if let database = store as? PostgresSnapshotStore {
-                        report = try database.gcUnlessRunningElsewhere(keep: keep)
-                    } else {
-                        report = try store.gc(keep: keep)
-                    }
-                    if let report {
-                        log.info("store.gc", ["keep": "\(keep)", "removed_versions": "\(report.removedVersions.count)",
-                                              "removed_objects": "\(report.removedObjects)", "freed_bytes": "\(report.freedBytes)"])
-                    } else {
-                        log.info("store.gc-skipped", ["reason": "another replica is collecting"])
-                    }
-                } catch {
-                    log.warning("store.gc-failed", ["error": "\(error)"])
-                }
-            }
+    /// This replica's name in the fleet table.
+    var replicaName: String { replicaId ?? "\(ProcessInfo.processInfo.hostName):\(endpoint?.port ?? 0)" }
+
+    /// A PostgreSQL store: this replica writes its proxies' status to the fleet table, and its status page reads
+    /// every replica's from there.
+    func configureFleet(_ options: inout XDSServerOptions, store: PostgresSnapshotStore, maintenance: StoreMaintenance) {
+        let beat = FleetReplicaBeat(replicaID: replicaName, xdsAddress: listen, adminAddress: adminEndpoint == nil ? nil : admin,
+                                    startedAt: Date(), servingVersion: nil, maintenanceLeader: false)
+        options.fleetFlushInterval = fleetFlushInterval
+        options.fleetHeartbeatInterval = max(fleetFlushInterval, min(5, replicaStaleAfter / 3))
+        options.fleetWriter = { batch in
+            var replica = beat
+            replica.maintenanceLeader = maintenance.leader.withLock { $0 }
+            try store.writeFleet(Fleet.databaseBatch(batch, replica: replica))
         }
-        thread.name = "meshctl-gc"
-        thread.start()
+        let staleAfter = replicaStaleAfter
+        options.fleetReader = {
+            do throws(SnapshotStoreError) { return .success(Fleet.view(try store.readFleet(), staleAfter: staleAfter)) } catch { return .failure(error) }
+        }
     }
 
     /// The store to follow; a PostgreSQL store with --store-poll-interval applied.

@@ -1,9 +1,12 @@
 // `meshctl status`: where every connected proxy stands, read over CSDS from one or
-// more servers — a table like `istioctl proxy-status`, one proxy's detail, or JSON.
+// more servers — a table like `istioctl proxy-status`, one proxy's detail, or JSON —
+// or, with `--store postgres://…` and no --server, the whole fleet from the store's
+// fleet-status table in one query (StatusCommand+Fleet.swift).
 // Exits non-zero when a proxy NACKed or has been STALE too long, so a rollout
 // script can gate on it.
 import ArgumentParser
 import Foundation
+import PostgresStorage
 import RolloutPlanning
 import SnapshotStorage
 import XDSClient
@@ -13,10 +16,13 @@ import XDSWire
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show whether every connected proxy has the served configuration (SYNCED, STALE, NACKED), read over CSDS.",
+        abstract: "Show whether every connected proxy has the served configuration (SYNCED, STALE, NACKED), read over CSDS or from a PostgreSQL store's fleet table.",
         discussion: """
         Exit status: 0 when every proxy is SYNCED (or STALE for less than --stale-after), 1 when a proxy NACKED or \
         stayed STALE longer, 2 when a server cannot be asked (down, slow, wrong credentials, not a meshctl server).
+        With --store postgres://… and no --server, every replica's proxies are read from the store's fleet table \
+        (one query); rows of a replica whose heartbeat is older than --replica-stale-after are shown as stale and \
+        do not fail the check (its proxies have reconnected elsewhere or will).
         The certificate must be an operator's: spiffe://TRUST-DOMAIN/operator/NAME (meshctl certs init --operator NAME).
         """
     )
@@ -24,8 +30,11 @@ struct Status: ParsableCommand {
     @Argument(help: "Show this proxy's detail (node id) instead of the table.")
     var proxyID: String?
 
-    @Option(name: .customLong("server"), help: "xDS server HOST:PORT (repeatable: every replica is asked).")
-    var servers: [String] = ["127.0.0.1:18000"]
+    @Option(name: .customLong("server"), help: "xDS server HOST:PORT (repeatable: every replica is asked; default 127.0.0.1:18000).")
+    var serverArguments: [String] = []
+
+    /// The servers asked over CSDS.
+    var servers: [String] { serverArguments.isEmpty ? ["127.0.0.1:18000"] : serverArguments }
 
     @Option(help: "Operator certificate (PEM).")
     var cert: String?
@@ -51,13 +60,27 @@ struct Status: ParsableCommand {
     @Option(help: "Seconds to wait for each server.")
     var timeout: Double = 5
 
-    @Option(help: "Also report the latest publish's progressive rollout from this snapshot store; a rolled-back or halted one fails the check.")
+    @Option(help: "A directory store: also report the latest publish's progressive rollout; a rolled-back or halted one fails the check. A postgres:// store without --server: read the whole fleet's status from its fleet table.")
     var store: String?
+
+    @Option(help: "With a postgres:// store: seconds without a heartbeat after which a replica's rows are shown as stale.")
+    var replicaStaleAfter: Double = 15
+
+    /// The PostgreSQL store whose fleet table is read (no --server given).
+    var fleetStore: PostgresStoreURL? {
+        guard serverArguments.isEmpty, let store, case .postgres(let url) = try? StoreArgument(store) else { return nil }
+        return url
+    }
 
     func validate() throws {
         guard format == "table" || format == "json" else { throw ValidationError("--format must be table or json") }
         for server in servers where hostPort(server) == nil { throw ValidationError("--server \(server): give HOST:PORT, e.g. 127.0.0.1:18000") }
         guard timeout > 0, staleAfter >= 0 else { throw ValidationError("--timeout must be positive and --stale-after not negative") }
+        guard replicaStaleAfter > 0 else { throw ValidationError("--replica-stale-after must be positive") }
+        if let store {
+            do { _ = try StoreArgument(store) } catch { throw ValidationError("--store: \(error)") }
+        }
+        if fleetStore != nil { return }
         if !plaintext {
             guard let ca else { throw ValidationError("give --ca (and --cert/--key of an operator identity), or --plaintext for a server started with --insecure-plaintext") }
             guard (cert == nil) == (key == nil) else { throw ValidationError("--cert and --key go together") }
@@ -68,6 +91,7 @@ struct Status: ParsableCommand {
     }
 
     func run() throws {
+        if let url = fleetStore { return try runFleet(url) }
         let security: ClientTransportSecurity = plaintext ? .insecurePlaintext
             : .tls(TLSClientCredentials(certificateChainFile: cert, privateKeyFile: key, trustedCAFile: ca!, serverName: serverName))
         let request = ClientStatusRequest(nodeMatchers: proxyID.map { [NodeIDMatcher(.exact($0))] } ?? [])

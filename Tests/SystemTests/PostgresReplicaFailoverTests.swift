@@ -1,4 +1,4 @@
-// Several `meshctl serve` replicas on one PostgreSQL store with real Envoys and real traffic: the proxy fails
+// Three `meshctl serve` replicas on one PostgreSQL store with real Envoys and real traffic: the proxy fails
 // over to another replica when its replica is killed (-9), the next publish reaches it there, and with the
 // database stopped the replicas keep serving (a new proxy still gets configuration); after the database
 // returns a publish reaches the proxies with no replica restarted.
@@ -82,12 +82,12 @@ final class PostgresReplicaFailoverTests: XCTestCase {
                                                                        identities: ["spiffe://mesh.local/proxy/frontend"])], compilerVersion: "e2e"))
         }
         try publish(routeTo: 0)
-        let replicas = [try startReplica(store: url), try startReplica(store: url)]
+        let replicas = [try startReplica(store: url), try startReplica(store: url), try startReplica(store: url)]
         _ = try startEnvoy(servers: replicas.map(\.port))
         E2E.waitUntil(30, "first configuration and traffic") { E2E.get(listener) == "backend-0" }
         E2E.waitUntil(10, "one replica has the proxy") { replicas.map(proxies).reduce(0, +) == 1 }
         let serving = try XCTUnwrap(replicas.first { proxies($0) == 1 })
-        let other = try XCTUnwrap(replicas.first { $0.port != serving.port })
+        let others = replicas.filter { $0.port != serving.port }
 
         // kill -9 the proxy's replica: traffic keeps flowing, the proxy reconnects to the other one.
         serving.process.kill9()
@@ -95,7 +95,8 @@ final class PostgresReplicaFailoverTests: XCTestCase {
             XCTAssertEqual(E2E.get(listener), "backend-0", "traffic keeps flowing while the proxy's replica is gone")
             usleep(100_000)
         }
-        E2E.waitUntil(30, "the proxy reconnects to the other replica") { self.proxies(other) == 1 }
+        E2E.waitUntil(30, "the proxy reconnects to another replica") { others.map(self.proxies).reduce(0, +) == 1 }
+        let other = try XCTUnwrap(others.first { proxies($0) == 1 })
         try publish(routeTo: 1)
         E2E.waitUntil(30, "the next publish reaches the proxy through the other replica") { E2E.get(listener) == "backend-1" }
 

@@ -195,28 +195,75 @@ final class PostgresMaintenanceTests: XCTestCase {
         super.tearDown()
     }
 
-    /// gc as a singleton job: while another session (another replica) holds the maintenance lock a replica's gc
-    /// round is skipped; once that session ends — as a dead replica's connection does — the next round collects.
-    func testGCRunsOnOneReplicaAtATime() throws {
+    /// The maintenance lock (gc, history trimming, expiring fleet rows): one session holds it at a time and keeps it
+    /// across rounds; while another session holds it — another replica — a replica is not the leader; once that
+    /// session ends, as a killed replica's does, the next try takes it.
+    func testMaintenanceLockIsHeldByOneSessionAtATimeAndFreedWhenItsHolderDies() throws {
         let (server, url) = try SharedPostgres.database()
         guard case .postgres(let parsed) = try StoreArgument(url) else { return XCTFail("not a PostgreSQL URL") }
-        let store = try PostgresSnapshotStore(url: parsed, createIfMissing: true)
-        for n in 1...3 { _ = try store.publish(S.synthetic(services: 3, seed: UInt64(n))) }
         let database = String(url.split(separator: "/").last!)
-        let other = try server.sqlSession("SELECT pg_advisory_lock(\(PostgresSnapshotStore.maintenanceLock)); SELECT pg_sleep(4)", database: database)
+        let first = try PostgresMaintenanceLock(url: parsed), second = try PostgresMaintenanceLock(url: parsed)
+        XCTAssertTrue(try first.acquireOrKeep())
+        XCTAssertFalse(try second.acquireOrKeep(), "another replica leads")
+        XCTAssertTrue(try first.acquireOrKeep(), "the leader keeps the lock across rounds")
+        XCTAssertFalse(try second.acquireOrKeep())
+        first.release()
+        E2E.waitUntil(10, "the second replica takes the released lock") { (try? second.acquireOrKeep()) == true }
+        second.release()
+
+        // A holder in another process that dies (its session ends) frees the lock for a waiting replica.
+        let other = try server.sqlSession("SELECT pg_advisory_lock(\(PostgresMaintenanceLock.key)); SELECT pg_sleep(30)", database: database)
         defer { other.stop() }
         E2E.waitUntil(10, "the other session holds the lock") {
             (try? server.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", database: database)) == "1"
         }
-        XCTAssertNil(try store.gcUnlessRunningElsewhere(keep: 0), "another replica is collecting: skip")
-        XCTAssertEqual(try store.list().count, 3, "nothing collected")
-        other.stop()
-        E2E.waitUntil(10, "the other session is gone") {
-            (try? server.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", database: database)) == "0"
-        }
-        let report = try XCTUnwrap(try store.gcUnlessRunningElsewhere(keep: 0))
-        XCTAssertEqual(report.removedVersions.count, 2)
-        XCTAssertEqual(try store.list().count, 1)
+        let waiting = try PostgresMaintenanceLock(url: parsed)
+        XCTAssertFalse(try waiting.acquireOrKeep())
+        _ = try server.sql("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted", database: database)
+        E2E.waitUntil(10, "the lock is free once its holder's session is gone") { (try? waiting.acquireOrKeep()) == true }
+        XCTAssertTrue(waiting.held)
+    }
+
+    /// History trimming keeps the newest N lines.
+    func testHistoryTrimmingKeepsTheNewestLines() throws {
+        let (_, url) = try SharedPostgres.database()
+        guard case .postgres(let parsed) = try StoreArgument(url) else { return XCTFail("not a PostgreSQL URL") }
+        let store = try PostgresSnapshotStore(url: parsed, createIfMissing: true)
+        for n in 1...5 { _ = try store.publish(S.synthetic(services: 2, seed: UInt64(n))) }
+        let newest = try store.history().suffix(2).map(\.version)
+        XCTAssertEqual(try store.trimHistory(keep: 2), 3)
+        XCTAssertEqual(try store.history().map(\.version), newest)
+        XCTAssertEqual(try store.trimHistory(keep: 2), 0)
+        XCTAssertThrowsError(try store.trimHistory(keep: 0))
+    }
+
+    /// A store of schema version 1 (as session 4's meshctl wrote it) is migrated to version 2 on first use: the
+    /// fleet tables appear, its versions and history stay, and the fleet can be written.
+    func testSchemaVersion1StoreIsMigratedToVersion2() throws {
+        let (server, url) = try SharedPostgres.database()
+        guard case .postgres(let parsed) = try StoreArgument(url) else { return XCTFail("not a PostgreSQL URL") }
+        let database = String(url.split(separator: "/").last!)
+        _ = try PostgresSnapshotStore(url: parsed, createIfMissing: true).publish(S.synthetic(services: 2, seed: 1))
+        // Back to exactly what schema 1 created: its tables only, version 1.
+        try server.sql("DROP TABLE meshctl_proxy_status; DROP TABLE meshctl_replicas; UPDATE meshctl_schema SET version = 1", database: database)
+        XCTAssertEqual(try server.sql("SELECT to_regclass('meshctl_replicas') IS NULL", database: database), "t")
+        let store = try PostgresSnapshotStore(url: parsed)
+        XCTAssertEqual(try store.list().count, 1, "the version-1 store reads after migration")
+        XCTAssertEqual(try server.sql("SELECT version FROM meshctl_schema", database: database), "\(PostgresSnapshotStore.schemaVersion)")
+        XCTAssertEqual(try server.sql("SELECT count(*) FROM pg_tables WHERE tablename IN ('meshctl_replicas', 'meshctl_proxy_status')", database: database), "2")
+        let beat = FleetReplicaBeat(replicaID: "r1", xdsAddress: "127.0.0.1:1", adminAddress: nil, startedAt: Date(), servingVersion: nil, maintenanceLeader: false)
+        let written = try store.writeFleet(FleetBatch(replica: beat, upserts: [FleetProxyWrite(group: "g", nodeID: "n", nacked: false, recordJSON: "{}")],
+                                                      removed: [], replaceAll: true))
+        XCTAssertEqual(written.upserted, 1)
+        let fleet = try store.readFleet()
+        XCTAssertEqual(fleet.replicas.map(\.replicaID), ["r1"])
+        XCTAssertEqual(fleet.proxies.map(\.nodeID), ["n"])
+        // The next batch removes the proxy; replaceAll with nothing kept empties the replica's rows.
+        XCTAssertEqual(try store.writeFleet(FleetBatch(replica: beat, upserts: [], removed: [("g", "n")], replaceAll: false)).deleted, 1)
+        XCTAssertEqual(try store.readFleet().proxies.count, 0)
+        XCTAssertEqual(try store.expireFleet(olderThanSeconds: 3600).replicas, 0, "a fresh heartbeat is not expired")
+        Thread.sleep(forTimeInterval: 1.2)
+        XCTAssertEqual(try store.expireFleet(olderThanSeconds: 1).replicas, 1)
     }
 }
 
