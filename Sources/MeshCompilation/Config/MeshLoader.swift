@@ -201,6 +201,42 @@ enum MeshLoader {
                                  rollout: f["rollout"].flatMap { rollout($0, path: path + ".rollout", &reader) }, location: node.location)
     }
 
+    // MARK: raw groups
+
+    static let rawGroupKeys = ["name", "description", "identities", "node_ids", "xds", "rollout", "envoy"]
+
+    /// Configs/groups/NAME.yaml: a proxy group of raw Envoy resources (`envoy.add` only: there is nothing to patch).
+    static func rawGroup(_ node: YAMLNode, file: String, mesh: MeshDefinition, reader: inout ConfigReader) -> RawGroupDefinition? {
+        guard let f = reader.fields(node, path: "", what: "a raw proxy group", known: rawGroupKeys, required: ["name", "envoy"]),
+              let name = reader.name(f["name"], path: "name", what: "group name") else { return nil }
+        _ = reader.string(f["description"], path: "description")
+        var identities = reader.strings(f["identities"], path: "identities").map(\.value)
+        if f["identities"] == nil { identities = [mesh.identity(ofService: name.value)] }
+        let xds = reader.choice(f["xds"], path: "xds", allowed: xdsModes).flatMap { SubscriptionMode(rawValue: $0.value) }
+        var resources: [ResourceKind: [YAMLNode]] = [:]
+        if let n = f["envoy"] {
+            let raw = self.raw(n, &reader)
+            for (kind, patches) in raw.patches {
+                for patch in patches {
+                    reader.report("config.value", "a raw group has no generated resources to patch; write the whole \(kind.singular) '\(patch.name.value)' under envoy.add.\(kind.rawValue)",
+                                  path: "envoy.patch.\(kind.rawValue)", at: patch.name.location)
+                }
+            }
+            resources = raw.additions
+            if resources.values.allSatisfy(\.isEmpty) {
+                reader.report("config.value", "a raw group needs resources: list them under envoy.add (listeners, clusters, route_configurations, cluster_load_assignments, secrets)", path: "envoy", at: n.location)
+            }
+        }
+        let base = (file as NSString).lastPathComponent
+        let stem = base.hasSuffix(".yaml") ? String(base.dropLast(5)) : base.hasSuffix(".yml") ? String(base.dropLast(4)) : base
+        if stem != name.value {
+            reader.report("config.file-name", "the group '\(name.value)' is in \(base); name the file \(name.value).yaml so it is found by its name", path: "name", at: name.location, severity: .warning)
+        }
+        return RawGroupDefinition(file: file, name: name, identities: identities, nodeIDs: reader.strings(f["node_ids"], path: "node_ids").map(\.value),
+                                  xds: xds ?? .adsStateOfTheWorld, rollout: f["rollout"].flatMap { rollout($0, path: "rollout", &reader) },
+                                  resources: resources, location: node.location)
+    }
+
     // MARK: services
 
     static func service(_ node: YAMLNode, file: String, origin: Int32, reader: inout ConfigReader) -> ServiceDefinition? {
