@@ -42,6 +42,20 @@ final class EnvoyImportTests: XCTestCase {
         "cors_backend_envoy.yaml", "csrf_crosssite_envoy.yaml", "front-proxy_service-envoy-2.yaml",
         "locality-load-balancing_envoy.yaml",
         "websocket_envoy-ws.yaml",
+        "tls_envoy-http-https.yaml",       // upstream TLS (a TLS stand-in upstream with the test's certificate)
+        "tls_envoy-https-https.yaml",      // TLS both sides
+        "websocket_envoy-wss.yaml",
+        "tls-sni_envoy-client.yaml",       // upstream TLS with SNI per cluster
+        "tls_envoy-https-passthrough.yaml", // TCP proxy passing TLS through to a TLS upstream
+        "websocket_envoy-wss-passthrough.yaml",
+        "tls-inspector_envoy.yaml",        // filter chains chosen by the TLS inspector (TLS + ALPN, or plain)
+    ]
+
+    /// Clusters whose upstream is itself a TLS server although the proxy does not originate TLS (passthrough).
+    static let passthroughUpstreams: [String: Set<String>] = [
+        "tls_envoy-https-passthrough.yaml": ["service-https"],
+        "websocket_envoy-wss-passthrough.yaml": ["service_wss_passthrough"],
+        "tls-inspector_envoy.yaml": ["service-https0", "service-https1"],
     ]
 
     /// Why the others are not run here (each was looked at; the import itself covers them in EnvoyImportUnitTests).
@@ -58,12 +72,8 @@ final class EnvoyImportTests: XCTestCase {
         "load-reporting-service_envoy.yaml": "needs an LRS server",
         "fault-injection_envoy.yaml": "Envoy 1.40 rejects it here: its runtime layer's directory does not exist on this host",
         "single-page-app_envoy.yml": "OAuth2 filter with SDS secrets from files and an external identity provider",
-        "tls_envoy-http-https.yaml": "upstream TLS to an external site's certificate", "tls_envoy-https-https.yaml": "upstream TLS to an external site's certificate",
-        "tls_envoy-https-passthrough.yaml": "TLS passthrough: the upstream must itself be a TLS server",
-        "websocket_envoy-wss-passthrough.yaml": "TLS passthrough", "websocket_envoy-wss.yaml": "upstream TLS with the example's own certificates",
         "tls-sni_envoy.yaml": "SNI routing needs certificate files from the example's repository",
-        "tls-sni_envoy-client.yaml": "upstream TLS with SNI to the example's servers",
-        "tls-inspector_envoy.yaml": "TLS passthrough by SNI", "double-proxy_envoy-backend.yaml": "needs the example's certificate files",
+        "double-proxy_envoy-backend.yaml": "needs the example's certificate files",
         "double-proxy_envoy-frontend.yaml": "needs the example's certificate files",
     ]
 
@@ -109,7 +119,7 @@ final class EnvoyImportTests: XCTestCase {
         let text = try String(contentsOf: Self.corpus.appendingPathComponent(example), encoding: .utf8)
         var bootstrap = try Self.json(text, file: example, pool: pool)
         // Every listener and the admin interface on free loopback ports; every cluster's endpoints on a local upstream.
-        var upstreams: [String: Int] = [:]
+        var upstreams: [String: (port: Int, tls: Bool)] = [:]
         var staticResources = bootstrap["static_resources"] as? [String: Any] ?? [:]
         var listeners = staticResources["listeners"] as? [[String: Any]] ?? []
         for i in listeners.indices {
@@ -120,7 +130,8 @@ final class EnvoyImportTests: XCTestCase {
             let name = clusters[i]["name"] as? String ?? "cluster\(i)"
             guard var assignment = clusters[i]["load_assignment"] as? [String: Any] else { continue }
             let port = E2E.freePort()
-            upstreams[name] = port
+            // A cluster with a transport socket (UpstreamTlsContext) talks TLS to its upstream.
+            upstreams[name] = (port, clusters[i]["transport_socket"] != nil || Self.passthroughUpstreams[example]?.contains(name) == true)
             var localities = assignment["endpoints"] as? [[String: Any]] ?? []
             for l in localities.indices {
                 var endpoints = localities[l]["lb_endpoints"] as? [[String: Any]] ?? []
@@ -142,10 +153,11 @@ final class EnvoyImportTests: XCTestCase {
         bootstrap["admin"] = ["address": ["socket_address": ["address": "127.0.0.1", "port_value": flatAdmin]]]
         let flatFile = run.directory + "/flat.json"
         try JSONSerialization.data(withJSONObject: bootstrap, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: flatFile))
-        for (cluster, port) in upstreams.sorted(by: { $0.key < $1.key }) {
-            children.append(try Self.startEchoUpstream(port: port, name: cluster, directory: run.directory))
+        for (cluster, upstream) in upstreams.sorted(by: { $0.key < $1.key }) {
+            let certificate = upstream.tls ? (run.certificates + "/server.crt", run.certificates + "/server.key") : nil
+            children.append(try Self.startEchoUpstream(port: upstream.port, name: cluster, certificate: certificate, directory: run.directory))
         }
-        let requests = Self.requests(listeners)
+        let requests = Self.requests(listeners, headers: Self.headers[example] ?? [])
         XCTAssertFalse(requests.isEmpty, "\(example): no request to send")
 
         // The flat file, as the team runs it today.
@@ -218,10 +230,11 @@ final class EnvoyImportTests: XCTestCase {
         return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
-    /// An HTTP/1.1 server on 127.0.0.1:`port` answering every request with `upstream NAME METHOD PATH host=HOST`.
-    static func startEchoUpstream(port: Int, name: String, directory: String) throws -> ChildProcess {
+    /// An HTTP/1.1 server on 127.0.0.1:`port` answering every request with `upstream NAME METHOD PATH host=HOST`;
+    /// over TLS with `certificate` (certificate and key files).
+    static func startEchoUpstream(port: Int, name: String, certificate: (String, String)?, directory: String) throws -> ChildProcess {
         let script = """
-        import http.server, sys
+        import http.server, ssl, sys
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             def answer(self):
@@ -231,12 +244,21 @@ final class EnvoyImportTests: XCTestCase {
                 self.send_response(200); self.send_header("Content-Type", "text/plain"); self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
             do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_HEAD = answer
             def log_message(self, *args): pass
-        http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+        if len(sys.argv) > 3:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[3], sys.argv[4])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.serve_forever()
         """
         let path = directory + "/echo.py"
         if !FileManager.default.fileExists(atPath: path) { try script.write(toFile: path, atomically: true, encoding: .utf8) }
-        let child = try ChildProcess("/usr/bin/env", ["python3", path, "\(port)", name], log: "\(directory)/upstream-\(port).log")
-        E2E.waitUntil(10, "upstream \(name) on \(port)") { E2E.get(port)?.hasPrefix("upstream ") == true }
+        let tlsArguments = certificate.map { [$0.0, $0.1] } ?? []
+        let child = try ChildProcess("/usr/bin/env", ["python3", path, "\(port)", name] + tlsArguments, log: "\(directory)/upstream-\(port).log")
+        let scheme = certificate == nil ? "http" : "https"
+        E2E.waitUntil(10, "upstream \(name) on \(port)") {
+            E2E.run("/usr/bin/curl", ["-s", "-k", "-m", "2", "\(scheme)://127.0.0.1:\(port)/"], timeout: 5)?.output.hasPrefix("upstream ") == true
+        }
         return child
     }
 
@@ -245,12 +267,18 @@ final class EnvoyImportTests: XCTestCase {
         let tls: Bool
         let host: String
         let path: String
-        var description: String { "GET \(tls ? "https" : "http")://127.0.0.1:\(port)\(path) (Host: \(host))" }
+        var headers: [String] = []
+        var description: String { "GET \(tls ? "https" : "http")://127.0.0.1:\(port)\(path) (Host: \(host)\(headers.map { "; " + $0 }.joined()))" }
     }
+
+    /// Extra requests, with these headers, for examples whose filters decide by them (each path is also sent without).
+    static let headers: [String: [String]] = [
+        "rbac_envoy.yaml": ["Referer: https://www.envoyproxy.io/docs/envoy/latest/"],
+    ]
 
     /// For each listener: every route's prefix or path in its inline route configuration (first virtual host's first
     /// non-wildcard domain as Host), and "/" on listeners without one (TCP proxies).
-    static func requests(_ listeners: [[String: Any]]) -> [Request] {
+    static func requests(_ listeners: [[String: Any]], headers: [String]) -> [Request] {
         var out: [Request] = []
         for listener in listeners {
             guard let address = listener["address"] as? [String: Any], let socket = address["socket_address"] as? [String: Any],
@@ -272,8 +300,15 @@ final class EnvoyImportTests: XCTestCase {
                     }
                 }
             }
-            if paths.isEmpty { paths = [("example.com", "/")] }
-            for (host, path) in paths { out.append(Request(port: port, tls: tls, host: host, path: path)) }
+            if paths.isEmpty {
+                // A TCP proxy: plain HTTP and TLS, so filter chains chosen by the TLS inspector are all exercised.
+                if !tls { out.append(Request(port: port, tls: true, host: "example.com", path: "/")) }
+                paths = [("example.com", "/")]
+            }
+            for (host, path) in paths {
+                out.append(Request(port: port, tls: tls, host: host, path: path))
+                if !headers.isEmpty { out.append(Request(port: port, tls: tls, host: host, path: path, headers: headers)) }
+            }
         }
         return out
     }
@@ -281,7 +316,7 @@ final class EnvoyImportTests: XCTestCase {
     /// `STATUS BODY` of the request (curl; TLS without verification: the examples' certificates are self-signed).
     static func send(_ request: Request) -> String {
         let url = "\(request.tls ? "https" : "http")://127.0.0.1:\(request.port)\(request.path)"
-        let result = E2E.run("/usr/bin/curl", ["-s", "-k", "-m", "5", "-H", "Host: \(request.host)", "-w", " [%{http_code}]", url], timeout: 10)
+        let result = E2E.run("/usr/bin/curl", ["-s", "-k", "-m", "5", "-H", "Host: \(request.host)"] + request.headers.flatMap { ["-H", $0] } + ["-w", " [%{http_code}]", url], timeout: 10)
         return result.map { "\($0.output)" } ?? "no answer"
     }
 
@@ -306,7 +341,7 @@ final class EnvoyImportTests: XCTestCase {
     static func effectiveConfig(_ text: String) throws -> EffectiveConfig {
         let root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         let configs = root["configs"] as? [[String: Any]] ?? []
-        func section(_ suffix: String) -> [String: Any] { configs.first { ($0["@type"] as? String)?.hasSuffix(suffix) == true } ?? [:] }
+        func section(_ suffix: String) -> [String: Any] { configs.first { ($0["@type"] as? String)?.hasSuffix(".v3." + suffix) == true } ?? [:] }
         var routes: [String: Any] = [:]
         let routeSection = section("RoutesConfigDump")
         for entry in (routeSection["dynamic_route_configs"] as? [[String: Any]] ?? []) + (routeSection["static_route_configs"] as? [[String: Any]] ?? []) {
@@ -359,7 +394,9 @@ final class EnvoyImportTests: XCTestCase {
                     object["route_config"] = routes[name] ?? ["missing": name]
                 }
                 if var inline = object["route_config"] as? [String: Any] {
+                    // The RDS resource's own wrapping and name: not part of what the manager routes by.
                     inline["name"] = nil
+                    inline["@type"] = nil
                     object["route_config"] = inline
                 }
             }
