@@ -149,6 +149,19 @@ final class EnvoyImportUnitTests: XCTestCase {
         XCTAssertEqual(outcome.counts["cluster_load_assignments"], 1)
     }
 
+    /// Endpoints sharing an address stay apart in a static assignment but are merged by EDS: such a cluster stays inline.
+    func testAStaticClusterWithTwoEndpointsOnOneAddressStaysInline() throws {
+        let text = Self.bootstrap.replacingOccurrences(of: "endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]",
+                                                       with: "endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}, {endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]")
+        XCTAssertNotEqual(text, Self.bootstrap)
+        let outcome = convert(text)
+        let clusters = try XCTUnwrap(try resources(outcome.text)["clusters"])
+        XCTAssertNil(clusters[0].field("type"), "still STATIC")
+        XCTAssertNotNil(clusters[0].field("load_assignment"))
+        XCTAssertNil(try resources(outcome.text)["cluster_load_assignments"])
+        XCTAssertTrue(outcome.diagnostics.contains { $0.rule == "import.inline-endpoints" && $0.path == "static_resources.clusters[0].load_assignment" && $0.message.contains("share an address") })
+    }
+
     func testPerTypeGroupsGetTheXDSClusterAsTheirConfigSource() throws {
         let text = try XCTUnwrap(convert(mode: .perTypeDelta).text)
         XCTAssertTrue(text.contains("xds: per-type-delta"))

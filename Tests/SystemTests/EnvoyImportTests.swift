@@ -51,6 +51,93 @@ final class EnvoyImportTests: XCTestCase {
         "tls-inspector_envoy.yaml",        // filter chains chosen by the TLS inspector (TLS + ALPN, or plain)
     ]
 
+    /// The project's own flat file, for what no example has: static secrets (a listener's certificate and a cluster's
+    /// CA, both files) served by SDS, an upstream TLS cluster verifying its upstream against the CA secret, a STATIC
+    /// cluster with two localities next to a STRICT_DNS one, a route with retries and a timeout. __CERTS__ is the
+    /// test's certificate directory.
+    static let ownExamples: [String: String] = ["own_static-secrets.yaml": """
+        admin: {address: {socket_address: {address: 0.0.0.0, port_value: 9901}}}
+        static_resources:
+          secrets:
+          - name: edge-cert
+            tls_certificate:
+              certificate_chain: {filename: __CERTS__/server.crt}
+              private_key: {filename: __CERTS__/server.key}
+          - name: edge-ca
+            validation_context:
+              trusted_ca: {filename: __CERTS__/ca.crt}
+          listeners:
+          - name: https
+            address: {socket_address: {address: 0.0.0.0, port_value: 8443}}
+            filter_chains:
+            - filters:
+              - name: envoy.filters.network.http_connection_manager
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                  stat_prefix: https
+                  route_config:
+                    name: routes
+                    virtual_hosts:
+                    - name: all
+                      domains: ["*"]
+                      routes:
+                      - match: {prefix: /api}
+                        route: {cluster: api, timeout: 3s, retry_policy: {retry_on: 5xx, num_retries: 2}}
+                      - match: {prefix: /}
+                        route: {cluster: web}
+                  http_filters:
+                  - name: envoy.filters.http.router
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+              transport_socket:
+                name: envoy.transport_sockets.tls
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+                  common_tls_context:
+                    tls_certificate_sds_secret_configs: [{name: edge-cert}]
+          - name: http
+            address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+            filter_chains:
+            - filters:
+              - name: envoy.filters.network.http_connection_manager
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                  stat_prefix: http
+                  route_config:
+                    name: routes
+                    virtual_hosts:
+                    - name: all
+                      domains: ["*"]
+                      routes:
+                      - match: {prefix: /}
+                        redirect: {https_redirect: true}
+                  http_filters:
+                  - name: envoy.filters.http.router
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+          clusters:
+          - name: web
+            connect_timeout: 1s
+            load_assignment:
+              cluster_name: web
+              endpoints:
+              - locality: {zone: a}
+                lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 8080}}}}]
+              - locality: {zone: b}
+                lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.2, port_value: 8080}}}}]
+            transport_socket:
+              name: envoy.transport_sockets.tls
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+                sni: localhost
+                common_tls_context:
+                  validation_context_sds_secret_config: {name: edge-ca}
+          - name: api
+            type: STRICT_DNS
+            connect_timeout: 1s
+            load_assignment:
+              cluster_name: api
+              endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: api.internal, port_value: 80}}}}]}]
+        """]
+
     /// Clusters whose upstream is itself a TLS server although the proxy does not originate TLS (passthrough).
     static let passthroughUpstreams: [String: Set<String>] = [
         "tls_envoy-https-passthrough.yaml": ["service-https"],
@@ -93,7 +180,7 @@ final class EnvoyImportTests: XCTestCase {
         }
         let only = ProcessInfo.processInfo.environment["MESHCTL_IMPORT_EXAMPLES"].map { Set($0.split(separator: ",").map(String.init)) }
         var table: [String] = []
-        for (i, example) in Self.runnable.enumerated() where only == nil || only!.contains(example) {
+        for (i, example) in (Self.runnable + Self.ownExamples.keys.sorted()).enumerated() where only == nil || only!.contains(example) {
             let group = "imported-\(i)"
             let outcome = try compareExample(example, group: group)
             table.append("| \(example) | \(outcome) |")
@@ -107,6 +194,44 @@ final class EnvoyImportTests: XCTestCase {
         print("meshctl import vs flat Envoy:\n| example | result |\n|---|---|\n" + table.joined(separator: "\n"))
     }
 
+    /// The command's contract: exit 0 imported (warnings allowed), 1 an invalid bootstrap (at file:line:column, nothing
+    /// written), 2 usage errors (no such file, a group that exists) — with a message that says what to do.
+    func testCommandLineExitStatusAndMessages() throws {
+        let directory = try E2E.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let configs = try E2E.demoConfigs(in: directory, certificates: directory + "/certs")
+        func meshctl(_ arguments: [String]) throws -> ProcessOutput { try ProcessRunner.run(E2E.meshctl, ["import", "--configs", configs] + arguments, timeout: 60) }
+
+        let missing = try meshctl(["--group", "edge", directory + "/nope.yaml"])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.stderrText.contains("nope.yaml: no such file"), missing.stderrText)
+
+        let bad = directory + "/bad.yaml"
+        try "static_resources:\n  clusters:\n  - name: web\n    conect_timeout: 1s\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let invalid = try meshctl(["--group", "edge", bad])
+        XCTAssertEqual(invalid.status, 1)
+        XCTAssertTrue(invalid.stdoutText.contains("\(bad):4:5: error: static_resources.clusters[0].conect_timeout: unknown field"), invalid.stdoutText)
+        XCTAssertTrue(invalid.stderrText.contains("nothing written"), invalid.stderrText)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: configs + "/groups"))
+
+        let good = directory + "/good.yaml"
+        try "admin: {address: {socket_address: {address: 127.0.0.1, port_value: 9999}}}\nstatic_resources:\n  clusters:\n  - name: web\n    connect_timeout: 1s\n".write(toFile: good, atomically: true, encoding: .utf8)
+        let imported = try meshctl(["--group", "edge", good])
+        XCTAssertEqual(imported.status, 0, imported.stderrText)
+        XCTAssertTrue(imported.stdoutText.contains("\(good):1:1: warning: admin: not imported:"), imported.stdoutText)
+        XCTAssertTrue(imported.stdoutText.contains("meshctl bootstrap --node-id edge-1 --node-cluster edge --server 127.0.0.1:18000"), imported.stdoutText)
+        XCTAssertTrue(imported.stdoutText.contains("--admin-port 9999"), imported.stdoutText)
+
+        let again = try meshctl(["--group", "edge", good])
+        XCTAssertEqual(again.status, 2)
+        XCTAssertTrue(again.stderrText.contains("proxy group 'edge' already exists: raw group 'edge'") && again.stderrText.contains("--force"), again.stderrText)
+        let service = try meshctl(["--group", "frontend", good])
+        XCTAssertEqual(service.status, 2)
+        XCTAssertTrue(service.stderrText.contains("already exists: service 'frontend'"), service.stderrText)
+        let strict = try meshctl(["--group", "edge", "--force", "--strict", good])
+        XCTAssertEqual(strict.status, 1, "--strict fails on what is not imported")
+    }
+
     // MARK: one example
 
     /// Runs the flat and the imported Envoy for `example`; a one-line result for the table.
@@ -116,7 +241,8 @@ final class EnvoyImportTests: XCTestCase {
         // Imported into the demo mesh, as a team adopting meshctl would: the demo's services and gateways stay.
         let configs = try E2E.demoConfigs(in: run.directory, certificates: run.certificates)
         let pool = E2E.pool
-        let text = try String(contentsOf: Self.corpus.appendingPathComponent(example), encoding: .utf8)
+        let text = try Self.ownExamples[example]?.replacingOccurrences(of: "__CERTS__", with: run.certificates)
+            ?? String(contentsOf: Self.corpus.appendingPathComponent(example), encoding: .utf8)
         var bootstrap = try Self.json(text, file: example, pool: pool)
         // Every listener and the admin interface on free loopback ports; every cluster's endpoints on a local upstream.
         var upstreams: [String: (port: Int, tls: Bool)] = [:]
@@ -129,13 +255,15 @@ final class EnvoyImportTests: XCTestCase {
         for i in clusters.indices {
             let name = clusters[i]["name"] as? String ?? "cluster\(i)"
             guard var assignment = clusters[i]["load_assignment"] as? [String: Any] else { continue }
-            let port = E2E.freePort()
             // A cluster with a transport socket (UpstreamTlsContext) talks TLS to its upstream.
-            upstreams[name] = (port, clusters[i]["transport_socket"] != nil || Self.passthroughUpstreams[example]?.contains(name) == true)
+            let tls = clusters[i]["transport_socket"] != nil || Self.passthroughUpstreams[example]?.contains(name) == true
             var localities = assignment["endpoints"] as? [[String: Any]] ?? []
             for l in localities.indices {
                 var endpoints = localities[l]["lb_endpoints"] as? [[String: Any]] ?? []
                 for e in endpoints.indices {
+                    // Each endpoint its own upstream, as each had its own address.
+                    let port = E2E.freePort()
+                    upstreams["\(name)#\(l).\(e)"] = (port, tls)
                     var endpoint = endpoints[e]["endpoint"] as? [String: Any] ?? [:]
                     endpoint["address"] = ["socket_address": ["address": "127.0.0.1", "port_value": port]]
                     endpoint["hostname"] = nil
@@ -155,7 +283,7 @@ final class EnvoyImportTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: bootstrap, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: flatFile))
         for (cluster, upstream) in upstreams.sorted(by: { $0.key < $1.key }) {
             let certificate = upstream.tls ? (run.certificates + "/server.crt", run.certificates + "/server.key") : nil
-            children.append(try Self.startEchoUpstream(port: upstream.port, name: cluster, certificate: certificate, directory: run.directory))
+            children.append(try Self.startEchoUpstream(port: upstream.port, name: String(cluster.split(separator: "#")[0]), certificate: certificate, directory: run.directory))
         }
         let requests = Self.requests(listeners, headers: Self.headers[example] ?? [])
         XCTAssertFalse(requests.isEmpty, "\(example): no request to send")
@@ -187,7 +315,7 @@ final class EnvoyImportTests: XCTestCase {
                   let dump = try? Self.effectiveConfig(Self.admin(envoy.adminPort, "/config_dump?include_eds") ?? "") else { return false }
             importedDump = dump
             return dump.listeners.count == flatDump.listeners.count && dump.clusters.count >= flatDump.clusters.count
-                && dump.endpoints.count >= flatDump.endpoints.count && !dump.listeners.values.contains { $0.contains("\"missing\"") }
+                && dump.endpoints.count >= flatDump.endpoints.count && dump.secrets.count >= flatDump.secrets.count && !dump.listeners.values.contains { $0.contains("\"missing\"") }
         }
         guard let importedDump else { return "imported Envoy not ready: \(envoy.process.output.suffix(1500))" }
         let importedAnswers = requests.map { Self.send($0) }
@@ -380,7 +508,7 @@ final class EnvoyImportTests: XCTestCase {
         let secretSection = section("SecretsConfigDump")
         for entry in (secretSection["static_secrets"] as? [[String: Any]] ?? []) + (secretSection["dynamic_active_secrets"] as? [[String: Any]] ?? []) {
             guard let secret = entry["secret"] as? [String: Any], let name = secret["name"] as? String else { continue }
-            out.secrets[name] = canonical(secret)
+            out.secrets[name] = canonical(dataSourcesRead(secret))
         }
         return out
     }
@@ -404,6 +532,25 @@ final class EnvoyImportTests: XCTestCase {
             return object.mapValues { normalize($0, routes: routes) }
         }
         if let list = value as? [Any] { return list.map { normalize($0, routes: routes) } }
+        return value
+    }
+
+    /// Envoy dumps a secret it received by SDS with its files read (`inline_bytes`), a static one with the file names:
+    /// both become the files' bytes (this host is the proxy's host), and redacted values stay redacted.
+    static func dataSourcesRead(_ value: Any) -> Any {
+        if let object = value as? [String: Any] {
+            if object.count == 1, let (key, item) = object.first, ["filename", "inline_bytes", "inline_string"].contains(key), let text = item as? String {
+                // Redaction of a bytes field is "[redacted]" as bytes (base64 in JSON).
+                if text == "[redacted]" || (key == "inline_bytes" && Data(base64Encoded: text) == Data("[redacted]".utf8)) { return ["redacted": true] }
+                switch key {
+                case "filename": return ["bytes": (FileManager.default.contents(atPath: text) ?? Data()).base64EncodedString()]
+                case "inline_string": return ["bytes": Data(text.utf8).base64EncodedString()]
+                default: return ["bytes": text]
+                }
+            }
+            return object.mapValues(dataSourcesRead)
+        }
+        if let list = value as? [Any] { return list.map(dataSourcesRead) }
         return value
     }
 

@@ -301,7 +301,12 @@ private struct Importer {
         if Self.hasInlinePrivateKey(cluster) {
             note(.warning, "import.inline-private-key", "this cluster's TLS context holds a private key inline: it is imported as written, so it is kept in Configs/, in the snapshot store and sent over xDS; put the key in a file on the proxy's host instead", path)
         }
-        if type == "STATIC", let assignment = cluster["load_assignment"] {
+        let addresses = Self.endpointAddresses(cluster["load_assignment"])
+        if type == "STATIC", cluster["load_assignment"] != nil, Set(addresses).count < addresses.count {
+            // Seen with Envoy 1.40: endpoints sharing an address are kept apart in a static load_assignment, merged when
+            // they come by EDS — so such a cluster stays as written.
+            note(.info, "import.inline-endpoints", "two endpoints of this STATIC cluster share an address: it keeps its load_assignment inline (CDS), because Envoy merges endpoints with one address when they come by EDS", path + [.field("load_assignment")])
+        } else if type == "STATIC", let assignment = cluster["load_assignment"] {
             cluster = cluster.removing("load_assignment").removing("type")
             cluster = cluster.setting("type", .string("EDS"), after: "name")
             cluster = cluster.setting("eds_cluster_config", .object([("eds_config", source)]), after: "type")
@@ -310,6 +315,18 @@ private struct Importer {
             note(.info, "import.inline-endpoints", "a \(type) cluster keeps its load_assignment inline (CDS): EDS serves addresses and does not resolve host names", path + [.field("load_assignment")])
         }
         clusters.append(cluster)
+    }
+
+    /// Each endpoint's socket address (`host:port`) in a load assignment.
+    static func endpointAddresses(_ assignment: JSONValue?) -> [String] {
+        var out: [String] = []
+        for locality in assignment?["endpoints"]?.arrayValue ?? [] {
+            for endpoint in locality["lb_endpoints"]?.arrayValue ?? [] {
+                guard let socket = endpoint["endpoint"]?["address"]?["socket_address"] else { continue }
+                out.append("\(socket["address"]?.stringValue ?? ""):\(socket["port_value"]?.intValue ?? 0)")
+            }
+        }
+        return out
     }
 
     /// SDS references (`…_sds_secret_config(s)`) to the bootstrap's static secrets, which become SDS resources: they
