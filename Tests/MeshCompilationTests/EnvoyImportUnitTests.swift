@@ -213,6 +213,29 @@ final class EnvoyImportUnitTests: XCTestCase {
         XCTAssertTrue(found.contains("xref.eds-assignment edge.yaml:6"), "\(report.diagnostics)")
     }
 
+    /// A raw group's config sources follow its `xds` mode: a group switched to per-type with ADS sources left in it is
+    /// an error at the source, not proxies that never get their routes.
+    func testARawGroupsConfigSourcesMustMatchItsMode() throws {
+        let configs = try meshOnly()
+        let input = directory + "/edge.yaml"
+        try Self.bootstrap.write(toFile: input, atomically: true, encoding: .utf8)
+        let result = try EnvoyImport.run(file: input, group: "edge", configs: configs, mode: .adsStateOfTheWorld, force: false, pool: TestSupport.pool)
+        let file = try XCTUnwrap(result.groupFile)
+        let templates = TestSupport.root.appendingPathComponent("templates").path
+        try String(contentsOfFile: file, encoding: .utf8).replacingOccurrences(of: "xds: ads\n", with: "xds: per-type\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let report = try MeshCompiler.compile(CompileInputs(configs: configs, templates: templates), pool: TestSupport.pool, encode: false)
+        let found = report.diagnostics.filter { $0.rule == "config.raw-group-source" }
+        // The RDS sources of two listeners, the EDS source of one cluster, the SDS source of one secret reference.
+        XCTAssertEqual(found.count, 4, "\(report.diagnostics)")
+        XCTAssertTrue(found.allSatisfy { $0.file == file && $0.message.contains("names ADS") && $0.location != nil })
+        // Re-imported for the mode: clean.
+        _ = try EnvoyImport.run(file: input, group: "edge", configs: configs, mode: .perTypeDelta, force: true, pool: TestSupport.pool)
+        XCTAssertEqual(try MeshCompiler.compile(CompileInputs(configs: configs, templates: templates), pool: TestSupport.pool, encode: false).errorCount, 0)
+        try String(contentsOfFile: file, encoding: .utf8).replacingOccurrences(of: "xds: per-type-delta\n", with: "xds: per-type\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let wrongType = try MeshCompiler.compile(CompileInputs(configs: configs, templates: templates), pool: TestSupport.pool, encode: false)
+        XCTAssertEqual(wrongType.diagnostics.filter { $0.rule == "config.raw-group-source" && $0.message.contains("api_type DELTA_GRPC") }.count, 4, "\(wrongType.diagnostics)")
+    }
+
     // MARK: refusals
 
     func testAMissingFileIsAUsageError() throws {
