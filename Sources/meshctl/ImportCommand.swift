@@ -57,7 +57,18 @@ struct Import: ParsableCommand {
         }
         let outcome = result.outcome
         let written = result.groupFile != nil
-        DiagnosticPrinter(format: format).print(outcome.diagnostics, files: format == .text ? [] : [(file, written)])
+        let printer = DiagnosticPrinter(format: format)
+        if format == .json {
+            // The diagnostics as `validate --format json` writes them, with the import's results first.
+            let q = DiagnosticPrinter.jsonString
+            let counts = outcome.counts.sorted { $0.key < $1.key }.map { "\(q($0.key)): \($0.value)" }.joined(separator: ", ")
+            printer.printJSON(outcome.diagnostics, files: [(file, written)],
+                              extra: [("schema", q("meshctl.import/v1")), ("ok", "\(written)"), ("group", q(group)),
+                                      ("group_file", result.groupFile.map(q) ?? "null"), ("resources", "{\(counts)}"),
+                                      ("bootstrap_command", result.bootstrapCommand.map(q) ?? "null")])
+        } else {
+            printer.print(outcome.diagnostics, files: format == .text ? [] : [(file, written)])
+        }
         if format == .text {
             let warnings = outcome.warningCount, errors = outcome.errorCount
             if let groupFile = result.groupFile, let command = result.bootstrapCommand {
