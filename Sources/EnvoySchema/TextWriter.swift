@@ -184,9 +184,12 @@ public struct TextWriter {
 
     // MARK: JSONValue → text
 
-    public func yaml(_ message: DynamicMessage) -> String {
+    public func yaml(_ message: DynamicMessage) -> String { Self.yaml(json(message)) }
+
+    /// A JSON value (e.g. a message's JSON, rearranged) as block YAML, in the same style as `yaml(_:)`.
+    public static func yaml(_ value: JSONValue) -> String {
         var out = ""
-        YAMLRendering.render(json(message), indent: 0, into: &out, context: .root)
+        YAMLRendering.render(value, indent: 0, into: &out, context: .root)
         if !out.hasSuffix("\n") { out += "\n" }
         return out
     }

@@ -18,6 +18,8 @@ public struct CompileReport: Sendable {
     public var groups: [ProxyGroupResources] = []
     public var serviceCount = 0
     public var gatewayCount = 0
+    /// Raw proxy groups (Configs/groups/).
+    public var rawGroupCount = 0
     /// Proxy groups checked (one per service and gateway).
     public var groupCount = 0
     /// Distinct resources generated (a shared cluster counts once).
@@ -95,7 +97,7 @@ struct Compilation {
         guard let sources = try locate() else { return finish(jobs: []) }     // Phases/LoadPhase.swift
         let loaded = load(sources)                                            // Phases/LoadPhase.swift
         let model = applyMeshRules(loaded)                                    // Phases/MeshRulesPhase.swift
-        guard loaded.meshExists, !model.services.isEmpty || !model.gateways.isEmpty else { return finish(jobs: []) }
+        guard loaded.meshExists, !model.services.isEmpty || !model.gateways.isEmpty || !model.rawGroups.isEmpty else { return finish(jobs: []) }
         let templates = loadTemplates(model)                                  // Phases/TemplatesPhase.swift
         var plan = planJobs(model, templates: templates)                      // Phases/PlanPhase.swift
         let results = render(plan, model: model)                              // Phases/RenderPhase.swift
@@ -203,13 +205,15 @@ struct LocationMapper {
         let index = Int(location.origin - base)
         guard index >= 0 && index < jobs.count else { return nil }
         let job = jobs[index]
-        d.file = job.template.source.path
+        // A raw group's job renders nothing: its positions carry its file's origin and were mapped above.
+        guard let template = job.template else { return job.owner }
+        d.file = template.source.path
         if rendered[location.origin] == nil {
             // Rendering is deterministic: render again, this time recording where output came from.
-            rendered[location.origin] = try? job.template.render(job.roots, tracking: true)
+            rendered[location.origin] = try? template.render(job.roots, tracking: true)
         }
         if let text = rendered[location.origin], let offset = text.sourceOffset(line: Int(location.line), column: Int(location.column)) {
-            let (line, column) = job.template.source.position(ofByte: offset)
+            let (line, column) = template.source.position(ofByte: offset)
             d.location = SourceLocation(line: line, column: column)
         } else {
             d.location = nil

@@ -77,12 +77,18 @@ struct DiagnosticPrinter {
         }
     }
 
-    func printJSON(_ diagnostics: [Diagnostic], files: [(String, Bool)]) {
-        func q(_ s: String) -> String {
-            let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
-            return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
-        }
-        var out = "{\n  \"files\": [\n"
+    /// A JSON string literal.
+    static func jsonString(_ s: String) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
+        return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+    }
+
+    /// - Parameter extra: members written first, each `(name, JSON value text)` (a command's own results).
+    func printJSON(_ diagnostics: [Diagnostic], files: [(String, Bool)], extra: [(String, String)] = []) {
+        let q = Self.jsonString
+        var out = "{\n"
+        for (name, value) in extra { out += "  \(q(name)): \(value),\n" }
+        out += "  \"files\": [\n"
         out += files.map { "    {\"file\": \(q($0.0)), \"valid\": \($0.1)}" }.joined(separator: ",\n")
         out += "\n  ],\n  \"diagnostics\": [\n"
         out += diagnostics.map { d in

@@ -14,6 +14,7 @@ struct MeshReportPrinter {
             let printer = DiagnosticPrinter(format: .text)
             printer.printTextDiagnostics(report.diagnostics)
             let summary = "\(report.serviceCount) service\(report.serviceCount == 1 ? "" : "s"), \(report.gatewayCount) gateway\(report.gatewayCount == 1 ? "" : "s")"
+                + (report.rawGroupCount > 0 ? ", \(report.rawGroupCount) raw group\(report.rawGroupCount == 1 ? "" : "s")" : "")
             let counts = [(report.errorCount, "error"), (report.warningCount, "warning")].map { "\($0.0) \($0.1)\($0.0 == 1 ? "" : "s")" }.joined(separator: ", ")
             let line = "\(command): \(summary): \(counts)"
             if report.errorCount > 0 { printError(line) } else { Swift.print(line) }
@@ -33,7 +34,7 @@ struct MeshReportPrinter {
         let infos = report.diagnostics.count { $0.severity == .info }
         var out = "{\n  \"schema\": \"meshctl.report/v1\",\n  \"command\": \(q(command)),\n  \"ok\": \(report.errorCount == 0),\n"
         out += "  \"summary\": {\"errors\": \(report.errorCount), \"warnings\": \(report.warningCount), \"infos\": \(infos), "
-        out += "\"services\": \(report.serviceCount), \"gateways\": \(report.gatewayCount), \"proxy_groups\": \(report.groupCount), \"resources\": \(report.resourceCount)},\n"
+        out += "\"services\": \(report.serviceCount), \"gateways\": \(report.gatewayCount), \"raw_groups\": \(report.rawGroupCount), \"proxy_groups\": \(report.groupCount), \"resources\": \(report.resourceCount)},\n"
         for key in extra.keys.sorted() { out += "  \(q(key)): \(q(extra[key]!)),\n" }
         out += "  \"diagnostics\": ["
         out += report.diagnostics.map { d in

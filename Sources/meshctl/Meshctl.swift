@@ -8,7 +8,7 @@ struct Meshctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshctl",
         abstract: "An Envoy xDS control plane: compile, validate and serve mesh configuration.",
-        subcommands: [Compile.self, Validate.self, Schema.self, SnapshotCommand.self, Certs.self, Bootstrap.self, Serve.self, Status.self, RolloutCommand.self, Loadgen.self, BenchFixture.self]
+        subcommands: [Compile.self, Validate.self, Import.self, Schema.self, SnapshotCommand.self, Certs.self, Bootstrap.self, Serve.self, Status.self, RolloutCommand.self, Loadgen.self, BenchFixture.self]
     )
 }
 

@@ -79,7 +79,7 @@ final class CompilePhaseTests: XCTestCase {
     }
 
     func describe(_ job: RenderJob) -> String {
-        "\(job.role.rawValue) \(job.owner) \(URL(fileURLWithPath: job.template.source.path).lastPathComponent)"
+        "\(job.role.rawValue) \(job.owner) \(job.template.map { URL(fileURLWithPath: $0.source.path).lastPathComponent } ?? "(raw)")"
     }
 
     /// The names of the services whose upstream values a job's template receives.

@@ -8,7 +8,8 @@ import SnapshotStorage
 /// A template rendered for one service or gateway.
 struct RenderJob: Sendable {
     let role: TemplateRole
-    let template: CompiledTemplate
+    /// nil for a raw group: its resources are all in `additions`.
+    let template: CompiledTemplate?
     let roots: [String: TemplateValue]
     /// Stamped on every position in the rendered text: jobOriginBase + the job's index in the plan.
     var origin: Int32
@@ -16,7 +17,7 @@ struct RenderJob: Sendable {
     let owner: String
     /// Raw Envoy patches of the owning service (merged by kind and name).
     let patches: [ResourceKind: [(name: Located<String>, node: YAMLNode)]]
-    /// Extra resources from the service's `envoy.add` (sidecar jobs only).
+    /// Extra resources from the service's `envoy.add` (sidecar jobs only), or a raw group's resources.
     let additions: [ResourceKind: [YAMLNode]]
     /// Mesh listeners and clusters of this job must use mutual TLS.
     let requireMTLS: Bool
@@ -52,13 +53,20 @@ enum ResourceGeneration {
         func fail(_ rule: String, _ message: String, at location: SourceLocation?) {
             result.diagnostics.append(PendingDiagnostic(diagnostic: Diagnostic(.error, rule: rule, message: message, path: "", location: location), provenance: nil))
         }
+        guard let template = job.template else {
+            // A raw group: its resources as written in its file (positions are the file's own).
+            for (kind, items) in job.additions.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                for node in items { checkResource(kind: kind, node: node, job: job, pool: pool, encode: encode, hostFiles: hostFiles, into: &result) }
+            }
+            return result
+        }
         let text: String
         do {
-            text = try job.template.render(job.roots).text
+            text = try template.render(job.roots).text
         } catch {
-            let (line, column) = job.template.source.position(ofByte: error.offset)
+            let (line, column) = template.source.position(ofByte: error.offset)
             result.diagnostics.append(PendingDiagnostic(diagnostic: Diagnostic(.error, rule: error.kind.rawValue, message: "rendering for '\(job.owner)': \(error.message)", path: "",
-                                                                              file: job.template.source.path, location: SourceLocation(line: line, column: column)), provenance: nil))
+                                                                              file: template.source.path, location: SourceLocation(line: line, column: column)), provenance: nil))
             return result
         }
         let root: YAMLNode

@@ -60,6 +60,7 @@ enum ContextSchema {
         case .sidecar: return ["mesh": .object(mesh), "service": .object(service), "upstreams": .list(.object(upstream)), "config_source": .string]
         case .gateway: return ["mesh": .object(mesh), "group": .object(group), "upstreams": .list(.object(upstream)), "config_source": .string]
         case .grpcClient: return ["mesh": .object(mesh), "service": .object(service), "upstreams": .list(.object(upstream)), "services": .list(.object(service))]
+        case .raw: return [:]
         }
     }
 }
@@ -76,6 +77,9 @@ enum TemplateRole: String, Sendable {
     /// Once per proxyless gRPC client (`proxyless: grpc`): per dependency an API listener named for the
     /// target, its routes, and the clusters and endpoints of every service it reaches, all in gRPC's dialect.
     case grpcClient = "grpc-client"
+    /// Once per raw proxy group (Configs/groups/NAME.yaml, e.g. written by `meshctl import`): no template,
+    /// only the group's own Envoy resources.
+    case raw
 }
 
 /// SDS secret names every proxy group gets for its mesh identity and the mesh CA.

@@ -201,6 +201,94 @@ enum MeshLoader {
                                  rollout: f["rollout"].flatMap { rollout($0, path: path + ".rollout", &reader) }, location: node.location)
     }
 
+    // MARK: raw groups
+
+    static let rawGroupKeys = ["name", "description", "identities", "node_ids", "xds", "rollout", "envoy"]
+
+    /// Configs/groups/NAME.yaml: a proxy group of raw Envoy resources (`envoy.add` only: there is nothing to patch).
+    static func rawGroup(_ node: YAMLNode, file: String, mesh: MeshDefinition, reader: inout ConfigReader) -> RawGroupDefinition? {
+        guard let f = reader.fields(node, path: "", what: "a raw proxy group", known: rawGroupKeys, required: ["name", "envoy"]),
+              let name = reader.name(f["name"], path: "name", what: "group name") else { return nil }
+        _ = reader.string(f["description"], path: "description")
+        var identities = reader.strings(f["identities"], path: "identities").map(\.value)
+        if f["identities"] == nil { identities = [mesh.identity(ofService: name.value)] }
+        let xds = reader.choice(f["xds"], path: "xds", allowed: xdsModes).flatMap { SubscriptionMode(rawValue: $0.value) }
+        var resources: [ResourceKind: [YAMLNode]] = [:]
+        if let n = f["envoy"] {
+            let raw = self.raw(n, &reader)
+            for (kind, patches) in raw.patches {
+                for patch in patches {
+                    reader.report("config.value", "a raw group has no generated resources to patch; write the whole \(kind.singular) '\(patch.name.value)' under envoy.add.\(kind.rawValue)",
+                                  path: "envoy.patch.\(kind.rawValue)", at: patch.name.location)
+                }
+            }
+            resources = raw.additions
+            if resources.values.allSatisfy(\.isEmpty) {
+                reader.report("config.value", "a raw group needs resources: list them under envoy.add (listeners, clusters, route_configurations, cluster_load_assignments, secrets)", path: "envoy", at: n.location)
+            }
+        }
+        let mode = xds ?? .adsStateOfTheWorld
+        for items in resources.values { for item in items { checkConfigSources(item, mode: mode, reader: &reader) } }
+        let base = (file as NSString).lastPathComponent
+        let stem = base.hasSuffix(".yaml") ? String(base.dropLast(5)) : base.hasSuffix(".yml") ? String(base.dropLast(4)) : base
+        if stem != name.value {
+            reader.report("config.file-name", "the group '\(name.value)' is in \(base); name the file \(name.value).yaml so it is found by its name", path: "name", at: name.location, severity: .warning)
+        }
+        return RawGroupDefinition(file: file, name: name, identities: identities, nodeIDs: reader.strings(f["node_ids"], path: "node_ids").map(\.value),
+                                  xds: xds ?? .adsStateOfTheWorld, rollout: f["rollout"].flatMap { rollout($0, path: "rollout", &reader) },
+                                  resources: resources, location: node.location)
+    }
+
+    /// The fields that hold a ConfigSource through which an Envoy fetches more resources from meshctl serve.
+    static let configSourceFields: Set<String> = ["config_source", "eds_config", "sds_config", "lds_config", "cds_config", "rtds_config"]
+
+    /// A raw group's config sources must be the ones its proxies can follow: ADS for the ads modes, the bootstrap's
+    /// `meshctl_xds` cluster (GRPC, or DELTA_GRPC for per-type-delta) for the per-type modes — what the templates get
+    /// as `config_source`. Sources that name another server are the group's own business.
+    static func checkConfigSources(_ node: YAMLNode, mode: SubscriptionMode, reader: inout ConfigReader) {
+        switch node.kind {
+        case .mapping(let pairs):
+            for (key, value) in pairs {
+                if let name = key.scalarText, configSourceFields.contains(name), case .mapping(let source) = value.kind {
+                    let keys = Set(source.compactMap { $0.key.scalarText })
+                    let api = source.first { $0.key.scalarText == "api_config_source" }?.value
+                    let namesMeshctl = api.map { render($0).contains(SubscriptionMode.xdsClusterName) } ?? false
+                    let apiType = api.flatMap { n -> String? in
+                        guard case .mapping(let fields) = n.kind else { return nil }
+                        return fields.first { $0.key.scalarText == "api_type" }?.value.scalarText
+                    }
+                    let expected = !mode.isAggregated ? (mode.isDelta ? "DELTA_GRPC" : "GRPC") : nil
+                    var problem: String?
+                    if keys.contains("ads") && !mode.isAggregated {
+                        problem = "names ADS, but the group's proxies subscribe per type (xds: \(mode.rawValue)) and have no ADS stream"
+                    } else if namesMeshctl && mode.isAggregated {
+                        problem = "names the \(SubscriptionMode.xdsClusterName) API source, but the group's proxies subscribe by ADS (xds: \(mode.rawValue))"
+                    } else if namesMeshctl, let expected, apiType != expected {
+                        problem = "uses api_type \(apiType ?? "(none)"), but xds: \(mode.rawValue) proxies subscribe with \(expected)"
+                    }
+                    if let problem {
+                        reader.report("config.raw-group-source", "this config source \(problem); write \(mode.configSource) (or change the group's xds)",
+                                      path: "envoy.add", at: value.location)
+                    }
+                }
+                checkConfigSources(value, mode: mode, reader: &reader)
+            }
+        case .sequence(let items):
+            for item in items { checkConfigSources(item, mode: mode, reader: &reader) }
+        case .scalar:
+            break
+        }
+    }
+
+    /// The scalars of a node, joined (to look for a name anywhere inside it).
+    static func render(_ node: YAMLNode) -> String {
+        switch node.kind {
+        case .scalar(let s): return s.string
+        case .mapping(let pairs): return pairs.map { render($0.key) + " " + render($0.value) }.joined(separator: " ")
+        case .sequence(let items): return items.map(render).joined(separator: " ")
+        }
+    }
+
     // MARK: services
 
     static func service(_ node: YAMLNode, file: String, origin: Int32, reader: inout ConfigReader) -> ServiceDefinition? {

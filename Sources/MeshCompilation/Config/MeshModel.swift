@@ -272,3 +272,19 @@ struct ServiceDefinition: Sendable {
     /// The first HTTP or gRPC port (what routes and outbound virtual hosts use by default).
     var primaryHTTPPort: PortDefinition? { ports.first { $0.proto.isHTTP } }
 }
+
+/// A proxy group made only of raw Envoy resources (Configs/groups/NAME.yaml; `meshctl import` writes them from a
+/// flat Envoy bootstrap): no template, no mesh semantics — its resources are checked like every other Envoy
+/// resource and served to the group's proxies as they are.
+struct RawGroupDefinition: Sendable {
+    var file: String
+    var name: Located<String>
+    var identities: [String]
+    var nodeIDs: [String]
+    /// How the group's proxies subscribe; its resources' config sources must be written for this mode.
+    var xds: SubscriptionMode
+    var rollout: RolloutChoice?
+    /// kind → the group's resources (`envoy.add`), in file order.
+    var resources: [ResourceKind: [YAMLNode]]
+    var location: SourceLocation
+}

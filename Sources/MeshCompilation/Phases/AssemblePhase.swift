@@ -37,6 +37,11 @@ extension Compilation {
                                             identities: gateway.identities, nodeIDs: gateway.nodeIDs, xds: gateway.xds,
                                             rollout: (gateway.rollout ?? mesh.rollout).policy))
             }
+            for group in model.rawGroups {
+                guard let own = plan.rawGroupJob[group.name.value] else { continue }
+                plans.append(ProxyGroupPlan(name: group.name.value, kind: TemplateRole.raw.rawValue, jobs: [own], identities: group.identities,
+                                            nodeIDs: group.nodeIDs, xds: group.xds, rollout: (group.rollout ?? mesh.rollout).policy))
+            }
         }
         report.groupCount = plans.count
         return plans

@@ -11,6 +11,8 @@ struct CompileSources {
     let meshPath: String
     let meshExists: Bool
     let serviceFiles: [String]
+    /// Configs/groups/*.yaml: raw proxy groups.
+    var groupFiles: [String] = []
 }
 
 struct LoadedService: Sendable {
@@ -23,6 +25,7 @@ struct LoadedMesh {
     var meshExists: Bool
     var mesh: MeshDefinition
     var services: [LoadedService]
+    var rawGroups: [RawGroupDefinition] = []
 }
 
 extension Compilation {
@@ -41,6 +44,8 @@ extension Compilation {
             diagnose(Diagnostic(.error, rule: "input.symlink-loop", message: "is a symbolic link that leads back to itself (a loop); make services/ a real directory", path: "", file: servicesDirectory))
         }
         let serviceFiles = servicesEntry == .directory ? ConfigSources.yamlFiles(in: servicesDirectory) : []
+        let groupsDirectory = ConfigSources.join(inputs.configs, "groups")
+        let groupFiles = ConfigSources.entry(groupsDirectory) == .directory ? ConfigSources.yamlFiles(in: groupsDirectory) : []
         let meshExists = ConfigSources.entry(meshPath) != .missing
         if !meshExists && serviceFiles.isEmpty {
             diagnose(Diagnostic(.error, rule: "config.empty", message: "holds no mesh: add mesh.yaml (mesh-wide settings) and services/NAME.yaml (one per service); see docs/CONFIG.md", path: "", file: inputs.configs))
@@ -49,11 +54,12 @@ extension Compilation {
         if !meshExists {
             diagnose(Diagnostic(.error, rule: "config.missing-file", message: "no such file; every mesh needs mesh.yaml (xDS server, trust domain, certificates, templates, gateways)", path: "", file: meshPath))
         }
-        if serviceFiles.isEmpty && servicesEntry != .symlinkLoop {
+        // A mesh of raw groups only (imported flat Envoy files) needs no services.
+        if serviceFiles.isEmpty && groupFiles.isEmpty && servicesEntry != .symlinkLoop {
             diagnose(Diagnostic(.error, rule: "config.empty", message: "has no services: add services/NAME.yaml, one file per service", path: "", file: servicesDirectory))
         }
 
-        return CompileSources(meshPath: meshPath, meshExists: meshExists, serviceFiles: serviceFiles)
+        return CompileSources(meshPath: meshPath, meshExists: meshExists, serviceFiles: serviceFiles, groupFiles: groupFiles)
     }
 
     /// Reads and parses mesh.yaml, then every service file in parallel.
@@ -93,8 +99,26 @@ extension Compilation {
             }
         }
         for item in loaded { item.diagnostics.forEach { diagnose($0) } }
-        clock.lap("read + parse \(serviceFiles.count + 1) files")
+        // Raw groups after the services (their origins follow the service files'); few and small, read in order.
+        var rawGroups: [RawGroupDefinition] = []
+        for (i, file) in sources.groupFiles.enumerated() {
+            let origin = Int32(serviceFiles.count + 2 + i)
+            fileOrigins[origin] = file
+            report.files.append(file)
+            switch ConfigSources.read(file) {
+            case .failure(let d): diagnose(d)
+            case .success(let text):
+                switch Self.parse(text, file: file, origin: origin) {
+                case .failure(let d): diagnose(d)
+                case .success(let node):
+                    var reader = ConfigReader(file: file)
+                    if let group = MeshLoader.rawGroup(node, file: file, mesh: mesh, reader: &reader) { rawGroups.append(group) }
+                    reader.diagnostics.forEach { diagnose($0) }
+                }
+            }
+        }
+        clock.lap("read + parse \(serviceFiles.count + sources.groupFiles.count + 1) files")
 
-        return LoadedMesh(meshExists: meshExists, mesh: mesh, services: loaded)
+        return LoadedMesh(meshExists: meshExists, mesh: mesh, services: loaded, rawGroups: rawGroups)
     }
 }

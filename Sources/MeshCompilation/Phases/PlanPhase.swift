@@ -19,6 +19,8 @@ struct JobPlan {
     let gatewayReach: [String: [String]]
     let sidecarReach: [String: [String]]
     let variantJob: [String: Int]
+    /// Each raw group's one job.
+    var rawGroupJob: [String: Int] = [:]
 
     /// The job with `service`'s upstream resources as a group subscribing by `mode` needs them.
     func upstream(_ service: String, _ mode: SubscriptionMode) -> Int? {
@@ -149,10 +151,17 @@ extension Compilation {
                                       requireMTLS: primary.requireMTLS, inboundListeners: primary.inboundListeners))
             }
         }
+        // Raw groups: one template-less job each, holding the group's resources.
+        var rawGroupJob: [String: Int] = [:]
+        for group in model.rawGroups {
+            rawGroupJob[group.name.value] = jobs.count
+            jobs.append(RenderJob(role: .raw, template: nil, roots: [:], origin: Self.jobOriginBase + Int32(jobs.count), owner: group.name.value,
+                                  patches: [:], additions: group.resources, requireMTLS: false, inboundListeners: []))
+        }
         clock.lap("contexts (\(jobs.count) jobs)")
 
         return JobPlan(builder: builder, names: names, jobs: jobs, provenanceParts: provenanceParts, upstreamJob: upstreamJob,
                        sidecarJob: sidecarJob, gatewayJob: gatewayJob, gatewayReach: gatewayReach, sidecarReach: sidecarReach,
-                       variantJob: variantJob)
+                       variantJob: variantJob, rawGroupJob: rawGroupJob)
     }
 }
