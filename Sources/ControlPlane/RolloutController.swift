@@ -4,6 +4,8 @@
 // requests from the store; and performs what the machine reports: hand the next wave its
 // version (the hub), save the state (the store), move the live pointer back on failure (the
 // store's rollback, recorded in history), count, log.
+// On a store several replicas share (RolloutCoordinating), one replica leads under the store's
+// lease and the others follow the state it saves: RolloutController+Replicas.swift.
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -18,30 +20,61 @@ import XDSCache
 import XDSProtocol
 
 /// Runs the rollouts of one server. Thread-safe: observer calls arrive from every event loop, snapshots from
-/// the store watcher, ticks from its own queue. Lock order: the controller never calls the hub while holding
-/// its lock (the hub calls `receivesNew` outside its own).
+/// the store watcher, ticks and store I/O on its own serial queue. Lock order: the controller never calls the hub
+/// while holding its lock (the hub calls `receivesNew` outside its own).
 public final class RolloutController: XDSServerObserver, @unchecked Sendable {
-    // @unchecked Sendable: rule 2 — every mutable field (machine, previous, expectedRollback, streams, stopped,
-    // loadedOnce, timer, groupsWithWaveGauge) is read and written only under `lock`; hub, store, log and metrics are
-    // thread-safe themselves.
-    private let hub: SnapshotHub
-    private let store: any SnapshotStoring
-    private let log: ServerLog
-    private let metrics: ServerMetrics
-    private let lock = NSLock()
-    private var machine: RolloutMachine?
-    /// The snapshot proxies are held back on while `machine` is active.
-    private var previous: ServedSnapshot?
+    // @unchecked Sendable: rule 2 — every mutable field (machine, previous, expectedRollback, local, absorbed, remote,
+    // role, lease, followed, live, holding, stopped, loadedOnce, timer, groupsWithWaveGauge, …) is read and written only
+    // under `lock`; hub, store, coordinator, log and metrics are thread-safe themselves.
+    let hub: SnapshotHub
+    let store: any SnapshotStoring
+    let log: ServerLog
+    let metrics: ServerMetrics
+    let lock = NSLock()
+    /// The authoritative rollout machine: only while this replica leads (or is the store's only server).
+    var machine: RolloutMachine?
+    /// The snapshot proxies are held back on while a rollout (led or followed) holds some of them back.
+    var previous: ServedSnapshot?
     /// The version this controller rolled the store back to (its next load is not a new rollout).
-    private var expectedRollback: String?
-    private var streams: [ObjectIdentifier: ProxyKey] = [:]
-    private var stopped = false
-    private var loadedOnce = false
-    private let queue = DispatchQueue(label: "meshctl.rollout")
-    private var timer: DispatchSourceTimer?
-    private var groupsWithWaveGauge: Set<String> = []
+    var expectedRollback: String?
+    var stopped = false
+    var loadedOnce = false
+    let queue = DispatchQueue(label: "meshctl.rollout")
+    var timer: DispatchSourceTimer?
+    var groupsWithWaveGauge: Set<String> = []
     /// For the policies' external gates (no cache, no cookies).
-    private let gateSession = URLSession(configuration: .ephemeral)
+    let gateSession = URLSession(configuration: .ephemeral)
+
+    // Replicas (RolloutController+Replicas.swift).
+    /// The shared store's rollout side over its own connection; nil: this server is the store's only one.
+    let coordinator: (any RolloutCoordinating)?
+    /// This process among the replicas (host, pid and a random tail: a restarted replica is a new one).
+    public let replicaID: String
+    var role: Role = .sole
+    var lease: LeaderLeaseTracker
+    var lastClaimAt: Int64 = .min / 2
+    /// This replica's streams: their proxy and per-type status.
+    var local: [ObjectIdentifier: LocalStream] = [:]
+    /// What the leader's machine has been fed of the fleet.
+    var absorbed = RolloutFleetView()
+    /// Other replicas' latest reports.
+    var remote: [String: RemoteReport] = [:]
+    var reportDirty = true
+    /// The report as last written (an unchanged one is only touched).
+    var lastReportBody: Data?
+    var lastReportAt: Int64 = .min / 2
+    var lastPruneAt: Int64 = 0
+    var evaluateQueued = false
+    /// The plan's membership as last saved (the leader saves when a proxy is placed, so followers serve it).
+    var savedMembership: [String: [String: Int]] = [:]
+    /// A follower's copy of the leader's state, and its revision in the store.
+    var followed: RolloutState?
+    var followedRevision: Int64 = -1
+    /// The store's live snapshot as the feed last delivered it, and whether a rollback made it live.
+    var live: Snapshot?
+    var liveIsRollback = false
+    /// A follower holds every proxy on `previous`: the live version awaits the leader's plan.
+    var holding = false
 
     /// How often waves are judged and operators' requests taken.
     public static let tickInterval: DispatchTimeInterval = .milliseconds(100)
@@ -51,15 +84,34 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
         self.store = store
         self.log = log
         self.metrics = metrics
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+        let replica = "\(host)-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        replicaID = replica
+        lease = LeaderLeaseTracker(replica: replica, marginMilliseconds: Self.leaseMarginMilliseconds)
+        var coordinator: (any RolloutCoordinating)?
+        if let shared = store as? any RolloutCoordinating {
+            do { coordinator = try shared.rolloutCoordinator() } catch {
+                log.error("rollout.coordination-unavailable", ["store": store.location, "error": "\(error)",
+                                                               "effect": "rollouts are not coordinated with other replicas"])
+            }
+        }
+        self.coordinator = coordinator
+        if coordinator != nil { role = .follower }
+        metrics.rolloutLeader(coordinator == nil)
     }
 
     static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 
-    /// The current (or last) rollout's state, for the admin endpoint.
-    public var state: RolloutState? { lock.withLock { machine?.state } }
+    /// The current (or last) rollout's state, for the admin endpoint: the led one, or the one followed.
+    public var state: RolloutState? { lock.withLock { machine?.state ?? followed } }
 
     /// Starts judging waves and taking requests.
     public func start() {
+        if coordinator != nil {
+            // One claim before the first snapshot arrives: a replica alone on the store serves it as the leader.
+            log.info("rollout.replica", ["replica": replicaID, "store": store.location])
+            queue.sync { leaseTick(now: Self.monotonic()) }
+        }
         let timer = DispatchSource.makeTimerSource(queue: queue)
         timer.schedule(deadline: .now() + Self.tickInterval, repeating: Self.tickInterval)
         timer.setEventHandler { [weak self] in self?.tick() }
@@ -67,14 +119,16 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
         lock.withLock { self.timer = timer }
     }
 
-    /// Stops before the server drains: streams closing during a drain are not proxies failing.
+    /// Stops before the server drains: streams closing during a drain are not proxies failing. On a shared store
+    /// the lease is given up and this replica's report removed, so another replica leads at once and counts this
+    /// one's streams as gone with their replica, not as proxies failing.
     public func stop() {
         let timer = lock.withLock { () -> DispatchSourceTimer? in
             stopped = true
             return self.timer
         }
         timer?.cancel()
-        queue.sync {}
+        queue.sync { leaveReplicas() }
     }
 
     // MARK: Snapshots
@@ -82,6 +136,21 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
     /// Serves a newly live snapshot: at once, as the start (or, after a restart, the continuation) of a rollout,
     /// or — while another rollout runs — queued behind it. Returns the number of streams handed a new view.
     public func serve(_ snapshot: Snapshot) -> Int {
+        // Whether a rollback made it live only matters for a version with a policy (one without goes everywhere anyway),
+        // and reading history is not free on a store with a long one.
+        let rollback = !Self.policies(of: snapshot).isEmpty && isOperatorRollback(to: snapshot.metadata.version)
+        return queue.sync {
+            let following = lock.withLock { () -> Bool in
+                live = snapshot
+                liveIsRollback = rollback
+                return role == .follower
+            }
+            return following ? followLive() : lead(snapshot)
+        }
+    }
+
+    /// `serve` on the leader (or the store's only server); runs on the queue.
+    func lead(_ snapshot: Snapshot) -> Int {
         let version = snapshot.metadata.version
         let policies = Self.policies(of: snapshot)
         let now = Self.now()
@@ -108,23 +177,32 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
                         return .restore(RolloutMachine(restoring: saved), target: target, before: ServedSnapshot(before))
                     }
                 }
+                if coordinator != nil, !policies.isEmpty, savedState()?.target != version {
+                    // Followers wait for a plan for a version with a policy: this one is served at once.
+                    let state = Self.servedAtOnce(version, previous: savedState()?.target, now: now)
+                    machine = RolloutMachine(restoring: state)
+                    queue.async { [self] in save(state) }
+                }
                 return .immediate
             }
             if let machine, machine.state.phase.isActive {
                 if machine.state.target == version, let previous { return .keep(previous) }
                 // An emergency override (no policy) or a person's rollback goes everywhere now, ending the rollout.
-                if policies.isEmpty || isOperatorRollback(to: version) {
+                if policies.isEmpty || liveIsRollback {
                     schedule(self.machine!.supersede(now: now), state: self.machine!.state)
                     return .immediate
                 }
                 // Anything else waits for the running rollout; a newer publish replaces one already waiting.
                 let replaced = self.machine!.enqueue(version)
                 let state = self.machine!.state
-                queue.async { [self] in save(state) }
+                queue.async { [self] in
+                    save(state)
+                    if let replaced { recordCollapse(replaced, newer: version, behind: state.target) }
+                }
                 return .queued(state, replaced: replaced)
             }
             guard !policies.isEmpty, let current = hub.current, current.version != version else { return .immediate }
-            if isOperatorRollback(to: version) { return .immediate }
+            if liveIsRollback { return .immediate }
             return .start
         }
         switch decision {
@@ -140,6 +218,8 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
             lock.withLock {
                 machine = restored
                 previous = before
+                // Every connected proxy is fed to the restored machine again.
+                absorbed = RolloutFleetView()
             }
             log.info("rollout.resumed", ["target": String(restored.state.target.prefix(12)), "previous": String(restored.state.previous.prefix(12)),
                                          "queued": String(restored.state.queued?.prefix(12) ?? "none"), "waves": waveText(restored.state)])
@@ -157,8 +237,17 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
         }
     }
 
+    /// The record of a version with a policy that is served to every proxy at once (no earlier version to hold
+    /// proxies on), saved so followers serve it too instead of waiting for a plan.
+    static func servedAtOnce(_ version: String, previous: String?, now: Int64) -> RolloutState {
+        var state = RolloutState(id: UUID().uuidString.lowercased(), target: version, previous: previous ?? version, startedAt: now, groups: [:])
+        state.phase = .completed
+        state.finishedAt = now
+        return state
+    }
+
     /// Starts rolling `snapshot` out over `before` (what every proxy has now).
-    private func start(_ snapshot: Snapshot, policies: [String: RolloutPolicy], before: ServedSnapshot, now: Int64) -> Int {
+    func start(_ snapshot: Snapshot, policies: [String: RolloutPolicy], before: ServedSnapshot, now: Int64) -> Int {
         let version = snapshot.metadata.version
         let next = ServedSnapshot(snapshot)
         var inputs: [String: GroupRolloutInput] = [:]
@@ -168,10 +257,14 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
             inputs[group] = GroupRolloutInput(policy: policy, changed: old.contentHash != new.contentHash)
         }
         let started: RolloutState = lock.withLock {
+            // The plan counts the whole fleet: this replica's streams and every live replica's report.
+            let view = fleetView()
             let fresh = RolloutMachine(id: UUID().uuidString.lowercased(), target: version, previous: before.version,
-                                       groups: inputs, connected: Array(streams.values), now: now)
+                                       groups: inputs, connected: view.connectedStreams, now: now)
             machine = fresh
             previous = before
+            holding = false
+            absorbed = view.withoutTypes
             let state = fresh.state
             queue.async { [self] in save(state) }
             return state
@@ -180,7 +273,10 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
                                      "groups": "\(inputs.count)", "waves": waveText(started)])
         updateWaveGauges(started)
         let notified = hub.serve(snapshot, rollout: serving(before))
-        queue.async { [weak self] in self?.tick() }
+        queue.async { [weak self] in
+            self?.evaluate()
+            self?.tick()
+        }
         return notified
     }
 
@@ -209,8 +305,8 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
         return policies
     }
 
-    /// A person moved the live pointer back (`meshctl snapshot rollback`): that goes everywhere at once.
-    private func isOperatorRollback(to version: String) -> Bool {
+    /// A person (or a failed rollout) moved the live pointer back: that goes everywhere at once.
+    func isOperatorRollback(to version: String) -> Bool {
         guard let last = try? store.history().last else { return false }
         return last.kind == .rollback && last.version == version
     }
@@ -220,57 +316,51 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
         return RolloutState.decode(data)
     }
 
-    private func serving(_ before: ServedSnapshot) -> RolloutServing {
+    func serving(_ before: ServedSnapshot) -> RolloutServing {
         RolloutServing(previous: before) { [weak self] group, node in self?.receivesNew(ProxyKey(group: group, node: node)) ?? true }
     }
 
     private func receivesNew(_ proxy: ProxyKey) -> Bool {
         lock.withLock {
+            if role == .follower {
+                // Only the leader places proxies in waves: until the saved plan names this one, it keeps the previous version.
+                if holding { return false }
+                return followed?.servesTarget(proxy) ?? false
+            }
             guard machine != nil else { return true }
             machine!.admit(proxy)
             return machine!.receivesTarget(proxy)
         }
     }
 
-    // MARK: Stream events
-
-    public func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String) {
-        let proxy = ProxyKey(group: record.group, node: record.nodeID)
-        lock.withLock {
-            streams[stream] = proxy
-            guard !stopped else { return }
-            machine?.connected(proxy, now: Self.now())
-        }
-    }
-
-    public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) {
-        step { machine, streams in
-            guard let proxy = streams[stream] else { return [] }
-            let sync: TypeSync = switch status.status {
-            case .synced, .notSent: .synced
-            case .stale: .pending
-            case .nacked: .rejected
-            }
-            let progress = TypeProgress(sync: sync, targetSent: status.snapshotSent == machine.state.target,
-                                        ackedAt: status.ackedAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) })
-            return machine.typeStatus(proxy, typeURL: status.typeURL, progress, rejection: status.nack?.message, now: Self.now())
-        }
-    }
-
-    public func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode) {
-        let proxy = lock.withLock { streams.removeValue(forKey: stream) }
-        guard let proxy else { return }
-        step { machine, _ in machine.disconnected(proxy, now: Self.now()) }
-    }
-
     // MARK: Time and operators
 
-    private func tick() {
+    /// Every tick: the lease and this replica's report (shared store); then, leading, the fleet's events, operators'
+    /// requests and the machine's clock; following, the leader's latest state.
+    func tick() {
+        let clock = Self.monotonic()
+        if coordinator != nil {
+            leaseTick(now: clock)
+            publishReport(now: clock, force: false)
+        }
+        if lock.withLock({ role == .follower }) {
+            followTick()
+            return
+        }
+        if coordinator != nil { refreshRemoteReports(now: clock) }
+        evaluate()
         for request in takeRequests() { apply(request) }
-        step { machine, _ in machine.tick(now: Self.now()) }
+        step { machine in machine.tick(now: Self.now()) }
+        saveIfMembershipChanged()
     }
 
     private func takeRequests() -> [RolloutRequest] {
+        if let coordinator {
+            do { return try coordinator.takeRolloutRequests() } catch {
+                log.error("rollout.requests-unreadable", ["store": self.store.location, "error": "\(error)"], rateLimitKey: "rollout.requests")
+                return []
+            }
+        }
         guard let store = store as? any RolloutStateStoring else { return [] }
         do { return try store.takeRolloutRequests() } catch {
             log.error("rollout.requests-unreadable", ["store": self.store.location, "error": "\(error)"], rateLimitKey: "rollout.requests")
@@ -280,7 +370,7 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
 
     private func apply(_ request: RolloutRequest) {
         var refusal: String?
-        step { machine, _ in
+        step { machine in
             guard request.target == machine.state.target || request.target.isEmpty else {
                 refusal = "it names version \(request.target.prefix(12)) but the rollout is of \(machine.state.target.prefix(12))"
                 return []
@@ -309,17 +399,17 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
 
     /// Runs one machine step under the lock; its changes are performed on the controller's queue, in the order the
     /// steps took the lock (so saved states never go back), and never on an event loop (a rollback writes to disk).
-    private func step(_ body: (inout RolloutMachine, [ObjectIdentifier: ProxyKey]) -> [RolloutChange]) {
+    func step(_ body: (inout RolloutMachine) -> [RolloutChange]) {
         lock.withLock {
-            guard !stopped, machine != nil else { return }
-            let changes = body(&machine!, streams)
+            guard !stopped, machine != nil, role != .follower else { return }
+            let changes = body(&machine!)
             guard !changes.isEmpty else { return }
             schedule(changes, state: machine!.state)
         }
     }
 
     /// Queues `perform`; called with the lock held.
-    private func schedule(_ changes: [RolloutChange], state: RolloutState) {
+    func schedule(_ changes: [RolloutChange], state: RolloutState) {
         queue.async { [self] in perform(changes, state: state) }
     }
 
@@ -327,6 +417,8 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
 
     private func perform(_ changes: [RolloutChange], state: RolloutState) {
         save(state)
+        // A replica that just found another holding the lease performs nothing (the new leader does, from the state).
+        if coordinator != nil, lock.withLock({ role == .follower }) { return }
         updateWaveGauges(state)
         var redeliver = false
         for change in changes {
@@ -368,7 +460,7 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
 
     /// Every proxy goes back to the previous version now (the machine admits none to the target any more), then
     /// the live pointer moves back through the store, recording why.
-    private func rollBack(_ state: RolloutState, phase: RolloutPhase) {
+    func rollBack(_ state: RolloutState, phase: RolloutPhase) {
         hub.redeliver()
         var reason: String
         let author: String
@@ -435,20 +527,45 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
 
     private func answerGate(group: String, wave: Int, rolloutID: String, passed: Bool, detail: String) {
         log.info("rollout.gate-answered", ["group": group, "wave": "\(wave + 1)", "passed": "\(passed)", "detail": detail])
-        step { machine, _ in
+        step { machine in
             guard machine.state.id == rolloutID else { return [] }
             return machine.gateAnswered(group: group, wave: wave, passed: passed, detail: detail, now: Self.now())
         }
     }
 
-    private func save(_ state: RolloutState) {
+    /// Saves the state: on a shared store only while this replica holds the lease of its term (a replica that finds
+    /// another holding it stops leading at once).
+    func save(_ state: RolloutState) {
+        lock.withLock { savedMembership = Self.membership(state) }
+        if let coordinator {
+            guard let term = lock.withLock({ () -> Int64? in if case .leader(let term) = role { return term } else { return nil } }) else { return }
+            do {
+                if try !coordinator.saveRolloutState(state.encoded(), replica: replicaID, term: term) {
+                    handle(lock.withLock { lease.fenced() })
+                }
+            } catch {
+                log.error("rollout.state-unsaved", ["store": self.store.location, "error": "\(error)"], rateLimitKey: "rollout.state")
+            }
+            return
+        }
         guard let store = store as? any RolloutStateStoring else { return }
         do { try store.saveRolloutState(state.encoded()) } catch {
             log.error("rollout.state-unsaved", ["store": self.store.location, "error": "\(error)"], rateLimitKey: "rollout.state")
         }
     }
 
-    private func updateWaveGauges(_ state: RolloutState) {
+    /// A publish that waited behind the rollout was replaced by a newer one: history says it will not roll out.
+    func recordCollapse(_ replaced: String, newer: String, behind target: String) {
+        guard let store = store as? any RolloutStateStoring else { return }
+        let event = HistoryEvent(kind: .collapsed, time: Date(), version: replaced, previous: nil, author: "meshctl serve (rollout)",
+                                 reason: "queued behind the rollout of \(target.prefix(12)) and replaced there by the newer publish \(newer.prefix(12)); it will not roll out")
+        do { try store.recordRolloutHistory(event) } catch {
+            log.error("rollout.history-unwritten", ["store": self.store.location, "error": "\(error)", "event": "collapsed \(replaced.prefix(12))"])
+        }
+        log.info("rollout.collapsed", ["version": String(replaced.prefix(12)), "newer": String(newer.prefix(12)), "behind": String(target.prefix(12))])
+    }
+
+    func updateWaveGauges(_ state: RolloutState) {
         lock.withLock {
             for (group, plan) in state.groups {
                 let wave = state.phase.isActive && !plan.isComplete ? plan.wave + 1 : 0
@@ -458,11 +575,11 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
         }
     }
 
-    private func clearWaveGauges() {
+    func clearWaveGauges() {
         lock.withLock { for group in groupsWithWaveGauge { metrics.rolloutWave(group: group, wave: 0) } }
     }
 
-    private func waveText(_ state: RolloutState) -> String {
+    func waveText(_ state: RolloutState) -> String {
         state.groups.keys.sorted().map { group in
             let plan = state.groups[group]!
             return "\(group):" + plan.policy.waves.indices.map { "\(plan.members(ofWave: $0).count)" }.joined(separator: "/")

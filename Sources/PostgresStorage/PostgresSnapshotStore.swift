@@ -13,6 +13,11 @@
 //   meshctl_replicas     (replica_id PK, addresses, started_at, heartbeat_at, serving_version, maintenance_leader)
 //   meshctl_proxy_status (replica_id, group_name, node_id PK; nacked, record JSON, updated_at)   fleet status
 //                        (PostgresFleetStatus.swift says how it is written and expired)
+//   and for the progressive rollout (PostgresRolloutStore.swift says how several replicas use them):
+//   meshctl_rollout_state    (id = 1, revision, state JSON, written_by, term)   the progressive rollout's state
+//   meshctl_rollout_requests (seq, request JSON)                    operators' requests, each taken once
+//   meshctl_rollout_leader   (id = 1, holder, term, expires_at)     the lease: which replica drives rollouts
+//   meshctl_rollout_replicas (replica, revision, report JSON, heartbeat_at)   each replica's proxies, for the leader
 //
 // Publish is one transaction: objects the database lacks, the version row, then the live pointer moved by
 // compare-and-set on the generation read at the start (UPDATE … WHERE generation = $seen), the history
@@ -114,7 +119,7 @@ public struct PostgresSnapshotStore: SnapshotStoring {
         }
     }
 
-    static let schemaV1 = [
+    public static let schemaV1 = [
         "CREATE TABLE meshctl_schema (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL, written_by text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
         "CREATE TABLE meshctl_objects (hash text PRIMARY KEY, size int NOT NULL, body bytea NOT NULL)",
         """
@@ -140,6 +145,17 @@ public struct PostgresSnapshotStore: SnapshotStoring {
             PRIMARY KEY (replica_id, group_name, node_id))
         """,
         "CREATE INDEX meshctl_proxy_status_node ON meshctl_proxy_status (group_name, node_id)",
+        // The progressive rollout (PostgresRolloutStore.swift): its state, written only by the lease holder of `term`.
+        """
+        CREATE TABLE meshctl_rollout_state (id int PRIMARY KEY CHECK (id = 1), revision bigint NOT NULL, state text NOT NULL,
+            written_by text NOT NULL, term bigint NOT NULL, saved_at timestamptz NOT NULL DEFAULT clock_timestamp())
+        """,
+        "CREATE TABLE meshctl_rollout_requests (seq bigserial PRIMARY KEY, request text NOT NULL, submitted_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+        "CREATE TABLE meshctl_rollout_leader (id int PRIMARY KEY CHECK (id = 1), holder text NOT NULL, term bigint NOT NULL, expires_at timestamptz NOT NULL)",
+        """
+        CREATE TABLE meshctl_rollout_replicas (replica text PRIMARY KEY, revision bigint NOT NULL, report text NOT NULL,
+            heartbeat_at timestamptz NOT NULL DEFAULT clock_timestamp())
+        """,
     ]
 
     /// Creates the schema (also in a database that holds other tables) and checks it.

@@ -107,17 +107,7 @@ public struct RolloutMachine: Sendable {
     // MARK: Queries
 
     /// Whether `proxy` is served the new version now (the others keep the previous one).
-    public func receivesTarget(_ proxy: ProxyKey) -> Bool {
-        switch state.phase {
-        case .completed, .superseded: return true
-        case .rolledBack, .aborted: return false
-        case .running, .paused, .halted:
-            guard let group = state.groups[proxy.group] else { return true }
-            if group.isComplete { return true }
-            guard let progress = group.proxies[proxy.node] else { return false }
-            return progress.wave <= group.wave
-        }
-    }
+    public func receivesTarget(_ proxy: ProxyKey) -> Bool { state.servesTarget(proxy) }
 
     /// The first wave (0-based) of `group` not yet passed, or nil when complete or unknown.
     public func currentWave(of group: String) -> Int? {
@@ -190,6 +180,21 @@ public struct RolloutMachine: Sendable {
         group.proxies[proxy.node] = nil
         state.groups[proxy.group] = group
         return []
+    }
+
+    /// One of the proxy's streams went away with the replica that held it (the replica stopped, died or lost the
+    /// store): not the proxy's doing, so not a failure. A member of a wave not yet passed left with no stream is
+    /// handed the version again when it reconnects elsewhere, and its bake starts again then (as after a restart).
+    public mutating func lost(_ proxy: ProxyKey) {
+        guard state.phase.isActive, var group = state.groups[proxy.group], var member = group.proxies[proxy.node] else { return }
+        member.streams = max(0, member.streams - 1)
+        if member.streams == 0 {
+            member.types = [:]
+            member.settledAt = nil
+            if !group.isComplete && member.wave >= group.wave { member.receivedAt = nil }
+        }
+        group.proxies[proxy.node] = member
+        state.groups[proxy.group] = group
     }
 
     // MARK: Time

@@ -206,4 +206,18 @@ public struct RolloutState: Codable, Sendable, Equatable {
     }
 
     public static func decode(_ data: Data) -> RolloutState? { try? JSONDecoder().decode(RolloutState.self, from: data) }
+
+    /// Whether `proxy` is served the new version now (the others keep the previous one). A proxy the plan does not
+    /// know yet gets the previous version while its group is held back: only the leader places proxies in waves.
+    public func servesTarget(_ proxy: ProxyKey) -> Bool {
+        switch phase {
+        case .completed, .superseded: return true
+        case .rolledBack, .aborted: return false
+        case .running, .paused, .halted:
+            guard let group = groups[proxy.group] else { return true }
+            if group.isComplete { return true }
+            guard let progress = group.proxies[proxy.node] else { return false }
+            return progress.wave <= group.wave
+        }
+    }
 }

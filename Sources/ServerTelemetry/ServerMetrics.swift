@@ -74,6 +74,11 @@ public final class ServerMetrics: @unchecked Sendable {
     public func rolloutWave(group: String, wave: Int) {
         lock.withLock { gaugeLocked("meshctl_rollout_wave", [("group", group)]).record(wave) }
     }
+    /// 1 while this replica drives progressive rollouts (it holds the shared store's lease, or is the store's only
+    /// server), 0 while it follows another replica.
+    public func rolloutLeader(_ leads: Bool) {
+        lock.withLock { gaugeLocked("meshctl_rollout_leader", []).record(leads ? 1 : 0) }
+    }
     public func eventLoopLag(loop: Int, seconds: Double) { timer("meshctl_event_loop_lag_seconds", [("loop", "\(loop)")]).recordSeconds(seconds) }
 
     // MARK: - Scrape

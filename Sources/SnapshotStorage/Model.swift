@@ -248,6 +248,12 @@ public struct HistoryEvent: Codable, Sendable, Equatable {
         case gc
         /// `verify` found `current` moved without a record (a publish interrupted after its last rename).
         case recovered
+        /// A publish that waited behind a running progressive rollout was replaced in the queue by a newer one and
+        /// will never roll out (`version` is the replaced one; the live pointer did not move).
+        case collapsed
+
+        /// Whether an event of this kind moved the live pointer (gc and queue records did not).
+        public var movesLivePointer: Bool { self == .publish || self == .rollback || self == .recovered }
     }
 
     public var kind: Kind

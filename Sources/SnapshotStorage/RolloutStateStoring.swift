@@ -37,6 +37,67 @@ public protocol RolloutStateStoring: Sendable {
     func takeRolloutRequests() throws(SnapshotStoreError) -> [RolloutRequest]
     /// How many requests wait to be taken.
     func pendingRolloutRequestCount() throws(SnapshotStoreError) -> Int
+    /// Appends a record the rollout makes about the store's versions (e.g. a queued publish collapsed) to history.
+    func recordRolloutHistory(_ event: HistoryEvent) throws(SnapshotStoreError)
+}
+
+/// The lease that makes one replica of a shared store the rollout's leader, as the store answered a claim.
+public struct RolloutLease: Sendable, Equatable {
+    /// Who holds it now (possibly the claimant).
+    public var holder: String
+    /// Incremented each time the lease changes hands: writes are fenced by it.
+    public var term: Int64
+    /// How long it stays valid without a renewal, by the store's clock.
+    public var remainingMilliseconds: Int64
+
+    public init(holder: String, term: Int64, remainingMilliseconds: Int64) {
+        self.holder = holder
+        self.term = term
+        self.remainingMilliseconds = remainingMilliseconds
+    }
+}
+
+/// One replica's report of its proxies, as the store holds it.
+public struct ReplicaReportRow: Sendable, Equatable {
+    public var replica: String
+    /// Incremented on every new report body.
+    public var revision: Int64
+    /// Time since the replica last wrote or touched its report, by the store's clock.
+    public var ageMilliseconds: Int64
+    /// The report; nil when the caller already has this revision.
+    public var body: Data?
+
+    public init(replica: String, revision: Int64, ageMilliseconds: Int64, body: Data?) {
+        self.replica = replica
+        self.revision = revision
+        self.ageMilliseconds = ageMilliseconds
+        self.body = body
+    }
+}
+
+/// A store several `meshctl serve` replicas share (PostgreSQL): one of them leads each rollout under a lease, the
+/// others report their proxies' streams to it and follow the state it saves. Every call is atomic in the store.
+public protocol RolloutCoordinating: RolloutStateStoring {
+    /// Takes the lease when it is free or expired, or renews it when `replica` holds it; returns who holds it after.
+    func claimRolloutLease(replica: String, ttlMilliseconds: Int64) throws(SnapshotStoreError) -> RolloutLease
+    /// Gives the lease up at once when `replica` holds it (a replica that stops), so another takes over without waiting.
+    func releaseRolloutLease(replica: String) throws(SnapshotStoreError)
+    /// Saves the state when `replica` still holds the lease of `term` (false: it does not; nothing was written).
+    func saveRolloutState(_ state: Data, replica: String, term: Int64) throws(SnapshotStoreError) -> Bool
+    /// The saved state when its revision is newer than `revision` (nil: unchanged, or none saved).
+    func loadRolloutState(newerThan revision: Int64) throws(SnapshotStoreError) -> (revision: Int64, state: Data)?
+    /// Replaces `replica`'s report (and marks it alive).
+    func saveReplicaReport(replica: String, report: Data) throws(SnapshotStoreError)
+    /// Marks `replica`'s report alive without changing it; false when it has none (write one then).
+    func touchReplicaReport(replica: String) throws(SnapshotStoreError) -> Bool
+    /// Removes `replica`'s report (a replica that stops: its streams are gone, not failed).
+    func removeReplicaReport(replica: String) throws(SnapshotStoreError)
+    /// Every replica's report; bodies only for replicas whose revision differs from `known`.
+    func replicaReports(known: [String: Int64]) throws(SnapshotStoreError) -> [ReplicaReportRow]
+    /// Removes reports not touched for `olderThanMilliseconds` (replicas that died); returns how many.
+    func pruneReplicaReports(olderThanMilliseconds: Int64) throws(SnapshotStoreError) -> Int
+    /// The same store over its own connection, so the rollout's frequent small calls never wait behind a snapshot load.
+    func rolloutCoordinator() throws(SnapshotStoreError) -> any RolloutCoordinating
 }
 
 extension SnapshotStore: RolloutStateStoring {
@@ -58,8 +119,10 @@ extension SnapshotStore: RolloutStateStoring {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .millisecondsSince1970
         let bytes = Array((try? encoder.encode(request)) ?? Data())
-        // Names sort in submission order: milliseconds, then the process, then a random tail against collisions.
-        let name = String(format: "%015lld-%d-%08x.json", Int64(request.time.timeIntervalSince1970 * 1000), getpid(), UInt32.random(in: 0...UInt32.max))
+        // Names sort in submission order: milliseconds, then the process, then its monotonic clock (requests of one
+        // process within one millisecond), then a random tail against collisions.
+        let name = String(format: "%015lld-%d-%016llx-%04x.json", Int64(request.time.timeIntervalSince1970 * 1000), getpid(),
+                          DispatchTime.now().uptimeNanoseconds, UInt32.random(in: 0...0xffff))
         try writeAtomically(bytes, to: rolloutRequestsDirectory + "/" + name)
     }
 
@@ -81,6 +144,12 @@ extension SnapshotStore: RolloutStateStoring {
     public func pendingRolloutRequestCount() throws(SnapshotStoreError) -> Int {
         guard fs.status(rolloutRequestsDirectory) != nil else { return 0 }
         return try io { () throws(FileSystemError) in try fs.listDirectory(rolloutRequestsDirectory) }.filter { $0.hasSuffix(".json") }.count
+    }
+
+    public func recordRolloutHistory(_ event: HistoryEvent) throws(SnapshotStoreError) {
+        let lock = try lockForWriting(purpose: "rollout history")
+        defer { withExtendedLifetime(lock) {} }
+        try appendHistory(event, session: WriteSession())
     }
 
     /// Writes `bytes` to a temporary name and renames it into place, creating the rollout directories on first use.

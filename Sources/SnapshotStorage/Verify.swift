@@ -127,7 +127,7 @@ extension SnapshotStore {
 
         // A publish or rollback killed after moving `current` but before its history line.
         if let current, report.problems.isEmpty,
-           let last = (try? history())?.last(where: { $0.kind != .gc }), last.version != current {
+           let last = (try? history())?.last(where: { $0.kind.movesLivePointer }), last.version != current {
             try appendHistory(HistoryEvent(kind: .recovered, time: Date(), version: current, previous: last.version,
                                            reason: "current moved without a history record (interrupted publish or rollback)"),
                               session: session)

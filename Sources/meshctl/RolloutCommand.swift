@@ -6,16 +6,21 @@
 import ArgumentParser
 import Foundation
 import MeshModel
+import PostgresStorage
 import RolloutPlanning
 import SnapshotStorage
+
+/// A store that keeps rollout state: the directory store or the PostgreSQL one.
+typealias RolloutStore = any SnapshotStoring & RolloutStateStoring
 
 struct RolloutCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollout",
         abstract: "Show and steer the progressive rollout of the live snapshot (mesh.yaml `rollout:`).",
         discussion: """
-        The server (`meshctl serve --store DIR`) runs the rollout and keeps its state in the store; these commands \
-        read it there and leave requests there that the server takes within a second.
+        The server (`meshctl serve --store DIR|URL`) runs the rollout and keeps its state in the store; these commands \
+        read it there and leave requests there that the server takes within a second (with several replicas on a \
+        PostgreSQL store: the replica that leads the rollout).
         Exit status of `status`: 0 the version is everywhere (rollout completed, or published immediately), \
         1 the rollout failed (rolled back, or halted waiting for a person), 2 usage error or no store/rollout, \
         3 still in progress (running or paused; with --wait: the wait timed out), 4 ended without being everywhere \
@@ -29,20 +34,32 @@ struct RolloutCommand: ParsableCommand {
     static let exitEnded = ExitCode(4)
 
     struct StoreOption: ParsableArguments {
-        @Option(help: "Snapshot store directory (the one `meshctl serve --store` serves).")
+        @Option(help: "Snapshot store: a directory or a postgres:// URL (the one `meshctl serve --store` serves).")
         var store: String = ".meshctl/store"
 
-        func open() throws -> SnapshotStore {
-            let directory = store.hasPrefix("/") ? store : FileManager.default.currentDirectoryPath + "/" + store
-            let opened = SnapshotStore(directory: directory)
-            guard FileManager.default.fileExists(atPath: directory + "/FORMAT") else {
-                printError("meshctl: rollout: \(store) is not a snapshot store (nothing was published there); give --store")
+        func open() throws -> RolloutStore {
+            let argument: StoreArgument
+            do { argument = try StoreArgument(store) } catch {
+                printError("meshctl: rollout: \(error)")
                 throw Exit.usage
             }
-            return opened
+            switch argument {
+            case .directory(let path):
+                let directory = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+                guard FileManager.default.fileExists(atPath: directory + "/FORMAT") else {
+                    printError("meshctl: rollout: \(store) is not a snapshot store (nothing was published there); give --store")
+                    throw Exit.usage
+                }
+                return SnapshotStore(directory: directory)
+            case .postgres(let url):
+                do { return try PostgresSnapshotStore(url: url) } catch {
+                    printError("meshctl: rollout: \(error)")
+                    throw Exit.usage
+                }
+            }
         }
 
-        func state(_ store: SnapshotStore) throws -> RolloutState? {
+        func state(_ store: RolloutStore) throws -> RolloutState? {
             do {
                 guard let data = try store.loadRolloutState() else { return nil }
                 guard let state = RolloutState.decode(data) else {
@@ -118,7 +135,7 @@ struct RolloutCommand: ParsableCommand {
             var phase: String
         }
 
-        static func verdict(version: String, state: RolloutState?, store: SnapshotStore) throws -> Verdict {
+        static func verdict(version: String, state: RolloutState?, store: RolloutStore) throws -> Verdict {
             if let state, state.target == version {
                 let exit: ExitCode
                 switch state.phase {

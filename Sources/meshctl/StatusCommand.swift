@@ -124,9 +124,14 @@ struct Status: ParsableCommand {
     }
 
     /// Prints the rollout line of the latest publish; true when that rollout failed (its proxy and Envoy's error are named).
-    func reportRollout(_ directory: String) -> Bool {
-        let snapshots = SnapshotStore(directory: directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
-        guard let data = try? snapshots.loadRolloutState(), let state = RolloutState.decode(data) else { return false }
+    func reportRollout(_ argument: String) -> Bool {
+        let opened: (any SnapshotStoring)?
+        if case .directory(let directory)? = try? StoreArgument(argument) {
+            opened = SnapshotStore(directory: directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
+        } else {
+            opened = try? openSnapshotStore(argument)
+        }
+        guard let snapshots = opened as? any SnapshotStoring & RolloutStateStoring, let data = try? snapshots.loadRolloutState(), let state = RolloutState.decode(data) else { return false }
         guard let published = (try? snapshots.history())?.last(where: { $0.kind == .publish })?.version, published == state.target else { return false }
         let line = "rollout of \(state.target.prefix(12)) (from \(state.previous.prefix(12))): \(state.phase.rawValue)"
         let destination = format == "json" ? FileHandle.standardError : FileHandle.standardOutput

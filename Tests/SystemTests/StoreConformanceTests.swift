@@ -188,6 +188,7 @@ final class DirectoryStoreConformanceTests: XCTestCase {
     func testGC() throws { try conformance.gc() }
     func testVerify() throws { try conformance.verify() }
     func testConcurrentPublishers() throws { try conformance.concurrentPublishers() }
+    func testRolloutState() throws { try conformance.rolloutState() }
 }
 
 /// The server every PostgreSQL test class shares; each test gets its own database.
@@ -234,4 +235,5 @@ final class PostgresStoreConformanceTests: XCTestCase {
     func testGC() throws { try conformance.gc() }
     func testVerify() throws { try conformance.verify() }
     func testConcurrentPublishers() throws { try conformance.concurrentPublishers() }
+    func testRolloutState() throws { try conformance.rolloutState() }
 }
