@@ -15,9 +15,10 @@ import PostgresNIO
 import SnapshotStorage
 
 extension PostgresSnapshotStore: RolloutCoordinating {
-    /// Reads and writes of the rollout tables (present from schema version 2; `read` migrates an older store).
+    /// Reads and writes of the rollout tables (present from schema version 2; `read` migrates an older store). The
+    /// server makes these several times a second: the schema is checked once per connection, not per call.
     func rollout<T>(_ body: (PostgresConnection) throws(SnapshotStoreError) -> T) throws(SnapshotStoreError) -> T {
-        try read(emptyValue: nil, body)
+        try read(emptyValue: nil, checkOncePerConnection: true, body)
     }
 
     // MARK: State
@@ -27,7 +28,7 @@ extension PostgresSnapshotStore: RolloutCoordinating {
     }
 
     public func loadRolloutState(newerThan revision: Int64) throws(SnapshotStoreError) -> (revision: Int64, state: Data)? {
-        try read(emptyValue: Optional<(revision: Int64, state: Data)>.none) { c throws(SnapshotStoreError) in
+        try read(emptyValue: Optional<(revision: Int64, state: Data)>.none, checkOncePerConnection: true) { c throws(SnapshotStoreError) in
             let rows = try c.run("SELECT revision, state FROM meshctl_rollout_state WHERE id = 1 AND revision > \(revision)", location: location)
             guard let row = rows.first, let (saved, text) = try? row.decode((Int64, String).self) else { return nil }
             return (saved, Data(text.utf8))
@@ -75,7 +76,7 @@ extension PostgresSnapshotStore: RolloutCoordinating {
     }
 
     public func takeRolloutRequests() throws(SnapshotStoreError) -> [RolloutRequest] {
-        try read(emptyValue: []) { c throws(SnapshotStoreError) in
+        try read(emptyValue: [], checkOncePerConnection: true) { c throws(SnapshotStoreError) in
             let rows = try c.run("""
                 DELETE FROM meshctl_rollout_requests WHERE seq IN
                     (SELECT seq FROM meshctl_rollout_requests ORDER BY seq FOR UPDATE SKIP LOCKED)
