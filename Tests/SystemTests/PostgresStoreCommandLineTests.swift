@@ -166,6 +166,8 @@ final class PostgresStoreCommandLineTests: XCTestCase {
             XCTAssertTrue((E2E.get(r.admin, "/metrics") ?? "").contains("meshctl_store_reachable 0"))
         }
         // A replica started now serves the cache another replica's copy would give it: here its own, from a first run.
+        // The cache is written in the background after a version is served: copy it once it holds v2.
+        E2E.waitUntil(15, "replica a's cache holds v2") { (try? SnapshotStore(directory: "\(work)/cache-a").currentVersion()) == v2 }
         try FileManager.default.copyItem(atPath: "\(work)/cache-a", toPath: "\(work)/cache-c")
         let late = try startReplica("c")
         replicas.append(late)
