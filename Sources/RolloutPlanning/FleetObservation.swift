@@ -181,7 +181,7 @@ extension RolloutMachine {
         case .disconnected(let proxy):
             return disconnected(proxy, now: now)
         case .lost(let proxy):
-            lost(proxy)
+            lost(proxy, now: now)
             return []
         case .typeStatus(let proxy, let typeURL, let observation):
             let progress = TypeProgress(sync: observation.sync, targetSent: observation.sentVersion == state.target, ackedAt: observation.ackedAt)

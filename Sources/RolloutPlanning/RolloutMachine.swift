@@ -140,6 +140,7 @@ public struct RolloutMachine: Sendable {
         admit(proxy)
         guard var progress = state.groups[proxy.group]?.proxies[proxy.node] else { return }
         progress.streams += 1
+        progress.lostAt = nil
         if progress.receivedAt == nil && receivesTarget(proxy) { progress.receivedAt = now }
         state.groups[proxy.group]!.proxies[proxy.node] = progress
     }
@@ -184,13 +185,15 @@ public struct RolloutMachine: Sendable {
 
     /// One of the proxy's streams went away with the replica that held it (the replica stopped, died or lost the
     /// store): not the proxy's doing, so not a failure. A member of a wave not yet passed left with no stream is
-    /// handed the version again when it reconnects elsewhere, and its bake starts again then (as after a restart).
-    public mutating func lost(_ proxy: ProxyKey) {
+    /// handed the version again when it reconnects elsewhere, and its bake starts again then (as after a restart);
+    /// one that does not reconnect within the wave's ACK timeout leaves the plan (see `tick`).
+    public mutating func lost(_ proxy: ProxyKey, now: Int64) {
         guard state.phase.isActive, var group = state.groups[proxy.group], var member = group.proxies[proxy.node] else { return }
         member.streams = max(0, member.streams - 1)
         if member.streams == 0 {
             member.types = [:]
             member.settledAt = nil
+            member.lostAt = now
             if !group.isComplete && member.wave >= group.wave { member.receivedAt = nil }
         }
         group.proxies[proxy.node] = member
@@ -207,6 +210,24 @@ public struct RolloutMachine: Sendable {
         var changes: [RolloutChange] = []
         for name in state.groups.keys.sorted() {
             guard var group = state.groups[name], !group.isComplete else { continue }
+            // Members whose replica went away and who have not reconnected anywhere within the ACK timeout (a host
+            // that is gone) leave the plan, and rejoin it if they return. Each is replaced by the next connected
+            // proxy of a later wave in canary order, so the wave still has its share of proxies that took the new
+            // version before the rest do (an emptied canary wave must not pass on no evidence).
+            var replaced = false
+            for node in group.members(ofWave: group.wave) {
+                guard let member = group.proxies[node], member.streams == 0, let lostAt = member.lostAt,
+                      now - lostAt >= group.policy.ackTimeoutMilliseconds else { continue }
+                group.proxies[node] = nil
+                let later = Self.canaryOrder(group.proxies.filter { $0.value.wave > group.wave && $0.value.streams > 0 }.map(\.key))
+                if let substitute = later.first {
+                    group.proxies[substitute]!.wave = group.wave
+                    group.proxies[substitute]!.receivedAt = now
+                    group.proxies[substitute]!.settledAt = nil
+                    replaced = true
+                }
+            }
+            if replaced { changes.append(.waveStarted(group: name, wave: group.wave)) }
             var passed = true
             for node in group.members(ofWave: group.wave) {
                 var member = group.proxies[node]!

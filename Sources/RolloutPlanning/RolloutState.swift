@@ -136,6 +136,10 @@ public struct ProxyProgress: Codable, Sendable, Equatable {
     /// Connected streams now (not meaningful across a restart: reset when restored).
     public var streams: Int
     public var types: [String: TypeProgress]
+    /// When its last stream went away with a replica (`lost`); cleared when it connects again. A member of the
+    /// current wave gone longer than the wave's ACK timeout leaves the plan, so a host that never comes back
+    /// does not hold the rollout.
+    public var lostAt: Int64?
 
     public init(wave: Int) {
         self.wave = wave

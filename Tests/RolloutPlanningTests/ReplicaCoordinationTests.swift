@@ -103,13 +103,39 @@ final class ReplicaCoordinationTests: XCTestCase {
         var m = RolloutMachine(id: "r", target: "v2", previous: "v1", groups: ["web": GroupRolloutInput(policy: policy, changed: true)],
                                connected: [key("p1"), key("p2")], now: 0)
         let canary = key(m.state.groups["web"]!.members(ofWave: 0).first!)
-        m.lost(canary)
+        m.lost(canary, now: 500)
         XCTAssertEqual(m.state.phase, .running)
         XCTAssertNil(m.state.groups["web"]!.proxies[canary.node]?.receivedAt)
         m.connected(canary, now: 700)
         XCTAssertEqual(m.state.groups["web"]!.proxies[canary.node]?.receivedAt, 700, "its bake starts again when it reconnects")
         XCTAssertEqual(m.disconnected(canary, now: 800).first.map { if case .failed = $0 { true } else { false } }, true,
                        "a proxy closing its own stream after receiving the version still fails the wave")
+    }
+
+    func testAMemberLostWithItsReplicaThatNeverReturnsIsReplacedAfterTheACKTimeout() throws {
+        var m = RolloutMachine(id: "r", target: "v2", previous: "v1", groups: ["web": GroupRolloutInput(policy: policy, changed: true)],
+                               connected: [key("p1"), key("p2"), key("p3")], now: 0)
+        let group = m.state.groups["web"]!
+        let canary = key(group.members(ofWave: 0).first!)
+        m.lost(canary, now: 100)
+        let timeout = policy.ackTimeoutMilliseconds
+        _ = m.tick(now: 100 + timeout - 1)
+        XCTAssertNotNil(m.state.groups["web"]!.proxies[canary.node], "within the ACK timeout it may still reconnect elsewhere")
+        XCTAssertEqual(m.state.groups["web"]!.wave, 0)
+        let changes = m.tick(now: 100 + timeout)
+        XCTAssertNil(m.state.groups["web"]!.proxies[canary.node], "gone longer than the ACK timeout: out of the plan")
+        XCTAssertFalse(changes.contains { if case .failed = $0 { true } else { false } }, "not a failure: its replica went away, not the proxy")
+        XCTAssertEqual(m.state.phase, .running)
+        // The canary wave is not left empty (it would pass on no evidence): the next proxy in canary order takes the place.
+        let substitute = try XCTUnwrap(m.state.groups["web"]!.members(ofWave: 0).first)
+        XCTAssertEqual(substitute, RolloutMachine.canaryOrder(group.proxies.keys.filter { $0 != canary.node }).first)
+        XCTAssertEqual(m.state.groups["web"]!.proxies[substitute]?.receivedAt, 100 + timeout, "handed the new version now")
+        XCTAssertTrue(changes.contains(.waveStarted(group: "web", wave: 0)), "the server hands it the version")
+        XCTAssertEqual(m.state.groups["web"]!.wave, 0, "the wave bakes again with its new member")
+        // Returning later, it rejoins the plan like any new proxy.
+        m.connected(canary, now: 100 + timeout + 50)
+        XCTAssertNotNil(m.state.groups["web"]!.proxies[canary.node])
+        XCTAssertNil(m.state.groups["web"]!.proxies[canary.node]?.lostAt)
     }
 
     // MARK: Lease

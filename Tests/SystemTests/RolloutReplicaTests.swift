@@ -298,6 +298,29 @@ final class RolloutReplicaTests: XCTestCase {
         }
     }
 
+    /// A wave member whose replica died and that never reconnects (its Envoy knows only that replica) does not hold the
+    /// rollout: after the wave's ACK timeout the next proxy in canary order takes its place, is handed the version and
+    /// bakes, and the rollout completes without an operator.
+    func testACanaryThatNeverReturnsIsReplacedAfterTheACKTimeout() throws {
+        let policy = RolloutPolicy(waves: [.proxies(1), .percent(100)], bakeMilliseconds: 1_000, ackTimeoutMilliseconds: 3_000)
+        let (replicas, proxies) = try startFleet(policy: policy, canaryOn: 2, proxiesOn: [1, 2])
+        let second = try publish(try group(routeTo: "backend_b", policy: policy))
+        let canary = try XCTUnwrap(proxies.first { $0.node == RolloutMachine.canaryOrder(proxies.map(\.node)).first! })
+        E2E.waitUntil(10, "the canary on the new version") { route(canary)?.cluster == "backend_b" }
+        let survivors = proxies.filter { $0.replica == 1 }
+        for proxy in survivors { XCTAssertEqual(route(proxy)?.cluster, "backend_a", "\(proxy.node) waits for its wave") }
+        replicas[2].process.kill9()
+        // Its report goes stale after 3 s (lost, not failed), the ACK timeout (3 s) replaces the canary, the substitute
+        // bakes 1 s, then the last wave: every proxy that is still connected ends on the new version.
+        E2E.waitUntil(40, "the surviving follower's proxies on the new version, with no operator") {
+            survivors.allSatisfy { route($0)?.cluster == "backend_b" }
+        }
+        E2E.waitUntil(15, "the rollout completes") { state()?.phase == .completed }
+        XCTAssertEqual(state()?.target, second)
+        XCTAssertNil(state()?.failure)
+        XCTAssertFalse(replicas[0].process.output.contains("rollout.failed"), replicas[0].process.output)
+    }
+
     /// A version published while no replica leads (the leader was just killed) is held back by the followers and
     /// queued behind the running rollout by the next leader, not sent to anyone.
     func testAPublishWhileNoReplicaLeadsWaitsBehindTheRunningRollout() throws {
