@@ -123,6 +123,17 @@ extension PostgresSnapshotStore: RolloutCoordinating {
         }
     }
 
+    public func currentRolloutLease() throws(SnapshotStoreError) -> RolloutLease? {
+        try rollout { c throws(SnapshotStoreError) in
+            let rows = try c.run("""
+                SELECT holder, term, (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::bigint
+                FROM meshctl_rollout_leader WHERE id = 1 AND expires_at > clock_timestamp()
+                """, location: location)
+            guard let (holder, term, remaining) = try? rows.first?.decode((String, Int64, Int64).self) else { return nil }
+            return RolloutLease(holder: holder, term: term, remainingMilliseconds: remaining)
+        }
+    }
+
     public func releaseRolloutLease(replica: String) throws(SnapshotStoreError) {
         try rollout { c throws(SnapshotStoreError) in
             // Expired rather than deleted: the next holder's term is still larger than every earlier one.

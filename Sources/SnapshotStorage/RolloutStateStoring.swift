@@ -82,6 +82,8 @@ public protocol RolloutCoordinating: RolloutStateStoring {
     func claimRolloutLease(replica: String, ttlMilliseconds: Int64) throws(SnapshotStoreError) -> RolloutLease
     /// Gives the lease up at once when `replica` holds it (a replica that stops), so another takes over without waiting.
     func releaseRolloutLease(replica: String) throws(SnapshotStoreError)
+    /// Who leads now, without claiming (nil: no replica holds an unexpired lease) — for operators.
+    func currentRolloutLease() throws(SnapshotStoreError) -> RolloutLease?
     /// Saves the state when `replica` still holds the lease of `term` (false: it does not; nothing was written).
     func saveRolloutState(_ state: Data, replica: String, term: Int64) throws(SnapshotStoreError) -> Bool
     /// The saved state when its revision is newer than `revision` (nil: unchanged, or none saved).

@@ -119,7 +119,7 @@ struct RolloutCommand: ParsableCommand {
                 let verdict = try Self.verdict(version: version, state: state, store: store)
                 if !wait || verdict.done || Date() >= deadline {
                     if format == "json" { print(String(decoding: state.map { $0.target == version ? $0.encoded() : Data("{}".utf8) } ?? Data("{}".utf8), as: UTF8.self)) }
-                    else { print(verdict.text, terminator: "") }
+                    else { print(verdict.text + Self.leadership(store), terminator: "") }
                     if wait && !verdict.done { printError("meshctl: rollout: still \(verdict.phase) after \(Int(timeout))s") }
                     if verdict.exit != .success { throw verdict.exit }
                     return
@@ -169,6 +169,20 @@ struct RolloutCommand: ParsableCommand {
             }
             return Verdict(text: "version \(version.prefix(12)): rollout not started yet (is meshctl serve running on this store?)\n",
                            exit: RolloutCommand.exitInProgress, done: false, phase: "not started")
+        }
+
+        /// On a store several replicas share: which one drives rollouts now (or that none does — then nothing
+        /// advances until one takes the lease).
+        static func leadership(_ store: RolloutStore) -> String {
+            guard let shared = store as? any RolloutCoordinating else { return "" }
+            do {
+                guard let lease = try shared.currentRolloutLease() else {
+                    return "leader: none (no serve replica holds the rollout lease: rollouts wait until one does)\n"
+                }
+                return "leader: \(lease.holder) (lease term \(lease.term), renewed within \(seconds(lease.remainingMilliseconds)))\n"
+            } catch {
+                return "leader: unknown (\(error))\n"
+            }
         }
 
         static func describe(_ state: RolloutState) -> String {

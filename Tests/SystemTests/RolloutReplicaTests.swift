@@ -184,6 +184,10 @@ final class RolloutReplicaTests: XCTestCase {
         let status = Command.run(E2E.meshctl, ["rollout", "status", "--store", url], timeout: 30)
         XCTAssertEqual(status.status, 1, status.stdout + status.stderr)
         XCTAssertTrue(status.stdout.contains("FAILED") && status.stdout.contains(canary.node), status.stdout)
+        // The operator sees which replica drives rollouts (the one whose log says it took the lease).
+        let leaderLine = try XCTUnwrap(replicas[0].process.output.split(separator: "\n").first { $0.contains("rollout.leader ") })
+        let leaderID = try XCTUnwrap(leaderLine.split(separator: " ").first { $0.hasPrefix("replica=") }?.dropFirst("replica=".count))
+        XCTAssertTrue(status.stdout.contains("leader: \(leaderID.replacingOccurrences(of: "\"", with: "")) (lease term"), status.stdout)
         withExtendedLifetime(held) {}
     }
 
