@@ -246,9 +246,17 @@ final class PostgresMaintenanceTests: XCTestCase {
         guard case .postgres(let parsed) = try StoreArgument(url) else { return XCTFail("not a PostgreSQL URL") }
         let database = String(url.split(separator: "/").last!)
         _ = try PostgresSnapshotStore(url: parsed, createIfMissing: true).publish(S.synthetic(services: 2, seed: 1))
-        // Back to exactly what schema 1 created: its tables only, version 1.
-        try server.sql("DROP TABLE meshctl_proxy_status; DROP TABLE meshctl_replicas; UPDATE meshctl_schema SET version = 1", database: database)
-        XCTAssertEqual(try server.sql("SELECT to_regclass('meshctl_replicas') IS NULL", database: database), "t")
+        // Back to exactly what schema 1 created: its tables only (every table a later schema added is dropped, whoever
+        // added it), version 1.
+        try server.sql("""
+            DO $$ DECLARE t text; BEGIN
+              FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'meshctl\\_%'
+                         AND tablename NOT IN ('meshctl_schema', 'meshctl_objects', 'meshctl_versions', 'meshctl_live', 'meshctl_history')
+              LOOP EXECUTE 'DROP TABLE ' || quote_ident(t) || ' CASCADE'; END LOOP;
+            END $$;
+            UPDATE meshctl_schema SET version = 1
+            """, database: database)
+        XCTAssertEqual(try server.sql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'meshctl\\_%'", database: database), "5", "schema 1's five tables")
         let store = try PostgresSnapshotStore(url: parsed)
         XCTAssertEqual(try store.list().count, 1, "the version-1 store reads after migration")
         XCTAssertEqual(try server.sql("SELECT version FROM meshctl_schema", database: database), "\(PostgresSnapshotStore.schemaVersion)")
