@@ -61,7 +61,7 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
     var remote: [String: RemoteReport] = [:]
     var reportDirty = true
     /// The report as last written (an unchanged one is only touched).
-    var lastReportBody: Data?
+    var lastReport: ReplicaReport?
     var lastReportAt: Int64 = .min / 2
     var lastPruneAt: Int64 = 0
     var evaluateQueued = false
