@@ -179,3 +179,28 @@ public func startUpstream(port: Int, body: String, directory: String) throws -> 
     E2E.waitUntil(10, "upstream on \(port)") { E2E.get(port) == body }
     return child
 }
+
+extension E2E {
+    /// The cluster the Envoy (admin port `adminPort`) routes "/" to in its dynamic route configuration `routeName`,
+    /// and when Envoy took that configuration (`last_updated`); nil until it has one.
+    public static func dynamicRoute(adminPort: Int, routeName: String = "local_route") -> (cluster: String, updated: Date)? {
+        guard let dump = get(adminPort, "/config_dump?resource=dynamic_route_configs"),
+              let json = try? JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any],
+              let configs = json["configs"] as? [[String: Any]] else { return nil }
+        for entry in configs {
+            guard let config = entry["route_config"] as? [String: Any], config["name"] as? String == routeName,
+                  let hosts = config["virtual_hosts"] as? [[String: Any]], let routes = hosts.first?["routes"] as? [[String: Any]],
+                  let cluster = (routes.first?["route"] as? [String: Any])?["cluster"] as? String,
+                  let updated = entry["last_updated"] as? String, let date = envoyTime(updated) else { continue }
+            return (cluster, date)
+        }
+        return nil
+    }
+
+    /// A timestamp as Envoy's admin endpoint writes it (ISO 8601 with fractional seconds).
+    public static func envoyTime(_ text: String) -> Date? {
+        let format = ISO8601DateFormatter()
+        format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return format.date(from: text)
+    }
+}

@@ -72,26 +72,7 @@ final class RolloutReplicaTests: XCTestCase {
     func state() -> RolloutState? { (try? store.loadRolloutState()).flatMap { $0 }.flatMap(RolloutState.decode) }
 
     /// The cluster the Envoy's `local_route` sends "/" to, and when Envoy took that route configuration.
-    func route(_ proxy: Proxy) -> (cluster: String, updated: Date)? {
-        guard let dump = E2E.get(proxy.adminPort, "/config_dump?resource=dynamic_route_configs"),
-              let json = try? JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any],
-              let configs = json["configs"] as? [[String: Any]] else { return nil }
-        for entry in configs {
-            guard let config = entry["route_config"] as? [String: Any], config["name"] as? String == "local_route",
-                  let hosts = config["virtual_hosts"] as? [[String: Any]], let routes = hosts.first?["routes"] as? [[String: Any]],
-                  let cluster = (routes.first?["route"] as? [String: Any])?["cluster"] as? String,
-                  let updated = entry["last_updated"] as? String,
-                  let date = Self.parseTime(updated) else { continue }
-            return (cluster, date)
-        }
-        return nil
-    }
-
-    static func parseTime(_ text: String) -> Date? {
-        let format = ISO8601DateFormatter()
-        format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return format.date(from: text)
-    }
+    func route(_ proxy: Proxy) -> (cluster: String, updated: Date)? { E2E.dynamicRoute(adminPort: proxy.adminPort) }
 
     /// Three replicas (the first leads) and six Envoys of group web on the first version: the canary (by the plan's
     /// hash order) on `canaryOn`, the others two per replica as far as they go.
@@ -122,7 +103,7 @@ final class RolloutReplicaTests: XCTestCase {
     func logTime(_ replica: Replica, _ name: String, containing text: String = "", last: Bool = false) -> Date? {
         let lines = replica.process.output.split(separator: "\n").filter { ($0.contains(" \(name) ") || $0.hasSuffix(" \(name)")) && (text.isEmpty || $0.contains(text)) }
         guard let line = last ? lines.last : lines.first, let stamp = line.split(separator: " ").first else { return nil }
-        return Self.parseTime(String(stamp))
+        return E2E.envoyTime(String(stamp))
     }
 
     // MARK: Tests

@@ -76,23 +76,8 @@ final class RolloutSystemTests: XCTestCase {
         return try SnapshotStore(directory: store, createIfMissing: true).publish(snapshot).version
     }
 
-    /// The cluster Envoy's route `local_route` sends "/" to, and when Envoy took that route configuration.
-    func route(_ proxy: Proxy) -> (cluster: String, updated: Date)? {
-        guard let dump = E2E.get(proxy.adminPort, "/config_dump?resource=dynamic_route_configs"),
-              let json = try? JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any],
-              let configs = json["configs"] as? [[String: Any]] else { return nil }
-        for entry in configs {
-            guard let config = entry["route_config"] as? [String: Any], config["name"] as? String == "local_route",
-                  let hosts = config["virtual_hosts"] as? [[String: Any]], let routes = hosts.first?["routes"] as? [[String: Any]],
-                  let cluster = (routes.first?["route"] as? [String: Any])?["cluster"] as? String,
-                  let updated = entry["last_updated"] as? String else { continue }
-            let format = ISO8601DateFormatter()
-            format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            guard let date = format.date(from: updated) else { continue }
-            return (cluster, date)
-        }
-        return nil
-    }
+    /// The cluster the Envoy's `local_route` sends "/" to, and when Envoy took that route configuration.
+    func route(_ proxy: Proxy) -> (cluster: String, updated: Date)? { E2E.dynamicRoute(adminPort: proxy.adminPort) }
 
     func rolloutState() -> RolloutState? {
         (try? SnapshotStore(directory: store).loadRolloutState()).flatMap { $0 }.flatMap(RolloutState.decode)
