@@ -27,9 +27,8 @@ public struct LoadGeneratorOptions: Sendable {
     /// Fraction of responses (after a proxy's first full configuration) answered with a NACK.
     public var nackRate = 0.0
     /// The snapshot store the server serves from (any backend): published versions and their publish times are
-    /// read from it. `storeLocation` names it in the report's notes.
+    /// read from it.
     public var store: (any SnapshotStoring)?
-    public var storeLocation = ""
     /// Client event loops (threads).
     public var eventLoops = EventLoopGroup.onlineCPUCount
     /// Most TLS handshakes in flight at once, so a connect storm does not overflow the server's accept backlog.

@@ -98,7 +98,7 @@ public struct LoadReport: Codable, Sendable {
                 versions = try deliveries(store: store, proxies: proxies, mode: options.mode,
                                           startedAt: startedAt, stoppedAt: stoppedAt, initialVersion: initialStoreVersion)
             } catch {
-                notes.append("cannot read the store \(options.storeLocation): \(error)")
+                notes.append("cannot read the store \(store.location): \(error)")
             }
         } else {
             notes.append("no --store: publish-to-receipt/ACK latencies need the store the server serves from")

@@ -99,7 +99,6 @@ struct Loadgen: ParsableCommand {
                 printError("meshctl loadgen: --store \(StoreArgument.displayed(store)): \(error)")
                 throw Exit.usage
             }
-            options.storeLocation = StoreArgument.displayed(store)
         }
         options.eventLoops = max(1, threads)
         options.reconnect = reconnect
