@@ -37,24 +37,17 @@ final class QueueTaskExecutor: TaskExecutor, @unchecked Sendable {
     }
 }
 
-/// Runs `body` as a task on the private executor and waits for it on the calling thread.
-func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
-    let done = DispatchSemaphore(value: 0)
-    let box = ResultBox<T>()
+/// Runs `body` as a task on the private executor and waits for it on the calling thread, at most `seconds`
+/// (nil when it has not finished by then; `abandoned` then receives its result whenever it comes).
+func blockingAwait<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async throws -> T,
+                                abandoned: @escaping @Sendable (Result<T, any Error>) -> Void = { _ in }) -> Result<T, any Error>? {
+    let outcome = FirstResult<T>()
     Task(executorPreference: PostgresRuntime.executor) {
-        do { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
-        done.signal()
+        let result: Result<T, any Error>
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        if !outcome.offer(result) { abandoned(result) }
     }
-    done.wait()
-    return box.get()
-}
-
-final class ResultBox<T: Sendable>: @unchecked Sendable {
-    // @unchecked Sendable: `value` is only touched under `lock`.
-    private let lock = NSLock()
-    private var value: Result<T, any Error>?
-    func set(_ result: Result<T, any Error>) { lock.withLock { value = result } }
-    func get() -> Result<T, any Error> { lock.withLock { value! } }
+    return outcome.wait(seconds: seconds)
 }
 
 /// One connection, opened on first use and again after it broke (with backoff, so a replica whose database
@@ -105,12 +98,18 @@ final class PostgresSession: @unchecked Sendable {
         let id = Self.nextID.withLock { () -> Int in Self.counter += 1; return Self.counter }
         let location = self.location
         let loop = PostgresRuntime.group.next()
-        let result = blockingAwait {
+        // connect_timeout bounds the TCP connect; the bound here also covers TLS and authentication with a server
+        // that accepted the socket and then never answered.
+        let bound = Double(url.connectTimeoutSeconds) * 2 + 5
+        let result = blockingAwait(seconds: bound) {
             try await PostgresConnection.connect(on: loop, configuration: configuration, id: id, logger: PostgresRuntime.logger)
+        } abandoned: { late in
+            if case .success(let connection) = late { closeKeepingAlive(connection) }
         }
         switch result {
         case .success(let connection): return connection
         case .failure(let error): throw PostgresErrors.map(error, location: location, connecting: true)
+        case nil: throw .unreachable(location: location, detail: "no connection within \(Int(bound)) s (the server accepted but did not finish the start-up)")
         }
     }
 
@@ -170,12 +169,60 @@ func closeKeepingAlive(_ connection: PostgresConnection) {
 }
 
 extension PostgresConnection {
-    /// Runs one query and waits for all its rows.
+    /// The longest a store call waits for an answer on an open connection (a database host that vanished
+    /// without closing the socket); a closed connection ends the wait at once.
+    static let answerTimeoutSeconds = 120.0
+
+    /// Runs one query and waits for all its rows — or until the connection closes, whichever comes first.
+    ///
+    /// The close is watched as well because postgres-nio (1.33.2) drops a query written to a channel that is
+    /// closing: its handlers are already gone, the write fails with no promise to fail, and the query's future
+    /// never completes. A caller waiting on that future alone hangs for good; a replica's snapshot watcher did
+    /// exactly that once during a database shutdown (PostgresConnectionLossTests reproduces it).
     func run(_ query: PostgresQuery, location: String) throws(SnapshotStoreError) -> PostgresQueryResult {
-        do {
-            return try self.query(query, logger: PostgresRuntime.logger).wait()
-        } catch {
-            throw PostgresErrors.map(error, location: location, connecting: false)
+        let outcome = FirstResult<PostgresQueryResult>()
+        self.query(query, logger: PostgresRuntime.logger).whenComplete { outcome.offer($0) }
+        closeFuture.whenComplete { _ in
+            outcome.offer(.failure(SnapshotStoreError.unreachable(location: location, detail: "the connection to the database closed")))
+        }
+        guard let result = outcome.wait(seconds: Self.answerTimeoutSeconds) else {
+            closeKeepingAlive(self)
+            throw .unreachable(location: location, detail: "no answer from the database within \(Int(Self.answerTimeoutSeconds)) s; the connection was closed")
+        }
+        switch result {
+        case .success(let rows): return rows
+        case .failure(let error): throw PostgresErrors.map(error, location: location, connecting: false)
+        }
+    }
+}
+
+/// The first of several competing outcomes (an answer, a close, a timeout), waited for on a plain thread.
+final class FirstResult<T: Sendable>: @unchecked Sendable {
+    // @unchecked Sendable: `value` is only touched under `lock`; the semaphore is thread-safe.
+    private let lock = NSLock()
+    private var value: Result<T, any Error>?
+    private var abandoned = false
+    private let settled = DispatchSemaphore(value: 0)
+
+    /// Keeps `result` unless an outcome was offered before; true when it was kept.
+    @discardableResult
+    func offer(_ result: Result<T, any Error>) -> Bool {
+        let first = lock.withLock { () -> Bool in
+            guard value == nil, !abandoned else { return false }
+            value = result
+            return true
+        }
+        if first { settled.signal() }
+        return first
+    }
+
+    /// The first outcome, or nil when none came within `seconds` (a later offer is then refused: its owner
+    /// must dispose of it).
+    func wait(seconds: Double) -> Result<T, any Error>? {
+        _ = settled.wait(timeout: .now() + seconds)
+        return lock.withLock {
+            if value == nil { abandoned = true }
+            return value
         }
     }
 }
@@ -191,6 +238,9 @@ enum PostgresErrors {
         if lower.contains("no such file") { return "no server socket there" }
         if lower.contains("name or service not known") || lower.contains("nodename nor servname") || lower.contains("unknown host") { return "unknown host" }
         if error.code == .serverClosedConnection || error.code == .uncleanShutdown { return "the server closed the connection" }
+        if error.code == .clientClosedConnection { return "the connection was closed" }
+        // A nested PSQLError describes itself only generically (to keep query data out of logs): name its code.
+        if let nested = error.underlying as? PSQLError { return "\(nested.code)" }
         return text
     }
 

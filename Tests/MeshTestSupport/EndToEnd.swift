@@ -103,13 +103,15 @@ public enum E2E {
     }
 
     /// Polls `condition` every 50 ms until it holds or `seconds` pass.
-    public static func waitUntil(_ seconds: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line, _ condition: () -> Bool) {
+    /// `detail` (e.g. the tail of a process's log) is added to the failure, for a diagnosis from CI's output alone.
+    public static func waitUntil(_ seconds: Double, _ what: String, detail: (() -> String)? = nil, file: StaticString = #filePath, line: UInt = #line,
+                                 _ condition: () -> Bool) {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return }
             usleep(50_000)
         }
-        XCTFail("timed out after \(seconds)s waiting for \(what)", file: file, line: line)
+        XCTFail("timed out after \(seconds)s waiting for \(what)" + (detail.map { "\n" + $0() } ?? ""), file: file, line: line)
     }
 
     /// GET http://127.0.0.1:port/path; the body, or nil on any failure.

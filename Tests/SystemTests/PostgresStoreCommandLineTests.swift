@@ -161,7 +161,7 @@ final class PostgresStoreCommandLineTests: XCTestCase {
         // The database goes away: replicas keep serving v2 and say the store is unavailable.
         server.stop()
         for r in replicas {
-            E2E.waitUntil(15, "replica reports the outage") { (E2E.get(r.admin, "/readyz") ?? "").contains("store unavailable") }
+            E2E.waitUntil(15, "replica reports the outage", detail: { String(r.process.output.suffix(4000)) }) { (E2E.get(r.admin, "/readyz") ?? "").contains("store unavailable") }
             XCTAssertEqual(served(r.admin), v2)
             XCTAssertTrue((E2E.get(r.admin, "/metrics") ?? "").contains("meshctl_store_reachable 0"))
         }
@@ -181,7 +181,7 @@ final class PostgresStoreCommandLineTests: XCTestCase {
         XCTAssertEqual(try meshctl(["snapshot", "publish-fixture", "--store", url, "--services", "4", "--seed", "3"]).status, 0)
         let v3 = try XCTUnwrap(try store.currentVersion())
         for r in replicas {
-            E2E.waitUntil(30, "replica serves v3 after the outage") { served(r.admin) == v3 }
+            E2E.waitUntil(30, "replica serves v3 after the outage", detail: { String(r.process.output.suffix(4000)) }) { served(r.admin) == v3 }
             XCTAssertTrue(r.process.process.isRunning)
         }
         XCTAssertTrue(replicas[0].process.output.contains("store.reachable"), replicas[0].process.output)
