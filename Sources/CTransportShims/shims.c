@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,8 +31,10 @@ void transport_ssl_ctx_set_options(SSL_CTX *ctx) {
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
 }
 
-long transport_ssl_ctx_disable_session_cache(SSL_CTX *ctx) {
-    return SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+int transport_ssl_ctx_disable_resumption(SSL_CTX *ctx) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    return SSL_CTX_set_num_tickets(ctx, 0);
 }
 
 int transport_ssl_set_sni(SSL *ssl, const char *host_name) {
@@ -182,6 +185,14 @@ int transport_set_nodelay(int fd) {
 }
 
 size_t transport_malloc_usable_size(void *pointer) { return malloc_usable_size(pointer); }
+
+size_t transport_release_pages(void *block, size_t size) {
+    long page = getpagesize();
+    uintptr_t start = ((uintptr_t)block + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t end = ((uintptr_t)block + size) & ~((uintptr_t)page - 1);
+    if (end <= start) return 0;
+    return madvise((void *)start, end - start, MADV_DONTNEED) == 0 ? (size_t)(end - start) : 0;
+}
 
 int transport_malloc_trim(void) { return malloc_trim(0); }
 

@@ -94,9 +94,16 @@ final class TLSContext: @unchecked Sendable {
         }
         SSL_CTX_set_alpn_select_cb(context.raw, selectALPN, nil)
         SSL_CTX_set_client_hello_cb(context.raw, requireALPN, nil)
-        // No server-side session cache (memory grows with clients); stateless tickets still allow resumption.
-        _ = transport_ssl_ctx_disable_session_cache(context.raw)
-        _ = SSL_CTX_set_num_tickets(context.raw, 1)
+        // No resumption: no session cache (memory grows with clients) and no tickets. A ticket cost ≈ 0.23 ms of
+        // server CPU on every full handshake (17 % of one, OpenSSL 3.0: the session, peer certificate included, is
+        // serialized and encrypted), a connect storm after a restart can never use one (ticket keys are per process),
+        // and a resumed handshake that issues a new ticket saved only ≈ 0.3 ms over a full handshake without one
+        // (docs/BENCHMARKS.md, 2026-12-05). Resumption with client certificates would also need a session id
+        // context: without one OpenSSL failed every handshake that offered a ticket ("session id context
+        // uninitialized"), so Envoys reconnecting to the same process with a cached ticket were refused.
+        guard transport_ssl_ctx_disable_resumption(context.raw) == 1 else {
+            throw OpenSSLErrorQueue.error(.tlsConfiguration, "cannot turn off TLS session tickets")
+        }
         // Proxies would refuse a certificate outside its validity period: better to refuse it here, at start or
         // reload, with the dates, than to have every handshake of the fleet fail.
         if let summary = context.certificateSummary, summary.validity != .valid {

@@ -15,7 +15,8 @@ long transport_ssl_ctx_set_mode(SSL_CTX *ctx, long mode);
 int transport_ssl_ctx_set_tls_versions(SSL_CTX *ctx);        // TLS 1.2 .. 1.3
 // No renegotiation, no compression, peers may close without close_notify.
 void transport_ssl_ctx_set_options(SSL_CTX *ctx);
-long transport_ssl_ctx_disable_session_cache(SSL_CTX *ctx);   // server-side cache off; tickets stay on
+// Server side: no session cache, no TLS 1.2 tickets, no TLS 1.3 tickets: every handshake is a full one.
+int transport_ssl_ctx_disable_resumption(SSL_CTX *ctx);
 int transport_ssl_set_sni(SSL *ssl, const char *host_name);
 long transport_ssl_mode_release_buffers(void);
 long transport_ssl_mode_enable_partial_write(void);
@@ -31,6 +32,9 @@ int transport_client_hello_alpn_offers(SSL *ssl, const unsigned char *proto, siz
 
 // malloc_usable_size(3), for nghttp2's counting allocator.
 size_t transport_malloc_usable_size(void *pointer);
+// madvise(MADV_DONTNEED) on the whole pages inside [block, block + size): the kernel takes them back and they
+// read as zeros when next touched. Returns the bytes released (0 when no whole page lies inside, or on error).
+size_t transport_release_pages(void *block, size_t size);
 // malloc_trim(0): gives free heap pages (in every arena, not only the top) back to the kernel.
 int transport_malloc_trim(void);
 // Bytes the process heap has handed out (mallinfo2: arena + mmapped chunks in use).
