@@ -79,6 +79,10 @@ public struct TransportLimits: Sendable, Equatable {
     public var maxConnectionAgeGrace: Duration = .seconds(30)
     /// After a stream-ending event (trailers after grace, protocol error) the socket is closed at the latest this much later.
     public var closeLinger: Duration = .seconds(2)
+    /// After this long without writing, a connection hands the pages of nghttp2's 16 KiB outbound frame buffer
+    /// back to the kernel (≈ 12 KiB of resident memory per idle connection); the next write faults them in again.
+    /// nil keeps them.
+    public var releaseIdleFrameBufferAfter: Duration? = .seconds(1)
     /// listen(2) backlog.
     public var listenBacklog = 4096
     /// After this many connections have closed, the heap's free pages go back to the kernel (malloc_trim, on a

@@ -66,6 +66,9 @@ final class HTTP2Connection: EventLoopSelectable {
     private var pingSentAt: ContinuousClock.Instant?
     private var timers: [ScheduledTimer] = []
     private var lingerTimer: ScheduledTimer?
+    /// Set while nghttp2's outbound frame buffer has resident pages from a write (see `releaseIdleFrameBuffer`).
+    private var frameBufferTimer: ScheduledTimer?
+    private var lastEncodedAt = ContinuousClock.now
     private var reportedBufferedBytes = 0
     private var peakBufferedBytes = 0
     /// Reports changes of this connection's buffered outbound bytes (delta) and new per-connection peaks.
@@ -269,6 +272,7 @@ final class HTTP2Connection: EventLoopSelectable {
     func flush() {
         guard phase == .active || phase == .closing, let session else { return }
         var socketBlocked = false
+        var encoded = false
         while !socketBlocked {
             while pending.count < limits.connectionWriteBufferBytes {
                 guard let chunk = session.nextOutbound() else {
@@ -276,6 +280,7 @@ final class HTTP2Connection: EventLoopSelectable {
                     return
                 }
                 if chunk.isEmpty { break }
+                encoded = true
                 pending.append(chunk)
             }
             if pending.isEmpty { break }
@@ -293,10 +298,35 @@ final class HTTP2Connection: EventLoopSelectable {
                 return
             }
         }
+        if encoded { frameBufferWritten() }
         let drained = session.takeDrainedStreams()
         if !drained.isEmpty { owner?.connection(self, flushed: drained) }
         reportBufferedBytes()
         closeIfFinished()
+    }
+
+    /// nghttp2 copies every frame it encodes into its 16 KiB outbound frame buffer, so one response leaves those
+    /// pages resident for as long as the connection lives, mostly idle (xDS pushes are seconds to hours apart).
+    /// Once nothing was encoded for `releaseIdleFrameBufferAfter`, the pages go back to the kernel; the next
+    /// response touches them again (a few page faults). The quiet period keeps a burst (a first push's several
+    /// responses, a fan-out's ACK round trips) from paying for that on every write.
+    private func frameBufferWritten() {
+        guard let quiet = limits.releaseIdleFrameBufferAfter else { return }
+        lastEncodedAt = .now
+        guard frameBufferTimer == nil else { return }
+        frameBufferTimer = loop.schedule(after: quiet) { [weak self] in self?.releaseIdleFrameBuffer() }
+    }
+
+    private func releaseIdleFrameBuffer() {
+        frameBufferTimer = nil
+        guard phase == .active || phase == .closing, let session, let quiet = limits.releaseIdleFrameBufferAfter else { return }
+        let due = lastEncodedAt + quiet
+        if due > .now || !pending.isEmpty || session.wantsWrite {
+            // Written since, or still writing: look again a quiet period after the last write.
+            frameBufferTimer = loop.schedule(at: max(due, .now + quiet / 4)) { [weak self] in self?.releaseIdleFrameBuffer() }
+            return
+        }
+        _ = session.releaseIdlePages()
     }
 
     private func closeIfFinished() {
@@ -480,6 +510,8 @@ final class HTTP2Connection: EventLoopSelectable {
         for timer in timers { loop.cancel(timer) }
         timers.removeAll()
         if let lingerTimer { loop.cancel(lingerTimer) }
+        if let frameBufferTimer { loop.cancel(frameBufferTimer) }
+        frameBufferTimer = nil
         if handshakeDone { tls?.shutdownQuietly() }
         if token != 0 { loop.unregister(fd: fd, token: token) }
         Glibc.close(fd)

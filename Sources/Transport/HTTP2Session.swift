@@ -23,33 +23,77 @@ protocol HTTP2SessionDelegate: AnyObject {
 /// Bytes nghttp2 has allocated across all sessions in this process (tracked through a counting allocator).
 public enum HTTP2MemoryAccounting {
     static let bytesInUse = Atomic<Int>(0)
+    static let releasedPages = Atomic<Int>(0)
 
     /// Current nghttp2 heap usage of all sessions, in bytes.
     public static var currentBytes: Int { bytesInUse.load(ordering: .relaxed) }
+    /// Bytes of idle sessions' outbound frame buffers handed back to the kernel so far (they stay allocated).
+    public static var releasedFrameBufferBytes: Int { releasedPages.load(ordering: .relaxed) }
 }
 
-private func countedMalloc(_ size: Int, _: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+/// The blocks of at least `OutboundFrameBuffer.minimumBytes` nghttp2 allocates while its session is created: its
+/// outbound frame buffer (16 KiB + a frame header, every session, for its whole life). nghttp2 copies every frame
+/// it sends into it, so after the first response its pages stay resident though the connection then idles for
+/// hours; `releasePages` hands them back to the kernel (they read as zeros when touched again, and nghttp2 writes
+/// a frame before it reads one). Only blocks allocated during creation are recorded, so nothing else nghttp2
+/// allocates later (an inbound header buffer that may hold live bytes) is ever released this way.
+final class OutboundFrameBuffer {
+    static let minimumBytes = 16 * 1024
+    fileprivate var recording = false
+    fileprivate private(set) var blocks: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
+
+    fileprivate func allocated(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
+        if recording && bytes >= Self.minimumBytes { blocks.append((pointer, bytes)) }
+    }
+
+    fileprivate func freed(_ pointer: UnsafeMutableRawPointer) {
+        guard !blocks.isEmpty else { return }
+        blocks.removeAll { $0.pointer == pointer }
+    }
+
+    /// Hands the whole pages inside the recorded blocks back to the kernel; returns the bytes released.
+    /// Only call while nghttp2 holds no unsent frame bytes (its last `mem_send` returned nothing).
+    func releasePages() -> Int {
+        let released = blocks.reduce(0) { $0 + transport_release_pages($1.pointer, $1.bytes) }
+        HTTP2MemoryAccounting.releasedPages.wrappingAdd(released, ordering: .relaxed)
+        return released
+    }
+}
+
+private func frameBuffer(_ userData: UnsafeMutableRawPointer?) -> OutboundFrameBuffer? {
+    userData.map { Unmanaged<OutboundFrameBuffer>.fromOpaque($0).takeUnretainedValue() }
+}
+
+private func countedMalloc(_ size: Int, _ userData: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     guard let pointer = malloc(size) else { return nil }
-    HTTP2MemoryAccounting.bytesInUse.wrappingAdd(transport_malloc_usable_size(pointer), ordering: .relaxed)
+    let usable = transport_malloc_usable_size(pointer)
+    HTTP2MemoryAccounting.bytesInUse.wrappingAdd(usable, ordering: .relaxed)
+    frameBuffer(userData)?.allocated(pointer, bytes: usable)
     return pointer
 }
 
-private func countedFree(_ pointer: UnsafeMutableRawPointer?, _: UnsafeMutableRawPointer?) {
+private func countedFree(_ pointer: UnsafeMutableRawPointer?, _ userData: UnsafeMutableRawPointer?) {
     guard let pointer else { return }
+    frameBuffer(userData)?.freed(pointer)
     HTTP2MemoryAccounting.bytesInUse.wrappingSubtract(transport_malloc_usable_size(pointer), ordering: .relaxed)
     free(pointer)
 }
 
-private func countedCalloc(_ count: Int, _ size: Int, _: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+private func countedCalloc(_ count: Int, _ size: Int, _ userData: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     guard let pointer = calloc(count, size) else { return nil }
-    HTTP2MemoryAccounting.bytesInUse.wrappingAdd(transport_malloc_usable_size(pointer), ordering: .relaxed)
+    let usable = transport_malloc_usable_size(pointer)
+    HTTP2MemoryAccounting.bytesInUse.wrappingAdd(usable, ordering: .relaxed)
+    frameBuffer(userData)?.allocated(pointer, bytes: usable)
     return pointer
 }
 
-private func countedRealloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int, _: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+private func countedRealloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int, _ userData: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     let before = pointer.map { transport_malloc_usable_size($0) } ?? 0
+    if let pointer { frameBuffer(userData)?.freed(pointer) }
     guard let resized = realloc(pointer, size) else { return nil }
-    HTTP2MemoryAccounting.bytesInUse.wrappingAdd(transport_malloc_usable_size(resized) - before, ordering: .relaxed)
+    let usable = transport_malloc_usable_size(resized)
+    HTTP2MemoryAccounting.bytesInUse.wrappingAdd(usable - before, ordering: .relaxed)
+    frameBuffer(userData)?.allocated(resized, bytes: usable)
     return resized
 }
 
@@ -172,6 +216,8 @@ final class HTTP2Session {
     enum Role { case server, client }
 
     private let raw: OpaquePointer
+    /// nghttp2's outbound frame buffer, whose pages an idle connection hands back (`releaseIdlePages`).
+    private let frameBuffer = OutboundFrameBuffer()
     weak var delegate: HTTP2SessionDelegate?
     let role: Role
     let maxHeaderListBytes: Int
@@ -239,13 +285,18 @@ final class HTTP2Session {
             nghttp2_option_set_peer_max_concurrent_streams(option, UInt32(max(1, maxConcurrentStreams)))
         }
 
+        // nghttp2 keeps a copy of the allocator (with this user data) for the session's life; `frameBuffer`
+        // outlives `raw` (released after deinit's nghttp2_session_del).
         var allocator = nghttp2_mem(
-            mem_user_data: nil, malloc: countedMalloc, free: countedFree, calloc: countedCalloc, realloc: countedRealloc)
+            mem_user_data: Unmanaged.passUnretained(frameBuffer).toOpaque(),
+            malloc: countedMalloc, free: countedFree, calloc: countedCalloc, realloc: countedRealloc)
         var created: OpaquePointer?
         // `self` is not fully initialized yet, so user data is attached right after creation.
+        frameBuffer.recording = true
         let rc = role == .server
             ? nghttp2_session_server_new3(&created, callbacks, nil, option, &allocator)
             : nghttp2_session_client_new3(&created, callbacks, nil, option, &allocator)
+        frameBuffer.recording = false
         guard rc == 0, let created else {
             throw TransportError(.http2, "cannot create nghttp2 session: \(String(cString: nghttp2_strerror(rc)))")
         }
@@ -300,6 +351,13 @@ final class HTTP2Session {
         let count = nghttp2_session_mem_send(raw, &data)
         if count < 0 { return nil }
         return UnsafeRawBufferPointer(start: data, count: count)
+    }
+
+    /// Hands the pages of nghttp2's outbound frame buffer back to the kernel; returns the bytes released.
+    /// Only while nothing is left to encode: the caller's last `nextOutbound()` returned an empty chunk.
+    func releaseIdlePages() -> Int {
+        guard !wantsWrite else { return 0 }
+        return frameBuffer.releasePages()
     }
 
     var wantsRead: Bool { nghttp2_session_want_read(raw) != 0 }

@@ -196,6 +196,63 @@ final class TransportTests: XCTestCase {
         }
     }
 
+    /// The server issues no TLS session tickets, so a client has nothing to resume with and every reconnect is a full
+    /// handshake that is served. (With one ticket and no session id context, a client offering the ticket it was
+    /// given — Envoy caches one per upstream — got a fatal internal_error alert, "session id context
+    /// uninitialized", and no connection.)
+    func testServerIssuesNoSessionTicketsAndReconnectingClientsAreServed() async throws {
+        try await withHarness(TestHarness()) { h in
+            let c = h.certificates
+            let session = c.directory.appendingPathComponent("session-\(UUID().uuidString).pem").path
+            defer { try? FileManager.default.removeItem(atPath: session) }
+            func connect(_ sessionArguments: [String]) -> String {
+                // s_client quits at the end of its input: a second of input keeps it reading long enough for
+                // post-handshake tickets to arrive, had the server sent any.
+                runProcess("/bin/sh", ["-c", "sleep 1 | /usr/bin/openssl \"$@\"", "openssl",
+                    "s_client", "-connect", "127.0.0.1:\(h.port)", "-alpn", "h2",
+                    "-cert", c.path("client.crt"), "-key", c.path("client.key"), "-CAfile", c.path("ca.crt"),
+                    "-verify_return_error", "-servername", "localhost",
+                ] + sessionArguments, timeout: 20).output
+            }
+            let first = connect(["-sess_out", session])
+            XCTAssertTrue(first.contains("New, TLSv1.3, Cipher is"), first)
+            XCTAssertFalse(first.contains("New Session Ticket arrived"), "the server sent a ticket:\n\(first)")
+            // s_client saves a TLS 1.3 session only once a ticket makes it resumable.
+            XCTAssertFalse(FileManager.default.fileExists(atPath: session), "the client got a resumable session")
+            let second = connect([])
+            XCTAssertTrue(second.contains("New, TLSv1.3, Cipher is"), "a reconnecting client makes a full handshake:\n\(second)")
+            XCTAssertTrue(second.contains("Verify return code: 0 (ok)"), second)
+            XCTAssertFalse(second.contains("alert"), second)
+            XCTAssertTrue(h.closeRecords { if case .tlsHandshakeFailed = $0 { return true } else { return false } }.isEmpty,
+                          "\(h.logs.all)")
+        }
+    }
+
+    /// An idle connection hands the pages of nghttp2's outbound frame buffer back to the kernel, and the next
+    /// response on it (written into the zeroed pages) arrives intact.
+    func testIdleConnectionReleasesFrameBufferPagesAndKeepsServing() async throws {
+        try await withHarness(TestHarness { $0.limits.releaseIdleFrameBufferAfter = .milliseconds(50) }) { h in
+            let before = HTTP2MemoryAccounting.releasedFrameBufferBytes
+            let first = (0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
+            let call = h.call(try h.client(), path: "/test.Echo/Echo", messages: [first], halfClose: false)
+            XCTAssertTrue(eventually { call.messages.count == 1 })
+            XCTAssertEqual(call.messages.first, first)
+            // A 16 KiB block always holds at least three whole pages.
+            XCTAssertTrue(eventually(timeout: 5) { HTTP2MemoryAccounting.releasedFrameBufferBytes - before >= 3 * 4096 },
+                          "released \(HTTP2MemoryAccounting.releasedFrameBufferBytes - before) B")
+            let released = HTTP2MemoryAccounting.releasedFrameBufferBytes
+            let second = (0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
+            guard let connection = call.connection, let stream = call.stream else { return XCTFail("no stream") }
+            connection.eventLoop.execute { _ = stream.send(second); stream.closeSend() }
+            XCTAssertEqual(call.status(), .ok)
+            XCTAssertEqual(call.messages.count, 2)
+            XCTAssertEqual(call.messages.last, second)
+            // And again once idle after that response.
+            XCTAssertTrue(eventually(timeout: 5) { HTTP2MemoryAccounting.releasedFrameBufferBytes > released })
+            call.hangUp()
+        }
+    }
+
     // MARK: refused handshakes
 
     func testHandshakeRefusals() async throws {
