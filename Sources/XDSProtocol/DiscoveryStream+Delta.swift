@@ -75,6 +75,7 @@ extension DiscoveryStream {
             let subscription = state.subscription
             state.known = state.known.filter { subscription.covers($0.key) || state.ambiguous.contains($0.key) }
             state.publishSubscription()
+            shareSubscription(&state)
         }
         types[typeURL] = state
         return actions + pushPending()
@@ -172,6 +173,10 @@ extension DiscoveryStream {
             if state.subscription.names.contains(name) { state.reportedAbsent.insert(name) }
         }
         state.owesInitialAnswer = false
+        // Emptied sets keep their capacity (a first subscription forces every name) for the stream's life.
+        if state.forced.isEmpty { state.forced = [] }
+        if state.ambiguous.isEmpty { state.ambiguous = [] }
+        if let cache = view.resourceSetCache { state.known = cache.shared(known: state.known) }
         types[typeURL] = state
         recordSent(typeURL, nonce: nonce, version: view.version)
         if typeURL == TypeURL.cluster, !changedClusters.isEmpty, var endpoints = types[TypeURL.endpoint] {

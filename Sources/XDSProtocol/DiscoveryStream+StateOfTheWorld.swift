@@ -51,6 +51,7 @@ extension DiscoveryStream {
                 state.sent = sent.filtered { after.covers($0) }
             }
             state.publishSubscription()
+            shareSubscription(&state)
         }
 
         if !state.requested {
@@ -142,7 +143,11 @@ extension DiscoveryStream {
         guard var state = types[typeURL] else { return response }
         let previous = state.sent
         state.sent = set
-        if !state.newlySubscribed.isEmpty { state.newlySubscribed.subtract(set.resources.lazy.map(\.name)) }
+        if !state.newlySubscribed.isEmpty {
+            state.newlySubscribed.subtract(set.resources.lazy.map(\.name))
+            // An emptied set keeps its capacity (≈ 2 KiB after a first EDS request of 50 names) for the stream's life.
+            if state.newlySubscribed.isEmpty { state.newlySubscribed = [] }
+        }
         state.owesAnswer = false
         types[typeURL] = state
         recordSent(typeURL, nonce: nonce, version: set.version)

@@ -99,6 +99,8 @@ public final class ResourceSetCache: Sendable {
     private struct Memo {
         var wildcard: [String: ResourceSet] = [:]
         var named: [NamedKey: ResourceSet] = [:]
+        var subscriptions: [SubscriptionNames: Set<String>] = [:]
+        var knownVersions: Set<[String: String]> = []
     }
 
     private let memo = Locked(Memo())
@@ -108,6 +110,11 @@ public final class ResourceSetCache: Sendable {
     /// Number of sets built and kept so far (for tests and diagnostics).
     public var count: Int { memo.withLock { $0.wildcard.count + $0.named.count } }
 
+    /// Distinct subscriptions and delta name → version maps pooled so far (for tests and diagnostics).
+    public var pooledCount: (subscriptions: Int, knownVersions: Int) {
+        memo.withLock { ($0.subscriptions.count, $0.knownVersions.count) }
+    }
+
     func wildcard(typeURL: String, build: () -> ResourceSet) -> ResourceSet {
         // Built under the lock: a stream on another loop asking for the same set waits for this one.
         memo.withLock { memo in
@@ -115,6 +122,27 @@ public final class ResourceSetCache: Sendable {
             let set = build()
             memo.wildcard[typeURL] = set
             return set
+        }
+    }
+
+    /// The pooled copies of a subscription's names (equal to `names` and `set`): thousands of proxies of a group
+    /// subscribe to the same names, and each stream would otherwise hold its own sorted list and set (≈ 3 KiB for
+    /// 50 EDS names). Bounded like the named sets; past the bound the stream keeps its own.
+    func shared(_ names: SubscriptionNames, _ set: Set<String>) -> (SubscriptionNames, Set<String>) {
+        memo.withLock { memo in
+            if let index = memo.subscriptions.index(forKey: names) { return memo.subscriptions[index] }
+            if memo.subscriptions.count < Self.maxNamedSets { memo.subscriptions[names] = set }
+            return (names, set)
+        }
+    }
+
+    /// The pooled copy of a delta stream's name → version map (equal to `known`): streams of a group that are up
+    /// to date hold equal maps (≈ 4 KiB for 50 resources each). Bounded like the named sets.
+    func shared(known: [String: String]) -> [String: String] {
+        memo.withLock { memo in
+            if let index = memo.knownVersions.firstIndex(of: known) { return memo.knownVersions[index] }
+            if memo.knownVersions.count < Self.maxNamedSets { memo.knownVersions.insert(known) }
+            return known
         }
     }
 

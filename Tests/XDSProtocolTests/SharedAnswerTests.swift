@@ -79,6 +79,39 @@ final class SharedAnswerTests: XCTestCase {
         ])
     }
 
+    /// Thousands of proxies of a group subscribe to the same names: their streams hold the view's one pooled copy of
+    /// those names (state of the world and delta), and delta streams that are up to date one pooled name → version
+    /// map, instead of a copy each. A stream that changes its own afterwards leaves the others' alone.
+    func testStreamsOfOneGroupShareSubscriptionNamesAndKnownVersions() throws {
+        func storage(_ names: [String]?) -> UnsafeRawPointer? {
+            names?.withUnsafeBufferPointer { $0.baseAddress.map(UnsafeRawPointer.init) }
+        }
+        let sotwA = play(view: view, [Step(.sotw(EDS, ["c2", "c1"]), ["EDS#1 c1@1 c2@1"])])
+        let sotwB = play(view: view, [Step(.sotw(EDS, ["c1", "c2"]), ["EDS#1 c1@1 c2@1"])])
+        let deltaA = play(deltaADS, view: view, [
+            Step(.delta(CDS), ["Δ CDS#1 +c1@1 +c2@1"]),
+            Step(.delta(EDS, subscribe: ["c3", "c1"]), ["Δ EDS#2 +c1@1 +c3@1"]),
+        ])
+        play(deltaADS, view: view, [
+            Step(.delta(CDS), ["Δ CDS#1 +c1@1 +c2@1"]),
+            Step(.delta(EDS, subscribe: ["c1", "c3"]), ["Δ EDS#2 +c1@1 +c3@1"]),
+        ])
+        let pooled = try XCTUnwrap(view.resourceSetCache?.pooledCount)
+        XCTAssertEqual(pooled.subscriptions, 2, "[c1, c2] and [c1, c3]")
+        XCTAssertEqual(pooled.knownVersions, 2, "the clusters' map and the endpoints' map")
+        let names = sotwA.proxyStatus(typeURL: EDS)?.subscribedNames
+        XCTAssertEqual(names, ["c1", "c2"])
+        XCTAssertNotNil(storage(names))
+        XCTAssertEqual(storage(names), storage(sotwB.proxyStatus(typeURL: EDS)?.subscribedNames), "one copy of the names")
+        // A stream changing its subscription gets its own copy; the pooled one is untouched.
+        var changed = deltaA
+        _ = changed.handle(event(for: .delta(EDS, unsubscribe: ["c3"], .ack), changed), at: WallClockTime(nanosecondsSinceEpoch: 9))
+        XCTAssertEqual(changed.proxyStatus(typeURL: EDS)?.subscribedNames, ["c1"])
+        XCTAssertEqual(deltaA.proxyStatus(typeURL: EDS)?.subscribedNames, ["c1", "c3"])
+        let again = play(deltaADS, view: view, [Step(.delta(EDS, subscribe: ["c1", "c3"]), ["Δ EDS#1 +c1@1 +c3@1"])])
+        XCTAssertEqual(again.proxyStatus(typeURL: EDS)?.subscribedNames, ["c1", "c3"])
+    }
+
     func testManyDistinctSubscriptionsAreAnsweredButNotAllKept() throws {
         var names: [String: String] = [:]
         for i in 0..<(ResourceSetCache.maxNamedSets + 20) { names["e\(i)"] = "1" }
