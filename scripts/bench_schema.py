@@ -16,7 +16,11 @@ Shapes (N = --clusters, 10,000 by default):
   vhosts     2N virtual hosts each with three routes (prefix, regex, header match) and retry policies
   listeners  N/10 listeners, each with 5 filter chains (SNI/port matches) and an HTTP connection manager
 
-Usage: bench_schema.py --meshctl BIN --envoy BIN [--clusters N] [--runs R] [--shapes a,b] [--no-one-core] [--markdown FILE]
+With --baseline BIN (another meshctl build, e.g. of the commit before a change), its
+`validate --envoy` joins the same alternation and the table gains its median and the new/old ratio:
+an A/B comparison that machine noise hits alike.
+
+Usage: bench_schema.py --meshctl BIN --envoy BIN [--baseline BIN] [--clusters N] [--runs R] [--shapes a,b] [--no-one-core] [--markdown FILE]
 """
 import argparse
 import os
@@ -135,6 +139,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--meshctl", required=True)
     parser.add_argument("--envoy", required=True)
+    parser.add_argument("--baseline", help="a second meshctl binary whose `validate --envoy` is timed in the same alternation")
     parser.add_argument("--clusters", type=int, default=10000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--shapes", default=",".join(SHAPES))
@@ -142,8 +147,9 @@ def main():
     parser.add_argument("--markdown")
     args = parser.parse_args()
     pins = [("all cores", [])] + ([] if args.no_one_core else [("one core", ["taskset", "-c", "0"])])
-    table = ["| shape | size | cores | `meshctl validate --envoy` | `meshctl schema encode` | `envoy --mode validate` | validate ratio | encode ratio | peak RSS meshctl / Envoy |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    table = ["| shape | size | cores | `meshctl validate --envoy` | `meshctl schema encode` | `envoy --mode validate` | validate ratio | encode ratio | peak RSS meshctl / Envoy |"
+             + (" baseline `validate --envoy` | new / baseline |" if args.baseline else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if args.baseline else "")]
     with tempfile.TemporaryDirectory() as tmp:
         for shape in args.shapes.split(","):
             path = os.path.join(tmp, f"{shape}.yaml")
@@ -156,6 +162,8 @@ def main():
                     "encode": pin + [args.meshctl, "schema", "encode", "--type", "envoy.config.bootstrap.v3.Bootstrap", path],
                     "envoy": pin + [args.envoy, "--mode", "validate", "-c", path, "-l", "critical", "--disable-hot-restart"],
                 }
+                if args.baseline:
+                    commands["baseline"] = pin + [args.baseline, "validate", "--envoy", path]
                 results = {name: [] for name in commands}
                 for _ in range(args.runs):  # alternate, so machine noise hits all three alike
                     for name, command in commands.items():
@@ -164,6 +172,8 @@ def main():
                 rss = {name: max(r for _, r in samples) / 1024 for name, samples in results.items()}
                 row = (f"| {shape} | {size / 1e6:.1f} MB | {pin_name} | {wall['validate']:.2f} s | {wall['encode']:.2f} s | {wall['envoy']:.2f} s "
                        f"| {wall['envoy'] / wall['validate']:.1f}× | {wall['envoy'] / wall['encode']:.1f}× | {rss['validate']:.0f} / {rss['envoy']:.0f} MiB |")
+                if args.baseline:
+                    row += f" {wall['baseline']:.2f} s | {wall['validate'] / wall['baseline']:.2f} |"
                 table.append(row)
                 print(row, flush=True)
     header = f"median of {args.runs} alternating runs per row; N = {args.clusters}"
