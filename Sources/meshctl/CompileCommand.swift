@@ -71,6 +71,7 @@ struct Compile: ParsableCommand {
 
     func run() throws {
         AllocatorTuning.apply()
+        AllocatorTuning.padHeapGrowth()
         let pool = try loadSchema()
         let report = try compileMesh(CompileInputs(configs: configs, templates: templates, hostFiles: hostFiles), pool: pool, encode: true)
         guard report.errorCount == 0 && !(strict && report.warningCount > 0) else {

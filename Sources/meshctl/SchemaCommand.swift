@@ -25,6 +25,7 @@ struct Schema: ParsableCommand {
         var input: String = "-"
 
         func run() throws {
+            AllocatorTuning.padHeapGrowth()
             let pool = try loadSchema()
             guard let id = pool.messageID(named: type) else { throw ValidationError(unknownTypeMessage(type, pool)) }
             let file = input == "-" ? "<stdin>" : input

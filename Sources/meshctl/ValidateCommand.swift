@@ -55,6 +55,7 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         if !envoy { AllocatorTuning.apply() }
+        AllocatorTuning.padHeapGrowth()
         let pool = try loadSchema()
         guard envoy else {
             let report = try compileMesh(CompileInputs(configs: configs, templates: templates, hostFiles: hostFiles), pool: pool, encode: false)
