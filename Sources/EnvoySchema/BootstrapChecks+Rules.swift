@@ -12,8 +12,9 @@ extension MessageView {
         let descriptor = self.descriptor
         let isAny: Bool
         if case .any? = descriptor.wellKnownType { isAny = true } else { isAny = false }
+        let fields = descriptor.fields
         for entry in message.fields {
-            let field = descriptor.fields[entry.fieldIndex]
+            let field = fields[entry.fieldIndex]
             switch entry.value {
             case .message(let child):
                 if let descendInto, !descendInto(child.type) { continue }
@@ -30,7 +31,7 @@ extension MessageView {
                         let key = child.value(at: 0)?.value.stringValue ?? "\(i)"
                         MessageView(pool: pool, message: value, trail: PathTrail(parent: list, step: "[\"\(key)\"]")).walk(descendInto: descendInto, visit)
                     } else {
-                        MessageView(pool: pool, message: child, trail: PathTrail(parent: list, step: "[\(i)]")).walk(descendInto: descendInto, visit)
+                        MessageView(pool: pool, message: child, trail: PathTrail(parent: list, index: i)).walk(descendInto: descendInto, visit)
                     }
                 }
             default:

@@ -204,14 +204,16 @@ public struct BootstrapChecks: Sendable {
     /// Duplicate domains always; unknown clusters when `clusters` is given (Envoy's validate_clusters).
     mutating func checkRouteConfiguration(_ routes: MessageView, clusters: Set<String>?) {
         let routeName = routes.string("name") ?? ""
-        var domains: [String: String] = [:]
+        // The virtual host that first served each domain; named only when a later one repeats it.
+        var domains: [String: MessageView] = [:]
         for vhost in routes.children("virtual_hosts") {
             for (i, (domain, location)) in vhost.strings("domains").enumerated() {
                 let key = domain.lowercased()
-                if let first = domains[key] {
+                if let firstHost = domains[key] {
+                    let first = firstHost.string("name").map { "virtual host '\($0)'" } ?? firstHost.path
                     report("xref.duplicate-domain", "domain '\(domain)' is already served by \(first) of route configuration '\(routeName)'; each domain may appear in one virtual host only", path: vhost.path + ".domains[\(i)]", at: location)
                 } else {
-                    domains[key] = vhost.string("name").map { "virtual host '\($0)'" } ?? vhost.path
+                    domains[key] = vhost
                 }
             }
             guard let clusters else { continue }

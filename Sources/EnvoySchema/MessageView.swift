@@ -7,12 +7,25 @@
 public final class PathTrail: @unchecked Sendable {
     // @unchecked Sendable: every stored property is a `let`; a trail is never modified after init.
     public let parent: PathTrail?
-    public let step: String
+    private let name: String
+    /// A list subscript when not negative: kept as a number and formatted only when rendered
+    /// (a walk makes a trail for every list element it visits; most are never reported).
+    private let index: Int
 
     public init(parent: PathTrail?, step: String) {
         self.parent = parent
-        self.step = step
+        self.name = step
+        self.index = -1
     }
+
+    /// The step `[index]` of a list element.
+    public init(parent: PathTrail?, index: Int) {
+        self.parent = parent
+        self.name = ""
+        self.index = index
+    }
+
+    public var step: String { index < 0 ? name : "[\(index)]" }
 
     /// `a.b[2].c`: steps joined by dots, list and map subscripts attached.
     public var rendered: String {
@@ -77,7 +90,7 @@ public struct MessageView {
         guard let list = value(name)?.listValue, !list.isEmpty else { return [] }
         let field = PathTrail(parent: trail, step: name)
         return list.enumerated().compactMap { i, element in
-            element.value.messageValue.map { MessageView(pool: pool, message: $0, trail: PathTrail(parent: field, step: "[\(i)]")) }
+            element.value.messageValue.map { MessageView(pool: pool, message: $0, trail: PathTrail(parent: field, index: i)) }
         }
     }
 

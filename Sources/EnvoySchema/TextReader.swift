@@ -43,6 +43,14 @@ public struct TextReader: Sendable {
     public let file: String?
     public private(set) var diagnostics: [Diagnostic] = []
     var path = FieldPath()
+    /// Whether a long list of messages is read in two halves on two threads: true until a half is
+    /// being read (the halves do not split again).
+    var splitsLongLists = true
+    // The fields and oneofs set so far in each message being read, stacked (a nested message
+    // pushes above its parent's entries and pops back): two arrays per message were two
+    // allocations per message.
+    private var seenFieldStack: [(index: Int, key: String)] = []
+    private var setOneofStack: [(oneof: Int, field: String)] = []
 
     public init(pool: DescriptorPool, syntax: InputSyntax, file: String?) {
         self.pool = pool
@@ -78,6 +86,9 @@ public struct TextReader: Sendable {
             let explicitTag = scalar.tag ?? ""
             // Envoy's yaml-cpp honours only the non-specific "!" tag: `!!str 8080` is still an integer.
             if scalar.style != .plain || explicitTag == "!" { return .string(text) }
+            // Most plain scalars are names and paths: only these first bytes can start a null, a
+            // boolean or an integer, so the others skip the comparisons below.
+            if let first = text.utf8.first, !Self.mayStartNonString(first) { return .string(text) }
             switch text {
             case "", "~", "null", "Null", "NULL": return .null
             default: break
@@ -88,6 +99,19 @@ public struct TextReader: Sendable {
                 return Int32(exactly: i) != nil ? .integer(String(i)) : .string(String(i))
             }
             return .string(text)
+        }
+    }
+
+    /// The first bytes of yaml-cpp's nulls (~, null), booleans (y, n, true, on, off, false …) and
+    /// integers (digits, sign).
+    static func mayStartNonString(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "~"), UInt8(ascii: "n"), UInt8(ascii: "N"), UInt8(ascii: "y"), UInt8(ascii: "Y"),
+             UInt8(ascii: "t"), UInt8(ascii: "T"), UInt8(ascii: "o"), UInt8(ascii: "O"), UInt8(ascii: "f"), UInt8(ascii: "F"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"):
+            return true
+        default:
+            return false
         }
     }
 
@@ -186,8 +210,13 @@ public struct TextReader: Sendable {
     }
 
     mutating func readFields(_ mapping: [(key: YAMLNode, value: YAMLNode)], into message: inout DynamicMessage, descriptor: MessageDescriptor, skipping skippedKey: String?, depth: Int) {
-        var seenFields: [(index: Int, key: String)] = []
-        var setOneofs: [(oneof: Int, field: String)] = []
+        let fields = descriptor.fields  // one read of the class property, not one per key
+        message.fields.reserveCapacity(message.fields.count + mapping.count)  // one allocation, not one per doubling
+        let seenBase = seenFieldStack.count, oneofBase = setOneofStack.count
+        defer {
+            seenFieldStack.removeSubrange(seenBase...)
+            setOneofStack.removeSubrange(oneofBase...)
+        }
         for (keyNode, valueNode) in pairs(mapping) {
             guard case .scalar(let keyScalar) = keyNode.kind else {
                 report("schema.type-mismatch", "object keys must be field names, got \(describe(keyNode))", at: keyNode)
@@ -205,23 +234,23 @@ public struct TextReader: Sendable {
                 path.pop()
                 continue
             }
-            let field = descriptor.fields[index]
+            let field = fields[index]
             path.push(.field(field.name))
             defer { path.pop() }
-            if let earlier = seenFields.first(where: { $0.index == index })?.key {
+            if let earlier = seenFieldStack[seenBase...].first(where: { $0.index == index })?.key {
                 report("schema.duplicate-field", "field set twice (as '\(earlier)' and as '\(key)'); keep one", at: keyNode)
                 continue
             }
-            seenFields.append((index, key))
+            seenFieldStack.append((index, key))
             if isNull(valueNode) && !(field.messageType.map { pool.message($0).wellKnownType.map(isValueType) ?? false } ?? false) {
                 continue  // null means "not set" (proto3 JSON), except for google.protobuf.Value
             }
             if let oneof = field.oneofIndex, !descriptor.oneofs[oneof].isSynthetic {
-                if let other = setOneofs.first(where: { $0.oneof == oneof })?.field {
+                if let other = setOneofStack[oneofBase...].first(where: { $0.oneof == oneof })?.field {
                     report("schema.oneof-conflict", "'\(field.name)' and '\(other)' are both set, but only one member of oneof '\(descriptor.oneofs[oneof].name)' may be; remove one of them", at: keyNode)
                     continue
                 }
-                setOneofs.append((oneof, field.name))
+                setOneofStack.append((oneof, field.name))
             }
             if field.isDisallowedByDefault {
                 report("schema.disallowed-field", "'\(field.name)' is deprecated and disallowed by default in Envoy; use its replacement (see the field's documentation)", at: keyNode)
@@ -248,6 +277,7 @@ public struct TextReader: Sendable {
         case .json: return s.style == .plain && s.string == "null"
         case .yaml:
             guard s.style == .plain, s.tag != "!" else { return false }
+            if let first = s.string.utf8.first, first != UInt8(ascii: "~") && first != UInt8(ascii: "n") && first != UInt8(ascii: "N") { return false }
             switch s.string {
             case "", "~", "null", "Null", "NULL": return true
             default: return false
@@ -269,7 +299,7 @@ public struct TextReader: Sendable {
                 report("schema.type-mismatch", "expected a list, got \(describe(node)); write it as a YAML list (one '- ' item per element)", at: node)
                 return nil
             }
-            if field.kind == .message && sequence.count >= Self.parallelListThreshold && depth < 4 {
+            if field.kind == .message && sequence.count >= Self.parallelListThreshold && splitsLongLists {
                 return .list(readElementsInParallel(sequence, field: field, depth: depth))
             }
             return .list(readElements(sequence[...], field: field, depth: depth))
@@ -277,7 +307,8 @@ public struct TextReader: Sendable {
         return readSingular(node, field: field, depth: depth)
     }
 
-    /// Lists at least this long are read in two halves on two threads.
+    /// Lists at least this long are read in two halves on two threads, wherever the first such list
+    /// sits (a route table's virtual hosts are nine messages deep, inside an Any).
     static let parallelListThreshold = 512
 
     /// Both halves read with their own reader; elements and diagnostics are joined in order.
@@ -299,6 +330,7 @@ public struct TextReader: Sendable {
     func forked() -> TextReader {
         var reader = self
         reader.diagnostics = []
+        reader.splitsLongLists = false
         return reader
     }
 

@@ -15,7 +15,9 @@ public struct YAMLScalar: Sendable {
 
 /// One node of a YAML document.
 public struct YAMLNode: Sendable {
-    public indirect enum Kind: Sendable {
+    // Not `indirect`: the arrays already hold the children out of line, and a box per node was one
+    // more allocation for each of a large document's millions of nodes.
+    public enum Kind: Sendable {
         case scalar(YAMLScalar)
         case mapping([(key: YAMLNode, value: YAMLNode)])
         case sequence([YAMLNode])
@@ -61,6 +63,11 @@ private struct Composer {
     var parser = yaml_parser_t()
     var anchors: [String: YAMLNode] = [:]
     var nodeCount = 0
+    // Children of the collections being composed, stacked (a nested collection pushes above its
+    // parent's and pops back): each collection is then copied out once at its final size instead
+    // of growing an array of its own by doubling.
+    var pendingItems: [YAMLNode] = []
+    var pendingPairs: [(key: YAMLNode, value: YAMLNode)] = []
     var origin: Int32 = 0
 
     mutating func compose(_ bytes: UnsafeBufferPointer<UInt8>) throws(YAMLError) -> YAMLNode? {
@@ -140,19 +147,22 @@ private struct Composer {
         case YAML_SEQUENCE_START_EVENT:
             guard depth < YAMLDocument.maximumDepth else { throw tooDeep(at) }
             let anchor = string(event.data.sequence_start.anchor)
-            var items: [YAMLNode] = []
+            let base = pendingItems.count
+            defer { pendingItems.removeSubrange(base...) }
             while true {
                 var child = try next()
                 if child.type == YAML_SEQUENCE_END_EVENT { yaml_event_delete(&child); break }
-                items.append(try node(from: &child, depth: depth + 1))
+                let item = try node(from: &child, depth: depth + 1)
+                pendingItems.append(item)
             }
-            let node = YAMLNode(kind: .sequence(items), location: at)
+            let node = YAMLNode(kind: .sequence(Array(pendingItems[base...])), location: at)
             if let anchor { anchors[anchor] = node }
             return node
         case YAML_MAPPING_START_EVENT:
             guard depth < YAMLDocument.maximumDepth else { throw tooDeep(at) }
             let anchor = string(event.data.mapping_start.anchor)
-            var pairs: [(key: YAMLNode, value: YAMLNode)] = []
+            let base = pendingPairs.count
+            defer { pendingPairs.removeSubrange(base...) }
             var seen: [String: SourceLocation] = [:]  // used once a mapping outgrows a linear scan
             while true {
                 var keyEvent = try next()
@@ -160,10 +170,10 @@ private struct Composer {
                 let key = try node(from: &keyEvent, depth: depth + 1)
                 if let text = key.scalarText {
                     var first: SourceLocation?
-                    if pairs.count < 16 {
-                        first = pairs.first(where: { $0.key.scalarText == text })?.key.location
+                    if pendingPairs.count - base < 16 {
+                        first = pendingPairs[base...].first(where: { $0.key.scalarText == text })?.key.location
                     } else {
-                        if seen.isEmpty { for pair in pairs { if let t = pair.key.scalarText { seen[t] = pair.key.location } } }
+                        if seen.isEmpty { for pair in pendingPairs[base...] { if let t = pair.key.scalarText { seen[t] = pair.key.location } } }
                         first = seen[text]
                         seen[text] = key.location
                     }
@@ -172,9 +182,10 @@ private struct Composer {
                     }
                 }
                 var valueEvent = try next()
-                pairs.append((key, try node(from: &valueEvent, depth: depth + 1)))
+                let value = try node(from: &valueEvent, depth: depth + 1)
+                pendingPairs.append((key, value))
             }
-            let node = YAMLNode(kind: .mapping(pairs), location: at)
+            let node = YAMLNode(kind: .mapping(Array(pendingPairs[base...])), location: at)
             if let anchor { anchors[anchor] = node }
             return node
         default:
