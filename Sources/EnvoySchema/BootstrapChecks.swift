@@ -61,6 +61,7 @@ public struct BootstrapChecks: Sendable {
             }
             checkClusterEndpoints(cluster)
         }
+        let definedClusters = Set(clusterNames.keys)  // once, not once per HTTP connection manager
         var listenerNames: [String: String] = [:]
         var listenerAddresses: [String: String] = [:]
         for listener in resources.children("listeners") {
@@ -83,7 +84,7 @@ public struct BootstrapChecks: Sendable {
             for chain in chains {
                 for filter in chain.children("filters") {
                     guard let (type, hcm) = filter.unpacked("typed_config"), type == TypeNames.httpConnectionManager else { continue }
-                    checkHTTPConnectionManager(hcm, clusters: Set(clusterNames.keys))
+                    checkHTTPConnectionManager(hcm, clusters: definedClusters)
                 }
             }
         }
