@@ -49,14 +49,64 @@ extension BootstrapChecks {
 }
 
 /// PEM certificates and keys, parsed with OpenSSL as Envoy parses them.
+///
+/// Verdicts are remembered by the SHA-256 of the bytes they were given (never the bytes: no key
+/// material is kept): a mesh's generated resources name the same few files thousands of times,
+/// and parsing them again each time through OpenSSL 3's decoders (which take a read lock per
+/// lookup) was most of a 10,000-service `meshctl validate`.
 enum PEMMaterial {
-    enum Verdict { case ok, badCertificate, badKey, mismatch }
+    enum Verdict: Sendable { case ok, badCertificate, badKey, mismatch }
 
     static func check(certificate: [UInt8], key: [UInt8]) -> Verdict {
-        guard let x509 = X509Certificate(pem: certificate) else { return .badCertificate }
-        guard let privateKey = PrivateKey(pem: key) else { return .badKey }
-        return x509.matches(privateKey) ? .ok : .mismatch
+        let digest = Self.digest(certificate) + Self.digest(key)
+        if let known = verdicts.value(for: digest) { return known }
+        let verdict: Verdict
+        if let x509 = X509Certificate(pem: certificate) {
+            if let privateKey = PrivateKey(pem: key) {
+                verdict = x509.matches(privateKey) ? .ok : .mismatch
+            } else {
+                verdict = .badKey
+            }
+        } else {
+            verdict = .badCertificate
+        }
+        verdicts.store(verdict, for: digest)
+        return verdict
     }
 
-    static func hasCertificate(_ pem: [UInt8]) -> Bool { X509Certificate(pem: pem) != nil }
+    static func hasCertificate(_ pem: [UInt8]) -> Bool {
+        let digest = Self.digest(pem)
+        if let known = bundles.value(for: digest) { return known }
+        let found = X509Certificate(pem: pem) != nil
+        bundles.store(found, for: digest)
+        return found
+    }
+
+    private static func digest(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.withUnsafeBytes { SHA256.digest($0.baseAddress, count: $0.count) }
+    }
+
+    private static let verdicts = Memo<Verdict>()
+    private static let bundles = Memo<Bool>()
+
+    /// Digest → verdict, shared by the threads that check resources; bounded (a long-running
+    /// process that sees many files starts over rather than growing).
+    private final class Memo<Value: Sendable>: @unchecked Sendable {
+        // @unchecked Sendable: `entries` is only touched under `lock`.
+        private let lock = NSLock()
+        private var entries: [[UInt8]: Value] = [:]
+
+        func value(for digest: [UInt8]) -> Value? {
+            lock.lock()
+            defer { lock.unlock() }
+            return entries[digest]
+        }
+
+        func store(_ value: Value, for digest: [UInt8]) {
+            lock.lock()
+            defer { lock.unlock() }
+            if entries.count >= 1024 { entries.removeAll() }
+            entries[digest] = value
+        }
+    }
 }
