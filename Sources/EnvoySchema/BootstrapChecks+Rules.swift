@@ -368,16 +368,10 @@ final class RuleTypeIndex: Sendable {
 
     func canReach(_ type: MessageID) -> Bool { reaching[Int(type)] }
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var cache: [ObjectIdentifier: RuleTypeIndex] = [:]
+    private static let cache = PerPoolCache<RuleTypeIndex>()
 
     static func shared(for pool: DescriptorPool) -> RuleTypeIndex {
-        lock.lock()
-        defer { lock.unlock() }
-        if let index = cache[ObjectIdentifier(pool)] { return index }
-        let index = RuleTypeIndex(pool: pool)
-        cache[ObjectIdentifier(pool)] = index
-        return index
+        cache.value(for: pool) { RuleTypeIndex(pool: pool) }
     }
 }
 

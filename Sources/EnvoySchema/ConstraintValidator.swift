@@ -48,20 +48,12 @@ public struct ConstraintValidator: Sendable {
         /// The RegexMatcher types, whose regexes are compiled with RE2.
         let regexMatchers: Set<MessageID>
 
-        private static let sharedLock = NSLock()
-        // Holds each pool too, so a cache entry never outlives its pool and is never found for another
-        // pool at the same address.
-        nonisolated(unsafe) private static var sharedCache: [ObjectIdentifier: (pool: DescriptorPool, types: ContextTypes)] = [:]
+        private static let sharedCache = PerPoolCache<ContextTypes>()
 
         /// Resolved once per pool: the compiler makes a validator for each of its tens of thousands of
         /// resources, and resolving these names for each was 2% of a 10,000-service validate.
         static func shared(for pool: DescriptorPool) -> ContextTypes {
-            sharedLock.lock()
-            defer { sharedLock.unlock() }
-            if let cached = sharedCache[ObjectIdentifier(pool)] { return cached.types }
-            let types = ContextTypes(pool: pool)
-            sharedCache[ObjectIdentifier(pool)] = (pool, types)
-            return types
+            sharedCache.value(for: pool) { ContextTypes(pool: pool) }
         }
 
         private init(pool: DescriptorPool) {
@@ -80,14 +72,8 @@ public struct ConstraintValidator: Sendable {
             cidrRange = pool.messageID(named: "envoy.config.core.v3.CidrRange")
         }
 
-        private static let lock = NSLock()
-        nonisolated(unsafe) private static var cache: [ObjectIdentifier: [MessageID: Int]] = [:]
-
-        /// Computed once per pool: validators are made per resource by the compiler.
+        /// Computed once per pool, as part of the pool's shared ContextTypes.
         static func extensionReferences(_ pool: DescriptorPool) -> [MessageID: Int] {
-            lock.lock()
-            defer { lock.unlock() }
-            if let cached = cache[ObjectIdentifier(pool)] { return cached }
             let skipped = Set(["envoy.config.listener.v3.Filter", "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter"])
             var found: [MessageID: Int] = [:]
             for (id, message) in pool.messages.enumerated() where !skipped.contains(message.fullName) && message.fieldIndex(named: "name") != nil {
@@ -96,7 +82,6 @@ public struct ConstraintValidator: Sendable {
                     found[MessageID(id)] = oneof
                 }
             }
-            cache[ObjectIdentifier(pool)] = found
             return found
         }
     }

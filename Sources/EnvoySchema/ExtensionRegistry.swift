@@ -119,11 +119,9 @@ public struct ExtensionRegistry: Sendable {
         "envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig.SessionFilter.typed_config": ExtensionPoint(categories: ["envoy.filters.udp.session"], what: "UDP session filter", packagePrefix: "", registryIncomplete: true),
     ]
 
-    /// Every field of `pool` that is an extension point → its key in `point(_:in:)`, resolved once per pool.
+    /// Every field of `pool` that is an extension point → its key in `point(_:in:)` (resolved once per pool, as
+    /// part of the pool's shared ConstraintValidator context types).
     static func pointFields(_ pool: DescriptorPool) -> [ObjectIdentifier: String] {
-        pointFieldsLock.lock()
-        defer { pointFieldsLock.unlock() }
-        if let cached = pointFieldsCache[ObjectIdentifier(pool)] { return cached }
         var fields: [ObjectIdentifier: String] = [:]
         for key in Array(points.keys) + [transportSocketPoint, listenerFilterPoint, httpFilterPoint, matchedExtensionPoint] {
             let dot = key.lastIndex(of: ".")!
@@ -131,12 +129,8 @@ public struct ExtensionRegistry: Sendable {
                 fields[ObjectIdentifier(field)] = key
             }
         }
-        pointFieldsCache[ObjectIdentifier(pool)] = fields
         return fields
     }
-
-    private static let pointFieldsLock = NSLock()
-    nonisolated(unsafe) private static var pointFieldsCache: [ObjectIdentifier: [ObjectIdentifier: String]] = [:]
 
     static let transportSocketPoint = "envoy.config.core.v3.TransportSocket.typed_config"
     static let listenerFilterPoint = "envoy.config.listener.v3.ListenerFilter.typed_config"
