@@ -70,6 +70,7 @@ extension DiscoveryStream {
             state.owesInitialAnswer = state.subscription.wildcard
         }
         if subscriptionChanged {
+            state.syncedTarget = nil
             // Whatever is no longer subscribed leaves the proxy's cache without a message. (Only a
             // subscription change can do that: everything sent since was in scope.)
             let subscription = state.subscription
@@ -83,7 +84,75 @@ extension DiscoveryStream {
 
     /// What the proxy is missing for `state`: resources to (re)send and names to remove.
     /// `removalsOnly` skips looking for updates (the ADS removal phase, once every update is out).
-    private func planDelta(_ state: TypeState, removalsOnly: Bool = false) -> (updates: [VersionedResource], removals: [String])? {
+    ///
+    /// A stream up to date with a view (`syncedTarget`) holds exactly what every other such stream of the group
+    /// holds, so its plan is the group's: nothing when the target did not change, else the step from the old target
+    /// to the new one, planned by the first stream and shared (per stream, only forced names are added). Every
+    /// stream walking its 50–100 names on each change and each ACK was most of delta's CPU per change.
+    private func planDelta(_ state: TypeState, removalsOnly: Bool = false) -> DeltaPlan? {
+        guard let synced = state.syncedTarget, let scope = deltaScope(state), let target = deltaTarget(state, scope),
+              let cache = view.resourceSetCache else {
+            return walkDelta(state, removalsOnly: removalsOnly)
+        }
+        var plan = DeltaPlan.none
+        if synced != target.version {
+            plan = cache.deltaStep(scope, from: synced) {
+                var unforced = state
+                unforced.forced = []
+                unforced.owesInitialAnswer = false
+                return walkDelta(unforced, removalsOnly: false) ?? .none
+            }
+        }
+        if removalsOnly {
+            plan.updates = []
+        } else if !state.forced.isEmpty {
+            let all = view.resources(typeURL: state.typeURL)
+            let planned = Set(plan.updates.lazy.map(\.name))
+            let extra = state.forced.compactMap { name in
+                planned.contains(name) || !state.subscription.covers(name) ? nil : all[name]
+            }
+            if !extra.isEmpty { plan.updates = (plan.updates + extra).sorted { $0.name < $1.name } }
+        }
+        if plan.updates.isEmpty, plan.removals.isEmpty, !state.owesInitialAnswer { return nil }
+        return plan
+    }
+
+    /// Which resources `state` follows, when its plan can be shared: a cache to share in, a wildcard without
+    /// names or an explicit list, and no unsubscribed name whose fate the proxy still has to hear.
+    private func deltaScope(_ state: TypeState) -> DeltaScope? {
+        guard view.resourceSetCache != nil, state.ambiguous.isEmpty else { return nil }
+        if state.subscription.wildcard {
+            guard state.subscription.names.isEmpty else { return nil }
+            return DeltaScope(typeURL: state.typeURL, wildcard: true, names: .none)
+        }
+        return DeltaScope(typeURL: state.typeURL, wildcard: false, names: state.names)
+    }
+
+    /// What a stream of `scope` holds once up to date with the current view.
+    private func deltaTarget(_ state: TypeState, _ scope: DeltaScope) -> DeltaTarget? {
+        if scope.wildcard {
+            return DeltaTarget(version: view.contentVersion(typeURL: state.typeURL),
+                               count: view.resources(typeURL: state.typeURL).count)
+        }
+        return view.resourceSetCache?.deltaTarget(typeURL: state.typeURL, names: scope.names) {
+            let all = view.resources(typeURL: state.typeURL)
+            let held = scope.names.sorted.compactMap { all[$0] }
+            return DeltaTarget(version: ContentVersion.of(sortedByName: held), count: held.count)
+        }
+    }
+
+    /// Whether `state` (just after a response, holding `knownCount` names) holds exactly its target and owes
+    /// nothing: no forced or ambiguous name, no removal (it holds the target's count, and every subscribed name that does not exist was
+    /// reported absent). Every response carries all the updates the view asked for (see `pushDelta`), so counts suffice.
+    private func isSynced(_ state: TypeState, _ scope: DeltaScope, _ target: DeltaTarget, knownCount: Int) -> Bool {
+        guard state.forced.isEmpty, state.ambiguous.isEmpty, !state.owesInitialAnswer, knownCount == target.count else {
+            return false
+        }
+        return scope.wildcard || state.reportedAbsent.count + target.count == state.subscription.names.count
+    }
+
+    /// Walks every name `state` follows: the plan of a stream that is not up to date with a view it shares.
+    private func walkDelta(_ state: TypeState, removalsOnly: Bool) -> DeltaPlan? {
         let all = view.resources(typeURL: state.typeURL)
         var updates: [VersionedResource] = []
         func consider(_ resource: VersionedResource) {
@@ -106,7 +175,7 @@ extension DiscoveryStream {
             removals.insert(name)
         }
         if updates.isEmpty, removals.isEmpty, !state.owesInitialAnswer { return nil }
-        return (updates.sorted { $0.name < $1.name }, removals.sorted())
+        return DeltaPlan(updates: updates.sorted { $0.name < $1.name }, removals: removals.sorted())
     }
 
     mutating func pushDelta() -> [StreamAction] {
@@ -159,24 +228,45 @@ extension DiscoveryStream {
             typeURL: typeURL, removedResources: removals, nonce: nonce, controlPlane: configuration.controlPlaneIdentifier)
         guard var state = types[typeURL] else { return response }
         var changedClusters: [String] = []
+        var heldAfter = state.known.count
         for resource in updates {
-            if state.known[resource.name] != resource.version { changedClusters.append(resource.name) }
-            state.known[resource.name] = resource.version
-            state.forced.remove(resource.name)
-            state.ambiguous.remove(resource.name)
-            state.reportedAbsent.remove(resource.name)
+            let held = state.known[resource.name]
+            if held != resource.version { changedClusters.append(resource.name) }
+            if held == nil { heldAfter += 1 }
+            if !state.forced.isEmpty { state.forced.remove(resource.name) }
+            if !state.ambiguous.isEmpty { state.ambiguous.remove(resource.name) }
+            if !state.reportedAbsent.isEmpty { state.reportedAbsent.remove(resource.name) }
         }
         for name in removals {
-            state.known.removeValue(forKey: name)
+            if state.known[name] != nil { heldAfter -= 1 }
             state.forced.remove(name)
             state.ambiguous.remove(name)
             if state.subscription.names.contains(name) { state.reportedAbsent.insert(name) }
+        }
+        func applied(to known: [String: String]) -> [String: String] {
+            var known = known
+            for resource in updates { known[resource.name] = resource.version }
+            for name in removals { known.removeValue(forKey: name) }
+            return known
         }
         state.owesInitialAnswer = false
         // Emptied sets keep their capacity (a first subscription forces every name) for the stream's life.
         if state.forced.isEmpty { state.forced = [] }
         if state.ambiguous.isEmpty { state.ambiguous = [] }
-        if let cache = view.resourceSetCache { state.known = cache.shared(known: state.known) }
+        state.syncedTarget = nil
+        if let cache = view.resourceSetCache, let scope = deltaScope(state), let target = deltaTarget(state, scope),
+           isSynced(state, scope, target, knownCount: heldAfter) {
+            // Up to date: the stream takes the group's pooled map as it is, rather than updating a copy of its own
+            // (the first stream up to date with this target pools its own).
+            let previous = state.known
+            state.known = cache.pooledKnown(scope, target: target.version) ?? cache.pooledKnown(scope, target: target.version, applied(to: previous))
+            state.syncedTarget = target.version
+            assert(state.known == applied(to: previous) && walkDelta(state, removalsOnly: false) == nil,
+                   "a delta stream counted as up to date holds other versions than its own responses gave it, or owes something")
+        } else {
+            for resource in updates { state.known[resource.name] = resource.version }
+            for name in removals { state.known.removeValue(forKey: name) }
+        }
         types[typeURL] = state
         recordSent(typeURL, nonce: nonce, version: view.version)
         if typeURL == TypeURL.cluster, !changedClusters.isEmpty, var endpoints = types[TypeURL.endpoint] {

@@ -314,6 +314,9 @@ struct TypeState: Sendable {
     // Delta.
     /// name → version the proxy holds, as far as this stream knows.
     var known: [String: String] = [:]
+    /// The version of the view's target (`DeltaTarget`) that `known` equals, with nothing owed, since the last
+    /// response; nil when not up to date or not known to be. Lets the stream share its group's plans.
+    var syncedTarget: String?
     /// Names to send even if the proxy holds the current version (new subscriptions, warming).
     var forced: Set<String> = []
     /// Names unsubscribed while the wildcard is on: the proxy needs to hear whether the wildcard still covers them.

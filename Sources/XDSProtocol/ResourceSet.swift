@@ -50,6 +50,27 @@ public final class ResourceSet: Sendable {
     }
 }
 
+/// Which resources of a type a delta stream follows: every one (wildcard, with no names besides) or the named ones.
+struct DeltaScope: Hashable, Sendable {
+    var typeURL: String
+    var wildcard: Bool
+    var names: SubscriptionNames
+}
+
+/// The content version and count of the resources a delta stream holds once up to date with a view.
+struct DeltaTarget: Hashable, Sendable {
+    var version: String
+    var count: Int
+}
+
+/// A delta response's content: resources to (re)send, sorted by name, and names to remove, sorted.
+struct DeltaPlan: Hashable, Sendable {
+    var updates: [VersionedResource]
+    var removals: [String]
+
+    static let none = DeltaPlan(updates: [], removals: [])
+}
+
 /// The explicitly subscribed names of one type, sorted, with a fingerprint so that looking a
 /// subscription up in a cache neither sorts nor hashes every name.
 public struct SubscriptionNames: Sendable, Hashable {
@@ -100,7 +121,20 @@ public final class ResourceSetCache: Sendable {
         var wildcard: [String: ResourceSet] = [:]
         var named: [NamedKey: ResourceSet] = [:]
         var subscriptions: [SubscriptionNames: Set<String>] = [:]
-        var knownVersions: Set<[String: String]> = []
+        var deltaTargets: [NamedKey: DeltaTarget] = [:]
+        var knownVersions: [DeltaTargetKey: [String: String]] = [:]
+        var deltaSteps: [DeltaStepKey: DeltaPlan] = [:]
+    }
+
+    private struct DeltaTargetKey: Hashable {
+        var scope: DeltaScope
+        var version: String
+    }
+
+    private struct DeltaStepKey: Hashable {
+        var scope: DeltaScope
+        /// The target version the streams held in the view they come from.
+        var from: String
     }
 
     private let memo = Locked(Memo())
@@ -114,6 +148,9 @@ public final class ResourceSetCache: Sendable {
     public var pooledCount: (subscriptions: Int, knownVersions: Int) {
         memo.withLock { ($0.subscriptions.count, $0.knownVersions.count) }
     }
+
+    /// Delta plans shared by streams moving to this view from one up-to-date state (for tests and diagnostics).
+    public var sharedDeltaSteps: Int { memo.withLock { $0.deltaSteps.count } }
 
     func wildcard(typeURL: String, build: () -> ResourceSet) -> ResourceSet {
         // Built under the lock: a stream on another loop asking for the same set waits for this one.
@@ -136,14 +173,48 @@ public final class ResourceSetCache: Sendable {
         }
     }
 
-    /// The pooled copy of a delta stream's name → version map (equal to `known`): streams of a group that are up
-    /// to date hold equal maps (≈ 4 KiB for 50 resources each). Bounded like the named sets.
-    func shared(known: [String: String]) -> [String: String] {
-        memo.withLock { memo in
-            if let index = memo.knownVersions.firstIndex(of: known) { return memo.knownVersions[index] }
-            if memo.knownVersions.count < Self.maxNamedSets { memo.knownVersions.insert(known) }
+    /// What a delta stream with an explicit subscription holds once up to date with this view: the content version
+    /// (and count) of the subscribed resources that exist, computed once per subscription. nil past the bound (the
+    /// stream then plans on its own).
+    func deltaTarget(typeURL: String, names: SubscriptionNames, build: () -> DeltaTarget) -> DeltaTarget? {
+        let key = NamedKey(typeURL: typeURL, names: names)
+        return memo.withLock { memo in
+            if let target = memo.deltaTargets[key] { return target }
+            guard memo.deltaTargets.count < Self.maxNamedSets else { return nil }
+            let target = build()
+            memo.deltaTargets[key] = target
+            return target
+        }
+    }
+
+    /// The pooled name → version map of delta streams up to date with `target` in `scope` (equal to `known`, which
+    /// the first such stream hands in): the streams of a group hold one map (≈ 4 KiB for 50 resources) instead of a
+    /// copy each. Looked up by the target's version, so pooling costs no hashing of the map. Bounded like the named sets.
+    func pooledKnown(_ scope: DeltaScope, target: String) -> [String: String]? {
+        memo.withLock { $0.knownVersions[DeltaTargetKey(scope: scope, version: target)] }
+    }
+
+    func pooledKnown(_ scope: DeltaScope, target: String, _ known: [String: String]) -> [String: String] {
+        let key = DeltaTargetKey(scope: scope, version: target)
+        return memo.withLock { memo in
+            if let pooled = memo.knownVersions[key] { return pooled }
+            if memo.knownVersions.count < Self.maxNamedSets { memo.knownVersions[key] = known }
             return known
         }
+    }
+
+    /// What takes a delta stream that was up to date with `from` (in the view it came from) to this view: the same
+    /// updates and removals for every stream of the group in that state, so planned once (`build`, from the first
+    /// such stream) and shared. Past the bound each stream plans on its own.
+    func deltaStep(_ scope: DeltaScope, from: String, build: () -> DeltaPlan) -> DeltaPlan {
+        let key = DeltaStepKey(scope: scope, from: from)
+        if let plan = memo.withLock({ $0.deltaSteps[key] }) { return plan }
+        // Planned outside the lock: other loops' streams may plan the same step meanwhile; any of the equal plans is kept.
+        let plan = build()
+        memo.withLock { memo in
+            if memo.deltaSteps[key] == nil, memo.deltaSteps.count < Self.maxNamedSets { memo.deltaSteps[key] = plan }
+        }
+        return plan
     }
 
     func named(typeURL: String, names: SubscriptionNames, build: () -> ResourceSet) -> ResourceSet {

@@ -112,6 +112,33 @@ final class SharedAnswerTests: XCTestCase {
         XCTAssertEqual(again.proxyStatus(typeURL: EDS)?.subscribedNames, ["c1", "c3"])
     }
 
+    /// Delta streams of a group that are up to date with a view hold the same resources, so a change is planned
+    /// once for all of them (clusters changed, added and removed; endpoints resent after their cluster changed, a
+    /// subscribed name that appears) and each stream only adds its own forced names; every stream still gets
+    /// exactly what it is owed, removals after the updates are acknowledged.
+    func testUpToDateDeltaStreamsShareEachChangesPlan() throws {
+        let v1 = snapshot("v1", [CDS: ["c1": "1", "c2": "1"], EDS: ["c1": "1", "c2": "1"]])
+        let v2 = snapshot("v2", [CDS: ["c1": "2", "c3": "1"], EDS: ["c1": "1", "c2": "1", "c9": "1"]])
+        let v3 = snapshot("v3", [CDS: ["c1": "2", "c3": "2"], EDS: ["c1": "1", "c2": "1", "c9": "1"]])
+        let steps = [
+            Step(.delta(CDS), ["Δ CDS#1 +c1@1 +c2@1"]),
+            Step(.delta(EDS, subscribe: ["c1", "c2", "c9"]), ["Δ EDS#2 +c1@1 +c2@1"]),
+            Step(.delta(CDS, .ack), ["ack CDS#1"]),
+            Step(.delta(EDS, .ack), ["ack EDS#2", "Δ EDS#3 -c9"]),
+            Step(.delta(EDS, .ack), ["ack EDS#3"]),
+            Step(.snapshot(v2), ["Δ CDS#4 +c1@2 +c3@1", "Δ EDS#5 +c1@1 +c9@1"]),
+            Step(.delta(CDS, .ack), ["ack CDS#4", "Δ CDS#6 -c2"]),
+            Step(.delta(EDS, .ack), ["ack EDS#5"]),
+            Step(.delta(CDS, .ack), ["ack CDS#6"]),
+            Step(.snapshot(v3), ["Δ CDS#7 +c3@2"]),
+            Step(.delta(CDS, .ack), ["ack CDS#7"]),
+        ]
+        for _ in 0..<3 { play(deltaADS, view: v1, steps) }
+        XCTAssertEqual(v2.resourceSetCache?.sharedDeltaSteps, 2, "one plan for the clusters' change, one for the endpoints'")
+        XCTAssertEqual(v2.resourceSetCache?.pooledCount.knownVersions, 2, "one name → version map per type once up to date")
+        XCTAssertEqual(v3.resourceSetCache?.sharedDeltaSteps, 1, "the endpoints did not change: nothing to plan for them")
+    }
+
     func testManyDistinctSubscriptionsAreAnsweredButNotAllKept() throws {
         var names: [String: String] = [:]
         for i in 0..<(ResourceSetCache.maxNamedSets + 20) { names["e\(i)"] = "1" }
