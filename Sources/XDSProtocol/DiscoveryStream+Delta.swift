@@ -183,9 +183,9 @@ extension DiscoveryStream {
         var actions: [StreamAction] = []
         guard isAggregated else {
             for typeURL in typesInPushOrder {
-                guard let state = types[typeURL], state.requested, state.dirty, canSend(state) else { continue }
+                guard needsPlan(typeURL), let state = types[typeURL], canSend(state) else { continue }
                 guard let plan = planDelta(state) else {
-                    types[typeURL]?.dirty = false
+                    types.update(typeURL) { $0.dirty = false }
                     continue
                 }
                 actions.append(.sendDelta(emitDelta(typeURL, updates: plan.updates, removals: plan.removals)))
@@ -195,9 +195,9 @@ extension DiscoveryStream {
         // Phase 1: additions and changes, in make-before-break order.
         var held = false
         for typeURL in typesInPushOrder {
-            guard let state = types[typeURL], state.requested, state.dirty else { continue }
+            guard needsPlan(typeURL), let state = types[typeURL] else { continue }
             guard let plan = planDelta(state) else {
-                types[typeURL]?.dirty = false
+                types.update(typeURL) { $0.dirty = false }
                 continue
             }
             let initialAnswerOnly = plan.updates.isEmpty && plan.removals.isEmpty
@@ -211,7 +211,7 @@ extension DiscoveryStream {
         // Phase 2: removals, only once no addition or change is left waiting, referrers first.
         guard !held else { return actions }
         for typeURL in typesInRemovalOrder {
-            guard let state = types[typeURL], state.requested, state.dirty, let plan = planDelta(state, removalsOnly: true),
+            guard needsPlan(typeURL), let state = types[typeURL], let plan = planDelta(state, removalsOnly: true),
                   !plan.removals.isEmpty else { continue }
             guard canSend(state) else { break }
             actions.append(.sendDelta(emitDelta(typeURL, updates: [], removals: plan.removals)))

@@ -121,9 +121,9 @@ extension DiscoveryStream {
         var actions: [StreamAction] = []
         var held = false
         for typeURL in typesInPushOrder {
-            guard let state = types[typeURL], state.requested, state.dirty else { continue }
+            guard needsPlan(typeURL), let state = types[typeURL] else { continue }
             guard let plan = planStateOfTheWorld(state) else {
-                types[typeURL]?.dirty = false
+                types.update(typeURL) { $0.dirty = false }
                 continue
             }
             guard canSend(state), !held else {
@@ -154,8 +154,10 @@ extension DiscoveryStream {
         if typeURL == TypeURL.cluster, set.hasChange(against: previous) {
             // Envoy keeps a new or changed cluster warming until it receives its
             // ClusterLoadAssignment again, even when the endpoints did not change.
-            types[TypeURL.endpoint]?.owesAnswer = true
-            types[TypeURL.endpoint]?.dirty = true
+            types.update(TypeURL.endpoint) { endpoints in
+                endpoints.owesAnswer = true
+                endpoints.dirty = true
+            }
         }
         return response
     }

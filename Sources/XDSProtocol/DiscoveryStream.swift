@@ -104,15 +104,18 @@ public struct DiscoveryStream: Sendable {
         case .snapshotChanged(let newView):
             view = newView
             // Walks the separate order array: iterating `types.keys` while mutating would copy the states.
-            for typeURL in typesInPushOrder { types[typeURL]?.dirty = true }
+            for typeURL in typesInPushOrder { types.update(typeURL) { $0.dirty = true } }
             return pushPending()
         case .writabilityChanged(let writable):
             isWritable = writable
             return pushPending()
         case .flushed(let nonce):
-            for typeURL in typesInPushOrder where types[typeURL]?.unflushedNonce == nonce {
-                types[typeURL]?.unflushedNonce = nil
-                types[typeURL]?.status.flushed = true
+            for typeURL in typesInPushOrder {
+                types.update(typeURL) { state in
+                    guard state.unflushedNonce == nonce else { return }
+                    state.unflushedNonce = nil
+                    state.status.flushed = true
+                }
             }
             return pushPending()
         case .heartbeat:
@@ -205,6 +208,12 @@ public struct DiscoveryStream: Sendable {
         isWritable && state.requested && !state.awaitingReply && state.unflushedNonce == nil
     }
 
+    /// Whether the type has something to plan: most events (ACKs) leave every type clean, and checking in
+    /// place spares copying each type's state to find that out.
+    func needsPlan(_ typeURL: String) -> Bool {
+        types.read(typeURL) { $0.requested && $0.dirty } ?? false
+    }
+
     var isAggregated: Bool { configuration.binding == .aggregated }
 
     /// Emits whatever is owed, computed from the current view (so a type that had to wait gets
@@ -224,18 +233,19 @@ public struct DiscoveryStream: Sendable {
 
     /// Records that a response with `nonce` and `version` is leaving for `typeURL`.
     mutating func recordSent(_ typeURL: String, nonce: String, version: String) {
-        guard var state = types[typeURL] else { return }
-        state.lastNonce = nonce
-        state.lastVersion = version
-        state.awaitingReply = true
-        state.unflushedNonce = nonce
-        state.recent.append(SentResponse(nonce: nonce, version: version))
-        if state.recent.count > TypeState.rememberedResponses { state.recent.removeFirst() }
-        state.status.versionSent = version
-        state.status.nonceSent = nonce
-        state.status.snapshotVersionSent = view.version
-        state.status.flushed = false
-        types[typeURL] = state
+        let snapshotVersion = view.version
+        types.update(typeURL) { state in
+            state.lastNonce = nonce
+            state.lastVersion = version
+            state.awaitingReply = true
+            state.unflushedNonce = nonce
+            state.recent.append(SentResponse(nonce: nonce, version: version))
+            if state.recent.count > TypeState.rememberedResponses { state.recent.removeFirst() }
+            state.status.versionSent = version
+            state.status.nonceSent = nonce
+            state.status.snapshotVersionSent = snapshotVersion
+            state.status.flushed = false
+        }
     }
 }
 
@@ -265,6 +275,21 @@ struct TypeStates: Sendable {
 
     var count: Int { states.count }
     var keys: [String] { states.map(\.typeURL) }
+
+    /// Changes one type's state where it is stored: going through the subscript's copy would make every
+    /// change to its sets, maps and response list copy them (the array still holds the original). Returns
+    /// nil, and does nothing, for a type not requested on the stream.
+    @discardableResult
+    mutating func update<R>(_ typeURL: String, _ body: (inout TypeState) -> R) -> R? {
+        guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return nil }
+        return body(&states[index])
+    }
+
+    /// Reads one type's state without copying it (nil for a type not requested on the stream).
+    func read<R>(_ typeURL: String, _ body: (TypeState) -> R) -> R? {
+        guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return nil }
+        return body(states[index])
+    }
 
     subscript(typeURL: String) -> TypeState? {
         get { states.first { $0.typeURL == typeURL } }
