@@ -83,6 +83,12 @@ public struct TransportLimits: Sendable, Equatable {
     /// back to the kernel (≈ 12 KiB of resident memory per idle connection); the next write faults them in again.
     /// nil keeps them.
     public var releaseIdleFrameBufferAfter: Duration? = .seconds(1)
+    /// A connection that writes stream data again within this long after its frame buffer was released is busy
+    /// (pushes seconds apart: endpoint churn, a run of changes); its buffer is then released only after this long
+    /// without stream data, so a run of pushes pays the page faults and the madvise once instead of per push.
+    /// Control frames (keepalive PINGs and their ACKs, SETTINGS ACKs) never postpone a release. nil: always
+    /// `releaseIdleFrameBufferAfter`.
+    public var keepBusyFrameBufferFor: Duration? = .seconds(30)
     /// listen(2) backlog.
     public var listenBacklog = 4096
     /// After this many connections have closed, the heap's free pages go back to the kernel (malloc_trim, on a

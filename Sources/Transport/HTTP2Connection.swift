@@ -68,7 +68,16 @@ final class HTTP2Connection: EventLoopSelectable {
     private var lingerTimer: ScheduledTimer?
     /// Set while nghttp2's outbound frame buffer has resident pages from a write (see `releaseIdleFrameBuffer`).
     private var frameBufferTimer: ScheduledTimer?
+    /// When stream data was last encoded; control frames do not count.
     private var lastEncodedAt = ContinuousClock.now
+    /// When the buffer was released after the last stream data (nil: stream data written since).
+    private var frameBufferReleasedAt: ContinuousClock.Instant?
+    /// Releases after stream data so far; the first (often in the middle of a proxy's first configuration, whose
+    /// responses straggle behind ACK round trips under load) never makes the connection busy.
+    private var frameBufferReleases = 0
+    /// The quiet period in force: `releaseIdleFrameBufferAfter`, or `keepBusyFrameBufferFor` while busy; zero
+    /// until the first stream data.
+    private var frameBufferQuiet: Duration = .zero
     private var reportedBufferedBytes = 0
     private var peakBufferedBytes = 0
     /// Reports changes of this connection's buffered outbound bytes (delta) and new per-connection peaks.
@@ -298,7 +307,7 @@ final class HTTP2Connection: EventLoopSelectable {
                 return
             }
         }
-        if encoded { frameBufferWritten() }
+        if encoded { frameBufferWritten(streamData: session.takeEncodedStreamData()) }
         let drained = session.takeDrainedStreams()
         if !drained.isEmpty { owner?.connection(self, flushed: drained) }
         reportBufferedBytes()
@@ -307,26 +316,49 @@ final class HTTP2Connection: EventLoopSelectable {
 
     /// nghttp2 copies every frame it encodes into its 16 KiB outbound frame buffer, so one response leaves those
     /// pages resident for as long as the connection lives, mostly idle (xDS pushes are seconds to hours apart).
-    /// Once nothing was encoded for `releaseIdleFrameBufferAfter`, the pages go back to the kernel; the next
-    /// response touches them again (a few page faults). The quiet period keeps a burst (a first push's several
-    /// responses, a fan-out's ACK round trips) from paying for that on every write.
-    private func frameBufferWritten() {
-        guard let quiet = limits.releaseIdleFrameBufferAfter else { return }
-        lastEncodedAt = .now
+    /// Once no stream data was encoded for the quiet period, the pages go back to the kernel; the next response
+    /// touches them again (a few page faults). The quiet period keeps a burst (a first push's several responses, a
+    /// fan-out's ACK round trips) from paying for that on every write, and grows to `keepBusyFrameBufferFor` on a
+    /// connection that writes again soon after a release: with pushes 5 s apart, a 1 s period released and faulted
+    /// the pages between every two pushes (10–20 % of the server's CPU per change at 10,000 proxies); the first
+    /// release does not count (a first configuration can straggle past the idle period). Control frames
+    /// only bring the buffer back to be released after the idle period: a keepalive PING every 30 s kept a 30 s
+    /// period from ever ending.
+    private func frameBufferWritten(streamData: Bool) {
+        guard let idle = limits.releaseIdleFrameBufferAfter else { return }
+        let now = ContinuousClock.now
+        if streamData {
+            if let releasedAt = frameBufferReleasedAt {
+                let busy = frameBufferReleases > 1 && limits.keepBusyFrameBufferFor.map { now - releasedAt < $0 } ?? false
+                frameBufferQuiet = busy ? max(idle, limits.keepBusyFrameBufferFor!) : idle
+            } else if frameBufferQuiet == .zero {
+                frameBufferQuiet = idle
+            }
+            frameBufferReleasedAt = nil
+            lastEncodedAt = now
+        }
         guard frameBufferTimer == nil else { return }
-        frameBufferTimer = loop.schedule(after: quiet) { [weak self] in self?.releaseIdleFrameBuffer() }
+        // Only control frames since the release: their page goes back after the idle period.
+        let due = frameBufferReleasedAt == nil ? lastEncodedAt + frameBufferQuiet : now + idle
+        frameBufferTimer = loop.schedule(at: due) { [weak self] in self?.releaseIdleFrameBuffer() }
     }
 
     private func releaseIdleFrameBuffer() {
         frameBufferTimer = nil
-        guard phase == .active || phase == .closing, let session, let quiet = limits.releaseIdleFrameBufferAfter else { return }
-        let due = lastEncodedAt + quiet
-        if due > .now || !pending.isEmpty || session.wantsWrite {
+        guard phase == .active || phase == .closing, let session, let idle = limits.releaseIdleFrameBufferAfter else { return }
+        let now = ContinuousClock.now
+        let due = frameBufferReleasedAt == nil ? lastEncodedAt + max(frameBufferQuiet, idle) : now
+        if due > now || !pending.isEmpty || session.wantsWrite {
             // Written since, or still writing: look again a quiet period after the last write.
-            frameBufferTimer = loop.schedule(at: max(due, .now + quiet / 4)) { [weak self] in self?.releaseIdleFrameBuffer() }
+            frameBufferTimer = loop.schedule(at: max(due, now + idle / 4)) { [weak self] in self?.releaseIdleFrameBuffer() }
             return
         }
         _ = session.releaseIdlePages()
+        // Only a release after stream data starts the busy window (`frameBufferQuiet` is zero before the first).
+        if frameBufferReleasedAt == nil, frameBufferQuiet != .zero {
+            frameBufferReleasedAt = now
+            frameBufferReleases += 1
+        }
     }
 
     private func closeIfFinished() {

@@ -218,6 +218,7 @@ final class HTTP2Session {
     private let raw: OpaquePointer
     /// nghttp2's outbound frame buffer, whose pages an idle connection hands back (`releaseIdlePages`).
     private let frameBuffer = OutboundFrameBuffer()
+    private var encodedStreamData = false
     weak var delegate: HTTP2SessionDelegate?
     let role: Role
     let maxHeaderListBytes: Int
@@ -351,6 +352,12 @@ final class HTTP2Session {
         let count = nghttp2_session_mem_send(raw, &data)
         if count < 0 { return nil }
         return UnsafeRawBufferPointer(start: data, count: count)
+    }
+
+    /// Whether DATA of some stream was encoded since the last call (as opposed to control frames only).
+    func takeEncodedStreamData() -> Bool {
+        defer { encodedStreamData = false }
+        return encodedStreamData
     }
 
     /// Hands the pages of nghttp2's outbound frame buffer back to the kernel; returns the bytes released.
@@ -593,6 +600,7 @@ final class HTTP2Session {
         let hadBytes = queue.queuedBytes > 0
         let written = queue.copy(into: buffer)
         queuedBytes -= written
+        if written > 0 { encodedStreamData = true }
         if hadBytes && queue.queuedBytes == 0 { drained.append(streamID) }
         if queue.queuedBytes == 0 {
             if queue.endRequested {

@@ -231,7 +231,10 @@ final class TransportTests: XCTestCase {
     /// An idle connection hands the pages of nghttp2's outbound frame buffer back to the kernel, and the next
     /// response on it (written into the zeroed pages) arrives intact.
     func testIdleConnectionReleasesFrameBufferPagesAndKeepsServing() async throws {
-        try await withHarness(TestHarness { $0.limits.releaseIdleFrameBufferAfter = .milliseconds(50) }) { h in
+        try await withHarness(TestHarness {
+            $0.limits.releaseIdleFrameBufferAfter = .milliseconds(50)
+            $0.limits.keepBusyFrameBufferFor = nil  // the second response comes soon after the release
+        }) { h in
             let before = HTTP2MemoryAccounting.releasedFrameBufferBytes
             let first = (0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
             let call = h.call(try h.client(), path: "/test.Echo/Echo", messages: [first], halfClose: false)
@@ -249,6 +252,50 @@ final class TransportTests: XCTestCase {
             XCTAssertEqual(call.messages.last, second)
             // And again once idle after that response.
             XCTAssertTrue(eventually(timeout: 5) { HTTP2MemoryAccounting.releasedFrameBufferBytes > released })
+            call.hangUp()
+        }
+    }
+
+    /// A connection that writes a response again soon after its frame buffer was released (not counting the first
+    /// release, which can fall inside a proxy's first configuration) is busy: it keeps the buffer until
+    /// `keepBusyFrameBufferFor` passes without stream data, so pushes seconds apart do not fault the pages in on
+    /// every push, and keepalive PINGs, here every 100 ms, do not postpone that release.
+    func testBusyConnectionKeepsFrameBufferUntilQuietAndPingsDoNotPostponeTheRelease() async throws {
+        try await withHarness(TestHarness {
+            $0.limits.releaseIdleFrameBufferAfter = .milliseconds(50)
+            $0.limits.keepBusyFrameBufferFor = .seconds(3)
+            $0.limits.keepaliveInterval = .milliseconds(100)
+        }) { h in
+            // Only the server's releases are counted: the client keeps its buffer and sends no PINGs.
+            let client = try h.client { $0.limits.releaseIdleFrameBufferAfter = nil; $0.limits.keepaliveInterval = nil }
+            let call = h.call(client, path: "/test.Echo/Echo", messages: [], halfClose: false)
+            XCTAssertTrue(eventually { call.stream != nil })
+            guard let connection = call.connection, let stream = call.stream else { return XCTFail("no stream") }
+            func echo(_ seed: Int) -> (before: Int, after: Int) {
+                let before = HTTP2MemoryAccounting.releasedFrameBufferBytes
+                let message = (0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* seed &+ 1) }
+                let count = call.messages.count
+                connection.eventLoop.execute { _ = stream.send(message) }
+                XCTAssertTrue(eventually { call.messages.count == count + 1 })
+                XCTAssertEqual(call.messages.last, message)
+                return (before, HTTP2MemoryAccounting.releasedFrameBufferBytes)
+            }
+            for seed in [7, 11] {
+                let written = echo(seed)
+                XCTAssertTrue(eventually(timeout: 5) { HTTP2MemoryAccounting.releasedFrameBufferBytes - written.after >= 3 * 4096 },
+                              "response \(seed): released after the idle period")
+            }
+            let third = echo(13)
+            let thirdAt = Date()
+            usleep(1_000_000)
+            if Date().timeIntervalSince(thirdAt) < 2.5 {
+                XCTAssertEqual(HTTP2MemoryAccounting.releasedFrameBufferBytes, third.after,
+                               "busy: the buffer is kept past the idle period")
+            }
+            XCTAssertTrue(eventually(timeout: 8) { HTTP2MemoryAccounting.releasedFrameBufferBytes > third.after },
+                          "released once quiet for the busy period, PINGs every 100 ms notwithstanding")
+            connection.eventLoop.execute { stream.closeSend() }
+            XCTAssertEqual(call.status(), .ok)
             call.hangUp()
         }
     }
