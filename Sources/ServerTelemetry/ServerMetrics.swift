@@ -19,6 +19,12 @@ public final class ServerMetrics: @unchecked Sendable {
     private var counters: [String: CoreMetrics.Counter] = [:]
     private var timers: [String: CoreMetrics.Timer] = [:]
     private var gauges: [String: CoreMetrics.Gauge] = [:]
+    /// The per-response and per-ACK instruments by resource type ("CDS"…), looked up without building a key:
+    /// at 10,000 proxies a change records ≈ 4 of them per proxy, and making each key string was ≈ 3 % of the
+    /// server's CPU per change.
+    private var pushCounters: [String: (pushes: CoreMetrics.Counter, bytes: CoreMetrics.Counter)] = [:]
+    private var publishToSendTimers: [String: CoreMetrics.Timer] = [:]
+    private var sendToAckTimers: [String: CoreMetrics.Timer] = [:]
     /// Label sets a state gauge was ever given, so a group that disappears is reported as 0, not frozen.
     private var connectedLabels: Set<[String]> = []
     private var servedVersionLabel: String?
@@ -35,20 +41,29 @@ public final class ServerMetrics: @unchecked Sendable {
         self.factory = factory
     }
 
-    // MARK: - Recording (hot paths: one dictionary lookup under a lock per call)
+    // MARK: - Recording (hot paths: one dictionary lookup under a lock per call; per-response ones keyed by type alone)
 
     public func streamOpened(mode: SubscriptionMode) { counter("meshctl_xds_streams_opened_total", [("mode", mode.rawValue)]).increment() }
     public func streamClosed(mode: SubscriptionMode) { counter("meshctl_xds_streams_closed_total", [("mode", mode.rawValue)]).increment() }
 
     public func pushed(type: String, bytes: Int) {
-        counter("meshctl_xds_pushes_total", [("type", type)]).increment()
-        counter("meshctl_xds_sent_bytes_total", [("type", type)]).increment(by: bytes)
+        let instruments = perType(\.pushCounters, type) {
+            (counter("meshctl_xds_pushes_total", [("type", type)]), counter("meshctl_xds_sent_bytes_total", [("type", type)]))
+        }
+        instruments.pushes.increment()
+        instruments.bytes.increment(by: bytes)
     }
 
     public func nacked(type: String, group: String) { counter("meshctl_xds_nacks_total", [("type", type), ("group", group)]).increment() }
 
-    public func publishToSend(type: String, seconds: Double) { timer("meshctl_xds_push_latency_seconds", [("phase", "publish_to_send"), ("type", type)]).recordSeconds(seconds) }
-    public func sendToAck(type: String, seconds: Double) { timer("meshctl_xds_push_latency_seconds", [("phase", "send_to_ack"), ("type", type)]).recordSeconds(seconds) }
+    public func publishToSend(type: String, seconds: Double) {
+        perType(\.publishToSendTimers, type) { timer("meshctl_xds_push_latency_seconds", [("phase", "publish_to_send"), ("type", type)]) }
+            .recordSeconds(seconds)
+    }
+    public func sendToAck(type: String, seconds: Double) {
+        perType(\.sendToAckTimers, type) { timer("meshctl_xds_push_latency_seconds", [("phase", "send_to_ack"), ("type", type)]) }
+            .recordSeconds(seconds)
+    }
 
     public func authorizationDenied(group: String, service: String) {
         counter("meshctl_authorization_denials_total", [("group", group), ("service", service)]).increment()
@@ -111,6 +126,15 @@ public final class ServerMetrics: @unchecked Sendable {
     }
 
     // MARK: - Instrument cache
+
+    /// The instrument of `type` in `cache`, made by `make` (through the keyed cache, so two loops racing to make it
+    /// get the same instrument) on first use.
+    private func perType<T>(_ cache: ReferenceWritableKeyPath<ServerMetrics, [String: T]>, _ type: String, make: () -> T) -> T {
+        if let known = lock.withLock({ self[keyPath: cache][type] }) { return known }
+        let made = make()
+        lock.withLock { self[keyPath: cache][type] = made }
+        return made
+    }
 
     private func key(_ label: String, _ dimensions: [(String, String)]) -> String {
         dimensions.reduce(label) { $0 + "\u{0}" + $1.0 + "=" + $1.1 }
