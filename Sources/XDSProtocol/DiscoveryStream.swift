@@ -215,6 +215,7 @@ public struct DiscoveryStream: Sendable {
     }
 
     var isAggregated: Bool { configuration.binding == .aggregated }
+    var isStateOfTheWorld: Bool { configuration.variant == .stateOfTheWorld }
 
     /// Emits whatever is owed, computed from the current view (so a type that had to wait gets
     /// only the newest content, never the intermediate versions).
@@ -233,10 +234,11 @@ public struct DiscoveryStream: Sendable {
 
     /// Records that a response with `nonce` and `version` is leaving for `typeURL`.
     mutating func recordSent(_ typeURL: String, nonce: String, version: String) {
-        let snapshotVersion = view.version
+        let snapshotVersion = view.version, stateOfTheWorld = isStateOfTheWorld
         types.update(typeURL) { state in
             state.lastNonce = nonce
-            state.lastVersion = version
+            // Delta's `version` is the snapshot's (system_version_info); its `lastVersion` is `syncedTarget`.
+            if stateOfTheWorld { state.lastVersion = version }
             state.awaitingReply = true
             state.unflushedNonce = nonce
             state.recent.append(SentResponse(nonce: nonce, version: version))
@@ -321,6 +323,8 @@ struct TypeState: Sendable {
     /// A response was sent and the proxy has not yet answered it (with its nonce).
     var awaitingReply = false
     var lastNonce: String?
+    /// The content version of what the proxy was last sent (or claimed on reconnect). State of the world: the
+    /// latest response's `version_info`. Delta: `syncedTarget`.
     var lastVersion: String?
     /// Nonce of the latest response the transport has not reported flushed.
     var unflushedNonce: String?
@@ -340,8 +344,12 @@ struct TypeState: Sendable {
     /// name → version the proxy holds, as far as this stream knows.
     var known: [String: String] = [:]
     /// The version of the view's target (`DeltaTarget`) that `known` equals, with nothing owed, since the last
-    /// response; nil when not up to date or not known to be. Lets the stream share its group's plans.
-    var syncedTarget: String?
+    /// response; nil when not up to date or not known to be. Lets the stream share its group's plans. Kept in
+    /// `lastVersion`, which delta has no other use for (a field more is 64 bytes per idle ADS proxy).
+    var syncedTarget: String? {
+        get { lastVersion }
+        set { lastVersion = newValue }
+    }
     /// Names to send even if the proxy holds the current version (new subscriptions, warming).
     var forced: Set<String> = []
     /// Names unsubscribed while the wildcard is on: the proxy needs to hear whether the wildcard still covers them.
