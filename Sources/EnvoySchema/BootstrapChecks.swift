@@ -23,6 +23,9 @@ public struct BootstrapChecks: Sendable {
     /// Also load the TLS files the bootstrap names, as Envoy would on this host.
     public var checkHostFiles = false
 
+    /// Where those files are read once for a whole run (nil: read each time one is named).
+    public var hostFileReads: HostFileReads?
+
     /// False when checking one xDS resource: rules about the bootstrap around it (static
     /// clusters and secrets, node identity) do not apply.
     var bootstrapContext = true

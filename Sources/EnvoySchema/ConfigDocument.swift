@@ -153,6 +153,7 @@ public enum BootstrapValidation {
         validator.maxRegexProgramSize = BootstrapChecks.regexProgramSizeLimit(bootstrap: message, pool: pool) ?? ConstraintValidator.defaultMaxRegexProgramSize
         var checks = BootstrapChecks(pool: pool, file: file)
         checks.checkHostFiles = checkHostFiles
+        checks.hostFileReads = HostFileReads()
         // Both passes only read the message: run them side by side.
         let (constraintPass, referencePass) = (validator, checks)
         let results = ParallelPair.run({ () -> [Diagnostic] in

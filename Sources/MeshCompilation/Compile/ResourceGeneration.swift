@@ -48,7 +48,7 @@ struct JobResult: Sendable {
 }
 
 enum ResourceGeneration {
-    static func run(_ job: RenderJob, pool: DescriptorPool, encode: Bool, hostFiles: HostFileCheck) -> JobResult {
+    static func run(_ job: RenderJob, pool: DescriptorPool, encode: Bool, hostFiles: HostFileCheck, fileReads: HostFileReads? = nil) -> JobResult {
         var result = JobResult()
         func fail(_ rule: String, _ message: String, at location: SourceLocation?) {
             result.diagnostics.append(PendingDiagnostic(diagnostic: Diagnostic(.error, rule: rule, message: message, path: "", location: location), provenance: nil))
@@ -56,7 +56,7 @@ enum ResourceGeneration {
         guard let template = job.template else {
             // A raw group: its resources as written in its file (positions are the file's own).
             for (kind, items) in job.additions.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-                for node in items { checkResource(kind: kind, node: node, job: job, pool: pool, encode: encode, hostFiles: hostFiles, into: &result) }
+                for node in items { checkResource(kind: kind, node: node, job: job, pool: pool, encode: encode, hostFiles: hostFiles, fileReads: fileReads, into: &result) }
             }
             return result
         }
@@ -108,7 +108,7 @@ enum ResourceGeneration {
             nodes += items.map { (kind, $0) }
         }
         for (kind, node) in nodes {
-            checkResource(kind: kind, node: node, job: job, pool: pool, encode: encode, hostFiles: hostFiles, into: &result)
+            checkResource(kind: kind, node: node, job: job, pool: pool, encode: encode, hostFiles: hostFiles, fileReads: fileReads, into: &result)
         }
         return result
     }
@@ -122,7 +122,7 @@ enum ResourceGeneration {
     }
 
     static func checkResource(kind: ResourceKind, node: YAMLNode, job: RenderJob, pool: DescriptorPool, encode: Bool, hostFiles: HostFileCheck,
-                              into result: inout JobResult) {
+                              fileReads: HostFileReads?, into result: inout JobResult) {
         guard let type = pool.messageID(named: kind.typeName) else { return }
         let errorsBefore = result.diagnostics.count { $0.diagnostic.severity == .error }
         var reader = TextReader(pool: pool, syntax: .yaml, file: nil)
@@ -138,6 +138,7 @@ enum ResourceGeneration {
         validator.validate(message)
         var envoyRules = BootstrapChecks(pool: pool, file: nil)
         envoyRules.checkHostFiles = hostFiles != .off
+        envoyRules.hostFileReads = fileReads
         envoyRules.check(resource: message)
         // Duplicate domains are checked by the compiler's route rules, which know which service file declared them.
         let envoyDiagnostics = envoyRules.diagnostics.filter { $0.rule != "xref.duplicate-domain" }.map { diagnostic in

@@ -12,7 +12,11 @@ extension Compilation {
         // Render, read, validate, encode: every job independent.
         let allJobs = plan.jobs
         let pool = self.pool, encode = self.encode, hostFiles = inputs.hostFiles
-        let results = Parallel.map(allJobs.count) { ResourceGeneration.run(allJobs[$0], pool: pool, encode: encode, hostFiles: hostFiles) }
+        // Every sidecar names the same certificate files: each is read once for the whole compile.
+        let fileReads = HostFileReads()
+        let results = Parallel.map(allJobs.count) {
+            ResourceGeneration.run(allJobs[$0], pool: pool, encode: encode, hostFiles: hostFiles, fileReads: fileReads)
+        }
         for result in results { pending += result.diagnostics }
         clock.lap("render + read + validate + encode")
 
