@@ -181,7 +181,9 @@ extension TextReader {
             report("schema.type-mismatch", "\"@type\" must be a string type URL", at: typeEntry.value)
             return nil
         }
-        guard typeURL.contains("/"), let innerType = pool.messageID(typeURL: typeURL) else {
+        // A byte search: `String.contains(String)` goes through Foundation's locale-aware string search
+        // (CFStringFind), 1% of a 10,000-service validate for this one check per Any.
+        guard typeURL.utf8.contains(UInt8(ascii: "/")), let innerType = pool.messageID(typeURL: typeURL) else {
             let name = typeURL.split(separator: "/").last.map(String.init) ?? typeURL
             let hint = typeURL.contains("/") ? suggestionForType(name) : "; a type URL looks like type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
             report("schema.unresolvable-any", "cannot resolve \"@type\": \(typeURL) is not a message type of the Envoy API\(hint)", at: typeEntry.value)
