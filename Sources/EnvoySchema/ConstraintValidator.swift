@@ -159,9 +159,10 @@ public struct ConstraintValidator: Sendable {
             if entry.fieldIndex < 64 { setLow |= 1 << UInt64(entry.fieldIndex) } else { anySetHigh = true }
         }
         let fields = descriptor.fields  // one read of the class property, not one per field
-        for index in descriptor.checkedFieldIndexes {
+        for checked in descriptor.checkedFields {
+            let index = checked.index
+            if !checked.hasRules, index < 64 ? setLow & (1 << UInt64(index)) == 0 : !anySetHigh { continue }
             let field = fields[index]
-            if field.rules == nil, index < 64 ? setLow & (1 << UInt64(index)) == 0 : !anySetHigh { continue }
             let entry = message.value(at: index)
             // Members of a oneof (and proto3 `optional` fields) are checked only when set.
             if entry == nil && field.oneofIndex != nil { continue }

@@ -291,7 +291,11 @@ private struct PoolBuilder {
             }
         }
         for message in resolved {
-            message.checkedFieldIndexes = message.fields.indices.filter { message.fields[$0].rules != nil || message.fields[$0].kind == .message }
+            message.checkedFields = message.fields.indices.compactMap { i in
+                let field = message.fields[i]
+                guard field.rules != nil || field.kind == .message else { return nil }
+                return CheckedField(index: i, hasRules: field.rules != nil)
+            }
         }
         return DescriptorPool(messages: resolved, enums: enums, extensions: extensions, fileNames: fileNames,
                               messageIDByName: messageIDByName, enumIDByName: enumIDByName)
