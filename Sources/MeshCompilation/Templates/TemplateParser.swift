@@ -19,14 +19,22 @@ enum TemplateFilter: String, Sendable, CaseIterable {
     case json
 }
 
-/// `operand|filter:arg,arg|filter`.
-struct FilterExpression: Sendable {
+/// `operand|filter:arg,arg|filter`. A class: the renderer evaluates one for every `{{ }}` and condition
+/// of every rendering, and copying the struct out of its node retained each of its parts (one retain now).
+final class FilterExpression: Sendable {
     let operand: TemplateOperand
     let filters: [(filter: TemplateFilter, arguments: [TemplateOperand])]
     /// Byte offset of the expression in the template.
     let offset: Int
     /// The text as written (for messages).
     let text: String
+
+    init(operand: TemplateOperand, filters: [(filter: TemplateFilter, arguments: [TemplateOperand])], offset: Int, text: String) {
+        self.operand = operand
+        self.filters = filters
+        self.offset = offset
+        self.text = text
+    }
 }
 
 /// An `if`/`elif`/`where` condition with Stencil's operators.
