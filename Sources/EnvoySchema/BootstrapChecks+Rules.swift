@@ -87,9 +87,8 @@ extension BootstrapChecks {
         var typedMatchers: [(path: String, owner: String, actions: Set<String>)] = []
         // Only messages of these types have rules; the rest are passed by ID without a string compare.
         let index = RuleTypeIndex.shared(for: pool)
-        let ruleTypes = index.ruleTypes
         root.walk(descendInto: { index.canReach($0) }) { view in
-            guard ruleTypes.contains(view.message.type) else { return }
+            guard index.isRuleType(view.message.type) else { return }
             switch view.typeName {
             case "envoy.config.listener.v3.FilterChain":
                 checkNetworkFilterChain(view)
@@ -359,14 +358,20 @@ struct TypeReachability {
 final class RuleTypeIndex: Sendable {
     let ruleTypes: Set<MessageID>
     private let reaching: [Bool]
+    /// `ruleTypes` by ID: asked for every message the walk visits, where hashing the ID showed up.
+    private let isRule: [Bool]
 
     init(pool: DescriptorPool) {
-        ruleTypes = Set(BootstrapChecks.ruleTypeNames.compactMap { pool.messageID(named: $0) })
+        let ruleTypes = Set(BootstrapChecks.ruleTypeNames.compactMap { pool.messageID(named: $0) })
+        self.ruleTypes = ruleTypes
         var reach = TypeReachability(pool: pool, targets: ruleTypes)
         reaching = (0..<pool.messages.count).map { reach.canReach(MessageID($0)) }
+        isRule = (0..<pool.messages.count).map { ruleTypes.contains(MessageID($0)) }
     }
 
     func canReach(_ type: MessageID) -> Bool { reaching[Int(type)] }
+
+    func isRuleType(_ type: MessageID) -> Bool { isRule[Int(type)] }
 
     private static let cache = PerPoolCache<RuleTypeIndex>()
 

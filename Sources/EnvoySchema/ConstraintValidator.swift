@@ -13,7 +13,6 @@ public struct ConstraintValidator: Sendable {
     /// Whether a long list of messages is validated in two halves on two threads: true until a half
     /// is being validated (the halves do not split again).
     var splitsLongLists = true
-    private let regexMatcherTypes: Set<MessageID>
 
     /// Envoy's default `re2.max_program_size.error_level`.
     public static let defaultMaxRegexProgramSize = 100
@@ -47,6 +46,11 @@ public struct ConstraintValidator: Sendable {
         let cidrRange: MessageID?
         /// The RegexMatcher types, whose regexes are compiled with RE2.
         let regexMatchers: Set<MessageID>
+        /// Per message type (by ID), what `validateMessageBody` asks of every message it validates —
+        /// read from arrays rather than by hashing the ID into `regexMatchers` and `extensionConfigOneof`.
+        let isRegexMatcher: [Bool]
+        /// `extensionConfigOneof` by ID; -1 where absent.
+        let extensionConfigOneofByID: [Int]
 
         private static let sharedCache = PerPoolCache<ContextTypes>()
 
@@ -67,6 +71,9 @@ public struct ConstraintValidator: Sendable {
             httpFilterLists = lists
             httpFilterListFields = Set(lists.keys.flatMap { id in pool.message(id).fields.filter { $0.name == "http_filters" || $0.name == "upstream_http_filters" }.map(ObjectIdentifier.init) })
             extensionConfigOneof = Self.extensionReferences(pool)
+            let matchers = regexMatchers, oneofs = extensionConfigOneof
+            isRegexMatcher = (0..<pool.messages.count).map { matchers.contains(MessageID($0)) }
+            extensionConfigOneofByID = (0..<pool.messages.count).map { oneofs[MessageID($0)] ?? -1 }
             pointFields = ExtensionRegistry.pointFields(pool)
             loadBalancingPolicy = pool.messageID(named: "envoy.config.cluster.v3.LoadBalancingPolicy")
             cidrRange = pool.messageID(named: "envoy.config.core.v3.CidrRange")
@@ -90,7 +97,6 @@ public struct ConstraintValidator: Sendable {
         self.pool = pool
         self.file = file
         contextTypes = ContextTypes.shared(for: pool)
-        regexMatcherTypes = contextTypes.regexMatchers
     }
 
     /// The kind of listener `listener` is, as Envoy decides it: the socket type comes from the
@@ -128,7 +134,7 @@ public struct ConstraintValidator: Sendable {
     }
 
     mutating func validateMessageBody(_ message: DynamicMessage, descriptor: MessageDescriptor) {
-        if regexMatcherTypes.contains(message.type) { checkRegexMatcher(message, descriptor: descriptor) }
+        if contextTypes.isRegexMatcher[Int(message.type)] { checkRegexMatcher(message, descriptor: descriptor) }
         if descriptor.wellKnownType != nil {
             if case .duration? = descriptor.wellKnownType { checkEnvoyDurationRange(message) }
             if case .any? = descriptor.wellKnownType { validateAnyPayload(message) }
@@ -136,16 +142,16 @@ public struct ConstraintValidator: Sendable {
             return
         }
         if descriptor.isValidationDisabled || descriptor.isValidationIgnored { return }
-        for (oneofIndex, oneof) in descriptor.oneofs.enumerated() where oneof.isRequired {
+        for oneofIndex in descriptor.requiredOneofs {
+            let oneof = descriptor.oneofs[oneofIndex]
             if !oneof.memberFields.contains(where: { message.value(at: $0) != nil || message.unreadableFields.contains($0) }) {
                 let names = oneof.memberFields.map { descriptor.fields[$0].name }
-                _ = oneofIndex
                 report("pgv.oneof.required", "one of \(names.joined(separator: ", ")) must be set (oneof '\(oneof.name)' is required)", at: message.location)
             }
         }
         if message.type == contextTypes.loadBalancingPolicy { checkLoadBalancingPolicies(message) }
         if message.type == contextTypes.cidrRange { checkCidrRange(message) }
-        if let oneof = contextTypes.extensionConfigOneof[message.type],
+        if case let oneof = contextTypes.extensionConfigOneofByID[Int(message.type)], oneof >= 0,
            !descriptor.oneofs[oneof].memberFields.contains(where: { message.value(at: $0) != nil || message.unreadableFields.contains($0) }) {
             // Envoy 1.40 finds every extension by its config's type: a name alone finds nothing.
             let name = descriptor.fieldIndex(named: "name").flatMap { message.value(at: $0)?.value.stringValue } ?? ""
