@@ -53,10 +53,15 @@ public struct DynamicMessage: Sendable {
         // Compares the names of the few set fields instead of hashing `name` into the type's
         // name table: rules call this for every field they read, on every resource.
         // Same answer as `fieldIndex(named:)`, which knows proto and JSON names.
+        // Lengths first (O(1) for native strings): most set fields are not the one asked for, and a
+        // full comparison of a descriptor's name with a literal is a call into the string runtime.
         let descriptors = pool.message(type).fields
+        let length = name.utf8.count
         for entry in fields {
             let field = descriptors[entry.fieldIndex]
-            if field.name == name || field.jsonName == name { return entry.value }
+            if (field.name.utf8.count == length && field.name == name) || (field.jsonName.utf8.count == length && field.jsonName == name) {
+                return entry.value
+            }
         }
         return nil
     }

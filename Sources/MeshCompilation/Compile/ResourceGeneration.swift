@@ -60,9 +60,10 @@ enum ResourceGeneration {
             }
             return result
         }
-        let text: String
+        let text: [UInt8]
         do {
-            text = try template.render(job.roots).text
+            // Parsed as the bytes rendered (valid UTF-8: template text and string values), not copied into a String.
+            text = try template.render(job.roots).bytes
         } catch {
             let (line, column) = template.source.position(ofByte: error.offset)
             result.diagnostics.append(PendingDiagnostic(diagnostic: Diagnostic(.error, rule: error.kind.rawValue, message: "rendering for '\(job.owner)': \(error.message)", path: "",
@@ -71,7 +72,7 @@ enum ResourceGeneration {
         }
         let root: YAMLNode
         do {
-            guard let node = try YAMLDocument.parse(text, origin: job.origin) else { return result }
+            guard let node = try YAMLDocument.parse(utf8: text, origin: job.origin) else { return result }
             root = node
         } catch {
             fail("template.output", "the template's output for '\(job.owner)' is not valid YAML (\(error.message)); check the indentation and quoting around this line (values with ':' or '#' need |json)", at: error.location)

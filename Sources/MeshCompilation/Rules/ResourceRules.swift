@@ -211,11 +211,13 @@ struct ResourceRules {
 
     func format(_ ms: Int64) -> String { ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms" }
 
+    /// The RouteMatch fields `covers` understands (built once: it runs for every pair of routes of a virtual host).
+    static let coveringMatchFields: Set<String> = ["prefix", "path", "safe_regex", "case_sensitive", "headers"]
+
     /// True when every request `later` matches is matched by `earlier` already.
     static func covers(_ earlier: MessageView, _ later: MessageView) -> Bool {
-        let allowed: Set<String> = ["prefix", "path", "safe_regex", "case_sensitive", "headers"]
         let descriptor = earlier.pool.message(earlier.message.type)
-        for entry in earlier.message.fields where !allowed.contains(descriptor.fields[entry.fieldIndex].name) { return false }
+        for entry in earlier.message.fields where !coveringMatchFields.contains(descriptor.fields[entry.fieldIndex].name) { return false }
         let earlierSensitive = earlier.wrapped("case_sensitive")?.boolValue ?? true
         let laterSensitive = later.wrapped("case_sensitive")?.boolValue ?? true
         guard earlierSensitive == laterSensitive || !earlierSensitive else { return false }

@@ -96,6 +96,11 @@ public final class TemplateObjectType: @unchecked Sendable {
 
     /// Where a member's value is stored. Member names are short (Swift small strings), so comparing
     /// them in a scan is cheaper than hashing for a dictionary lookup on every template access.
+    /// Lengths are compared first (O(1)): most members scanned past differ in length, and comparing two
+    /// different strings is a call into the string runtime.
     @inline(__always)
-    func index(of member: String) -> Int? { names.firstIndex(of: member) }
+    func index(of member: String) -> Int? {
+        let length = member.utf8.count
+        return names.firstIndex { $0.utf8.count == length && $0 == member }
+    }
 }
