@@ -46,7 +46,13 @@ public final class TemplateObject: Sendable {
     /// - Parameter fields: values for (a subset of) the type's fields; the rest read as null.
     public init(_ type: TemplateObjectType, _ fields: [String: TemplateValue]) {
         self.type = type
-        values = type.names.map { fields[$0] ?? .null }
+        // Each given field placed by a scan of the type's names, rather than every name of the type hashed into
+        // `fields` (most objects set a few of their members; the contexts build ~20 objects per service).
+        var values = [TemplateValue](repeating: .null, count: type.names.count)
+        for (name, value) in fields {
+            if let index = type.index(of: name) { values[index] = value }
+        }
+        self.values = values
     }
 
     public subscript(_ name: String) -> TemplateValue {
