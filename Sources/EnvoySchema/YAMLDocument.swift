@@ -77,18 +77,14 @@ private struct Composer {
     // Children of the collections being composed, stacked (a nested collection pushes above its
     // parent's and pops back): each collection is then copied out once at its final size instead
     // of growing an array of its own by doubling.
-    var pendingItems = ChildStack<YAMLNode>()
-    var pendingPairs = ChildStack<(key: YAMLNode, value: YAMLNode)>()
+    var pendingItems: [YAMLNode] = []
+    var pendingPairs: [(key: YAMLNode, value: YAMLNode)] = []
     /// The scalar text (nil for a collection key) and position of each key in `pendingPairs`, stacked
     /// alongside it: the duplicate-key check reads these instead of copying each earlier key node.
     var pendingKeys: [(text: String?, location: SourceLocation)] = []
     var origin: Int32 = 0
 
     mutating func compose(_ bytes: UnsafeBufferPointer<UInt8>) throws(YAMLError) -> YAMLNode? {
-        defer {
-            pendingItems.release()
-            pendingPairs.release()
-        }
         guard yaml_parser_initialize(&parser) == 1 else { throw YAMLError(reason: .syntax, message: "out of memory", location: nil) }
         defer { yaml_parser_delete(&parser) }
         yaml_parser_set_input_string(&parser, bytes.baseAddress, bytes.count)
@@ -166,14 +162,14 @@ private struct Composer {
             guard depth < YAMLDocument.maximumDepth else { throw tooDeep(at) }
             let anchor = string(event.data.sequence_start.anchor)
             let base = pendingItems.count
-            defer { pendingItems.truncate(to: base) }  // after an error; a completed sequence moved its items out
+            defer { pendingItems.removeSubrange(base...) }
             while true {
                 var child = try next()
                 if child.type == YAML_SEQUENCE_END_EVENT { yaml_event_delete(&child); break }
                 let item = try node(from: &child, depth: depth + 1)
-                pendingItems.push(item)
+                pendingItems.append(item)
             }
-            let node = YAMLNode(kind: .sequence(pendingItems.moveOut(from: base)), location: at)
+            let node = YAMLNode(kind: .sequence(Array(pendingItems[base...])), location: at)
             if let anchor { anchors[anchor] = node }
             return node
         case YAML_MAPPING_START_EVENT:
@@ -181,7 +177,7 @@ private struct Composer {
             let anchor = string(event.data.mapping_start.anchor)
             let base = pendingPairs.count
             defer {
-                pendingPairs.truncate(to: base)  // after an error; a completed mapping moved its pairs out
+                pendingPairs.removeSubrange(base...)
                 pendingKeys.removeSubrange(base...)
             }
             var seen: [String: SourceLocation] = [:]  // used once a mapping outgrows a linear scan
@@ -206,9 +202,9 @@ private struct Composer {
                 var valueEvent = try next()
                 let value = try node(from: &valueEvent, depth: depth + 1)
                 pendingKeys.append((keyText, key.location))
-                pendingPairs.push((key, value))
+                pendingPairs.append((key, value))
             }
-            let node = YAMLNode(kind: .mapping(pendingPairs.moveOut(from: base)), location: at)
+            let node = YAMLNode(kind: .mapping(Array(pendingPairs[base...])), location: at)
             if let anchor { anchors[anchor] = node }
             return node
         default:
@@ -218,56 +214,5 @@ private struct Composer {
 
     func tooDeep(_ at: SourceLocation) -> YAMLError {
         YAMLError(reason: .tooDeep, message: "YAML nesting is deeper than \(YAMLDocument.maximumDepth) levels; a configuration is never nested this deep", location: at)
-    }
-}
-
-/// The children of the collections being composed, stacked: a nested collection pushes above its
-/// parent's and its run is moved out into the node's array when it ends. Moved, not copied: copying
-/// each run out of an Array and then removing it (a retain and a release per node, through the
-/// tuple's generic value witnesses for mappings) was ~5% of a large `meshctl validate`.
-/// Owned by one Composer, which releases it when the document is composed.
-private struct ChildStack<Element> {
-    private var storage = UnsafeMutablePointer<Element>.allocate(capacity: 64)
-    private var capacity = 64
-    private(set) var count = 0
-
-    mutating func push(_ element: Element) {
-        if count == capacity {
-            let grown = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
-            grown.moveInitialize(from: storage, count: count)
-            storage.deallocate()
-            storage = grown
-            capacity *= 2
-        }
-        (storage + count).initialize(to: element)
-        count += 1
-    }
-
-    /// The elements from `base` on, moved into an array; the stack ends at `base` again.
-    mutating func moveOut(from base: Int) -> [Element] {
-        let run = count - base
-        guard run > 0 else { return [] }
-        let source = storage + base
-        let moved = [Element](unsafeUninitializedCapacity: run) { buffer, initialized in
-            buffer.baseAddress!.moveInitialize(from: source, count: run)
-            initialized = run
-        }
-        count = base
-        return moved
-    }
-
-    /// Drops the elements from `base` on (a collection that ended in an error).
-    mutating func truncate(to base: Int) {
-        guard count > base else { return }
-        (storage + base).deinitialize(count: count - base)
-        count = base
-    }
-
-    /// Frees the storage (and anything still on the stack); the stack is not used afterwards.
-    mutating func release() {
-        storage.deinitialize(count: count)
-        storage.deallocate()
-        count = 0
-        capacity = 0
     }
 }
