@@ -76,15 +76,13 @@ extension RolloutController {
         let observation = TypeObservation(sync: sync, sentVersion: status.snapshotSent,
                                           ackedAt: status.ackedAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) },
                                           rejection: sync == .rejected ? status.nack?.message : nil)
-        // One lock for the change and the hop decision, and the stream changed in place through the dictionary's
-        // index (`local[stream] != nil` would copy its entry): this runs after every response and ACK of every stream.
-        let due = lock.withLock { () -> Bool in
-            guard let index = local.index(forKey: stream) else { return false }
-            local.values[index].types[status.typeURL] = observation
+        let known = lock.withLock { () -> Bool in
+            guard local[stream] != nil else { return false }
+            local[stream]!.types[status.typeURL] = observation
             reportDirty = true
-            return claimEvaluationHop()
+            return true
         }
-        if due { scheduleEvaluation() }
+        if known { streamEventArrived() }
     }
 
     public func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode) {
@@ -97,20 +95,13 @@ extension RolloutController {
 
     /// Feeds the change to the leader's machine, or a follower's report to the store, soon (coalesced on the queue).
     private func streamEventArrived() {
-        if lock.withLock({ claimEvaluationHop() }) { scheduleEvaluation() }
-    }
-
-    /// Whether a stream event should hop to the queue now (none queued yet, and the hop would do something); claims
-    /// the hop when it should. Under the lock.
-    private func claimEvaluationHop() -> Bool {
-        guard !stopped, !evaluateQueued, hasWorkForStreamEvents else { return false }
-        evaluateQueued = true
-        evaluationsQueued += 1
-        return true
-    }
-
-    /// The hop claimed by `claimEvaluationHop`: evaluates (leader) or reports (rolling follower) on the queue.
-    private func scheduleEvaluation() {
+        let due = lock.withLock { () -> Bool in
+            guard !stopped, !evaluateQueued, hasWorkForStreamEvents else { return false }
+            evaluateQueued = true
+            evaluationsQueued += 1
+            return true
+        }
+        guard due else { return }
         queue.async { [weak self] in
             guard let self else { return }
             let (following, rolling) = lock.withLock { () -> (Bool, Bool) in

@@ -85,9 +85,7 @@ public struct DiscoveryStream: Sendable {
     }
 
     /// The status of one type, if the proxy requested it.
-    /// Read in place: the subscript would copy the type's whole state (sets, maps, response list) per call,
-    /// and the server asks after every response and ACK.
-    public func proxyStatus(typeURL: String) -> ProxyStatus? { types.read(typeURL) { $0.status } }
+    public func proxyStatus(typeURL: String) -> ProxyStatus? { types[typeURL]?.status }
 
     /// Applies one event and returns what to do, in order: writes, status records, or a close.
     public mutating func handle(_ event: StreamEvent, at now: WallClockTime) -> [StreamAction] {
