@@ -96,9 +96,8 @@ extension RolloutController {
     /// Feeds the change to the leader's machine, or a follower's report to the store, soon (coalesced on the queue).
     private func streamEventArrived() {
         let due = lock.withLock { () -> Bool in
-            guard !stopped, !evaluateQueued, hasWorkForStreamEvents else { return false }
+            guard !stopped, !evaluateQueued else { return false }
             evaluateQueued = true
-            evaluationsQueued += 1
             return true
         }
         guard due else { return }
@@ -111,15 +110,6 @@ extension RolloutController {
             // A follower's NACK reaches the leader now; between rollouts the next tick's report is soon enough.
             if following { if rolling { publishReport(now: Self.monotonic(), force: true) } } else { evaluate() }
         }
-    }
-
-    /// Whether the hop to the queue after a stream event would do anything: a leader feeds its rollout machine, a
-    /// follower that is rolling sends its report. Between rollouts neither does, and a fan-out to 10,000 proxies
-    /// would otherwise wake a Dispatch thread for almost every ACK (≈ 4 % of the server's CPU per change). The
-    /// fleet's events are computed from the streams when a machine next evaluates (every tick, and as a rollout
-    /// starts), so none is lost. Under the lock.
-    private var hasWorkForStreamEvents: Bool {
-        role == .follower ? holding || followed?.phase.isActive == true : machine != nil
     }
 
     // MARK: The fleet
