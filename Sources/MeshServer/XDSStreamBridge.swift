@@ -77,6 +77,14 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
             finish(.invalidArgument, "unknown type URL '\(typeURL)'; this server serves \(Self.servedTypes.sorted().joined(separator: ", "))")
             return
         }
+        if machine == nil && service.hub.current == nil && service.hub.isStartingUp {
+            // The server listens before its first read of the store has finished: answer once it has, so a proxy
+            // connecting in that window is served (or told the store is empty) rather than refused for nothing.
+            held = [message]
+            let me = LoopConfined(self)
+            service.hub.whenStarted(on: executor) { me.value.releaseAfterStartup() }
+            return
+        }
         if machine == nil && !start(node: node) { return }
         if claimsUnknownVersion(event) {
             // The proxy reports configuration this replica does not serve: it may come from a replica that is
@@ -115,6 +123,11 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         guard !stream.isClosed, let queued = held else { return }
         held = nil
         handle(event)
+        process(queued)
+    }
+
+    /// Messages that were held, in order; stops (holding the rest again) if one of them is held in turn.
+    private func process(_ queued: [[UInt8]]) {
         for (i, message) in queued.enumerated() {
             if held != nil {
                 held!.append(contentsOf: queued[i...])
@@ -122,6 +135,13 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
             }
             onMessage(message)
         }
+    }
+
+    /// The first read of the store settled: handle the first request (held whole) and whatever followed it.
+    private func releaseAfterStartup() {
+        guard !stream.isClosed, let queued = held else { return }
+        held = nil
+        process(queued)
     }
 
     /// The first request: pick the group from the node, check the proxy may receive it, create the machine.

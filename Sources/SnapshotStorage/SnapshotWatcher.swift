@@ -8,7 +8,7 @@ import Glibc
 
 /// Watches a store's live pointer and delivers each newly live snapshot, or why it was refused.
 public final class SnapshotWatcher: @unchecked Sendable {
-    // @unchecked Sendable: `stopped`, `live`, `worker` and `signal` are only touched under `lock`; the callbacks are @Sendable.
+    // @unchecked Sendable: `stopped`, `live`, `worker`, `signal`, `confirmed` and the first-pass fields are only touched under `lock`; the callbacks are @Sendable.
     /// What the watcher reports.
     public enum Event: Sendable {
         /// A new live snapshot, fully loaded.
@@ -27,6 +27,8 @@ public final class SnapshotWatcher: @unchecked Sendable {
     private let store: any SnapshotStoring
     private let handler: (@Sendable (Event) -> Void)?
     private var confirmed: (@Sendable (String) -> Void)?
+    private var firstPassed: (@Sendable () -> Void)?
+    private var firstPassDone = false
     private let pollMilliseconds: Int
     private let retryMilliseconds: Int
     private let check: LoadCheck
@@ -80,6 +82,17 @@ public final class SnapshotWatcher: @unchecked Sendable {
         lock.withLock { self.confirmed = confirmed }
     }
 
+    /// Calls `done` once the first read of the live pointer (and the load of what it names, if anything) has
+    /// finished, whatever its outcome — at once if that already happened. Until then a server cannot tell "no
+    /// snapshot yet" from "not read yet".
+    public func onFirstPass(_ done: @escaping @Sendable () -> Void) {
+        let already = lock.withLock { () -> Bool in
+            if !firstPassDone { firstPassed = done }
+            return firstPassDone
+        }
+        if already { done() }
+    }
+
     /// Reads the live pointer again now instead of at the end of the current wait.
     public func refresh() {
         lock.withLock { signal }?.wake()
@@ -130,6 +143,11 @@ public final class SnapshotWatcher: @unchecked Sendable {
             }
             // The pointer was read and its version is the one delivered: this follower is up to date as of this read.
             if let version = pointer, version == delivered, let confirmed = lock.withLock({ self.confirmed }) { confirmed(version) }
+            let first = lock.withLock { () -> (@Sendable () -> Void)? in
+                defer { firstPassDone = true; firstPassed = nil }
+                return firstPassDone ? nil : firstPassed
+            }
+            first?()
             signal.wait(milliseconds: pollMilliseconds)
         }
     }

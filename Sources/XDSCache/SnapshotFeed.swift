@@ -26,6 +26,7 @@ public final class SnapshotFeed: Sendable {
     public init(store: any SnapshotStoring, hub: SnapshotHub, serve: (@Sendable (Snapshot) -> Int)? = nil,
                 onEvent: @escaping @Sendable (Event) -> Void) {
         self.hub = hub
+        hub.beginStartup()
         watcher = SnapshotWatcher(store: store, pollMilliseconds: store.followPollMilliseconds) { event in
             switch event {
             case .loaded(let snapshot):
@@ -42,11 +43,13 @@ public final class SnapshotFeed: Sendable {
         let watcher = self.watcher
         watcher.onUpToDate { version in hub.confirmUpToDate(version: version) }
         hub.setRefresher { watcher.refresh() }
+        watcher.onFirstPass { hub.finishStartup() }
     }
 
     /// Stops following the store (the hub keeps serving what it has).
     public func stop() {
         hub.setRefresher(nil)
         watcher.stop()
+        hub.finishStartup()
     }
 }

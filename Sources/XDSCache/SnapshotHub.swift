@@ -44,7 +44,7 @@ private struct SubscriberReference: @unchecked Sendable {
 
 /// The current snapshot and the streams that follow it. Thread-safe.
 public final class SnapshotHub: @unchecked Sendable {
-    // @unchecked Sendable: `served`, `rollout`, `subscribers`, `delivered`, `accountedLive`, `freshnessWaiters` and `refresher` are only touched under `lock`; subscribers are called on their own loops.
+    // @unchecked Sendable: `served`, `rollout`, `subscribers`, `delivered`, `accountedLive`, `freshnessWaiters`, `refresher` and the startup fields are only touched under `lock`; subscribers are called on their own loops.
     private let lock = NSLock()
     private var served: ServedSnapshot?
     private var rollout: RolloutServing?
@@ -56,6 +56,9 @@ public final class SnapshotHub: @unchecked Sendable {
     private var accountedLive: String?
     private var freshnessWaiters: [FreshnessWaiter] = []
     private var refresher: (@Sendable () -> Void)?
+    /// True from a feed's start until its first read of the store settled; work for streams that arrive meanwhile.
+    private var startingUp = false
+    private var startupWaiters: [FreshnessWaiter] = []
 
     /// Work waiting until this replica has read the store's live version (after the work was queued) and serves it.
     private struct FreshnessWaiter {
@@ -164,6 +167,34 @@ public final class SnapshotHub: @unchecked Sendable {
     }
 
     public var streamCount: Int { lock.withLock { subscribers.count } }
+
+    // MARK: Startup (a proxy connecting before the first read of the store is answered, not refused)
+
+    /// Set by a feed before it first reads the store.
+    public func beginStartup() {
+        lock.withLock { startingUp = true }
+    }
+
+    /// Whether the first read of the store has not settled yet (nothing served may only mean "not read yet").
+    public var isStartingUp: Bool { lock.withLock { startingUp } }
+
+    /// Runs `work` on `executor` once the first read of the store settled (at once if it has).
+    public func whenStarted(on executor: any SubscriberExecutor, _ work: @escaping @Sendable () -> Void) {
+        let waiting = lock.withLock { () -> Bool in
+            if startingUp { startupWaiters.append(FreshnessWaiter(executor: executor, work: work)) }
+            return startingUp
+        }
+        if !waiting { executor.execute(work) }
+    }
+
+    /// The first read of the store settled: it served its live snapshot, or found none, or could not read it.
+    public func finishStartup() {
+        let ready = lock.withLock { () -> [FreshnessWaiter] in
+            defer { startingUp = false; startupWaiters = [] }
+            return startupWaiters
+        }
+        for waiter in ready { waiter.executor.execute(waiter.work) }
+    }
 
     // MARK: Freshness (a proxy must never be sent older configuration than it reports having)
 

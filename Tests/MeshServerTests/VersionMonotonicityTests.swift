@@ -16,23 +16,41 @@ import XDSWire
 /// A store whose follower is never woken by a change (no inotify, a minute between polls), so the replica stays
 /// behind a publish until something asks it to look; and which can be made unreadable, like a database that is down.
 final class QuietStore: SnapshotStoring, @unchecked Sendable {
-    // @unchecked Sendable: `failing` is only touched under `lock`; `base` is a Sendable value.
+    // @unchecked Sendable: `failing` and `gate` are only touched under `lock`; `base` is a Sendable value.
     let base: SnapshotStore
     private let lock = NSLock()
     private var failing = false
+    private var gate: DispatchSemaphore?
 
     init(_ base: SnapshotStore) { self.base = base }
 
     func setFailing(_ value: Bool) { lock.withLock { failing = value } }
 
+    /// Until `openGate()`, reads of the live pointer wait (a slow first read, like a database that answers late).
+    func closeGate() { lock.withLock { gate = DispatchSemaphore(value: 0) } }
+
+    func openGate() {
+        let opened = lock.withLock { () -> DispatchSemaphore? in
+            defer { gate = nil }
+            return gate
+        }
+        opened?.signal()
+    }
+
     private func check() throws(SnapshotStoreError) {
         if lock.withLock({ failing }) { throw .unreachable(location: "quiet", detail: "made unreachable by the test") }
+    }
+
+    private func passGate() {
+        guard let gate = lock.withLock({ self.gate }) else { return }
+        gate.wait()
+        gate.signal()
     }
 
     var location: String { base.location }
     var followPollMilliseconds: Int { 60_000 }
     func publish(_ snapshot: Snapshot) throws(SnapshotStoreError) -> PublishOutcome { try base.publish(snapshot) }
-    func currentVersion() throws(SnapshotStoreError) -> String? { try check(); return try base.currentVersion() }
+    func currentVersion() throws(SnapshotStoreError) -> String? { passGate(); try check(); return try base.currentVersion() }
     func current() throws(SnapshotStoreError) -> Snapshot? { try check(); return try base.current() }
     func load(version: String, check level: LoadCheck) throws(SnapshotStoreError) -> Snapshot { try check(); return try base.load(version: version, check: level) }
     func resolve(_ reference: String) throws(SnapshotStoreError) -> String { try base.resolve(reference) }
@@ -169,5 +187,80 @@ final class VersionMonotonicityTests: XCTestCase {
         Thread.sleep(forTimeInterval: 1)
         XCTAssertEqual(server.hub.heldForFreshness, 0, "not held")
         XCTAssertNil(recording.status(timeout: 0.1), "the stream stays open")
+    }
+}
+
+/// `serve` listens before its first read of the store has finished (a database may take seconds to answer). A proxy
+/// connecting in that window is answered once the read settles, never refused because nothing is loaded *yet*.
+final class StartupWindowTests: XCTestCase {
+    var directory = ""
+    var server: XDSServer!
+    var store: QuietStore!
+    let loops = EventLoopGroup(loopCount: 1)
+
+    override func setUpWithError() throws {
+        directory = try E2E.temporaryDirectory()
+        _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend"])
+        store = QuietStore(SnapshotStore(directory: directory + "/store"))
+    }
+
+    override func tearDown() {
+        store.openGate()
+        if let server { InProcessServer.stop(server) }
+        loops.shutdown()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func startServer() throws {
+        var options = XDSServerOptions()
+        options.port = 0
+        options.eventLoops = 1
+        options.drainGrace = .milliseconds(200)
+        let certs = directory + "/certs"
+        options.tls = TLSServerCredentials(certificateChainFile: certs + "/server.crt", privateKeyFile: certs + "/server.key", clientCAFile: certs + "/ca.crt")
+        server = try XDSServer(options: options, store: store, log: ServerLog(minimumLevel: .error))
+        try server.start()
+    }
+
+    func connect() throws -> RecordingCall {
+        let certs = directory + "/certs"
+        let credentials = TLSClientCredentials(certificateChainFile: certs + "/frontend.crt", privateKeyFile: certs + "/frontend.key",
+                                               trustedCAFile: certs + "/ca.crt", serverName: "localhost")
+        let client = try GRPCClient(configuration: GRPCClientConfiguration(host: "127.0.0.1", port: server.boundPort, security: .tls(credentials)))
+        let recording = RecordingCall()
+        let loop = loops.next()
+        let connection = try client.connect(on: loop, delegate: recording)
+        let request = DiscoveryRequest(node: Node(id: "f-1", cluster: "frontend"), typeURL: VersionMonotonicityTests.clusterType).serialized()
+        loop.execute {
+            guard let stream = connection.openStream(path: ServicePath.aggregated, handler: recording) else { return }
+            _ = stream.send(request)
+        }
+        return recording
+    }
+
+    func testAProxyConnectingBeforeTheFirstReadIsServedOnceTheSnapshotIsLoaded() throws {
+        try E2E.publish([E2E.group("frontend", listenerPort: 10001, routeTo: "backend", clusters: ["backend": 19001],
+                                   identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
+        store.closeGate()
+        try startServer()
+        XCTAssertNil(server.hub.current, "the first read has not finished")
+        let recording = try connect()
+        XCTAssertNil(recording.status(timeout: 1), "not refused while the first read is under way")
+        XCTAssertNil(recording.firstMessage(timeout: 0.1))
+        store.openGate()
+        let response = try DiscoveryResponse(serialized: try XCTUnwrap(recording.firstMessage(timeout: 10), "answered once the snapshot is loaded"))
+        XCTAssertEqual(response.resources.count, 1)
+        XCTAssertNil(recording.status(timeout: 0.1), "the stream stays open")
+    }
+
+    func testAProxyConnectingToAnEmptyStoreIsToldWhyOnceTheFirstReadFindsNothing() throws {
+        store.closeGate()
+        try startServer()
+        let recording = try connect()
+        XCTAssertNil(recording.status(timeout: 1), "no verdict before the store was read")
+        store.openGate()
+        let status = try XCTUnwrap(recording.status(timeout: 10), "refused once the store was read")
+        XCTAssertEqual(status.code, .unavailable)
+        XCTAssertTrue(status.message.contains("publish one with meshctl compile"), status.message)
     }
 }
