@@ -94,9 +94,10 @@ public final class LoadGenerator: @unchecked Sendable {
         }
         loops = EventLoopGroup(loopCount: max(1, options.eventLoops))
         let events = self.events
+        let readings = SharedResourceReadings()
         proxies = (0..<options.proxies).map {
             SimulatedProxy(index: $0, group: options.groups[$0 % options.groups.count], mode: options.mode,
-                           nackRate: options.nackRate, seed: options.seed, events: events,
+                           nackRate: options.nackRate, seed: options.seed, events: events, readings: readings,
                            reconnects: options.reconnects)
         }
         connectionSlots = Locked(Array(repeating: nil, count: options.connections))

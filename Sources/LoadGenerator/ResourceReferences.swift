@@ -5,6 +5,7 @@
 // the bytes in place and allocates nothing but the names it returns (10,000 proxies each
 // re-reading every cluster on every push made allocation the load generator's main cost).
 import ProtobufWire
+import XDSProtocol
 
 /// Walks the fields of one serialized protobuf message in place.
 struct ProtobufScanner {
@@ -13,29 +14,40 @@ struct ProtobufScanner {
     /// Calls `body(field, varint, payload)` for each varint (payload nil) or length-delimited field (payload set);
     /// stops at malformed input (a bad body only means fewer follow-up names).
     func forEach(_ body: (Int, UInt64, UnsafeRawBufferPointer?) -> Void) {
+        walk(malformed: {}) { field, _, value, payload in body(field, value, payload) }
+    }
+
+    /// Like `forEach`, with each field's offset (where its key starts) instead of the varint; calls `malformed`
+    /// if the walk stopped before the end.
+    func forEachWithOffsets(malformed: () -> Void, _ body: (_ field: Int, _ start: Int, UnsafeRawBufferPointer?) -> Void) {
+        walk(malformed: malformed) { field, start, _, payload in body(field, start, payload) }
+    }
+
+    private func walk(malformed: () -> Void, _ body: (Int, Int, UInt64, UnsafeRawBufferPointer?) -> Void) {
         var index = 0
         let count = bytes.count
         func varint() -> UInt64? { try? Varint.decode(bytes, at: &index).get() }
         while index < count {
-            guard let key = varint() else { return }
+            let start = index
+            guard let key = varint() else { return malformed() }
             let field = Int(key >> 3)
             switch key & 7 {
             case 0:
-                guard let value = varint() else { return }
-                body(field, value, nil)
+                guard let value = varint() else { return malformed() }
+                body(field, start, value, nil)
             case 1:
-                guard count - index >= 8 else { return }
+                guard count - index >= 8 else { return malformed() }
                 index += 8
             case 2:
-                guard let length = varint(), length <= UInt64(count - index) else { return }
+                guard let length = varint(), length <= UInt64(count - index) else { return malformed() }
                 let end = index + Int(length)
-                body(field, length, UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
+                body(field, start, length, UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
                 index = end
             case 5:
-                guard count - index >= 4 else { return }
+                guard count - index >= 4 else { return malformed() }
                 index += 4
             default:
-                return
+                return malformed()
             }
         }
     }
@@ -97,6 +109,15 @@ enum ResourceReferences {
         listener.each(3, chain)
         listener.each(25, chain)
         return names
+    }
+
+    /// What a resource of `typeURL` refers a proxy on to.
+    static func references(_ typeURL: String, _ body: UnsafeRawBufferPointer) -> [String] {
+        switch typeURL {
+        case TypeURL.cluster: endpointName(ofCluster: body).map { [$0] } ?? []
+        case TypeURL.listener: routeNames(ofListener: body)
+        default: []
+        }
     }
 
     // Array conveniences (tests, the report's expected versions).

@@ -50,6 +50,8 @@ final class SimulatedProxy: @unchecked Sendable {
     let nackRate: Double
     private var random: SplitMix64
     private let events: GeneratorEvents
+    /// Readings of SotW responses shared with every other proxy of the run.
+    private let readings: SharedResourceReadings
     /// Whether a lost stream or connection ends only this session (the proxy comes back) rather than failing it.
     private let reconnects: Bool
     /// Configured on the current connection (counted in `configuredNow`).
@@ -76,7 +78,9 @@ final class SimulatedProxy: @unchecked Sendable {
     private var endpointSubscription: [String] = []
     private var routeSubscription: [String] = []
 
-    init(index: Int, group: String, mode: SubscriptionMode, nackRate: Double, seed: UInt64, events: GeneratorEvents, reconnects: Bool = false) {
+    init(index: Int, group: String, mode: SubscriptionMode, nackRate: Double, seed: UInt64, events: GeneratorEvents,
+         readings: SharedResourceReadings = SharedResourceReadings(), reconnects: Bool = false) {
+        self.readings = readings
         self.reconnects = reconnects
         self.index = index
         self.node = Node(id: "loadgen-\(index)", cluster: group, userAgentName: "meshctl-loadgen")
@@ -146,11 +150,13 @@ final class SimulatedProxy: @unchecked Sendable {
         bytesReceived += message.count + 5
         switch mode.isDelta {
         case false:
-            guard let response = try? DiscoveryResponse(serialized: message) else {
-                fail(GRPCStatus(.internalError, "unparsable DiscoveryResponse (\(message.count) bytes)"))
-                return
+            message.withUnsafeBytes { raw in
+                guard let response = SotWResponseEnvelope(raw) else {
+                    fail(GRPCStatus(.internalError, "unparsable DiscoveryResponse (\(message.count) bytes)"))
+                    return
+                }
+                receiveSotW(response, bytes: message.count, at: now, key: key)
             }
-            receiveSotW(response, bytes: message.count, at: now, key: key)
         case true:
             guard let response = try? DeltaDiscoveryResponse(serialized: message) else {
                 fail(GRPCStatus(.internalError, "unparsable DeltaDiscoveryResponse (\(message.count) bytes)"))
@@ -172,21 +178,15 @@ final class SimulatedProxy: @unchecked Sendable {
         if nacked { nacksSent += 1 } else { acksSent += 1 }
     }
 
-    private func receiveSotW(_ response: DiscoveryResponse, bytes: Int, at now: Double, key: String) {
+    private func receiveSotW(_ response: SotWResponseEnvelope, bytes: Int, at now: Double, key: String) {
         let typeURL = response.typeURL.isEmpty ? key : response.typeURL
         let nack = decideNack()
         if !nack {
-            var references: [String: [String]] = [:]
-            references.reserveCapacity(response.resources.count)
-            for resource in response.resources {
-                resource.value.withUnsafeBytes { body in
-                    if let name = ResourceReferences.name(body) { references[name] = Self.references(typeURL, body) }
-                }
-            }
-            held[typeURL] = references
+            let reading = readings.reading(of: response, typeURL: typeURL)
+            held[typeURL] = reading.references
             received.insert(typeURL)
             acceptedVersion[typeURL] = response.versionInfo
-            followReferences(changed: typeURL)
+            followReferences(changed: typeURL, names: reading.referencedNames)
         }
         let answer = DiscoveryRequest(versionInfo: acceptedVersion[typeURL] ?? "", node: nodeIfFirst(typeURL),
                                       resourceNames: subscription(typeURL), typeURL: typeURL, responseNonce: response.nonce,
@@ -203,13 +203,13 @@ final class SimulatedProxy: @unchecked Sendable {
             var references = held[typeURL] ?? [:]
             for resource in response.resources {
                 if let value = resource.resource?.value {
-                    references[resource.name] = value.withUnsafeBytes { Self.references(typeURL, $0) }
+                    references[resource.name] = value.withUnsafeBytes { ResourceReferences.references(typeURL, $0) }
                 }
             }
             for name in response.removedResources { references[name] = nil }
             held[typeURL] = references
             received.insert(typeURL)
-            followReferences(changed: typeURL)
+            followReferences(changed: typeURL, names: Set(references.values.joined()).sorted())
         }
         let answer = DeltaDiscoveryRequest(node: nodeIfFirst(typeURL), typeURL: typeURL, responseNonce: response.nonce,
                                            errorDetail: nack ? Status(code: 3, message: "meshctl loadgen: simulated rejection") : nil)
@@ -226,27 +226,16 @@ final class SimulatedProxy: @unchecked Sendable {
         }
     }
 
-    /// What a resource of `typeURL` refers a proxy on to.
-    private static func references(_ typeURL: String, _ body: UnsafeRawBufferPointer) -> [String] {
-        switch typeURL {
-        case TypeURL.cluster: ResourceReferences.endpointName(ofCluster: body).map { [$0] } ?? []
-        case TypeURL.listener: ResourceReferences.routeNames(ofListener: body)
-        default: []
-        }
-    }
-
     /// Like Envoy: clusters name the assignments to ask for, listeners the route configurations.
-    private func followReferences(changed typeURL: String) {
+    private func followReferences(changed typeURL: String, names: [String]) {
         switch typeURL {
         case TypeURL.cluster:
-            let names = Set((held[typeURL] ?? [:]).values.joined()).sorted()
             if names != endpointSubscription {
                 let previous = endpointSubscription
                 endpointSubscription = names
                 subscribe(TypeURL.endpoint, names: names, previous: previous)
             }
         case TypeURL.listener:
-            let names = Set((held[typeURL] ?? [:]).values.joined()).sorted()
             if names != routeSubscription {
                 let previous = routeSubscription
                 routeSubscription = names
