@@ -113,6 +113,8 @@ public final class XDSServer: @unchecked Sendable {
             fleetRecorder = recorder
         }
         let service = XDSService(hub: hub, configuration: serviceConfiguration, proxies: proxies, observers: observers)
+        // Proxies may connect as soon as the port is open, before the store is first read below: they wait for it.
+        hub.beginStartup()
         do {
             boundPort = try grpc.start(handler: service)
         } catch {

@@ -43,7 +43,11 @@ public final class SnapshotFeed: Sendable {
         let watcher = self.watcher
         watcher.onUpToDate { version in hub.confirmUpToDate(version: version) }
         hub.setRefresher { watcher.refresh() }
-        watcher.onFirstPass { hub.finishStartup() }
+        // After the first read: if a snapshot was loaded but nothing is served (a follower holding the new version
+        // until the leader's plan is known), streams keep waiting until it serves; otherwise they are answered now.
+        watcher.onFirstPass { [weak watcher] in
+            if watcher?.snapshot == nil || hub.current != nil { hub.finishStartup() }
+        }
     }
 
     /// Stops following the store (the hub keeps serving what it has).

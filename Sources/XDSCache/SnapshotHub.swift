@@ -95,7 +95,9 @@ public final class SnapshotHub: @unchecked Sendable {
             served = next
             self.rollout = rollout
         }
-        return redeliver()
+        let notified = redeliver()
+        finishStartup()
+        return notified
     }
 
     /// Replaces (or ends, with nil) the rollout's side-by-side serving without a new snapshot, e.g. when a
@@ -170,7 +172,8 @@ public final class SnapshotHub: @unchecked Sendable {
 
     // MARK: Startup (a proxy connecting before the first read of the store is answered, not refused)
 
-    /// Set by a feed before it first reads the store.
+    /// Set by a feed before it first reads the store: until something is served (or the store is found to have
+    /// nothing to serve), a stream's first request waits instead of being refused.
     public func beginStartup() {
         lock.withLock { startingUp = true }
     }
@@ -187,7 +190,9 @@ public final class SnapshotHub: @unchecked Sendable {
         if !waiting { executor.execute(work) }
     }
 
-    /// The first read of the store settled: it served its live snapshot, or found none, or could not read it.
+    /// Something is served, or the store has nothing this replica could serve (none published, or unreadable): the
+    /// streams that waited are handled now. (A replica that loaded the live snapshot but holds it back until its
+    /// rollout plan is known stays starting up until it serves.)
     public func finishStartup() {
         let ready = lock.withLock { () -> [FreshnessWaiter] in
             defer { startingUp = false; startupWaiters = [] }

@@ -4,6 +4,7 @@
 import ControlPlane
 import Foundation
 import MeshCertificates
+import Locking
 import MeshTestSupport
 import ServerTelemetry
 import SnapshotStorage
@@ -251,6 +252,25 @@ final class StartupWindowTests: XCTestCase {
         let response = try DiscoveryResponse(serialized: try XCTUnwrap(recording.firstMessage(timeout: 10), "answered once the snapshot is loaded"))
         XCTAssertEqual(response.resources.count, 1)
         XCTAssertNil(recording.status(timeout: 0.1), "the stream stays open")
+    }
+
+    func testAReplicaHoldingTheLiveSnapshotKeepsStreamsWaitingUntilItServes() throws {
+        try E2E.publish([E2E.group("frontend", listenerPort: 10001, routeTo: "backend", clusters: ["backend": 19001],
+                                   identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
+        // A follower that loaded the live version but holds it until the leader's plan is known serves nothing.
+        let hub = SnapshotHub()
+        let loaded = Locked<Snapshot?>(nil)
+        let feed = SnapshotFeed(store: store, hub: hub, serve: { snapshot in loaded.withLock { $0 = snapshot }; return 0 }) { _ in }
+        defer { feed.stop() }
+        E2E.waitUntil(10, "the first read") { loaded.withLock { $0 } != nil }
+        let released = Locked(false)
+        hub.whenStarted(on: loops.next()) { released.withLock { $0 = true } }
+        Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertTrue(hub.isStartingUp, "loaded but not served: streams wait")
+        XCTAssertFalse(released.withLock { $0 })
+        hub.serve(try XCTUnwrap(loaded.withLock { $0 }))
+        E2E.waitUntil(5, "the waiting stream released once the replica serves") { released.withLock { $0 } }
+        XCTAssertFalse(hub.isStartingUp)
     }
 
     func testAProxyConnectingToAnEmptyStoreIsToldWhyOnceTheFirstReadFindsNothing() throws {
