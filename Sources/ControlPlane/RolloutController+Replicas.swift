@@ -93,15 +93,19 @@ extension RolloutController {
         if known { streamEventArrived() }
     }
 
-    /// Feeds the change to the leader's machine, or a follower's report to the store, soon (coalesced on the queue).
+    /// Feeds the change to the leader's machine, or a follower's report to the store, soon: one evaluation per
+    /// `streamEventBatch` at most, taking every event recorded until it runs. (Queued at once, each ACK of a fan-out
+    /// to 10,000 proxies woke a Dispatch thread for an evaluation that found one event: ~10 % of the server's CPU per
+    /// change in sem_post, futex wake-ups and context switches. A rollout's decisions take seconds; 20 ms is noise.)
     private func streamEventArrived() {
         let due = lock.withLock { () -> Bool in
             guard !stopped, !evaluateQueued else { return false }
             evaluateQueued = true
+            evaluationsQueued += 1
             return true
         }
         guard due else { return }
-        queue.async { [weak self] in
+        queue.asyncAfter(deadline: .now() + Self.streamEventBatch) { [weak self] in
             guard let self else { return }
             let (following, rolling) = lock.withLock { () -> (Bool, Bool) in
                 evaluateQueued = false

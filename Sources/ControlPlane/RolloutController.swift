@@ -65,6 +65,10 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
     var lastReportAt: Int64 = .min / 2
     var lastPruneAt: Int64 = 0
     var evaluateQueued = false
+    /// Evaluations queued for stream events (for tests and diagnostics).
+    var evaluationsQueued = 0
+    /// How long stream events gather before one evaluation takes them all.
+    static let streamEventBatch: DispatchTimeInterval = .milliseconds(20)
     /// The plan's membership as last saved (the leader saves when a proxy is placed, so followers serve it).
     var savedMembership: [String: [String: Int]] = [:]
     /// A follower's copy of the leader's state, and its revision in the store.
