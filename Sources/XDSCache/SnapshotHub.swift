@@ -56,7 +56,8 @@ public final class SnapshotHub: @unchecked Sendable {
     private var accountedLive: String?
     private var freshnessWaiters: [FreshnessWaiter] = []
     private var refresher: (@Sendable () -> Void)?
-    /// True from a feed's start until its first read of the store settled; work for streams that arrive meanwhile.
+    /// True from a feed's start until something is served or the store is found to have nothing to serve; the work of
+    /// streams that arrive meanwhile waits in `startupWaiters`.
     private var startingUp = false
     private var startupWaiters: [FreshnessWaiter] = []
 
@@ -178,10 +179,10 @@ public final class SnapshotHub: @unchecked Sendable {
         lock.withLock { startingUp = true }
     }
 
-    /// Whether the first read of the store has not settled yet (nothing served may only mean "not read yet").
+    /// Whether nothing served may only mean "not read yet" (or "held until the rollout plan is known").
     public var isStartingUp: Bool { lock.withLock { startingUp } }
 
-    /// Runs `work` on `executor` once the first read of the store settled (at once if it has).
+    /// Runs `work` on `executor` once start-up is over (at once if it is).
     public func whenStarted(on executor: any SubscriberExecutor, _ work: @escaping @Sendable () -> Void) {
         let waiting = lock.withLock { () -> Bool in
             if startingUp { startupWaiters.append(FreshnessWaiter(executor: executor, work: work)) }
