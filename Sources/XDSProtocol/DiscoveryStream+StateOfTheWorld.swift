@@ -12,7 +12,8 @@ extension DiscoveryStream {
         guard request.resourceNames.count <= configuration.limits.maxNamesPerType else {
             return close(.resourceExhausted, "\(request.resourceNames.count) resource names for \(TypeURL.shortName(typeURL)); the limit is \(configuration.limits.maxNamesPerType)")
         }
-        guard var state = types[typeURL] else { return [] }
+        // Moved out and stored back on every path below (nothing in between reads this type's slot).
+        guard var state = types.take(typeURL) else { return [] }
         var actions: [StreamAction] = []
 
         if let latest = state.lastNonce, request.responseNonce != latest {
@@ -121,12 +122,14 @@ extension DiscoveryStream {
         var actions: [StreamAction] = []
         var held = false
         for typeURL in typesInPushOrder {
-            guard needsPlan(typeURL), let state = types[typeURL] else { continue }
-            guard let plan = planStateOfTheWorld(state) else {
+            guard needsPlan(typeURL), let (plan, sendable) = types.read(typeURL, { state in (planStateOfTheWorld(state), canSend(state)) }) else {
+                continue
+            }
+            guard let plan else {
                 types.update(typeURL) { $0.dirty = false }
                 continue
             }
-            guard canSend(state), !held else {
+            guard sendable, !held else {
                 // Make-before-break: nothing later in push order overtakes an update that must wait.
                 if isAggregated { held = true }
                 continue
@@ -140,7 +143,7 @@ extension DiscoveryStream {
         let nonce = issueNonce()
         let response = DiscoveryResponse(versionInfo: set.version, resourceList: set.list, typeURL: typeURL, nonce: nonce,
                                          controlPlane: configuration.controlPlaneIdentifier)
-        guard var state = types[typeURL] else { return response }
+        guard var state = types.take(typeURL) else { return response }
         let previous = state.sent
         state.sent = set
         if !state.newlySubscribed.isEmpty {

@@ -81,11 +81,11 @@ public struct DiscoveryStream: Sendable {
 
     /// One status per requested type, in push order.
     public var proxyStatus: [ProxyStatus] {
-        typesInPushOrder.compactMap { types[$0]?.status }
+        typesInPushOrder.compactMap { types.read($0) { $0.status } }
     }
 
     /// The status of one type, if the proxy requested it.
-    public func proxyStatus(typeURL: String) -> ProxyStatus? { types[typeURL]?.status }
+    public func proxyStatus(typeURL: String) -> ProxyStatus? { types.read(typeURL) { $0.status } }
 
     /// Applies one event and returns what to do, in order: writes, status records, or a close.
     public mutating func handle(_ event: StreamEvent, at now: WallClockTime) -> [StreamAction] {
@@ -285,6 +285,17 @@ struct TypeStates: Sendable {
     mutating func update<R>(_ typeURL: String, _ body: (inout TypeState) -> R) -> R? {
         guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return nil }
         return body(&states[index])
+    }
+
+    /// Moves one type's state out, leaving an empty placeholder in its slot until the caller stores it back
+    /// (`self[typeURL] = state`) before anything else reads it. A copy taken with the subscript would share its
+    /// sets, maps and response list with the array, so the first change to each would copy it; a moved state is the
+    /// only owner, and is changed in place. Nil for a type not requested on the stream.
+    mutating func take(_ typeURL: String) -> TypeState? {
+        guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return nil }
+        var moved = TypeState(typeURL: states[index].typeURL)
+        swap(&moved, &states[index])
+        return moved
     }
 
     /// Reads one type's state without copying it (nil for a type not requested on the stream).
