@@ -143,7 +143,7 @@ class Bench:
         return process, port
 
     def loadgen(self, port, store, proxies, mode, duration, json_path, ready_path, connections=None, extra=()):
-        command = [self.meshctl, "loadgen", "--server", f"127.0.0.1:{port}", "--ca", f"{self.certs}/ca.crt",
+        command = [self.args.loadgen_meshctl or self.meshctl, "loadgen", "--server", f"127.0.0.1:{port}", "--ca", f"{self.certs}/ca.crt",
                    "--cert", f"{self.certs}/loadgen.crt", "--key", f"{self.certs}/loadgen.key",
                    "--proxies", str(proxies), "--connections", str(connections or proxies), "--mode", mode,
                    "--duration", str(duration), "--store", store, "--json", json_path, "--ready-file", ready_path,
@@ -504,6 +504,8 @@ def main():
     parser.add_argument("--churn-proxies", type=int, default=1000)
     parser.add_argument("--churn-seconds", type=float, default=30)
     parser.add_argument("--churn-shared-connections", action="store_true")
+    parser.add_argument("--loadgen-meshctl", default=None,
+                        help="the meshctl binary that runs `loadgen` (default: --meshctl); to compare servers with one load generator")
     parser.add_argument("--skip-churn", action="store_true")
     parser.add_argument("--envoys", type=int, default=20)
     parser.add_argument("--skip-ceiling", action="store_true")

@@ -76,9 +76,11 @@ extension RolloutController {
         let observation = TypeObservation(sync: sync, sentVersion: status.snapshotSent,
                                           ackedAt: status.ackedAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) },
                                           rejection: sync == .rejected ? status.nack?.message : nil)
+        // The stream is changed in place through the dictionary's index (`local[stream] != nil` would copy its entry):
+        // this runs after every response and ACK of every stream.
         let known = lock.withLock { () -> Bool in
-            guard local[stream] != nil else { return false }
-            local[stream]!.types[status.typeURL] = observation
+            guard let index = local.index(forKey: stream) else { return false }
+            local.values[index].types[status.typeURL] = observation
             reportDirty = true
             return true
         }
@@ -93,13 +95,14 @@ extension RolloutController {
         if known { streamEventArrived() }
     }
 
-    /// Feeds the change to the leader's machine, or a follower's report to the store, soon: one evaluation per
-    /// `streamEventBatch` at most, taking every event recorded until it runs. (Queued at once, each ACK of a fan-out
-    /// to 10,000 proxies woke a Dispatch thread for an evaluation that found one event: ~10 % of the server's CPU per
-    /// change in sem_post, futex wake-ups and context switches. A rollout's decisions take seconds; 20 ms is noise.)
+    /// Feeds the change to the leader's machine, or a follower's report to the store, soon: between rollouts not at
+    /// all (nothing on the queue needs it), during one at most once per `streamEventBatch`, taking every event
+    /// recorded until it runs. (Queued at once, each ACK of a fan-out to 10,000 proxies woke a Dispatch thread for an
+    /// evaluation that found one event, or none: ~10 % of the server's CPU per change in sem_post, futex wake-ups and
+    /// context switches. A rollout's decisions take seconds; 20 ms is noise.)
     private func streamEventArrived() {
         let due = lock.withLock { () -> Bool in
-            guard !stopped, !evaluateQueued else { return false }
+            guard !stopped, !evaluateQueued, hasWorkForStreamEvents else { return false }
             evaluateQueued = true
             evaluationsQueued += 1
             return true
@@ -114,6 +117,13 @@ extension RolloutController {
             // A follower's NACK reaches the leader now; between rollouts the next tick's report is soon enough.
             if following { if rolling { publishReport(now: Self.monotonic(), force: true) } } else { evaluate() }
         }
+    }
+
+    /// Whether the hop to the queue after a stream event would do anything: a leader feeds its rollout machine, a
+    /// follower that is rolling sends its report. Between rollouts neither does. The fleet's events are computed from the streams when a machine next evaluates (every tick, and as a rollout
+    /// starts), so none is lost. Under the lock.
+    private var hasWorkForStreamEvents: Bool {
+        role == .follower ? holding || followed?.phase.isActive == true : machine != nil
     }
 
     // MARK: The fleet

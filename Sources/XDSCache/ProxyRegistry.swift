@@ -82,13 +82,19 @@ public final class ProxyRegistry: @unchecked Sendable {
 
     /// Replaces (or adds) one type's status of one stream.
     public func update(_ key: ObjectIdentifier, type status: ProxyTypeStatus) {
-        lock.withLock {
-            guard records[key] != nil else { return }
-            if let i = records[key]!.types.firstIndex(where: { $0.typeURL == status.typeURL }) {
-                records[key]!.types[i] = status
+        // Changed in place through the dictionary's index: `records[key] != nil`, `records[key]!` and reading
+        // `records.values[index]` would each copy the whole record (strings, type list), on every response and ACK of
+        // every stream; an inout access to the stored value does not.
+        func replace(in record: inout ProxyStreamRecord) {
+            if let i = record.types.firstIndex(where: { $0.typeURL == status.typeURL }) {
+                record.types[i] = status
             } else {
-                records[key]!.types.append(status)
+                record.types.append(status)
             }
+        }
+        lock.withLock {
+            guard let index = records.index(forKey: key) else { return }
+            replace(in: &records.values[index])
         }
     }
 

@@ -127,6 +127,36 @@ final class ClientStatusTests: XCTestCase {
         XCTAssertEqual(ClientStatusReport.response(to: ClientStatusRequest(), proxies: registry, servedVersion: nil).configs.map(\.node.id), ["b"])
     }
 
+    /// The registry changes a stream's record in place: a type's newer status replaces the older one (a type is
+    /// listed once, in first-seen order), and a status for a stream that is not (or no longer) open is dropped.
+    func testRegistryReplacesATypesStatusAndIgnoresUnknownStreams() {
+        let registry = ProxyRegistry()
+        let stream = NSObject(), closed = NSObject()
+        let key = ObjectIdentifier(stream), closedKey = ObjectIdentifier(closed)
+        defer { withExtendedLifetime((stream, closed)) {} }
+        let now = Date()
+        func status(_ url: String, _ verdict: SyncVerdict, version: String) -> ProxyTypeStatus {
+            ProxyTypeStatus(type: TypeURL.shortName(url), typeURL: url, status: verdict, versionSent: version, snapshotSent: "snap-" + version,
+                            sentAt: now, versionAcked: verdict == .synced ? version : "", ackedAt: nil, nack: nil, subscribed: "*")
+        }
+        registry.open(key, ProxyStreamRecord(nodeID: "a", group: "g", mode: .adsStateOfTheWorld, peer: "127.0.0.1:1", identity: nil,
+                                             userAgent: "envoy", connectedAt: now, types: []))
+        registry.update(key, type: status(TypeURL.cluster, .stale, version: "1"))
+        registry.update(key, type: status(TypeURL.endpoint, .stale, version: "1"))
+        registry.update(key, type: status(TypeURL.cluster, .synced, version: "2"))
+        registry.update(closedKey, type: status(TypeURL.cluster, .stale, version: "9"))
+
+        XCTAssertEqual(registry.streams.count, 1, "a status for an unknown stream opens no record")
+        let types = registry.streams[0].types
+        XCTAssertEqual(types.map(\.typeURL), [TypeURL.cluster, TypeURL.endpoint])
+        XCTAssertEqual(types[0].status, .synced)
+        XCTAssertEqual(types[0].versionSent, "2")
+        XCTAssertEqual(types[1].status, .stale)
+        registry.close(key)
+        registry.update(key, type: status(TypeURL.cluster, .stale, version: "3"))
+        XCTAssertTrue(registry.streams.isEmpty, "a closed stream's late status does not bring it back")
+    }
+
     func testOnlyOperatorIdentitiesMayReadStatus() {
         let cases: [(String, StatusReaders, [String], Bool)] = [
             ("operator of any trust domain", .operators, ["spiffe://mesh.local/operator/oncall"], true),

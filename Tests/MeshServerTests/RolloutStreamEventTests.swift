@@ -1,5 +1,5 @@
-// Stream events reach the rollout controller from every event loop (an ACK is a status change). During a fan-out
-// they arrive by the thousand; each must not cost its own hop to a Dispatch thread, and none may be lost.
+// Stream events reach the rollout controller from every event loop (an ACK is a status change); between rollouts
+// nothing on its queue needs them, so they must not each cost a hop to a Dispatch thread.
 @testable import ControlPlane
 import Foundation
 import MeshTestSupport
@@ -12,7 +12,7 @@ import XDSProtocol
 final class RolloutStreamEventTests: XCTestCase {
     final class Stream {}
 
-    func testAFanOutsStreamEventsAreEvaluatedInBatches() throws {
+    func testStreamEventsBetweenRolloutsQueueNoWork() throws {
         let directory = try TestPaths.temporaryDirectory("meshctl-rollout-events")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let controller = RolloutController(hub: SnapshotHub(), store: try SnapshotStore(directory: directory, createIfMissing: true),
@@ -26,13 +26,11 @@ final class RolloutStreamEventTests: XCTestCase {
                 controller.statusChanged(ObjectIdentifier(stream), status: ProxyTypeStatus(ProxyStatus(typeURL: typeURL), sentAt: nil, ackedAt: nil))
             }
         }
-        // 150 events within a few milliseconds: a handful of evaluations, not one each.
-        XCTAssertLessThanOrEqual(controller.lock.withLock { controller.evaluationsQueued }, 5)
-        XCTAssertEqual(controller.lock.withLock { controller.local.count }, streams.count, "every stream is recorded")
-        E2E.waitUntil(5, "the batch evaluated") { !controller.lock.withLock { controller.evaluateQueued } }
+        // The events are still recorded: the fleet view a rollout would start from counts every stream.
+        XCTAssertEqual(controller.lock.withLock { controller.local.count }, streams.count)
+        XCTAssertEqual(controller.lock.withLock { controller.evaluationsQueued }, 0, "no rollout machine: nothing to feed")
         for stream in streams { controller.streamClosed(ObjectIdentifier(stream), mode: .adsStateOfTheWorld) }
         XCTAssertEqual(controller.lock.withLock { controller.local.count }, 0)
-        E2E.waitUntil(5, "the closes evaluated") { !controller.lock.withLock { controller.evaluateQueued } }
-        XCTAssertLessThanOrEqual(controller.lock.withLock { controller.evaluationsQueued }, 10)
+        XCTAssertEqual(controller.lock.withLock { controller.evaluationsQueued }, 0)
     }
 }
