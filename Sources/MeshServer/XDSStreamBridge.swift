@@ -102,6 +102,13 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     /// A first request for a type (no nonce yet: a reconnect) claiming a version other than the ones served now (the
     /// newest, and during a rollout the previous one, which proxies not yet in a passed wave have).
     private func claimsUnknownVersion(_ event: StreamEvent) -> Bool {
+        // Only a first request for a type claims a version; every ACK carries a nonce and is let through before the
+        // hub's locks are taken.
+        switch event {
+        case .request(let r) where r.responseNonce.isEmpty && !r.versionInfo.isEmpty: break
+        case .deltaRequest(let r) where r.responseNonce.isEmpty && !r.initialResourceVersions.isEmpty: break
+        default: return false
+        }
         guard service.hub.canConfirmFreshness, let group, let view = service.hub.current?.groups[group] else { return false }
         let views = [view] + (service.hub.heldBack?.groups[group].map { [$0] } ?? [])
         switch event {
