@@ -46,27 +46,41 @@ public enum YAMLDocument {
     /// Nodes a document may expand to, aliases included (defuses "billion laughs").
     public static let maximumNodes = 20_000_000
 
+    /// Which parser reads the text. Both give the same tree for the input the fast path takes (the
+    /// differential tests hold them to it); only libyaml reports errors.
+    public enum Reader: Sendable {
+        /// `YAMLFastReader` for the block subset generated configuration is written in, libyaml for the rest.
+        case fastPathThenLibYAML
+        /// libyaml always (the reference the tests compare the fast path with).
+        case libYAML
+    }
+
     /// Parses exactly one document. Empty input (or comments only) yields nil.
     /// - Parameter origin: stamped on every location (see `SourceLocation.origin`).
-    public static func parse(_ text: String, origin: Int32 = 0) throws(YAMLError) -> YAMLNode? {
+    public static func parse(_ text: String, origin: Int32 = 0, reader: Reader = .fastPathThenLibYAML) throws(YAMLError) -> YAMLNode? {
         var text = text
-        let outcome: Result<YAMLNode?, YAMLError> = text.withUTF8 { bytes in
-            var composer = Composer()
-            composer.origin = origin
-            return Result { () throws(YAMLError) -> YAMLNode? in try composer.compose(bytes) }
-        }
+        let outcome: Result<YAMLNode?, YAMLError> = text.withUTF8 { bytes in parse(bytes, origin: origin, reader: reader) }
         return try outcome.get()
     }
 
     /// Parses exactly one document from UTF-8 bytes (text the caller produced, e.g. a rendered template:
     /// no copy into a String first).
-    public static func parse(utf8 bytes: [UInt8], origin: Int32 = 0) throws(YAMLError) -> YAMLNode? {
-        let outcome: Result<YAMLNode?, YAMLError> = bytes.withUnsafeBufferPointer { buffer in
-            var composer = Composer()
-            composer.origin = origin
-            return Result { () throws(YAMLError) -> YAMLNode? in try composer.compose(buffer) }
-        }
+    public static func parse(utf8 bytes: [UInt8], origin: Int32 = 0, reader: Reader = .fastPathThenLibYAML) throws(YAMLError) -> YAMLNode? {
+        let outcome: Result<YAMLNode?, YAMLError> = bytes.withUnsafeBufferPointer { buffer in parse(buffer, origin: origin, reader: reader) }
         return try outcome.get()
+    }
+
+    /// Whether the fast path reads this text itself (for the tests: input it declines goes to libyaml).
+    public static func fastPathAccepts(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { YAMLFastReader.read($0, origin: 0) != nil }
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>, origin: Int32, reader: Reader) -> Result<YAMLNode?, YAMLError> {
+        if reader == .fastPathThenLibYAML, let node = YAMLFastReader.read(bytes, origin: origin) { return .success(node) }
+        var composer = Composer()
+        composer.origin = origin
+        return Result { () throws(YAMLError) -> YAMLNode? in try composer.compose(bytes) }
     }
 }
 
