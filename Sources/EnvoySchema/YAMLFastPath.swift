@@ -197,11 +197,17 @@ struct YAMLFastReader {
             return try counted(YAMLNode(kind: .scalar(YAMLScalar(string: "", style: .plain, tag: nil)), location: afterColon))
         }
         let value = try inlineNode(depth: depth)
+        try endOfInlineValue(indent: indent)
+        return value
+    }
+
+    /// After a value written on its line, in a collection at column `indent` + 1: the rest of the line must be
+    /// blank, and the next content no deeper than the collection (a deeper line would continue a plain scalar
+    /// or be an error: libyaml's to judge). Leaves the reader at the next line's content.
+    private mutating func endOfInlineValue(indent: Int) throws(Outside) {
         try finishLine()
         try toNextContent()
-        // A deeper line would continue a plain scalar or be an error: libyaml's to judge.
         guard atEnd || self.indent <= indent else { throw Outside() }
-        return value
     }
 
     /// A block sequence at column `indent` + 1 (the reader is at its first '-').
@@ -220,9 +226,7 @@ struct YAMLFastReader {
             let start = location
             if current == UInt8(ascii: "{") || current == UInt8(ascii: "[") {
                 item = try flowCollection(depth: depth + 1)
-                try finishLine()
-                try toNextContent()
-                guard atEnd || self.indent <= indent else { throw Outside() }
+                try endOfInlineValue(indent: indent)
             } else {
                 let first = try scalar(flow: false)
                 if current == UInt8(ascii: ":") && isBlankOrEnd(index + 1) {
@@ -231,9 +235,7 @@ struct YAMLFastReader {
                     guard atEnd || self.indent <= indent else { throw Outside() }
                 } else {
                     item = first
-                    try finishLine()
-                    try toNextContent()
-                    guard atEnd || self.indent <= indent else { throw Outside() }
+                    try endOfInlineValue(indent: indent)
                 }
             }
             pendingItems.append(item)
