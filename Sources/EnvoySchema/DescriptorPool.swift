@@ -236,7 +236,14 @@ public final class DescriptorPool: Sendable {
     public func messageID(typeURL: String) -> MessageID? {
         // Searched as UTF-8: `lastIndex(of: Character)` walks grapheme clusters backwards (~20k
         // instructions for a typical URL; this runs for every Any). "/" is ASCII, so the byte
-        // position is a character boundary.
+        // position is a character boundary. A native String's bytes are contiguous: scanning them as a
+        // buffer costs a tenth of stepping `String.UTF8View` indices backwards (~2,000 instructions per
+        // URL, 2.3% of `validate --envoy` on the listeners shape); the views stay for bridged strings.
+        let found: String?? = typeURL.utf8.withContiguousStorageIfAvailable { bytes in
+            guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[(slash + 1)...]), as: UTF8.self)
+        }
+        if let found { return found.flatMap { messageID(named: $0) } }
         let utf8 = typeURL.utf8
         guard let slash = utf8.lastIndex(of: UInt8(ascii: "/")) else { return nil }
         return messageID(named: String(typeURL[utf8.index(after: slash)...]))
