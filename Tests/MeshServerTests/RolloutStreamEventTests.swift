@@ -15,7 +15,7 @@ final class RolloutStreamEventTests: XCTestCase {
     func testStreamEventsBetweenRolloutsQueueNoWork() throws {
         let directory = try TestPaths.temporaryDirectory("meshctl-rollout-events")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let controller = RolloutController(hub: SnapshotHub(), store: try SnapshotStore(directory: directory, createIfMissing: true),
+        let controller = RolloutController(hub: SnapshotHub(), store: SnapshotStore(directory: directory, createIfMissing: true),
                                            log: ServerLog(minimumLevel: .error), metrics: ServerMetrics())
         let streams = (0..<50).map { _ in Stream() }
         for (i, stream) in streams.enumerated() {

@@ -87,6 +87,33 @@ final class TimedSignal: StoreChangeSignal, @unchecked Sendable {
     }
 }
 
+/// An in-process mTLS server on `store` with the development certificates under `certs` (one loop, short drain).
+func startQuietServer(store: QuietStore, certs: String) throws -> XDSServer {
+    var options = XDSServerOptions()
+    options.port = 0
+    options.eventLoops = 1
+    options.drainGrace = .milliseconds(200)
+    options.tls = TLSServerCredentials(certificateChainFile: certs + "/server.crt", privateKeyFile: certs + "/server.key", clientCAFile: certs + "/ca.crt")
+    let server = try XDSServer(options: options, store: store, log: ServerLog(minimumLevel: .error))
+    try server.start()
+    return server
+}
+
+/// Proxy f-1 of group frontend opens an ADS stream to `server` and sends its first CDS request, claiming `version`.
+func openFrontendStream(to server: XDSServer, certs: String, claiming version: String = "", on loop: EventLoop) throws -> RecordingCall {
+    let credentials = TLSClientCredentials(certificateChainFile: certs + "/frontend.crt", privateKeyFile: certs + "/frontend.key",
+                                           trustedCAFile: certs + "/ca.crt", serverName: "localhost")
+    let client = try GRPCClient(configuration: GRPCClientConfiguration(host: "127.0.0.1", port: server.boundPort, security: .tls(credentials)))
+    let recording = RecordingCall()
+    let connection = try client.connect(on: loop, delegate: recording)
+    let request = DiscoveryRequest(versionInfo: version, node: Node(id: "f-1", cluster: "frontend"), typeURL: VersionMonotonicityTests.clusterType).serialized()
+    loop.execute {
+        guard let stream = connection.openStream(path: ServicePath.aggregated, handler: recording) else { return }
+        _ = stream.send(request)
+    }
+    return recording
+}
+
 final class VersionMonotonicityTests: XCTestCase {
     var directory = ""
     var server: XDSServer!
@@ -99,14 +126,7 @@ final class VersionMonotonicityTests: XCTestCase {
         _ = try DevelopmentCertificates.write(to: directory + "/certs", trustDomain: "mesh.local", proxies: ["frontend"])
         try publish(clusters: ["backend": 19001])
         store = QuietStore(SnapshotStore(directory: directory + "/store"))
-        var options = XDSServerOptions()
-        options.port = 0
-        options.eventLoops = 1
-        options.drainGrace = .milliseconds(200)
-        let certs = directory + "/certs"
-        options.tls = TLSServerCredentials(certificateChainFile: certs + "/server.crt", privateKeyFile: certs + "/server.key", clientCAFile: certs + "/ca.crt")
-        server = try XDSServer(options: options, store: store, log: ServerLog(minimumLevel: .error))
-        try server.start()
+        server = try startQuietServer(store: store, certs: directory + "/certs")
         E2E.waitUntil(10, "the first snapshot served") { self.server.hub.current != nil }
     }
 
@@ -128,19 +148,7 @@ final class VersionMonotonicityTests: XCTestCase {
     }
 
     func reconnect(claiming version: String) throws -> RecordingCall {
-        let certs = directory + "/certs"
-        let credentials = TLSClientCredentials(certificateChainFile: certs + "/frontend.crt", privateKeyFile: certs + "/frontend.key",
-                                               trustedCAFile: certs + "/ca.crt", serverName: "localhost")
-        let client = try GRPCClient(configuration: GRPCClientConfiguration(host: "127.0.0.1", port: server.boundPort, security: .tls(credentials)))
-        let recording = RecordingCall()
-        let loop = loops.next()
-        let connection = try client.connect(on: loop, delegate: recording)
-        let request = DiscoveryRequest(versionInfo: version, node: Node(id: "f-1", cluster: "frontend"), typeURL: Self.clusterType).serialized()
-        loop.execute {
-            guard let stream = connection.openStream(path: ServicePath.aggregated, handler: recording) else { return }
-            _ = stream.send(request)
-        }
-        return recording
+        try openFrontendStream(to: server, certs: directory + "/certs", claiming: version, on: loops.next())
     }
 
     func testAProxyAheadOfTheReplicaIsSentTheNewerSnapshotNotTheOlderOne() throws {
@@ -213,30 +221,11 @@ final class StartupWindowTests: XCTestCase {
     }
 
     func startServer() throws {
-        var options = XDSServerOptions()
-        options.port = 0
-        options.eventLoops = 1
-        options.drainGrace = .milliseconds(200)
-        let certs = directory + "/certs"
-        options.tls = TLSServerCredentials(certificateChainFile: certs + "/server.crt", privateKeyFile: certs + "/server.key", clientCAFile: certs + "/ca.crt")
-        server = try XDSServer(options: options, store: store, log: ServerLog(minimumLevel: .error))
-        try server.start()
+        server = try startQuietServer(store: store, certs: directory + "/certs")
     }
 
     func connect() throws -> RecordingCall {
-        let certs = directory + "/certs"
-        let credentials = TLSClientCredentials(certificateChainFile: certs + "/frontend.crt", privateKeyFile: certs + "/frontend.key",
-                                               trustedCAFile: certs + "/ca.crt", serverName: "localhost")
-        let client = try GRPCClient(configuration: GRPCClientConfiguration(host: "127.0.0.1", port: server.boundPort, security: .tls(credentials)))
-        let recording = RecordingCall()
-        let loop = loops.next()
-        let connection = try client.connect(on: loop, delegate: recording)
-        let request = DiscoveryRequest(node: Node(id: "f-1", cluster: "frontend"), typeURL: VersionMonotonicityTests.clusterType).serialized()
-        loop.execute {
-            guard let stream = connection.openStream(path: ServicePath.aggregated, handler: recording) else { return }
-            _ = stream.send(request)
-        }
-        return recording
+        try openFrontendStream(to: server, certs: directory + "/certs", on: loops.next())
     }
 
     func testAProxyConnectingBeforeTheFirstReadIsServedOnceTheSnapshotIsLoaded() throws {
