@@ -68,36 +68,71 @@ public enum ConfigDocument {
     /// Parses YAML (or JSON) text into a node tree. A syntax error is one diagnostic at its position.
     public static func parseNode(_ text: String, file: String?) -> Result<YAMLNode, Diagnostic> {
         do {
-            guard let node = try YAMLDocument.parse(text) else {
-                return .failure(Diagnostic(.error, rule: "input.empty", message: "contains no document; expected a YAML or JSON document", path: "", file: file))
-            }
+            guard let node = try YAMLDocument.parse(text) else { return .failure(noDocument(file: file)) }
             return .success(node)
         } catch {
-            let rule: String
-            var message = error.message
-            switch error.reason {
-            case .duplicateKey: rule = "yaml.duplicate-key"
-            case .multipleDocuments:
-                rule = "yaml.multiple-documents"
-                message = "the file holds more than one YAML document; Envoy would silently use only the first, so keep one document per file"
-            case .tooDeep, .tooLarge: rule = "yaml.too-large"
-            case .undefinedAlias: rule = "yaml.undefined-alias"
-            case .syntax:
-                rule = "yaml.syntax"
-                message = "YAML syntax error: " + message
-                if error.message.contains("cannot start any token") { message += "; check for tabs used as indentation (YAML allows spaces only)" }
-            }
-            return .failure(Diagnostic(.error, rule: rule, message: message, path: "", file: file, location: error.location))
+            return .failure(diagnostic(for: error, file: file))
         }
     }
 
+    /// `parseNode`, with repeated flow collections read once (see `RepeatedCollections`: only for a
+    /// verdict, since positions inside a repeat are its first copy's).
+    static func parseNodeSharingRepeats(_ text: String, file: String?) -> Result<(YAMLNode, RepeatedCollections), Diagnostic> {
+        do {
+            let (root, repeats) = try YAMLDocument.parseSharingRepeats(text)
+            guard let root else { return .failure(noDocument(file: file)) }
+            return .success((root, repeats))
+        } catch {
+            return .failure(diagnostic(for: error, file: file))
+        }
+    }
+
+    private static func noDocument(file: String?) -> Diagnostic {
+        Diagnostic(.error, rule: "input.empty", message: "contains no document; expected a YAML or JSON document", path: "", file: file)
+    }
+
+    private static func diagnostic(for error: YAMLError, file: String?) -> Diagnostic {
+        let rule: String
+        var message = error.message
+        switch error.reason {
+        case .duplicateKey: rule = "yaml.duplicate-key"
+        case .multipleDocuments:
+            rule = "yaml.multiple-documents"
+            message = "the file holds more than one YAML document; Envoy would silently use only the first, so keep one document per file"
+        case .tooDeep, .tooLarge: rule = "yaml.too-large"
+        case .undefinedAlias: rule = "yaml.undefined-alias"
+        case .syntax:
+            rule = "yaml.syntax"
+            message = "YAML syntax error: " + message
+            if error.message.contains("cannot start any token") { message += "; check for tabs used as indentation (YAML allows spaces only)" }
+        }
+        return Diagnostic(.error, rule: rule, message: message, path: "", file: file, location: error.location)
+    }
+
     /// Text → message of `type`, with every schema and constraint problem.
-    public static func decode(text: String, file: String?, syntax: InputSyntax, type: MessageID, pool: DescriptorPool) -> (message: DynamicMessage?, diagnostics: [Diagnostic]) {
-        let (message, diagnostics) = read(text: text, file: file, syntax: syntax, type: type, pool: pool)
-        guard let message else { return (nil, diagnostics) }
-        var validator = ConstraintValidator(pool: pool, file: file)
-        validator.validate(message)
-        return (message, diagnostics + validator.diagnostics)
+    /// - Parameter sharingRepeats: read repeated flow collections once and check each once per context
+    ///   (see `RepeatedCollections`); when anything is reported, the text is read again without sharing, so
+    ///   the result is the same either way, positions included.
+    public static func decode(text: String, file: String?, syntax: InputSyntax, type: MessageID, pool: DescriptorPool, sharingRepeats: Bool = false) -> (message: DynamicMessage?, diagnostics: [Diagnostic]) {
+        func check(_ node: YAMLNode, _ repeats: RepeatedCollections) -> (message: DynamicMessage?, diagnostics: [Diagnostic]) {
+            let (message, diagnostics) = read(node: node, file: file, syntax: syntax, type: type, pool: pool, repeats: repeats)
+            guard let message else { return (nil, diagnostics) }
+            var validator = ConstraintValidator(pool: pool, file: file)
+            validator.validate(message)
+            return (message, diagnostics + validator.diagnostics)
+        }
+        if sharingRepeats {
+            switch parseNodeSharingRepeats(text, file: file) {
+            case .failure(let problem): return (nil, [problem])
+            case .success(let (node, repeats)):
+                let result = check(node, repeats)
+                if repeats.isEmpty || result.diagnostics.isEmpty { return result }
+            }
+        }
+        switch parseNode(text, file: file) {
+        case .failure(let problem): return (nil, [problem])
+        case .success(let node): return check(node, RepeatedCollections())
+        }
     }
 
     /// Text → message of `type` with schema problems only (no protoc-gen-validate rules yet).
@@ -110,7 +145,12 @@ public enum ConfigDocument {
 
     /// A parsed document → message of `type` with schema problems only.
     public static func read(node: YAMLNode, file: String?, syntax: InputSyntax, type: MessageID, pool: DescriptorPool) -> (message: DynamicMessage?, diagnostics: [Diagnostic]) {
+        read(node: node, file: file, syntax: syntax, type: type, pool: pool, repeats: RepeatedCollections())
+    }
+
+    static func read(node: YAMLNode, file: String?, syntax: InputSyntax, type: MessageID, pool: DescriptorPool, repeats: RepeatedCollections) -> (message: DynamicMessage?, diagnostics: [Diagnostic]) {
         var reader = TextReader(pool: pool, syntax: syntax, file: file)
+        reader.repeats = repeats
         guard let message = reader.readMessage(node, type: type) else {
             return (nil, reader.diagnostics.isEmpty
                     ? [Diagnostic(.error, rule: "schema.type-mismatch", message: "the document is empty (null); expected an object", path: "", file: file, location: node.location)]
@@ -140,13 +180,24 @@ public enum BootstrapValidation {
     public static func validate(text: String, file: String?, syntax: InputSyntax, pool: DescriptorPool, checkHostFiles: Bool = false) -> [Diagnostic] {
         guard let type = pool.messageID(named: TypeNames.bootstrap) else { return [] }
         var clock = PhaseClock()
-        let node: YAMLNode
-        switch ConfigDocument.parseNode(text, file: file) {
-        case .success(let n): node = n
+        // Repeated flow collections are read and checked once (see RepeatedCollections); what is reported
+        // comes from a second reading without sharing, so that every position is the text's own.
+        let (node, repeats): (YAMLNode, RepeatedCollections)
+        switch ConfigDocument.parseNodeSharingRepeats(text, file: file) {
+        case .success(let parsed): (node, repeats) = parsed
         case .failure(let d): return [d]
         }
         clock.lap("yaml")
-        let (message, diagnostics) = ConfigDocument.read(node: node, file: file, syntax: syntax, type: type, pool: pool)
+        let diagnostics = validate(node: node, repeats: repeats, file: file, syntax: syntax, type: type, pool: pool, checkHostFiles: checkHostFiles, clock: &clock)
+        if diagnostics.isEmpty || repeats.isEmpty { return diagnostics }
+        guard case .success(let unshared) = ConfigDocument.parseNode(text, file: file) else { return diagnostics }
+        clock.lap("yaml again, to report")
+        return validate(node: unshared, repeats: RepeatedCollections(), file: file, syntax: syntax, type: type, pool: pool, checkHostFiles: checkHostFiles, clock: &clock)
+    }
+
+    private static func validate(node: YAMLNode, repeats: RepeatedCollections, file: String?, syntax: InputSyntax, type: MessageID, pool: DescriptorPool,
+                                 checkHostFiles: Bool, clock: inout PhaseClock) -> [Diagnostic] {
+        let (message, diagnostics) = ConfigDocument.read(node: node, file: file, syntax: syntax, type: type, pool: pool, repeats: repeats)
         clock.lap("read")
         guard let message else { return diagnostics }
         var validator = ConstraintValidator(pool: pool, file: file)

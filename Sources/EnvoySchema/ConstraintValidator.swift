@@ -27,6 +27,8 @@ public struct ConstraintValidator: Sendable {
     /// whose factory family depends on it. Set when the walk enters a Listener, a Cluster or a filter list.
     public var context = ExtensionContext()
     private let contextTypes: ContextTypes
+    /// Shared messages (`DynamicMessage.repeatID`) that passed, with the context they passed in.
+    private var checkedRepeats: Set<CheckedRepeat> = []
 
     /// The messages and fields that set `context`, resolved once.
     struct ContextTypes: Sendable {
@@ -117,6 +119,23 @@ public struct ConstraintValidator: Sendable {
     }
 
     mutating func validateMessage(_ message: DynamicMessage) {
+        guard message.repeatID != 0 else { return validateMessageOnce(message) }
+        // Copies of one text (see RepeatedCollections): checked once per type and context. The checks
+        // below see only the message and `context`, so a copy that passed passes everywhere it is alike.
+        let key = CheckedRepeat(id: message.repeatID, type: message.type, context: context)
+        if checkedRepeats.contains(key) { return }
+        let problemsBefore = diagnostics.count
+        validateMessageOnce(message)
+        if diagnostics.count == problemsBefore { checkedRepeats.insert(key) }
+    }
+
+    private struct CheckedRepeat: Hashable {
+        let id: Int32
+        let type: MessageID
+        let context: ExtensionContext
+    }
+
+    private mutating func validateMessageOnce(_ message: DynamicMessage) {
         let descriptor = pool.message(message.type)
         if message.type == contextTypes.listener || message.type == contextTypes.cluster {
             let saved = context

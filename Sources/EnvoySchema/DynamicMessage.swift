@@ -35,6 +35,10 @@ public struct DynamicMessage: Sendable {
     /// Fields present in the text whose values could not be read (already reported); their
     /// constraints are not checked, so one mistake is not reported twice.
     public var unreadableFields: [Int] = []
+    /// Set on a message read from a flow collection written several times in the text (see
+    /// `RepeatedCollections`): every copy carries the same ID, so a check that passed one copy in the same
+    /// context passes them all. 0 for every other message.
+    var repeatID: Int32 = 0
 
     public init(type: MessageID, location: SourceLocation? = nil) {
         self.type = type

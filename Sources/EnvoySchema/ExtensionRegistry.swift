@@ -226,7 +226,7 @@ public struct ExtensionRegistry: Sendable {
 }
 
 /// Where an extension slot sits, as far as Envoy's choice of factory family depends on it.
-public struct ExtensionContext: Sendable, Equatable {
+public struct ExtensionContext: Sendable, Hashable {
     public enum Side: Sendable { case downstream, upstream }
     public enum ListenerKind: Sendable { case tcp, udp, quic }
 

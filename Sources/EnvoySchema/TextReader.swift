@@ -51,6 +51,16 @@ public struct TextReader: Sendable {
     // allocations per message.
     private var seenFieldStack: [(index: Int, key: String)] = []
     private var setOneofStack: [(oneof: Int, field: String)] = []
+    /// Which mappings of the document are shared copies of one text (see `RepeatedCollections`), and the
+    /// messages read from them without a problem.
+    var repeats = RepeatedCollections()
+    private var readRepeats: [ReadRepeat: DynamicMessage] = [:]
+
+    private struct ReadRepeat: Hashable {
+        let id: Int32
+        let type: MessageID
+        let depth: Int
+    }
 
     public init(pool: DescriptorPool, syntax: InputSyntax, file: String?) {
         self.pool = pool
@@ -185,6 +195,22 @@ public struct TextReader: Sendable {
     }
 
     mutating func readMessage(_ node: YAMLNode, type: MessageID, depth: Int) -> DynamicMessage? {
+        guard !repeats.isEmpty, case .mapping(let mapping) = node.kind, let id = repeats.id(of: mapping) else {
+            return readMessageOnce(node, type: type, depth: depth)
+        }
+        // A copy of a text already read as this type, at this depth, reads to the same message.
+        let key = ReadRepeat(id: id, type: type, depth: depth)
+        if let message = readRepeats[key] { return message }
+        let problemsBefore = diagnostics.count
+        guard var message = readMessageOnce(node, type: type, depth: depth) else { return nil }
+        if diagnostics.count == problemsBefore {
+            message.repeatID = id
+            readRepeats[key] = message
+        }
+        return message
+    }
+
+    private mutating func readMessageOnce(_ node: YAMLNode, type: MessageID, depth: Int) -> DynamicMessage? {
         guard depth < maximumMessageDepth else {
             report("schema.too-deep", "messages are nested more than \(maximumMessageDepth) levels deep; flatten the configuration", at: node)
             return nil

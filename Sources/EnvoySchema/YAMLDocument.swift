@@ -40,6 +40,44 @@ public struct YAMLError: Error, Sendable, Equatable {
     public let location: SourceLocation?
 }
 
+/// Which mappings of a document stand for several places in its text. A reader asked to share repeats
+/// reads a flow collection's text once (`{retry_on: 5xx, num_retries: 3}` written under 10,000 routes) and
+/// gives every later copy of the same text at the same depth the same node: same tree, same storage, and
+/// the first copy's positions — as an alias carries its anchor's. So a diagnostic inside a repeat may
+/// point at the first copy: `BootstrapValidation` and `ConfigDocument.decode` share repeats only on the
+/// way to a verdict, and read the text again without sharing as soon as there is anything to report.
+public struct RepeatedCollections: Sendable {
+    /// Mapping storage (its elements' address) → an ID for the text it was read from, from 1.
+    private var ids: [Int: Int32] = [:]
+
+    public init() {}
+
+    public var isEmpty: Bool { ids.isEmpty }
+
+    /// The ID of the text a shared mapping was read from; nil for a mapping written once.
+    func id(of mapping: [(key: YAMLNode, value: YAMLNode)]) -> Int32? {
+        guard !ids.isEmpty, let address = Self.address(mapping) else { return nil }
+        return ids[address]
+    }
+
+    /// Marks a shared node: a mapping, or the mappings in a shared sequence (`[{name: a, typed_config: …}]`).
+    mutating func mark(_ node: YAMLNode) {
+        switch node.kind {
+        case .mapping(let mapping):
+            guard let address = Self.address(mapping), ids[address] == nil else { return }
+            ids[address] = Int32(ids.count + 1)
+        case .sequence(let items):
+            for item in items { mark(item) }
+        case .scalar:
+            break
+        }
+    }
+
+    private static func address(_ mapping: [(key: YAMLNode, value: YAMLNode)]) -> Int? {
+        mapping.withUnsafeBufferPointer { $0.baseAddress.map { Int(bitPattern: $0) } }
+    }
+}
+
 public enum YAMLDocument {
     /// Deeper nesting than this is refused: no configuration nests this deep.
     public static let maximumDepth = 1000
@@ -68,6 +106,15 @@ public enum YAMLDocument {
     public static func parse(utf8 bytes: [UInt8], origin: Int32 = 0, reader: Reader = .fastPathThenLibYAML) throws(YAMLError) -> YAMLNode? {
         let outcome: Result<YAMLNode?, YAMLError> = bytes.withUnsafeBufferPointer { buffer in parse(buffer, origin: origin, reader: reader) }
         return try outcome.get()
+    }
+
+    /// Parses exactly one document, reading repeated flow collections once (see `RepeatedCollections`).
+    /// Text outside the fast path's subset is read by libyaml, without sharing.
+    public static func parseSharingRepeats(_ text: String, origin: Int32 = 0) throws(YAMLError) -> (root: YAMLNode?, repeats: RepeatedCollections) {
+        var text = text
+        let shared = text.withUTF8 { YAMLFastReader.read($0, origin: origin, sharingRepeats: true) }
+        if let shared { return (shared.root, shared.repeats) }
+        return (try parse(text, origin: origin, reader: .libYAML), RepeatedCollections())
     }
 
     /// Whether the fast path reads this text itself (for the tests: input it declines goes to libyaml).

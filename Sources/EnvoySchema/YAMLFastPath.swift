@@ -13,6 +13,8 @@
 // Why: libyaml was two thirds of the YAML time and the YAML parse a third of `meshctl
 // validate` (one event allocated and freed per node, a UTF-8 input buffer, a token queue).
 
+import Foundation
+
 struct YAMLFastReader {
     /// Out of the subset: let libyaml read it.
     struct Outside: Error {}
@@ -36,6 +38,66 @@ struct YAMLFastReader {
     private var pendingItems: [YAMLNode] = []
     private var pendingPairs: [(key: YAMLNode, value: YAMLNode)] = []
     private var pendingKeys: [String] = []
+    /// With `sharesRepeats`: the flow collections read so far, by their text, depth and hash.
+    private var sharesRepeats = false
+    private var readCollections = ReadCollections()
+    /// One bit per hash (its top 21 bits) of the flow collections met so far.
+    private var seenHashes: [UInt64] = []
+    private var repeats = RepeatedCollections()
+    /// The spans of the collections nested in the last one scanned, in the order their brackets open (which
+    /// is the order they are read in), so that a nested collection is not scanned again; `nextSpan` is the
+    /// next one to be read.
+    private var scannedSpans: [(start: Int, length: Int)] = []
+    private var nextSpan = 0
+    /// While scanning: the indices in `scannedSpans` of the collections not closed yet.
+    private var openedSpans: [Int] = []
+
+    /// A flow collection read once: where its text starts, its node and how many nodes it counted.
+    private struct ReadCollection {
+        let hash: Int
+        let start: Int
+        let length: Int
+        let depth: Int
+        let node: YAMLNode
+        let nodes: Int
+    }
+
+    /// Flow collections by hash, length and depth: an open-addressing table on the reader's own hash (a
+    /// Dictionary would hash the key again with SipHash, which showed up). A second text with the same
+    /// hash, length and depth is not kept: its copies are read, not shared.
+    private struct ReadCollections {
+        private var slots = [Int32](repeating: -1, count: 1024)
+        private var entries: [ReadCollection] = []
+
+        func find(hash: Int, length: Int, depth: Int) -> (found: ReadCollection?, slot: Int) {
+            let mask = slots.count - 1
+            var slot = hash & mask
+            while true {
+                let entry = slots[slot]
+                if entry < 0 { return (nil, slot) }
+                let candidate = entries[Int(entry)]
+                if candidate.hash == hash && candidate.length == length && candidate.depth == depth { return (candidate, slot) }
+                slot = (slot + 1) & mask
+            }
+        }
+
+        /// Adds `entry` at the empty `slot` that `find` returned for its key.
+        mutating func add(_ entry: ReadCollection, at slot: Int) {
+            slots[slot] = Int32(entries.count)
+            entries.append(entry)
+            guard entries.count * 2 > slots.count else { return }
+            slots = [Int32](repeating: -1, count: slots.count * 2)
+            let mask = slots.count - 1
+            for (index, entry) in entries.enumerated() {
+                var slot = entry.hash & mask
+                while slots[slot] >= 0 { slot = (slot + 1) & mask }
+                slots[slot] = Int32(index)
+            }
+        }
+    }
+
+    /// Flow collections shorter than this are read again: looking them up costs about what reading does.
+    static let shortestSharedCollection = 24
 
     private init(_ text: UnsafeBufferPointer<UInt8>, origin: Int32) {
         self.text = text
@@ -45,11 +107,19 @@ struct YAMLFastReader {
 
     /// The document's root node, or nil when the text is outside the subset (including empty text).
     static func read(_ text: UnsafeBufferPointer<UInt8>, origin: Int32) -> YAMLNode? {
+        read(text, origin: origin, sharingRepeats: false)?.root
+    }
+
+    /// The document's root node and, with `sharingRepeats`, which of its collections stand for several
+    /// places in the text (see `RepeatedCollections`); nil when the text is outside the subset.
+    static func read(_ text: UnsafeBufferPointer<UInt8>, origin: Int32, sharingRepeats: Bool) -> (root: YAMLNode, repeats: RepeatedCollections)? {
         // Printable ASCII and line feeds only: no tabs, carriage returns, control or non-ASCII bytes (which
         // libyaml checks, decodes and counts as characters).
         guard isPrintableASCII(text) else { return nil }
         var reader = YAMLFastReader(text, origin: origin)
-        return try? reader.document()
+        reader.sharesRepeats = sharingRepeats
+        guard let root = try? reader.document() else { return nil }
+        return (root, reader.repeats)
     }
 
     /// Whether every byte is printable ASCII or a line feed. Branch-free per byte, with an exit per block:
@@ -256,6 +326,104 @@ struct YAMLFastReader {
     // MARK: flow collections (on one line)
 
     private mutating func flowCollection(depth: Int) throws(Outside) -> YAMLNode {
+        guard sharesRepeats, let length = flowCollectionLength(), length >= Self.shortestSharedCollection else {
+            return try readFlowCollection(depth: depth)
+        }
+        // The same text at the same depth reads to the same tree: a repeat shares the first reading's node
+        // (and its positions, as an alias shares its anchor's; see RepeatedCollections).
+        let start = index
+        let hash = Self.hash(text.baseAddress! + start, length)
+        // Most texts are written once: only a hash seen before is looked up (and then kept), so the table
+        // holds the repeated texts, not every collection of the document.
+        let bit = UInt64(truncatingIfNeeded: hash) >> 43  // 21 bits
+        let (word, mask) = (Int(bit >> 6), UInt64(1) << (bit & 63))
+        if seenHashes.isEmpty { seenHashes = [UInt64](repeating: 0, count: 1 << 15) }
+        guard seenHashes[word] & mask != 0 else {
+            seenHashes[word] |= mask
+            return try readFlowCollection(depth: depth)
+        }
+        let (earlier, slot) = readCollections.find(hash: hash, length: length, depth: depth)
+        if let earlier, memcmp(text.baseAddress! + earlier.start, text.baseAddress! + start, length) == 0 {
+            nodeCount += earlier.nodes
+            guard nodeCount <= YAMLDocument.maximumNodes else { throw Outside() }
+            index = start + length
+            repeats.mark(earlier.node)
+            return earlier.node
+        }
+        let nodesBefore = nodeCount
+        let node = try readFlowCollection(depth: depth)
+        // Kept only when the reading ended where the scan did: then it read exactly these bytes. A different
+        // text with the same hash keeps the first (its copies are read, not shared).
+        if index == start + length, earlier == nil {
+            readCollections.add(ReadCollection(hash: hash, start: start, length: length, depth: depth, node: node, nodes: nodeCount - nodesBefore), at: slot)
+        }
+        return node
+    }
+
+    /// A word-at-a-time multiplicative hash (the lookup compares the bytes, so only spread matters).
+    private static func hash(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> Int {
+        var h: UInt64 = UInt64(truncatingIfNeeded: count) &* 0x9E37_79B9_7F4A_7C15
+        var offset = 0
+        let raw = UnsafeRawPointer(bytes)
+        while offset + 8 <= count {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 29
+            offset += 8
+        }
+        var tail: UInt64 = 0
+        while offset < count {
+            tail = tail << 8 | UInt64(bytes[offset])
+            offset += 1
+        }
+        h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
+        return Int(truncatingIfNeeded: h ^ (h >> 32))
+    }
+
+    /// The length of the flow collection starting here, closing bracket included, by brackets and quotes
+    /// alone; nil when it does not close on this line. Only a bound: the reading decides what the text is.
+    /// Scanning a collection also notes the spans of those nested in it, for when they are read.
+    private mutating func flowCollectionLength() -> Int? {
+        if nextSpan < scannedSpans.count, scannedSpans[nextSpan].start == index {
+            nextSpan += 1
+            return scannedSpans[nextSpan - 1].length
+        }
+        scannedSpans.removeAll(keepingCapacity: true)
+        nextSpan = 0
+        openedSpans.removeAll(keepingCapacity: true)
+        var offset = index
+        while offset < end {
+            let b = text[offset]
+            switch b {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                openedSpans.append(scannedSpans.count)
+                scannedSpans.append((offset, 0))
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                guard let innermost = openedSpans.popLast() else { return nil }
+                scannedSpans[innermost].length = offset + 1 - scannedSpans[innermost].start
+                if openedSpans.isEmpty {
+                    nextSpan = 1  // the first span is this collection's own
+                    return scannedSpans[0].length
+                }
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                offset += 1
+                while offset < end, text[offset] != b, text[offset] != 0x0A {
+                    if b == UInt8(ascii: "\"") && text[offset] == UInt8(ascii: "\\") { offset += 1 }
+                    offset += 1
+                }
+                if offset >= end || text[offset] == 0x0A { scannedSpans.removeAll(keepingCapacity: true); return nil }
+            case 0x0A:
+                scannedSpans.removeAll(keepingCapacity: true)
+                return nil
+            default:
+                break
+            }
+            offset += 1
+        }
+        scannedSpans.removeAll(keepingCapacity: true)
+        return nil
+    }
+
+    private mutating func readFlowCollection(depth: Int) throws(Outside) -> YAMLNode {
         guard depth < Self.maximumDepth else { throw Outside() }
         let at = location
         let isMapping = current == UInt8(ascii: "{")

@@ -38,7 +38,7 @@ struct Schema: ParsableCommand {
                 throw d.rule == "input.missing" ? Exit.usage : Exit.invalid
             }
             let syntax = input == "-" ? InputSyntax.yaml : InputSyntax(fileName: input)
-            let (message, diagnostics) = ConfigDocument.decode(text: text, file: file, syntax: syntax, type: id, pool: pool)
+            let (message, diagnostics) = ConfigDocument.decode(text: text, file: file, syntax: syntax, type: id, pool: pool, sharingRepeats: true)
             let errors = diagnostics.filter { $0.severity == .error && (!noConstraints || !$0.rule.hasPrefix("pgv.")) }
             for d in diagnostics.sorted(by: Diagnostic.reportOrder) where d.severity != .error || errors.contains(d) { printError(d.description) }
             guard let message, errors.isEmpty else { throw Exit.invalid }

@@ -96,6 +96,23 @@ final class YAMLFastPathTests: XCTestCase {
 
     """
 
+    /// Flow collections written several times, with near-copies (one byte apart, brackets and quotes inside
+    /// quoted scalars, a plain scalar with a quote in it) that must not be taken for copies.
+    static let repeatedShape = """
+    routes:
+    - match: {prefix: "/a", headers: [{name: x-canary, string_match: {exact: "t}r'ue"}}]}
+      route: {cluster: app, timeout: 3s, retry_policy: {retry_on: "5xx,reset", num_retries: 3}}
+    - match: {prefix: "/a", headers: [{name: x-canary, string_match: {exact: "t}r'ue"}}]}
+      route: {cluster: app, timeout: 3s, retry_policy: {retry_on: "5xx,reset", num_retries: 3}}
+    - match: {prefix: "/b", headers: [{name: x-canary, string_match: {exact: "t}r'ue"}}]}
+      route: {cluster: app, timeout: 3s, retry_policy: {retry_on: "5xx,reset", num_retries: 4}}
+    - {match: {prefix: "/a", headers: [{name: x-canary, string_match: {exact: "t}r'ue"}}]}, route: {cluster: app}}
+    - route: {cluster: app, timeout: 3s, retry_policy: {retry_on: "5xx,reset", num_retries: 3}}
+      names: [{a: b'c, d: 'it''s [x]'}, {a: b'c, d: 'it''s [x]'}, {a: b'c, d: 'it''s [y]'}]
+      again: [{a: b'c, d: 'it''s [x]'}, {a: b'c, d: 'it''s [x]'}, {a: b'c, d: 'it''s [y]'}]
+    - nested: {match: {prefix: "/a", headers: [{name: x-canary, string_match: {exact: "t}r'ue"}}]}}
+    """
+
     func assertSameAsLibYAML(_ text: String, _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line) {
         let reference = Result { () throws(YAMLError) -> YAMLNode? in try YAMLDocument.parse(text, origin: 7, reader: .libYAML) }
         let fast = Result { () throws(YAMLError) -> YAMLNode? in try YAMLDocument.parse(text, origin: 7) }
@@ -108,25 +125,37 @@ final class YAMLFastPathTests: XCTestCase {
         default:
             XCTFail("\(message()): libyaml gives \(reference), the fast path \(fast) for:\n\(text)", file: file, line: line)
         }
+        // Sharing repeated flow collections gives the same tree, positions inside repeats aside (a repeat
+        // carries its first copy's), and the same errors.
+        let shared = Result { () throws(YAMLError) -> YAMLNode? in try YAMLDocument.parseSharingRepeats(text, origin: 7).root }
+        switch (reference, shared) {
+        case (.success(let a), .success(let b)):
+            let difference = Self.difference(a, b, positions: false)
+            XCTAssertNil(difference, "\(message()): the shared reading differs \(difference ?? "") for:\n\(text)", file: file, line: line)
+        case (.failure(let a), .failure(let b)):
+            XCTAssertEqual(a, b, "\(message()): errors differ when sharing for:\n\(text)", file: file, line: line)
+        default:
+            XCTFail("\(message()): libyaml gives \(reference), the shared reading \(shared) for:\n\(text)", file: file, line: line)
+        }
     }
 
     /// Where two trees differ (nil when identical in every text, style, tag and position).
-    static func difference(_ a: YAMLNode?, _ b: YAMLNode?, path: String = "$") -> String? {
+    static func difference(_ a: YAMLNode?, _ b: YAMLNode?, path: String = "$", positions: Bool = true) -> String? {
         guard let a, let b else { return a == nil && b == nil ? nil : "\(path): one is nil" }
-        if a.location != b.location { return "\(path): at \(a.location) (origin \(a.location.origin)) vs \(b.location) (origin \(b.location.origin))" }
+        if positions && a.location != b.location { return "\(path): at \(a.location) (origin \(a.location.origin)) vs \(b.location) (origin \(b.location.origin))" }
         switch (a.kind, b.kind) {
         case (.scalar(let x), .scalar(let y)):
             if x.string != y.string || x.style != y.style || x.tag != y.tag { return "\(path): \(x) vs \(y)" }
             return nil
         case (.sequence(let x), .sequence(let y)):
             if x.count != y.count { return "\(path): \(x.count) vs \(y.count) items" }
-            for (i, (p, q)) in zip(x, y).enumerated() { if let d = difference(p, q, path: "\(path)[\(i)]") { return d } }
+            for (i, (p, q)) in zip(x, y).enumerated() { if let d = difference(p, q, path: "\(path)[\(i)]", positions: positions) { return d } }
             return nil
         case (.mapping(let x), .mapping(let y)):
             if x.count != y.count { return "\(path): \(x.count) vs \(y.count) pairs" }
             for (i, (p, q)) in zip(x, y).enumerated() {
-                if let d = difference(p.key, q.key, path: "\(path).key[\(i)]") { return d }
-                if let d = difference(p.value, q.value, path: "\(path).\(p.key.scalarText ?? "?")") { return d }
+                if let d = difference(p.key, q.key, path: "\(path).key[\(i)]", positions: positions) { return d }
+                if let d = difference(p.value, q.value, path: "\(path).\(p.key.scalarText ?? "?")", positions: positions) { return d }
             }
             return nil
         default:
@@ -135,7 +164,7 @@ final class YAMLFastPathTests: XCTestCase {
     }
 
     func testTakesTheGeneratedShapesAndAgreesWithLibYAML() {
-        for (name, text) in [("sidecar", Self.sidecarOutput), ("bootstrap", Self.bootstrapShape)] {
+        for (name, text) in [("sidecar", Self.sidecarOutput), ("bootstrap", Self.bootstrapShape), ("repeated", Self.repeatedShape)] {
             XCTAssertTrue(YAMLDocument.fastPathAccepts(text), "the fast path declines the \(name) shape it exists for")
             assertSameAsLibYAML(text, name)
         }
@@ -203,7 +232,7 @@ final class YAMLFastPathTests: XCTestCase {
         var generator = SplitMix64(seed: 0x5EED_0008)
         // Every other round edits with the bytes the subset itself uses, so more edits stay in it.
         let alphabets = [Array(" \n\n  :-\"'{}[],#&*!|>?%@\\/ax1.\t".utf8) + [0xC3, 0xA9], Array(" \n  :-\"'{}[],ax1".utf8)]
-        let seeds = [Self.sidecarOutput, Self.bootstrapShape] + Self.edgeCases.filter(\.1).map(\.0)
+        let seeds = [Self.sidecarOutput, Self.bootstrapShape, Self.repeatedShape] + Self.edgeCases.filter(\.1).map(\.0)
         var taken = 0
         let rounds = 20_000
         for round in 0..<rounds {
@@ -224,6 +253,44 @@ final class YAMLFastPathTests: XCTestCase {
         }
         // Most single edits keep a document in the subset: the comparison must have exercised the fast path.
         XCTAssertGreaterThan(taken, rounds / 4, "the fast path took only \(taken) of \(rounds) edited documents")
+    }
+}
+
+extension YAMLFastPathTests {
+    /// The copies of a flow collection share one node (the reading is not dead code), near-copies do not.
+    func testRepeatedFlowCollectionsShareOneNode() throws {
+        let (root, repeats) = try YAMLDocument.parseSharingRepeats(Self.repeatedShape)
+        XCTAssertFalse(repeats.isEmpty)
+        guard case .mapping(let top)? = root?.kind, case .sequence(let routes) = top[0].value.kind else { return XCTFail("unexpected shape") }
+        func storage(_ node: YAMLNode) -> Int? {
+            switch node.kind {
+            case .mapping(let pairs): return pairs.withUnsafeBufferPointer { $0.baseAddress.map { Int(bitPattern: $0) } }
+            case .sequence(let items): return items.withUnsafeBufferPointer { $0.baseAddress.map { Int(bitPattern: $0) } }
+            case .scalar: return nil
+            }
+        }
+        func value(_ node: YAMLNode, _ key: String) -> YAMLNode? {
+            guard case .mapping(let pairs) = node.kind else { return nil }
+            return pairs.first { $0.key.scalarText == key }?.value
+        }
+        let matches = routes.compactMap { value($0, "match") }.map(storage)
+        let actions = routes.compactMap { value($0, "route") }.map(storage)
+        // A text is known to repeat from its second copy on (the first is read before that is known): the
+        // second and later copies are one node.
+        XCTAssertEqual(matches[1], matches[3], "identical matches are one node (the second inside a flow mapping, at the same depth)")
+        XCTAssertEqual(actions[1], actions[4], "identical route actions are one node")
+        for (name, nodes) in [("matches", matches), ("actions", actions)] {
+            XCTAssertNotEqual(nodes[2], nodes[1], "\(name): \"/a\" and \"/b\", num_retries 3 and 4, are different texts")
+            XCTAssertNotEqual(nodes[2], nodes[0])
+        }
+        let nested = value(routes[5], "nested").flatMap { value($0, "match") }
+        XCTAssertNotNil(nested)
+        XCTAssertNotEqual(matches[1], nested.flatMap(storage), "the same text one level deeper is read again")
+        // Without sharing, every copy is a node of its own with its own position.
+        let unshared = try YAMLDocument.parse(Self.repeatedShape)
+        guard case .mapping(let plainTop)? = unshared?.kind, case .sequence(let plainRoutes) = plainTop[0].value.kind else { return XCTFail("unexpected shape") }
+        XCTAssertNotEqual(storage(value(plainRoutes[0], "match")!), storage(value(plainRoutes[1], "match")!))
+        XCTAssertEqual(value(plainRoutes[1], "match")?.location.line, 4)
     }
 }
 
