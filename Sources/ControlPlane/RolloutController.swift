@@ -80,6 +80,9 @@ public final class RolloutController: XDSServerObserver, @unchecked Sendable {
     /// A follower holds every proxy on `previous`: the live version awaits the leader's plan.
     var holding = false
 
+    /// Whether this replica, a follower, holds the live version back until the rollout leader saves its plan.
+    public var holdsLoadedVersionForPlan: Bool { lock.withLock { holding } }
+
     /// How often waves are judged and operators' requests taken.
     public static let tickInterval: DispatchTimeInterval = .milliseconds(100)
 

@@ -39,6 +39,9 @@ public struct XDSServerOptions: Sendable {
     public var fleetHeartbeatInterval = 5.0
     /// Reads the whole fleet for the status page (nil: the page shows this replica only).
     public var fleetReader: (@Sendable () -> Result<FleetView, any Error>)?
+    /// While proxies wait for the first snapshot longer than this, the server says so (again at each interval),
+    /// with why it has nothing to serve yet.
+    public var startupWaitReportInterval: Duration = .seconds(5)
 
     public init() {}
 }
@@ -168,6 +171,33 @@ public final class XDSServer: @unchecked Sendable {
         }
         log.info("server.listening", ["address": "\(options.host):\(boundPort)", "tls": options.insecurePlaintext ? "off (--insecure-plaintext)" : "mutual",
                                       "store": store.location, "loops": "\(options.eventLoops)"])
+        reportStreamsWaitingAtStartup(since: ContinuousClock.now)
+    }
+
+    /// Proxies that connect before the first snapshot is served wait (see `SnapshotHub.whenStarted`). That is a
+    /// moment after a start, but a replica that follows a rollout holds a loaded version until the rollout
+    /// leader saves its plan, and a store read can hang: then every proxy waits, silently on its side. Said
+    /// here at each `startupWaitReportInterval` until something is served.
+    private func reportStreamsWaitingAtStartup(since started: ContinuousClock.Instant) {
+        let interval = options.startupWaitReportInterval
+        let loop = grpc.eventLoopGroup.loops[0]
+        loop.execute { [weak self] in
+            func arm() {
+                _ = loop.schedule(after: interval) { [weak self] in
+                    guard let self, self.accepting.value, self.hub.isStartingUp else { return }
+                    let waiting = self.hub.startupWaiterCount
+                    if waiting > 0 {
+                        let waited = ContinuousClock.now - started
+                        let reason = self.rollouts.holdsLoadedVersionForPlan
+                            ? "this replica loaded the live version but follows another replica's rollout: it serves nothing until the rollout leader saves its plan (is a leader running? meshctl status --store shows the replicas)"
+                            : "the first read of the store has not finished (store: \(self.store.location))"
+                        self.log.warning("startup.streams-waiting", ["streams": "\(waiting)", "waited_s": "\(waited.components.seconds)", "reason": reason])
+                    }
+                    arm()
+                }
+            }
+            arm()
+        }
     }
 
     /// Before following the store: when its live pointer cannot be read (a database that is down) and the cache

@@ -182,6 +182,9 @@ public final class SnapshotHub: @unchecked Sendable {
     /// Whether nothing served may only mean "not read yet" (or "held until the rollout plan is known").
     public var isStartingUp: Bool { lock.withLock { startingUp } }
 
+    /// Streams whose first request waits for start-up to end.
+    public var startupWaiterCount: Int { lock.withLock { startupWaiters.count } }
+
     /// Runs `work` on `executor` once start-up is over (at once if it is).
     public func whenStarted(on executor: any SubscriberExecutor, _ work: @escaping @Sendable () -> Void) {
         let waiting = lock.withLock { () -> Bool in

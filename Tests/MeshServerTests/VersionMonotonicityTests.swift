@@ -88,13 +88,15 @@ final class TimedSignal: StoreChangeSignal, @unchecked Sendable {
 }
 
 /// An in-process mTLS server on `store` with the development certificates under `certs` (one loop, short drain).
-func startQuietServer(store: QuietStore, certs: String) throws -> XDSServer {
+func startQuietServer(store: QuietStore, certs: String, log: ServerLog = ServerLog(minimumLevel: .error),
+                      startupWaitReportInterval: Duration = .seconds(5)) throws -> XDSServer {
     var options = XDSServerOptions()
     options.port = 0
     options.eventLoops = 1
     options.drainGrace = .milliseconds(200)
+    options.startupWaitReportInterval = startupWaitReportInterval
     options.tls = TLSServerCredentials(certificateChainFile: certs + "/server.crt", privateKeyFile: certs + "/server.key", clientCAFile: certs + "/ca.crt")
-    let server = try XDSServer(options: options, store: store, log: ServerLog(minimumLevel: .error))
+    let server = try XDSServer(options: options, store: store, log: log)
     try server.start()
     return server
 }
@@ -241,6 +243,27 @@ final class StartupWindowTests: XCTestCase {
         let response = try DiscoveryResponse(serialized: try XCTUnwrap(recording.firstMessage(timeout: 10), "answered once the snapshot is loaded"))
         XCTAssertEqual(response.resources.count, 1)
         XCTAssertNil(recording.status(timeout: 0.1), "the stream stays open")
+    }
+
+    func testProxiesWaitingLongAtStartUpAreReportedWithWhyUntilServed() throws {
+        try E2E.publish([E2E.group("frontend", listenerPort: 10001, routeTo: "backend", clusters: ["backend": 19001],
+                                   identities: ["spiffe://mesh.local/proxy/frontend"])], to: directory + "/store")
+        store.closeGate()
+        let lines = Locked<[String]>([])
+        let log = ServerLog(format: .text, minimumLevel: .warning, write: { line in lines.withLock { $0.append(line) } })
+        server = try startQuietServer(store: store, certs: directory + "/certs", log: log, startupWaitReportInterval: .milliseconds(200))
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertFalse(lines.withLock { $0 }.contains { $0.contains("startup.streams-waiting") }, "nothing to report while no proxy waits")
+        let recording = try connect()
+        E2E.waitUntil(10, "the waiting proxy reported") { lines.withLock { $0 }.contains { $0.contains("startup.streams-waiting") } }
+        let report = try XCTUnwrap(lines.withLock { $0 }.first { $0.contains("startup.streams-waiting") })
+        XCTAssertTrue(report.contains("streams=1"), report)
+        XCTAssertTrue(report.contains("first read of the store has not finished"), report)
+        store.openGate()
+        XCTAssertNotNil(recording.firstMessage(timeout: 10), "answered once the snapshot is loaded")
+        let reports = lines.withLock { $0 }.count { $0.contains("startup.streams-waiting") }
+        Thread.sleep(forTimeInterval: 0.6)
+        XCTAssertEqual(lines.withLock { $0 }.count { $0.contains("startup.streams-waiting") }, reports, "no more reports once serving")
     }
 
     func testAReplicaHoldingTheLiveSnapshotKeepsStreamsWaitingUntilItServes() throws {
