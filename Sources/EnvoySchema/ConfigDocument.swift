@@ -76,7 +76,7 @@ public enum ConfigDocument {
     }
 
     /// `parseNode`, with repeated flow collections read once (see `RepeatedCollections`: only for a
-    /// verdict, since positions inside a repeat are its first copy's).
+    /// verdict, since positions inside a repeat are another copy's).
     static func parseNodeSharingRepeats(_ text: String, file: String?) -> Result<(YAMLNode, RepeatedCollections), Diagnostic> {
         do {
             let (root, repeats) = try YAMLDocument.parseSharingRepeats(text)
@@ -126,7 +126,7 @@ public enum ConfigDocument {
             case .failure(let problem): return (nil, [problem])
             case .success(let (node, repeats)):
                 let result = check(node, repeats)
-                if repeats.isEmpty || result.diagnostics.isEmpty { return result }
+                if !repeats.sharesAny || result.diagnostics.isEmpty { return result }
             }
         }
         switch parseNode(text, file: file) {
@@ -177,19 +177,20 @@ public enum BootstrapValidation {
         return validate(text: text, file: path, syntax: InputSyntax(fileName: path), pool: pool, checkHostFiles: checkHostFiles)
     }
 
-    public static func validate(text: String, file: String?, syntax: InputSyntax, pool: DescriptorPool, checkHostFiles: Bool = false) -> [Diagnostic] {
+    /// - Parameter sharingRepeats: read and check repeated flow collections once (see RepeatedCollections); what
+    ///   is reported comes from a second reading without sharing, so the result is the same either way.
+    public static func validate(text: String, file: String?, syntax: InputSyntax, pool: DescriptorPool, checkHostFiles: Bool = false,
+                                sharingRepeats: Bool = true) -> [Diagnostic] {
         guard let type = pool.messageID(named: TypeNames.bootstrap) else { return [] }
         var clock = PhaseClock()
-        // Repeated flow collections are read and checked once (see RepeatedCollections); what is reported
-        // comes from a second reading without sharing, so that every position is the text's own.
         let (node, repeats): (YAMLNode, RepeatedCollections)
-        switch ConfigDocument.parseNodeSharingRepeats(text, file: file) {
+        switch sharingRepeats ? ConfigDocument.parseNodeSharingRepeats(text, file: file) : ConfigDocument.parseNode(text, file: file).map({ ($0, RepeatedCollections()) }) {
         case .success(let parsed): (node, repeats) = parsed
         case .failure(let d): return [d]
         }
         clock.lap("yaml")
         let diagnostics = validate(node: node, repeats: repeats, file: file, syntax: syntax, type: type, pool: pool, checkHostFiles: checkHostFiles, clock: &clock)
-        if diagnostics.isEmpty || repeats.isEmpty { return diagnostics }
+        if diagnostics.isEmpty || !repeats.sharesAny { return diagnostics }
         guard case .success(let unshared) = ConfigDocument.parseNode(text, file: file) else { return diagnostics }
         clock.lap("yaml again, to report")
         return validate(node: unshared, repeats: RepeatedCollections(), file: file, syntax: syntax, type: type, pool: pool, checkHostFiles: checkHostFiles, clock: &clock)

@@ -72,6 +72,7 @@ public struct DynamicMessage: Sendable {
 
     /// Sets (replaces) a field's value.
     public mutating func set(_ fieldIndex: Int, _ value: ProtoValue, location: SourceLocation? = nil) {
+        repeatID = 0  // no longer what the repeated text reads to
         if let at = fields.firstIndex(where: { $0.fieldIndex == fieldIndex }) {
             fields[at] = FieldValue(fieldIndex: fieldIndex, value: value, location: location ?? fields[at].location)
         } else {
@@ -81,6 +82,7 @@ public struct DynamicMessage: Sendable {
 
     /// Removes a field's value.
     public mutating func clear(_ fieldIndex: Int) {
+        repeatID = 0
         fields.removeAll { $0.fieldIndex == fieldIndex }
     }
 }

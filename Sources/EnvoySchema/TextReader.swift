@@ -195,7 +195,7 @@ public struct TextReader: Sendable {
     }
 
     mutating func readMessage(_ node: YAMLNode, type: MessageID, depth: Int) -> DynamicMessage? {
-        guard !repeats.isEmpty, case .mapping(let mapping) = node.kind, let id = repeats.id(of: mapping) else {
+        guard repeats.sharesAny, case .mapping(let mapping) = node.kind, let id = repeats.id(of: mapping) else {
             return readMessageOnce(node, type: type, depth: depth)
         }
         // A copy of a text already read as this type, at this depth, reads to the same message.

@@ -40,19 +40,20 @@ public struct YAMLError: Error, Sendable, Equatable {
     public let location: SourceLocation?
 }
 
-/// Which mappings of a document stand for several places in its text. A reader asked to share repeats
-/// reads a flow collection's text once (`{retry_on: 5xx, num_retries: 3}` written under 10,000 routes) and
-/// gives every later copy of the same text at the same depth the same node: same tree, same storage, and
-/// the first copy's positions — as an alias carries its anchor's. So a diagnostic inside a repeat may
-/// point at the first copy: `BootstrapValidation` and `ConfigDocument.decode` share repeats only on the
-/// way to a verdict, and read the text again without sharing as soon as there is anything to report.
+/// Which collections of a document stand for several places in its text. A reader asked to share repeats
+/// gives every copy of a flow collection's text at the same depth (`{retry_on: 5xx, num_retries: 3}` written
+/// under 10,000 routes), from the third copy on, the node it read for the second: same tree, same storage, and
+/// that copy's positions — as an alias carries its anchor's. (The first copy is read before the text is known
+/// to repeat.) So a diagnostic inside a repeat may point at another copy: `BootstrapValidation` and
+/// `ConfigDocument.decode` share repeats only on the way to a verdict, and read the text again without sharing
+/// as soon as there is anything to report.
 public struct RepeatedCollections: Sendable {
     /// Mapping storage (its elements' address) → an ID for the text it was read from, from 1.
     private var ids: [Int: Int32] = [:]
+    /// Whether any node stands for more than one place (a shared list of scalars has no ID but counts).
+    public private(set) var sharesAny = false
 
     public init() {}
-
-    public var isEmpty: Bool { ids.isEmpty }
 
     /// The ID of the text a shared mapping was read from; nil for a mapping written once.
     func id(of mapping: [(key: YAMLNode, value: YAMLNode)]) -> Int32? {
@@ -62,6 +63,7 @@ public struct RepeatedCollections: Sendable {
 
     /// Marks a shared node: a mapping, or the mappings in a shared sequence (`[{name: a, typed_config: …}]`).
     mutating func mark(_ node: YAMLNode) {
+        sharesAny = true
         switch node.kind {
         case .mapping(let mapping):
             guard let address = Self.address(mapping), ids[address] == nil else { return }
@@ -73,8 +75,10 @@ public struct RepeatedCollections: Sendable {
         }
     }
 
+    /// Nil for an empty mapping: every empty array shares one storage, so its address names no text.
     private static func address(_ mapping: [(key: YAMLNode, value: YAMLNode)]) -> Int? {
-        mapping.withUnsafeBufferPointer { $0.baseAddress.map { Int(bitPattern: $0) } }
+        guard !mapping.isEmpty else { return nil }
+        return mapping.withUnsafeBufferPointer { $0.baseAddress.map { Int(bitPattern: $0) } }
     }
 }
 

@@ -69,20 +69,27 @@ struct YAMLFastReader {
         private var slots = [Int32](repeating: -1, count: 1024)
         private var entries: [ReadCollection] = []
 
+        /// Probes at most this many slots: a text whose neighbourhood is full is read, not shared (colliding hashes
+        /// cost a miss, never a long probe).
+        static let maximumProbes = 16
+
+        /// The collection kept for this key, or the empty slot to add it at (-1: none within reach).
         func find(hash: Int, length: Int, depth: Int) -> (found: ReadCollection?, slot: Int) {
             let mask = slots.count - 1
             var slot = hash & mask
-            while true {
+            for _ in 0..<Self.maximumProbes {
                 let entry = slots[slot]
                 if entry < 0 { return (nil, slot) }
                 let candidate = entries[Int(entry)]
                 if candidate.hash == hash && candidate.length == length && candidate.depth == depth { return (candidate, slot) }
                 slot = (slot + 1) & mask
             }
+            return (nil, -1)
         }
 
-        /// Adds `entry` at the empty `slot` that `find` returned for its key.
+        /// Adds `entry` at the empty `slot` that `find` returned for its key (nothing when it found none).
         mutating func add(_ entry: ReadCollection, at slot: Int) {
+            guard slot >= 0 else { return }
             slots[slot] = Int32(entries.count)
             entries.append(entry)
             guard entries.count * 2 > slots.count else { return }
@@ -329,7 +336,7 @@ struct YAMLFastReader {
         guard sharesRepeats, let length = flowCollectionLength(), length >= Self.shortestSharedCollection else {
             return try readFlowCollection(depth: depth)
         }
-        // The same text at the same depth reads to the same tree: a repeat shares the first reading's node
+        // The same text at the same depth reads to the same tree: a repeat shares the node read for an earlier copy
         // (and its positions, as an alias shares its anchor's; see RepeatedCollections).
         let start = index
         let hash = Self.hash(text.baseAddress! + start, length)
@@ -360,9 +367,12 @@ struct YAMLFastReader {
         return node
     }
 
-    /// A word-at-a-time multiplicative hash (the lookup compares the bytes, so only spread matters).
+    /// Chosen per process, so that no text can be written to collide in the table on purpose.
+    private static let hashSeed = UInt64.random(in: .min ... .max)
+
+    /// A seeded word-at-a-time multiplicative hash (the lookup compares the bytes, so only spread matters).
     private static func hash(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> Int {
-        var h: UInt64 = UInt64(truncatingIfNeeded: count) &* 0x9E37_79B9_7F4A_7C15
+        var h: UInt64 = (hashSeed ^ UInt64(truncatingIfNeeded: count)) &* 0x9E37_79B9_7F4A_7C15
         var offset = 0
         let raw = UnsafeRawPointer(bytes)
         while offset + 8 <= count {
@@ -380,7 +390,8 @@ struct YAMLFastReader {
     }
 
     /// The length of the flow collection starting here, closing bracket included, by brackets and quotes
-    /// alone; nil when it does not close on this line. Only a bound: the reading decides what the text is.
+    /// alone; nil when it does not close on its line (the skip after a backslash may step over a line feed; the
+    /// reading then declines the text). Only a bound: the reading decides what the text is.
     /// Scanning a collection also notes the spans of those nested in it, for when they are read.
     private mutating func flowCollectionLength() -> Int? {
         if nextSpan < scannedSpans.count, scannedSpans[nextSpan].start == index {

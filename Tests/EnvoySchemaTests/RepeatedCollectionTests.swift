@@ -39,13 +39,59 @@ final class RepeatedCollectionTests: XCTestCase {
     static let matchLines = [18, 23, 28]
     static let routeLines = [19, 24, 29]
 
-    func validate(_ text: String) -> [Diagnostic] {
-        BootstrapValidation.validate(text: text, file: "repeats.yaml", syntax: .yaml, pool: TestSupport.pool)
+    func validate(_ text: String, sharingRepeats: Bool = true) -> [Diagnostic] {
+        BootstrapValidation.validate(text: text, file: "repeats.yaml", syntax: .yaml, pool: TestSupport.pool, sharingRepeats: sharingRepeats)
+    }
+
+    /// Whether sharing and not sharing give the same report, positions and paths included.
+    func assertSameReport(_ text: String, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        let shared = validate(text).map(\.description)
+        let unshared = validate(text, sharingRepeats: false).map(\.description)
+        XCTAssertEqual(shared, unshared, "\(message): sharing repeats changed the report for:\n\(text)", file: file, line: line)
+    }
+
+    func testARepeatedListOfNamesWithAProblemIsReportedAtEachCopysLine() throws {
+        // A list of scalars written three times (no mapping in it): shared all the same, so a report must come from
+        // the unshared reading. The same domains in three virtual hosts are duplicates.
+        let text = Self.bootstrap().replacingOccurrences(of: #"domains: ["app0.example.com"]"#, with: #"domains: ["example.com", "www.example.com"]"#)
+            .replacingOccurrences(of: #"domains: ["app1.example.com"]"#, with: #"domains: ["example.com", "www.example.com"]"#)
+            .replacingOccurrences(of: #"domains: ["app2.example.com"]"#, with: #"domains: ["example.com", "www.example.com"]"#)
+        XCTAssertTrue(try YAMLDocument.parseSharingRepeats(text).repeats.sharesAny)
+        let duplicates = validate(text).filter { $0.rule == "xref.duplicate-domain" }
+        XCTAssertFalse(duplicates.isEmpty)
+        // Both domains of the second and third hosts, each at its own host's line.
+        XCTAssertEqual(duplicates.compactMap { $0.location?.line }.sorted(), [21, 21, 26, 26], "\(duplicates)")
+        assertSameReport(text, "repeated domains")
+    }
+
+    func testSharingNeverChangesTheReportOfEditedBootstraps() {
+        // Seeded edits inside the repeated lines (and anywhere else): every result, clean or not, must be exactly
+        // the unshared one.
+        var generator = SplitMix64(seed: 0x5EED_0009)
+        let alphabet = Array(" :-\"'{}[],ax1.0_/".utf8)
+        let seeds = [Self.bootstrap(), Self.bootstrap(routeAction: "{cluster: app, timeout: 3s, retry_policy: {retry_on: \"5xx\", retriable_status_codes: [503, 504]}}")]
+        var reported = 0
+        for round in 0..<300 {
+            var bytes = Array(seeds[round % seeds.count].utf8)
+            for _ in 0..<(1 + Int(generator.next() % 2)) {
+                let position = Int(generator.next() % UInt64(bytes.count))
+                let byte = alphabet[Int(generator.next() % UInt64(alphabet.count))]
+                switch generator.next() % 3 {
+                case 0: bytes.insert(byte, at: position)
+                case 1: bytes.remove(at: position)
+                default: bytes[position] = byte
+                }
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            if !validate(text, sharingRepeats: false).isEmpty { reported += 1 }
+            assertSameReport(text, "round \(round)")
+        }
+        XCTAssertGreaterThan(reported, 30, "the edits must also produce reports to compare")
     }
 
     func testTheBootstrapRepeatsAndPasses() throws {
         let text = Self.bootstrap()
-        XCTAssertFalse(try YAMLDocument.parseSharingRepeats(text).repeats.isEmpty, "the test bootstrap has no repeats to share")
+        XCTAssertTrue(try YAMLDocument.parseSharingRepeats(text).repeats.sharesAny, "the test bootstrap has no repeats to share")
         XCTAssertEqual(validate(text), [])
     }
 

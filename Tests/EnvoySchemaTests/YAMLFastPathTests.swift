@@ -260,7 +260,7 @@ extension YAMLFastPathTests {
     /// The copies of a flow collection share one node (the reading is not dead code), near-copies do not.
     func testRepeatedFlowCollectionsShareOneNode() throws {
         let (root, repeats) = try YAMLDocument.parseSharingRepeats(Self.repeatedShape)
-        XCTAssertFalse(repeats.isEmpty)
+        XCTAssertTrue(repeats.sharesAny)
         guard case .mapping(let top)? = root?.kind, case .sequence(let routes) = top[0].value.kind else { return XCTFail("unexpected shape") }
         func storage(_ node: YAMLNode) -> Int? {
             switch node.kind {
