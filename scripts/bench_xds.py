@@ -191,11 +191,21 @@ class Bench:
                 cpu_before, client_cpu_before = cpu_seconds(server.pid), cpu_seconds(client.pid)
                 metrics_before = scrape(self.admin_port)
                 gap = max(2.0, proxies / 2000)
+                profiler = None
+                if self.args.profile_changes:
+                    # The server's push path alone: perf samples only the changes, not the storm before them.
+                    profiler = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(server.pid), "-o",
+                                                 f"{self.args.profile_changes}-{mode}-{proxies}.perf"],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(0.5)
                 for change in range(1, self.args.changes + 1):
                     self.fixture(store, "--change-cluster", str(change % self.args.clusters), "--revision", str(change))
                     time.sleep(gap)
                 row["server_cpu_seconds_during_changes"] = round(cpu_seconds(server.pid) - cpu_before, 2)
                 row["loadgen_cpu_seconds_during_changes"] = round(cpu_seconds(client.pid) - client_cpu_before, 2)
+                if profiler:
+                    profiler.send_signal(signal.SIGINT)
+                    profiler.wait(timeout=60)
                 metrics_after = scrape(self.admin_port)
                 if metrics_after:
                     def ms(value):
@@ -509,6 +519,8 @@ def main():
     parser.add_argument("--skip-churn", action="store_true")
     parser.add_argument("--envoys", type=int, default=20)
     parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument("--profile-changes", default=None, metavar="PREFIX",
+                        help="record the server with perf during the changes only, into PREFIX-MODE-PROXIES.perf")
     parser.add_argument("--markdown", default="-")
     parser.add_argument("--json", default=None)
     parser.add_argument("--plot", default="docs/bench-push-latency.png")

@@ -194,6 +194,19 @@ size_t transport_release_pages(void *block, size_t size) {
     return madvise((void *)start, end - start, MADV_DONTNEED) == 0 ? (size_t)(end - start) : 0;
 }
 
+size_t transport_resident_pages(void *block, size_t size) {
+    long page = getpagesize();
+    uintptr_t start = ((uintptr_t)block + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t end = ((uintptr_t)block + size) & ~((uintptr_t)page - 1);
+    if (end <= start) return 0;
+    size_t count = (end - start) / (size_t)page;
+    unsigned char vector[64];
+    if (count > sizeof vector || mincore((void *)start, end - start, vector) != 0) return 0;
+    size_t resident = 0;
+    for (size_t i = 0; i < count; i++) resident += vector[i] & 1;
+    return resident;
+}
+
 int transport_malloc_trim(void) { return malloc_trim(0); }
 
 size_t transport_heap_in_use(void) {

@@ -14,6 +14,7 @@ package enum HTTP2ServerFuzzing {
         guard let session = try? HTTP2Session(role: .server, maxHeaderListBytes: 16 * 1024, maxConcurrentStreams: 100) else { return 0 }
         let peer = InMemoryServerPeer(session: session)
         session.delegate = peer
+        session.dataFrameWriter = { _ in true }  // as the server writes DATA: payloads straight from the queues
         session.submitSettings([.maxConcurrentStreams(100), .initialWindowSize(65_535), .maxHeaderListSize(16 * 1024)])
         var offset = 0
         var sizes = input.prefix(8).map { max(1, Int($0)) }

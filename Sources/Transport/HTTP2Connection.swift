@@ -111,6 +111,13 @@ final class HTTP2Connection: EventLoopSelectable {
             role: role, maxHeaderListBytes: limits.maxHeaderListBytes,
             maxConcurrentStreams: limits.maxConcurrentStreamsPerConnection)
         session.delegate = self
+        // DATA payloads go from the stream queues straight to the output: no copy into nghttp2's frame buffer, whose
+        // pages then stay untouched by responses (an idle connection's released pages are not faulted in per push).
+        session.dataFrameWriter = { [weak self] bytes in
+            guard let self else { return false }
+            self.pending.append(bytes)
+            return self.pending.count < self.limits.connectionWriteBufferBytes
+        }
         var settings: [HTTP2Setting] = [
             .initialWindowSize(UInt32(clamping: limits.initialWindowSize)),
             .maxHeaderListSize(UInt32(clamping: limits.maxHeaderListBytes)),
@@ -307,7 +314,9 @@ final class HTTP2Connection: EventLoopSelectable {
                 return
             }
         }
-        if encoded { frameBufferWritten(streamData: session.takeEncodedStreamData()) }
+        // DATA written without a copy (see HTTP2Session.dataFrameWriter) is not among the chunks counted above.
+        let streamData = session.takeEncodedStreamData()
+        if encoded || streamData { frameBufferWritten(streamData: streamData) }
         let drained = session.takeDrainedStreams()
         if !drained.isEmpty { owner?.connection(self, flushed: drained) }
         reportBufferedBytes()

@@ -51,6 +51,9 @@ final class OutboundFrameBuffer {
         blocks.removeAll { $0.pointer == pointer }
     }
 
+    /// Whole pages inside the recorded blocks that are resident now (the tests' view of what a write touched).
+    var residentPages: Int { blocks.reduce(0) { $0 + transport_resident_pages($1.pointer, $1.bytes) } }
+
     /// Hands the whole pages inside the recorded blocks back to the kernel; returns the bytes released.
     /// Only call while nghttp2 holds no unsent frame bytes (its last `mem_send` returned nothing).
     func releasePages() -> Int {
@@ -151,6 +154,14 @@ private let onInvalidFrame: nghttp2_on_invalid_frame_recv_callback = { _, frame,
     return 0
 }
 
+/// A DATA frame whose payload stays in the stream's queue until now (NGHTTP2_DATA_FLAG_NO_COPY): written straight
+/// to the connection's output, not copied into nghttp2's frame buffer first.
+private let sendData: nghttp2_send_data_callback = { _, frame, frameHeader, length, _, userData in
+    guard let frame, let frameHeader, let owner = session(userData) else { return callbackFailure }
+    return owner.sendDataFrame(streamID: HTTP2StreamID(frame.pointee.hd.stream_id), header: UnsafeRawBufferPointer(start: frameHeader, count: 9),
+                               length: length, padding: Int(frame.pointee.data.padlen))
+}
+
 private let onError: nghttp2_error_callback2 = { _, _, message, length, userData in
     guard let owner = session(userData), let message else { return 0 }
     let text = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
@@ -186,6 +197,34 @@ final class HTTP2Session {
             queuedBytes += bytes.count
         }
 
+        /// Moves the first `count` queued bytes out of the queue into `parts`, as slices of the queued chunks (no copy).
+        mutating func take(_ count: Int, into parts: inout [ArraySlice<UInt8>]) {
+            var taken = 0
+            while taken < count && head < chunks.count {
+                let chunk = chunks[head]
+                let n = min(count - taken, chunk.count - offset)
+                parts.append(chunk[offset..<offset + n])
+                taken += n
+                offset += n
+                if offset == chunk.count {
+                    head += 1
+                    offset = 0
+                }
+            }
+            queuedBytes -= taken
+            compact()
+        }
+
+        private mutating func compact() {
+            if head == chunks.count {
+                chunks = []  // release storage, not just elements: idle streams hold nothing
+                head = 0
+            } else if head > 32 {
+                chunks.removeFirst(head)
+                head = 0
+            }
+        }
+
         mutating func copy(into buffer: UnsafeMutableRawBufferPointer) -> Int {
             var written = 0
             while written < buffer.count && head < chunks.count {
@@ -202,13 +241,7 @@ final class HTTP2Session {
                 }
             }
             queuedBytes -= written
-            if head == chunks.count {
-                chunks = []  // release storage, not just elements: idle streams hold nothing
-                head = 0
-            } else if head > 32 {
-                chunks.removeFirst(head)
-                head = 0
-            }
+            compact()
             return written
         }
     }
@@ -247,6 +280,17 @@ final class HTTP2Session {
     private var pendingHeaders: [HTTP2StreamID: (fields: [HeaderField], bytes: Int)] = [:]
     private var outbound: [HTTP2StreamID: OutboundQueue] = [:]
     private var drained: [HTTP2StreamID] = []
+    /// Where DATA frames are written without a copy into nghttp2's frame buffer (the connection's output, in order
+    /// with the chunks `nextOutbound` returns); returns whether the output has room for more. nil: nghttp2 copies
+    /// payloads into its frame buffer.
+    var dataFrameWriter: ((UnsafeRawBufferPointer) -> Bool)?
+    /// The payload of the DATA frame nghttp2 is about to send (read from its stream's queue, written by
+    /// `sendDataFrame`); `payloadStream` is its stream, `.connection` when there is none.
+    private var payloadParts: [ArraySlice<UInt8>] = []
+    private var payloadStream = HTTP2StreamID.connection
+    /// Payloads shorter than this are still copied into the frame buffer: they touch at most its first page, and a
+    /// copy of a few hundred bytes costs less than handing slices over.
+    static let shortestUncopiedPayload = 2048
     /// Bytes waiting in all outbound queues of this session.
     private(set) var queuedBytes = 0
 
@@ -266,6 +310,7 @@ final class HTTP2Session {
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, onFrameSent)
         nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, onInvalidFrame)
         nghttp2_session_callbacks_set_error_callback2(callbacks, onError)
+        nghttp2_session_callbacks_set_send_data_callback(callbacks, sendData)
 
         var option: OpaquePointer?
         guard nghttp2_option_new(&option) == 0, let option else {
@@ -366,6 +411,9 @@ final class HTTP2Session {
         guard !wantsWrite else { return 0 }
         return frameBuffer.releasePages()
     }
+
+    /// Whole pages of the outbound frame buffer that are resident (for the tests).
+    var frameBufferResidentPages: Int { frameBuffer.residentPages }
 
     var wantsRead: Bool { nghttp2_session_want_read(raw) != 0 }
     var wantsWrite: Bool { nghttp2_session_want_write(raw) != 0 }
@@ -592,13 +640,40 @@ final class HTTP2Session {
         delegate?.session(streamClosed: streamID, errorCode: errorCode)
     }
 
+    /// Writes a DATA frame whose payload `readOutbound` took from the stream's queue: the 9-byte header nghttp2
+    /// serialized, then the payload (no padding is ever requested, so there is none to write).
+    fileprivate func sendDataFrame(streamID: HTTP2StreamID, header: UnsafeRawBufferPointer, length: Int, padding: Int) -> Int32 {
+        guard let writer = dataFrameWriter, payloadStream == streamID, streamID != .connection, padding == 0,
+              payloadParts.reduce(0, { $0 + $1.count }) == length else {
+            if firstError == nil { firstError = "DATA frame on stream \(streamID.rawValue) without its payload" }
+            return callbackFailure
+        }
+        payloadStream = .connection
+        var room = writer(header)
+        for part in payloadParts { room = part.withUnsafeBytes { writer($0) } }
+        payloadParts = []  // no chunk is kept alive by a sent frame, and an idle session keeps no storage for it
+        // One mem_send call goes on to the next frame after this one: a full output pauses it (mem_send returns
+        // nothing now), so the connection's write-buffer limit holds as it does for copied frames.
+        return room ? 0 : Int32(NGHTTP2_ERR_PAUSE.rawValue)
+    }
+
     fileprivate func readOutbound(streamID: HTTP2StreamID, into buffer: UnsafeMutableRawBufferPointer,
                                   flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard var queue = outbound[streamID] else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         let hadBytes = queue.queuedBytes > 0
-        let written = queue.copy(into: buffer)
+        let written: Int
+        if dataFrameWriter != nil && queue.queuedBytes >= Self.shortestUncopiedPayload && buffer.count >= Self.shortestUncopiedPayload {
+            // The payload is written by `sendDataFrame`, which nghttp2 calls next for this frame.
+            written = min(buffer.count, queue.queuedBytes)
+            payloadParts = []
+            queue.take(written, into: &payloadParts)
+            payloadStream = streamID
+            flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
+        } else {
+            written = queue.copy(into: buffer)
+        }
         queuedBytes -= written
         if written > 0 { encodedStreamData = true }
         if hadBytes && queue.queuedBytes == 0 { drained.append(streamID) }

@@ -35,6 +35,8 @@ size_t transport_malloc_usable_size(void *pointer);
 // madvise(MADV_DONTNEED) on the whole pages inside [block, block + size): the kernel takes them back and they
 // read as zeros when next touched. Returns the bytes released (0 when no whole page lies inside, or on error).
 size_t transport_release_pages(void *block, size_t size);
+/// Whole pages inside the block that are resident (mincore), for the tests; 0 past 64 pages or on error.
+size_t transport_resident_pages(void *block, size_t size);
 // malloc_trim(0): gives free heap pages (in every arena, not only the top) back to the kernel.
 int transport_malloc_trim(void);
 // Bytes the process heap has handed out (mallinfo2: arena + mmapped chunks in use).
