@@ -197,13 +197,14 @@ final class HTTP2Session {
             queuedBytes += bytes.count
         }
 
-        /// Moves the first `count` queued bytes out of the queue into `parts`, as slices of the queued chunks (no copy).
-        mutating func take(_ count: Int, into parts: inout [ArraySlice<UInt8>]) {
+        /// Removes the first `count` queued bytes (fewer when fewer are queued) and hands them to `body` in order, as
+        /// slices of the queued chunks; returns how many.
+        private mutating func consume(_ count: Int, _ body: (ArraySlice<UInt8>) -> Void) -> Int {
             var taken = 0
             while taken < count && head < chunks.count {
                 let chunk = chunks[head]
                 let n = min(count - taken, chunk.count - offset)
-                parts.append(chunk[offset..<offset + n])
+                body(chunk[offset..<offset + n])
                 taken += n
                 offset += n
                 if offset == chunk.count {
@@ -212,10 +213,6 @@ final class HTTP2Session {
                 }
             }
             queuedBytes -= taken
-            compact()
-        }
-
-        private mutating func compact() {
             if head == chunks.count {
                 chunks = []  // release storage, not just elements: idle streams hold nothing
                 head = 0
@@ -223,26 +220,20 @@ final class HTTP2Session {
                 chunks.removeFirst(head)
                 head = 0
             }
+            return taken
+        }
+
+        /// Moves the first `count` queued bytes out of the queue into `parts` (no copy).
+        mutating func take(_ count: Int, into parts: inout [ArraySlice<UInt8>]) {
+            _ = consume(count) { parts.append($0) }
         }
 
         mutating func copy(into buffer: UnsafeMutableRawBufferPointer) -> Int {
             var written = 0
-            while written < buffer.count && head < chunks.count {
-                let chunk = chunks[head]
-                let n = min(buffer.count - written, chunk.count - offset)
-                chunk.withUnsafeBytes { source in
-                    (buffer.baseAddress! + written).copyMemory(from: source.baseAddress! + offset, byteCount: n)
-                }
-                written += n
-                offset += n
-                if offset == chunk.count {
-                    head += 1
-                    offset = 0
-                }
+            return consume(buffer.count) { slice in
+                slice.withUnsafeBytes { (buffer.baseAddress! + written).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                written += slice.count
             }
-            queuedBytes -= written
-            compact()
-            return written
         }
     }
 
