@@ -199,10 +199,14 @@ extension E2E {
         return nil
     }
 
-    /// A timestamp as Envoy's admin endpoint writes it (ISO 8601 with fractional seconds).
+    /// A timestamp as Envoy's admin endpoint writes it: ISO 8601, with fractional seconds unless they are zero
+    /// (protobuf's JSON form of an update at .000 s is "…:53Z"; reading only the fractional form made one route
+    /// update in a thousand unreadable, and the rollout system tests then waited for a route they already had).
     public static func envoyTime(_ text: String) -> Date? {
         let format = ISO8601DateFormatter()
         format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = format.date(from: text) { return date }
+        format.formatOptions = [.withInternetDateTime]
         return format.date(from: text)
     }
 }

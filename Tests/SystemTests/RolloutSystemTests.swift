@@ -435,3 +435,14 @@ final class RolloutSystemTests: XCTestCase {
         withExtendedLifetime(held) {}
     }
 }
+
+/// The rollout tests read when Envoy took a route from its admin endpoint; protobuf writes a timestamp with zero
+/// fractional seconds without them, and such a route once read as "no route" until its next update.
+final class EnvoyTimestampTests: XCTestCase {
+    func testTimestampsWithAndWithoutFractionalSecondsAreRead() throws {
+        let whole = try XCTUnwrap(E2E.envoyTime("2026-12-05T14:59:13Z"))
+        let fraction = try XCTUnwrap(E2E.envoyTime("2026-12-05T14:59:13.250Z"))
+        XCTAssertEqual(fraction.timeIntervalSince(whole), 0.25, accuracy: 0.001)
+        XCTAssertNil(E2E.envoyTime("not a time"))
+    }
+}
