@@ -121,18 +121,27 @@ public enum ConfigDocument {
             validator.validate(message)
             return (message, diagnostics + validator.diagnostics)
         }
-        if sharingRepeats {
+        switch readSharingRepeats(text, file: file, sharing: sharingRepeats, isClean: { $0.diagnostics.isEmpty }, check) {
+        case .success(let result): return result
+        case .failure(let problem): return (nil, [problem])
+        }
+    }
+
+    /// Parses `text` and runs `check` on the tree. With `sharing`, repeated flow collections are read once
+    /// (see `RepeatedCollections`); a shared node carries another copy's positions, so whenever the shared
+    /// reading's result is not clean the text is parsed and checked again without sharing, and that second
+    /// result is returned — what is reported is the same either way, positions included.
+    static func readSharingRepeats<Checked>(_ text: String, file: String?, sharing: Bool, isClean: (Checked) -> Bool,
+                                            _ check: (YAMLNode, RepeatedCollections) -> Checked) -> Result<Checked, Diagnostic> {
+        if sharing {
             switch parseNodeSharingRepeats(text, file: file) {
-            case .failure(let problem): return (nil, [problem])
+            case .failure(let problem): return .failure(problem)
             case .success(let (node, repeats)):
                 let result = check(node, repeats)
-                if !repeats.sharesAny || result.diagnostics.isEmpty { return result }
+                if !repeats.sharesAny || isClean(result) { return .success(result) }
             }
         }
-        switch parseNode(text, file: file) {
-        case .failure(let problem): return (nil, [problem])
-        case .success(let node): return check(node, RepeatedCollections())
-        }
+        return parseNode(text, file: file).map { check($0, RepeatedCollections()) }
     }
 
     /// Text → message of `type` with schema problems only (no protoc-gen-validate rules yet).
@@ -183,17 +192,16 @@ public enum BootstrapValidation {
                                 sharingRepeats: Bool = true) -> [Diagnostic] {
         guard let type = pool.messageID(named: TypeNames.bootstrap) else { return [] }
         var clock = PhaseClock()
-        let (node, repeats): (YAMLNode, RepeatedCollections)
-        switch sharingRepeats ? ConfigDocument.parseNodeSharingRepeats(text, file: file) : ConfigDocument.parseNode(text, file: file).map({ ($0, RepeatedCollections()) }) {
-        case .success(let parsed): (node, repeats) = parsed
-        case .failure(let d): return [d]
+        var readings = 0
+        let checked = ConfigDocument.readSharingRepeats(text, file: file, sharing: sharingRepeats, isClean: \.isEmpty) { node, repeats in
+            clock.lap(readings == 0 ? "yaml" : "yaml again, to report")
+            readings += 1
+            return validate(node: node, repeats: repeats, file: file, syntax: syntax, type: type, pool: pool, checkHostFiles: checkHostFiles, clock: &clock)
         }
-        clock.lap("yaml")
-        let diagnostics = validate(node: node, repeats: repeats, file: file, syntax: syntax, type: type, pool: pool, checkHostFiles: checkHostFiles, clock: &clock)
-        if diagnostics.isEmpty || !repeats.sharesAny { return diagnostics }
-        guard case .success(let unshared) = ConfigDocument.parseNode(text, file: file) else { return diagnostics }
-        clock.lap("yaml again, to report")
-        return validate(node: unshared, repeats: RepeatedCollections(), file: file, syntax: syntax, type: type, pool: pool, checkHostFiles: checkHostFiles, clock: &clock)
+        switch checked {
+        case .success(let diagnostics): return diagnostics
+        case .failure(let problem): return [problem]
+        }
     }
 
     private static func validate(node: YAMLNode, repeats: RepeatedCollections, file: String?, syntax: InputSyntax, type: MessageID, pool: DescriptorPool,
