@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libre2-dev libyaml-dev libmimalloc-dev pkg-config openssl nghttp2-client
+APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libre2-dev libyaml-dev pkg-config openssl nghttp2-client
 # Only for `make test`: the status page is checked in a real headless browser.
 # postgresql: the PostgreSQL store tests initdb their own throwaway server (TestPostgres).
 TEST_APT_PACKAGES := chromium curl nghttp2-server postgresql

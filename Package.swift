@@ -208,11 +208,7 @@ let package = Package(
             name: "meshctl",
             dependencies: ["EnvoySchema", "MeshCertificates", "MeshModel", "ControlPlane", "MeshServer", "MeshAdmin", "XDSClient", "XDSCache",
                            "SnapshotStorage", "PostgresStorage", "MeshFixtures", "MeshCompilation", "LoadGenerator", "XDSProtocol", "XDSWire", "Transport", "Locking", "NetworkAddress", "RolloutPlanning",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            // mimalloc replaces glibc's malloc in meshctl (the test bundles, which link the libraries, keep glibc's):
-            // at 10,000 mTLS proxies it holds 4 KiB less per idle connection (no per-block headers on OpenSSL's
-            // and Swift's small blocks) and costs ~10 % less server CPU in a connect storm (docs/BENCHMARKS.md).
-            linkerSettings: [.linkedLibrary("mimalloc", .when(platforms: [.linux]))]
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Shared by every test target: paths, the built meshctl, one process runner, an in-process server, the
         // end-to-end helpers (loopback ports, child processes, small published meshes), the demo mesh copied to

@@ -290,6 +290,8 @@ def mib(kib):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--meshctl", default=".build/release/meshctl")
+    parser.add_argument("--loadgen-meshctl", default=None,
+                        help="the meshctl binary that runs `loadgen` (default: --meshctl); to compare servers with one load generator")
     parser.add_argument("--storm-proxies", type=int, default=10000)
     parser.add_argument("--soak-proxies", type=int, default=2000)
     parser.add_argument("--soak-seconds", type=float, default=180)

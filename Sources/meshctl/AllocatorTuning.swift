@@ -9,9 +9,6 @@
 // thread arena, which glibc grows a few pages at a time, each growth an mprotect call: reading a
 // 17 MB bootstrap into a few hundred MiB of trees made ~15% of the process's time kernel time.
 // One-shot commands that build such trees pad each growth instead.
-//
-// meshctl links mimalloc, which replaces glibc's malloc (Package.swift): then neither
-// applies, and nothing is re-executed; this stays for a build without it.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -20,14 +17,10 @@ import Glibc
 enum AllocatorTuning {
     static let marker = "MESHCTL_ALLOCATOR_TUNED"
 
-    /// Whether malloc is mimalloc's (linked into meshctl, see Package.swift), not glibc's: then
-    /// neither glibc's cache size nor its heap padding applies.
-    static let mallocIsMimalloc = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mi_version") != nil  // RTLD_DEFAULT
-
     /// Re-executes this process with a larger glibc tcache, once; returns (untuned) if that fails.
     static func apply() {
         let environment = ProcessInfo.processInfo.environment
-        guard !mallocIsMimalloc, environment[marker] == nil, environment["MESHCTL_NO_ALLOCATOR_TUNING"] == nil else { return }
+        guard environment[marker] == nil, environment["MESHCTL_NO_ALLOCATOR_TUNING"] == nil else { return }
         setenv(marker, "1", 1)
         let tunables = (environment["GLIBC_TUNABLES"].map { $0 + ":" } ?? "") + "glibc.malloc.tcache_count=1000"
         setenv("GLIBC_TUNABLES", tunables, 1)
@@ -39,7 +32,6 @@ enum AllocatorTuning {
     /// run once and exit (validate, compile, schema encode): a server would keep the padding.
     static func padHeapGrowth() {
         #if canImport(Glibc)
-        guard !mallocIsMimalloc else { return }
         // mallopt is declared in <malloc.h>, which the Glibc module does not import; it is looked up instead.
         typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
         let topPad: Int32 = -2  // M_TOP_PAD
