@@ -288,7 +288,7 @@ struct TypeStates: Sendable {
     }
 
     /// Moves one type's state out, leaving an empty placeholder in its slot until the caller stores it back
-    /// (`self[typeURL] = state`) before anything else reads it. A copy taken with the subscript would share its
+    /// (`store(state)`) before anything else reads it. A copy taken with the subscript would share its
     /// sets, maps and response list with the array, so the first change to each would copy it; a moved state is the
     /// only owner, and is changed in place. Nil for a type not requested on the stream.
     mutating func take(_ typeURL: String) -> TypeState? {
