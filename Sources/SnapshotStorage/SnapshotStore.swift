@@ -158,7 +158,11 @@ public struct SnapshotStore: SnapshotStoring {
     /// The manifest of `version`: final, or pending (a publish interrupted after moving `current`).
     func readManifest(_ version: String) throws(SnapshotStoreError) -> Manifest {
         var bytes: [UInt8]? = nil
-        for path in [manifestPath(version), pendingManifestPath(version)] {
+        // The final name, the pending one, then the final one again: a publish renames the pending manifest to its
+        // final name just after moving `current`, and a reader that misses the final name just before that rename
+        // misses the pending one just after it. (A server's watcher, woken by `current`'s rename, hit that window in
+        // a benchmark: the live version was refused as missing and only served on the retry a second later.)
+        for path in [manifestPath(version), pendingManifestPath(version), manifestPath(version)] {
             do {
                 bytes = try fs.readFile(path, limit: nil)
                 break
