@@ -78,7 +78,7 @@ extension DiscoveryStream {
             state.publishSubscription()
             shareSubscription(&state)
         }
-        types.store(state)
+        types[typeURL] = state
         return actions + pushPending()
     }
 
@@ -267,7 +267,7 @@ extension DiscoveryStream {
             for resource in updates { state.known[resource.name] = resource.version }
             for name in removals { state.known.removeValue(forKey: name) }
         }
-        types.store(state)
+        types[typeURL] = state
         recordSent(typeURL, nonce: nonce, version: view.version)
         if typeURL == TypeURL.cluster, !changedClusters.isEmpty, var endpoints = types[TypeURL.endpoint] {
             // A new or changed cluster warms until its ClusterLoadAssignment arrives again; resend the
@@ -277,7 +277,7 @@ extension DiscoveryStream {
                 endpoints.forced.insert(name)
                 endpoints.dirty = true
             }
-            types.store(endpoints)
+            types[TypeURL.endpoint] = endpoints
         }
         return response
     }
