@@ -60,11 +60,12 @@ extension RolloutController {
     // MARK: Stream events
 
     public func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String) {
-        lock.withLock {
+        let due = lock.withLock { () -> Bool in
             local[stream] = LocalStream(proxy: ProxyKey(group: record.group, node: record.nodeID), types: [:])
             reportDirty = true
+            return queueEvaluationIfDue()
         }
-        streamEventArrived()
+        if due { scheduleEvaluation() }
     }
 
     public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) {
@@ -78,36 +79,38 @@ extension RolloutController {
                                           rejection: sync == .rejected ? status.nack?.message : nil)
         // The stream is changed in place through the dictionary's index (`local[stream] != nil` would copy its entry):
         // this runs after every response and ACK of every stream.
-        let known = lock.withLock { () -> Bool in
+        let due = lock.withLock { () -> Bool in
             guard let index = local.index(forKey: stream) else { return false }
             local.values[index].types[status.typeURL] = observation
             reportDirty = true
-            return true
+            return queueEvaluationIfDue()
         }
-        if known { streamEventArrived() }
+        if due { scheduleEvaluation() }
     }
 
     public func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode) {
-        let known = lock.withLock { () -> Bool in
+        let due = lock.withLock { () -> Bool in
             reportDirty = true
-            return local.removeValue(forKey: stream) != nil
+            return local.removeValue(forKey: stream) != nil && queueEvaluationIfDue()
         }
-        if known { streamEventArrived() }
+        if due { scheduleEvaluation() }
     }
 
-    /// Feeds the change to the leader's machine, or a follower's report to the store, soon: between rollouts not at
-    /// all (nothing on the queue needs it), during one at most once per `streamEventBatch`, taking every event
-    /// recorded until it runs. (Queued at once, each ACK of a fan-out to 10,000 proxies woke a Dispatch thread for an
-    /// evaluation that found one event, or none: ~10 % of the server's CPU per change in sem_post, futex wake-ups and
-    /// context switches. A rollout's decisions take seconds; 20 ms is noise.)
-    private func streamEventArrived() {
-        let due = lock.withLock { () -> Bool in
-            guard !stopped, !evaluateQueued, hasWorkForStreamEvents else { return false }
-            evaluateQueued = true
-            evaluationsQueued += 1
-            return true
-        }
-        guard due else { return }
+    /// Whether a stream event must be fed to the leader's machine, or a follower's report to the store, soon: between
+    /// rollouts not at all (nothing on the queue needs it), during one at most once per `streamEventBatch`, taking
+    /// every event recorded until it runs. (Queued at once, each ACK of a fan-out to 10,000 proxies woke a Dispatch
+    /// thread for an evaluation that found one event, or none: ~10 % of the server's CPU per change in sem_post, futex
+    /// wake-ups and context switches. A rollout's decisions take seconds; 20 ms is noise.) Called under the lock, in
+    /// the critical section that recorded the event: one lock per event on a path that runs for every ACK. When it
+    /// returns true the caller calls `scheduleEvaluation()` after unlocking.
+    private func queueEvaluationIfDue() -> Bool {
+        guard !stopped, !evaluateQueued, hasWorkForStreamEvents else { return false }
+        evaluateQueued = true
+        evaluationsQueued += 1
+        return true
+    }
+
+    private func scheduleEvaluation() {
         queue.asyncAfter(deadline: .now() + Self.streamEventBatch) { [weak self] in
             guard let self else { return }
             let (following, rolling) = lock.withLock { () -> (Bool, Bool) in

@@ -113,9 +113,8 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         let views = [view] + (service.hub.heldBack?.groups[group].map { [$0] } ?? [])
         switch event {
         case .request(let r):
-            return r.responseNonce.isEmpty && !r.versionInfo.isEmpty && !views.contains { r.versionInfo == $0.contentVersion(typeURL: r.typeURL) }
+            return !views.contains { r.versionInfo == $0.contentVersion(typeURL: r.typeURL) }
         case .deltaRequest(let r):
-            guard r.responseNonce.isEmpty, !r.initialResourceVersions.isEmpty else { return false }
             return !views.contains { view in
                 let ours = view.resources(typeURL: r.typeURL)
                 return !r.initialResourceVersions.contains { name, version in ours[name]?.version != version }
