@@ -247,9 +247,10 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
 
     /// Copies the machine's status of `types` into the registry (read by CSDS and the admin endpoint).
     private func recordStatus(of types: [String]) {
-        guard let machine else { return }
+        // Read through the optional in place: `guard let machine` would copy the whole machine (every per-type
+        // state's references retained and released again) on every ACK and push.
         for typeURL in types {
-            guard let status = machine.proxyStatus(typeURL: typeURL) else { continue }
+            guard let status = machine?.proxyStatus(typeURL: typeURL) else { continue }
             let typeStatus = ProxyTypeStatus(status, sentAt: sentAt[typeURL], ackedAt: ackedAt[typeURL])
             service.notify { $0.statusChanged(ObjectIdentifier(self), status: typeStatus) }
         }

@@ -33,13 +33,22 @@ public struct RolloutServing: Sendable {
     }
 }
 
-/// A loop-confined subscriber carried across threads; only touched on its own loop.
-private struct SubscriberReference: @unchecked Sendable {
+/// A loop-confined subscriber carried across threads; only touched on its own loop. A class: every change copies
+/// the references of all streams into per-loop lists, and a struct holding a weak reference makes each copy a
+/// side-table increment plus three more retains (≈ 2 % of the server's CPU per change at 10,000 proxies).
+private final class SubscriberReference: @unchecked Sendable {
     // @unchecked Sendable: the weak subscriber is only dereferenced on its own loop, through `executor`.
     weak var subscriber: (any SnapshotSubscriber)?
     let executor: any SubscriberExecutor
     let group: String
     let nodeID: String
+
+    init(subscriber: any SnapshotSubscriber, executor: any SubscriberExecutor, group: String, nodeID: String) {
+        self.subscriber = subscriber
+        self.executor = executor
+        self.group = group
+        self.nodeID = nodeID
+    }
 }
 
 /// The current snapshot and the streams that follow it. Thread-safe.

@@ -78,7 +78,7 @@ extension DiscoveryStream {
             state.publishSubscription()
             shareSubscription(&state)
         }
-        types[typeURL] = state
+        types.store(state)
         return actions + pushPending()
     }
 
@@ -267,7 +267,7 @@ extension DiscoveryStream {
             for resource in updates { state.known[resource.name] = resource.version }
             for name in removals { state.known.removeValue(forKey: name) }
         }
-        types[typeURL] = state
+        types.store(state)
         recordSent(typeURL, nonce: nonce, version: view.version)
         if typeURL == TypeURL.cluster, !changedClusters.isEmpty, var endpoints = types[TypeURL.endpoint] {
             // A new or changed cluster warms until its ClusterLoadAssignment arrives again; resend the
@@ -277,7 +277,7 @@ extension DiscoveryStream {
                 endpoints.forced.insert(name)
                 endpoints.dirty = true
             }
-            types[TypeURL.endpoint] = endpoints
+            types.store(endpoints)
         }
         return response
     }

@@ -24,7 +24,7 @@ extension DiscoveryStream {
                                 errorDetail: request.errorDetail, at: now) {
                 actions.append(nack)
             }
-            types[typeURL] = state
+            types.store(state)
             return actions
         }
         if state.lastNonce != nil {
@@ -61,7 +61,7 @@ extension DiscoveryStream {
             state.dirty = true
         }
         if subscriptionChanged { state.dirty = true }
-        types[typeURL] = state
+        types.store(state)
         return actions + pushPending()
     }
 
@@ -152,7 +152,7 @@ extension DiscoveryStream {
             if state.newlySubscribed.isEmpty { state.newlySubscribed = [] }
         }
         state.owesAnswer = false
-        types[typeURL] = state
+        types.store(state)
         recordSent(typeURL, nonce: nonce, version: set.version)
         if typeURL == TypeURL.cluster, set.hasChange(against: previous) {
             // Envoy keeps a new or changed cluster warming until it receives its

@@ -298,6 +298,17 @@ struct TypeStates: Sendable {
         return moved
     }
 
+    /// Stores a state moved out with `take` back in its slot (or adds it), moving it in: the subscript's setter
+    /// binds the new value, and that copy retains and releases every reference the state holds.
+    mutating func store(_ state: consuming TypeState) {
+        let typeURL = state.typeURL
+        if let index = states.firstIndex(where: { $0.typeURL == typeURL }) {
+            states[index] = state
+        } else {
+            states.append(state)
+        }
+    }
+
     /// Reads one type's state without copying it (nil for a type not requested on the stream).
     func read<R>(_ typeURL: String, _ body: (TypeState) -> R) -> R? {
         guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return nil }
