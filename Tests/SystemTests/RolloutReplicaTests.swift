@@ -96,6 +96,17 @@ final class RolloutReplicaTests: XCTestCase {
             return Proxy(process: envoy.process, adminPort: envoy.adminPort, node: node, replica: replica)
         }
         E2E.waitUntil(60, "six Envoys on the first version") { proxies.allSatisfy { route($0)?.cluster == "backend_a" } }
+        // The leader plans a rollout over the proxies it knows: its own streams and the followers' reports. A publish
+        // before a follower's report names its proxies plans without them, and another proxy than the one placed here
+        // becomes the canary (seen on a fast machine: a follower's non-canary proxy took the new version at once).
+        let onFollowers = Set(proxies.filter { $0.replica != 0 }.map(\.node))
+        E2E.waitUntil(10, "the followers' reports to name all their proxies") {
+            let rows = (try? store.replicaReports(known: [:])) ?? []
+            let reported = Set(rows.compactMap { $0.body.flatMap(ReplicaReport.decode) }.flatMap { $0.proxies.map(\.proxy.node) })
+            return onFollowers.isSubset(of: reported)
+        }
+        // The leader reads the reports on its next tick (every 100 ms).
+        usleep(300_000)
         return (replicas, proxies)
     }
 
