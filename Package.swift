@@ -243,11 +243,11 @@ let package = Package(
         ),
         .testTarget(
             name: "XDSProtocolTests",
-            dependencies: ["MeshTestSupport", "XDSProtocol", "XDSWire", "XDSCache"]
+            dependencies: ["MeshTestSupport", "ProtobufWire", "XDSProtocol", "XDSWire", "XDSCache"]
         ),
         .testTarget(
             name: "LoadGeneratorTests",
-            dependencies: ["MeshTestSupport", "LoadGenerator", "ControlPlane", "MeshModel", "XDSCache", "SnapshotStorage", "XDSProtocol", "Transport"]
+            dependencies: ["MeshTestSupport", "LoadGenerator", "ControlPlane", "MeshModel", "XDSCache", "SnapshotStorage", "XDSProtocol", "XDSWire", "Transport"]
         ),
         .testTarget(
             name: "RolloutPlanningTests",

@@ -8,6 +8,7 @@
 // Publish time = the store's history record of the publish (or rollback) of V.
 import Foundation
 import MeshModel
+import XDSWire
 import XDSCache
 import SnapshotStorage
 import XDSProtocol

@@ -183,7 +183,18 @@ final class SimulatedProxy: @unchecked Sendable {
         let nack = decideNack()
         if !nack {
             let reading = readings.reading(of: response, typeURL: typeURL)
-            held[typeURL] = reading.references
+            if TypeURL.carriesCompleteSet(typeURL) {
+                held[typeURL] = reading.references
+            } else {
+                // Like Envoy and gRPC: a route or endpoint response need not carry every subscribed resource, and the
+                // ones it leaves out are kept. (Held entries already equal are left alone: the map stays shared.)
+                let references = reading.references
+                if held[typeURL] == nil {
+                    held[typeURL] = references
+                } else if references.contains(where: { held[typeURL]![$0.key] != $0.value }) {
+                    held[typeURL]!.merge(references) { $1 }
+                }
+            }
             received.insert(typeURL)
             acceptedVersion[typeURL] = response.versionInfo
             followReferences(changed: typeURL, names: reading.referencedNames)

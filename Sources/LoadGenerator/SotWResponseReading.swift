@@ -7,6 +7,8 @@
 // reading is reused only after comparing the bytes it was read from, so it is exact.
 import Foundation
 import Locking
+import ProtobufWire
+import XDSWire
 
 /// The fields of one serialized DiscoveryResponse a proxy acts on, read in place.
 struct SotWResponseEnvelope {

@@ -16,15 +16,19 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     let stream: ServerStream
     let variant: DiscoveryStream.Variant
     let binding: DiscoveryStream.Binding
-    var machine: DiscoveryStream?
+    /// Set by the first request. Only ever accessed in place (`hasMachine`, `withMachine`): reading an optional struct
+    /// stored in a class — `machine != nil`, `machine?.status` — copies the whole machine, retaining and releasing
+    /// every reference it holds, on every event.
+    private var machine: DiscoveryStream?
+    private var hasMachine = false
     var group: String?
     var nodeID: String?
     var blocked = false
     let mode: SubscriptionMode
-    /// When the latest response of each type was sent, and each unanswered nonce (for send→ACK latency).
-    private var sentAt: [String: WallClockTime] = [:]
-    private var ackedAt: [String: WallClockTime] = [:]
-    private var nonceSentAt: [String: WallClockTime] = [:]
+    /// When the latest response of each type was sent and last ACKed, and each unanswered nonce (for send→ACK latency).
+    private var sentAt = PerTypeTime()
+    private var ackedAt = PerTypeTime()
+    private var nonceSentAt: [(nonce: String, at: WallClockTime)] = []
     private var registered = false
     /// Messages that arrived while a request waits for the freshness check (processed in order afterwards).
     private var held: [[UInt8]]?
@@ -45,8 +49,8 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         return WallClockTime(nanosecondsSinceEpoch: Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec))
     }
 
-    /// The resource types meshctl serves.
-    static let servedTypes: Set<String> = [TypeURL.listener, TypeURL.route, TypeURL.cluster, TypeURL.endpoint, TypeURL.secret]
+    /// The resource types meshctl serves: those of `TypeURL.pushOrder`.
+    static let servedTypes: Set<String> = Set(TypeURL.pushOrder)
 
     func onMessage(_ message: [UInt8]) {
         if held != nil {
@@ -59,7 +63,9 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         do {
             switch variant {
             case .stateOfTheWorld:
-                let request = try DiscoveryRequest(serialized: message)
+                let request = try DiscoveryRequest(serialized: message, knownNames: { typeURL in
+                    withMachine { $0.subscribedNames(typeURL: typeURL) } ?? nil
+                })
                 event = .request(request)
                 node = request.node
                 typeURL = request.typeURL
@@ -73,11 +79,12 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
             finish(.invalidArgument, "the request is not a valid discovery request: \(error)")
             return
         }
-        if !typeURL.isEmpty && !Self.servedTypes.contains(typeURL) {
+        // (By position in `TypeURL.pushOrder`, the served types: hashing the 50-byte URL into the set costs more.)
+        if !typeURL.isEmpty && TypeURL.knownIndex(typeURL) == nil {
             finish(.invalidArgument, "unknown type URL '\(typeURL)'; this server serves \(Self.servedTypes.sorted().joined(separator: ", "))")
             return
         }
-        if machine == nil && service.hub.current == nil && service.hub.isStartingUp {
+        if !hasMachine && service.hub.current == nil && service.hub.isStartingUp {
             // The server listens before its first read of the store has finished: answer once it has, so a proxy
             // connecting in that window is served (or told the store is empty) rather than refused for nothing.
             held = [message]
@@ -85,7 +92,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
             service.hub.whenStarted(on: executor) { me.value.releaseAfterStartup() }
             return
         }
-        if machine == nil && !start(node: node) { return }
+        if !hasMachine && !start(node: node) { return }
         if claimsUnknownVersion(event) {
             // The proxy reports configuration this replica does not serve: it may come from a replica that is
             // ahead. Answer only once this replica has read the store's live version and serves it (fetching
@@ -188,6 +195,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
             return false
         }
         group = node.cluster
+        hasMachine = true
         machine = DiscoveryStream(configuration: .init(variant: variant, binding: binding,
                                                        controlPlaneIdentifier: service.configuration.controlPlaneIdentifier,
                                                        limits: service.configuration.limits), view: view)
@@ -208,11 +216,15 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         return mode.rawValue
     }
 
+    /// Runs `body` on the machine where it is stored (nil before the first request).
+    private func withMachine<R>(_ body: (inout DiscoveryStream) -> R) -> R? {
+        guard hasMachine else { return nil }
+        return body(&machine!)
+    }
+
     func handle(_ event: StreamEvent) {
-        guard machine != nil else { return }
         let now = Self.now()
-        // Mutated in place: a copy held here would make the machine's first change copy its per-type state.
-        let actions = machine!.handle(event, at: now)
+        guard let actions = withMachine({ $0.handle(event, at: now) }) else { return }
         var publishedAt: Date?
         if case .snapshotChanged = event { publishedAt = service.hub.current?.metadata.createdAt }
         perform(actions, at: now, publishedAt: publishedAt)
@@ -247,10 +259,8 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
 
     /// Copies the machine's status of `types` into the registry (read by CSDS and the admin endpoint).
     private func recordStatus(of types: [String]) {
-        // Read through the optional in place: `guard let machine` would copy the whole machine (every per-type
-        // state's references retained and released again) on every ACK and push.
         for typeURL in types {
-            guard let status = machine?.proxyStatus(typeURL: typeURL) else { continue }
+            guard let status = withMachine({ $0.proxyStatus(typeURL: typeURL) }) ?? nil else { continue }
             let typeStatus = ProxyTypeStatus(status, sentAt: sentAt[typeURL], ackedAt: ackedAt[typeURL])
             service.notify { $0.statusChanged(ObjectIdentifier(self), status: typeStatus) }
         }
@@ -265,10 +275,10 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
                 sent(typeURL: response.typeURL, nonce: response.nonce, bytes: write(response.serialized()), at: now, publishedAt: publishedAt)
             case .ack(let record):
                 ackedAt[record.typeURL] = record.at
-                let seconds = nonceSentAt.removeValue(forKey: record.nonce).map { Double(record.at.nanosecondsSinceEpoch - $0.nanosecondsSinceEpoch) / 1e9 }
+                let seconds = takeNonceSentAt(record.nonce).map { Double(record.at.nanosecondsSinceEpoch - $0.nanosecondsSinceEpoch) / 1e9 }
                 service.notify { $0.acked(ObjectIdentifier(self), record: record, sendToAckSeconds: seconds) }
             case .nack(let record):
-                nonceSentAt.removeValue(forKey: record.nonce)
+                _ = takeNonceSentAt(record.nonce)
                 let node = nodeID ?? "", group = self.group ?? ""
                 service.notify { $0.nacked(ObjectIdentifier(self), nodeID: node, group: group, record: record) }
             case .close(let status):
@@ -282,9 +292,15 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         sentAt[typeURL] = now
         // Unanswered nonces are bounded: a proxy that never ACKs keeps only the latest few.
         if nonceSentAt.count >= 16 { nonceSentAt.removeAll(keepingCapacity: true) }
-        nonceSentAt[nonce] = now
+        nonceSentAt.append((nonce, now))
         let publishToSend = publishedAt.map { Double(now.nanosecondsSinceEpoch) / 1e9 - $0.timeIntervalSince1970 }
         service.notify { $0.responseSent(ObjectIdentifier(self), typeURL: typeURL, bytes: bytes, publishToSendSeconds: publishToSend) }
+    }
+
+    /// When the response with `nonce` was sent, forgetting it (nil if unknown). A short list: one or two are unanswered.
+    private func takeNonceSentAt(_ nonce: String) -> WallClockTime? {
+        guard let index = nonceSentAt.firstIndex(where: { $0.nonce == nonce }) else { return nil }
+        return nonceSentAt.remove(at: index).at
     }
 
     /// Hands the response to the stream; returns the bytes queued (0 when not sent).
@@ -311,7 +327,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     /// The proxy half-closed the stream: it will send no more requests, so no ACK can ever arrive. Before a first
     /// request that is a malformed call; after it, the call is over (as go-control-plane ends it on io.EOF).
     func onRequestEnd() {
-        if machine == nil {
+        if !hasMachine {
             finish(.invalidArgument, "the stream was half-closed before its first discovery request; send a request carrying node.id and node.cluster")
         } else {
             finish(.ok, "the proxy half-closed the stream")
@@ -349,6 +365,23 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         registered = false
         let key = ObjectIdentifier(self), mode = self.mode
         service.notify { $0.streamClosed(key, mode: mode) }
+    }
+}
+
+/// One timestamp per served type, inline in the bridge (indexed like `TypeURL.pushOrder`): read and written on
+/// every response and ACK, where a dictionary would hash the 50-byte type URL each time.
+private struct PerTypeTime {
+    private var nanoseconds = InlineArray<5, Int64>(repeating: .min)
+
+    subscript(typeURL: String) -> WallClockTime? {
+        get {
+            guard let index = TypeURL.knownIndex(typeURL), index < nanoseconds.count, nanoseconds[index] != .min else { return nil }
+            return WallClockTime(nanosecondsSinceEpoch: nanoseconds[index])
+        }
+        set {
+            guard let index = TypeURL.knownIndex(typeURL), index < nanoseconds.count else { return }
+            nanoseconds[index] = newValue?.nanosecondsSinceEpoch ?? .min
+        }
     }
 }
 

@@ -157,7 +157,7 @@ extension ProxyTypeStatus {
         versionAcked = status.versionAcked
         self.ackedAt = ackedAt.map(Date.init(wallClock:))
         nack = status.lastNack.map { NackSummary(rejectedVersion: $0.rejectedVersion, message: $0.errorDetail.message, at: Date(wallClock: $0.at)) }
-        subscribed = status.wildcard ? "*" : "\(status.subscribedNames.count)"
+        subscribed = status.wildcard ? "*" : String(status.subscribedNames.count)
     }
 }
 

@@ -19,6 +19,10 @@ public struct GroupView: ResourceSnapshotView {
         let contentHash: String
         let byType: [String: [String: VersionedResource]]
         let contentVersions: [String: String]
+        /// `byType` and `contentVersions` of the served types, by `TypeURL.knownIndex`: streams look them up on every
+        /// change and ACK, and a dictionary lookup hashes the whole 50-byte type URL each time.
+        let knownResources: [[String: VersionedResource]]
+        let knownContentVersions: [String]
         let cache = ResourceSetCache()
 
         init(version: String, contentHash: String, byType: [String: [String: VersionedResource]], contentVersions: [String: String]) {
@@ -26,6 +30,8 @@ public struct GroupView: ResourceSnapshotView {
             self.contentHash = contentHash
             self.byType = byType
             self.contentVersions = contentVersions
+            knownResources = TypeURL.pushOrder.map { byType[$0] ?? [:] }
+            knownContentVersions = TypeURL.pushOrder.map { contentVersions[$0] ?? ContentVersion.of([]) }
         }
     }
 
@@ -61,10 +67,14 @@ public struct GroupView: ResourceSnapshotView {
         storage = Storage(version: version, contentHash: contentHash, byType: byType, contentVersions: contentVersions)
     }
 
-    public func resources(typeURL: String) -> [String: VersionedResource] { storage.byType[typeURL] ?? [:] }
+    public func resources(typeURL: String) -> [String: VersionedResource] {
+        if let index = TypeURL.knownIndex(typeURL) { return storage.knownResources[index] }
+        return storage.byType[typeURL] ?? [:]
+    }
 
     public func contentVersion(typeURL: String) -> String {
-        storage.contentVersions[typeURL] ?? ContentVersion.of([])
+        if let index = TypeURL.knownIndex(typeURL) { return storage.knownContentVersions[index] }
+        return storage.contentVersions[typeURL] ?? ContentVersion.of([])
     }
 
     public var resourceSetCache: ResourceSetCache? { storage.cache }

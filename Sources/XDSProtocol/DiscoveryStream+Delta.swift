@@ -11,12 +11,14 @@ extension DiscoveryStream {
         case .failure(let status): return close(status)
         case .success(let admitted): typeURL = admitted
         }
-        guard var state = types[typeURL] else { return [] }
+        guard let subscribedCount = types.read(typeURL, { $0.subscription.names.count }) else { return [] }
         let limit = configuration.limits.maxNamesPerType
-        let requestedCount = state.subscription.names.count + request.resourceNamesSubscribe.count
+        let requestedCount = subscribedCount + request.resourceNamesSubscribe.count
         guard requestedCount <= limit, request.initialResourceVersions.count <= limit else {
             return close(.resourceExhausted, "\(max(requestedCount, request.initialResourceVersions.count)) resource names for \(TypeURL.shortName(typeURL)); the limit is \(limit)")
         }
+        // Moved out and stored back at the end (nothing in between reads this type's slot).
+        guard var state = types.take(typeURL) else { return [] }
         var actions: [StreamAction] = []
 
         if !request.responseNonce.isEmpty {
@@ -78,7 +80,7 @@ extension DiscoveryStream {
             state.publishSubscription()
             shareSubscription(&state)
         }
-        types.store(state)
+        types.store(&state)
         return actions + pushPending()
     }
 
@@ -183,11 +185,8 @@ extension DiscoveryStream {
         var actions: [StreamAction] = []
         guard isAggregated else {
             for typeURL in typesInPushOrder {
-                guard needsPlan(typeURL), let state = types[typeURL], canSend(state) else { continue }
-                guard let plan = planDelta(state) else {
-                    types.update(typeURL) { $0.dirty = false }
-                    continue
-                }
+                guard needsPlan(typeURL), types.read(typeURL, { canSend($0) }) == true,
+                      let (planned, _) = plan(typeURL, removalsOnly: false), let plan = planned else { continue }
                 actions.append(.sendDelta(emitDelta(typeURL, updates: plan.updates, removals: plan.removals)))
             }
             return actions
@@ -195,14 +194,11 @@ extension DiscoveryStream {
         // Phase 1: additions and changes, in make-before-break order.
         var held = false
         for typeURL in typesInPushOrder {
-            guard needsPlan(typeURL), let state = types[typeURL] else { continue }
-            guard let plan = planDelta(state) else {
-                types.update(typeURL) { $0.dirty = false }
-                continue
-            }
+            guard needsPlan(typeURL), let (planned, sendable) = plan(typeURL, removalsOnly: false) else { continue }
+            guard let plan = planned else { continue }
             let initialAnswerOnly = plan.updates.isEmpty && plan.removals.isEmpty
             guard !plan.updates.isEmpty || initialAnswerOnly else { continue }
-            guard canSend(state), !held else {
+            guard sendable, !held else {
                 held = true
                 continue
             }
@@ -211,12 +207,24 @@ extension DiscoveryStream {
         // Phase 2: removals, only once no addition or change is left waiting, referrers first.
         guard !held else { return actions }
         for typeURL in typesInRemovalOrder {
-            guard needsPlan(typeURL), let state = types[typeURL], let plan = planDelta(state, removalsOnly: true),
-                  !plan.removals.isEmpty else { continue }
-            guard canSend(state) else { break }
+            guard needsPlan(typeURL), let (planned, sendable) = plan(typeURL, removalsOnly: true),
+                  let plan = planned, !plan.removals.isEmpty else { continue }
+            guard sendable else { break }
             actions.append(.sendDelta(emitDelta(typeURL, updates: [], removals: plan.removals)))
         }
         return actions
+    }
+
+    /// Plans one type (nil for a type not requested) and says whether it may be sent now; a type with nothing to
+    /// send is marked clean (unless only removals were looked for). The state is moved out and back: planning it in
+    /// place in the array would copy it, every reference it holds retained and released.
+    private mutating func plan(_ typeURL: String, removalsOnly: Bool) -> (DeltaPlan?, sendable: Bool)? {
+        guard var state = types.take(typeURL) else { return nil }
+        let plan = planDelta(state, removalsOnly: removalsOnly)
+        if plan == nil && !removalsOnly { state.dirty = false }
+        let sendable = canSend(state)
+        types.store(&state)
+        return (plan, sendable)
     }
 
     private mutating func emitDelta(_ typeURL: String, updates: [VersionedResource], removals: [String]) -> DeltaDiscoveryResponse {
@@ -226,7 +234,8 @@ extension DiscoveryStream {
             resources: updates.map { DeltaResource(name: $0.name, version: $0.version,
                                                    resource: AnyResource(typeURL: typeURL, value: $0.body), ttl: $0.ttl) },
             typeURL: typeURL, removedResources: removals, nonce: nonce, controlPlane: configuration.controlPlaneIdentifier)
-        guard var state = types[typeURL] else { return response }
+        // Moved out and stored back below (nothing in between reads this type's slot).
+        guard var state = types.take(typeURL) else { return response }
         var changedClusters: [String] = []
         var heldAfter = state.known.count
         for resource in updates {
@@ -267,18 +276,9 @@ extension DiscoveryStream {
             for resource in updates { state.known[resource.name] = resource.version }
             for name in removals { state.known.removeValue(forKey: name) }
         }
-        types.store(state)
+        types.store(&state)
         recordSent(typeURL, nonce: nonce, version: view.version)
-        if typeURL == TypeURL.cluster, !changedClusters.isEmpty, var endpoints = types[TypeURL.endpoint] {
-            // A new or changed cluster warms until its ClusterLoadAssignment arrives again; resend the
-            // assignments named like the changed clusters (the usual naming when no EDS service_name is set).
-            let assignments = view.resources(typeURL: TypeURL.endpoint)
-            for name in changedClusters where endpoints.subscription.covers(name) && assignments[name] != nil {
-                endpoints.forced.insert(name)
-                endpoints.dirty = true
-            }
-            types.store(endpoints)
-        }
+        if typeURL == TypeURL.cluster, !changedClusters.isEmpty { oweAssignments(view.assignments(ofClusters: changedClusters)) }
         return response
     }
 
@@ -287,12 +287,14 @@ extension DiscoveryStream {
     mutating func pushHeartbeats() -> [StreamAction] {
         var actions: [StreamAction] = []
         for typeURL in typesInPushOrder {
-            guard let state = types[typeURL], canSend(state) else { continue }
             let all = view.resources(typeURL: typeURL)
-            let beats: [DeltaResource] = state.known.keys.sorted().compactMap { name in
-                guard let resource = all[name], let ttl = resource.ttl, state.known[name] == resource.version else { return nil }
-                return DeltaResource(name: name, version: resource.version, resource: nil, ttl: ttl)
-            }
+            let beats: [DeltaResource] = types.read(typeURL) { state in
+                guard canSend(state) else { return [] }
+                return state.known.keys.sorted().compactMap { name in
+                    guard let resource = all[name], let ttl = resource.ttl, state.known[name] == resource.version else { return nil }
+                    return DeltaResource(name: name, version: resource.version, resource: nil, ttl: ttl)
+                }
+            } ?? []
             guard !beats.isEmpty else { continue }
             let nonce = issueNonce()
             actions.append(.sendDelta(DeltaDiscoveryResponse(systemVersionInfo: view.version, resources: beats, typeURL: typeURL,

@@ -24,7 +24,7 @@ extension DiscoveryStream {
                                 errorDetail: request.errorDetail, at: now) {
                 actions.append(nack)
             }
-            types.store(state)
+            types.store(&state)
             return actions
         }
         if state.lastNonce != nil {
@@ -44,8 +44,8 @@ extension DiscoveryStream {
         let after = state.subscription
         let subscriptionChanged = !unchanged && after != before
         if subscriptionChanged || !state.requested {
-            state.newlySubscribed.formUnion(after.names.subtracting(before.names))
-            state.newlySubscribed.formIntersection(after.names)
+            state.forced.formUnion(after.names.subtracting(before.names))
+            state.forced.formIntersection(after.names)
             // Unsubscribed names leave the proxy's cache; re-subscribing must resend them.
             // (`sent` only ever holds names the subscription covered, so only a change can shrink it.)
             if let sent = state.sent, sent.resources.contains(where: { !after.covers($0.name) }) {
@@ -61,7 +61,7 @@ extension DiscoveryStream {
             state.dirty = true
         }
         if subscriptionChanged { state.dirty = true }
-        types.store(state)
+        types.store(&state)
         return actions + pushPending()
     }
 
@@ -88,80 +88,79 @@ extension DiscoveryStream {
         state.status.versionAcked = claimedVersion
     }
 
-    /// What a response for `state` would carry now, or nil when the proxy already has it. The set
-    /// comes from the view's cache, so streams of one group with one subscription share it.
-    private func planStateOfTheWorld(_ state: TypeState) -> ResourceSet? {
+    /// What a response for `state` would hold and carry now, or nil when the proxy already has it. The sets come
+    /// from the view's cache, so streams of one group with one subscription (and one starting point) share them.
+    private func planStateOfTheWorld(_ state: TypeState) -> SotWAnswer? {
+        let typeURL = state.typeURL
         if state.subscription.wildcard {
             // The content version names the exact (name, version) set, so comparing it with the
             // version last sent (or claimed on reconnect) detects any change without a diff.
-            var changed = state.sent == nil || view.contentVersion(typeURL: state.typeURL) != state.lastVersion
-            if !changed && (state.owesAnswer || !state.newlySubscribed.isEmpty) {
-                let all = view.resources(typeURL: state.typeURL)
-                changed = (state.owesAnswer && !all.isEmpty) || state.newlySubscribed.contains { all[$0] != nil }
+            var changed = state.sent == nil || view.contentVersion(typeURL: typeURL) != state.lastVersion
+            if !changed && !state.forced.isEmpty {
+                let all = view.resources(typeURL: typeURL)
+                changed = state.forced.contains { all[$0] != nil }
             }
-            return changed ? view.wildcardSet(typeURL: state.typeURL) : nil
+            return changed ? SotWAnswer(complete: view.wildcardSet(typeURL: typeURL)) : nil
         }
-        let desired = view.subscribedSet(typeURL: state.typeURL, names: state.names)
-        let completeSet = TypeURL.carriesCompleteSet(state.typeURL)
+        let desired = view.subscribedSet(typeURL: typeURL, names: state.names)
         guard let sent = state.sent else {
             // First answer on this stream: Listener/Cluster always (an empty set is an answer the
             // proxy waits for); other types once something they asked for exists.
-            return completeSet || !desired.isEmpty ? desired : nil
+            return TypeURL.carriesCompleteSet(typeURL) || !desired.isEmpty ? SotWAnswer(complete: desired) : nil
         }
-        if state.owesAnswer, !desired.isEmpty { return desired }
-        if !state.newlySubscribed.isEmpty, desired.resources.contains(where: { state.newlySubscribed.contains($0.name) }) {
-            return desired
+        if TypeURL.carriesCompleteSet(typeURL) {
+            let owed = !state.forced.isEmpty && desired.resources.contains { state.forced.contains($0.name) }
+            // Only a complete set can express a removal.
+            return owed || desired.hasChange(against: sent) || desired.count != sent.count ? SotWAnswer(complete: desired) : nil
         }
-        if desired.hasChange(against: sent) { return desired }
-        // Only a complete set can express a removal; for other types a vanished resource needs no message.
-        if completeSet, desired.count != sent.count { return desired }
-        return nil
+        // Other types (routes, endpoints, secrets): a proxy keeps the resources a response leaves out, so one carries
+        // only what changed or is owed (a changed cluster's assignment, not all fifty). A vanished resource needs no message.
+        if desired === sent && state.forced.isEmpty { return nil }
+        let carried = view.outstandingSet(typeURL: typeURL, names: state.names, desired: desired, sent: sent, forced: state.forced)
+        guard !carried.isEmpty else { return nil }
+        return SotWAnswer(holds: desired, carries: carried)
     }
 
     mutating func pushStateOfTheWorld() -> [StreamAction] {
         var actions: [StreamAction] = []
         var held = false
         for typeURL in typesInPushOrder {
-            guard needsPlan(typeURL), let (plan, sendable) = types.read(typeURL, { state in (planStateOfTheWorld(state), canSend(state)) }) else {
+            // Each dirty type's state is moved out, planned and stored back: planning a state read in place in the
+            // array would copy it (every reference it holds retained and released) for each type of each stream.
+            guard needsPlan(typeURL), var state = types.take(typeURL) else { continue }
+            guard let plan = planStateOfTheWorld(state) else {
+                state.dirty = false
+                types.store(&state)
                 continue
             }
-            guard let plan else {
-                types.update(typeURL) { $0.dirty = false }
-                continue
-            }
-            guard sendable, !held else {
+            guard canSend(state), !held else {
                 // Make-before-break: nothing later in push order overtakes an update that must wait.
                 if isAggregated { held = true }
+                types.store(&state)
                 continue
             }
-            actions.append(.send(emitStateOfTheWorld(typeURL, plan)))
+            let previous = state.sent
+            actions.append(.send(emitStateOfTheWorld(&state, plan)))
+            types.store(&state)
+            if typeURL == TypeURL.cluster, plan.holds !== previous {
+                oweAssignments(view.assignmentsOwed(from: previous, to: plan.holds))
+            }
         }
         return actions
     }
 
-    private mutating func emitStateOfTheWorld(_ typeURL: String, _ set: ResourceSet) -> DiscoveryResponse {
+    private mutating func emitStateOfTheWorld(_ state: inout TypeState, _ answer: SotWAnswer) -> DiscoveryResponse {
         let nonce = issueNonce()
-        let response = DiscoveryResponse(versionInfo: set.version, resourceList: set.list, typeURL: typeURL, nonce: nonce,
-                                         controlPlane: configuration.controlPlaneIdentifier)
-        guard var state = types.take(typeURL) else { return response }
-        let previous = state.sent
-        state.sent = set
-        if !state.newlySubscribed.isEmpty {
-            state.newlySubscribed.subtract(set.resources.lazy.map(\.name))
+        // version_info names what the proxy holds once it accepts the response, also when it carries only a part.
+        let response = DiscoveryResponse(versionInfo: answer.holds.version, resourceList: answer.carries.list, typeURL: state.typeURL,
+                                         nonce: nonce, controlPlane: configuration.controlPlaneIdentifier)
+        state.sent = answer.holds
+        if !state.forced.isEmpty {
+            state.forced.subtract(answer.carries.resources.lazy.map(\.name))
             // An emptied set keeps its capacity (≈ 2 KiB after a first EDS request of 50 names) for the stream's life.
-            if state.newlySubscribed.isEmpty { state.newlySubscribed = [] }
+            if state.forced.isEmpty { state.forced = [] }
         }
-        state.owesAnswer = false
-        types.store(state)
-        recordSent(typeURL, nonce: nonce, version: set.version)
-        if typeURL == TypeURL.cluster, set.hasChange(against: previous) {
-            // Envoy keeps a new or changed cluster warming until it receives its
-            // ClusterLoadAssignment again, even when the endpoints did not change.
-            types.update(TypeURL.endpoint) { endpoints in
-                endpoints.owesAnswer = true
-                endpoints.dirty = true
-            }
-        }
+        state.recordSent(nonce: nonce, version: answer.holds.version, snapshotVersion: view.version, stateOfTheWorld: true)
         return response
     }
 }

@@ -84,6 +84,10 @@ public struct DiscoveryStream: Sendable {
         typesInPushOrder.compactMap { types.read($0) { $0.status } }
     }
 
+    /// The names the stream's subscription to `typeURL` holds, sorted (what an ACK repeats, and what a decoder can reuse:
+    /// see `DiscoveryRequest.init(serialized:knownNames:)`); nil for a type not requested.
+    public func subscribedNames(typeURL: String) -> [String]? { types.read(typeURL) { $0.names.sorted } }
+
     /// The status of one type, if the proxy requested it.
     public func proxyStatus(typeURL: String) -> ProxyStatus? { types.read(typeURL) { $0.status } }
 
@@ -135,12 +139,12 @@ public struct DiscoveryStream: Sendable {
             guard !requested.isEmpty else {
                 return .failure(GRPCStatus(code: .invalidArgument, message: "type_url is required on an aggregated stream"))
             }
-            typeURL = requested
+            typeURL = TypeURL.canonical(requested)
         case .singleType(let bound):
             guard requested.isEmpty || requested == bound else {
                 return .failure(GRPCStatus(code: .invalidArgument, message: "this stream serves \(bound), not \(requested)"))
             }
-            typeURL = bound
+            typeURL = TypeURL.canonical(bound)
         }
         if let known = node {
             if let requestNode, requestNode.id != known.id || requestNode.cluster != known.cluster {
@@ -153,11 +157,11 @@ public struct DiscoveryStream: Sendable {
             }
             node = requestNode
         }
-        if types[typeURL] == nil {
+        if !types.contains(typeURL) {
             guard types.count < configuration.limits.maxTypes else {
                 return .failure(GRPCStatus(code: .resourceExhausted, message: "more than \(configuration.limits.maxTypes) resource types on one stream"))
             }
-            types[typeURL] = TypeState(typeURL: typeURL)
+            types.add(TypeState(typeURL: typeURL))
             typesInPushOrder = TypeURL.inPushOrder(types.keys)
             typesInRemovalOrder = TypeURL.inRemovalOrder(types.keys)
         }
@@ -232,21 +236,25 @@ public struct DiscoveryStream: Sendable {
         return String(nextNonce)
     }
 
+    /// After clusters were sent, marks `assignments` — those of the new or changed clusters, see
+    /// `ResourceSnapshotView.assignments(ofClusters:)` — owed on the endpoints type: Envoy keeps such a cluster warming
+    /// until its ClusterLoadAssignment arrives again, even when the endpoints did not change. The assignments of
+    /// unchanged clusters are not sent again.
+    mutating func oweAssignments(_ assignments: [String]) {
+        guard !assignments.isEmpty else { return }
+        types.update(TypeURL.endpoint) { endpoints in
+            for name in assignments where endpoints.subscription.covers(name) {
+                endpoints.forced.insert(name)
+                endpoints.dirty = true
+            }
+        }
+    }
+
     /// Records that a response with `nonce` and `version` is leaving for `typeURL`.
     mutating func recordSent(_ typeURL: String, nonce: String, version: String) {
         let snapshotVersion = view.version, stateOfTheWorld = isStateOfTheWorld
         types.update(typeURL) { state in
-            state.lastNonce = nonce
-            // Delta's `version` is the snapshot's (system_version_info); its `lastVersion` is `syncedTarget`.
-            if stateOfTheWorld { state.lastVersion = version }
-            state.awaitingReply = true
-            state.unflushedNonce = nonce
-            state.recent.append(SentResponse(nonce: nonce, version: version))
-            if state.recent.count > TypeState.rememberedResponses { state.recent.removeFirst() }
-            state.status.versionSent = version
-            state.status.nonceSent = nonce
-            state.status.snapshotVersionSent = snapshotVersion
-            state.status.flushed = false
+            state.recordSent(nonce: nonce, version: version, snapshotVersion: snapshotVersion, stateOfTheWorld: stateOfTheWorld)
         }
     }
 }
@@ -288,9 +296,9 @@ struct TypeStates: Sendable {
     }
 
     /// Moves one type's state out, leaving an empty placeholder in its slot until the caller stores it back
-    /// (`store(state)`) before anything else reads it. A copy taken with the subscript would share its
-    /// sets, maps and response list with the array, so the first change to each would copy it; a moved state is the
-    /// only owner, and is changed in place. Nil for a type not requested on the stream.
+    /// (`store(&state)`) before anything else reads it. A copy would share its sets, maps and response list
+    /// with the array, so the first change to each would copy it; a moved state is the only owner, and is changed in
+    /// place. Nil for a type not requested on the stream.
     mutating func take(_ typeURL: String) -> TypeState? {
         guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return nil }
         var moved = TypeState(typeURL: states[index].typeURL)
@@ -298,34 +306,29 @@ struct TypeStates: Sendable {
         return moved
     }
 
-    /// Stores a state moved out with `take` back in its slot (or adds it), moving it in: the subscript's setter
-    /// binds the new value, and that copy retains and releases every reference the state holds.
-    mutating func store(_ state: consuming TypeState) {
+    /// Puts a state moved out with `take` back in its slot by swapping: `state` is left holding the placeholder.
+    /// Assigning it (even as a `consuming` argument) copies it — every reference it holds retained and released —
+    /// and `consume state` is not supported by Swift 6.3 for the bindings the callers use.
+    mutating func store(_ state: inout TypeState) {
         let typeURL = state.typeURL
-        if let index = states.firstIndex(where: { $0.typeURL == typeURL }) {
-            states[index] = state
-        } else {
-            states.append(state)
-        }
+        guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return }
+        swap(&states[index], &state)
     }
 
-    /// Reads one type's state without copying it (nil for a type not requested on the stream).
+    /// Adds the state of a type first requested on the stream.
+    mutating func add(_ state: TypeState) { states.append(state) }
+
+    /// Reads one type's state without copying it (nil for a type not requested on the stream). Through the buffer:
+    /// the array's subscript getter returns a copy, retaining and releasing every reference the state holds.
     func read<R>(_ typeURL: String, _ body: (TypeState) -> R) -> R? {
-        guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return nil }
-        return body(states[index])
+        states.withUnsafeBufferPointer { states in
+            guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return nil }
+            return body(states[index])
+        }
     }
 
-    subscript(typeURL: String) -> TypeState? {
-        get { states.first { $0.typeURL == typeURL } }
-        set {
-            let index = states.firstIndex { $0.typeURL == typeURL }
-            switch (index, newValue) {
-            case (let index?, let value?): states[index] = value
-            case (let index?, nil): states.remove(at: index)
-            case (nil, let value?): states.append(value)
-            case (nil, nil): break
-            }
-        }
+    func contains(_ typeURL: String) -> Bool {
+        states.withUnsafeBufferPointer { states in states.contains { $0.typeURL == typeURL } }
     }
 }
 
@@ -352,15 +355,14 @@ struct TypeState: Sendable {
     var unflushedNonce: String?
     var recent: [SentResponse] = []
     var status: ProxyStatus
+    /// Names to send even if the proxy holds the current version: subscribed and not yet delivered, or the
+    /// assignments of clusters that changed (a changed cluster warms until its assignment arrives again).
+    var forced: Set<String> = []
 
     // State of the world.
-    /// What the latest response carried (usually the set shared by every stream of the group, so
+    /// What the proxy holds after the latest response (usually the set shared by every stream of the group, so
     /// remembering it costs a reference); nil until something was sent (or claimed on reconnect).
     var sent: ResourceSet?
-    /// Names added to the subscription and not yet delivered.
-    var newlySubscribed: Set<String> = []
-    /// Answer with the subscribed set even if unchanged (EDS after a CDS push, so clusters finish warming).
-    var owesAnswer = false
 
     // Delta.
     /// name → version the proxy holds, as far as this stream knows.
@@ -372,8 +374,6 @@ struct TypeState: Sendable {
         get { lastVersion }
         set { lastVersion = newValue }
     }
-    /// Names to send even if the proxy holds the current version (new subscriptions, warming).
-    var forced: Set<String> = []
     /// Names unsubscribed while the wildcard is on: the proxy needs to hear whether the wildcard still covers them.
     var ambiguous: Set<String> = []
     /// Subscribed names already reported as non-existent.
@@ -384,6 +384,21 @@ struct TypeState: Sendable {
     init(typeURL: String) {
         self.typeURL = typeURL
         self.status = ProxyStatus(typeURL: typeURL)
+    }
+
+    /// Records that a response with `nonce` and `version`, built from the snapshot `snapshotVersion`, is leaving.
+    mutating func recordSent(nonce: String, version: String, snapshotVersion: String, stateOfTheWorld: Bool) {
+        lastNonce = nonce
+        // Delta's `version` is the snapshot's (system_version_info); its `lastVersion` is `syncedTarget`.
+        if stateOfTheWorld { lastVersion = version }
+        awaitingReply = true
+        unflushedNonce = nonce
+        recent.append(SentResponse(nonce: nonce, version: version))
+        if recent.count > Self.rememberedResponses { recent.removeFirst() }
+        status.versionSent = version
+        status.nonceSent = nonce
+        status.snapshotVersionSent = snapshotVersion
+        status.flushed = false
     }
 
     /// The proxy answered the latest response, which proves it was written out too.

@@ -48,6 +48,34 @@ public final class ResourceSet: Sendable {
     func filtered(_ keep: (String) -> Bool) -> ResourceSet {
         ResourceSet(typeURL: typeURL, sorted: resources.filter { keep($0.name) }, preEncode: false)
     }
+
+    /// The resources here that `other` lacks or has at another version, and those `forced` names; sorted by name.
+    /// One merge walk, as in `hasChange`.
+    func outstanding(against other: ResourceSet?, forced: Set<String>) -> [VersionedResource] {
+        guard let other, other !== self else { return forced.isEmpty ? (other == nil ? resources : []) : resources.filter { forced.contains($0.name) } }
+        let theirs = other.resources
+        var j = 0
+        return resources.filter { mine in
+            while j < theirs.count && theirs[j].name < mine.name { j += 1 }
+            let held = j < theirs.count && theirs[j].name == mine.name && theirs[j].version == mine.version
+            return !held || (!forced.isEmpty && forced.contains(mine.name))
+        }
+    }
+}
+
+/// What a state-of-the-world response holds and carries: `holds` is what the proxy has once it accepts it (its
+/// version is the response's `version_info`); `carries` is what the response contains. They differ only for types
+/// whose responses need not be complete (routes, endpoints, secrets): the proxy keeps what a response leaves out.
+struct SotWAnswer {
+    var holds: ResourceSet
+    var carries: ResourceSet
+
+    init(holds: ResourceSet, carries: ResourceSet) {
+        self.holds = holds
+        self.carries = carries
+    }
+
+    init(complete set: ResourceSet) { self.init(holds: set, carries: set) }
 }
 
 /// Which resources of a type a delta stream follows: every one (wildcard, with no names besides) or the named ones.
@@ -100,6 +128,8 @@ public struct SubscriptionNames: Sendable, Hashable {
     /// Whether `requested` (a request's list, in any order) names exactly these names; cheap when it is sorted.
     func isExactly(_ requested: [String]) -> Bool {
         guard requested.count == sorted.count else { return false }
+        // The decoder hands back these very names when an ACK repeats them (`DiscoveryRequest(serialized:knownNames:)`).
+        if requested.withUnsafeBufferPointer({ $0.baseAddress }) == sorted.withUnsafeBufferPointer({ $0.baseAddress }) { return true }
         return requested.elementsEqual(sorted)
     }
 }
@@ -120,10 +150,28 @@ public final class ResourceSetCache: Sendable {
     private struct Memo {
         var wildcard: [String: ResourceSet] = [:]
         var named: [NamedKey: ResourceSet] = [:]
+        var outstanding: [OutstandingKey: ResourceSet] = [:]
+        var assignmentsOwed: [ClusterStepKey: [String]] = [:]
+        /// cluster name → its assignment's name (nil: not an EDS cluster), as read from the cluster's body.
+        var assignmentNames: [String: String?] = [:]
         var subscriptions: [SubscriptionNames: Set<String>] = [:]
         var deltaTargets: [NamedKey: DeltaTarget] = [:]
         var knownVersions: [DeltaTargetKey: [String: String]] = [:]
         var deltaSteps: [DeltaStepKey: DeltaPlan] = [:]
+    }
+
+    /// A partial state-of-the-world answer: what a stream of one subscription holding `from` is owed, `forced` included.
+    private struct OutstandingKey: Hashable {
+        var typeURL: String
+        var names: SubscriptionNames
+        var from: String
+        var forced: SubscriptionNames
+    }
+
+    /// Streams moving from one cluster set to another (by content version; nil: from none).
+    private struct ClusterStepKey: Hashable {
+        var from: String?
+        var to: String
     }
 
     private struct DeltaTargetKey: Hashable {
@@ -207,14 +255,41 @@ public final class ResourceSetCache: Sendable {
     /// updates and removals for every stream of the group in that state, so planned once (`build`, from the first
     /// such stream) and shared. Past the bound each stream plans on its own.
     func deltaStep(_ scope: DeltaScope, from: String, build: () -> DeltaPlan) -> DeltaPlan {
-        let key = DeltaStepKey(scope: scope, from: from)
-        if let plan = memo.withLock({ $0.deltaSteps[key] }) { return plan }
-        // Planned outside the lock: other loops' streams may plan the same step meanwhile; any of the equal plans is kept.
-        let plan = build()
-        memo.withLock { memo in
-            if memo.deltaSteps[key] == nil, memo.deltaSteps.count < Self.maxNamedSets { memo.deltaSteps[key] = plan }
+        memoized(\.deltaSteps, DeltaStepKey(scope: scope, from: from), build: build)
+    }
+
+    /// The part of a subscription's answer a stream holding the set `from` is owed (see `SotWAnswer`): after a change
+    /// every stream of the group holds the same set, so the part is built and encoded once. Bounded like the named sets.
+    func outstanding(typeURL: String, names: SubscriptionNames, from: String, forced: SubscriptionNames,
+                     build: () -> ResourceSet) -> ResourceSet {
+        memoized(\.outstanding, OutstandingKey(typeURL: typeURL, names: names, from: from, forced: forced), build: build)
+    }
+
+    /// The assignments owed after a move between two cluster sets (see `assignmentsOwed(from:to:)`), worked out once per
+    /// pair of sets rather than per stream.
+    func assignmentsOwed(from: String?, to: String, build: () -> [String]) -> [String] {
+        memoized(\.assignmentsOwed, ClusterStepKey(from: from, to: to), build: build)
+    }
+
+    /// The assignment a cluster of this view takes its endpoints from (see `ResourceSnapshotView.assignmentName`), read
+    /// from its body once per view rather than by every delta stream the cluster's change reaches. Not bounded: at most
+    /// one entry per cluster of the view.
+    func assignmentName(ofCluster cluster: String, read: () -> String?) -> String? {
+        memoized(\.assignmentNames, cluster, bound: .max, build: read)
+    }
+
+    /// The entry `key` of one of the memo's tables, built on a miss and kept while the table has fewer than `bound`
+    /// entries. Built outside the lock: other loops' streams may build the same entry meanwhile (the first one kept
+    /// is returned to all), and building may itself read the memo (the lock is not recursive).
+    private func memoized<Key: Hashable, Value>(_ table: WritableKeyPath<Memo, [Key: Value]>, _ key: Key, bound: Int = maxNamedSets,
+                                                build: () -> Value) -> Value {
+        if let value = memo.withLock({ $0[keyPath: table][key] }) { return value }
+        let value = build()
+        return memo.withLock { memo in
+            if let kept = memo[keyPath: table][key] { return kept }
+            if memo[keyPath: table].count < bound { memo[keyPath: table][key] = value }
+            return value
         }
-        return plan
     }
 
     func named(typeURL: String, names: SubscriptionNames, build: () -> ResourceSet) -> ResourceSet {
@@ -248,5 +323,37 @@ extension ResourceSnapshotView {
         }
         guard let cache = resourceSetCache else { return build() }
         return cache.named(typeURL: typeURL, names: names, build: build)
+    }
+
+    /// What a stream of an explicit subscription holding `sent` is owed of `desired` (the subscribed set now): the
+    /// resources that are new or changed since `sent`, and the `forced` ones. `desired` itself when that is all of it.
+    func outstandingSet(typeURL: String, names: SubscriptionNames, desired: ResourceSet, sent: ResourceSet,
+                        forced: Set<String>) -> ResourceSet {
+        let build = {
+            let owed = desired.outstanding(against: sent, forced: forced)
+            return owed.count == desired.count ? desired
+                : ResourceSet(typeURL: typeURL, sorted: owed, preEncode: resourceSetCache != nil)
+        }
+        guard let cache = resourceSetCache else { return build() }
+        return cache.outstanding(typeURL: typeURL, names: names, from: sent.version,
+                                 forced: forced.isEmpty ? .none : SubscriptionNames(forced), build: build)
+    }
+
+    /// The ClusterLoadAssignments of this view that the EDS clusters in `clusters` take their endpoints from.
+    func assignments(ofClusters clusters: some Sequence<String>) -> [String] {
+        let assignments = resources(typeURL: TypeURL.endpoint)
+        return clusters.compactMap { cluster in
+            let name = resourceSetCache.map { $0.assignmentName(ofCluster: cluster) { assignmentName(ofCluster: cluster) } }
+                ?? assignmentName(ofCluster: cluster)
+            return name.flatMap { assignments[$0] == nil ? nil : $0 }
+        }
+    }
+
+    /// The assignments owed to a stream that held the clusters `previous` and was sent `current`: those of the clusters
+    /// in `current` that `previous` lacks or has at another version.
+    func assignmentsOwed(from previous: ResourceSet?, to current: ResourceSet) -> [String] {
+        let build = { assignments(ofClusters: current.outstanding(against: previous, forced: []).lazy.map(\.name)) }
+        guard let cache = resourceSetCache else { return build() }
+        return cache.assignmentsOwed(from: previous?.version, to: current.version, build: build)
     }
 }

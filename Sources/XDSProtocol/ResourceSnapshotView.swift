@@ -46,6 +46,12 @@ extension ResourceSnapshotView {
     }
 
     public var resourceSetCache: ResourceSetCache? { nil }
+
+    /// The ClusterLoadAssignment the EDS cluster `name` takes its endpoints from: its `eds_cluster_config.service_name`,
+    /// else its name; nil when the view has no such cluster or it is not of type EDS.
+    public func assignmentName(ofCluster name: String) -> String? {
+        resources(typeURL: TypeURL.cluster)[name]?.body.withUnsafeBytes { ResourceReferences.endpointName(ofCluster: $0) }
+    }
 }
 
 /// Deterministic version strings for a set of resources: the same names and versions give the same string on any replica.

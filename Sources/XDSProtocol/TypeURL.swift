@@ -19,6 +19,19 @@ public enum TypeURL {
     /// what they refer to, so nothing is left pointing at a removed resource.
     public static let removalOrder: [String] = [listener, route, cluster, endpoint, secret]
 
+    /// The constant equal to `typeURL` (the same string storage), or `typeURL` itself for a type not listed. A request's
+    /// type URL is decoded into a new string; kept as the constant, each later comparison with the constants — several
+    /// on every event of every stream — is an identity check instead of a 50-byte compare.
+    public static func canonical(_ typeURL: String) -> String {
+        knownIndex(typeURL).map { pushOrder[$0] } ?? typeURL
+    }
+
+    /// The position of `typeURL` in `pushOrder`, nil for a type not listed: lets per-type tables be arrays rather
+    /// than dictionaries that hash the 50-byte URL on every lookup.
+    public static func knownIndex(_ typeURL: String) -> Int? {
+        pushOrder.firstIndex { $0 == typeURL }
+    }
+
     /// Whether a state-of-the-world response must carry the type's complete set, so that
     /// absence means removal (Listener and Cluster); other types carry what was asked.
     public static func carriesCompleteSet(_ typeURL: String) -> Bool {

@@ -3,25 +3,52 @@
 // that touches protobuf-c structs; nothing C-typed escapes it.
 internal import CEnvoyProto
 internal import CProtobufC
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // MARK: - Public entry points
 
 extension DiscoveryRequest {
     /// Decodes a serialized envoy.service.discovery.v3.DiscoveryRequest.
     public init(serialized bytes: UnsafeRawBufferPointer) throws(WireError) {
-        guard let message = envoy__service__discovery__v3__discovery_request__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
-            throw WireError(messageType: "envoy.service.discovery.v3.DiscoveryRequest", byteCount: bytes.count)
+        try self.init(serialized: bytes, knownNames: { _ in nil })
+    }
+
+    /// Decodes a serialized envoy.service.discovery.v3.DiscoveryRequest. When its `resource_names` are exactly
+    /// `knownNames(type_url)`, in that order, that array is taken instead of new strings: a proxy's ACK repeats its
+    /// subscription (fifty names for EDS), and the stream compares it with what it holds — equal storage makes that an
+    /// identity check, and building fifty strings per ACK was a twentieth of the server's instructions on a push.
+    public init(serialized bytes: UnsafeRawBufferPointer, knownNames: (String) -> [String]?) throws(WireError) {
+        // Every ACK of every proxy is decoded here: the message lives in scratch memory (see UnpackScratch.swift).
+        self = try withUnpackScratch { allocator throws(WireError) in
+            guard let message = envoy__service__discovery__v3__discovery_request__unpack(allocator, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
+                throw WireError(messageType: "envoy.service.discovery.v3.DiscoveryRequest", byteCount: bytes.count)
+            }
+            defer { envoy__service__discovery__v3__discovery_request__free_unpacked(message, allocator) }
+            let m = message.pointee
+            let typeURL = cString(m.type_url)
+            var names: [String]
+            if m.n_resource_names > 0, let known = knownNames(typeURL), cStrings(m.resource_names, m.n_resource_names, equal: known) {
+                names = known
+            } else {
+                names = cStrings(m.resource_names, m.n_resource_names)
+            }
+            return DiscoveryRequest(versionInfo: cString(m.version_info), node: m.node.map(decodeNode), resourceNames: names,
+                                    typeURL: typeURL, responseNonce: cString(m.response_nonce), errorDetail: m.error_detail.map(decodeStatus))
         }
-        defer { envoy__service__discovery__v3__discovery_request__free_unpacked(message, nil) }
-        let m = message.pointee
-        self.init(versionInfo: cString(m.version_info), node: m.node.map(decodeNode),
-                  resourceNames: cStrings(m.resource_names, m.n_resource_names), typeURL: cString(m.type_url),
-                  responseNonce: cString(m.response_nonce), errorDetail: m.error_detail.map(decodeStatus))
     }
 
     /// Decodes a serialized envoy.service.discovery.v3.DiscoveryRequest.
     public init(serialized bytes: [UInt8]) throws(WireError) {
-        self = try bytes.withUnsafeBytes { raw in Result { () throws(WireError) in try DiscoveryRequest(serialized: raw) } }.get()
+        try self.init(serialized: bytes, knownNames: { _ in nil })
+    }
+
+    /// Decodes a serialized envoy.service.discovery.v3.DiscoveryRequest (see `init(serialized:knownNames:)`).
+    public init(serialized bytes: [UInt8], knownNames: (String) -> [String]?) throws(WireError) {
+        self = try bytes.withUnsafeBytes { raw in
+            Result { () throws(WireError) in try DiscoveryRequest(serialized: raw, knownNames: knownNames) }
+        }.get()
     }
 
     /// The protobuf encoding, after `headroom` zero bytes left for the caller's framing.
@@ -85,21 +112,23 @@ extension DiscoveryResponse {
 extension DeltaDiscoveryRequest {
     /// Decodes a serialized envoy.service.discovery.v3.DeltaDiscoveryRequest.
     public init(serialized bytes: UnsafeRawBufferPointer) throws(WireError) {
-        guard let message = envoy__service__discovery__v3__delta_discovery_request__unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
-            throw WireError(messageType: "envoy.service.discovery.v3.DeltaDiscoveryRequest", byteCount: bytes.count)
+        self = try withUnpackScratch { allocator throws(WireError) in
+            guard let message = envoy__service__discovery__v3__delta_discovery_request__unpack(allocator, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
+                throw WireError(messageType: "envoy.service.discovery.v3.DeltaDiscoveryRequest", byteCount: bytes.count)
+            }
+            defer { envoy__service__discovery__v3__delta_discovery_request__free_unpacked(message, allocator) }
+            let m = message.pointee
+            var initial: [String: String] = [:]
+            for i in 0..<m.n_initial_resource_versions {
+                guard let entry = m.initial_resource_versions[i] else { continue }
+                initial[cString(entry.pointee.key)] = cString(entry.pointee.value)
+            }
+            return DeltaDiscoveryRequest(node: m.node.map(decodeNode), typeURL: cString(m.type_url),
+                                         resourceNamesSubscribe: cStrings(m.resource_names_subscribe, m.n_resource_names_subscribe),
+                                         resourceNamesUnsubscribe: cStrings(m.resource_names_unsubscribe, m.n_resource_names_unsubscribe),
+                                         initialResourceVersions: initial, responseNonce: cString(m.response_nonce),
+                                         errorDetail: m.error_detail.map(decodeStatus))
         }
-        defer { envoy__service__discovery__v3__delta_discovery_request__free_unpacked(message, nil) }
-        let m = message.pointee
-        var initial: [String: String] = [:]
-        for i in 0..<m.n_initial_resource_versions {
-            guard let entry = m.initial_resource_versions[i] else { continue }
-            initial[cString(entry.pointee.key)] = cString(entry.pointee.value)
-        }
-        self.init(node: m.node.map(decodeNode), typeURL: cString(m.type_url),
-                  resourceNamesSubscribe: cStrings(m.resource_names_subscribe, m.n_resource_names_subscribe),
-                  resourceNamesUnsubscribe: cStrings(m.resource_names_unsubscribe, m.n_resource_names_unsubscribe),
-                  initialResourceVersions: initial, responseNonce: cString(m.response_nonce),
-                  errorDetail: m.error_detail.map(decodeStatus))
     }
 
     /// Decodes a serialized envoy.service.discovery.v3.DeltaDiscoveryRequest.
@@ -161,9 +190,9 @@ extension DeltaDiscoveryResponse {
         self = try bytes.withUnsafeBytes { raw in Result { () throws(WireError) in try DeltaDiscoveryResponse(serialized: raw) } }.get()
     }
 
-    /// The protobuf encoding, after `headroom` zero bytes left for the caller's framing.
-    /// Resource bodies are referenced in place and copied only into the output.
-    public func serialized(headroom: Int = 0) -> [UInt8] {
+    /// The protobuf encoding by protobuf-c, after `headroom` zero bytes left for the caller's framing: the reference
+    /// `serialized(headroom:)` (DeltaResponseEncoding.swift) is checked against, byte for byte.
+    public func serializedByProtobufC(headroom: Int = 0) -> [UInt8] {
         let arena = CArena()
         var m = Envoy__Service__Discovery__V3__DeltaDiscoveryResponse()
         envoy__service__discovery__v3__delta_discovery_response__init(&m)
@@ -201,6 +230,21 @@ func cString(_ p: UnsafeMutablePointer<CChar>?) -> String { p.map { String(cStri
 func cStrings(_ list: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ count: Int) -> [String] {
     guard let list, count > 0 else { return [] }
     return (0..<count).map { cString(list[$0]) }
+}
+
+/// Whether the C strings are `names`, byte for byte and in order (what `cStrings` would return, without building it).
+func cStrings(_ list: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ count: Int, equal names: [String]) -> Bool {
+    guard count == names.count else { return false }
+    guard let list else { return count == 0 }
+    for i in 0..<count {
+        var name = names[i]
+        let same = name.withUTF8 { utf8 in
+            guard let c = list[i] else { return utf8.isEmpty }
+            return strlen(c) == utf8.count && (utf8.isEmpty || memcmp(c, utf8.baseAddress!, utf8.count) == 0)
+        }
+        guard same else { return false }
+    }
+    return true
 }
 
 func decodeStatus(_ p: UnsafeMutablePointer<Google__Rpc__Status>) -> Status {

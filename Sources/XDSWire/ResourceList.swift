@@ -25,31 +25,21 @@ public final class ResourceList: Sendable, Hashable {
         self.items = items
         var size = 0
         for item in items {
-            let any = Self.anySize(item)
+            let any = ProtobufBytes.anySize(item)
             size += 1 + ProtobufBytes.varintSize(UInt64(any)) + any
         }
         var out: [UInt8] = []
         out.reserveCapacity(size)
         for item in items {
             ProtobufBytes.appendTag(field: 2, to: &out)
-            ProtobufBytes.appendVarint(UInt64(Self.anySize(item)), to: &out)
-            ProtobufBytes.appendString(field: 1, item.typeURL, to: &out)
-            if item.value.count > 0 {
-                ProtobufBytes.appendTag(field: 2, to: &out)
-                ProtobufBytes.appendVarint(UInt64(item.value.count), to: &out)
-                item.value.withUnsafeBytes { out.append(contentsOf: $0) }
-            }
+            ProtobufBytes.appendVarint(UInt64(ProtobufBytes.anySize(item)), to: &out)
+            ProtobufBytes.appendAny(item, to: &out)
         }
         encodedResourcesField = out
     }
 
     /// Whether responses carrying this list copy a ready encoding instead of encoding the resources again.
     public var isPreEncoded: Bool { encodedResourcesField != nil }
-
-    private static func anySize(_ item: AnyResource) -> Int {
-        ProtobufBytes.stringFieldSize(item.typeURL)
-            + (item.value.count > 0 ? 1 + ProtobufBytes.varintSize(UInt64(item.value.count)) + item.value.count : 0)
-    }
 
     public static func == (lhs: ResourceList, rhs: ResourceList) -> Bool { lhs === rhs || lhs.items == rhs.items }
 
@@ -88,23 +78,29 @@ enum ProtobufBytes {
     /// Tag of a length-delimited field (wire type 2); field numbers here are all < 16, so one byte.
     static func appendTag(field: UInt8, to out: inout [UInt8]) { out.append(field << 3 | 2) }
 
-    /// protobuf-c strings end at the first NUL, so the bytes sent are the ones before it.
-    private static func bytes(_ s: String) -> Substring.UTF8View {
-        let utf8 = Substring(s).utf8
-        return utf8.firstIndex(of: 0).map { utf8[..<$0] } ?? utf8
+    /// protobuf-c strings end at the first NUL, so the bytes sent are the ones before it. Read from the string's
+    /// contiguous UTF-8 in place (every response writes four strings; the generic `UTF8View` search and byte-by-byte
+    /// append were 5 % of the server's instructions on a push).
+    static func withBytes<R>(_ s: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        var s = s
+        return s.withUTF8 { utf8 in
+            let end = utf8.firstIndex(of: 0) ?? utf8.count
+            return body(UnsafeBufferPointer(rebasing: utf8[..<end]))
+        }
     }
 
     /// Size of a proto3 string field: nothing when empty (the default is not written).
     static func stringFieldSize(_ s: String) -> Int {
-        let count = bytes(s).count
+        let count = withBytes(s) { $0.count }
         return count == 0 ? 0 : 1 + varintSize(UInt64(count)) + count
     }
 
     static func appendString(field: UInt8, _ s: String, to out: inout [UInt8]) {
-        let utf8 = bytes(s)
-        guard !utf8.isEmpty else { return }
-        appendTag(field: field, to: &out)
-        appendVarint(UInt64(utf8.count), to: &out)
-        out.append(contentsOf: utf8)
+        withBytes(s) { utf8 in
+            guard !utf8.isEmpty else { return }
+            appendTag(field: field, to: &out)
+            appendVarint(UInt64(utf8.count), to: &out)
+            out.append(contentsOf: utf8)
+        }
     }
 }

@@ -3,6 +3,7 @@
 @testable import LoadGenerator
 import SnapshotStorage
 import XCTest
+import XDSWire
 
 final class ResourceReferencesTests: XCTestCase {
     func testListenerNamesItsRouteConfiguration() throws {

@@ -48,6 +48,25 @@ public enum E2E {
                                identities: identities, extraListeners: extraListener.map { [$0] } ?? [], configSource: configSource)
     }
 
+    /// Like `group`, with each cluster's `connect_timeout` from `connectTimeouts` (default 1s) and, for the clusters
+    /// `serviceNames` names, the endpoints published under that EDS `service_name` instead of the cluster's name.
+    public static func group(_ name: String, listenerPort: Int, routeTo cluster: String, clusters: [String: Int], identities: [String],
+                             connectTimeouts: [String: String], serviceNames: [String: String]) throws -> ProxyGroupResources {
+        var resources = [try fixtures.httpListener(port: listenerPort), try fixtures.routes([(prefix: "/", cluster: cluster, timeout: "2s")])]
+        for (clusterName, port) in clusters.sorted(by: { $0.key < $1.key }) {
+            let assignment = serviceNames[clusterName] ?? clusterName
+            resources.append(try fixtures.resource("envoy.config.cluster.v3.Cluster", """
+            name: \(clusterName)
+            type: EDS
+            connect_timeout: \(connectTimeouts[clusterName] ?? "1s")
+            eds_cluster_config: {eds_config: \(adsSource), service_name: \(assignment)}
+            """))
+            resources.append(try fixtures.loadAssignment(assignment, endpoints: [("127.0.0.1", port)]))
+        }
+        resources.append(EnvoyFixtures.access(group: name, identities: identities))
+        return ProxyGroupResources(group: name, resources: resources)
+    }
+
     public static func publish(_ groups: [ProxyGroupResources], to store: String) throws {
         let snapshot = try Snapshot.make(groups: groups, compilerVersion: "e2e")
         _ = try SnapshotStore(directory: store, createIfMissing: true).publish(snapshot)

@@ -133,6 +133,42 @@ final class EndToEndTests: XCTestCase {
         }
     }
 
+    func testAChangedClusterFinishesWarmingWhenOnlyItsAssignmentIsSentAgain() throws {
+        // backend_b takes its endpoints from the assignment "svc-b" (eds_cluster_config.service_name). Changing only its
+        // connect_timeout makes Envoy build a new cluster that warms until "svc-b" arrives again: the server sends that
+        // one assignment (state of the world included, where the response then carries one of two), not both.
+        for flags in [[], ["--delta"]] {
+            let serverPort = E2E.freePort()
+            let listener = E2E.freePort()
+            try? FileManager.default.removeItem(atPath: store)
+            func publish(backendBTimeout: String) throws {
+                try E2E.publish([E2E.group("frontend", listenerPort: listener, routeTo: "backend_b", clusters: ["backend_a": upstreamA, "backend_b": upstreamB],
+                                           identities: identities("frontend"), connectTimeouts: ["backend_b": backendBTimeout],
+                                           serviceNames: ["backend_b": "svc-b"])], to: store)
+            }
+            try publish(backendBTimeout: "1s")
+            let server = try startServer(port: serverPort)
+            let proxy = try startEnvoy(group: "frontend", identity: "frontend", serverPort: serverPort, flags: flags)
+            E2E.waitUntil(20, "first configuration (\(flags))") { E2E.get(listener) == "backend-b" }
+            let backendABefore = clusters(in: configDump(proxy), "dynamic_active_clusters")["backend_a"]
+
+            try publish(backendBTimeout: "3s")
+            E2E.waitUntil(10, "the changed cluster to finish warming (\(flags))") {
+                let dump = configDump(proxy)
+                return clusters(in: dump, "dynamic_active_clusters")["backend_b"]?.connectTimeout == "3s"
+                    && clusters(in: dump, "dynamic_warming_clusters").isEmpty
+            }
+            let dump = configDump(proxy)
+            XCTAssertEqual(clusters(in: dump, "dynamic_active_clusters")["backend_b"]?.connectTimeout, "3s", "\(flags)")
+            XCTAssertEqual(clusters(in: dump, "dynamic_warming_clusters").count, 0, "no cluster left warming (\(flags))")
+            XCTAssertEqual(clusters(in: dump, "dynamic_active_clusters")["backend_a"]?.lastUpdated, backendABefore?.lastUpdated,
+                           "the unchanged cluster is not rebuilt (\(flags))")
+            XCTAssertEqual(E2E.get(listener), "backend-b", "traffic still reaches the changed cluster's endpoint (\(flags))")
+            proxy.process.stop()
+            server.stop()
+        }
+    }
+
     func testRejectedSnapshotIsNackedAndEnvoyKeepsRouting() throws {
         let serverPort = E2E.freePort()
         let listener = E2E.freePort()
@@ -209,6 +245,20 @@ final class EndToEndTests: XCTestCase {
     }
 
     /// The `last_updated` of a named dynamic listener in a config dump.
+    /// The clusters of one section of Envoy's config dump ("dynamic_active_clusters", "dynamic_warming_clusters").
+    func clusters(in dump: String, _ section: String) -> [String: (connectTimeout: String?, lastUpdated: String?)] {
+        guard let data = dump.data(using: .utf8), let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let configs = json["configs"] as? [[String: Any]] else { return [:] }
+        var found: [String: (connectTimeout: String?, lastUpdated: String?)] = [:]
+        for config in configs {
+            for entry in (config[section] as? [[String: Any]]) ?? [] {
+                guard let cluster = entry["cluster"] as? [String: Any], let name = cluster["name"] as? String else { continue }
+                found[name] = (cluster["connect_timeout"] as? String, entry["last_updated"] as? String)
+            }
+        }
+        return found
+    }
+
     func lastUpdated(of listener: String, in dump: String) -> String? {
         guard let data = dump.data(using: .utf8), let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let configs = json["configs"] as? [[String: Any]] else { return nil }

@@ -140,6 +140,19 @@ final class DeltaTests: XCTestCase {
         ])
     }
 
+    func testDeltaResendsTheAssignmentAChangedClustersServiceNameNames() {
+        // The assignment c1 warms with is "svc-a" (eds_cluster_config.service_name); a "c1" assignment is another's.
+        let named = snapshot("s1", [CDS: ["c1": "1"], EDS: ["svc-a": "1", "c1": "1"]], serviceNames: ["c1": "svc-a"])
+        play(deltaADS, view: named, [
+            Step(.delta(CDS), ["Δ CDS#1 +c1@1"]),
+            Step(.delta(EDS, subscribe: ["svc-a", "c1"]), ["Δ EDS#2 +c1@1 +svc-a@1"]),
+            Step(.delta(CDS, .ack), ["ack CDS#1"]),
+            Step(.delta(EDS, .ack), ["ack EDS#2"]),
+            Step(.snapshot(snapshot("s2", [CDS: ["c1": "2"], EDS: ["svc-a": "1", "c1": "1"]], serviceNames: ["c1": "svc-a"])),
+                 ["Δ CDS#3 +c1@2", "Δ EDS#4 +svc-a@1"]),
+        ])
+    }
+
     func testDeltaHeartbeatRefreshesTTLs() {
         let withTTL = snapshot("s1", [CDS: ["c1": "1", "c2": "1"]], ttl: ["c1": .seconds(30)])
         play(deltaADS, view: withTTL, [

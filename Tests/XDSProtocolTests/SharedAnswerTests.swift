@@ -34,11 +34,30 @@ final class SharedAnswerTests: XCTestCase {
         XCTAssertEqual(view.resourceSetCache?.count, 2, "one set per (type, subscription)")
     }
 
+    func testStreamsMovingFromOneAnswerShareTheirPartialAnswer() throws {
+        let next = snapshot("s2", [CDS: ["c1": "1", "c2": "1"], EDS: ["c1": "2", "c2": "1", "c3": "1"], LDS: ["l1": "1"]])
+        let at = WallClockTime(nanosecondsSinceEpoch: 1)
+        func answerToTheChange() throws -> DiscoveryResponse {
+            var stream = DiscoveryStream(configuration: ads, view: view)
+            let first = stream.handle(.request(DiscoveryRequest(node: testNode, resourceNames: ["c1", "c2"], typeURL: EDS)), at: at)
+            guard case .send(let response)? = first.first else { throw XCTSkip("no first answer") }
+            _ = stream.handle(.request(DiscoveryRequest(versionInfo: response.versionInfo, resourceNames: ["c1", "c2"], typeURL: EDS,
+                                                        responseNonce: response.nonce)), at: at)
+            guard case .send(let change)? = stream.handle(.snapshotChanged(next), at: at).first else { throw XCTSkip("no answer to the change") }
+            return change
+        }
+        let a = try answerToTheChange(), b = try answerToTheChange()
+        XCTAssertEqual(a.resources.map { label($0) }, ["c1@2"], "only the changed assignment")
+        XCTAssertTrue(a.resourceList === b.resourceList, "each stream built its own partial answer")
+        XCTAssertTrue(a.resourceList.isPreEncoded)
+        XCTAssertEqual(a.versionInfo, ContentVersion.of(next.resources(typeURL: EDS).values.filter { $0.name != "c3" }))
+    }
+
     func testDifferentSubscriptionsGetDifferentAnswers() throws {
         let one = try XCTUnwrap(firstResponse(view, EDS, ["c1"]))
         let two = try XCTUnwrap(firstResponse(view, EDS, ["c1", "c3"]))
-        XCTAssertEqual(one.resources.map { String(decoding: $0.value.bytes, as: UTF8.self) }, ["c1@1"])
-        XCTAssertEqual(two.resources.map { String(decoding: $0.value.bytes, as: UTF8.self) }, ["c1@1", "c3@1"])
+        XCTAssertEqual(one.resources.map { label($0) }, ["c1@1"])
+        XCTAssertEqual(two.resources.map { label($0) }, ["c1@1", "c3@1"])
         XCTAssertNotEqual(one.versionInfo, two.versionInfo)
     }
 
@@ -54,7 +73,7 @@ final class SharedAnswerTests: XCTestCase {
         let fresh = try XCTUnwrap(firstResponse(next, CDS))
         let bodies = next.resources(typeURL: CDS)
         for resource in fresh.resources {
-            let name = String(String(decoding: resource.value.bytes, as: UTF8.self).split(separator: "@")[0])
+            let name = String(label(resource).split(separator: "@")[0])
             XCTAssertTrue(resource.value === bodies[name]?.body, "\(name) is not the new view's body")
         }
         XCTAssertEqual(fresh.versionInfo, next.contentVersion(typeURL: CDS))
@@ -65,7 +84,7 @@ final class SharedAnswerTests: XCTestCase {
             Step(.sotw(EDS, ["c2", "c1"]), ["EDS#1 c1@1 c2@1"]),
             Step(.sotw(EDS, ["c1", "c2"], .ack), ["ack EDS#1"]),
             Step(.sotw(EDS, ["c2", "c1"], .latest), []),
-            Step(.sotw(EDS, ["c2", "c1", "c3"], .latest), ["EDS#2 c1@1 c2@1 c3@1"]),
+            Step(.sotw(EDS, ["c2", "c1", "c3"], .latest), ["EDS#2 c3@1"]),
         ])
     }
 
@@ -75,7 +94,7 @@ final class SharedAnswerTests: XCTestCase {
             Step(.sotw(EDS, ["c1", "c2"]), ["EDS#1 c1@1 c2@1"]),
             Step(.sotw(EDS, ["c1"], .ack), ["ack EDS#1"]),
             Step(.sotw(EDS, ["c1"], .latest), []),
-            Step(.sotw(EDS, ["c1", "c2"], .latest), ["EDS#2 c1@1 c2@1"]),
+            Step(.sotw(EDS, ["c1", "c2"], .latest), ["EDS#2 c2@1"]),
         ])
     }
 
@@ -145,13 +164,44 @@ final class SharedAnswerTests: XCTestCase {
         let wide = snapshot("s1", [EDS: names])
         for i in 0..<(ResourceSetCache.maxNamedSets + 20) {
             let response = try XCTUnwrap(firstResponse(wide, EDS, ["e\(i)"]))
-            XCTAssertEqual(response.resources.map { String(decoding: $0.value.bytes, as: UTF8.self) }, ["e\(i)@1"])
+            XCTAssertEqual(response.resources.map { label($0) }, ["e\(i)@1"])
         }
         XCTAssertEqual(wide.resourceSetCache?.count, ResourceSetCache.maxNamedSets)
     }
 }
 
 final class PreEncodedResponseTests: XCTestCase {
+    func testDeltaResponsesAreByteIdenticalToProtobufC() throws {
+        let body = ResourceBytes(Array("cluster body".utf8)), big = ResourceBytes([UInt8](repeating: 0x42, count: 70_000))
+        func resource(_ name: String, _ version: String, _ any: AnyResource?, aliases: [String] = [], ttl: Duration? = nil) -> DeltaResource {
+            DeltaResource(name: name, version: version, resource: any, aliases: aliases, ttl: ttl)
+        }
+        let cases: [(String, DeltaDiscoveryResponse)] = [
+            ("typical", DeltaDiscoveryResponse(systemVersionInfo: "0123456789abcdef",
+                                               resources: [resource("c1", "h1", AnyResource(typeURL: CDS, value: body)),
+                                                           resource("c2", "h2", AnyResource(typeURL: CDS, value: body))],
+                                               typeURL: CDS, removedResources: ["c3"], nonce: "17", controlPlane: "meshctl")),
+            ("removals only", DeltaDiscoveryResponse(systemVersionInfo: "v", resources: [], typeURL: EDS,
+                                                     removedResources: ["a", "", "b"], nonce: "2")),
+            ("empty", DeltaDiscoveryResponse(systemVersionInfo: "", resources: [], typeURL: "", removedResources: [], nonce: "")),
+            ("heartbeats, TTLs of every sign", DeltaDiscoveryResponse(
+                systemVersionInfo: "v", resources: [resource("a", "1", nil, ttl: .seconds(30)),
+                                                    resource("b", "1", nil, ttl: .milliseconds(1500)),
+                                                    resource("c", "1", nil, ttl: .zero),
+                                                    resource("d", "1", nil, ttl: .milliseconds(-1500))],
+                typeURL: CDS, removedResources: [], nonce: "9", controlPlane: "")),
+            ("aliases, empty name and version, empty body, NUL in a string, large body", DeltaDiscoveryResponse(
+                systemVersionInfo: "v\u{0}cut", resources: [resource("", "", AnyResource(typeURL: "", value: ResourceBytes([UInt8]())), aliases: ["x", ""]),
+                                                            resource("n\u{0}ul", "1", AnyResource(typeURL: EDS, value: big))],
+                typeURL: EDS, removedResources: [], nonce: "18446744073709551615", controlPlane: "cp")),
+        ]
+        for (name, response) in cases {
+            for headroom in [0, 5] {
+                XCTAssertEqual(response.serialized(headroom: headroom), response.serializedByProtobufC(headroom: headroom), "\(name), headroom \(headroom)")
+            }
+        }
+    }
+
     func testPreEncodedResponsesAreByteIdenticalToProtobufC() throws {
         let big = ResourceBytes([UInt8](repeating: 0x41, count: 70_000))  // multi-byte length varints
         let cluster = AnyResource(typeURL: CDS, value: ResourceBytes(Array("c1".utf8)))

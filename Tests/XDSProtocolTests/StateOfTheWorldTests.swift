@@ -86,7 +86,7 @@ final class StateOfTheWorldTests: XCTestCase {
         let stream = play(view: base, [
             Step(.sotw(EDS, ["c1"]), ["EDS#1 c1@1"]),
             // Latest nonce, old version, no error_detail: a subscription change racing the response, not a NACK.
-            Step(.sotw(EDS, ["c1", "c2"], .latest), ["EDS#2 c1@1 c2@1"]),
+            Step(.sotw(EDS, ["c1", "c2"], .latest), ["EDS#2 c2@1"]),
             // error_detail set although the version echoes the one sent: a NACK.
             Step(.sotw(EDS, ["c1", "c2"], .nackEchoing("endpoint c2: bad port")), ["nack EDS#2: endpoint c2: bad port"]),
         ])
@@ -145,7 +145,7 @@ final class StateOfTheWorldTests: XCTestCase {
             Step(.snapshot(snapshot("s2", [EDS: ["c1": "2", "c2": "1"]])), ["EDS#2 c1@2"]),
             // Sent before the proxy saw #2: superseded, so its new name is not acted on.
             Step(.sotw(EDS, ["c1", "c2"], .nonce("1")), []),
-            Step(.sotw(EDS, ["c1", "c2"], .ack), ["ack EDS#2", "EDS#3 c1@2 c2@1"]),
+            Step(.sotw(EDS, ["c1", "c2"], .ack), ["ack EDS#2", "EDS#3 c2@1"]),
         ])
     }
 
@@ -175,7 +175,8 @@ final class StateOfTheWorldTests: XCTestCase {
             Step(.sotw(EDS, ["c1", "c2"]), ["EDS#1 c1@1 c2@1"]),
             Step(.sotw(EDS, ["c1", "c2"], .ack), ["ack EDS#1"]),
             Step(.snapshot(snapshot("s2", [EDS: ["c1": "1", "c2": "1", "c3": "2"]])), []),
-            Step(.snapshot(snapshot("s3", [EDS: ["c1": "2", "c2": "1", "c3": "2"]])), ["EDS#2 c1@2 c2@1"]),
+            // Only what changed: the proxy keeps the endpoints a response leaves out (c2@1).
+            Step(.snapshot(snapshot("s3", [EDS: ["c1": "2", "c2": "1", "c3": "2"]])), ["EDS#2 c1@2"]),
         ])
     }
 
@@ -183,7 +184,7 @@ final class StateOfTheWorldTests: XCTestCase {
         play(view: base, [
             Step(.sotw(RDS, ["r1", "r2"]), ["RDS#1 r1@1"]),
             Step(.sotw(RDS, ["r1", "r2"], .ack), ["ack RDS#1"]),
-            Step(.snapshot(snapshot("s2", [RDS: ["r1": "1", "r2": "1"]])), ["RDS#2 r1@1 r2@1"]),
+            Step(.snapshot(snapshot("s2", [RDS: ["r1": "1", "r2": "1"]])), ["RDS#2 r2@1"]),
         ])
     }
 
@@ -193,7 +194,7 @@ final class StateOfTheWorldTests: XCTestCase {
             Step(.sotw(RDS, ["r1", "r2"]), ["RDS#1 r1@1 r2@1"]),
             Step(.sotw(RDS, ["r1", "r2"], .ack), ["ack RDS#1"]),
             Step(.sotw(RDS, ["r1"], .ack), []),
-            Step(.sotw(RDS, ["r1", "r2"], .ack), ["RDS#2 r1@1 r2@1"]),
+            Step(.sotw(RDS, ["r1", "r2"], .ack), ["RDS#2 r2@1"]),
         ])
     }
 
@@ -257,9 +258,10 @@ final class StateOfTheWorldTests: XCTestCase {
             Step(.sotw(EDS, ["c1", "c2"]), ["EDS#2 c1@1 c2@1"]),
             Step(.sotw(CDS, [], .ack), ["ack CDS#1"]),
             Step(.sotw(EDS, ["c1", "c2"], .ack), ["ack EDS#2"]),
-            // Cluster c1 changes, its endpoints do not: c1 still needs its assignment to finish warming.
+            // Cluster c1 changes, its endpoints do not: c1 still needs its assignment to finish warming. Unchanged
+            // c2 is not recreated by Envoy, so its assignment is not sent again.
             Step(.snapshot(snapshot("s2", [CDS: ["c1": "2", "c2": "1"], EDS: ["c1": "1", "c2": "1"]])),
-                 ["CDS#3 c1@2 c2@1", "EDS#4 c1@1 c2@1"]),
+                 ["CDS#3 c1@2 c2@1", "EDS#4 c1@1"]),
             // Envoy's own EDS request, sent while processing CDS#3, is superseded by EDS#4.
             Step(.sotw(EDS, ["c1", "c2"], .nonce("2")), []),
             Step(.sotw(CDS, [], .ack), ["ack CDS#3"]),
@@ -273,8 +275,34 @@ final class StateOfTheWorldTests: XCTestCase {
             Step(.sotw(EDS, ["c1", "c2"]), ["EDS#2 c1@1 c2@1"]),
             Step(.sotw(CDS, [], .ack), ["ack CDS#1"]),
             Step(.snapshot(snapshot("s2", [CDS: ["c1": "2", "c2": "1"], EDS: ["c1": "1", "c2": "1"]])), ["CDS#3 c1@2 c2@1"]),
-            Step(.sotw(EDS, ["c1", "c2"], .ack), ["ack EDS#2", "EDS#4 c1@1 c2@1"]),
+            Step(.sotw(EDS, ["c1", "c2"], .ack), ["ack EDS#2", "EDS#4 c1@1"]),
         ])
+    }
+
+    func testAChangedClusterGetsTheAssignmentItsServiceNameNames() {
+        // c1 reads its endpoints from the assignment "svc-a" (eds_cluster_config.service_name), not from one named c1.
+        let named = snapshot("s1", [CDS: ["c1": "1", "c2": "1"], EDS: ["svc-a": "1", "c2": "1", "c1": "1"]], serviceNames: ["c1": "svc-a"])
+        play(view: named, [
+            Step(.sotw(CDS), ["CDS#1 c1@1 c2@1"]),
+            Step(.sotw(EDS, ["c1", "c2", "svc-a"]), ["EDS#2 c1@1 c2@1 svc-a@1"]),
+            Step(.sotw(CDS, [], .ack), ["ack CDS#1"]),
+            Step(.sotw(EDS, ["c1", "c2", "svc-a"], .ack), ["ack EDS#2"]),
+            Step(.snapshot(snapshot("s2", [CDS: ["c1": "2", "c2": "1"], EDS: ["svc-a": "1", "c2": "1", "c1": "1"]],
+                                    serviceNames: ["c1": "svc-a"])),
+                 ["CDS#3 c1@2 c2@1", "EDS#4 svc-a@1"]),
+        ])
+    }
+
+    func testAPartialAnswerCarriesTheVersionOfEverythingTheProxyHolds() {
+        let stream = play(view: base, [
+            Step(.sotw(EDS, ["c1", "c2"]), ["EDS#1 c1@1 c2@1"]),
+            Step(.sotw(EDS, ["c1", "c2"], .ack), ["ack EDS#1"]),
+            Step(.snapshot(snapshot("s2", [EDS: ["c1": "2", "c2": "1"]])), ["EDS#2 c1@2"]),
+            Step(.sotw(EDS, ["c1", "c2"], .ack), ["ack EDS#2"]),
+        ])
+        let held = snapshot("s2", [EDS: ["c1": "2", "c2": "1"]]).resources(typeURL: EDS).values
+        XCTAssertEqual(stream.proxyStatus(typeURL: EDS)?.versionAcked, ContentVersion.of(held),
+                       "version_info names both assignments the proxy holds, not only the one carried")
     }
 
     func testListenerRouteConfigurationIsSuppliedPromptly() {
@@ -285,7 +313,7 @@ final class StateOfTheWorldTests: XCTestCase {
             Step(.sotw(RDS, ["r1"], .ack), ["ack RDS#2"]),
             Step(.snapshot(snapshot("s2", [LDS: ["l1": "1", "l2": "1"], RDS: ["r1": "1", "r2": "1"]])), ["LDS#3 l1@1 l2@1"]),
             // The new listener's route is answered at once, before the LDS ACK.
-            Step(.sotw(RDS, ["r1", "r2"], .ack), ["RDS#4 r1@1 r2@1"]),
+            Step(.sotw(RDS, ["r1", "r2"], .ack), ["RDS#4 r2@1"]),
         ])
     }
 
@@ -303,7 +331,7 @@ final class StateOfTheWorldTests: XCTestCase {
             Step(.sotw(EDS, ["c1", "c2"], .ack), ["ack EDS#4"]),
             Step(.snapshot(snapshot("s2", [CDS: ["c1": "2", "c2": "1"], EDS: ["c1": "2", "c2": "1"],
                                            LDS: ["l1": "2"], RDS: ["r1": "2"]])),
-                 ["CDS#5 c1@2 c2@1", "EDS#6 c1@2 c2@1", "LDS#7 l1@2", "RDS#8 r1@2"]),
+                 ["CDS#5 c1@2 c2@1", "EDS#6 c1@2", "LDS#7 l1@2", "RDS#8 r1@2"]),
         ])
     }
 
@@ -360,7 +388,7 @@ final class StateOfTheWorldTests: XCTestCase {
         let bodies = base.resources(typeURL: CDS)
         XCTAssertEqual(response.resources.count, 2)
         for resource in response.resources {
-            let name = String(decoding: resource.value.bytes, as: UTF8.self).split(separator: "@")[0]
+            let name = label(resource).split(separator: "@")[0]
             XCTAssertTrue(resource.value === bodies[String(name)]?.body, "\(name) was copied")
             XCTAssertEqual(resource.typeURL, CDS)
         }

@@ -1,6 +1,7 @@
 // Test support for DiscoveryStream: snapshot views built from name→version tables,
 // inputs that are resolved against the stream (so an ACK echoes the real nonce and
 // version), and a runner that compares each step's actions, rendered as short text.
+import ProtobufWire
 import XCTest
 import XDSCache
 import XDSProtocol
@@ -14,15 +15,35 @@ let SDS = TypeURL.secret
 
 let testNode = Node(id: "sidecar~10.0.0.1~web-1.default~default.svc.cluster.local", cluster: "web")
 
-/// A view whose resource bodies read "name@version", so rendered actions show what was sent.
-func snapshot(_ version: String, _ resources: [String: [String: String]], ttl: [String: Duration] = [:]) -> GroupView {
+/// A view whose resource bodies read "name@version", so rendered actions show what was sent. Clusters are real EDS
+/// clusters (the stream reads which assignment a changed cluster needs again), labelled so in `alt_stat_name`;
+/// `serviceNames` gives some of them an `eds_cluster_config.service_name`.
+func snapshot(_ version: String, _ resources: [String: [String: String]], ttl: [String: Duration] = [:],
+              serviceNames: [String: String] = [:]) -> GroupView {
     var byType: [String: [VersionedResource]] = [:]
     for (typeURL, entries) in resources {
         byType[typeURL] = entries.map { name, resourceVersion in
-            VersionedResource(name: name, version: resourceVersion, body: Array("\(name)@\(resourceVersion)".utf8), ttl: ttl[name])
+            let label = "\(name)@\(resourceVersion)"
+            let body = typeURL == CDS ? edsCluster(name: name, serviceName: serviceNames[name], label: label) : Array(label.utf8)
+            return VersionedResource(name: name, version: resourceVersion, body: body, ttl: ttl[name])
         }
     }
     return GroupView(version: version, resources: byType)
+}
+
+/// A serialized Cluster: name (1), type EDS (2 = 3), eds_cluster_config.service_name (3.2), alt_stat_name (28).
+func edsCluster(name: String, serviceName: String?, label: String) -> [UInt8] {
+    func field(_ key: [UInt8], _ payload: [UInt8]) -> [UInt8] { key + [UInt8(payload.count)] + payload }
+    var body = field([0x0a], Array(name.utf8)) + [0x10, 0x03]
+    if let serviceName { body += field([0x1a], field([0x12], Array(serviceName.utf8))) }
+    return body + field([0xe2, 0x01], Array(label.utf8))
+}
+
+/// "name@version" of a resource body made by `snapshot`.
+func label(_ any: AnyResource) -> String {
+    let bytes = any.value.bytes
+    if any.typeURL == CDS, let label = bytes.withUnsafeBytes({ ProtobufScanner(bytes: $0).string(28) }) { return label }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// How a request refers to the previous response of its type.
@@ -152,7 +173,7 @@ func nonce(of action: StreamAction) -> String? {
 
 /// "CDS#3 a@1 b@2" for a SotW response; "Δ CDS#3 +a@1 -b ~c@1(ttl 30s)" for a delta one.
 func render(_ action: StreamAction) -> String {
-    func body(_ any: AnyResource) -> String { String(decoding: any.value.bytes, as: UTF8.self) }
+    func body(_ any: AnyResource) -> String { label(any) }
     switch action {
     case .send(let response):
         return (["\(TypeURL.shortName(response.typeURL))#\(response.nonce)"] + response.resources.map(body)).joined(separator: " ")

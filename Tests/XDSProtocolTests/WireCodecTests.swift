@@ -22,6 +22,52 @@ final class WireCodecTests: XCTestCase {
         }
     }
 
+    func testRequestsLargerThanTheDecodeScratchMemoryDecodeWhole() throws {
+        // Requests are decoded in 8 KiB of scratch memory; what does not fit spills to malloc. 2,000 names of 40
+        // bytes, a node and an error need about 100 KiB: every part must still come through, the spilled ones too.
+        let names = (0..<2_000).map { "outbound|8080||service-\($0).namespace.svc.local" }
+        let cases: [(String, DiscoveryRequest)] = [
+            ("many names", DiscoveryRequest(versionInfo: "v9", node: fullNode, resourceNames: names, typeURL: "t", responseNonce: "12",
+                                            errorDetail: Status(code: 3, message: String(repeating: "x", count: 20_000)))),
+            ("just over the scratch", DiscoveryRequest(resourceNames: Array(names.prefix(200)), typeURL: "t")),
+        ]
+        for (name, request) in cases {
+            XCTAssertEqual(try DiscoveryRequest(serialized: request.serialized()), request, name)
+        }
+        let delta = DeltaDiscoveryRequest(node: fullNode, typeURL: "t", resourceNamesSubscribe: names, resourceNamesUnsubscribe: Array(names.suffix(300)),
+                                          initialResourceVersions: Dictionary(uniqueKeysWithValues: names.prefix(500).map { ($0, "1") }),
+                                          responseNonce: "3")
+        XCTAssertEqual(try DeltaDiscoveryRequest(serialized: delta.serialized()), delta)
+        // Decoding twice in a row reuses nothing from the first decode.
+        XCTAssertEqual(try DiscoveryRequest(serialized: cases[1].1.serialized()).resourceNames, Array(names.prefix(200)))
+    }
+
+    func testARequestRepeatingKnownNamesReusesThemAndAnyOtherIsDecodedAsSent() throws {
+        let known = ["backend_a", "backend_b", "svc-b"]
+        let repeated = DiscoveryRequest(versionInfo: "v", resourceNames: known, typeURL: "t", responseNonce: "4").serialized()
+        let reused = try DiscoveryRequest(serialized: repeated, knownNames: { $0 == "t" ? known : nil })
+        XCTAssertEqual(reused.resourceNames, known)
+        XCTAssertEqual(reused.resourceNames.withUnsafeBufferPointer { $0.baseAddress }, known.withUnsafeBufferPointer { $0.baseAddress },
+                       "the known array itself is taken")
+        let others: [(String, [String])] = [
+            ("another order", ["backend_b", "backend_a", "svc-b"]),
+            ("one byte differs", ["backend_a", "backend_c", "svc-b"]),
+            ("a prefix of a known name", ["backend_a", "backend_", "svc-b"]),
+            ("one name fewer", ["backend_a", "backend_b"]),
+            ("one name more", known + ["x"]),
+            ("an empty name", ["backend_a", "", "svc-b"]),
+        ]
+        for (name, names) in others {
+            let bytes = DiscoveryRequest(resourceNames: names, typeURL: "t").serialized()
+            XCTAssertEqual(try DiscoveryRequest(serialized: bytes, knownNames: { _ in known }).resourceNames, names, name)
+        }
+        // Known names of another type are not taken.
+        let otherType = DiscoveryRequest(resourceNames: known, typeURL: "u").serialized()
+        let decoded = try DiscoveryRequest(serialized: otherType, knownNames: { $0 == "t" ? known : nil })
+        XCTAssertEqual(decoded.resourceNames, known)
+        XCTAssertNotEqual(decoded.resourceNames.withUnsafeBufferPointer { $0.baseAddress }, known.withUnsafeBufferPointer { $0.baseAddress })
+    }
+
     func testDiscoveryResponseRoundTrip() throws {
         let response = DiscoveryResponse(
             versionInfo: "0123abcd",
