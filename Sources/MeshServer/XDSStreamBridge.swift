@@ -63,14 +63,17 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         do {
             switch variant {
             case .stateOfTheWorld:
-                let request = try DiscoveryRequest(serialized: message, knownNames: { typeURL in
+                var request = try DiscoveryRequest(serialized: message, knownNames: { typeURL in
                     withMachine { $0.subscribedNames(typeURL: typeURL) } ?? nil
                 })
+                // The constant's own string from here on: every later comparison with it is an identity check.
+                request.typeURL = TypeURL.canonical(request.typeURL)
                 event = .request(request)
                 node = request.node
                 typeURL = request.typeURL
             case .delta:
-                let request = try DeltaDiscoveryRequest(serialized: message)
+                var request = try DeltaDiscoveryRequest(serialized: message)
+                request.typeURL = TypeURL.canonical(request.typeURL)
                 event = .deltaRequest(request)
                 node = request.node
                 typeURL = request.typeURL

@@ -113,8 +113,7 @@ final class HTTP2Connection: EventLoopSelectable {
         session.delegate = self
         // DATA payloads go from the stream queues straight to the output: no copy into nghttp2's frame buffer, whose
         // pages then stay untouched by responses (an idle connection's released pages are not faulted in per push).
-        session.dataFrameWriter = { [weak self] bytes in
-            guard let self else { return false }
+        session.dataFrameWriter = { [unowned self] bytes in
             self.pending.append(bytes)
             return self.pending.count < self.limits.connectionWriteBufferBytes
         }
@@ -141,16 +140,16 @@ final class HTTP2Connection: EventLoopSelectable {
             return
         }
         if let handshakeTimeout {
-            timers.append(loop.schedule(after: handshakeTimeout) { [weak self] in
-                guard let self, self.phase == .connecting || self.phase == .handshaking else { return }
+            timers.append(loop.schedule(after: handshakeTimeout) { [unowned self] in
+                guard self.phase == .connecting || self.phase == .handshaking else { return }
                 self.close(.handshakeTimeout)
             })
         }
         if let maxAge {
             // ±10% jitter so connections accepted together do not all reconnect together.
             let jitter = Double.random(in: 0.9...1.1)
-            timers.append(loop.schedule(after: maxAge * jitter) { [weak self] in
-                self?.beginGracefulClose(.maxConnectionAge, grace: self?.limits.maxConnectionAgeGrace ?? .zero)
+            timers.append(loop.schedule(after: maxAge * jitter) { [unowned self] in
+                self.beginGracefulClose(.maxConnectionAge, grace: self.limits.maxConnectionAgeGrace)
             })
         }
         switch phase {
@@ -346,10 +345,11 @@ final class HTTP2Connection: EventLoopSelectable {
             frameBufferReleasedAt = nil
             lastEncodedAt = now
         }
-        guard frameBufferTimer == nil else { return }
+        // No timer outlives the connection's close (timers hold it unowned; close cancels those it knows of).
+        guard frameBufferTimer == nil, phase != .closed else { return }
         // Only control frames since the release: their page goes back after the idle period.
         let due = frameBufferReleasedAt == nil ? lastEncodedAt + frameBufferQuiet : now + idle
-        frameBufferTimer = loop.schedule(at: due) { [weak self] in self?.releaseIdleFrameBuffer() }
+        frameBufferTimer = loop.schedule(at: due) { [unowned self] in self.releaseIdleFrameBuffer() }
     }
 
     private func releaseIdleFrameBuffer() {
@@ -359,7 +359,7 @@ final class HTTP2Connection: EventLoopSelectable {
         let due = frameBufferReleasedAt == nil ? lastEncodedAt + max(frameBufferQuiet, idle) : now
         if due > now || !pending.isEmpty || session.wantsWrite {
             // Written since, or still writing: look again a quiet period after the last write.
-            frameBufferTimer = loop.schedule(at: max(due, now + idle / 4)) { [weak self] in self?.releaseIdleFrameBuffer() }
+            frameBufferTimer = loop.schedule(at: max(due, now + idle / 4)) { [unowned self] in self.releaseIdleFrameBuffer() }
             return
         }
         _ = session.releaseIdlePages()
@@ -469,7 +469,7 @@ final class HTTP2Connection: EventLoopSelectable {
     // MARK: keepalive
 
     private func scheduleKeepalive(at deadline: ContinuousClock.Instant) {
-        timers.append(loop.schedule(at: deadline) { [weak self] in self?.keepaliveTick() })
+        timers.append(loop.schedule(at: deadline) { [unowned self] in self.keepaliveTick() })
     }
 
     private func keepaliveTick() {
@@ -507,8 +507,8 @@ final class HTTP2Connection: EventLoopSelectable {
         isDraining = true
         intendedCloseReason = reason
         session.submitGoAway(errorCode: .noError)
-        timers.append(loop.schedule(after: grace) { [weak self] in
-            guard let self, self.phase == .active else { return }
+        timers.append(loop.schedule(after: grace) { [unowned self] in
+            guard self.phase == .active else { return }
             self.owner?.connection(self, cancelAllStreamsWith: GRPCStatus(.unavailable, reason.description))
             self.closeAfterFlush(reason, goAwayError: nil)
         })
@@ -524,8 +524,7 @@ final class HTTP2Connection: EventLoopSelectable {
         if intendedCloseReason == nil || !(reason.isOrderly) { intendedCloseReason = reason }
         if let goAwayError { session.terminate(errorCode: goAwayError) }
         phase = .closing
-        lingerTimer = loop.schedule(after: limits.closeLinger) { [weak self] in
-            guard let self else { return }
+        lingerTimer = loop.schedule(after: limits.closeLinger) { [unowned self] in
             self.close(self.intendedCloseReason ?? reason)
         }
         // May run inside an nghttp2 callback, where encoding frames is not allowed: flush after it.

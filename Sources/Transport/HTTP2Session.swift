@@ -261,7 +261,9 @@ final class HTTP2Session {
     /// nghttp2's outbound frame buffer, whose pages an idle connection hands back (`releaseIdlePages`).
     private let frameBuffer = OutboundFrameBuffer()
     private var encodedStreamData = false
-    weak var delegate: HTTP2SessionDelegate?
+    /// Unowned, not weak: the connection owns its session. A weak reference gives the connection a side table, and
+    /// every retain and release of it — several per event on every connection — then takes the runtime's slow path.
+    unowned var delegate: HTTP2SessionDelegate?
     let role: Role
     let maxHeaderListBytes: Int
     fileprivate var firstError: String?

@@ -86,7 +86,7 @@ public final class ProxyRegistry: @unchecked Sendable {
         // `records.values[index]` would each copy the whole record (strings, type list), on every response and ACK of
         // every stream; an inout access to the stored value does not.
         func replace(in record: inout ProxyStreamRecord) {
-            if let i = record.types.firstIndex(where: { $0.typeURL == status.typeURL }) {
+            if let i = record.types.firstIndex(where: { TypeURL.same($0.typeURL, status.typeURL) }) {
                 record.types[i] = status
             } else {
                 record.types.append(status)

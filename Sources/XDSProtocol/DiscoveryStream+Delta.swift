@@ -278,7 +278,7 @@ extension DiscoveryStream {
         }
         types.store(&state)
         recordSent(typeURL, nonce: nonce, version: view.version)
-        if typeURL == TypeURL.cluster, !changedClusters.isEmpty { oweAssignments(view.assignments(ofClusters: changedClusters)) }
+        if TypeURL.same(typeURL, TypeURL.cluster), !changedClusters.isEmpty { oweAssignments(view.assignments(ofClusters: changedClusters)) }
         return response
     }
 

@@ -142,7 +142,7 @@ extension DiscoveryStream {
             let previous = state.sent
             actions.append(.send(emitStateOfTheWorld(&state, plan)))
             types.store(&state)
-            if typeURL == TypeURL.cluster, plan.holds !== previous {
+            if TypeURL.same(typeURL, TypeURL.cluster), plan.holds !== previous {
                 oweAssignments(view.assignmentsOwed(from: previous, to: plan.holds))
             }
         }

@@ -291,7 +291,7 @@ struct TypeStates: Sendable {
     /// nil, and does nothing, for a type not requested on the stream.
     @discardableResult
     mutating func update<R>(_ typeURL: String, _ body: (inout TypeState) -> R) -> R? {
-        guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return nil }
+        guard let index = states.firstIndex(where: { TypeURL.same($0.typeURL, typeURL) }) else { return nil }
         return body(&states[index])
     }
 
@@ -300,7 +300,7 @@ struct TypeStates: Sendable {
     /// with the array, so the first change to each would copy it; a moved state is the only owner, and is changed in
     /// place. Nil for a type not requested on the stream.
     mutating func take(_ typeURL: String) -> TypeState? {
-        guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return nil }
+        guard let index = states.firstIndex(where: { TypeURL.same($0.typeURL, typeURL) }) else { return nil }
         var moved = TypeState(typeURL: states[index].typeURL)
         swap(&moved, &states[index])
         return moved
@@ -311,7 +311,7 @@ struct TypeStates: Sendable {
     /// and `consume state` is not supported by Swift 6.3 for the bindings the callers use.
     mutating func store(_ state: inout TypeState) {
         let typeURL = state.typeURL
-        guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return }
+        guard let index = states.firstIndex(where: { TypeURL.same($0.typeURL, typeURL) }) else { return }
         swap(&states[index], &state)
     }
 
@@ -322,13 +322,13 @@ struct TypeStates: Sendable {
     /// the array's subscript getter returns a copy, retaining and releasing every reference the state holds.
     func read<R>(_ typeURL: String, _ body: (TypeState) -> R) -> R? {
         states.withUnsafeBufferPointer { states in
-            guard let index = states.firstIndex(where: { $0.typeURL == typeURL }) else { return nil }
+            guard let index = states.firstIndex(where: { TypeURL.same($0.typeURL, typeURL) }) else { return nil }
             return body(states[index])
         }
     }
 
     func contains(_ typeURL: String) -> Bool {
-        states.withUnsafeBufferPointer { states in states.contains { $0.typeURL == typeURL } }
+        states.withUnsafeBufferPointer { states in states.contains { TypeURL.same($0.typeURL, typeURL) } }
     }
 }
 
