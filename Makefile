@@ -9,7 +9,7 @@ APT_PACKAGES := libnghttp2-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler 
 # postgresql: the PostgreSQL store tests initdb their own throwaway server (TestPostgres).
 TEST_APT_PACKAGES := chromium curl nghttp2-server postgresql
 # Only for `make bench`: nghttpd, the HTTP/2 server the fan-out ceiling is measured with (h2load is in APT_PACKAGES).
-BENCH_APT_PACKAGES := nghttp2-server postgresql
+BENCH_APT_PACKAGES := nghttp2-server postgresql valgrind binutils
 VENV := .venv
 VENV_ENVOY := .venv-envoy
 PYTHON := $(VENV)/bin/python
@@ -21,7 +21,7 @@ MESHCTL := .build/debug/meshctl
 export MESHCTL_PYTHON := $(abspath $(PYTHON))
 export MESHCTL_ENVOY := $(abspath $(ENVOY))
 
-.PHONY: run test deps generate build clean fuzz fuzz-build test-sanitize bench bench-schema bench-store bench-transport bench-compile bench-storms bench-rollout bench-replicas bench-fleet
+.PHONY: run test deps generate build clean fuzz fuzz-build test-sanitize bench bench-instructions bench-schema bench-store bench-transport bench-compile bench-storms bench-rollout bench-replicas bench-fleet
 
 deps: $(STAMPS)/apt $(VENV)/.installed $(VENV_ENVOY)/.installed
 
@@ -79,6 +79,14 @@ bench: build $(STAMPS)/apt-bench
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
 	$(PYTHON) scripts/bench_xds.py --meshctl .build/release/meshctl --plot docs/bench-push-latency.png --markdown docs/bench-xds-latest.md
 	$(PYTHON) scripts/bench_storms.py --meshctl .build/release/meshctl --markdown docs/bench-storms-latest.md
+
+# Instructions the server executes per one-cluster change, under callgrind (1,000 proxies, SotW and delta): unlike
+# CPU time they hardly move with the machine's load, so one run of each of two builds compares them
+# (BENCH_MESHCTL=path/to/other/meshctl make bench-instructions). docs/BENCHMARKS.md quotes reviewed runs.
+bench-instructions: build $(STAMPS)/apt-bench
+	swift build -c release --product meshctl
+	$(PYTHON) scripts/bench_xds.py --meshctl $(or $(BENCH_MESHCTL),.build/release/meshctl) --callgrind --sizes 1000 \
+		--modes ads,ads-delta --changes 3 --skip-churn --skip-ceiling --envoys 0 --plot ""
 
 # Reconnect storm, churn soak (the leak test: exits non-zero when RSS or descriptors do not come back) and
 # never-reading proxies; also part of `make bench`. Sizes: scripts/bench_storms.py --help.

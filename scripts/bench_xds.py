@@ -10,6 +10,7 @@ CPU from /proc/<pid>, and writes a Markdown section, the raw JSON and a PNG plot
         --markdown /tmp/bench.md --plot docs/bench-push-latency.png --plot-python .venv/bin/python
 """
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -127,19 +128,31 @@ class Bench:
                    "--identity", self.identity, *extra]
         return subprocess.run(command, check=True, capture_output=True, text=True, timeout=300).stdout.strip()
 
+    def server_command(self):
+        """meshctl, or under --callgrind meshctl inside valgrind, instrumentation off until the changes. Valgrind 3.19
+        cannot read the Swift toolchain's DWARF, so it runs a copy without debug sections (symbols stay)."""
+        if not self.args.callgrind:
+            return [self.meshctl]
+        stripped = os.path.join(self.work, "meshctl-for-callgrind")
+        if not os.path.exists(stripped):
+            subprocess.run(["objcopy", "--strip-debug", self.meshctl, stripped], check=True)
+        return ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                f"--callgrind-out-file={os.path.join(self.work, 'callgrind.%p.out')}", stripped]
+
     def serve(self, store, proxies, port=None):
         port = port or free_port()
         self.admin_port = free_port()
         log = open(os.path.join(self.work, f"serve-{port}.log"), "w")
         process = subprocess.Popen(
-            [self.meshctl, "serve", "--store", store, "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{self.admin_port}",
+            self.server_command() + ["serve", "--store", store, "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{self.admin_port}",
              "--tls-cert", f"{self.certs}/server.crt", "--tls-key", f"{self.certs}/server.key",
              "--client-ca", f"{self.certs}/ca.crt", "--threads", str(self.args.server_threads),
              "--max-connections", str(proxies + 1000), "--drain-seconds", "1"],
             stdout=log, stderr=subprocess.STDOUT)
-        if not wait_port(port, 30):
+        startup = 300 if self.args.callgrind else 30
+        if not wait_port(port, startup):
             stop(process)
-            raise SystemExit("meshctl serve did not start listening within 30 s")
+            raise SystemExit(f"meshctl serve did not start listening within {startup} s")
         return process, port
 
     def loadgen(self, port, store, proxies, mode, duration, json_path, ready_path, connections=None, extra=()):
@@ -150,6 +163,22 @@ class Bench:
                    "--threads", str(self.args.client_threads), *extra]
         log = open(json_path + ".log", "w")
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+    def callgrind_instructions(self, pid):
+        """Stops counting, dumps the server's counts and returns the instructions counted since `--zero`."""
+        subprocess.run(["callgrind_control", "--instr=off", str(pid)], check=True, stdout=subprocess.DEVNULL)
+        before = set(glob.glob(os.path.join(self.work, f"callgrind.{pid}.out.*")))
+        subprocess.run(["callgrind_control", "--dump=changes", str(pid)], check=True, stdout=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            dumps = set(glob.glob(os.path.join(self.work, f"callgrind.{pid}.out.*"))) - before
+            for dump in dumps:
+                with open(dump) as f:
+                    for line in f:
+                        if line.startswith(("summary:", "totals:")):
+                            return int(line.split()[1])
+            time.sleep(0.2)
+        raise SystemExit("callgrind wrote no counts for the changes")
 
     def wait_file(self, path, process, timeout):
         deadline = time.time() + timeout
@@ -198,6 +227,11 @@ class Bench:
                                                  f"{self.args.profile_changes}-{mode}-{proxies}.perf"],
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(0.5)
+                if self.args.callgrind:
+                    # Instructions the server executes during the changes (user space, every thread): unlike CPU time
+                    # they hardly move with the machine's load, so two builds compare on one run each.
+                    subprocess.run(["callgrind_control", "--zero", str(server.pid)], check=True, stdout=subprocess.DEVNULL)
+                    subprocess.run(["callgrind_control", "--instr=on", str(server.pid)], check=True, stdout=subprocess.DEVNULL)
                 for change in range(1, self.args.changes + 1):
                     self.fixture(store, "--change-cluster", str(change % self.args.clusters), "--revision", str(change))
                     time.sleep(gap)
@@ -206,6 +240,8 @@ class Bench:
                 if profiler:
                     profiler.send_signal(signal.SIGINT)
                     profiler.wait(timeout=60)
+                if self.args.callgrind:
+                    row["server_instructions_per_change"] = self.callgrind_instructions(server.pid) // self.args.changes
                 metrics_after = scrape(self.admin_port)
                 if metrics_after:
                     def ms(value):
@@ -393,6 +429,17 @@ def summary(s):
 
 
 def markdown(results, args):
+    if args.callgrind:
+        lines = ["## Server instructions per one-cluster change — `make bench-instructions`", "",
+                 "`scripts/bench_xds.py --callgrind`: meshctl serve under valgrind's callgrind, counting only during the "
+                 f"changes (every thread, user space; the kernel's work is not counted), {args.changes} one-cluster changes, "
+                 f"{args.clusters} EDS clusters per group; load generator outside valgrind.", "",
+                 "| proxies | mode | instructions per change | per proxy |", "|---|---|---:|---:|"]
+        for row in results["fanout"]:
+            count = row.get("server_instructions_per_change")
+            lines.append(f"| {row['proxies']:,} | {row['mode']} | {count:,} | {count // row['proxies']:,} |" if count
+                         else f"| {row['proxies']:,} | {row['mode']} | — (not configured) | — |")
+        return "\n".join(lines) + "\n"
     lines = ["## xDS server at scale — `make bench`", "",
              f"`scripts/bench_xds.py`: meshctl serve ({args.server_threads} loops) and meshctl loadgen "
              f"({args.client_threads} loops) as separate release processes on this 2-core machine, mutual TLS, one "
@@ -521,6 +568,9 @@ def main():
     parser.add_argument("--skip-ceiling", action="store_true")
     parser.add_argument("--profile-changes", default=None, metavar="PREFIX",
                         help="record the server with perf during the changes only, into PREFIX-MODE-PROXIES.perf")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="run the server under valgrind's callgrind and count its instructions per change (make "
+                             "bench-instructions); latency and CPU figures of such a run mean nothing")
     parser.add_argument("--markdown", default="-")
     parser.add_argument("--json", default=None)
     parser.add_argument("--plot", default="docs/bench-push-latency.png")
@@ -537,7 +587,9 @@ def main():
                 results["fanout"].append(row)
                 report = row.get("report", {})
                 print(f"[bench]   storm {row['storm_seconds']} s, rss/proxy {row.get('rss_per_proxy_kib')} KiB, "
-                      f"publish→ACK {summary(report.get('publishToAck'))}", file=sys.stderr, flush=True)
+                      f"publish→ACK {summary(report.get('publishToAck'))}"
+                      + (f", {row.get('server_instructions_per_change'):,} instructions per change" if args.callgrind
+                         and row.get('server_instructions_per_change') else ""), file=sys.stderr, flush=True)
             sotw = next((r for r in results["fanout"] if r["proxies"] == size and r["mode"] == "ads"), None)
             if not args.skip_ceiling and sotw and sotw.get("report", {}).get("versions"):
                 versions = sotw["report"]["versions"]

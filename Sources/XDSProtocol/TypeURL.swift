@@ -59,15 +59,12 @@ public enum TypeURL {
 
     /// The conventional service abbreviation (LDS, RDS, CDS, EDS, SDS), or the message name.
     public static func shortName(_ typeURL: String) -> String {
-        switch knownIndex(typeURL).map({ pushOrder[$0] }) {
-        case listener: "LDS"
-        case route: "RDS"
-        case cluster: "CDS"
-        case endpoint: "EDS"
-        case secret: "SDS"
-        default: String(typeURL.split(separator: "/").last ?? Substring(typeURL))
-        }
+        if let index = knownIndex(typeURL) { return shortNames[index] }
+        return String(typeURL.split(separator: "/").last ?? Substring(typeURL))
     }
+
+    /// The service abbreviations of `pushOrder`'s types, in its order.
+    private static let shortNames = ["CDS", "EDS", "LDS", "RDS", "SDS"]
 
     /// `types` in push order (known types first, then the rest by URL).
     static func inPushOrder(_ types: some Sequence<String>) -> [String] {
