@@ -78,7 +78,7 @@ let package = Package(
         .target(
             name: "Locking"
         ),
-        // Protobuf varints, for every target that writes or reads the wire format by hand.
+        // Protobuf varints and a schema-less field scanner, for every target that writes or reads the wire format by hand.
         .target(
             name: "ProtobufWire"
         ),

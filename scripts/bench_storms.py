@@ -79,11 +79,12 @@ class Storms(Bench):
         progress = json_path + ".progress"
         ready = json_path + ".ready"
         budget = 60 + proxies / 50
-        client = self.loadgen(port, store, proxies, "ads", budget * 3 + 120, json_path, ready,
-                              extra=("--reconnect", "--progress-file", progress))
         row = {"proxies": proxies}
-        restarted = None
+        restarted = client = None
         try:
+            # Inside the try: a load generator that fails to start must not leave the server running.
+            client = self.loadgen(port, store, proxies, "ads", budget * 3 + 120, json_path, ready,
+                                  extra=("--reconnect", "--progress-file", progress))
             connect_started = time.time()
             row["configured"] = self.wait_file(ready, client, budget)
             row["initial_connect_storm_seconds"] = round(time.time() - connect_started, 2)
@@ -114,7 +115,8 @@ class Storms(Bench):
             row["rss_settled_kib"] = settle(restarted.pid, 3)
             row["progress"] = last_progress(progress)
         finally:
-            row["loadgen_exit"] = finish(client)
+            if client is not None:
+                row["loadgen_exit"] = finish(client)
             if os.path.exists(json_path):
                 with open(json_path) as f:
                     report = json.load(f)
