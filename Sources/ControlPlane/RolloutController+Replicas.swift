@@ -34,32 +34,8 @@ extension RolloutController {
     /// One of this replica's streams.
     struct LocalStream {
         var proxy: ProxyKey
-        /// Per served type, indexed like `TypeURL.pushOrder` and stored inline: set after every response and ACK of every
-        /// stream, where a dictionary hashed the 50-byte type URL each time (and was one more allocation per stream).
-        private var known = InlineArray<5, TypeObservation?>(repeating: nil)
-        /// Types outside `TypeURL.pushOrder` (none are served today).
-        private var other: [String: TypeObservation] = [:]
-
-        init(proxy: ProxyKey) { self.proxy = proxy }
-
-        subscript(type typeURL: String) -> TypeObservation? {
-            get {
-                if let index = TypeURL.knownIndex(typeURL), index < known.count { return known[index] }
-                return other[typeURL]
-            }
-            set {
-                if let index = TypeURL.knownIndex(typeURL), index < known.count { known[index] = newValue } else { other[typeURL] = newValue }
-            }
-        }
-
-        /// Every type's observation, by type URL.
-        var types: [(typeURL: String, observation: TypeObservation)] {
-            var all: [(typeURL: String, observation: TypeObservation)] = []
-            for index in 0..<min(known.count, TypeURL.pushOrder.count) {
-                if let observation = known[index] { all.append((TypeURL.pushOrder[index], observation)) }
-            }
-            return all + other.map { ($0.key, $0.value) }
-        }
+        /// Per type (see `TypeURLTable`): set after every response and ACK of every stream.
+        var types = TypeURLTable<TypeObservation>()
     }
 
     /// Another replica's report as last read.
@@ -106,7 +82,7 @@ extension RolloutController {
         // this runs after every response and ACK of every stream.
         let due = lock.withLock { () -> Bool in
             guard let index = local.index(forKey: stream) else { return false }
-            local.values[index][type: status.typeURL] = observation
+            local.values[index].types[status.typeURL] = observation
             reportDirty = true
             return queueEvaluationIfDue()
         }
@@ -162,7 +138,7 @@ extension RolloutController {
         for stream in local.values {
             var entry = proxies[stream.proxy] ?? ProxyReport(proxy: stream.proxy, streams: 0, types: [:])
             entry.streams += 1
-            for (type, observation) in types ? stream.types : [] {
+            for (type, observation) in types ? stream.types.entries : [] {
                 entry.types[type] = entry.types[type].map { TypeObservation.worse($0, observation) } ?? observation
             }
             proxies[stream.proxy] = entry

@@ -26,8 +26,8 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     var blocked = false
     let mode: SubscriptionMode
     /// When the latest response of each type was sent and last ACKed, and each unanswered nonce (for send→ACK latency).
-    private var sentAt = PerTypeTime()
-    private var ackedAt = PerTypeTime()
+    private var sentAt = TypeURLTable<WallClockTime>()
+    private var ackedAt = TypeURLTable<WallClockTime>()
     private var nonceSentAt: [(nonce: String, at: WallClockTime)] = []
     private var registered = false
     /// Messages that arrived while a request waits for the freshness check (processed in order afterwards).
@@ -368,23 +368,6 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         registered = false
         let key = ObjectIdentifier(self), mode = self.mode
         service.notify { $0.streamClosed(key, mode: mode) }
-    }
-}
-
-/// One timestamp per served type, inline in the bridge (indexed like `TypeURL.pushOrder`): read and written on
-/// every response and ACK, where a dictionary would hash the 50-byte type URL each time.
-private struct PerTypeTime {
-    private var nanoseconds = InlineArray<5, Int64>(repeating: .min)
-
-    subscript(typeURL: String) -> WallClockTime? {
-        get {
-            guard let index = TypeURL.knownIndex(typeURL), index < nanoseconds.count, nanoseconds[index] != .min else { return nil }
-            return WallClockTime(nanosecondsSinceEpoch: nanoseconds[index])
-        }
-        set {
-            guard let index = TypeURL.knownIndex(typeURL), index < nanoseconds.count else { return }
-            nanoseconds[index] = newValue?.nanosecondsSinceEpoch ?? .min
-        }
     }
 }
 

@@ -52,7 +52,8 @@ public final class ResourceSet: Sendable {
     /// The resources here that `other` lacks or has at another version, and those `forced` names; sorted by name.
     /// One merge walk, as in `hasChange`.
     func outstanding(against other: ResourceSet?, forced: Set<String>) -> [VersionedResource] {
-        guard let other, other !== self else { return forced.isEmpty ? (other == nil ? resources : []) : resources.filter { forced.contains($0.name) } }
+        guard let other else { return resources }
+        if other === self { return forced.isEmpty ? [] : resources.filter { forced.contains($0.name) } }
         let theirs = other.resources
         var j = 0
         return resources.filter { mine in

@@ -84,3 +84,41 @@ public enum TypeURL {
         }
     }
 }
+
+/// A value per type URL, for tables read and written on every event of every stream: the served types
+/// (`TypeURL.pushOrder`) are kept inline and found by `TypeURL.knownIndex`, where a dictionary would hash the
+/// 50-byte URL on each access (and be one more allocation per stream); any other type goes to a dictionary.
+public struct TypeURLTable<Value> {
+    private var known = InlineArray<5, Value?>(repeating: nil)
+    private var other: [String: Value] = [:]
+
+    public init() {}
+
+    public subscript(typeURL: String) -> Value? {
+        get {
+            if let index = TypeURL.knownIndex(typeURL), index < known.count { return known[index] }
+            return other[typeURL]
+        }
+        set {
+            if let index = TypeURL.knownIndex(typeURL), index < known.count {
+                known[index] = newValue
+            } else {
+                other[typeURL] = newValue
+            }
+        }
+    }
+
+    /// Every entry, the served types first in push order.
+    public var entries: [(typeURL: String, value: Value)] {
+        var all: [(typeURL: String, value: Value)] = []
+        for index in 0..<min(known.count, TypeURL.pushOrder.count) {
+            if let value = known[index] { all.append((TypeURL.pushOrder[index], value)) }
+        }
+        return all + other.map { ($0.key, $0.value) }
+    }
+
+    /// How many served types are kept inline (`TypeURL.pushOrder`'s; a longer list spills to the dictionary).
+    static var inlineCapacity: Int { InlineArray<5, Value?>.count }
+}
+
+extension TypeURLTable: Sendable where Value: Sendable {}
