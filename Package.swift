@@ -6,6 +6,12 @@
 // `meshctl` executable only parses arguments and formats output.
 import PackageDescription
 
+/// For the modules every xDS event of every stream runs through: no run-time exclusivity checks in release builds.
+/// Each access to a class's stored property cost a `swift_beginAccess` (≈ 80 instructions with its thread-local
+/// lookups), ≈ 6 % of the server's instructions per config change (callgrind, docs/BENCHMARKS.md session 12). Debug
+/// builds — every test — keep the checks, so an overlapping access still fails there.
+let serverHotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "meshctl",
     products: [
@@ -93,7 +99,8 @@ let package = Package(
         ),
         .target(
             name: "Transport",
-            dependencies: ["GRPCStatusCodes", "COpenSSL", "CNGHTTP2", "CTransportShims", "Locking", "NetworkAddress", "OpenSSLSupport"]
+            dependencies: ["GRPCStatusCodes", "COpenSSL", "CNGHTTP2", "CTransportShims", "Locking", "NetworkAddress", "OpenSSLSupport"],
+            swiftSettings: serverHotPath
         ),
         .target(
             name: "EnvoySchema",
@@ -102,12 +109,14 @@ let package = Package(
         // xDS envelopes (DiscoveryRequest/Response, delta) as Swift values ⇄ protobuf via protobuf-c.
         .target(
             name: "XDSWire",
-            dependencies: ["CEnvoyProto", "CProtobufC", "GRPCStatusCodes", "ProtobufWire"]
+            dependencies: ["CEnvoyProto", "CProtobufC", "GRPCStatusCodes", "ProtobufWire"],
+            swiftSettings: serverHotPath
         ),
         // The per-stream xDS protocol state machines (SotW, delta, ADS ordering, ACK/NACK); no I/O.
         .target(
             name: "XDSProtocol",
-            dependencies: ["Locking", "XDSWire"]
+            dependencies: ["Locking", "XDSWire"],
+            swiftSettings: serverHotPath
         ),
         // The snapshot store: content-addressed, crash-safe record of what the mesh was given (no EnvoySchema).
         .target(
@@ -145,18 +154,20 @@ let package = Package(
         // subscribed streams; and per-proxy status (the registry). No transport, no gRPC.
         .target(
             name: "XDSCache",
-            dependencies: ["MeshModel", "SnapshotStorage", "XDSProtocol", "XDSWire"]
+            dependencies: ["MeshModel", "SnapshotStorage", "XDSProtocol", "XDSWire"],
+            swiftSettings: serverHotPath
         ),
         // The xDS server: gRPC services for ADS, per-type xDS and CSDS over the transport, one bridge per stream
         // onto the protocol machine, identity checks, and the observer seam stream events go out through.
         .target(
             name: "MeshServer",
-            dependencies: ["MeshModel", "XDSCache", "XDSProtocol", "XDSWire", "Transport"]
+            dependencies: ["MeshModel", "XDSCache", "XDSProtocol", "XDSWire", "Transport"],
+            swiftSettings: serverHotPath
         ),
         // The server's logs (swift-log, one line per event) and Prometheus metrics (swift-metrics).
         .target(
             name: "ServerTelemetry",
-            dependencies: ["XDSCache",
+            dependencies: ["XDSCache", "XDSProtocol",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus")]
@@ -215,7 +226,8 @@ let package = Package(
         // mutate and compile, temporary stores, and the load generator's served mesh.
         .target(
             name: "MeshTestSupport",
-            dependencies: ["ControlPlane", "EnvoySchema", "MeshCertificates", "MeshCompilation", "MeshFixtures", "ServerTelemetry", "SnapshotStorage", "Transport"],
+            dependencies: ["ControlPlane", "EnvoySchema", "MeshCertificates", "MeshCompilation", "MeshFixtures", "ServerTelemetry", "SnapshotStorage", "Transport",
+                           "XDSProtocol", "XDSWire"],
             path: "Tests/MeshTestSupport"
         ),
         .testTarget(

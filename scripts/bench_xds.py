@@ -178,6 +178,10 @@ class Bench:
                         # The last line, once the dump is complete ("summary:" at the top reads 0 when counting was
                         # switched on mid-run).
                         if line.startswith("totals:"):
+                            keep = getattr(self.args, "callgrind_keep", None)
+                            if keep:  # for callgrind_annotate: where the instructions of the changes went
+                                os.makedirs(keep, exist_ok=True)
+                                shutil.copy(dump, os.path.join(keep, os.path.basename(dump)))
                             return int(line.split()[1])
             time.sleep(0.2)
         raise SystemExit("callgrind wrote no counts for the changes")
@@ -573,6 +577,8 @@ def main():
     parser.add_argument("--callgrind", action="store_true",
                         help="run the server under valgrind's callgrind and count its instructions per change (make "
                              "bench-instructions); latency and CPU figures of such a run mean nothing")
+    parser.add_argument("--callgrind-keep", metavar="DIR",
+                        help="with --callgrind, copy each run's dump of the changes into DIR (read it with callgrind_annotate)")
     parser.add_argument("--markdown", default="-")
     parser.add_argument("--json", default=None)
     parser.add_argument("--plot", default="docs/bench-push-latency.png")

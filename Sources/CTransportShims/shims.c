@@ -44,6 +44,7 @@ int transport_ssl_set_sni(SSL *ssl, const char *host_name) {
 long transport_ssl_mode_release_buffers(void) { return SSL_MODE_RELEASE_BUFFERS; }
 long transport_ssl_mode_enable_partial_write(void) { return SSL_MODE_ENABLE_PARTIAL_WRITE; }
 long transport_ssl_mode_accept_moving_write_buffer(void) { return SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; }
+long transport_ssl_mode_no_auto_chain(void) { return SSL_MODE_NO_AUTO_CHAIN; }
 
 int transport_client_hello_alpn_offers(SSL *ssl, const unsigned char *proto, size_t proto_len) {
     const unsigned char *ext = NULL;

@@ -54,15 +54,15 @@ public final class FleetStatusRecorder: XDSServerObserver, @unchecked Sendable {
 
     // MARK: Observer (called on stream event loops: note the proxy, nothing more)
 
-    public func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String) {
-        let key = Self.key(group: record.group, nodeID: record.nodeID)
+    public func streamOpened(_ stream: ObjectIdentifier, status: ProxyStreamStatus, description: String, snapshotVersion: String) {
+        let key = Self.key(group: status.group, nodeID: status.nodeID)
         condition.withLock {
             streams[stream] = key
             dirty.insert(key)
         }
     }
 
-    public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) {
+    public func statusChanged(_ stream: ObjectIdentifier) {
         condition.withLock { if let key = streams[stream] { dirty.insert(key) } }
     }
 

@@ -34,8 +34,8 @@ extension RolloutController {
     /// One of this replica's streams.
     struct LocalStream {
         var proxy: ProxyKey
-        /// Per type (see `TypeURLTable`): set after every response and ACK of every stream.
-        var types = TypeURLTable<TypeObservation>()
+        /// Written by the stream after every response and ACK; read when a report or the fleet view is built.
+        let status: ProxyStreamStatus
     }
 
     /// Another replica's report as last read.
@@ -60,29 +60,19 @@ extension RolloutController {
 
     // MARK: Stream events
 
-    public func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String) {
+    public func streamOpened(_ stream: ObjectIdentifier, status: ProxyStreamStatus, description: String, snapshotVersion: String) {
         let due = lock.withLock { () -> Bool in
-            local[stream] = LocalStream(proxy: ProxyKey(group: record.group, node: record.nodeID))
+            local[stream] = LocalStream(proxy: ProxyKey(group: status.group, node: status.nodeID), status: status)
             reportDirty = true
             return queueEvaluationIfDue()
         }
         if due { scheduleEvaluation() }
     }
 
-    public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) {
-        let sync: TypeSync = switch status.status {
-        case .synced, .notSent: .synced
-        case .stale: .pending
-        case .nacked: .rejected
-        }
-        let observation = TypeObservation(sync: sync, sentVersion: status.snapshotSent,
-                                          ackedAt: status.ackedAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) },
-                                          rejection: sync == .rejected ? status.nack?.message : nil)
-        // The stream is changed in place through the dictionary's index (`local[stream] != nil` would copy its entry):
-        // this runs after every response and ACK of every stream.
+    /// Runs after every response and ACK of every stream: the status itself stays with the stream (read when a report
+    /// or the fleet view is built), so this only notes that there is something new.
+    public func statusChanged(_ stream: ObjectIdentifier) {
         let due = lock.withLock { () -> Bool in
-            guard let index = local.index(forKey: stream) else { return false }
-            local.values[index].types[status.typeURL] = observation
             reportDirty = true
             return queueEvaluationIfDue()
         }
@@ -138,8 +128,9 @@ extension RolloutController {
         for stream in local.values {
             var entry = proxies[stream.proxy] ?? ProxyReport(proxy: stream.proxy, streams: 0, types: [:])
             entry.streams += 1
-            for (type, observation) in types ? stream.types.entries : [] {
-                entry.types[type] = entry.types[type].map { TypeObservation.worse($0, observation) } ?? observation
+            for status in types ? stream.status.types : [] {
+                let observation = TypeObservation(status)
+                entry.types[status.typeURL] = entry.types[status.typeURL].map { TypeObservation.worse($0, observation) } ?? observation
             }
             proxies[stream.proxy] = entry
         }
@@ -494,5 +485,19 @@ extension RolloutController {
         if let held = hub.heldBack, held.version == version { return held }
         if let current = hub.current, current.version == version { return current }
         return (try? store.load(version: version)).map { ServedSnapshot($0) }
+    }
+}
+
+extension TypeObservation {
+    /// What the rollout judges of one type's status: in sync, waiting for an ACK, or rejected.
+    init(_ status: ProxyTypeStatus) {
+        let sync: TypeSync = switch status.status {
+        case .synced, .notSent: .synced
+        case .stale: .pending
+        case .nacked: .rejected
+        }
+        self.init(sync: sync, sentVersion: status.snapshotSent,
+                  ackedAt: status.ackedAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) },
+                  rejection: sync == .rejected ? status.nack?.message : nil)
     }
 }

@@ -17,18 +17,17 @@ final class MetricsObserver: XDSServerObserver {
         if case .permissionDenied(let service, _, let group, _, _) = refusal { metrics.authorizationDenied(group: group, service: service) }
     }
 
-    func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String) {
-        metrics.streamOpened(mode: record.mode)
+    func streamOpened(_ stream: ObjectIdentifier, status: ProxyStreamStatus, description: String, snapshotVersion: String) {
+        metrics.streamOpened(mode: status.mode)
     }
 
     func responseSent(_ stream: ObjectIdentifier, typeURL: String, bytes: Int, publishToSendSeconds: Double?) {
-        let type = TypeURL.shortName(typeURL)
-        metrics.pushed(type: type, bytes: bytes)
-        if let publishToSendSeconds { metrics.publishToSend(type: type, seconds: publishToSendSeconds) }
+        metrics.pushed(typeURL: typeURL, bytes: bytes)
+        if let publishToSendSeconds { metrics.publishToSend(typeURL: typeURL, seconds: publishToSendSeconds) }
     }
 
     func acked(_ stream: ObjectIdentifier, record: AckRecord, sendToAckSeconds: Double?) {
-        if let sendToAckSeconds { metrics.sendToAck(type: TypeURL.shortName(record.typeURL), seconds: sendToAckSeconds) }
+        if let sendToAckSeconds { metrics.sendToAck(typeURL: record.typeURL, seconds: sendToAckSeconds) }
     }
 
     func nacked(_ stream: ObjectIdentifier, nodeID: String, group: String, record: NackRecord) {
@@ -57,8 +56,8 @@ final class LogObserver: XDSServerObserver {
         }
     }
 
-    func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String) {
-        log.info("xds.stream-open", ["node": record.nodeID, "group": record.group, "mode": description, "snapshot": snapshotVersion.prefix(12).description])
+    func streamOpened(_ stream: ObjectIdentifier, status: ProxyStreamStatus, description: String, snapshotVersion: String) {
+        log.info("xds.stream-open", ["node": status.nodeID, "group": status.group, "mode": description, "snapshot": snapshotVersion.prefix(12).description])
     }
 
     func nacked(_ stream: ObjectIdentifier, nodeID: String, group: String, record: NackRecord) {

@@ -24,16 +24,18 @@ public enum XDSStreamRefusal: Sendable, Hashable {
 public protocol XDSServerObserver: AnyObject, Sendable {
     /// A stream (or CSDS call) was refused.
     func streamRefused(_ refusal: XDSStreamRefusal)
-    /// A proxy was admitted on `stream`; `description` names its mode for people ("ads", "per-type-delta Cluster").
-    func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String)
+    /// A proxy was admitted on `stream`; `status` is where the stream keeps its proxy's status from now on (hold it to
+    /// read it later); `description` names its mode for people ("ads", "per-type-delta Cluster").
+    func streamOpened(_ stream: ObjectIdentifier, status: ProxyStreamStatus, description: String, snapshotVersion: String)
     /// A response of `typeURL` was queued (`bytes` long); `publishToSendSeconds` is set when it carried a newly published snapshot.
     func responseSent(_ stream: ObjectIdentifier, typeURL: String, bytes: Int, publishToSendSeconds: Double?)
     /// The proxy ACKed; `sendToAckSeconds` is set when the ACKed nonce's send time was still known.
     func acked(_ stream: ObjectIdentifier, record: AckRecord, sendToAckSeconds: Double?)
     /// The proxy rejected a response.
     func nacked(_ stream: ObjectIdentifier, nodeID: String, group: String, record: NackRecord)
-    /// One type's status of an admitted stream changed (after the event's actions were performed).
-    func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus)
+    /// The status of an admitted stream changed (after an event's actions were performed; once per event, whatever
+    /// the number of types): its `ProxyStreamStatus` holds the new one.
+    func statusChanged(_ stream: ObjectIdentifier)
     /// An admitted stream ended.
     func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode)
     /// The transport closed a stream whose first request named `nodeID` (admitted or not).
@@ -45,23 +47,22 @@ public protocol XDSServerObserver: AnyObject, Sendable {
 
 extension XDSServerObserver {
     public func streamRefused(_ refusal: XDSStreamRefusal) {}
-    public func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String) {}
+    public func streamOpened(_ stream: ObjectIdentifier, status: ProxyStreamStatus, description: String, snapshotVersion: String) {}
     public func responseSent(_ stream: ObjectIdentifier, typeURL: String, bytes: Int, publishToSendSeconds: Double?) {}
     public func acked(_ stream: ObjectIdentifier, record: AckRecord, sendToAckSeconds: Double?) {}
     public func nacked(_ stream: ObjectIdentifier, nodeID: String, group: String, record: NackRecord) {}
-    public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) {}
+    public func statusChanged(_ stream: ObjectIdentifier) {}
     public func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode) {}
     public func streamEnded(nodeID: String, group: String, reason: StreamCloseReason) {}
     public func streamHeld(nodeID: String, group: String) {}
 }
 
-/// The registry records who is connected and where each proxy stands (read by CSDS and the admin endpoint).
+/// The registry records who is connected; each stream's status object says where its proxy stands (read by CSDS and
+/// the admin endpoint).
 extension ProxyRegistry: XDSServerObserver {
-    public func streamOpened(_ stream: ObjectIdentifier, record: ProxyStreamRecord, description: String, snapshotVersion: String) {
-        open(stream, record)
+    public func streamOpened(_ stream: ObjectIdentifier, status: ProxyStreamStatus, description: String, snapshotVersion: String) {
+        open(stream, status)
     }
-
-    public func statusChanged(_ stream: ObjectIdentifier, status: ProxyTypeStatus) { update(stream, type: status) }
 
     public func streamClosed(_ stream: ObjectIdentifier, mode: SubscriptionMode) { close(stream) }
 }

@@ -29,7 +29,8 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     private var sentAt = TypeURLTable<WallClockTime>()
     private var ackedAt = TypeURLTable<WallClockTime>()
     private var nonceSentAt: [(nonce: String, at: WallClockTime)] = []
-    private var registered = false
+    /// Where this stream keeps its proxy's status for the registry and the rollout controller (set once admitted).
+    private var status: ProxyStreamStatus?
     /// Messages that arrived while a request waits for the freshness check (processed in order afterwards).
     private var held: [[UInt8]]?
 
@@ -208,9 +209,10 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
             nodeID: node.id, group: node.cluster, mode: mode, peer: stream.connection.remoteAddress,
             identity: identity.map { $0.spiffeID ?? $0.commonName ?? "" }, userAgent: [node.userAgentName, node.userAgentVersion].filter { !$0.isEmpty }.joined(separator: "/"),
             connectedAt: Date(), types: [])
-        registered = true
+        let status = ProxyStreamStatus(record)
+        self.status = status
         let key = ObjectIdentifier(self), description = describeMode
-        service.notify { $0.streamOpened(key, record: record, description: description, snapshotVersion: snapshot.version) }
+        service.notify { $0.streamOpened(key, status: status, description: description, snapshotVersion: snapshot.version) }
         return true
     }
 
@@ -231,7 +233,7 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         var publishedAt: Date?
         if case .snapshotChanged = event { publishedAt = service.hub.current?.metadata.createdAt }
         perform(actions, at: now, publishedAt: publishedAt)
-        if registered { recordStatus(of: touchedTypes(event, actions)) }
+        if let status { record(touchedTypes(event, actions), in: status) }
     }
 
     /// The types whose status an event and its actions may have changed.
@@ -260,13 +262,16 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         return ""
     }
 
-    /// Copies the machine's status of `types` into the registry (read by CSDS and the admin endpoint).
-    private func recordStatus(of types: [String]) {
+    /// Copies the machine's status of `types` into the stream's status (read by CSDS, the admin endpoint and the
+    /// rollout controller), then tells the observers once.
+    private func record(_ types: [String], in status: ProxyStreamStatus) {
+        var changed = false
         for typeURL in types {
-            guard let status = withMachine({ $0.proxyStatus(typeURL: typeURL) }) ?? nil else { continue }
-            let typeStatus = ProxyTypeStatus(status, sentAt: sentAt[typeURL], ackedAt: ackedAt[typeURL])
-            service.notify { $0.statusChanged(ObjectIdentifier(self), status: typeStatus) }
+            guard let machineStatus = withMachine({ $0.proxyStatus(typeURL: typeURL) }) ?? nil else { continue }
+            status.update(machineStatus, sentAt: sentAt[typeURL], ackedAt: ackedAt[typeURL])
+            changed = true
         }
+        if changed { service.notify { $0.statusChanged(ObjectIdentifier(self)) } }
     }
 
     private func perform(_ actions: [StreamAction], at now: WallClockTime, publishedAt: Date?) {
@@ -364,8 +369,8 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     }
 
     private func unregister() {
-        guard registered else { return }
-        registered = false
+        guard status != nil else { return }
+        status = nil
         let key = ObjectIdentifier(self), mode = self.mode
         service.notify { $0.streamClosed(key, mode: mode) }
     }

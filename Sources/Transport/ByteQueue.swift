@@ -12,6 +12,12 @@ struct ByteQueue {
         storage.append(contentsOf: bytes)
     }
 
+    /// Makes room for `bytes` while the queue is empty (it holds no storage then): one allocation for what is about
+    /// to be appended, where growing through a response's frame header, length prefix and message took three.
+    mutating func reserveWhileEmpty(_ bytes: Int) {
+        if isEmpty && storage.capacity < bytes { storage.reserveCapacity(bytes) }
+    }
+
     mutating func consume(_ count: Int) {
         start += count
         if start == storage.count {

@@ -289,6 +289,9 @@ final class HTTP2Connection: EventLoopSelectable {
         var socketBlocked = false
         var encoded = false
         while !socketBlocked {
+            // What the streams have queued, with room for frame headers (9 bytes per frame of at most 16 KiB).
+            let queued = session.queuedBytes
+            if queued > 0 { pending.reserveWhileEmpty(min(queued + queued / 1024 + 64, limits.connectionWriteBufferBytes)) }
             while pending.count < limits.connectionWriteBufferBytes {
                 guard let chunk = session.nextOutbound() else {
                     protocolFailure("nghttp2 failed to encode frames")

@@ -1,10 +1,11 @@
 // Who is connected and where each proxy stands, per resource type: the one record
-// behind CSDS, `meshctl status`, /debug/proxies, the status page and the
-// connected-proxies metric. Per-node status lives with the cache, not in the gRPC
-// handlers: the server's streams report to it as an observer after every event that
-// changes it (on their own loop); readers take a consistent copy under the lock.
+// behind CSDS, `meshctl status`, /debug/proxies, the status page, the rollout
+// controller and the connected-proxies metric. Each stream keeps its status in a
+// `ProxyStreamStatus` it updates after every event that changes it (on its own
+// loop); the registry holds every stream's, and readers take consistent copies.
 import Foundation
 import MeshModel
+import Synchronization
 import XDSProtocol
 import XDSWire
 
@@ -69,41 +70,77 @@ public struct ProxyStreamRecord: Sendable, Codable, Hashable {
     }
 }
 
+/// One admitted stream's proxy and per-type status, shared by reference: its stream writes it after every event that
+/// changes a type's status (on the stream's loop), the registry's readers (CSDS, `meshctl status`, the admin
+/// endpoint) and the rollout controller read it from their own threads. The registry and the rollout controller
+/// used to keep a copy each, updated under their own lock — two locks every stream of the fleet contended for, per
+/// type, on every response and ACK, and ≈ 1.4 KB per idle proxy (docs/BENCHMARKS.md, session 12). The lock here
+/// is the stream's own: its writer never waits for another stream.
+public final class ProxyStreamStatus: Sendable {
+    /// These never change: read without the lock.
+    public let nodeID: String
+    public let group: String
+    public let mode: SubscriptionMode
+    private let state: Mutex<State>
+
+    private struct State {
+        /// The stream's record without its types.
+        var record: ProxyStreamRecord
+        /// The machine's status of each type as last copied, with when it was last sent and ACKed: kept as they come
+        /// and turned into the operators' `ProxyTypeStatus` only when read (on every event that was ≈ 1,500
+        /// instructions per type, for a view read a few times a minute).
+        var types: [(status: ProxyStatus, sentAt: WallClockTime?, ackedAt: WallClockTime?)] = []
+    }
+
+    public init(_ record: ProxyStreamRecord) {
+        nodeID = record.nodeID
+        group = record.group
+        mode = record.mode
+        var bare = record
+        bare.types = []
+        state = Mutex(State(record: bare))
+    }
+
+    /// The stream's record as it stands.
+    public var record: ProxyStreamRecord {
+        let (record, types) = state.withLock { ($0.record, $0.types) }
+        var result = record
+        result.types = types.map { ProxyTypeStatus($0.status, sentAt: $0.sentAt, ackedAt: $0.ackedAt) }
+        return result
+    }
+
+    /// Its per-type status as it stands.
+    public var types: [ProxyTypeStatus] { record.types }
+
+    /// Replaces (or adds) one type's status.
+    public func update(_ status: ProxyStatus, sentAt: WallClockTime?, ackedAt: WallClockTime?) {
+        state.withLock { state in
+            if let i = state.types.firstIndex(where: { TypeURL.same($0.status.typeURL, status.typeURL) }) {
+                state.types[i] = (status, sentAt, ackedAt)
+            } else {
+                state.types.append((status, sentAt, ackedAt))
+            }
+        }
+    }
+}
+
 /// Every connected proxy's streams. Thread-safe.
 public final class ProxyRegistry: @unchecked Sendable {
     // @unchecked Sendable: `records` is only touched under `lock`.
     private let lock = NSLock()
-    private var records: [ObjectIdentifier: ProxyStreamRecord] = [:]
+    private var records: [ObjectIdentifier: ProxyStreamStatus] = [:]
 
     public init() {}
 
-    /// Adds a stream's record.
-    public func open(_ key: ObjectIdentifier, _ record: ProxyStreamRecord) { lock.withLock { records[key] = record } }
+    /// Adds a stream.
+    public func open(_ key: ObjectIdentifier, _ status: ProxyStreamStatus) { lock.withLock { records[key] = status } }
 
-    /// Replaces (or adds) one type's status of one stream.
-    public func update(_ key: ObjectIdentifier, type status: ProxyTypeStatus) {
-        // Changed in place through the dictionary's index: `records[key] != nil`, `records[key]!` and reading
-        // `records.values[index]` would each copy the whole record (strings, type list), on every response and ACK of
-        // every stream; an inout access to the stored value does not.
-        func replace(in record: inout ProxyStreamRecord) {
-            if let i = record.types.firstIndex(where: { TypeURL.same($0.typeURL, status.typeURL) }) {
-                record.types[i] = status
-            } else {
-                record.types.append(status)
-            }
-        }
-        lock.withLock {
-            guard let index = records.index(forKey: key) else { return }
-            replace(in: &records.values[index])
-        }
-    }
-
-    /// Removes a stream's record.
+    /// Removes a stream.
     public func close(_ key: ObjectIdentifier) { _ = lock.withLock { records.removeValue(forKey: key) } }
 
     /// Every stream's record, ordered by group, node id, then mode.
     public var streams: [ProxyStreamRecord] {
-        lock.withLock { Array(records.values) }.sorted { ($0.group, $0.nodeID, $0.mode.rawValue) < ($1.group, $1.nodeID, $1.mode.rawValue) }
+        lock.withLock { Array(records.values) }.map(\.record).sorted { ($0.group, $0.nodeID, $0.mode.rawValue) < ($1.group, $1.nodeID, $1.mode.rawValue) }
     }
 
     /// One entry per proxy: its per-type streams (per-type mode) merged into one record.
@@ -132,7 +169,7 @@ public final class ProxyRegistry: @unchecked Sendable {
     public var streamCounts: [String: [SubscriptionMode: Int]] {
         lock.withLock {
             var counts: [String: [SubscriptionMode: Int]] = [:]
-            for record in records.values { counts[record.group, default: [:]][record.mode, default: 0] += 1 }
+            for stream in records.values { counts[stream.group, default: [:]][stream.mode, default: 0] += 1 }
             return counts
         }
     }

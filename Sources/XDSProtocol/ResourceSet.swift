@@ -84,6 +84,12 @@ struct DeltaScope: Hashable, Sendable {
     var typeURL: String
     var wildcard: Bool
     var names: SubscriptionNames
+
+    func hash(into hasher: inout Hasher) {
+        TypeURL.hash(typeURL, into: &hasher)
+        hasher.combine(wildcard)
+        hasher.combine(names)
+    }
 }
 
 /// The content version and count of the resources a delta stream holds once up to date with a view.
@@ -146,10 +152,16 @@ public final class ResourceSetCache: Sendable {
     private struct NamedKey: Hashable {
         var typeURL: String
         var names: SubscriptionNames
+
+        func hash(into hasher: inout Hasher) {
+            TypeURL.hash(typeURL, into: &hasher)
+            hasher.combine(names)
+        }
     }
 
     private struct Memo {
-        var wildcard: [String: ResourceSet] = [:]
+        /// Looked up on every push of a wildcard type to every stream: by position, not by hashing the URL.
+        var wildcard = TypeURLTable<ResourceSet>()
         var named: [NamedKey: ResourceSet] = [:]
         var outstanding: [OutstandingKey: ResourceSet] = [:]
         var assignmentsOwed: [ClusterStepKey: [String]] = [:]
@@ -167,6 +179,13 @@ public final class ResourceSetCache: Sendable {
         var names: SubscriptionNames
         var from: String
         var forced: SubscriptionNames
+
+        func hash(into hasher: inout Hasher) {
+            TypeURL.hash(typeURL, into: &hasher)
+            hasher.combine(names)
+            hasher.combine(from)
+            hasher.combine(forced)
+        }
     }
 
     /// Streams moving from one cluster set to another (by content version; nil: from none).
@@ -191,7 +210,7 @@ public final class ResourceSetCache: Sendable {
     public init() {}
 
     /// Number of sets built and kept so far (for tests and diagnostics).
-    public var count: Int { memo.withLock { $0.wildcard.count + $0.named.count } }
+    public var count: Int { memo.withLock { $0.wildcard.entries.count + $0.named.count } }
 
     /// Distinct subscriptions and delta name → version maps pooled so far (for tests and diagnostics).
     public var pooledCount: (subscriptions: Int, knownVersions: Int) {

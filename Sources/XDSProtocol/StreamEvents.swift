@@ -123,7 +123,12 @@ public struct ProxyStatus: Sendable, Hashable {
     /// Nonce of the latest accepted response.
     public var nonceAcked: String?
     /// The latest rejection, kept after later ACKs so operators can see what failed.
-    public var lastNack: NackRecord?
+    public var lastNack: NackRecord? {
+        get { rejection?.record }
+        set { rejection = newValue.map(Rejection.init) }
+    }
+    /// Boxed: a rejection is rare, and inline it took 104 of this status's 216 bytes, in every type of every stream.
+    private var rejection: Rejection?
     /// Whether the proxy subscribes to every resource of the type.
     public var wildcard: Bool = false
     /// Explicitly subscribed names, sorted.
@@ -137,4 +142,12 @@ public struct ProxyStatus: Sendable, Hashable {
         if nonceAcked == nonceSent { return .synced }
         return .stale
     }
+}
+
+/// A `NackRecord` on the heap (see `ProxyStatus.lastNack`); compared and hashed by its record.
+private final class Rejection: Sendable, Hashable {
+    let record: NackRecord
+    init(_ record: NackRecord) { self.record = record }
+    static func == (a: Rejection, b: Rejection) -> Bool { a.record == b.record }
+    func hash(into hasher: inout Hasher) { hasher.combine(record) }
 }

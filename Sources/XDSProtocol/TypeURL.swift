@@ -31,11 +31,25 @@ public enum TypeURL {
     public static func knownIndex(_ typeURL: String) -> Int? {
         // The constants' lengths all differ, so the length (stored, O(1)) picks the one candidate: comparing a type URL
         // with each constant in turn compared up to 70 bytes per mismatch, several times per event of every stream.
-        let length = typeURL.utf8.count
-        for (index, known) in pushOrder.enumerated() where known.utf8.count == length {
-            return known == typeURL ? index : nil
+        // The lengths are spelled out (TypeURLTests checks them against the constants): looping over `pushOrder` and
+        // its strings' lengths cost ≈ 30 instructions a call, and this runs several times per event of every stream.
+        let index: Int
+        switch typeURL.utf8.count {
+        case 51: index = 0  // cluster
+        case 66: index = 1  // endpoint
+        case 53: index = 2  // listener
+        case 60: index = 3  // route
+        case 68: index = 4  // secret
+        default: return nil
         }
-        return nil
+        return pushOrder[index] == typeURL ? index : nil
+    }
+
+    /// Feeds a type URL to a hasher: a served type by its position in `pushOrder`, any other by its bytes (equal URLs
+    /// hash equal either way). The shared-answer memo keys are looked up on every event of every stream, and SipHash
+    /// over the 50-odd bytes of the URL was most of hashing them.
+    static func hash(_ typeURL: String, into hasher: inout Hasher) {
+        if let index = knownIndex(typeURL) { hasher.combine(index) } else { hasher.combine(typeURL) }
     }
 
     /// Whether two type URLs are the same: `==`, with the length compared first (cheap for the many mismatches of
@@ -88,13 +102,17 @@ public enum TypeURL {
 /// A value per type URL, for tables read and written on every event of every stream: the served types
 /// (`TypeURL.pushOrder`) are kept inline and found by `TypeURL.knownIndex`, where a dictionary would hash the
 /// 50-byte URL on each access (and be one more allocation per stream); any other type goes to a dictionary.
+///
+/// Inlinable so that callers in other modules get it specialized for their `Value`: called generically, each access
+/// looked up `Optional<Value>`'s metadata at run time (≈ 440 instructions per read; callgrind, docs/BENCHMARKS.md
+/// session 12).
 public struct TypeURLTable<Value> {
-    private var known = InlineArray<5, Value?>(repeating: nil)
-    private var other: [String: Value] = [:]
+    @usableFromInline var known = InlineArray<5, Value?>(repeating: nil)
+    @usableFromInline var other: [String: Value] = [:]
 
-    public init() {}
+    @inlinable public init() {}
 
-    public subscript(typeURL: String) -> Value? {
+    @inlinable public subscript(typeURL: String) -> Value? {
         get {
             if let index = TypeURL.knownIndex(typeURL), index < known.count { return known[index] }
             return other[typeURL]

@@ -91,20 +91,20 @@ final class ClientStatusTests: XCTestCase {
         let keyA = ObjectIdentifier(streamA), keyB = ObjectIdentifier(streamB)
         defer { withExtendedLifetime((streamA, streamB)) {} }
         let now = Date()
-        registry.open(keyA, ProxyStreamRecord(nodeID: "a", group: "g", mode: .adsStateOfTheWorld, peer: "127.0.0.1:1", identity: "spiffe://m/proxy/g",
-                                              userAgent: "envoy", connectedAt: now, types: []))
-        registry.open(keyB, ProxyStreamRecord(nodeID: "b", group: "g", mode: .perTypeDelta, peer: "127.0.0.1:2", identity: nil,
-                                              userAgent: "", connectedAt: now, types: []))
-        func type(_ url: String, _ status: SyncVerdict, nack: String? = nil) -> ProxyTypeStatus {
-            ProxyTypeStatus(type: TypeURL.shortName(url), typeURL: url, status: status, versionSent: "s", snapshotSent: "snap", sentAt: now,
-                            versionAcked: status == .synced ? "s" : "old", ackedAt: nil,
-                            nack: nack.map { .init(rejectedVersion: "s", message: $0, at: now) }, subscribed: "*")
+        let statusA = ProxyStreamStatus(ProxyStreamRecord(nodeID: "a", group: "g", mode: .adsStateOfTheWorld, peer: "127.0.0.1:1",
+                                                          identity: "spiffe://m/proxy/g", userAgent: "envoy", connectedAt: now, types: []))
+        let statusB = ProxyStreamStatus(ProxyStreamRecord(nodeID: "b", group: "g", mode: .perTypeDelta, peer: "127.0.0.1:2", identity: nil,
+                                                          userAgent: "", connectedAt: now, types: []))
+        registry.open(keyA, statusA)
+        registry.open(keyB, statusB)
+        func type(_ url: String, _ verdict: SyncVerdict, nack: String? = nil) -> ProxyStatus {
+            .example(url, verdict, versionSent: "s", snapshot: "snap", versionAcked: verdict == .synced ? "s" : "old", nack: nack)
         }
         for status in [type(TypeURL.cluster, .synced), type(TypeURL.listener, .nacked, nack: "bad listener"),
                        type(TypeURL.route, .stale), type(TypeURL.endpoint, .notSent)] {
-            registry.update(keyA, type: status)
+            statusA.update(status, sentAt: WallClockTime(nanosecondsSinceEpoch: now.nanosecondsSinceEpoch), ackedAt: nil)
         }
-        registry.update(keyB, type: type(TypeURL.cluster, .synced))
+        statusB.update(type(TypeURL.cluster, .synced), sentAt: nil, ackedAt: nil)
 
         let all = ClientStatusReport.response(to: ClientStatusRequest(), proxies: registry, servedVersion: "served")
         XCTAssertEqual(all.configs.map(\.node.id), ["a", "b"])
@@ -127,33 +127,37 @@ final class ClientStatusTests: XCTestCase {
         XCTAssertEqual(ClientStatusReport.response(to: ClientStatusRequest(), proxies: registry, servedVersion: nil).configs.map(\.node.id), ["b"])
     }
 
-    /// The registry changes a stream's record in place: a type's newer status replaces the older one (a type is
-    /// listed once, in first-seen order), and a status for a stream that is not (or no longer) open is dropped.
-    func testRegistryReplacesATypesStatusAndIgnoresUnknownStreams() {
+    /// A stream's status object changes its record in place: a type's newer status replaces the older one (a type is
+    /// listed once, in first-seen order); the registry lists open streams only, and a closed stream's late update does
+    /// not bring it back.
+    func testAStreamsStatusReplacesATypesStatusAndTheRegistryListsOpenStreamsOnly() {
         let registry = ProxyRegistry()
         let stream = NSObject(), closed = NSObject()
         let key = ObjectIdentifier(stream), closedKey = ObjectIdentifier(closed)
         defer { withExtendedLifetime((stream, closed)) {} }
         let now = Date()
-        func status(_ url: String, _ verdict: SyncVerdict, version: String) -> ProxyTypeStatus {
-            ProxyTypeStatus(type: TypeURL.shortName(url), typeURL: url, status: verdict, versionSent: version, snapshotSent: "snap-" + version,
-                            sentAt: now, versionAcked: verdict == .synced ? version : "", ackedAt: nil, nack: nil, subscribed: "*")
+        func status(_ url: String, _ verdict: SyncVerdict, version: String) -> ProxyStatus {
+            .example(url, verdict, versionSent: version, snapshot: "snap-" + version)
         }
-        registry.open(key, ProxyStreamRecord(nodeID: "a", group: "g", mode: .adsStateOfTheWorld, peer: "127.0.0.1:1", identity: nil,
-                                             userAgent: "envoy", connectedAt: now, types: []))
-        registry.update(key, type: status(TypeURL.cluster, .stale, version: "1"))
-        registry.update(key, type: status(TypeURL.endpoint, .stale, version: "1"))
-        registry.update(key, type: status(TypeURL.cluster, .synced, version: "2"))
-        registry.update(closedKey, type: status(TypeURL.cluster, .stale, version: "9"))
+        let open = ProxyStreamStatus(ProxyStreamRecord(nodeID: "a", group: "g", mode: .adsStateOfTheWorld, peer: "127.0.0.1:1", identity: nil,
+                                                       userAgent: "envoy", connectedAt: now, types: []))
+        let neverOpened = ProxyStreamStatus(ProxyStreamRecord(nodeID: "z", group: "g", mode: .adsStateOfTheWorld, peer: "127.0.0.1:9",
+                                                              identity: nil, userAgent: "envoy", connectedAt: now, types: []))
+        registry.open(key, open)
+        open.update(status(TypeURL.cluster, .stale, version: "1"), sentAt: nil, ackedAt: nil)
+        open.update(status(TypeURL.endpoint, .stale, version: "1"), sentAt: nil, ackedAt: nil)
+        open.update(status(TypeURL.cluster, .synced, version: "2"), sentAt: nil, ackedAt: nil)
+        neverOpened.update(status(TypeURL.cluster, .stale, version: "9"), sentAt: nil, ackedAt: nil)
+        registry.close(closedKey)
 
-        XCTAssertEqual(registry.streams.count, 1, "a status for an unknown stream opens no record")
+        XCTAssertEqual(registry.streams.count, 1, "a stream the registry was not told of is not listed")
         let types = registry.streams[0].types
         XCTAssertEqual(types.map(\.typeURL), [TypeURL.cluster, TypeURL.endpoint])
         XCTAssertEqual(types[0].status, .synced)
         XCTAssertEqual(types[0].versionSent, "2")
         XCTAssertEqual(types[1].status, .stale)
         registry.close(key)
-        registry.update(key, type: status(TypeURL.cluster, .stale, version: "3"))
+        open.update(status(TypeURL.cluster, .stale, version: "3"), sentAt: nil, ackedAt: nil)
         XCTAssertTrue(registry.streams.isEmpty, "a closed stream's late status does not bring it back")
     }
 

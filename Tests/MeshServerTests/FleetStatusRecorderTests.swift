@@ -20,6 +20,7 @@ final class FleetStatusRecorderTests: XCTestCase {
         let failNext = Locked(false)
         let recorder: FleetStatusRecorder
         var streams: [String: Stream] = [:]
+        var statuses: [String: ProxyStreamStatus] = [:]
 
         init(flushInterval: Double) {
             let batches = self.batches, failNext = self.failNext
@@ -41,18 +42,20 @@ final class FleetStatusRecorderTests: XCTestCase {
         mutating func open(_ node: String) {
             let stream = Stream()
             streams[node] = stream
-            registry.open(ObjectIdentifier(stream), record(node))
-            recorder.streamOpened(ObjectIdentifier(stream), record: record(node), description: "ads", snapshotVersion: "v")
+            let status = ProxyStreamStatus(record(node))
+            statuses[node] = status
+            registry.open(ObjectIdentifier(stream), status)
+            recorder.streamOpened(ObjectIdentifier(stream), status: status, description: "ads", snapshotVersion: "v")
         }
 
         func change(_ node: String) {
-            let status = ProxyTypeStatus(ProxyStatus(typeURL: TypeURL.cluster), sentAt: nil, ackedAt: nil)
-            registry.update(ObjectIdentifier(streams[node]!), type: status)
-            recorder.statusChanged(ObjectIdentifier(streams[node]!), status: status)
+            statuses[node]!.update(ProxyStatus(typeURL: TypeURL.cluster), sentAt: nil, ackedAt: nil)
+            recorder.statusChanged(ObjectIdentifier(streams[node]!))
         }
 
         mutating func close(_ node: String) {
             let stream = streams.removeValue(forKey: node)!
+            statuses[node] = nil
             registry.close(ObjectIdentifier(stream))
             recorder.streamClosed(ObjectIdentifier(stream), mode: .adsStateOfTheWorld)
         }

@@ -21,6 +21,7 @@ int transport_ssl_set_sni(SSL *ssl, const char *host_name);
 long transport_ssl_mode_release_buffers(void);
 long transport_ssl_mode_enable_partial_write(void);
 long transport_ssl_mode_accept_moving_write_buffer(void);
+long transport_ssl_mode_no_auto_chain(void);
 
 // 1 when the ClientHello carries an ALPN extension offering `proto`, 0 when it
 // offers ALPN without it, -1 when it carries no ALPN extension at all.
