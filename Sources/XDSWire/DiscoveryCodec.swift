@@ -20,7 +20,16 @@ extension DiscoveryRequest {
     /// subscription (fifty names for EDS), and the stream compares it with what it holds — equal storage makes that an
     /// identity check, and building fifty strings per ACK was a twentieth of the server's instructions on a push.
     public init(serialized bytes: UnsafeRawBufferPointer, knownNames: (String) -> [String]?) throws(WireError) {
-        // Every ACK of every proxy is decoded here: the message lives in scratch memory (see UnpackScratch.swift).
+        // Every ACK of every proxy is decoded here: read from the wire directly (DiscoveryRequestDecoding.swift).
+        if let acknowledgement = Self.decodeAcknowledgement(bytes, knownNames: knownNames) {
+            self = acknowledgement
+            return
+        }
+        try self.init(unpacking: bytes, knownNames: knownNames)
+    }
+
+    /// Decodes through protobuf-c; the message lives in scratch memory (see UnpackScratch.swift).
+    init(unpacking bytes: UnsafeRawBufferPointer, knownNames: (String) -> [String]?) throws(WireError) {
         self = try withUnpackScratch { allocator throws(WireError) in
             guard let message = envoy__service__discovery__v3__discovery_request__unpack(allocator, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
                 throw WireError(messageType: "envoy.service.discovery.v3.DiscoveryRequest", byteCount: bytes.count)
