@@ -5,7 +5,6 @@
 // loop); the registry holds every stream's, and readers take consistent copies.
 import Foundation
 import MeshModel
-import Synchronization
 import XDSProtocol
 import XDSWire
 
@@ -76,12 +75,14 @@ public struct ProxyStreamRecord: Sendable, Codable, Hashable {
 /// used to keep a copy each, updated under their own lock — two locks every stream of the fleet contended for, per
 /// type, on every response and ACK, and ≈ 1.4 KB per idle proxy (docs/BENCHMARKS.md, session 12). The lock here
 /// is the stream's own: its writer never waits for another stream.
-public final class ProxyStreamStatus: Sendable {
+public final class ProxyStreamStatus: @unchecked Sendable {
+    // @unchecked Sendable: rule 2 (docs/ARCHITECTURE.md) — `state` is only touched under `lock`; the rest is immutable.
     /// These never change: read without the lock.
     public let nodeID: String
     public let group: String
     public let mode: SubscriptionMode
-    private let state: Mutex<State>
+    private let lock = NSLock()
+    private var state: State
 
     private struct State {
         /// The stream's record without its types.
@@ -98,12 +99,12 @@ public final class ProxyStreamStatus: Sendable {
         mode = record.mode
         var bare = record
         bare.types = []
-        state = Mutex(State(record: bare))
+        state = State(record: bare)
     }
 
     /// The stream's record as it stands.
     public var record: ProxyStreamRecord {
-        let (record, types) = state.withLock { ($0.record, $0.types) }
+        let (record, types) = lock.withLock { (state.record, state.types) }
         var result = record
         result.types = types.map { ProxyTypeStatus($0.status, sentAt: $0.sentAt, ackedAt: $0.ackedAt) }
         return result
@@ -114,7 +115,7 @@ public final class ProxyStreamStatus: Sendable {
 
     /// Replaces (or adds) one type's status.
     public func update(_ status: ProxyStatus, sentAt: WallClockTime?, ackedAt: WallClockTime?) {
-        state.withLock { state in
+        lock.withLock {
             if let i = state.types.firstIndex(where: { TypeURL.same($0.status.typeURL, status.typeURL) }) {
                 state.types[i] = (status, sentAt, ackedAt)
             } else {
