@@ -130,6 +130,14 @@ final class TLSConnection {
         return PeerIdentity(uriSANs: certificate.uriNames, commonName: certificate.commonName.flatMap { $0.isEmpty ? nil : $0 })
     }
 
+    /// How many certificates the peer sent (its own and the rest of its chain); 0 before the handshake. On a server,
+    /// OpenSSL keeps the client's chain apart from its certificate, both for the connection's life.
+    var peerCertificateCount: Int {
+        guard SSL_get0_peer_certificate(ssl) != nil else { return 0 }
+        let chain = SSL_get_peer_cert_chain(ssl).map { Int(OPENSSL_sk_num($0)) } ?? 0
+        return SSL_is_server(ssl) == 1 ? 1 + chain : chain
+    }
+
     private func outcome(_ rc: Int32) -> Outcome {
         let code = SSL_get_error(ssl, rc)
         switch code {
