@@ -41,6 +41,8 @@ int transport_ssl_set_sni(SSL *ssl, const char *host_name) {
     return (int)SSL_set_tlsext_host_name(ssl, host_name);
 }
 
+void transport_ssl_ctx_set_read_ahead(SSL_CTX *ctx) { SSL_CTX_set_read_ahead(ctx, 1); }
+
 long transport_ssl_mode_release_buffers(void) { return SSL_MODE_RELEASE_BUFFERS; }
 long transport_ssl_mode_enable_partial_write(void) { return SSL_MODE_ENABLE_PARTIAL_WRITE; }
 long transport_ssl_mode_accept_moving_write_buffer(void) { return SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; }

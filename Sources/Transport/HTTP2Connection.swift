@@ -254,8 +254,15 @@ final class HTTP2Connection: EventLoopSelectable {
                     }
                 }
                 budget -= count
-                // Level-triggered epoll reports unread socket bytes again; only bytes buffered inside the SSL would be missed.
-                if budget <= 0 && !(tls?.hasBufferedPlaintext ?? false) { return }
+                // Level-triggered epoll reports unread socket bytes again; only bytes buffered inside the SSL would be
+                // missed. So once OpenSSL holds nothing more (with read-ahead it takes what the socket had in one
+                // read), or a plaintext read came back short, stop: reading on until EAGAIN cost one more read(2) per
+                // proxy per event (strace, docs/BENCHMARKS.md session 12).
+                if let tls {
+                    if !tls.hasBufferedInput { return }
+                } else if count < buffer.count || budget <= 0 {
+                    return
+                }
             case .wouldBlock:
                 return
             case .wantsOppositeEvent:

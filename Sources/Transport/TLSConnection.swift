@@ -112,7 +112,9 @@ final class TLSConnection {
     }
 
     /// True when decrypted bytes are already buffered inside the SSL (epoll will not report them).
-    var hasBufferedPlaintext: Bool { SSL_pending(ssl) > 0 }
+    /// Whether OpenSSL holds received bytes not yet returned by `read`: decrypted plaintext, or (with read-ahead)
+    /// records read from the socket and not yet processed. Epoll will not report them.
+    var hasBufferedInput: Bool { SSL_has_pending(ssl) == 1 }
 
     /// The ALPN protocol the handshake selected, if any.
     var negotiatedProtocol: String? {

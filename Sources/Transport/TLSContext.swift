@@ -78,6 +78,10 @@ final class TLSContext: @unchecked Sendable {
             transport_ssl_mode_release_buffers() | transport_ssl_mode_enable_partial_write()
                 | transport_ssl_mode_accept_moving_write_buffer())
         transport_ssl_ctx_set_options(context)
+        // Read whatever the socket holds in one read(2), not a record header and then its body: an xDS proxy's ACKs
+        // are small records that often arrive together. `TLSConnection.hasBufferedInput` tells the read loop what
+        // OpenSSL holds that no epoll event will announce again.
+        transport_ssl_ctx_set_read_ahead(context)
     }
 
     deinit { SSL_CTX_free(raw) }

@@ -15,6 +15,7 @@ long transport_ssl_ctx_set_mode(SSL_CTX *ctx, long mode);
 int transport_ssl_ctx_set_tls_versions(SSL_CTX *ctx);        // TLS 1.2 .. 1.3
 // No renegotiation, no compression, peers may close without close_notify.
 void transport_ssl_ctx_set_options(SSL_CTX *ctx);
+void transport_ssl_ctx_set_read_ahead(SSL_CTX *ctx);
 // Server side: no session cache, no TLS 1.2 tickets, no TLS 1.3 tickets: every handshake is a full one.
 int transport_ssl_ctx_disable_resumption(SSL_CTX *ctx);
 int transport_ssl_set_sni(SSL *ssl, const char *host_name);
