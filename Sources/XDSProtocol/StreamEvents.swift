@@ -56,6 +56,17 @@ public struct NackRecord: Sendable, Hashable {
     public var at: WallClockTime
     /// True when a newer response had already been sent when the NACK arrived.
     public var stale: Bool
+
+    public init(typeURL: String, rejectedVersion: String? = nil, nonce: String, proxyVersion: String, errorDetail: Status,
+                at: WallClockTime, stale: Bool) {
+        self.typeURL = typeURL
+        self.rejectedVersion = rejectedVersion
+        self.nonce = nonce
+        self.proxyVersion = proxyVersion
+        self.errorDetail = errorDetail
+        self.at = at
+        self.stale = stale
+    }
 }
 
 /// What a DiscoveryStream asks its transport (or its status bookkeeping) to do.

@@ -1,7 +1,7 @@
 // A stream machine's per-type status in a given state, for tests of what is built from it (CSDS answers, the
 // registry, rollout reports): the nonces and versions that make `ProxyStatus.verdict` say `verdict`.
 import Foundation
-@testable import XDSProtocol
+import XDSProtocol
 import XDSWire
 
 extension ProxyStatus {
