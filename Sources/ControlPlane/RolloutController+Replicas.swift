@@ -128,9 +128,11 @@ extension RolloutController {
         for stream in local.values {
             var entry = proxies[stream.proxy] ?? ProxyReport(proxy: stream.proxy, streams: 0, types: [:])
             entry.streams += 1
-            for status in types ? stream.status.types : [] {
-                let observation = TypeObservation(status)
-                entry.types[status.typeURL] = entry.types[status.typeURL].map { TypeObservation.worse($0, observation) } ?? observation
+            if types {
+                stream.status.forEachType { status, _, ackedAt in
+                    let observation = TypeObservation(status, ackedAt: ackedAt)
+                    entry.types[status.typeURL] = entry.types[status.typeURL].map { TypeObservation.worse($0, observation) } ?? observation
+                }
             }
             proxies[stream.proxy] = entry
         }
@@ -489,15 +491,16 @@ extension RolloutController {
 }
 
 extension TypeObservation {
-    /// What the rollout judges of one type's status: in sync, waiting for an ACK, or rejected.
-    init(_ status: ProxyTypeStatus) {
-        let sync: TypeSync = switch status.status {
+    /// What the rollout judges of one type's status (as the stream's machine gave it, and when the type was last
+    /// ACKed): in sync, waiting for an ACK, or rejected.
+    init(_ status: ProxyStatus, ackedAt: WallClockTime?) {
+        let sync: TypeSync = switch status.verdict {
         case .synced, .notSent: .synced
         case .stale: .pending
         case .nacked: .rejected
         }
-        self.init(sync: sync, sentVersion: status.snapshotSent,
-                  ackedAt: status.ackedAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) },
-                  rejection: sync == .rejected ? status.nack?.message : nil)
+        self.init(sync: sync, sentVersion: status.snapshotVersionSent,
+                  ackedAt: ackedAt.map { ($0.nanosecondsSinceEpoch + 500_000) / 1_000_000 },
+                  rejection: sync == .rejected ? status.lastNack?.errorDetail.message : nil)
     }
 }
