@@ -111,7 +111,6 @@ final class TLSConnection {
         OpenSSLErrorQueue.clear()
     }
 
-    /// True when decrypted bytes are already buffered inside the SSL (epoll will not report them).
     /// Whether OpenSSL holds received bytes not yet returned by `read`: decrypted plaintext, or (with read-ahead)
     /// records read from the socket and not yet processed. Epoll will not report them.
     var hasBufferedInput: Bool { SSL_has_pending(ssl) == 1 }
