@@ -110,9 +110,6 @@ public final class ProxyStreamStatus: @unchecked Sendable {
         return result
     }
 
-    /// Its per-type status as it stands.
-    public var types: [ProxyTypeStatus] { record.types }
-
     /// Calls `body` with each type's status as the machine gave it, and when that type was last sent and ACKed, under
     /// the lock (keep `body` short): for readers that need a few fields of every stream's status — the rollout
     /// controller's fleet view, rebuilt as often as every 100 ms during a rollout — without building the operators' view.

@@ -6,6 +6,7 @@
 // protobuf-c would decode it (DiscoveryRequestDecodingTests compares the two on generated and mutated messages).
 
 import Glibc
+import ProtobufWire
 
 extension DiscoveryRequest {
     /// The request, when it is an ACK-shaped one this path reads; nil for anything else, to be decoded by protobuf-c:
@@ -59,19 +60,10 @@ extension DiscoveryRequest {
     }
 }
 
-/// A varint of at most 10 bytes ending before `end`, or nil.
+/// The varint at `position` of the `end` bytes at `base` (ProtobufWire's reader), or nil when it is not one.
 @inline(__always)
 private func readVarint(_ base: UnsafePointer<UInt8>, _ position: inout Int, _ end: Int) -> UInt64? {
-    var value: UInt64 = 0
-    var shift: UInt64 = 0
-    while position < end && shift < 64 {
-        let byte = base[position]
-        position += 1
-        value |= UInt64(byte & 0x7f) << shift
-        if byte < 0x80 { return shift == 63 && byte > 1 ? nil : value }
-        shift += 7
-    }
-    return nil
+    try? Varint.decode(UnsafeBufferPointer(start: base, count: end), at: &position).get()
 }
 
 /// The bytes as a string when they are ASCII without NUL (see `decodeAcknowledgement`), else nil.
