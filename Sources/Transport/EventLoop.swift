@@ -13,6 +13,10 @@ protocol EventLoopSelectable: AnyObject {
 /// A handle to a timer scheduled on an `EventLoop`, used to cancel it.
 public struct ScheduledTimer: Sendable, Hashable {
     let id: UInt64
+
+    /// No timer (ids start at 1; cancelling it does nothing): a slot for a timer that may be pending, in 8 bytes
+    /// where an optional takes 16, for objects kept per connection.
+    static let none = ScheduledTimer(id: 0)
 }
 
 /// A single-threaded epoll event loop: every connection, stream and timer assigned to it runs on its thread.

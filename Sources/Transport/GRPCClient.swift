@@ -67,7 +67,7 @@ public final class GRPCClient: Sendable {
         do {
             connection = try HTTP2Connection(
                 id: 0, loop: loop, fd: fd, peerAddress: "\(configuration.host):\(configuration.port)", role: .client,
-                tls: tls, serverName: serverName, connecting: inProgress != 0, limits: configuration.limits,
+                tls: tls, serverName: serverName, connecting: inProgress != 0, limits: LimitsReference(configuration.limits),
                 logger: configuration.logger)
         } catch {
             Glibc.close(fd)

@@ -112,8 +112,20 @@ final class ServerCounters: Sendable {
 
 /// The connections one loop serves; only touched on that loop.
 final class LoopConnections: @unchecked Sendable {
-    // @unchecked Sendable: `connections` is read and written only on the loop with this index.
+    // @unchecked Sendable: `connections` and `paths` are read and written only on the loop with this index.
     var connections: [UInt64: GRPCServerConnection] = [:]
+    /// One copy of each method path this loop's streams use, up to `maxPaths`.
+    private var paths: Set<String> = []
+    static let maxPaths = 64
+
+    /// The loop's copy of `path`: a stream keeps its method path for its life, and the copy decoded from its request
+    /// (the xDS paths are ≈ 80 bytes) cost 128 bytes per idle proxy. The few paths a server serves are shared; past
+    /// `maxPaths` distinct ones (a client trying names), paths are kept as they come.
+    func shared(path: String) -> String {
+        if let index = paths.firstIndex(of: path) { return paths[index] }
+        if paths.count < Self.maxPaths { paths.insert(path) }
+        return path
+    }
 }
 
 /// Server state shared by the public facade, the listener and every loop.
@@ -142,6 +154,7 @@ final class ServerCore: Sendable {
 
     init(configuration: GRPCServerConfiguration, tlsContext: TLSContext?, group: EventLoopGroup, ownsGroup: Bool) {
         self.configuration = configuration
+        limitsReference = LimitsReference(configuration.limits)
         currentTLSContext = Locked(tlsContext)
         self.group = group
         self.ownsGroup = ownsGroup
@@ -149,6 +162,8 @@ final class ServerCore: Sendable {
     }
 
     var limits: TransportLimits { configuration.limits }
+    /// What each connection and stream reads its limits through.
+    let limitsReference: LimitsReference
 
     /// Counts a connection (or, with `stream`, a stream) against `identity`; false when its limit is reached.
     func admit(identity: String, stream: Bool) -> Bool {
@@ -216,7 +231,7 @@ final class ServerCore: Sendable {
         do {
             let connection = try HTTP2Connection(
                 id: id, loop: loop, fd: fd, peerAddress: peer, role: .server, tls: tlsContext, serverName: nil,
-                connecting: false, limits: limits, logger: configuration.logger)
+                connecting: false, limits: limitsReference, logger: configuration.logger)
             let server = GRPCServerConnection(core: self, connection: connection, handler: handler)
             connection.owner = server
             connection.bufferedBytesObserver = { [counters] delta, peak in
@@ -383,13 +398,13 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
     private let core: ServerCore
     let connection: HTTP2Connection
     private let handler: any GRPCServerHandler
-    private var streams: [HTTP2StreamID: ServerStream] = [:]
+    private var streams = StreamMap<ServerStream>()
     /// The identity this connection is counted against (nil: plaintext, no certificate, or refused).
     private var countedIdentity: String?
-    /// Streams counted against `countedIdentity`.
-    private var countedStreams: Set<HTTP2StreamID> = []
+    /// Streams counted against `countedIdentity` (each marked `countedAgainstIdentity`).
+    private var countedStreams = 0
     /// Requests that are not gRPC, waiting for their end before they are answered.
-    private var rejected: [HTTP2StreamID: NonGRPCRequest] = [:]
+    private var rejected = StreamMap<NonGRPCRequest>()
     private var context: ConnectionContext
 
     init(core: ServerCore, connection: HTTP2Connection, handler: any GRPCServerHandler) {
@@ -467,9 +482,10 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
             }
             return
         }
+        path = core.loopConnections[connection.loop.index].shared(path: path)
         let stream = ServerStream(
             streamID: streamID, path: path, connection: context, eventLoop: connection.loop, owner: self,
-            limits: connection.limits)
+            limits: connection.limitsReference)
         streams[streamID] = stream
         core.counters.activeStreams.wrappingAdd(1, ordering: .relaxed)
         if let identity = countedIdentity {
@@ -482,7 +498,8 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
                 stream.finish(GRPCStatus(.resourceExhausted, "identity \(identity) already holds \(limit) streams on this server (per-identity limit)"))
                 return
             }
-            countedStreams.insert(streamID)
+            stream.countedAgainstIdentity = true
+            countedStreams += 1
         }
         if let encoding, encoding != "identity" {
             stream.finish(GRPCStatus(.unimplemented, "grpc-encoding \(encoding) is not supported"))
@@ -531,10 +548,12 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
 
     func connection(_ connection: HTTP2Connection, streamClosed streamID: HTTP2StreamID, errorCode: HTTP2ErrorCode) {
         rejected[streamID] = nil
-        if let identity = countedIdentity, countedStreams.remove(streamID) != nil {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        if let identity = countedIdentity, stream.countedAgainstIdentity {
+            stream.countedAgainstIdentity = false
+            countedStreams -= 1
             core.release(identity: identity, connections: 0, streams: 1)
         }
-        guard let stream = streams.removeValue(forKey: streamID) else { return }
         core.counters.activeStreams.wrappingSubtract(1, ordering: .relaxed)
         stream.closed(stream.isFinished ? .finished : .cancelledByPeer(errorCode: errorCode))
     }
@@ -557,9 +576,9 @@ final class GRPCServerConnection: HTTP2ConnectionRole {
         streams.removeAll()
         rejected.removeAll()
         if let identity = countedIdentity {
-            core.release(identity: identity, connections: 1, streams: countedStreams.count)
+            core.release(identity: identity, connections: 1, streams: countedStreams)
             countedIdentity = nil
-            countedStreams.removeAll()
+            countedStreams = 0
         }
         core.counters.activeStreams.wrappingSubtract(open.count, ordering: .relaxed)
         for id in open.keys.sorted() { open[id]!.closed(.connectionClosed(reason)) }

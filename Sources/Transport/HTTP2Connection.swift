@@ -40,7 +40,8 @@ final class HTTP2Connection: EventLoopSelectable {
     let loop: EventLoop
     let fd: Int32
     let peerAddress: String
-    let limits: TransportLimits
+    let limitsReference: LimitsReference
+    var limits: TransportLimits { limitsReference.limits }
     private let logger: TransportLogger
     private let role: HTTP2Session.Role
     private let tls: TLSConnection?
@@ -64,10 +65,15 @@ final class HTTP2Connection: EventLoopSelectable {
     private var refusedStreams = 0
     private var lastReadAt = ContinuousClock.now
     private var pingSentAt: ContinuousClock.Instant?
-    private var timers: [ScheduledTimer] = []
-    private var lingerTimer: ScheduledTimer?
+    // One slot per pending timer, each cancelled on close. (An array of every timer scheduled grew by two entries per
+    // keepalive interval, as each tick schedules the next, for the connection's life: 46 KB per connection a day.)
+    private var handshakeTimer = ScheduledTimer.none
+    private var maxAgeTimer = ScheduledTimer.none
+    private var keepaliveTimer = ScheduledTimer.none
+    private var graceTimer = ScheduledTimer.none
+    private var lingerTimer = ScheduledTimer.none
     /// Set while nghttp2's outbound frame buffer has resident pages from a write (see `releaseIdleFrameBuffer`).
-    private var frameBufferTimer: ScheduledTimer?
+    private var frameBufferTimer = ScheduledTimer.none
     /// When stream data was last encoded; control frames do not count.
     private var lastEncodedAt = ContinuousClock.now
     /// When the buffer was released after the last stream data (nil: stream data written since).
@@ -87,14 +93,14 @@ final class HTTP2Connection: EventLoopSelectable {
     var bufferedOutboundBytes: Int { pending.count + (session?.queuedBytes ?? 0) }
 
     init(id: UInt64, loop: EventLoop, fd: Int32, peerAddress: String, role: HTTP2Session.Role,
-         tls: TLSContext?, serverName: String?, connecting: Bool, limits: TransportLimits,
+         tls: TLSContext?, serverName: String?, connecting: Bool, limits: LimitsReference,
          logger: @escaping TransportLogger) throws(TransportError) {
         self.id = id
         self.loop = loop
         self.fd = fd
         self.peerAddress = peerAddress
         self.role = role
-        self.limits = limits
+        self.limitsReference = limits
         self.logger = logger
         self.tls = try tls.map { context throws(TransportError) in
             try TLSConnection(context: context, fd: fd, serverName: serverName)
@@ -118,6 +124,11 @@ final class HTTP2Connection: EventLoopSelectable {
             return self.pending.count < self.limits.connectionWriteBufferBytes
         }
         var settings: [HTTP2Setting] = [
+            // No HPACK decoder table. An xDS or gRPC connection carries one or a few long-lived streams, so the peer
+            // sends each header block about once and indexing saves nothing; the table's entries (≈ 0.8 KB of an
+            // Envoy's request headers) would be kept for the connection's life. nghttp2 frees them when the peer
+            // acknowledges these SETTINGS; headers sent before that still decode against the default table.
+            .headerTableSize(0),
             .initialWindowSize(UInt32(clamping: limits.initialWindowSize)),
             .maxHeaderListSize(UInt32(clamping: limits.maxHeaderListBytes)),
         ]
@@ -140,17 +151,19 @@ final class HTTP2Connection: EventLoopSelectable {
             return
         }
         if let handshakeTimeout {
-            timers.append(loop.schedule(after: handshakeTimeout) { [unowned self] in
+            handshakeTimer = loop.schedule(after: handshakeTimeout) { [unowned self] in
+                self.handshakeTimer = .none
                 guard self.phase == .connecting || self.phase == .handshaking else { return }
                 self.close(.handshakeTimeout)
-            })
+            }
         }
         if let maxAge {
             // ±10% jitter so connections accepted together do not all reconnect together.
             let jitter = Double.random(in: 0.9...1.1)
-            timers.append(loop.schedule(after: maxAge * jitter) { [unowned self] in
+            maxAgeTimer = loop.schedule(after: maxAge * jitter) { [unowned self] in
+                self.maxAgeTimer = .none
                 self.beginGracefulClose(.maxConnectionAge, grace: self.limits.maxConnectionAgeGrace)
-            })
+            }
         }
         switch phase {
         case .handshaking: driveHandshake()
@@ -356,14 +369,14 @@ final class HTTP2Connection: EventLoopSelectable {
             lastEncodedAt = now
         }
         // No timer outlives the connection's close (timers hold it unowned; close cancels those it knows of).
-        guard frameBufferTimer == nil, phase != .closed else { return }
+        guard frameBufferTimer == .none, phase != .closed else { return }
         // Only control frames since the release: their page goes back after the idle period.
         let due = frameBufferReleasedAt == nil ? lastEncodedAt + frameBufferQuiet : now + idle
         frameBufferTimer = loop.schedule(at: due) { [unowned self] in self.releaseIdleFrameBuffer() }
     }
 
     private func releaseIdleFrameBuffer() {
-        frameBufferTimer = nil
+        frameBufferTimer = .none
         guard phase == .active || phase == .closing, let session, let idle = limits.releaseIdleFrameBufferAfter else { return }
         let now = ContinuousClock.now
         let due = frameBufferReleasedAt == nil ? lastEncodedAt + max(frameBufferQuiet, idle) : now
@@ -479,7 +492,11 @@ final class HTTP2Connection: EventLoopSelectable {
     // MARK: keepalive
 
     private func scheduleKeepalive(at deadline: ContinuousClock.Instant) {
-        timers.append(loop.schedule(at: deadline) { [unowned self] in self.keepaliveTick() })
+        loop.cancel(keepaliveTimer)  // one chain of ticks, whoever reschedules
+        keepaliveTimer = loop.schedule(at: deadline) { [unowned self] in
+            self.keepaliveTimer = .none
+            self.keepaliveTick()
+        }
     }
 
     private func keepaliveTick() {
@@ -517,11 +534,12 @@ final class HTTP2Connection: EventLoopSelectable {
         isDraining = true
         intendedCloseReason = reason
         session.submitGoAway(errorCode: .noError)
-        timers.append(loop.schedule(after: grace) { [unowned self] in
+        graceTimer = loop.schedule(after: grace) { [unowned self] in
+            self.graceTimer = .none
             guard self.phase == .active else { return }
             self.owner?.connection(self, cancelAllStreamsWith: GRPCStatus(.unavailable, reason.description))
             self.closeAfterFlush(reason, goAwayError: nil)
-        })
+        }
         requestFlush()
     }
 
@@ -557,11 +575,8 @@ final class HTTP2Connection: EventLoopSelectable {
         guard phase != .closed else { return }
         let handshakeDone = phase == .active || phase == .closing
         phase = .closed
-        for timer in timers { loop.cancel(timer) }
-        timers.removeAll()
-        if let lingerTimer { loop.cancel(lingerTimer) }
-        if let frameBufferTimer { loop.cancel(frameBufferTimer) }
-        frameBufferTimer = nil
+        for timer in [handshakeTimer, maxAgeTimer, keepaliveTimer, graceTimer, lingerTimer, frameBufferTimer] { loop.cancel(timer) }
+        (handshakeTimer, maxAgeTimer, keepaliveTimer, graceTimer, lingerTimer, frameBufferTimer) = (.none, .none, .none, .none, .none, .none)
         if handshakeDone { tls?.shutdownQuietly() }
         if token != 0 { loop.unregister(fd: fd, token: token) }
         Glibc.close(fd)

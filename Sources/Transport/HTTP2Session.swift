@@ -24,37 +24,68 @@ protocol HTTP2SessionDelegate: AnyObject {
 public enum HTTP2MemoryAccounting {
     static let bytesInUse = Atomic<Int>(0)
     static let releasedPages = Atomic<Int>(0)
+    static let releasedTablePages = Atomic<Int>(0)
 
     /// Current nghttp2 heap usage of all sessions, in bytes.
     public static var currentBytes: Int { bytesInUse.load(ordering: .relaxed) }
     /// Bytes of idle sessions' outbound frame buffers handed back to the kernel so far (they stay allocated).
     public static var releasedFrameBufferBytes: Int { releasedPages.load(ordering: .relaxed) }
+    /// Bytes of sessions' empty HPACK table rings handed back to the kernel so far (they stay allocated).
+    public static var releasedHeaderTableBytes: Int { releasedTablePages.load(ordering: .relaxed) }
 }
 
-/// The blocks of at least `OutboundFrameBuffer.minimumBytes` nghttp2 allocates while its session is created: its
-/// outbound frame buffer (16 KiB + a frame header, every session, for its whole life). nghttp2 copies every frame
-/// it sends into it, so after the first response its pages stay resident though the connection then idles for
-/// hours; `releasePages` hands them back to the kernel (they read as zeros when touched again, and nghttp2 writes
-/// a frame before it reads one). Only blocks allocated during creation are recorded, so nothing else nghttp2
-/// allocates later (an inbound header buffer that may hold live bytes) is ever released this way.
+/// Blocks nghttp2 allocates while its session is created, for the session's whole life, that hold nothing while
+/// the connection idles, so their pages can go back to the kernel (they read as zeros when touched again):
+/// - the outbound frame buffer (16 KiB and a frame header): nghttp2 copies every frame it sends into it, so after
+///   the first response its pages stay resident though the connection then idles for hours; nghttp2 writes a frame
+///   before it reads one;
+/// - the two HPACK rings (encoder and decoder, 128 entry pointers, 1 KiB each, whatever the table size): with
+///   both dynamic tables at size 0 they hold no entry, and a ring is only read where it holds entries.
+/// Only blocks allocated during creation are recorded, so nothing else nghttp2 allocates later (an inbound header
+/// buffer that may hold live bytes) is ever released this way.
 final class OutboundFrameBuffer {
     static let minimumBytes = 16 * 1024
+    /// An HPACK ring: `hd_ringbuf_init` sizes it for a 4,096-byte table of 32-byte minimum entries (nghttp2 1.52
+    /// and later), the same for both rings. Nothing else nghttp2 allocates while creating a session has this size.
+    static let headerTableRingBytes = 128 * MemoryLayout<UnsafeRawPointer>.size
+
+    private struct Block {
+        let pointer: UnsafeMutableRawPointer
+        let bytes: Int
+        var residentPages: Int { transport_resident_pages(pointer, bytes) }
+        func release() -> Int { transport_release_pages(pointer, bytes) }
+    }
+
     fileprivate var recording = false
-    fileprivate private(set) var blocks: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
+    // Fixed slots rather than arrays: two arrays were two allocations more on every connection. A block nghttp2 might
+    // allocate beyond them (none in 1.52) is simply never released.
+    private var frameBuffer: Block?
+    private var headerTableRings: (Block?, Block?)
 
     fileprivate func allocated(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
-        if recording && bytes >= Self.minimumBytes { blocks.append((pointer, bytes)) }
+        if isFrameBuffer(bytes: bytes) { frameBuffer = Block(pointer: pointer, bytes: bytes) }
     }
 
     /// Whether a new block of `bytes` is the frame buffer (see `allocatePageAligned`).
-    fileprivate func isFrameBuffer(bytes: Int) -> Bool { recording && bytes >= Self.minimumBytes }
+    fileprivate func isFrameBuffer(bytes: Int) -> Bool { recording && bytes >= Self.minimumBytes && frameBuffer == nil }
+
+    /// Whether a new block of `bytes` is an HPACK ring (allocated page-aligned, see `allocatePageAligned`).
+    fileprivate func isHeaderTableRing(bytes: Int) -> Bool {
+        recording && bytes == Self.headerTableRingBytes && (headerTableRings.0 == nil || headerTableRings.1 == nil)
+    }
+
+    fileprivate func allocatedHeaderTableRing(_ pointer: UnsafeMutableRawPointer) {
+        let ring = Block(pointer: pointer, bytes: Self.pageSize)
+        if headerTableRings.0 == nil { headerTableRings.0 = ring } else { headerTableRings.1 = ring }
+    }
 
     private static let pageSize = Int(getpagesize())
 
-    /// The frame buffer starts on a page boundary and spans whole pages, so releasing it hands every page back.
-    /// Placed anywhere by malloc, its 16,394 bytes share a first and a last page with neighbouring blocks; those two
-    /// pages hold ≈ 4 KiB of the buffer that no release can reach — 4 KiB of RSS on every idle connection, a tenth
-    /// of a proxy's cost (measured with heaptrack at 1,000 proxies). The rounding up is address space, never touched.
+    /// A released block starts on a page boundary and spans whole pages, so releasing it hands every page back.
+    /// Placed anywhere by malloc, the frame buffer's 16,394 bytes share a first and a last page with neighbouring
+    /// blocks; those two pages hold ≈ 4 KiB of the buffer that no release can reach — 4 KiB of RSS on every idle
+    /// connection, a tenth of a proxy's cost (measured with heaptrack at 1,000 proxies); a 1 KiB ring would share
+    /// its only page. The rounding up is address space, never touched.
     fileprivate static func allocatePageAligned(_ bytes: Int) -> UnsafeMutableRawPointer? {
         var pointer: UnsafeMutableRawPointer?
         guard posix_memalign(&pointer, pageSize, (bytes + pageSize - 1) / pageSize * pageSize) == 0 else { return nil }
@@ -62,18 +93,30 @@ final class OutboundFrameBuffer {
     }
 
     fileprivate func freed(_ pointer: UnsafeMutableRawPointer) {
-        guard !blocks.isEmpty else { return }
-        blocks.removeAll { $0.pointer == pointer }
+        if frameBuffer?.pointer == pointer { frameBuffer = nil }
+        if headerTableRings.0?.pointer == pointer { headerTableRings.0 = nil }
+        if headerTableRings.1?.pointer == pointer { headerTableRings.1 = nil }
     }
 
-    /// Whole pages inside the recorded blocks that are resident now (the tests' view of what a write touched).
-    var residentPages: Int { blocks.reduce(0) { $0 + transport_resident_pages($1.pointer, $1.bytes) } }
+    /// Whole pages of the frame buffer that are resident now (the tests' view of what a write touched).
+    var residentPages: Int { frameBuffer?.residentPages ?? 0 }
 
-    /// Hands the whole pages inside the recorded blocks back to the kernel; returns the bytes released.
+    /// Resident pages of the HPACK rings (the tests' view).
+    var headerTableResidentPages: Int { (headerTableRings.0?.residentPages ?? 0) + (headerTableRings.1?.residentPages ?? 0) }
+
+    /// Hands the whole pages of the frame buffer back to the kernel; returns the bytes released.
     /// Only call while nghttp2 holds no unsent frame bytes (its last `mem_send` returned nothing).
     func releasePages() -> Int {
-        let released = blocks.reduce(0) { $0 + transport_release_pages($1.pointer, $1.bytes) }
+        let released = frameBuffer?.release() ?? 0
         HTTP2MemoryAccounting.releasedPages.wrappingAdd(released, ordering: .relaxed)
+        return released
+    }
+
+    /// Hands the HPACK rings' pages back to the kernel; returns the bytes released.
+    /// Only call while both dynamic tables are empty.
+    func releaseHeaderTableRings() -> Int {
+        let released = (headerTableRings.0?.release() ?? 0) + (headerTableRings.1?.release() ?? 0)
+        HTTP2MemoryAccounting.releasedTablePages.wrappingAdd(released, ordering: .relaxed)
         return released
     }
 }
@@ -84,7 +127,9 @@ private func frameBuffer(_ userData: UnsafeMutableRawPointer?) -> OutboundFrameB
 
 private func countedMalloc(_ size: Int, _ userData: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     let buffer = frameBuffer(userData)
-    guard let pointer = buffer?.isFrameBuffer(bytes: size) == true ? OutboundFrameBuffer.allocatePageAligned(size) : malloc(size) else { return nil }
+    let ring = buffer?.isHeaderTableRing(bytes: size) == true
+    guard let pointer = buffer?.isFrameBuffer(bytes: size) == true || ring ? OutboundFrameBuffer.allocatePageAligned(size) : malloc(size) else { return nil }
+    if ring { buffer?.allocatedHeaderTableRing(pointer) }
     let usable = transport_malloc_usable_size(pointer)
     HTTP2MemoryAccounting.bytesInUse.wrappingAdd(usable, ordering: .relaxed)
     buffer?.allocated(pointer, bytes: usable)
@@ -288,8 +333,8 @@ final class HTTP2Session {
     private var resetSent = HTTP2StreamID.connection
     private var inboundFrames = FrameBoundaryScanner()
 
-    private var pendingHeaders: [HTTP2StreamID: (fields: [HeaderField], bytes: Int)] = [:]
-    private var outbound: [HTTP2StreamID: OutboundQueue] = [:]
+    private var pendingHeaders = StreamMap<(fields: [HeaderField], bytes: Int)>()
+    private var outbound = StreamMap<OutboundQueue>()
     private var drained: [HTTP2StreamID] = []
     /// Where DATA frames are written without a copy into nghttp2's frame buffer (the connection's output, in order
     /// with the chunks `nextOutbound` returns); returns whether the output has room for more. nil: nghttp2 copies
@@ -305,7 +350,9 @@ final class HTTP2Session {
     /// Bytes waiting in all outbound queues of this session.
     private(set) var queuedBytes = 0
 
-    init(role: Role, maxHeaderListBytes: Int, maxConcurrentStreams: Int) throws(TransportError) {
+    /// `encoderTableSize`: the HPACK table our encoder may use; 0 in production (see the option below), larger only
+    /// for tests that play a peer which indexes its headers, as Envoy does.
+    init(role: Role, maxHeaderListBytes: Int, maxConcurrentStreams: Int, encoderTableSize: Int = 0) throws(TransportError) {
         self.role = role
         self.maxHeaderListBytes = maxHeaderListBytes
         var callbacks: OpaquePointer?
@@ -332,8 +379,10 @@ final class HTTP2Session {
         // MAX_CONCURRENT_STREAMS of them per connection. The few bytes RFC 9113 §5.1 needs to answer frames on
         // closed streams live in `recentlyClosed` instead.
         nghttp2_option_set_no_closed_streams(option, 1)
-        // A small HPACK encoder table: gRPC responses repeat a handful of headers.
-        nghttp2_option_set_max_deflate_dynamic_table_size(option, 1024)
+        // No HPACK encoder table: a connection carries one or a few long-lived gRPC streams, so each header block is
+        // sent about once, and indexed entries would only be kept, per connection, for the connection's life (the
+        // decoder's side is `HTTP2Setting.headerTableSize(0)`, in HTTP2Connection).
+        nghttp2_option_set_max_deflate_dynamic_table_size(option, encoderTableSize)
         nghttp2_option_set_max_send_header_block_length(option, 64 * 1024)
         nghttp2_option_set_max_outbound_ack(option, 100)
         nghttp2_option_set_max_settings(option, 16)
@@ -420,8 +469,33 @@ final class HTTP2Session {
     /// Only while nothing is left to encode: the caller's last `nextOutbound()` returned an empty chunk.
     func releaseIdlePages() -> Int {
         guard !wantsWrite else { return 0 }
+        releaseEmptyHeaderTables()
         return frameBuffer.releasePages()
     }
+
+    /// Whether the HPACK rings' pages were handed back; with both tables at size 0 for good, nothing writes them again.
+    private var headerTablesReleased = false
+    /// SETTINGS frames submitted that the peer has not acknowledged yet.
+    private var unacknowledgedSettings = 0
+    /// The decoder table size last announced (RFC 7541's default until then).
+    private var localHeaderTableSize: UInt32 = 4096
+
+    /// Hands back the HPACK rings' pages once both dynamic tables are empty and stay so: our encoder's table has size
+    /// 0 (session option), and the peer acknowledged a decoder table of size 0, which emptied what its first header
+    /// blocks had indexed (`HTTP2Setting.headerTableSize(0)`). With a peer allowed a table, nothing is released.
+    private func releaseEmptyHeaderTables() {
+        guard !headerTablesReleased, unacknowledgedSettings == 0, localHeaderTableSize == 0,
+              nghttp2_session_get_hd_inflate_dynamic_table_size(raw) == 0,
+              nghttp2_session_get_hd_deflate_dynamic_table_size(raw) == 0 else { return }
+        headerTablesReleased = true
+        _ = frameBuffer.releaseHeaderTableRings()
+    }
+
+    /// Resident pages of the HPACK rings (for the tests).
+    var headerTableResidentPages: Int { frameBuffer.headerTableResidentPages }
+
+    /// Bytes of header entries our decoder's table holds (RFC 7541 §4.1 sizes; for the tests).
+    var decoderTableBytes: Int { nghttp2_session_get_hd_inflate_dynamic_table_size(raw) }
 
     /// Whole pages of the outbound frame buffer that are resident (for the tests).
     var frameBufferResidentPages: Int { frameBuffer.residentPages }
@@ -446,8 +520,11 @@ final class HTTP2Session {
             case .maxConcurrentStreams(let n): nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: n)
             case .initialWindowSize(let n): nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: n)
             case .maxHeaderListSize(let n): nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: n)
+            case .headerTableSize(let n): nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_HEADER_TABLE_SIZE.rawValue), value: n)
             }
         }
+        for case .headerTableSize(let size) in entries { localHeaderTableSize = size }
+        unacknowledgedSettings += 1
         _ = nghttp2_submit_settings(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), settings, settings.count)
     }
 
@@ -618,6 +695,9 @@ final class HTTP2Session {
             resetReceived = streamID
         case NGHTTP2_PING.rawValue:
             if frame.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { delegate?.sessionReceivedPingAck() }
+        case NGHTTP2_SETTINGS.rawValue:
+            // nghttp2 has applied the acknowledged SETTINGS (a smaller decoder table evicted its entries).
+            if frame.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 && unacknowledgedSettings > 0 { unacknowledgedSettings -= 1 }
         default:
             break
         }

@@ -52,4 +52,6 @@ enum HTTP2Setting: Equatable, Sendable {
     case maxConcurrentStreams(UInt32)
     case initialWindowSize(UInt32)
     case maxHeaderListSize(UInt32)
+    /// The HPACK dynamic table the peer may use for the headers it sends us (RFC 7541 §4.2).
+    case headerTableSize(UInt32)
 }

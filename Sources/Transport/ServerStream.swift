@@ -15,13 +15,18 @@ public final class ServerStream: @unchecked Sendable {
     public let connection: ConnectionContext
     public let eventLoop: EventLoop
     let streamID: HTTP2StreamID
-    private weak var owner: GRPCServerConnection?
-    private let limits: TransportLimits
+    /// Its connection until the stream closes (`closed`, called for every stream the connection opened, ends the
+    /// cycle). Not weak: a weak reference gave every connection a side table for its life (48 bytes per idle proxy).
+    private var owner: GRPCServerConnection?
+    private let limitsReference: LimitsReference
+    private var limits: TransportLimits { limitsReference.limits }
     var handler: (any GRPCStreamHandler)?
     private var deframer: GRPCMessageDeframer
     private var headersSent = false
     private var inboundRejected = false
     private var messagesReceived = 0
+    /// Counted against its connection's identity (`TransportLimits.maxStreamsPerIdentity`) until it closes.
+    var countedAgainstIdentity = false
     private var firstMessageTimer: ScheduledTimer?
     /// True once a status has been submitted.
     public private(set) var isFinished = false
@@ -29,21 +34,23 @@ public final class ServerStream: @unchecked Sendable {
     public private(set) var isClosed = false
 
     init(streamID: HTTP2StreamID, path: String, connection: ConnectionContext, eventLoop: EventLoop,
-         owner: GRPCServerConnection, limits: TransportLimits) {
+         owner: GRPCServerConnection, limits: LimitsReference) {
         self.streamID = streamID
         self.path = path
         self.connection = connection
         self.eventLoop = eventLoop
         self.owner = owner
-        self.limits = limits
-        deframer = GRPCMessageDeframer(maxMessageBytes: limits.maxReceiveMessageBytes)
+        self.limitsReference = limits
+        deframer = GRPCMessageDeframer(maxMessageBytes: limits.limits.maxReceiveMessageBytes)
     }
 
     /// Arms the first-message deadline (called once the stream is dispatched, on its loop).
     func startFirstMessageTimer() {
         let timeout = limits.firstMessageTimeout
-        firstMessageTimer = eventLoop.schedule(after: timeout) { [weak self] in
-            guard let self, self.messagesReceived == 0 else { return }
+        // Holds the stream until it fires or is cancelled (by the first message, or by `closed`): a weak capture would
+        // give every stream a weak-reference side table for its whole life (48 bytes per idle proxy).
+        firstMessageTimer = eventLoop.schedule(after: timeout) { [self] in
+            guard messagesReceived == 0 else { return }
             self.firstMessageTimer = nil
             self.finish(GRPCStatus(.deadlineExceeded, "no request message within \(timeout) of opening the stream"))
         }
@@ -145,6 +152,7 @@ public final class ServerStream: @unchecked Sendable {
     func closed(_ reason: StreamCloseReason) {
         guard !isClosed else { return }
         isClosed = true
+        owner = nil
         cancelFirstMessageTimer()
         let handler = self.handler
         self.handler = nil

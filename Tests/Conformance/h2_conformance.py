@@ -127,6 +127,11 @@ class Connection:
                     got_ack = True
                 else:
                     self.server_settings = dict(frame.settings)
+                    # As a conforming peer does (RFC 7541 §4.2, RFC 9113 §6.5.2): header blocks encoded from here on
+                    # fit the table size the server announced (meshctl announces 0), the first starting with the
+                    # size update.
+                    if SettingsFrame.HEADER_TABLE_SIZE in self.server_settings:
+                        self.encoder.header_table_size = self.server_settings[SettingsFrame.HEADER_TABLE_SIZE]
                     ack = SettingsFrame(0)
                     ack.flags.add("ACK")
                     self.write(ack)

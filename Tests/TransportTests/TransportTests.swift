@@ -236,6 +236,7 @@ final class TransportTests: XCTestCase {
             $0.limits.keepBusyFrameBufferFor = nil  // the second response comes soon after the release
         }) { h in
             let before = HTTP2MemoryAccounting.releasedFrameBufferBytes
+            let tablesBefore = HTTP2MemoryAccounting.releasedHeaderTableBytes
             let first = (0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
             let call = h.call(try h.client(), path: "/test.Echo/Echo", messages: [first], halfClose: false)
             XCTAssertTrue(eventually { call.messages.count == 1 })
@@ -243,6 +244,9 @@ final class TransportTests: XCTestCase {
             // A 16 KiB block always holds at least three whole pages.
             XCTAssertTrue(eventually(timeout: 5) { HTTP2MemoryAccounting.releasedFrameBufferBytes - before >= 3 * 4096 },
                           "released \(HTTP2MemoryAccounting.releasedFrameBufferBytes - before) B")
+            // The HPACK rings too, on both sides: server and client announce a decoder table of size 0.
+            XCTAssertTrue(eventually(timeout: 5) { HTTP2MemoryAccounting.releasedHeaderTableBytes - tablesBefore >= 4 * 4096 },
+                          "released \(HTTP2MemoryAccounting.releasedHeaderTableBytes - tablesBefore) B of HPACK rings")
             let released = HTTP2MemoryAccounting.releasedFrameBufferBytes
             let second = (0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
             guard let connection = call.connection, let stream = call.stream else { return XCTFail("no stream") }
@@ -252,6 +256,18 @@ final class TransportTests: XCTestCase {
             XCTAssertEqual(call.messages.last, second)
             // And again once idle after that response.
             XCTAssertTrue(eventually(timeout: 5) { HTTP2MemoryAccounting.releasedFrameBufferBytes > released })
+            // A new stream on the same connection: its request and response headers decode without tables.
+            let again = ClientCall()
+            again.connection = connection
+            connection.eventLoop.execute {
+                guard let stream = connection.openStream(path: "/test.Echo/Echo", handler: again) else {
+                    return again.events.append(.finished(GRPCStatus(.unavailable, "cannot open stream")))
+                }
+                _ = stream.send(second)
+                stream.closeSend()
+            }
+            XCTAssertEqual(again.status(), .ok)
+            XCTAssertEqual(again.messages, [second])
             call.hangUp()
         }
     }
