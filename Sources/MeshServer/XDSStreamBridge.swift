@@ -26,8 +26,6 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     var blocked = false
     let mode: SubscriptionMode
     /// When the latest response of each type was sent and last ACKed, and each unanswered nonce (for send→ACK latency).
-    private var sentAt = TypeURLTable<WallClockTime>()
-    private var ackedAt = TypeURLTable<WallClockTime>()
     private var nonceSentAt: [(nonce: String, at: WallClockTime)] = []
     /// Where this stream keeps its proxy's status for the registry and the rollout controller (set once admitted).
     private var status: ProxyStreamStatus?
@@ -232,8 +230,8 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         guard let actions = withMachine({ $0.handle(event, at: now) }) else { return }
         var publishedAt: Date?
         if case .snapshotChanged = event { publishedAt = service.hub.current?.metadata.createdAt }
-        perform(actions, at: now, publishedAt: publishedAt)
-        if let status { record(touchedTypes(event, actions), in: status) }
+        let times = perform(actions, at: now, publishedAt: publishedAt)
+        if let status { record(touchedTypes(event, actions), in: status, times: times, at: now) }
     }
 
     /// The types whose status an event and its actions may have changed.
@@ -262,27 +260,42 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
         return ""
     }
 
+    /// The types one event's actions sent and ACKed, as bits by `TypeURL.knownIndex` (the bridge serves no other
+    /// type); both happened at the event's time. The stream's status keeps the latest time of each.
+    private struct ActionTimes {
+        var sent: UInt8 = 0
+        var acked: UInt8 = 0
+
+        static func bit(_ typeURL: String) -> UInt8 { TypeURL.knownIndex(typeURL).map { 1 << $0 } ?? 0 }
+    }
+
     /// Copies the machine's status of `types` into the stream's status (read by CSDS, the admin endpoint and the
-    /// rollout controller), then tells the observers once.
-    private func record(_ types: [String], in status: ProxyStreamStatus) {
+    /// rollout controller), with the times of this event's sends and ACKs, then tells the observers once.
+    private func record(_ types: [String], in status: ProxyStreamStatus, times: ActionTimes, at now: WallClockTime) {
         var changed = false
         for typeURL in types {
             guard let machineStatus = withMachine({ $0.proxyStatus(typeURL: typeURL) }) ?? nil else { continue }
-            status.update(machineStatus, sentAt: sentAt[typeURL], ackedAt: ackedAt[typeURL])
+            let bit = ActionTimes.bit(typeURL)
+            status.update(machineStatus, sentAt: times.sent & bit != 0 ? now : nil, ackedAt: times.acked & bit != 0 ? now : nil)
             changed = true
         }
         if changed { service.notify { $0.statusChanged(ObjectIdentifier(self)) } }
     }
 
-    private func perform(_ actions: [StreamAction], at now: WallClockTime, publishedAt: Date?) {
+    private func perform(_ actions: [StreamAction], at now: WallClockTime, publishedAt: Date?) -> ActionTimes {
+        var times = ActionTimes()
         for action in actions {
             switch action {
             case .send(let response):
-                sent(typeURL: response.typeURL, nonce: response.nonce, bytes: write(response.serialized()), at: now, publishedAt: publishedAt)
+                if sent(typeURL: response.typeURL, nonce: response.nonce, bytes: write(response.serialized()), at: now, publishedAt: publishedAt) {
+                    times.sent |= ActionTimes.bit(response.typeURL)
+                }
             case .sendDelta(let response):
-                sent(typeURL: response.typeURL, nonce: response.nonce, bytes: write(response.serialized()), at: now, publishedAt: publishedAt)
+                if sent(typeURL: response.typeURL, nonce: response.nonce, bytes: write(response.serialized()), at: now, publishedAt: publishedAt) {
+                    times.sent |= ActionTimes.bit(response.typeURL)
+                }
             case .ack(let record):
-                ackedAt[record.typeURL] = record.at
+                times.acked |= ActionTimes.bit(record.typeURL)  // record.at is the event's time
                 let seconds = takeNonceSentAt(record.nonce).map { Double(record.at.nanosecondsSinceEpoch - $0.nanosecondsSinceEpoch) / 1e9 }
                 service.notify { $0.acked(ObjectIdentifier(self), record: record, sendToAckSeconds: seconds) }
             case .nack(let record):
@@ -293,22 +306,27 @@ final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
                 finish(status.code, status.message)
             }
         }
+        return times
     }
 
-    private func sent(typeURL: String, nonce: String, bytes: Int, at now: WallClockTime, publishedAt: Date?) {
-        guard bytes > 0 else { return }
-        sentAt[typeURL] = now
+    /// Notes a response handed to the stream; false when it was not (`bytes` 0).
+    private func sent(typeURL: String, nonce: String, bytes: Int, at now: WallClockTime, publishedAt: Date?) -> Bool {
+        guard bytes > 0 else { return false }
         // Unanswered nonces are bounded: a proxy that never ACKs keeps only the latest few.
         if nonceSentAt.count >= 16 { nonceSentAt.removeAll(keepingCapacity: true) }
         nonceSentAt.append((nonce, now))
         let publishToSend = publishedAt.map { Double(now.nanosecondsSinceEpoch) / 1e9 - $0.timeIntervalSince1970 }
         service.notify { $0.responseSent(ObjectIdentifier(self), typeURL: typeURL, bytes: bytes, publishToSendSeconds: publishToSend) }
+        return true
     }
 
     /// When the response with `nonce` was sent, forgetting it (nil if unknown). A short list: one or two are unanswered.
     private func takeNonceSentAt(_ nonce: String) -> WallClockTime? {
         guard let index = nonceSentAt.firstIndex(where: { $0.nonce == nonce }) else { return nil }
-        return nonceSentAt.remove(at: index).at
+        let sentAt = nonceSentAt.remove(at: index).at
+        // Answered: an idle stream keeps no storage for the list (remove(at:) keeps it; 128 bytes per proxy).
+        if nonceSentAt.isEmpty { nonceSentAt = [] }
+        return sentAt
     }
 
     /// Hands the response to the stream; returns the bytes queued (0 when not sent).

@@ -90,7 +90,18 @@ public final class ProxyStreamStatus: @unchecked Sendable {
         /// The machine's status of each type as last copied, with when it was last sent and ACKed: kept as they come
         /// and turned into the operators' `ProxyTypeStatus` only when read (on every event that was ≈ 1,500
         /// instructions per type, for a view read a few times a minute).
-        var types: [(status: ProxyStatus, sentAt: WallClockTime?, ackedAt: WallClockTime?)] = []
+        var types: [TypeEntry] = []
+    }
+
+    /// One type's status and times; the times as plain nanoseconds (`never` for none): two optionals took 16 bytes
+    /// more per type of every stream.
+    private struct TypeEntry {
+        static let never = Int64.min
+        var status: ProxyStatus
+        var sentAt: Int64
+        var ackedAt: Int64
+        var sent: WallClockTime? { sentAt == Self.never ? nil : WallClockTime(nanosecondsSinceEpoch: sentAt) }
+        var acked: WallClockTime? { ackedAt == Self.never ? nil : WallClockTime(nanosecondsSinceEpoch: ackedAt) }
     }
 
     public init(_ record: ProxyStreamRecord) {
@@ -106,7 +117,7 @@ public final class ProxyStreamStatus: @unchecked Sendable {
     public var record: ProxyStreamRecord {
         let (record, types) = lock.withLock { (state.record, state.types) }
         var result = record
-        result.types = types.map { ProxyTypeStatus($0.status, sentAt: $0.sentAt, ackedAt: $0.ackedAt) }
+        result.types = types.map { ProxyTypeStatus($0.status, sentAt: $0.sent, ackedAt: $0.acked) }
         return result
     }
 
@@ -114,16 +125,19 @@ public final class ProxyStreamStatus: @unchecked Sendable {
     /// the lock (keep `body` short): for readers that need a few fields of every stream's status — the rollout
     /// controller's fleet view, rebuilt as often as every 100 ms during a rollout — without building the operators' view.
     public func forEachType(_ body: (_ status: ProxyStatus, _ sentAt: WallClockTime?, _ ackedAt: WallClockTime?) -> Void) {
-        lock.withLock { for entry in state.types { body(entry.status, entry.sentAt, entry.ackedAt) } }
+        lock.withLock { for entry in state.types { body(entry.status, entry.sent, entry.acked) } }
     }
 
-    /// Replaces (or adds) one type's status.
+    /// Replaces (or adds) one type's status; a time given replaces when the type was last sent or ACKed, nil keeps it.
     public func update(_ status: ProxyStatus, sentAt: WallClockTime?, ackedAt: WallClockTime?) {
         lock.withLock {
             if let i = state.types.firstIndex(where: { TypeURL.same($0.status.typeURL, status.typeURL) }) {
-                state.types[i] = (status, sentAt, ackedAt)
+                state.types[i].status = status
+                if let sentAt { state.types[i].sentAt = sentAt.nanosecondsSinceEpoch }
+                if let ackedAt { state.types[i].ackedAt = ackedAt.nanosecondsSinceEpoch }
             } else {
-                state.types.append((status, sentAt, ackedAt))
+                state.types.append(TypeEntry(status: status, sentAt: sentAt?.nanosecondsSinceEpoch ?? TypeEntry.never,
+                                             ackedAt: ackedAt?.nanosecondsSinceEpoch ?? TypeEntry.never))
             }
         }
     }

@@ -68,7 +68,7 @@ extension DiscoveryStream {
     /// SotW subscription replacement, including the legacy rule: an empty list means the wildcard
     /// only until the proxy has named something for this type on this stream.
     private func replaced(_ old: Subscription, with requested: [String], wildcardAllowed: Bool) -> Subscription {
-        var next = Subscription(wildcard: false, names: Set(requested), explicit: old.explicit)
+        var next = Subscription(names: Set(requested), wildcard: false, explicit: old.explicit)
         if requested.isEmpty {
             next.wildcard = wildcardAllowed && !old.explicit
         } else {
@@ -85,7 +85,7 @@ extension DiscoveryStream {
               !claimedVersion.isEmpty, claimedVersion == view.contentVersion(typeURL: state.typeURL) else { return }
         state.sent = view.wildcardSet(typeURL: state.typeURL)
         state.lastVersion = claimedVersion
-        state.status.versionAcked = claimedVersion
+        state.versionAcked = claimedVersion
     }
 
     /// What a response for `state` would hold and carry now, or nil when the proxy already has it. The sets come

@@ -127,8 +127,6 @@ public struct ProxyStatus: Sendable, Hashable {
     public var nonceSent: String?
     /// The snapshot version the latest response was built from.
     public var snapshotVersionSent: String?
-    /// Whether the transport reported the latest response written out.
-    public var flushed: Bool = false
     /// The version the proxy last accepted (on this stream, or claimed on reconnect).
     public var versionAcked: String?
     /// Nonce of the latest accepted response.
@@ -139,11 +137,14 @@ public struct ProxyStatus: Sendable, Hashable {
         set { rejection = newValue.map(Rejection.init) }
     }
     /// Boxed: a rejection is rare, and inline it took 104 of this status's 216 bytes, in every type of every stream.
-    private var rejection: Rejection?
-    /// Whether the proxy subscribes to every resource of the type.
-    public var wildcard: Bool = false
+    var rejection: Rejection?
     /// Explicitly subscribed names, sorted.
     public var subscribedNames: [String] = []
+    /// Whether the proxy subscribes to every resource of the type.
+    public var wildcard: Bool = false
+    /// Whether the transport reported the latest response written out. (The two flags last and together: apart, they
+    /// took 16 bytes more of every type's status of every stream.)
+    public var flushed: Bool = false
 
     public init(typeURL: String) { self.typeURL = typeURL }
 
@@ -156,7 +157,7 @@ public struct ProxyStatus: Sendable, Hashable {
 }
 
 /// A `NackRecord` on the heap (see `ProxyStatus.lastNack`); compared and hashed by its record.
-private final class Rejection: Sendable, Hashable {
+final class Rejection: Sendable, Hashable {
     let record: NackRecord
     init(_ record: NackRecord) { self.record = record }
     static func == (a: Rejection, b: Rejection) -> Bool { a.record == b.record }

@@ -188,4 +188,28 @@ final class ClientStatusTests: XCTestCase {
         ]
         for (text, reason) in cases { XCTAssertEqual(HandshakeFailureReason.classify(text), reason, text) }
     }
+
+    /// A stream's status keeps when each type was last sent and ACKed across updates that carry only one of them: the
+    /// stream reports a time with the event that sets it.
+    func testAStatusKeepsTheLastSendAndAckTimesAcrossUpdates() {
+        let status = ProxyStreamStatus(ProxyStreamRecord(nodeID: "a", group: "g", mode: .adsStateOfTheWorld, peer: "127.0.0.1:1", identity: nil,
+                                                         userAgent: "", connectedAt: Date(), types: []))
+        let sent = WallClockTime(nanosecondsSinceEpoch: 1_700_000_000_000_000_000)
+        let acked = WallClockTime(nanosecondsSinceEpoch: 1_700_000_001_000_000_000)
+        status.update(.example(TypeURL.cluster, .stale, versionSent: "1", snapshot: "s1"), sentAt: sent, ackedAt: nil)
+        status.update(.example(TypeURL.cluster, .synced, versionSent: "1", snapshot: "s1", versionAcked: "1"), sentAt: nil, ackedAt: acked)
+        status.update(.example(TypeURL.cluster, .synced, versionSent: "1", snapshot: "s1", versionAcked: "1"), sentAt: nil, ackedAt: nil)
+        var seen: [(WallClockTime?, WallClockTime?)] = []
+        status.forEachType { _, sentAt, ackedAt in seen.append((sentAt, ackedAt)) }
+        XCTAssertEqual(seen.count, 1)
+        XCTAssertEqual(seen.first?.0, sent)
+        XCTAssertEqual(seen.first?.1, acked)
+        let type = status.record.types.first
+        XCTAssertEqual(type?.status, .synced)
+        XCTAssertEqual(type?.sentAt, Date(wallClock: sent))
+        XCTAssertEqual(type?.ackedAt, Date(wallClock: acked))
+        // A type never sent reports no times.
+        status.update(ProxyStatus(typeURL: TypeURL.endpoint), sentAt: nil, ackedAt: nil)
+        XCTAssertNil(status.record.types.first { $0.typeURL == TypeURL.endpoint }?.sentAt)
+    }
 }
