@@ -14,23 +14,24 @@ import GRPCStatusCodes
 final class XDSStreamBridge: GRPCStreamHandler, SnapshotSubscriber {
     let service: XDSService
     let stream: ServerStream
-    let variant: DiscoveryStream.Variant
     let binding: DiscoveryStream.Binding
     /// Set by the first request. Only ever accessed in place (`hasMachine`, `withMachine`): reading an optional struct
     /// stored in a class — `machine != nil`, `machine?.status` — copies the whole machine, retaining and releasing
     /// every reference it holds, on every event.
     private var machine: DiscoveryStream?
-    private var hasMachine = false
     var group: String?
     var nodeID: String?
-    var blocked = false
-    let mode: SubscriptionMode
-    /// When the latest response of each type was sent and last ACKed, and each unanswered nonce (for send→ACK latency).
+    /// When each unanswered response was sent (for send→ACK latency).
     private var nonceSentAt: [(nonce: String, at: WallClockTime)] = []
     /// Where this stream keeps its proxy's status for the registry and the rollout controller (set once admitted).
     private var status: ProxyStreamStatus?
     /// Messages that arrived while a request waits for the freshness check (processed in order afterwards).
     private var held: [[UInt8]]?
+    // The small fields together, last (stored properties are laid out in declaration order).
+    let variant: DiscoveryStream.Variant
+    let mode: SubscriptionMode
+    private var hasMachine = false
+    var blocked = false
 
     var executor: any SubscriberExecutor { stream.eventLoop }
 

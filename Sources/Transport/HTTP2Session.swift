@@ -305,11 +305,9 @@ final class HTTP2Session {
     private let raw: OpaquePointer
     /// nghttp2's outbound frame buffer, whose pages an idle connection hands back (`releaseIdlePages`).
     private let frameBuffer = OutboundFrameBuffer()
-    private var encodedStreamData = false
     /// Unowned, not weak: the connection owns its session. A weak reference gives the connection a side table, and
     /// every retain and release of it — several per event on every connection — then takes the runtime's slow path.
     unowned var delegate: HTTP2SessionDelegate?
-    let role: Role
     let maxHeaderListBytes: Int
     fileprivate var firstError: String?
 
@@ -343,12 +341,22 @@ final class HTTP2Session {
     /// The payload of the DATA frame nghttp2 is about to send (read from its stream's queue, written by
     /// `sendDataFrame`); `payloadStream` is its stream, `.connection` when there is none.
     private var payloadParts: [ArraySlice<UInt8>] = []
-    private var payloadStream = HTTP2StreamID.connection
     /// Payloads shorter than this are still copied into the frame buffer: they touch at most its first page, and a
     /// copy of a few hundred bytes costs less than handing slices over.
     static let shortestUncopiedPayload = 2048
     /// Bytes waiting in all outbound queues of this session.
     private(set) var queuedBytes = 0
+    /// SETTINGS frames submitted that the peer has not acknowledged yet.
+    private var unacknowledgedSettings = 0
+    // The small fields together, last (stored properties are laid out in declaration order).
+    /// The stream of `payloadParts`.
+    private var payloadStream = HTTP2StreamID.connection
+    /// The decoder table size last announced (RFC 7541's default until then).
+    private var localHeaderTableSize: UInt32 = 4096
+    let role: Role
+    private var encodedStreamData = false
+    /// Whether the HPACK rings' pages were handed back; with both tables at size 0 for good, nothing writes them again.
+    private var headerTablesReleased = false
 
     /// `encoderTableSize`: the HPACK table our encoder may use; 0 in production (see the option below), larger only
     /// for tests that play a peer which indexes its headers, as Envoy does.
@@ -472,13 +480,6 @@ final class HTTP2Session {
         releaseEmptyHeaderTables()
         return frameBuffer.releasePages()
     }
-
-    /// Whether the HPACK rings' pages were handed back; with both tables at size 0 for good, nothing writes them again.
-    private var headerTablesReleased = false
-    /// SETTINGS frames submitted that the peer has not acknowledged yet.
-    private var unacknowledgedSettings = 0
-    /// The decoder table size last announced (RFC 7541's default until then).
-    private var localHeaderTableSize: UInt32 = 4096
 
     /// Hands back the HPACK rings' pages once both dynamic tables are empty and stay so: our encoder's table has size
     /// 0 (session option), and the peer acknowledged a decoder table of size 0, which emptied what its first header

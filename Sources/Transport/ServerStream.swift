@@ -14,7 +14,6 @@ public final class ServerStream: @unchecked Sendable {
     public let path: String
     public let connection: ConnectionContext
     public let eventLoop: EventLoop
-    let streamID: HTTP2StreamID
     /// Its connection until the stream closes (`closed`, called for every stream the connection opened, ends the
     /// cycle). Not weak: a weak reference gave every connection a side table for its life (48 bytes per idle proxy).
     private var owner: GRPCServerConnection?
@@ -22,16 +21,18 @@ public final class ServerStream: @unchecked Sendable {
     private var limits: TransportLimits { limitsReference.limits }
     var handler: (any GRPCStreamHandler)?
     private var deframer: GRPCMessageDeframer
-    private var headersSent = false
-    private var inboundRejected = false
     private var messagesReceived = 0
-    /// Counted against its connection's identity (`TransportLimits.maxStreamsPerIdentity`) until it closes.
-    var countedAgainstIdentity = false
-    private var firstMessageTimer: ScheduledTimer?
+    private var firstMessageTimer = ScheduledTimer.none
+    // The small fields together, last (stored properties are laid out in declaration order).
+    let streamID: HTTP2StreamID
     /// True once a status has been submitted.
     public private(set) var isFinished = false
     /// True once the stream is gone (`onClose` delivered).
     public private(set) var isClosed = false
+    private var headersSent = false
+    private var inboundRejected = false
+    /// Counted against its connection's identity (`TransportLimits.maxStreamsPerIdentity`) until it closes.
+    var countedAgainstIdentity = false
 
     init(streamID: HTTP2StreamID, path: String, connection: ConnectionContext, eventLoop: EventLoop,
          owner: GRPCServerConnection, limits: LimitsReference) {
@@ -51,16 +52,14 @@ public final class ServerStream: @unchecked Sendable {
         // give every stream a weak-reference side table for its whole life (48 bytes per idle proxy).
         firstMessageTimer = eventLoop.schedule(after: timeout) { [self] in
             guard messagesReceived == 0 else { return }
-            self.firstMessageTimer = nil
+            self.firstMessageTimer = .none
             self.finish(GRPCStatus(.deadlineExceeded, "no request message within \(timeout) of opening the stream"))
         }
     }
 
     private func cancelFirstMessageTimer() {
-        if let timer = firstMessageTimer {
-            eventLoop.cancel(timer)
-            firstMessageTimer = nil
-        }
+        eventLoop.cancel(firstMessageTimer)
+        firstMessageTimer = .none
     }
 
     private static let responseHeaders = [HeaderField(":status", "200"), HeaderField("content-type", "application/grpc")]

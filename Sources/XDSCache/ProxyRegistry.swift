@@ -76,22 +76,17 @@ public struct ProxyStreamRecord: Sendable, Codable, Hashable {
 /// type, on every response and ACK, and ≈ 1.4 KB per idle proxy (docs/BENCHMARKS.md, session 12). The lock here
 /// is the stream's own: its writer never waits for another stream.
 public final class ProxyStreamStatus: @unchecked Sendable {
-    // @unchecked Sendable: rule 2 (docs/ARCHITECTURE.md) — `state` is only touched under `lock`; the rest is immutable.
-    /// These never change: read without the lock.
-    public let nodeID: String
-    public let group: String
-    public let mode: SubscriptionMode
+    // @unchecked Sendable: rule 2 (docs/ARCHITECTURE.md) — `types` is only touched under `lock`; the rest is immutable.
+    /// The stream's record without its types: it never changes, so it is read without the lock.
+    private let stream: ProxyStreamRecord
+    public var nodeID: String { stream.nodeID }
+    public var group: String { stream.group }
+    public var mode: SubscriptionMode { stream.mode }
     private let lock = NSLock()
-    private var state: State
-
-    private struct State {
-        /// The stream's record without its types.
-        var record: ProxyStreamRecord
-        /// The machine's status of each type as last copied, with when it was last sent and ACKed: kept as they come
-        /// and turned into the operators' `ProxyTypeStatus` only when read (on every event that was ≈ 1,500
-        /// instructions per type, for a view read a few times a minute).
-        var types: [TypeEntry] = []
-    }
+    /// The machine's status of each type as last copied, with when it was last sent and ACKed: kept as they come and
+    /// turned into the operators' `ProxyTypeStatus` only when read (on every event that was ≈ 1,500 instructions per
+    /// type, for a view read a few times a minute).
+    private var types: [TypeEntry] = []
 
     /// One type's status and times; the times as plain nanoseconds (`never` for none): two optionals took 16 bytes
     /// more per type of every stream.
@@ -105,18 +100,15 @@ public final class ProxyStreamStatus: @unchecked Sendable {
     }
 
     public init(_ record: ProxyStreamRecord) {
-        nodeID = record.nodeID
-        group = record.group
-        mode = record.mode
         var bare = record
         bare.types = []
-        state = State(record: bare)
+        stream = bare
     }
 
     /// The stream's record as it stands.
     public var record: ProxyStreamRecord {
-        let (record, types) = lock.withLock { (state.record, state.types) }
-        var result = record
+        let types = lock.withLock { self.types }
+        var result = stream
         result.types = types.map { ProxyTypeStatus($0.status, sentAt: $0.sent, ackedAt: $0.acked) }
         return result
     }
@@ -125,18 +117,18 @@ public final class ProxyStreamStatus: @unchecked Sendable {
     /// the lock (keep `body` short): for readers that need a few fields of every stream's status — the rollout
     /// controller's fleet view, rebuilt as often as every 100 ms during a rollout — without building the operators' view.
     public func forEachType(_ body: (_ status: ProxyStatus, _ sentAt: WallClockTime?, _ ackedAt: WallClockTime?) -> Void) {
-        lock.withLock { for entry in state.types { body(entry.status, entry.sent, entry.acked) } }
+        lock.withLock { for entry in types { body(entry.status, entry.sent, entry.acked) } }
     }
 
     /// Replaces (or adds) one type's status; a time given replaces when the type was last sent or ACKed, nil keeps it.
     public func update(_ status: ProxyStatus, sentAt: WallClockTime?, ackedAt: WallClockTime?) {
         lock.withLock {
-            if let i = state.types.firstIndex(where: { TypeURL.same($0.status.typeURL, status.typeURL) }) {
-                state.types[i].status = status
-                if let sentAt { state.types[i].sentAt = sentAt.nanosecondsSinceEpoch }
-                if let ackedAt { state.types[i].ackedAt = ackedAt.nanosecondsSinceEpoch }
+            if let i = types.firstIndex(where: { TypeURL.same($0.status.typeURL, status.typeURL) }) {
+                types[i].status = status
+                if let sentAt { types[i].sentAt = sentAt.nanosecondsSinceEpoch }
+                if let ackedAt { types[i].ackedAt = ackedAt.nanosecondsSinceEpoch }
             } else {
-                state.types.append(TypeEntry(status: status, sentAt: sentAt?.nanosecondsSinceEpoch ?? TypeEntry.never,
+                types.append(TypeEntry(status: status, sentAt: sentAt?.nanosecondsSinceEpoch ?? TypeEntry.never,
                                              ackedAt: ackedAt?.nanosecondsSinceEpoch ?? TypeEntry.never))
             }
         }

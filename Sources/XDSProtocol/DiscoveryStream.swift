@@ -65,21 +65,22 @@ public struct DiscoveryStream: Sendable {
     /// would stay with every idle stream for hours.
     public var node: Node? { nodeIdentity.map { Node(id: $0.id, cluster: $0.cluster) } }
     private var nodeIdentity: (id: String, cluster: String)?
-    /// Set once a `.close` action was returned; every later event is ignored.
-    public private(set) var isClosed = false
-    /// Whether the transport can take responses now (see `StreamEvent.writabilityChanged`).
-    public private(set) var isWritable = true
 
     var types = TypeStates()
     /// The keys of `types`, kept as types arrive (never removed): the served types as bits by their
     /// `TypeURL.pushOrder` position, any other type by URL, sorted (there are none with Envoy's usual types).
-    private var servedTypes: UInt8 = 0
     private var otherTypes: [String] = []
     /// The keys of `types` in push order (every push walks them, changing `types` as it goes).
     var typesInPushOrder: TypeURLOrder { TypeURLOrder(ranks: TypeURLOrder.pushRanks, served: servedTypes, others: otherTypes) }
     /// The keys of `types` in removal order (delta ADS).
     var typesInRemovalOrder: TypeURLOrder { TypeURLOrder(ranks: TypeURLOrder.removalRanks, served: servedTypes, others: otherTypes) }
     private var nextNonce: UInt64 = 1
+    // The small fields together, last (stored properties are laid out in declaration order).
+    private var servedTypes: UInt8 = 0
+    /// Set once a `.close` action was returned; every later event is ignored.
+    public private(set) var isClosed = false
+    /// Whether the transport can take responses now (see `StreamEvent.writabilityChanged`).
+    public private(set) var isWritable = true
 
     public init(configuration: Configuration, view: any ResourceSnapshotView) {
         self.configuration = configuration
