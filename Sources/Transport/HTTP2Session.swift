@@ -43,7 +43,7 @@ public enum HTTP2MemoryAccounting {
 ///   both dynamic tables at size 0 they hold no entry, and a ring is only read where it holds entries.
 /// Only blocks allocated during creation are recorded, so nothing else nghttp2 allocates later (an inbound header
 /// buffer that may hold live bytes) is ever released this way.
-final class OutboundFrameBuffer {
+final class ReleasableBlocks {
     static let minimumBytes = 16 * 1024
     /// An HPACK ring: `hd_ringbuf_init` sizes it for a 4,096-byte table of 32-byte minimum entries (nghttp2 1.52
     /// and later), the same for both rings. Nothing else nghttp2 allocates while creating a session has this size.
@@ -121,24 +121,24 @@ final class OutboundFrameBuffer {
     }
 }
 
-private func frameBuffer(_ userData: UnsafeMutableRawPointer?) -> OutboundFrameBuffer? {
-    userData.map { Unmanaged<OutboundFrameBuffer>.fromOpaque($0).takeUnretainedValue() }
+private func releasableBlocks(_ userData: UnsafeMutableRawPointer?) -> ReleasableBlocks? {
+    userData.map { Unmanaged<ReleasableBlocks>.fromOpaque($0).takeUnretainedValue() }
 }
 
 private func countedMalloc(_ size: Int, _ userData: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    let buffer = frameBuffer(userData)
-    let ring = buffer?.isHeaderTableRing(bytes: size) == true
-    guard let pointer = buffer?.isFrameBuffer(bytes: size) == true || ring ? OutboundFrameBuffer.allocatePageAligned(size) : malloc(size) else { return nil }
-    if ring { buffer?.allocatedHeaderTableRing(pointer) }
+    let blocks = releasableBlocks(userData)
+    let ring = blocks?.isHeaderTableRing(bytes: size) == true
+    guard let pointer = blocks?.isFrameBuffer(bytes: size) == true || ring ? ReleasableBlocks.allocatePageAligned(size) : malloc(size) else { return nil }
+    if ring { blocks?.allocatedHeaderTableRing(pointer) }
     let usable = transport_malloc_usable_size(pointer)
     HTTP2MemoryAccounting.bytesInUse.wrappingAdd(usable, ordering: .relaxed)
-    buffer?.allocated(pointer, bytes: usable)
+    blocks?.allocated(pointer, bytes: usable)
     return pointer
 }
 
 private func countedFree(_ pointer: UnsafeMutableRawPointer?, _ userData: UnsafeMutableRawPointer?) {
     guard let pointer else { return }
-    frameBuffer(userData)?.freed(pointer)
+    releasableBlocks(userData)?.freed(pointer)
     HTTP2MemoryAccounting.bytesInUse.wrappingSubtract(transport_malloc_usable_size(pointer), ordering: .relaxed)
     free(pointer)
 }
@@ -147,19 +147,19 @@ private func countedCalloc(_ count: Int, _ size: Int, _ userData: UnsafeMutableR
     guard let pointer = calloc(count, size) else { return nil }
     let usable = transport_malloc_usable_size(pointer)
     HTTP2MemoryAccounting.bytesInUse.wrappingAdd(usable, ordering: .relaxed)
-    frameBuffer(userData)?.allocated(pointer, bytes: usable)
+    releasableBlocks(userData)?.allocated(pointer, bytes: usable)
     return pointer
 }
 
 private func countedRealloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int, _ userData: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     let before = pointer.map { transport_malloc_usable_size($0) } ?? 0
-    if let pointer { frameBuffer(userData)?.freed(pointer) }
+    if let pointer { releasableBlocks(userData)?.freed(pointer) }
     // nghttp2 allocates its frame buffer as realloc(NULL, 16,394).
-    let fresh = pointer == nil && frameBuffer(userData)?.isFrameBuffer(bytes: size) == true
-    guard let resized = fresh ? OutboundFrameBuffer.allocatePageAligned(size) : realloc(pointer, size) else { return nil }
+    let fresh = pointer == nil && releasableBlocks(userData)?.isFrameBuffer(bytes: size) == true
+    guard let resized = fresh ? ReleasableBlocks.allocatePageAligned(size) : realloc(pointer, size) else { return nil }
     let usable = transport_malloc_usable_size(resized)
     HTTP2MemoryAccounting.bytesInUse.wrappingAdd(usable - before, ordering: .relaxed)
-    frameBuffer(userData)?.allocated(resized, bytes: usable)
+    releasableBlocks(userData)?.allocated(resized, bytes: usable)
     return resized
 }
 
@@ -303,8 +303,8 @@ final class HTTP2Session {
     enum Role { case server, client }
 
     private let raw: OpaquePointer
-    /// nghttp2's outbound frame buffer, whose pages an idle connection hands back (`releaseIdlePages`).
-    private let frameBuffer = OutboundFrameBuffer()
+    /// nghttp2's outbound frame buffer and HPACK rings, whose pages an idle connection hands back (`releaseIdlePages`).
+    private let releasableBlocks = ReleasableBlocks()
     /// Unowned, not weak: the connection owns its session. A weak reference gives the connection a side table, and
     /// every retain and release of it — several per event on every connection — then takes the runtime's slow path.
     unowned var delegate: HTTP2SessionDelegate?
@@ -399,18 +399,18 @@ final class HTTP2Session {
             nghttp2_option_set_peer_max_concurrent_streams(option, UInt32(max(1, maxConcurrentStreams)))
         }
 
-        // nghttp2 keeps a copy of the allocator (with this user data) for the session's life; `frameBuffer`
+        // nghttp2 keeps a copy of the allocator (with this user data) for the session's life; `releasableBlocks`
         // outlives `raw` (released after deinit's nghttp2_session_del).
         var allocator = nghttp2_mem(
-            mem_user_data: Unmanaged.passUnretained(frameBuffer).toOpaque(),
+            mem_user_data: Unmanaged.passUnretained(releasableBlocks).toOpaque(),
             malloc: countedMalloc, free: countedFree, calloc: countedCalloc, realloc: countedRealloc)
         var created: OpaquePointer?
         // `self` is not fully initialized yet, so user data is attached right after creation.
-        frameBuffer.recording = true
+        releasableBlocks.recording = true
         let rc = role == .server
             ? nghttp2_session_server_new3(&created, callbacks, nil, option, &allocator)
             : nghttp2_session_client_new3(&created, callbacks, nil, option, &allocator)
-        frameBuffer.recording = false
+        releasableBlocks.recording = false
         guard rc == 0, let created else {
             throw TransportError(.http2, "cannot create nghttp2 session: \(String(cString: nghttp2_strerror(rc)))")
         }
@@ -478,7 +478,7 @@ final class HTTP2Session {
     func releaseIdlePages() -> Int {
         guard !wantsWrite else { return 0 }
         releaseEmptyHeaderTables()
-        return frameBuffer.releasePages()
+        return releasableBlocks.releasePages()
     }
 
     /// Hands back the HPACK rings' pages once both dynamic tables are empty and stay so: our encoder's table has size
@@ -489,17 +489,17 @@ final class HTTP2Session {
               nghttp2_session_get_hd_inflate_dynamic_table_size(raw) == 0,
               nghttp2_session_get_hd_deflate_dynamic_table_size(raw) == 0 else { return }
         headerTablesReleased = true
-        _ = frameBuffer.releaseHeaderTableRings()
+        _ = releasableBlocks.releaseHeaderTableRings()
     }
 
     /// Resident pages of the HPACK rings (for the tests).
-    var headerTableResidentPages: Int { frameBuffer.headerTableResidentPages }
+    var headerTableResidentPages: Int { releasableBlocks.headerTableResidentPages }
 
     /// Bytes of header entries our decoder's table holds (RFC 7541 §4.1 sizes; for the tests).
     var decoderTableBytes: Int { nghttp2_session_get_hd_inflate_dynamic_table_size(raw) }
 
     /// Whole pages of the outbound frame buffer that are resident (for the tests).
-    var frameBufferResidentPages: Int { frameBuffer.residentPages }
+    var frameBufferResidentPages: Int { releasableBlocks.residentPages }
 
     var wantsRead: Bool { nghttp2_session_want_read(raw) != 0 }
     var wantsWrite: Bool { nghttp2_session_want_write(raw) != 0 }
