@@ -42,10 +42,13 @@ extension GRPCClientStreamHandler {
 public final class GRPCClient: Sendable {
     public let configuration: GRPCClientConfiguration
     private let tls: TLSContext?
+    /// What each of its connections reads its limits through (one for all, like the server's).
+    private let limitsReference: LimitsReference
 
     /// Loads the client's TLS credentials.
     public init(configuration: GRPCClientConfiguration) throws(TransportError) {
         self.configuration = configuration
+        limitsReference = LimitsReference(configuration.limits)
         switch configuration.security {
         case .tls(let credentials): tls = try TLSContext.client(credentials)
         case .insecurePlaintext: tls = nil
@@ -67,7 +70,7 @@ public final class GRPCClient: Sendable {
         do {
             connection = try HTTP2Connection(
                 id: 0, loop: loop, fd: fd, peerAddress: "\(configuration.host):\(configuration.port)", role: .client,
-                tls: tls, serverName: serverName, connecting: inProgress != 0, limits: LimitsReference(configuration.limits),
+                tls: tls, serverName: serverName, connecting: inProgress != 0, limits: limitsReference,
                 logger: configuration.logger)
         } catch {
             Glibc.close(fd)

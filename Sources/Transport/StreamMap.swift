@@ -19,15 +19,16 @@ struct StreamMap<Value> {
             return nil
         }
         _modify {
-            let index: Int
-            if let found = entries.firstIndex(where: { $0.id == id }) {
-                index = found
+            if let index = entries.firstIndex(where: { $0.id == id }) {
+                yield &entries[index].value
+                if case .none = entries[index].value { remove(at: index) }
             } else {
-                entries.append((id, nil))
-                index = entries.count - 1
+                // A miss (`map[id] = nil` for a stream without an entry, `map[id]?.x = ...`) adds nothing: an entry is
+                // appended only if the caller stored a value, so the storage is not allocated just to be freed.
+                var value: Value?
+                yield &value
+                if let value { entries.append((id, value)) }
             }
-            yield &entries[index].value
-            if case .none = entries[index].value { remove(at: index) }
         }
     }
 

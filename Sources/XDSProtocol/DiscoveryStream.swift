@@ -437,19 +437,19 @@ struct TypeState: Sendable {
     /// from a state in place copies the fields it needs, not the whole state (≈ 600 instructions per read).
     var status: ProxyStatus {
         @inline(__always) get {
-        var status = ProxyStatus(typeURL: typeURL)
-        if let latest {
-            status.versionSent = latest.version
-            status.nonceSent = latest.nonce
-            status.flushed = !unflushed
-        }
-        status.snapshotVersionSent = snapshotVersionSent
-        status.versionAcked = versionAcked
-        status.nonceAcked = nonceAcked
-        status.rejection = rejection
-        status.wildcard = subscription.wildcard
-        status.subscribedNames = names.sorted
-        return status
+            var status = ProxyStatus(typeURL: typeURL)
+            if let latest {
+                status.versionSent = latest.version
+                status.nonceSent = latest.nonce
+                status.flushed = !unflushed
+            }
+            status.snapshotVersionSent = snapshotVersionSent
+            status.versionAcked = versionAcked
+            status.nonceAcked = nonceAcked
+            status.rejection = rejection
+            status.wildcard = subscription.wildcard
+            status.subscribedNames = names.sorted
+            return status
         }
     }
 
